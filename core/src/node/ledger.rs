@@ -1,0 +1,705 @@
+//! The ledger: per-author hash chains of sealed, signed entries.
+//!
+//! Accepting an incoming entry, in this order (cheap and context-free checks
+//! first, so tampered bytes are rejected before they can count as evidence):
+//!
+//! 1. decode; same network; already stored → duplicate;
+//! 2. epoch: beyond ours → reject; before our join and not yet granted → hold;
+//! 3. the author must be in that epoch's roster; the signature must verify
+//!    with the roster's key;
+//! 4. chain: a different entry at a taken `(author, seq)` is a **fork** — kept
+//!    as evidence, author flagged, never merged; `seq` beyond head + 1 is a
+//!    **gap** — held until the missing entries arrive; `prev` must name the head;
+//! 5. the body must open under the epoch key; a record change must open under
+//!    its record key (else held until the key grant arrives), its Automerge
+//!    actor must be the author, and its dependencies present (else held).
+//!
+//! Held entries wait in the `pending` table and are retried after every batch.
+
+use std::collections::BTreeMap;
+
+use super::{Head, NetworkError, NetworkId, Node, ReceiveError, RejectEntryError};
+use crate::body::{KeyGrantBody, RecordChangeBody};
+use crate::entry::{AuthorId, Entry, EntryHeader, EntryId, EntryKind};
+use crate::keys::{open, EpochKey, Sealed};
+use crate::record::doc::RecordDoc;
+use crate::store::StoreError;
+use crate::wire::WireMessage;
+
+/// Why an entry is held back rather than accepted or rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HoldReason {
+    /// Entries between the author's head and this one are missing.
+    Gap {
+        /// The seq expected next.
+        expected: u64,
+    },
+    /// The epoch precedes our join and no key grant for it has arrived yet.
+    UnknownEpoch(u64),
+    /// The record key is not known yet.
+    MissingRecordKey,
+    /// The Automerge change depends on changes not yet applied.
+    MissingDependencies,
+}
+
+impl HoldReason {
+    fn label(&self) -> String {
+        match self {
+            HoldReason::Gap { expected } => format!("gap: expected seq {expected}"),
+            HoldReason::UnknownEpoch(epoch) => format!("unknown epoch {epoch}"),
+            HoldReason::MissingRecordKey => "missing record key".into(),
+            HoldReason::MissingDependencies => "missing change dependencies".into(),
+        }
+    }
+}
+
+/// The fate of one incoming entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryOutcome {
+    /// Stored and applied.
+    Accepted,
+    /// Already stored.
+    Duplicate,
+    /// Valid so far but waiting for something.
+    Held(HoldReason),
+}
+
+/// What [`Node::receive`] did with a batch.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReceiveReport {
+    /// Entries accepted (including held entries released by this batch).
+    pub accepted: usize,
+    /// Entries already known.
+    pub duplicates: usize,
+    /// Entries currently held back.
+    pub held: usize,
+    /// Commits applied (ours or others').
+    pub commits_applied: usize,
+    /// Commits ignored because their epoch had already been decided.
+    pub commits_stale: usize,
+    /// Our commits that lost their epoch and were re-proposed.
+    pub commits_retried: usize,
+    /// Whether this node learned it was removed.
+    pub removed: bool,
+    /// Entries re-sent because a peer's heads showed it lacked them.
+    pub resent: usize,
+    /// Refused messages with the reason, in arrival order.
+    pub rejected: Vec<RejectEntryError>,
+    /// MLS messages that failed to process (with the reason).
+    pub mls_errors: Vec<String>,
+}
+
+/// One problem found by [`Node::verify_ledger`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerProblem {
+    /// Position in local append order.
+    pub index: usize,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// The result of re-checking a network's whole ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LedgerReport {
+    /// Entries checked.
+    pub entries: usize,
+    /// Distinct authors.
+    pub authors: usize,
+    /// Signatures verified.
+    pub signatures_ok: usize,
+    /// Bodies opened under their epoch key.
+    pub seals_ok: usize,
+    /// Record changes opened under their record key.
+    pub record_seals_ok: usize,
+    /// Record changes whose key this node no longer or never held.
+    pub record_keys_missing: usize,
+    /// Forks kept as evidence.
+    pub forks: u64,
+    /// Flagged authors.
+    pub flagged: usize,
+    /// Everything wrong, in order.
+    pub problems: Vec<LedgerProblem>,
+}
+
+impl LedgerReport {
+    /// No problems, no forks, no flagged authors.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty() && self.forks == 0 && self.flagged == 0
+    }
+}
+
+enum Checked {
+    Ready(Box<Entry>, EntryId, Vec<u8>, EpochKey),
+    Done(EntryOutcome),
+}
+
+impl Node {
+    /// Append an entry of ours. Caller holds the transaction.
+    pub(crate) fn append_entry(
+        &mut self,
+        network: &NetworkId,
+        kind: EntryKind,
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<EntryId, NetworkError> {
+        let header = self.next_header(network, kind, now_ms)?;
+        self.seal_append(network, header, body)
+    }
+
+    pub(crate) fn next_header(
+        &mut self,
+        network: &NetworkId,
+        kind: EntryKind,
+        now_ms: u64,
+    ) -> Result<EntryHeader, NetworkError> {
+        if self.network_row(network)?.state != "active" {
+            return Err(NetworkError::NotAMember);
+        }
+        let author = self.identity.author_id();
+        let (seq, prev) = self
+            .store
+            .head_of(&network.0, &author)?
+            .map(|(seq, id)| (seq + 1, id))
+            .unwrap_or((1, EntryId::ZERO));
+        Ok(EntryHeader {
+            kind,
+            network: network.0.clone(),
+            author,
+            seq,
+            prev,
+            epoch: self.epoch(network)?,
+            time_ms: now_ms,
+        })
+    }
+
+    pub(crate) fn seal_append(
+        &mut self,
+        network: &NetworkId,
+        header: EntryHeader,
+        body: &[u8],
+    ) -> Result<EntryId, NetworkError> {
+        let key = self
+            .store
+            .epoch_key(&network.0, header.epoch)?
+            .ok_or(StoreError::Corrupt("epochs"))?;
+        let entry = Entry::seal_and_sign(
+            header,
+            &EpochKey::from(key),
+            body,
+            self.store.random()?,
+            self.identity.signing_key(),
+        )
+        .map_err(|e| NetworkError::Mls(e.to_string()))?;
+        let bytes = entry.encode();
+        let id = entry.id();
+        let h = &entry.header;
+        self.store
+            .insert_entry(&network.0, &id, &h.author, h.seq, h.epoch, h.kind as u8, &bytes)?;
+        self.store
+            .push_outbox(&network.0, &WireMessage::Entry(bytes).encode())?;
+        Ok(id)
+    }
+
+    /// Feed relay messages, in relay order, as one transaction. `relay_seq` is
+    /// the relay position of the last message; it is stored with the batch so a
+    /// restart resumes after it. Per-message problems land in the report; only
+    /// a store failure fails the batch (and then nothing of it is kept).
+    pub fn receive(
+        &mut self,
+        network: &NetworkId,
+        messages: &[Vec<u8>],
+        relay_seq: Option<u64>,
+        now_ms: u64,
+    ) -> Result<ReceiveReport, ReceiveError> {
+        self.network_row(network)?;
+        self.atomically(|node| {
+            let mut report = ReceiveReport::default();
+            for message in messages {
+                node.receive_one(network, message, now_ms, &mut report)?;
+            }
+            node.retry_pending(network, &mut report)?;
+            report.held = node.store.pending(&network.0)?.len();
+            if let Some(seq) = relay_seq {
+                node.store.set_relay_cursor(&network.0, seq)?;
+            }
+            Ok(report)
+        })
+    }
+
+    fn receive_one(
+        &mut self,
+        network: &NetworkId,
+        message: &[u8],
+        now_ms: u64,
+        report: &mut ReceiveReport,
+    ) -> Result<(), StoreError> {
+        let message = match WireMessage::decode(message) {
+            Ok(message) => message,
+            Err(error) => {
+                report.rejected.push(error.into());
+                return Ok(());
+            }
+        };
+        match message {
+            WireMessage::Entry(bytes) => match self.accept_entry(network, &bytes)? {
+                Ok(EntryOutcome::Accepted) => report.accepted += 1,
+                Ok(EntryOutcome::Duplicate) => report.duplicates += 1,
+                Ok(EntryOutcome::Held(_)) => {}
+                Err(error) => report.rejected.push(error),
+            },
+            WireMessage::Commit(bytes) => match self.handle_commit(network, &bytes, now_ms) {
+                Ok(outcome) => {
+                    use super::mls::CommitOutcome::*;
+                    match outcome {
+                        MergedOurs | Applied => report.commits_applied += 1,
+                        RemovedUs => {
+                            report.commits_applied += 1;
+                            report.removed = true;
+                        }
+                        OursLostRetried => {
+                            report.commits_applied += 1;
+                            report.commits_retried += 1;
+                        }
+                        Stale => report.commits_stale += 1,
+                    }
+                }
+                Err(NetworkError::Store(error)) => return Err(error),
+                Err(error) => report.mls_errors.push(error.to_string()),
+            },
+            // Welcomes are for joiners ([`Node::join`]); members skip them.
+            WireMessage::Welcome(_) => {}
+            WireMessage::Heads { sender, heads } => {
+                if sender != self.identity.author_id() {
+                    report.resent += self.resend_missing(network, &heads)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queue our own entries a peer's heads show it lacks.
+    fn resend_missing(&mut self, network: &NetworkId, heads: &[(AuthorId, u64)]) -> Result<usize, StoreError> {
+        let me = self.identity.author_id();
+        let Some((our_seq, _)) = self.store.head_of(&network.0, &me)? else {
+            return Ok(0);
+        };
+        let theirs = heads
+            .iter()
+            .find(|(author, _)| *author == me)
+            .map(|(_, seq)| *seq)
+            .unwrap_or(0);
+        if theirs >= our_seq {
+            return Ok(0);
+        }
+        let missing = self.store.entries_after(&network.0, &me, theirs, 10_000)?;
+        for bytes in &missing {
+            self.store
+                .push_outbox(&network.0, &WireMessage::Entry(bytes.clone()).encode())?;
+        }
+        Ok(missing.len())
+    }
+
+    /// Queue a heads announcement (and re-publish a pending commit, in case it was lost).
+    pub fn announce_heads(&mut self, network: &NetworkId) -> Result<(), NetworkError> {
+        let heads = self
+            .heads(network)?
+            .into_iter()
+            .map(|h| (h.author, h.seq))
+            .collect();
+        let message = WireMessage::Heads {
+            sender: self.identity.author_id(),
+            heads,
+        };
+        self.store.transaction(|| -> Result<(), StoreError> {
+            self.store.push_outbox(&network.0, &message.encode())
+        })?;
+        Ok(())
+    }
+
+    /// Re-publish our pending commit, if any (after a possible loss in transit).
+    pub fn republish_commit(&mut self, network: &NetworkId) -> Result<bool, NetworkError> {
+        Ok(self.atomically(|node| node.republish_pending_commit(network))?)
+    }
+
+    fn retry_pending(&mut self, network: &NetworkId, report: &mut ReceiveReport) -> Result<(), StoreError> {
+        loop {
+            let mut progress = false;
+            let mut pending: Vec<(EntryHeader, Vec<u8>)> = self
+                .store
+                .pending(&network.0)?
+                .into_iter()
+                .filter_map(|bytes| Entry::decode(&bytes).ok().map(|e| (e.header, bytes)))
+                .collect();
+            pending.sort_by_key(|(h, _)| (h.epoch, h.author, h.seq));
+            for (_, bytes) in pending {
+                let id = Entry::decode(&bytes)
+                    .map(|e| e.id())
+                    .map_err(|_| StoreError::Corrupt("pending"))?;
+                match self.accept_entry(network, &bytes)? {
+                    Ok(EntryOutcome::Held(_)) => {}
+                    Ok(EntryOutcome::Accepted) => {
+                        self.store.delete_pending(&network.0, &id)?;
+                        report.accepted += 1;
+                        progress = true;
+                    }
+                    Ok(EntryOutcome::Duplicate) => {
+                        self.store.delete_pending(&network.0, &id)?;
+                    }
+                    Err(error) => {
+                        self.store.delete_pending(&network.0, &id)?;
+                        report.rejected.push(error);
+                    }
+                }
+            }
+            if !progress {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Decode and authenticate an entry: steps 1–4 of the module docs.
+    fn check_entry(
+        &mut self,
+        network: &NetworkId,
+        bytes: &[u8],
+    ) -> Result<Result<Checked, RejectEntryError>, StoreError> {
+        let entry = match Entry::decode(bytes) {
+            Ok(entry) => entry,
+            Err(error) => return Ok(Err(error.into())),
+        };
+        if entry.header.network != network.0 {
+            return Ok(Err(RejectEntryError::WrongNetwork));
+        }
+        let id = entry.id();
+        if self.store.has_entry(&network.0, &id)? {
+            return Ok(Ok(Checked::Done(EntryOutcome::Duplicate)));
+        }
+        let h = entry.header.clone();
+        let current = match self.epoch(network) {
+            Ok(epoch) => epoch,
+            Err(NetworkError::Store(error)) => return Err(error),
+            Err(_) => return Ok(Err(RejectEntryError::WrongNetwork)),
+        };
+        if h.epoch > current {
+            return Ok(Err(RejectEntryError::FutureEpoch {
+                epoch: h.epoch,
+                current,
+            }));
+        }
+        let joined_epoch = match self.store.network(&network.0)? {
+            Some(row) => row.joined_epoch,
+            None => return Ok(Err(RejectEntryError::WrongNetwork)),
+        };
+        let Some(epoch_key) = self.store.epoch_key(&network.0, h.epoch)? else {
+            if h.epoch >= joined_epoch {
+                // An epoch we were never part of (e.g. after our removal).
+                return Ok(Err(RejectEntryError::NoEpochKey(h.epoch)));
+            }
+            let reason = HoldReason::UnknownEpoch(h.epoch);
+            self.store.put_pending(&network.0, &id, bytes, &reason.label())?;
+            return Ok(Ok(Checked::Done(EntryOutcome::Held(reason))));
+        };
+        let Some(public_key) = self.store.roster_public_key(&network.0, h.epoch, &h.author)? else {
+            return Ok(Err(RejectEntryError::NotAMember { epoch: h.epoch }));
+        };
+        if let Err(error) = entry.verify(&public_key) {
+            return Ok(Err(error.into()));
+        }
+        if let Some(existing) = self.store.entry_at(&network.0, &h.author, h.seq)? {
+            self.store
+                .put_fork(&network.0, &h.author, h.seq, &existing, &id, bytes)?;
+            self.store.flag_author(&network.0, &h.author, "fork")?;
+            self.store.delete_pending(&network.0, &id)?;
+            return Ok(Err(RejectEntryError::Fork { seq: h.seq }));
+        }
+        let (head_seq, head_id) = self
+            .store
+            .head_of(&network.0, &h.author)?
+            .unwrap_or((0, EntryId::ZERO));
+        if h.seq > head_seq + 1 {
+            if h.kind == EntryKind::KeyGrant {
+                // An authenticated grant's keys are usable before the entry
+                // takes its chain position: a joiner's history grant must be
+                // able to unlock the earlier entries that fill the gap.
+                let epoch_key = EpochKey::from(epoch_key.clone());
+                if let Ok(grant) = entry.open(&epoch_key).map(|b| KeyGrantBody::decode(&b)) {
+                    if let Ok(grant) = grant {
+                        self.store_grant(network, &grant)?;
+                    }
+                }
+            }
+            let reason = HoldReason::Gap {
+                expected: head_seq + 1,
+            };
+            self.store.put_pending(&network.0, &id, bytes, &reason.label())?;
+            return Ok(Ok(Checked::Done(EntryOutcome::Held(reason))));
+        }
+        if h.prev != head_id {
+            // Signed by the author, yet not continuing its own chain: a fork
+            // from an earlier point. Keep as evidence.
+            self.store
+                .put_fork(&network.0, &h.author, h.seq, &head_id, &id, bytes)?;
+            self.store.flag_author(&network.0, &h.author, "fork")?;
+            self.store.delete_pending(&network.0, &id)?;
+            return Ok(Err(RejectEntryError::Fork { seq: h.seq }));
+        }
+        Ok(Ok(Checked::Ready(
+            Box::new(entry),
+            id,
+            bytes.to_vec(),
+            EpochKey::from(epoch_key),
+        )))
+    }
+
+    /// Accept, hold or reject one entry. `Err` only for store failures.
+    pub(crate) fn accept_entry(
+        &mut self,
+        network: &NetworkId,
+        bytes: &[u8],
+    ) -> Result<Result<EntryOutcome, RejectEntryError>, StoreError> {
+        let (entry, id, bytes, epoch_key) = match self.check_entry(network, bytes)? {
+            Err(error) => return Ok(Err(error)),
+            Ok(Checked::Done(outcome)) => return Ok(Ok(outcome)),
+            Ok(Checked::Ready(entry, id, bytes, key)) => (entry, id, bytes, key),
+        };
+        let body = match entry.open(&epoch_key) {
+            Ok(body) => body,
+            Err(error) => return Ok(Err(RejectEntryError::Seal(error))),
+        };
+        let h = &entry.header;
+        match h.kind {
+            EntryKind::KeyGrant => {
+                let grant = match KeyGrantBody::decode(&body) {
+                    Ok(grant) => grant,
+                    Err(error) => return Ok(Err(RejectEntryError::MalformedBody(error.to_string()))),
+                };
+                self.store_grant(network, &grant)?;
+            }
+            EntryKind::RecordChange => {
+                match self.apply_record_change(network, &entry, &id, &bytes, &body)? {
+                    Ok(None) => {}
+                    Ok(Some(reason)) => return Ok(Ok(EntryOutcome::Held(reason))),
+                    Err(error) => return Ok(Err(error)),
+                }
+            }
+        }
+        self.store
+            .insert_entry(&network.0, &id, &h.author, h.seq, h.epoch, h.kind as u8, &bytes)?;
+        Ok(Ok(EntryOutcome::Accepted))
+    }
+
+    fn store_grant(&mut self, network: &NetworkId, grant: &KeyGrantBody) -> Result<(), StoreError> {
+        for epoch in &grant.epochs {
+            self.store.put_epoch(&network.0, epoch)?;
+        }
+        for key in &grant.record_keys {
+            self.store.put_record_key(&network.0, key)?;
+        }
+        Ok(())
+    }
+
+    /// Open and apply a record change; `Ok(Some(reason))` = hold.
+    fn apply_record_change(
+        &mut self,
+        network: &NetworkId,
+        entry: &Entry,
+        id: &EntryId,
+        bytes: &[u8],
+        body: &[u8],
+    ) -> Result<Result<Option<HoldReason>, RejectEntryError>, StoreError> {
+        let change = match self.open_record_change(network, entry, body)? {
+            Ok(change) => change,
+            Err(RejectEntryError::NoRecordKey) => {
+                let reason = HoldReason::MissingRecordKey;
+                self.store.put_pending(&network.0, id, bytes, &reason.label())?;
+                return Ok(Ok(Some(reason)));
+            }
+            Err(error) => return Ok(Err(error)),
+        };
+        let (record, change) = change;
+        let info = match RecordDoc::inspect_change(&change) {
+            Ok(info) => info,
+            Err(error) => return Ok(Err(RejectEntryError::BadChange(error.to_string()))),
+        };
+        if info.actor != entry.header.author.0 {
+            self.store
+                .flag_author(&network.0, &entry.header.author, "actor mismatch")?;
+            return Ok(Err(RejectEntryError::ActorMismatch));
+        }
+        let actor = self.identity.author_id();
+        let doc = self.doc_mut(network, &record, actor)?;
+        if !doc.missing_deps(&info.deps).is_empty() {
+            let reason = HoldReason::MissingDependencies;
+            self.store.put_pending(&network.0, id, bytes, &reason.label())?;
+            return Ok(Ok(Some(reason)));
+        }
+        if let Err(error) = doc.apply_change(&change) {
+            return Ok(Err(RejectEntryError::BadChange(error.to_string())));
+        }
+        self.dirty.insert((network.0.clone(), record));
+        Ok(Ok(None))
+    }
+
+    /// Open both seals of a record change: `(record id, Automerge change bytes)`.
+    fn open_record_change(
+        &self,
+        network: &NetworkId,
+        entry: &Entry,
+        body: &[u8],
+    ) -> Result<Result<(String, Vec<u8>), RejectEntryError>, StoreError> {
+        let body = match RecordChangeBody::decode(body) {
+            Ok(body) => body,
+            Err(error) => return Ok(Err(RejectEntryError::MalformedBody(error.to_string()))),
+        };
+        let Some(key) = self.store.record_key(&network.0, &body.record, &body.key_id)? else {
+            return Ok(Err(RejectEntryError::NoRecordKey));
+        };
+        let sealed = match Sealed::from_bytes(&body.change) {
+            Ok(sealed) => sealed,
+            Err(error) => return Ok(Err(RejectEntryError::RecordSeal(error))),
+        };
+        let aad = RecordChangeBody::inner_aad(&entry.header.encode(), &body.record);
+        match open(&key, &aad, &sealed) {
+            Ok(change) => Ok(Ok((body.record, change))),
+            Err(error) => Ok(Err(RejectEntryError::RecordSeal(error))),
+        }
+    }
+
+    /// Re-apply one stored record change to the materialised records
+    /// (rebuild). Entries whose record key was shredded are skipped.
+    pub(crate) fn replay_entry(&mut self, network: &NetworkId, bytes: &[u8]) -> Result<bool, NetworkError> {
+        let entry = Entry::decode(bytes).map_err(|_| StoreError::Corrupt("entries.bytes"))?;
+        if entry.header.kind != EntryKind::RecordChange {
+            return Ok(false);
+        }
+        let key = self
+            .store
+            .epoch_key(&network.0, entry.header.epoch)?
+            .ok_or(StoreError::Corrupt("epochs"))?;
+        let body = entry
+            .open(&EpochKey::from(key))
+            .map_err(|_| StoreError::Corrupt("entries.bytes"))?;
+        let (record, change) = match self.open_record_change(network, &entry, &body)? {
+            Ok(opened) => opened,
+            Err(RejectEntryError::NoRecordKey) => return Ok(false),
+            Err(_) => return Err(StoreError::Corrupt("entries.bytes").into()),
+        };
+        let actor = self.identity.author_id();
+        self.doc_mut(network, &record, actor)?
+            .apply_change(&change)
+            .map_err(|_| StoreError::Corrupt("entries.bytes"))?;
+        self.dirty.insert((network.0.clone(), record));
+        Ok(true)
+    }
+
+    /// Try to read an entry with the keys this node holds, without storing
+    /// anything: `Ok(kind)` if every seal opens. Used to show what a node
+    /// (e.g. a removed member) can and cannot decrypt.
+    pub fn can_read_entry(&mut self, network: &NetworkId, bytes: &[u8]) -> Result<EntryKind, RejectEntryError> {
+        let entry = Entry::decode(bytes)?;
+        let key = self
+            .store
+            .epoch_key(&network.0, entry.header.epoch)
+            .ok()
+            .flatten()
+            .ok_or(RejectEntryError::NoEpochKey(entry.header.epoch))?;
+        let body = entry
+            .open(&EpochKey::from(key))
+            .map_err(RejectEntryError::Seal)?;
+        if entry.header.kind == EntryKind::RecordChange {
+            self.open_record_change(network, &entry, &body)
+                .map_err(|e| RejectEntryError::BadChange(e.to_string()))??;
+        }
+        Ok(entry.header.kind)
+    }
+
+    /// Per-author heads of the network's ledger.
+    pub fn heads(&self, network: &NetworkId) -> Result<Vec<Head>, NetworkError> {
+        Ok(self
+            .store
+            .heads(&network.0)?
+            .into_iter()
+            .map(|(author, seq, id)| Head { author, seq, id })
+            .collect())
+    }
+
+    /// Authors flagged (forks, actor mismatches) with the reason.
+    pub fn flagged_authors(&self, network: &NetworkId) -> Result<Vec<(AuthorId, String)>, NetworkError> {
+        Ok(self.store.flagged(&network.0)?)
+    }
+
+    /// Why each held entry waits.
+    pub fn held_entries(&self, network: &NetworkId) -> Result<Vec<String>, NetworkError> {
+        Ok(self.store.pending_reasons(&network.0)?)
+    }
+
+    /// Every stored entry of a network in local append order (encoded).
+    pub fn ledger_entries(&self, network: &NetworkId) -> Result<Vec<Vec<u8>>, NetworkError> {
+        Ok(self.store.entries(&network.0)?)
+    }
+
+    /// Re-check every stored entry: decoding, roster membership, signature,
+    /// per-author chain continuity, the epoch seal, the record seal and the
+    /// actor binding. Problems are listed, never fixed.
+    pub fn verify_ledger(&mut self, network: &NetworkId) -> Result<LedgerReport, NetworkError> {
+        self.network_row(network)?;
+        let entries = self.store.entries(&network.0)?;
+        let mut report = LedgerReport {
+            entries: entries.len(),
+            forks: self.store.fork_count(&network.0)?,
+            flagged: self.store.flagged(&network.0)?.len(),
+            ..LedgerReport::default()
+        };
+        let mut chains: BTreeMap<AuthorId, (u64, EntryId)> = BTreeMap::new();
+        for (index, bytes) in entries.iter().enumerate() {
+            let mut problem = |text: String| report.problems.push(LedgerProblem { index, problem: text });
+            let entry = match Entry::decode(bytes) {
+                Ok(entry) => entry,
+                Err(error) => {
+                    problem(format!("undecodable: {error}"));
+                    continue;
+                }
+            };
+            let h = &entry.header;
+            let (seq, prev) = chains.get(&h.author).copied().unwrap_or((0, EntryId::ZERO));
+            if h.seq != seq + 1 || h.prev != prev {
+                problem(format!("chain broken at seq {}", h.seq));
+            }
+            chains.insert(h.author, (h.seq, entry.id()));
+            match self.store.roster_public_key(&network.0, h.epoch, &h.author)? {
+                None => problem(format!("author not in roster of epoch {}", h.epoch)),
+                Some(key) => match entry.verify(&key) {
+                    Ok(()) => report.signatures_ok += 1,
+                    Err(error) => problem(format!("seq {}: {error}", h.seq)),
+                },
+            }
+            let Some(epoch_key) = self.store.epoch_key(&network.0, h.epoch)? else {
+                problem(format!("no key for epoch {}", h.epoch));
+                continue;
+            };
+            let body = match entry.open(&EpochKey::from(epoch_key)) {
+                Ok(body) => {
+                    report.seals_ok += 1;
+                    body
+                }
+                Err(error) => {
+                    problem(format!("seq {}: {error}", h.seq));
+                    continue;
+                }
+            };
+            if h.kind == EntryKind::RecordChange {
+                match self.open_record_change(network, &entry, &body)? {
+                    Ok((_, change)) => match RecordDoc::inspect_change(&change) {
+                        Ok(info) if info.actor == h.author.0 => report.record_seals_ok += 1,
+                        Ok(_) => problem(format!("seq {}: change actor is not the author", h.seq)),
+                        Err(error) => problem(format!("seq {}: {error}", h.seq)),
+                    },
+                    Err(RejectEntryError::NoRecordKey) => report.record_keys_missing += 1,
+                    Err(error) => problem(format!("seq {}: {error}", h.seq)),
+                }
+            }
+        }
+        report.authors = chains.len();
+        Ok(report)
+    }
+}

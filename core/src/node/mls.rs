@@ -1,0 +1,493 @@
+//! MLS networks: create, invite, join, remove, self-update, and Commit
+//! processing in relay order (DESIGN §5).
+//!
+//! A node never merges its own Commit when it creates it. The Commit is stored
+//! as pending and published; when the relay delivers the first Commit for the
+//! current epoch, that one wins: if it is ours we merge our pending commit,
+//! otherwise we discard ours, apply theirs, and re-propose our intent against
+//! the new epoch. Every member thus applies the same Commit per epoch without
+//! any compare-and-set on the relay.
+
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::{
+    BasicCredential, Ciphersuite, KeyPackage, KeyPackageIn, LeafNodeIndex, LeafNodeParameters,
+    MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn,
+    MlsMessageOut, ProcessedMessageContent, ProtocolVersion, StagedWelcome,
+};
+use openmls_traits::OpenMlsProvider as _;
+
+use super::{MemberInfo, NetworkError, NetworkId, NetworkInfo, Node};
+use crate::body::{EpochGrant, KeyGrantBody, RecordKeyGrant, RosterMember};
+use crate::codec::Reader;
+use crate::entry::{AuthorId, EntryKind};
+use crate::identity::fingerprint_of;
+use crate::keys::{SecretKey, EPOCH_KEY_LABEL};
+use crate::store::{PendingCommitRow, StoreError};
+use crate::wire::WireMessage;
+
+/// The one ciphersuite careledger networks use.
+pub const CIPHERSUITE: Ciphersuite =
+    Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519;
+
+/// openmls keeps this many past epochs for late transport messages; content
+/// keys persist separately, so transport forward secrecy can stay tight.
+const MLS_PAST_EPOCHS: usize = 2;
+
+/// What a pending commit was meant to do, kept to re-propose it if it loses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Intent {
+    Add(Vec<u8>),
+    Remove(AuthorId),
+    Update,
+}
+
+impl Intent {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Intent::Add(key_package) => [&[1u8][..], key_package].concat(),
+            Intent::Remove(author) => [&[2u8][..], &author.0].concat(),
+            Intent::Update => vec![3],
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let mut r = Reader::new(bytes);
+        let corrupt = |_| StoreError::Corrupt("pending_commit.intent");
+        match r.u8("intent").map_err(corrupt)? {
+            1 => Ok(Intent::Add(bytes[1..].to_vec())),
+            2 => Ok(Intent::Remove(AuthorId(r.array("author").map_err(corrupt)?))),
+            3 => Ok(Intent::Update),
+            _ => Err(StoreError::Corrupt("pending_commit.intent")),
+        }
+    }
+}
+
+/// What processing one Commit did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CommitOutcome {
+    /// Our own pending commit won and was merged.
+    MergedOurs,
+    /// Another member's commit was applied.
+    Applied,
+    /// Another member's commit was applied and removed this node.
+    RemovedUs,
+    /// Applied theirs; our pending commit lost and was re-proposed.
+    OursLostRetried,
+    /// A Commit for an epoch already past (a loser, or a duplicate): ignored.
+    Stale,
+}
+
+fn mls_error(error: impl std::fmt::Display) -> NetworkError {
+    NetworkError::Mls(error.to_string())
+}
+
+fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .use_ratchet_tree_extension(true)
+        .max_past_epochs(MLS_PAST_EPOCHS)
+        .build()
+}
+
+impl Node {
+    pub(crate) fn group(&mut self, network: &NetworkId) -> Result<&mut MlsGroup, NetworkError> {
+        if !self.groups.contains_key(&network.0) {
+            let group_id = openmls::prelude::GroupId::from_slice(&network.0);
+            let group = MlsGroup::load(self.store.provider().storage(), &group_id)
+                .map_err(|e| StoreError::Sqlite(e))?
+                .ok_or(NetworkError::UnknownNetwork)?;
+            self.groups.insert(network.0.clone(), group);
+        }
+        self.groups
+            .get_mut(&network.0)
+            .ok_or(NetworkError::UnknownNetwork)
+    }
+
+    /// A fresh MLS KeyPackage (serialized `MlsMessageOut`) for another member to invite us.
+    pub fn key_package(&mut self) -> Result<Vec<u8>, NetworkError> {
+        let signer = self.identity.mls_signer();
+        let credential = self.identity.credential_with_key();
+        let store = &self.store;
+        store.transaction(|| {
+            let provider = store.provider();
+            let bundle = KeyPackage::builder()
+                .build(CIPHERSUITE, &provider, &signer, credential)
+                .map_err(mls_error)?;
+            MlsMessageOut::from(bundle.key_package().clone())
+                .tls_serialize_detached()
+                .map_err(mls_error)
+        })
+    }
+
+    /// Create a network with this node as its only member.
+    pub fn create_network(&mut self, label: &str) -> Result<NetworkId, NetworkError> {
+        let signer = self.identity.mls_signer();
+        let credential = self.identity.credential_with_key();
+        let network = NetworkId(self.store.random::<16>()?.to_vec());
+        self.atomically(|node| {
+            let config = MlsGroupCreateConfig::builder()
+                .ciphersuite(CIPHERSUITE)
+                .use_ratchet_tree_extension(true)
+                .max_past_epochs(MLS_PAST_EPOCHS)
+                .build();
+            let group = MlsGroup::new_with_group_id(
+                &node.store.provider(),
+                &signer,
+                &config,
+                openmls::prelude::GroupId::from_slice(&network.0),
+                credential,
+            )
+            .map_err(mls_error)?;
+            node.store.insert_network(&network.0, label, 0)?;
+            node.groups.insert(network.0.clone(), group);
+            node.record_epoch(&network)?;
+            Ok(network.clone())
+        })
+    }
+
+    /// Join a network from a serialized Welcome made for one of our key packages.
+    pub fn join(&mut self, welcome: &[u8], label: &str) -> Result<NetworkId, NetworkError> {
+        let message = MlsMessageIn::tls_deserialize_exact(welcome)
+            .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?;
+        let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
+            return Err(NetworkError::InvalidWelcome("not a Welcome message".into()));
+        };
+        self.atomically(|node| {
+            let provider = node.store.provider();
+            let group = StagedWelcome::new_from_welcome(&provider, &join_config(), welcome, None)
+                .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?
+                .into_group(&provider)
+                .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?;
+            let network = NetworkId(group.group_id().as_slice().to_vec());
+            if node.store.network(&network.0)?.is_some() {
+                return Err(NetworkError::InvalidWelcome(
+                    "already a member of this network".into(),
+                ));
+            }
+            node.store
+                .insert_network(&network.0, label, group.epoch().as_u64())?;
+            node.groups.insert(network.0.clone(), group);
+            node.record_epoch(&network)?;
+            Ok(network)
+        })
+    }
+
+    /// Propose adding the owner of `key_package`; takes effect when the Commit wins.
+    pub fn invite(&mut self, network: &NetworkId, key_package: &[u8]) -> Result<(), NetworkError> {
+        self.validate_key_package(key_package)?;
+        self.atomically(|node| node.propose(network, Intent::Add(key_package.to_vec())))
+    }
+
+    /// Propose removing a member; takes effect when the Commit wins. Record keys
+    /// are rotated then, so the removed node cannot read anything written later.
+    pub fn remove(&mut self, network: &NetworkId, member: &AuthorId) -> Result<(), NetworkError> {
+        if !self.members(network)?.iter().any(|m| m.author == *member) {
+            return Err(NetworkError::UnknownMember);
+        }
+        self.atomically(|node| node.propose(network, Intent::Remove(*member)))
+    }
+
+    /// Propose a self-update (fresh leaf key material: post-compromise security).
+    pub fn update_keys(&mut self, network: &NetworkId) -> Result<(), NetworkError> {
+        self.atomically(|node| node.propose(network, Intent::Update))
+    }
+
+    fn validate_key_package(&self, bytes: &[u8]) -> Result<KeyPackage, NetworkError> {
+        let message = MlsMessageIn::tls_deserialize_exact(bytes)
+            .map_err(|e| NetworkError::InvalidKeyPackage(e.to_string()))?;
+        let MlsMessageBodyIn::KeyPackage(key_package) = message.extract() else {
+            return Err(NetworkError::InvalidKeyPackage("not a KeyPackage message".into()));
+        };
+        let key_package: KeyPackageIn = key_package;
+        let key_package = key_package
+            .validate(self.store.crypto(), ProtocolVersion::Mls10)
+            .map_err(|e| NetworkError::InvalidKeyPackage(e.to_string()))?;
+        if key_package.ciphersuite() != CIPHERSUITE {
+            return Err(NetworkError::InvalidKeyPackage("unsupported ciphersuite".into()));
+        }
+        Ok(key_package)
+    }
+
+    /// Create the commit for `intent`, store it as pending and queue it for the relay.
+    fn propose(&mut self, network: &NetworkId, intent: Intent) -> Result<(), NetworkError> {
+        if self.store.pending_commit(&network.0)?.is_some() {
+            return Err(NetworkError::CommitPending);
+        }
+        if self.network_row(network)?.state != "active" {
+            return Err(NetworkError::NotAMember);
+        }
+        let signer = self.identity.mls_signer();
+        let key_package = match &intent {
+            Intent::Add(bytes) => Some(self.validate_key_package(bytes)?),
+            _ => None,
+        };
+        let leaf = match &intent {
+            Intent::Remove(author) => Some(self.leaf_of(network, author)?),
+            _ => None,
+        };
+        let store = &self.store;
+        let group = self.groups.get_mut(&network.0);
+        let group = match group {
+            Some(group) => group,
+            None => return Err(NetworkError::UnknownNetwork),
+        };
+        let provider = store.provider();
+        let epoch = group.epoch().as_u64();
+        let (commit, welcome) = match (&intent, key_package, leaf) {
+            (Intent::Add(_), Some(key_package), _) => {
+                let (commit, welcome, _) = group
+                    .add_members(&provider, &signer, &[key_package])
+                    .map_err(mls_error)?;
+                (commit, Some(welcome))
+            }
+            (Intent::Remove(_), _, Some(leaf)) => {
+                let (commit, _, _) = group
+                    .remove_members(&provider, &signer, &[leaf])
+                    .map_err(mls_error)?;
+                (commit, None)
+            }
+            _ => {
+                let bundle = group
+                    .self_update(&provider, &signer, LeafNodeParameters::default())
+                    .map_err(mls_error)?;
+                (bundle.commit().clone(), None)
+            }
+        };
+        let commit = commit.tls_serialize_detached().map_err(mls_error)?;
+        let welcome = welcome
+            .map(|w| w.tls_serialize_detached())
+            .transpose()
+            .map_err(mls_error)?;
+        store.set_pending_commit(
+            &network.0,
+            &PendingCommitRow {
+                epoch,
+                commit: commit.clone(),
+                welcome,
+                intent: intent.encode(),
+            },
+        )?;
+        store.push_outbox(&network.0, &WireMessage::Commit(commit).encode())?;
+        Ok(())
+    }
+
+    fn leaf_of(&mut self, network: &NetworkId, author: &AuthorId) -> Result<LeafNodeIndex, NetworkError> {
+        self.group(network)?
+            .members()
+            .find(|m| AuthorId::of_public_key(&m.signature_key) == *author)
+            .map(|m| m.index)
+            .ok_or(NetworkError::UnknownMember)
+    }
+
+    /// Re-publish a pending commit that may have been lost in transit.
+    pub(crate) fn republish_pending_commit(&mut self, network: &NetworkId) -> Result<bool, StoreError> {
+        match self.store.pending_commit(&network.0)? {
+            Some(row) => {
+                self.store
+                    .push_outbox(&network.0, &WireMessage::Commit(row.commit).encode())?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Handle one Commit in relay order. Caller holds the transaction.
+    pub(crate) fn handle_commit(
+        &mut self,
+        network: &NetworkId,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<CommitOutcome, NetworkError> {
+        if self.network_row(network)?.state != "active" {
+            return Ok(CommitOutcome::Stale);
+        }
+        let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(mls_error)?;
+        let protocol = message.try_into_protocol_message().map_err(mls_error)?;
+        if protocol.group_id().as_slice() != network.0.as_slice() {
+            return Err(NetworkError::Mls("commit for another group".into()));
+        }
+        let current = self.group(network)?.epoch().as_u64();
+        let epoch = protocol.epoch().as_u64();
+        if epoch != current {
+            // Older: a loser or duplicate of an applied epoch. Newer: cannot come
+            // first in relay order; ignoring it keeps every member on one history.
+            return Ok(CommitOutcome::Stale);
+        }
+        let pending = self.store.pending_commit(&network.0)?;
+        if let Some(row) = pending.as_ref().filter(|row| row.commit == bytes) {
+            let row = row.clone();
+            let store = &self.store;
+            let group = self.groups.get_mut(&network.0).ok_or(NetworkError::UnknownNetwork)?;
+            group
+                .merge_pending_commit(&store.provider())
+                .map_err(mls_error)?;
+            store.clear_pending_commit(&network.0)?;
+            self.record_epoch(network)?;
+            if let Some(welcome) = row.welcome {
+                self.store
+                    .push_outbox(&network.0, &WireMessage::Welcome(welcome).encode())?;
+            }
+            match Intent::decode(&row.intent)? {
+                Intent::Add(_) => self.grant_history(network, now_ms)?,
+                Intent::Remove(_) => self.rotate_record_keys(network, now_ms)?,
+                Intent::Update => {}
+            }
+            return Ok(CommitOutcome::MergedOurs);
+        }
+        // Someone else's commit won this epoch.
+        let store = &self.store;
+        let group = self.groups.get_mut(&network.0).ok_or(NetworkError::UnknownNetwork)?;
+        let provider = store.provider();
+        if pending.is_some() {
+            group
+                .clear_pending_commit(provider.storage())
+                .map_err(mls_error)?;
+            store.clear_pending_commit(&network.0)?;
+        }
+        let processed = group.process_message(&provider, protocol).map_err(mls_error)?;
+        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
+            return Err(NetworkError::Mls("expected a Commit".into()));
+        };
+        let removed = staged.self_removed();
+        group
+            .merge_staged_commit(&provider, *staged)
+            .map_err(mls_error)?;
+        if removed {
+            store.set_network_state(&network.0, "removed")?;
+            store.clear_pending_commit(&network.0)?;
+            return Ok(CommitOutcome::RemovedUs);
+        }
+        self.record_epoch(network)?;
+        if let Some(row) = pending {
+            let intent = Intent::decode(&row.intent)?;
+            let still_wanted = match &intent {
+                Intent::Remove(author) => self.leaf_of(network, author).is_ok(),
+                _ => true,
+            };
+            if still_wanted {
+                self.propose(network, intent)?;
+            }
+            return Ok(CommitOutcome::OursLostRetried);
+        }
+        Ok(CommitOutcome::Applied)
+    }
+
+    /// Export the epoch key of the group's current epoch and store it with the roster.
+    fn record_epoch(&mut self, network: &NetworkId) -> Result<(), NetworkError> {
+        let store = &self.store;
+        let group = self.groups.get(&network.0).ok_or(NetworkError::UnknownNetwork)?;
+        let epoch = group.epoch().as_u64();
+        let mut context = network.0.clone();
+        context.extend_from_slice(&epoch.to_be_bytes());
+        let secret = group
+            .export_secret(store.crypto(), EPOCH_KEY_LABEL, &context, 32)
+            .map_err(mls_error)?;
+        let key = SecretKey::from_slice(&secret).ok_or(NetworkError::Mls("exporter length".into()))?;
+        let members = group
+            .members()
+            .map(|m| RosterMember {
+                name: member_name(&m.credential),
+                public_key: m.signature_key,
+            })
+            .collect();
+        store.put_epoch(&network.0, &EpochGrant { epoch, key, members })?;
+        Ok(())
+    }
+
+    /// After adding members: grant every past epoch key, roster and record key
+    /// under the new epoch key, so late joiners can read the whole history.
+    fn grant_history(&mut self, network: &NetworkId, now_ms: u64) -> Result<(), NetworkError> {
+        let body = KeyGrantBody {
+            epochs: self.store.epoch_grants(&network.0)?,
+            record_keys: self.store.record_key_grants(&network.0)?,
+        };
+        self.append_entry(network, EntryKind::KeyGrant, &body.encode(), now_ms)?;
+        Ok(())
+    }
+
+    /// After removing members: a fresh key for every record, granted to the
+    /// remaining members only (under the new epoch key).
+    fn rotate_record_keys(&mut self, network: &NetworkId, now_ms: u64) -> Result<(), NetworkError> {
+        let records: std::collections::BTreeSet<String> = self
+            .store
+            .record_key_grants(&network.0)?
+            .into_iter()
+            .map(|g| g.record)
+            .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut grants = Vec::with_capacity(records.len());
+        for record in records {
+            let grant = RecordKeyGrant {
+                record,
+                key_id: self.store.random()?,
+                key: SecretKey::from_bytes(self.store.random()?),
+            };
+            self.store.put_record_key(&network.0, &grant)?;
+            grants.push(grant);
+        }
+        let body = KeyGrantBody {
+            epochs: Vec::new(),
+            record_keys: grants,
+        };
+        self.append_entry(network, EntryKind::KeyGrant, &body.encode(), now_ms)?;
+        Ok(())
+    }
+
+    /// Members of the network's current epoch.
+    pub fn members(&mut self, network: &NetworkId) -> Result<Vec<MemberInfo>, NetworkError> {
+        let mut members: Vec<MemberInfo> = self
+            .group(network)?
+            .members()
+            .map(|m| {
+                let author = AuthorId::of_public_key(&m.signature_key);
+                MemberInfo {
+                    name: member_name(&m.credential),
+                    fingerprint: fingerprint_of(&author),
+                    author,
+                }
+            })
+            .collect();
+        members.sort_by(|a, b| a.name.cmp(&b.name).then(a.author.cmp(&b.author)));
+        Ok(members)
+    }
+
+    /// The network's current MLS epoch.
+    pub fn epoch(&mut self, network: &NetworkId) -> Result<u64, NetworkError> {
+        Ok(self.group(network)?.epoch().as_u64())
+    }
+
+    /// Every network in this store.
+    pub fn networks(&mut self) -> Result<Vec<NetworkInfo>, NetworkError> {
+        let rows = self.store.networks()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = NetworkId(row.id.clone());
+            out.push(NetworkInfo {
+                epoch: self.epoch(&id)?,
+                active: row.state == "active",
+                commit_pending: self.store.pending_commit(&row.id)?.is_some(),
+                label: row.label,
+                id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether a commit of ours awaits its turn.
+    pub fn commit_pending(&self, network: &NetworkId) -> Result<bool, NetworkError> {
+        Ok(self.store.pending_commit(&network.0)?.is_some())
+    }
+
+    /// Whether this node is (still) a member.
+    pub fn is_member(&self, network: &NetworkId) -> Result<bool, NetworkError> {
+        Ok(self.network_row(network)?.state == "active")
+    }
+}
+
+fn member_name(credential: &openmls::prelude::Credential) -> String {
+    BasicCredential::try_from(credential.clone())
+        .ok()
+        .and_then(|c| String::from_utf8(c.identity().to_vec()).ok())
+        .unwrap_or_else(|| "<unnamed>".to_owned())
+}

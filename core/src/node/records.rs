@@ -1,0 +1,244 @@
+//! Patient records in a network: import, edit, export.
+//!
+//! Each patient's chart is one Automerge document (layout in
+//! [`crate::record::doc`]), written with this node's author id as actor. An
+//! import is one transaction: FHIR is parsed and validated whole first (any
+//! invalid resource rejects the batch, nothing is stored), then each touched
+//! record gets one Automerge change, sealed under the record key inside one
+//! entry. New records get a fresh record key, granted in one key-grant entry
+//! that precedes the changes in this node's chain.
+//!
+//! Materialised documents are a cache: loaded on demand (opening a store and
+//! reading one chart loads only that chart), saved at the end of the
+//! transaction that changed them, and rebuildable from the ledger with
+//! [`Node::rebuild_records`].
+
+use super::{EditError, ExportError, ExportFormat, ImportError, ImportReport, NetworkError, NetworkId, Node};
+use crate::body::{KeyGrantBody, RecordChangeBody, RecordKeyGrant};
+use crate::entry::{AuthorId, EntryKind};
+use crate::keys::{seal, SecretKey};
+use crate::record::doc::{MemberConflict, RecordDoc};
+use crate::record::fhir::{group_by_patient, parse_auto};
+use crate::store::StoreError;
+
+/// Longest record (patient) id: it travels in a one-byte-length field.
+const MAX_RECORD_ID_LEN: usize = 255;
+
+impl Node {
+    pub(crate) fn doc_mut(
+        &mut self,
+        network: &NetworkId,
+        record: &str,
+        actor: AuthorId,
+    ) -> Result<&mut RecordDoc, StoreError> {
+        let key = (network.0.clone(), record.to_owned());
+        if !self.docs.contains_key(&key) {
+            let doc = match self.store.load_record(&network.0, record)? {
+                Some(saved) => RecordDoc::load(&saved, &actor.0)
+                    .map_err(|_| StoreError::Corrupt("records.doc"))?,
+                None => RecordDoc::new(&actor.0),
+            };
+            self.docs.insert(key.clone(), doc);
+        }
+        self.docs.get_mut(&key).ok_or(StoreError::Corrupt("records"))
+    }
+
+    /// Save every document changed in this transaction.
+    pub(crate) fn flush_docs(&mut self) -> Result<(), StoreError> {
+        for key in std::mem::take(&mut self.dirty) {
+            if let Some(doc) = self.docs.get_mut(&key) {
+                let saved = doc.save();
+                self.store.save_record(&key.0, &key.1, &saved)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Import FHIR R4 (Bulk NDJSON or a Bundle) into the network's records.
+    /// All or nothing: any invalid resource rejects the whole batch.
+    pub fn import_fhir(
+        &mut self,
+        network: &NetworkId,
+        source: &str,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<ImportReport, ImportError> {
+        let resources = parse_auto(source, bytes)?;
+        let count = resources.len();
+        let groups = group_by_patient(resources)?;
+        if !self.is_member(network)? {
+            return Err(NetworkError::NotAMember.into());
+        }
+        if groups.keys().any(|p| p.len() > MAX_RECORD_ID_LEN) {
+            return Err(ImportError::Record("patient id longer than 255 bytes".into()));
+        }
+        self.atomically(|node| {
+            let mut report = ImportReport {
+                resources: count,
+                patients: groups.len(),
+                ..ImportReport::default()
+            };
+            let mut changes = Vec::new();
+            for (patient, resources) in &groups {
+                let doc = node.doc_mut(network, patient, node.identity.author_id())?;
+                let change = doc
+                    .upsert(resources, now_ms as i64)
+                    .map_err(|e| ImportError::Record(e.to_string()))?;
+                if let Some(change) = change {
+                    changes.push((patient.clone(), change));
+                }
+            }
+            report.changes = changes.len();
+            report.entries = node.write_changes(network, changes, now_ms)?;
+            Ok(report)
+        })
+    }
+
+    /// Seal and append record changes, granting keys for records that have none.
+    /// Returns the number of entries written.
+    fn write_changes(
+        &mut self,
+        network: &NetworkId,
+        changes: Vec<(String, Vec<u8>)>,
+        now_ms: u64,
+    ) -> Result<usize, NetworkError> {
+        let mut new_keys = Vec::new();
+        for (record, _) in &changes {
+            if self.store.current_record_key(&network.0, record)?.is_none() {
+                let grant = RecordKeyGrant {
+                    record: record.clone(),
+                    key_id: self.store.random()?,
+                    key: SecretKey::from_bytes(self.store.random()?),
+                };
+                self.store.put_record_key(&network.0, &grant)?;
+                new_keys.push(grant);
+            }
+        }
+        let mut written = 0;
+        if !new_keys.is_empty() {
+            let body = KeyGrantBody {
+                epochs: Vec::new(),
+                record_keys: new_keys,
+            };
+            self.append_entry(network, EntryKind::KeyGrant, &body.encode(), now_ms)?;
+            written += 1;
+        }
+        for (record, change) in changes {
+            let key = self
+                .store
+                .current_record_key(&network.0, &record)?
+                .ok_or(StoreError::Corrupt("record_keys"))?;
+            let header = self.next_header(network, EntryKind::RecordChange, now_ms)?;
+            let aad = RecordChangeBody::inner_aad(&header.encode(), &record);
+            let sealed = seal(&key.key, &aad, &change, self.store.random()?)
+                .map_err(|e| NetworkError::Mls(e.to_string()))?;
+            let body = RecordChangeBody {
+                record: record.clone(),
+                key_id: key.key_id,
+                change: sealed.to_bytes(),
+            };
+            self.seal_append(network, header, &body.encode())?;
+            self.dirty.insert((network.0.clone(), record));
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    /// Set (or, with `json = None`, delete) one top-level member of one
+    /// resource in a patient's record. Returns whether anything changed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn edit_member(
+        &mut self,
+        network: &NetworkId,
+        patient: &str,
+        resource_type: &str,
+        id: &str,
+        member: &str,
+        json: Option<&str>,
+        now_ms: u64,
+    ) -> Result<bool, EditError> {
+        if !self.is_member(network)? {
+            return Err(NetworkError::NotAMember.into());
+        }
+        if self.store.load_record(&network.0, patient)?.is_none() {
+            return Err(EditError::UnknownPatient);
+        }
+        self.atomically(|node| {
+            let doc = node.doc_mut(network, patient, node.identity.author_id())?;
+            let change = doc
+                .set_member(resource_type, id, member, json, now_ms as i64)
+                .map_err(|e| EditError::Record(e.to_string()))?;
+            match change {
+                Some(change) => {
+                    node.write_changes(network, vec![(patient.to_owned(), change)], now_ms)?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
+    }
+
+    /// Patients with a record in the network.
+    pub fn patients(&self, network: &NetworkId) -> Result<Vec<String>, NetworkError> {
+        self.network_row(network)?;
+        Ok(self.store.records(&network.0)?)
+    }
+
+    fn existing_doc(&mut self, network: &NetworkId, patient: &str) -> Result<&mut RecordDoc, ExportError> {
+        self.network_row(network)?;
+        if self.store.load_record(&network.0, patient)?.is_none()
+            && !self.docs.contains_key(&(network.0.clone(), patient.to_owned()))
+        {
+            return Err(ExportError::UnknownPatient);
+        }
+        let actor = self.identity.author_id();
+        Ok(self.doc_mut(network, patient, actor)?)
+    }
+
+    /// A patient's chart as canonical FHIR JSON (Bundle) or NDJSON.
+    pub fn export_patient(
+        &mut self,
+        network: &NetworkId,
+        patient: &str,
+        format: ExportFormat,
+    ) -> Result<String, ExportError> {
+        let doc = self.existing_doc(network, patient)?;
+        match format {
+            ExportFormat::Bundle => doc.export_bundle(),
+            ExportFormat::Ndjson => doc.export_ndjson(),
+        }
+        .map_err(|e| ExportError::Record(e.to_string()))
+    }
+
+    /// A patient's raw Automerge document (loadable by any Automerge implementation).
+    pub fn export_doc(&mut self, network: &NetworkId, patient: &str) -> Result<Vec<u8>, ExportError> {
+        Ok(self.existing_doc(network, patient)?.save())
+    }
+
+    /// Same-member concurrent edits in a patient's record (Automerge kept a
+    /// deterministic winner; the others are still visible here).
+    pub fn conflicts(&mut self, network: &NetworkId, patient: &str) -> Result<Vec<MemberConflict>, ExportError> {
+        Ok(self.existing_doc(network, patient)?.conflicts())
+    }
+
+    /// Automerge heads of a patient's record.
+    pub fn record_heads(&mut self, network: &NetworkId, patient: &str) -> Result<Vec<[u8; 32]>, ExportError> {
+        Ok(self.existing_doc(network, patient)?.heads())
+    }
+
+    /// Drop the materialised records and replay them from the ledger.
+    pub fn rebuild_records(&mut self, network: &NetworkId) -> Result<usize, NetworkError> {
+        self.atomically(|node| {
+            node.store.clear_records(&network.0)?;
+            node.docs.retain(|key, _| key.0 != network.0);
+            node.dirty.retain(|key| key.0 != network.0);
+            let mut applied = 0;
+            for bytes in node.store.entries(&network.0)? {
+                if node.replay_entry(network, &bytes)? {
+                    applied += 1;
+                }
+            }
+            Ok(applied)
+        })
+    }
+}

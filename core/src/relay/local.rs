@@ -1,0 +1,102 @@
+//! A relay in one SQLite file that several nodes on one machine share: the
+//! embedded default. Its rowid is the total order; identical messages are
+//! stored once (like a JetStream message id), so resends are idempotent.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection};
+use sha2::{Digest, Sha256};
+
+use super::{Relay, RelayError, RelayMessage};
+use crate::node::NetworkId;
+
+/// A relay file.
+pub struct LocalRelay {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for LocalRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRelay").finish_non_exhaustive()
+    }
+}
+
+fn io(error: rusqlite::Error) -> RelayError {
+    RelayError::Io(error.to_string())
+}
+
+impl LocalRelay {
+    /// Open or create the relay file at `path`.
+    pub fn open(path: &Path) -> Result<Self, RelayError> {
+        let conn = Connection::open(path).map_err(|e| RelayError::Unavailable(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(io)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(io)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(io)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS messages (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                network BLOB NOT NULL, message_id BLOB NOT NULL, bytes BLOB NOT NULL,
+                UNIQUE (network, message_id));
+             CREATE INDEX IF NOT EXISTS messages_by_network ON messages (network, seq);",
+        )
+        .map_err(|e| RelayError::Unavailable(e.to_string()))?;
+        Ok(Self { conn })
+    }
+
+    /// Messages stored for a network (for reports and tests).
+    pub fn len(&self, network: &NetworkId) -> Result<u64, RelayError> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM messages WHERE network = ?1",
+                [&network.0],
+                |r| r.get(0),
+            )
+            .map_err(io)?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Whether the network has no messages.
+    pub fn is_empty(&self, network: &NetworkId) -> Result<bool, RelayError> {
+        Ok(self.len(network)? == 0)
+    }
+}
+
+impl Relay for LocalRelay {
+    fn publish(&mut self, network: &NetworkId, message: &[u8]) -> Result<(), RelayError> {
+        let id: [u8; 32] = Sha256::digest(message).into();
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO messages (network, message_id, bytes) VALUES (?1, ?2, ?3)",
+                params![network.0, id.as_slice(), message],
+            )
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn fetch(
+        &mut self,
+        network: &NetworkId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<RelayMessage>, RelayError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, bytes FROM messages WHERE network = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(io)?;
+        let rows = stmt
+            .query_map(
+                params![network.0, after.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize) as i64],
+                |r| {
+                    Ok(RelayMessage {
+                        seq: r.get::<_, i64>(0)?.max(0) as u64,
+                        bytes: r.get(1)?,
+                    })
+                },
+            )
+            .map_err(io)?;
+        rows.collect::<Result<_, _>>().map_err(io)
+    }
+}

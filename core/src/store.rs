@@ -1,0 +1,960 @@
+//! One SQLite file per node (DESIGN §9).
+//!
+//! Flow: the host calls [`Store::open`] with a path and its 32-byte
+//! [`StorageKey`] (or [`Store::open_in_memory`] in tests), then hands the store
+//! to [`Node`](crate::node::Node). The store holds entries as received, the
+//! key store (every secret wrapped under the storage key), MLS state (through
+//! `openmls_sqlite_storage` on the same connection, so one transaction covers
+//! both), materialised records (a cache rebuildable from entries), the outbox
+//! and relay cursors.
+//!
+//! Durability: WAL mode with `synchronous = FULL`; the node wraps each ingest
+//! batch in one transaction ([`Store::transaction`]), and only after it commits
+//! does it acknowledge the batch, so a crash leaves no torn ledger or MLS state.
+//! A second process may open the same file (busy timeout 5 s).
+//!
+//! The in-memory store is the same code on SQLite's in-memory database, so
+//! tests exercise the real schema and transactions.
+//!
+//! Known limit: MLS transport secrets written by `openmls_sqlite_storage`
+//! (HPKE leaf keys, ratchet secrets of recent epochs) are stored as that crate
+//! writes them, not wrapped under the storage key; the identity key and all
+//! content keys (epoch and record keys) are wrapped.
+//!
+//! ```
+//! use careledger::keys::StorageKey;
+//! use careledger::store::{OpenStoreError, Store};
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("node.sqlite");
+//! drop(Store::open(&path, &StorageKey::from_bytes([1; 32])).unwrap());
+//! let wrong = Store::open(&path, &StorageKey::from_bytes([2; 32]));
+//! assert!(matches!(wrong, Err(OpenStoreError::WrongStorageKey)));
+//! ```
+
+use std::cell::Cell;
+use std::path::Path;
+
+use openmls_rust_crypto::RustCrypto;
+use openmls_sqlite_storage::{Codec, SqliteStorageProvider};
+use openmls_traits::random::OpenMlsRand;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::body::{EpochGrant, RecordKeyGrant, RecordKeyId, RosterMember};
+use crate::entry::{AuthorId, EntryId};
+use crate::keys::{SecretKey, StorageKey, NONCE_LEN};
+
+/// Current schema version; [`Store::open`] migrates older files up to it.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const KEY_CHECK_LABEL: &[u8] = b"careledger/v1/storage-key-check";
+const KEY_CHECK_PLAINTEXT: &[u8] = b"careledger storage key check";
+
+const MIGRATIONS: &[&str] = &[
+    // Version 1.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+     CREATE TABLE networks (
+        id BLOB PRIMARY KEY, label TEXT NOT NULL, state TEXT NOT NULL,
+        joined_epoch INTEGER NOT NULL, relay_cursor INTEGER NOT NULL DEFAULT 0);
+     CREATE TABLE epochs (
+        network BLOB NOT NULL, epoch INTEGER NOT NULL, key BLOB NOT NULL,
+        PRIMARY KEY (network, epoch));
+     CREATE TABLE roster (
+        network BLOB NOT NULL, epoch INTEGER NOT NULL, author BLOB NOT NULL,
+        public_key BLOB NOT NULL, name TEXT NOT NULL,
+        PRIMARY KEY (network, epoch, author));
+     CREATE TABLE record_keys (
+        network BLOB NOT NULL, record TEXT NOT NULL, key_id BLOB NOT NULL, key BLOB NOT NULL,
+        PRIMARY KEY (network, record, key_id));
+     CREATE TABLE entries (
+        local_order INTEGER PRIMARY KEY AUTOINCREMENT,
+        network BLOB NOT NULL, id BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL,
+        epoch INTEGER NOT NULL, kind INTEGER NOT NULL, bytes BLOB NOT NULL,
+        UNIQUE (network, id), UNIQUE (network, author, seq));
+     CREATE TABLE pending (
+        network BLOB NOT NULL, id BLOB NOT NULL, bytes BLOB NOT NULL, reason TEXT NOT NULL,
+        PRIMARY KEY (network, id));
+     CREATE TABLE forks (
+        network BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL,
+        kept_id BLOB NOT NULL, other_id BLOB NOT NULL, other_bytes BLOB NOT NULL,
+        PRIMARY KEY (network, other_id));
+     CREATE TABLE flagged (
+        network BLOB NOT NULL, author BLOB NOT NULL, reason TEXT NOT NULL,
+        PRIMARY KEY (network, author, reason));
+     CREATE TABLE records (
+        network BLOB NOT NULL, record TEXT NOT NULL, doc BLOB NOT NULL,
+        PRIMARY KEY (network, record));
+     CREATE TABLE pending_commit (
+        network BLOB PRIMARY KEY, epoch INTEGER NOT NULL, commit_msg BLOB NOT NULL,
+        welcome BLOB, intent BLOB NOT NULL);
+     CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, network BLOB NOT NULL, message BLOB NOT NULL);",
+];
+
+/// JSON codec for openmls state; openmls types are plain serde structs.
+#[derive(Default)]
+pub struct JsonCodec;
+
+impl Codec for JsonCodec {
+    type Error = serde_json::Error;
+
+    fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
+        serde_json::to_vec(value)
+    }
+
+    fn from_slice<T: serde::de::DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
+        serde_json::from_slice(slice)
+    }
+}
+
+/// The openmls storage provider on the store's connection.
+pub(crate) type MlsStorage<'a> = SqliteStorageProvider<JsonCodec, &'a Connection>;
+
+/// The provider openmls calls need: RustCrypto plus storage on our connection.
+pub(crate) struct Provider<'a> {
+    crypto: &'a RustCrypto,
+    storage: MlsStorage<'a>,
+}
+
+impl<'a> openmls_traits::OpenMlsProvider for Provider<'a> {
+    type CryptoProvider = RustCrypto;
+    type RandProvider = RustCrypto;
+    type StorageProvider = MlsStorage<'a>;
+
+    fn storage(&self) -> &Self::StorageProvider {
+        &self.storage
+    }
+
+    fn crypto(&self) -> &Self::CryptoProvider {
+        self.crypto
+    }
+
+    fn rand(&self) -> &Self::RandProvider {
+        self.crypto
+    }
+}
+
+/// Opening a store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenStoreError {
+    /// The file exists but was written under another storage key.
+    #[error("wrong storage key for this store")]
+    WrongStorageKey,
+    /// The file was written by a newer version of careledger.
+    #[error("store schema version {found} is newer than this library supports ({supported})")]
+    SchemaTooNew {
+        /// Version in the file.
+        found: i64,
+        /// Highest version this library knows.
+        supported: i64,
+    },
+    /// SQLite could not open or migrate the file (e.g. not a database, no permission).
+    #[error("cannot open store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The MLS storage tables could not be created.
+    #[error("cannot migrate MLS storage: {0}")]
+    MlsMigration(String),
+    /// The store's contents are inconsistent.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A store read or write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error (disk full, locked, corrupt file…).
+    #[error("store I/O failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A wrapped secret in the store does not open under the storage key.
+    #[error("a secret in the store cannot be unwrapped (store tampered or corrupt): {0}")]
+    Unwrap(&'static str),
+    /// A stored value has the wrong shape.
+    #[error("store value `{0}` is corrupt")]
+    Corrupt(&'static str),
+    /// The randomness source failed.
+    #[error("randomness source failed")]
+    Randomness,
+}
+
+/// A network row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkRow {
+    /// MLS group id.
+    pub id: Vec<u8>,
+    /// Human label.
+    pub label: String,
+    /// `active` or `removed`.
+    pub state: String,
+    /// First epoch this node was a member of.
+    pub joined_epoch: u64,
+    /// Relay position already consumed.
+    pub relay_cursor: u64,
+}
+
+/// The pending commit of a network awaiting its turn in relay order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingCommitRow {
+    /// The epoch the commit was made for.
+    pub epoch: u64,
+    /// The serialized Commit message.
+    pub commit: Vec<u8>,
+    /// The serialized Welcome, when the commit adds members.
+    pub welcome: Option<Vec<u8>>,
+    /// The encoded intent, to re-propose if the commit loses.
+    pub intent: Vec<u8>,
+}
+
+/// A node's SQLite file.
+pub struct Store {
+    conn: Connection,
+    storage_key: StorageKey,
+    crypto: RustCrypto,
+    depth: Cell<u32>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+fn blob_u64(value: i64) -> u64 {
+    value.max(0) as u64
+}
+
+impl Store {
+    /// Open (or create) the store at `path`.
+    pub fn open(path: &Path, storage_key: &StorageKey) -> Result<Store, OpenStoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Self::init(conn, storage_key)
+    }
+
+    /// A store in SQLite's in-memory database (tests, benchmarks).
+    pub fn open_in_memory(storage_key: &StorageKey) -> Result<Store, OpenStoreError> {
+        Self::init(Connection::open_in_memory()?, storage_key)
+    }
+
+    fn init(conn: Connection, storage_key: &StorageKey) -> Result<Store, OpenStoreError> {
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store {
+            conn,
+            storage_key: storage_key.clone(),
+            crypto: RustCrypto::default(),
+            depth: Cell::new(0),
+        };
+        store.migrate()?;
+        store.check_storage_key()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), OpenStoreError> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(OpenStoreError::SchemaTooNew {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let tx = self.conn.transaction()?;
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        }
+        tx.commit()?;
+        let mut mls = SqliteStorageProvider::<JsonCodec, &mut Connection>::new(&mut self.conn);
+        mls.run_migrations()
+            .map_err(|e| OpenStoreError::MlsMigration(e.to_string()))?;
+        Ok(())
+    }
+
+    fn check_storage_key(&self) -> Result<(), OpenStoreError> {
+        match self.meta("storage_key_check")? {
+            Some(wrapped) => match self.storage_key.unwrap_secret(KEY_CHECK_LABEL, &wrapped) {
+                Ok(plain) if plain == KEY_CHECK_PLAINTEXT => Ok(()),
+                _ => Err(OpenStoreError::WrongStorageKey),
+            },
+            None => {
+                let wrapped = self
+                    .storage_key
+                    .wrap(KEY_CHECK_LABEL, KEY_CHECK_PLAINTEXT, self.nonce()?)
+                    .map_err(|_| StoreError::Corrupt("storage_key_check"))?;
+                self.set_meta("storage_key_check", &wrapped)?;
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn provider(&self) -> Provider<'_> {
+        Provider {
+            crypto: &self.crypto,
+            storage: SqliteStorageProvider::new(&self.conn),
+        }
+    }
+
+    pub(crate) fn crypto(&self) -> &RustCrypto {
+        &self.crypto
+    }
+
+    /// Fresh random bytes from the provider's randomness.
+    pub(crate) fn random<const N: usize>(&self) -> Result<[u8; N], StoreError> {
+        self.crypto
+            .random_array::<N>()
+            .map_err(|_| StoreError::Randomness)
+    }
+
+    fn nonce(&self) -> Result<[u8; NONCE_LEN], StoreError> {
+        self.random()
+    }
+
+    /// Begin a transaction, or join the one already open.
+    pub(crate) fn begin(&self) -> Result<(), StoreError> {
+        let depth = self.depth.get();
+        if depth == 0 {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        self.depth.set(depth + 1);
+        Ok(())
+    }
+
+    /// Commit the outermost transaction (inner levels just unwind).
+    pub(crate) fn commit(&self) -> Result<(), StoreError> {
+        let depth = self.depth.get().saturating_sub(1);
+        self.depth.set(depth);
+        if depth == 0 {
+            if let Err(error) = self.conn.execute_batch("COMMIT") {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Roll back everything since the outermost [`Store::begin`].
+    pub(crate) fn rollback(&self) {
+        if self.depth.get() > 0 {
+            self.depth.set(0);
+            // A failed ROLLBACK means SQLite already rolled back on its own.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    /// Run `f` in one SQLite transaction; on error everything it wrote,
+    /// including MLS state, is rolled back.
+    pub fn transaction<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.begin()?;
+        match f() {
+            Ok(value) => {
+                self.commit()?;
+                Ok(value)
+            }
+            Err(error) => {
+                self.rollback();
+                Err(error)
+            }
+        }
+    }
+
+    // ---- meta -------------------------------------------------------------
+
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub(crate) fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn wrap(&self, label: &[u8], secret: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.storage_key
+            .wrap(label, secret, self.nonce()?)
+            .map_err(|_| StoreError::Corrupt("secret"))
+    }
+
+    pub(crate) fn unwrap_secret(
+        &self,
+        label: &[u8],
+        wrapped: &[u8],
+        what: &'static str,
+    ) -> Result<SecretKey, StoreError> {
+        let plain = self
+            .storage_key
+            .unwrap_secret(label, wrapped)
+            .map_err(|_| StoreError::Unwrap(what))?;
+        SecretKey::from_slice(&plain).ok_or(StoreError::Corrupt(what))
+    }
+
+    // ---- networks ---------------------------------------------------------
+
+    pub(crate) fn insert_network(
+        &self,
+        id: &[u8],
+        label: &str,
+        joined_epoch: u64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO networks (id, label, state, joined_epoch) VALUES (?1, ?2, 'active', ?3)",
+            params![id, label, joined_epoch as i64],
+        )?;
+        Ok(())
+    }
+
+    /// All networks this node belongs or belonged to.
+    pub fn networks(&self) -> Result<Vec<NetworkRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, label, state, joined_epoch, relay_cursor FROM networks ORDER BY label, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(NetworkRow {
+                id: r.get(0)?,
+                label: r.get(1)?,
+                state: r.get(2)?,
+                joined_epoch: blob_u64(r.get(3)?),
+                relay_cursor: blob_u64(r.get(4)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn network(&self, id: &[u8]) -> Result<Option<NetworkRow>, StoreError> {
+        Ok(self.networks()?.into_iter().find(|n| n.id == id))
+    }
+
+    pub(crate) fn set_network_state(&self, id: &[u8], state: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE networks SET state = ?2 WHERE id = ?1",
+            params![id, state],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn set_relay_cursor(&self, id: &[u8], cursor: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE networks SET relay_cursor = ?2 WHERE id = ?1",
+            params![id, cursor as i64],
+        )?;
+        Ok(())
+    }
+
+    // ---- epochs and rosters -----------------------------------------------
+
+    pub(crate) fn put_epoch(&self, network: &[u8], grant: &EpochGrant) -> Result<(), StoreError> {
+        let wrapped = self.wrap(b"careledger/v1/epoch-key", grant.key.as_bytes())?;
+        self.conn.execute(
+            "INSERT OR IGNORE INTO epochs (network, epoch, key) VALUES (?1, ?2, ?3)",
+            params![network, grant.epoch as i64, wrapped],
+        )?;
+        for member in &grant.members {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO roster (network, epoch, author, public_key, name)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    network,
+                    grant.epoch as i64,
+                    AuthorId::of_public_key(&member.public_key).0.as_slice(),
+                    member.public_key,
+                    member.name
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn epoch_key(&self, network: &[u8], epoch: u64) -> Result<Option<SecretKey>, StoreError> {
+        let wrapped: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT key FROM epochs WHERE network = ?1 AND epoch = ?2",
+                params![network, epoch as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        wrapped
+            .map(|w| self.unwrap_secret(b"careledger/v1/epoch-key", &w, "epoch key"))
+            .transpose()
+    }
+
+    pub(crate) fn roster_public_key(
+        &self,
+        network: &[u8],
+        epoch: u64,
+        author: &AuthorId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT public_key FROM roster WHERE network = ?1 AND epoch = ?2 AND author = ?3",
+                params![network, epoch as i64, author.0.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub(crate) fn roster(&self, network: &[u8], epoch: u64) -> Result<Vec<RosterMember>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT public_key, name FROM roster WHERE network = ?1 AND epoch = ?2 ORDER BY name",
+        )?;
+        let rows = stmt.query_map(params![network, epoch as i64], |r| {
+            Ok(RosterMember {
+                public_key: r.get(0)?,
+                name: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn epoch_grants(&self, network: &[u8]) -> Result<Vec<EpochGrant>, StoreError> {
+        let epochs: Vec<i64> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT epoch FROM epochs WHERE network = ?1 ORDER BY epoch")?;
+            let rows = stmt.query_map([network], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut grants = Vec::with_capacity(epochs.len());
+        for epoch in epochs {
+            let epoch = blob_u64(epoch);
+            let key = self
+                .epoch_key(network, epoch)?
+                .ok_or(StoreError::Corrupt("epochs"))?;
+            grants.push(EpochGrant {
+                epoch,
+                key,
+                members: self.roster(network, epoch)?,
+            });
+        }
+        Ok(grants)
+    }
+
+    // ---- record keys ------------------------------------------------------
+
+    pub(crate) fn put_record_key(&self, network: &[u8], grant: &RecordKeyGrant) -> Result<(), StoreError> {
+        let wrapped = self.wrap(b"careledger/v1/record-key", grant.key.as_bytes())?;
+        self.conn.execute(
+            "INSERT OR IGNORE INTO record_keys (network, record, key_id, key) VALUES (?1, ?2, ?3, ?4)",
+            params![network, grant.record, grant.key_id.as_slice(), wrapped],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn record_key(
+        &self,
+        network: &[u8],
+        record: &str,
+        key_id: &RecordKeyId,
+    ) -> Result<Option<SecretKey>, StoreError> {
+        let wrapped: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT key FROM record_keys WHERE network = ?1 AND record = ?2 AND key_id = ?3",
+                params![network, record, key_id.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        wrapped
+            .map(|w| self.unwrap_secret(b"careledger/v1/record-key", &w, "record key"))
+            .transpose()
+    }
+
+    /// The most recently stored key of a record: the one new changes are sealed under.
+    pub(crate) fn current_record_key(
+        &self,
+        network: &[u8],
+        record: &str,
+    ) -> Result<Option<RecordKeyGrant>, StoreError> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT key_id, key FROM record_keys WHERE network = ?1 AND record = ?2
+                 ORDER BY rowid DESC LIMIT 1",
+                params![network, record],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(id, wrapped)| {
+            Ok(RecordKeyGrant {
+                record: record.to_owned(),
+                key_id: id
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("record_keys.key_id"))?,
+                key: self.unwrap_secret(b"careledger/v1/record-key", &wrapped, "record key")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Every record key of a network, oldest first (so the last per record is current).
+    pub(crate) fn record_key_grants(&self, network: &[u8]) -> Result<Vec<RecordKeyGrant>, StoreError> {
+        let rows: Vec<(String, Vec<u8>, Vec<u8>)> = {
+            let mut stmt = self.conn.prepare(
+                "SELECT record, key_id, key FROM record_keys WHERE network = ?1 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map([network], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        rows.into_iter()
+            .map(|(record, id, wrapped)| {
+                Ok(RecordKeyGrant {
+                    record,
+                    key_id: id
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("record_keys.key_id"))?,
+                    key: self.unwrap_secret(b"careledger/v1/record-key", &wrapped, "record key")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- entries ----------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert_entry(
+        &self,
+        network: &[u8],
+        id: &EntryId,
+        author: &AuthorId,
+        seq: u64,
+        epoch: u64,
+        kind: u8,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO entries (network, id, author, seq, epoch, kind, bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                network,
+                id.0.as_slice(),
+                author.0.as_slice(),
+                seq as i64,
+                epoch as i64,
+                kind,
+                bytes
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn has_entry(&self, network: &[u8], id: &EntryId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM entries WHERE network = ?1 AND id = ?2",
+                params![network, id.0.as_slice()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    pub(crate) fn entry_at(
+        &self,
+        network: &[u8],
+        author: &AuthorId,
+        seq: u64,
+    ) -> Result<Option<EntryId>, StoreError> {
+        let id: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT id FROM entries WHERE network = ?1 AND author = ?2 AND seq = ?3",
+                params![network, author.0.as_slice(), seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map(|id| EntryId::from_slice(&id).ok_or(StoreError::Corrupt("entries.id")))
+            .transpose()
+    }
+
+    /// Per-author heads: `(author, seq, id)` of each author's latest entry.
+    /// The latest entry of one author: `(seq, id)`.
+    pub(crate) fn head_of(
+        &self,
+        network: &[u8],
+        author: &AuthorId,
+    ) -> Result<Option<(u64, EntryId)>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT seq, id FROM entries WHERE network = ?1 AND author = ?2
+                 ORDER BY seq DESC LIMIT 1",
+                params![network, author.0.as_slice()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(seq, id)| {
+            Ok((
+                blob_u64(seq),
+                EntryId::from_slice(&id).ok_or(StoreError::Corrupt("entries.id"))?,
+            ))
+        })
+        .transpose()
+    }
+
+    pub(crate) fn heads(&self, network: &[u8]) -> Result<Vec<(AuthorId, u64, EntryId)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT author, MAX(seq), id FROM entries WHERE network = ?1 GROUP BY author ORDER BY author",
+        )?;
+        let rows = stmt.query_map([network], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?))
+        })?;
+        rows.map(|row| {
+            let (author, seq, id) = row?;
+            Ok((
+                AuthorId::from_slice(&author).ok_or(StoreError::Corrupt("entries.author"))?,
+                blob_u64(seq),
+                EntryId::from_slice(&id).ok_or(StoreError::Corrupt("entries.id"))?,
+            ))
+        })
+        .collect()
+    }
+
+    /// Encoded entries of `author` with `seq > after`, in chain order.
+    pub(crate) fn entries_after(
+        &self,
+        network: &[u8],
+        author: &AuthorId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT bytes FROM entries WHERE network = ?1 AND author = ?2 AND seq > ?3
+             ORDER BY seq LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![network, author.0.as_slice(), after as i64, limit as i64],
+            |r| r.get(0),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every stored entry of a network in local append order.
+    pub(crate) fn entries(&self, network: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT bytes FROM entries WHERE network = ?1 ORDER BY local_order")?;
+        let rows = stmt.query_map([network], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Raw access for tamper tests and tooling: overwrite one stored entry's bytes.
+    #[doc(hidden)]
+    pub fn overwrite_entry_bytes_for_testing(
+        &self,
+        network: &[u8],
+        local_index: usize,
+        bytes: &[u8],
+    ) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE entries SET bytes = ?3 WHERE network = ?1 AND local_order =
+               (SELECT local_order FROM entries WHERE network = ?1 ORDER BY local_order LIMIT 1 OFFSET ?2)",
+            params![network, local_index as i64, bytes],
+        )?;
+        Ok(changed == 1)
+    }
+
+    // ---- pending, forks, flags --------------------------------------------
+
+    pub(crate) fn put_pending(
+        &self,
+        network: &[u8],
+        id: &EntryId,
+        bytes: &[u8],
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO pending (network, id, bytes, reason) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (network, id) DO UPDATE SET reason = excluded.reason",
+            params![network, id.0.as_slice(), bytes, reason],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn pending(&self, network: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT bytes FROM pending WHERE network = ?1 ORDER BY rowid")?;
+        let rows = stmt.query_map([network], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn pending_reasons(&self, network: &[u8]) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT reason FROM pending WHERE network = ?1 ORDER BY rowid")?;
+        let rows = stmt.query_map([network], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn delete_pending(&self, network: &[u8], id: &EntryId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM pending WHERE network = ?1 AND id = ?2",
+            params![network, id.0.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn put_fork(
+        &self,
+        network: &[u8],
+        author: &AuthorId,
+        seq: u64,
+        kept: &EntryId,
+        other: &EntryId,
+        other_bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO forks (network, author, seq, kept_id, other_id, other_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                network,
+                author.0.as_slice(),
+                seq as i64,
+                kept.0.as_slice(),
+                other.0.as_slice(),
+                other_bytes
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn fork_count(&self, network: &[u8]) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM forks WHERE network = ?1",
+            [network],
+            |r| r.get(0),
+        )?;
+        Ok(blob_u64(n))
+    }
+
+    pub(crate) fn flag_author(&self, network: &[u8], author: &AuthorId, reason: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO flagged (network, author, reason) VALUES (?1, ?2, ?3)",
+            params![network, author.0.as_slice(), reason],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn flagged(&self, network: &[u8]) -> Result<Vec<(AuthorId, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT author, reason FROM flagged WHERE network = ?1 ORDER BY author, reason")?;
+        let rows = stmt.query_map([network], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|row| {
+            let (author, reason) = row?;
+            Ok((
+                AuthorId::from_slice(&author).ok_or(StoreError::Corrupt("flagged.author"))?,
+                reason,
+            ))
+        })
+        .collect()
+    }
+
+    // ---- records ----------------------------------------------------------
+
+    pub(crate) fn save_record(&self, network: &[u8], record: &str, doc: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO records (network, record, doc) VALUES (?1, ?2, ?3)
+             ON CONFLICT (network, record) DO UPDATE SET doc = excluded.doc",
+            params![network, record, doc],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn load_record(&self, network: &[u8], record: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT doc FROM records WHERE network = ?1 AND record = ?2",
+                params![network, record],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub(crate) fn records(&self, network: &[u8]) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT record FROM records WHERE network = ?1 ORDER BY record")?;
+        let rows = stmt.query_map([network], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn clear_records(&self, network: &[u8]) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM records WHERE network = ?1", [network])?;
+        Ok(())
+    }
+
+    // ---- pending commits --------------------------------------------------
+
+    pub(crate) fn set_pending_commit(&self, network: &[u8], row: &PendingCommitRow) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO pending_commit (network, epoch, commit_msg, welcome, intent)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (network) DO UPDATE SET epoch = excluded.epoch,
+               commit_msg = excluded.commit_msg, welcome = excluded.welcome, intent = excluded.intent",
+            params![network, row.epoch as i64, row.commit, row.welcome, row.intent],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn pending_commit(&self, network: &[u8]) -> Result<Option<PendingCommitRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT epoch, commit_msg, welcome, intent FROM pending_commit WHERE network = ?1",
+                [network],
+                |r| {
+                    Ok(PendingCommitRow {
+                        epoch: blob_u64(r.get(0)?),
+                        commit: r.get(1)?,
+                        welcome: r.get(2)?,
+                        intent: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub(crate) fn clear_pending_commit(&self, network: &[u8]) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM pending_commit WHERE network = ?1", [network])?;
+        Ok(())
+    }
+
+    // ---- outbox -----------------------------------------------------------
+
+    pub(crate) fn push_outbox(&self, network: &[u8], message: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO outbox (network, message) VALUES (?1, ?2)",
+            params![network, message],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<(i64, Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, network, message FROM outbox ORDER BY id LIMIT ?1")?;
+        let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn ack_outbox(&self, id: i64) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        Ok(())
+    }
+}

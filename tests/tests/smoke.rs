@@ -1,0 +1,32 @@
+use careledger::node::ExportFormat;
+use careledger::relay::MemoryRelay;
+use careledger_scenarios::*;
+
+#[test]
+fn three_institutions_share_and_remove() {
+    let mut a = memory_node("hospital-a.example");
+    let mut b = memory_node("hospital-b.example");
+    let mut lab = memory_node("lab.example");
+    let mut relay = MemoryRelay::new();
+    let net = form_network(&mut [&mut a, &mut b, &mut lab], &mut relay, "care");
+    assert_eq!(a.members(&net).unwrap().len(), 3);
+    let report = a
+        .import_fhir(&net, "Patient.ndjson", &data("bulk-10-patients/Patient.000.ndjson"), T0)
+        .unwrap();
+    assert_eq!(report.patients, 13);
+    settle(&mut [&mut a, &mut b, &mut lab], &mut relay, &net, T0, 10);
+    assert_eq!(b.patients(&net).unwrap().len(), 13);
+    assert_eq!(canonical_state(&mut a, &net), canonical_state(&mut b, &net));
+    assert_eq!(canonical_state(&mut a, &net), canonical_state(&mut lab, &net));
+    let lab_id = lab.identity().author_id();
+    a.remove(&net, &lab_id).unwrap();
+    settle(&mut [&mut a, &mut b, &mut lab], &mut relay, &net, T0, 10);
+    assert!(!lab.is_member(&net).unwrap());
+    assert_eq!(b.members(&net).unwrap().len(), 2);
+    let patient = a.patients(&net).unwrap()[0].clone();
+    let t = a.export_patient(&net, &patient, ExportFormat::Bundle).unwrap();
+    assert!(!t.is_empty());
+    for report in [a.verify_ledger(&net).unwrap(), b.verify_ledger(&net).unwrap()] {
+        assert!(report.is_clean(), "{report:?}");
+    }
+}
