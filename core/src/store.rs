@@ -749,8 +749,8 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Raw access for tamper tests and tooling: overwrite one stored entry's bytes.
-    #[doc(hidden)]
+    /// Overwrite one stored entry's bytes, to model a tampered disk (feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     pub fn overwrite_entry_bytes_for_testing(
         &self,
         network: &[u8],

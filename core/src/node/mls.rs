@@ -224,12 +224,12 @@ impl Node {
             Intent::Remove(author) => Some(self.leaf_of(network, author)?),
             _ => None,
         };
+        self.group(network)?;
         let store = &self.store;
-        let group = self.groups.get_mut(&network.0);
-        let group = match group {
-            Some(group) => group,
-            None => return Err(NetworkError::UnknownNetwork),
-        };
+        let group = self
+            .groups
+            .get_mut(&network.0)
+            .ok_or(NetworkError::UnknownNetwork)?;
         let provider = store.provider();
         let epoch = group.epoch().as_u64();
         let (commit, welcome) = match (&intent, key_package, leaf) {

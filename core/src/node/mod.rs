@@ -34,6 +34,8 @@
 mod ledger;
 mod mls;
 mod records;
+#[cfg(feature = "test-hooks")]
+mod testing;
 
 use std::collections::{BTreeSet, HashMap};
 
