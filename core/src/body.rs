@@ -133,7 +133,9 @@ impl KeyGrantBody {
         for grant in self.epochs.iter().take(u16::MAX as usize) {
             out.extend_from_slice(&grant.epoch.to_be_bytes());
             out.extend_from_slice(grant.key.as_bytes());
-            out.extend_from_slice(&(grant.members.len().min(u16::MAX as usize) as u16).to_be_bytes());
+            out.extend_from_slice(
+                &(grant.members.len().min(u16::MAX as usize) as u16).to_be_bytes(),
+            );
             for member in grant.members.iter().take(u16::MAX as usize) {
                 put_vec8(&mut out, &member.public_key);
                 put_vec8(&mut out, member.name.as_bytes());

@@ -325,7 +325,8 @@ impl Entry {
             return Err(DecodeEntryError::UnsupportedVersion(version));
         }
         let kind_code = r.u8("kind")?;
-        let kind = EntryKind::from_code(kind_code).ok_or(DecodeEntryError::UnknownKind(kind_code))?;
+        let kind =
+            EntryKind::from_code(kind_code).ok_or(DecodeEntryError::UnknownKind(kind_code))?;
         let network_len = r.u8("network")? as usize;
         let network = r.take(network_len, "network")?.to_vec();
         let author = AuthorId(r.array("author")?);
@@ -398,7 +399,8 @@ mod tests {
             time_ms: 1_764_000_000_000,
         };
         let key = EpochKey::from_bytes([0x44; 32]);
-        let entry = Entry::seal_and_sign(header, &key, b"sealed body", [0x55; 24], &signing).unwrap();
+        let entry =
+            Entry::seal_and_sign(header, &key, b"sealed body", [0x55; 24], &signing).unwrap();
         (signing, key, entry)
     }
 

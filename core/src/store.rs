@@ -44,7 +44,7 @@ use crate::entry::{AuthorId, EntryId};
 use crate::keys::{SecretKey, StorageKey, NONCE_LEN};
 
 /// Current schema version; [`Store::open`] migrates older files up to it.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const KEY_CHECK_LABEL: &[u8] = b"careledger/v1/storage-key-check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"careledger storage key check";
@@ -88,6 +88,9 @@ const MIGRATIONS: &[&str] = &[
         welcome BLOB, intent BLOB NOT NULL);
      CREATE TABLE outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT, network BLOB NOT NULL, message BLOB NOT NULL);",
+    // Version 2: remember which of our entries came back through the relay,
+    // so heads announcements only trigger resends of entries lost in transit.
+    "ALTER TABLE entries ADD COLUMN relayed INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// JSON codec for openmls state; openmls types are plain serde structs.
@@ -203,6 +206,9 @@ pub struct PendingCommitRow {
     pub intent: Vec<u8>,
 }
 
+/// `(outbox id, network, message)`.
+pub(crate) type OutboxRow = (i64, Vec<u8>, Vec<u8>);
+
 /// A node's SQLite file.
 pub struct Store {
     conn: Connection,
@@ -250,7 +256,9 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), OpenStoreError> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(OpenStoreError::SchemaTooNew {
                 found: version,
@@ -416,20 +424,28 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT id, label, state, joined_epoch, relay_cursor FROM networks ORDER BY label, id",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(NetworkRow {
-                id: r.get(0)?,
-                label: r.get(1)?,
-                state: r.get(2)?,
-                joined_epoch: blob_u64(r.get(3)?),
-                relay_cursor: blob_u64(r.get(4)?),
-            })
-        })?;
+        let rows = stmt.query_map([], Self::network_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub(crate) fn network(&self, id: &[u8]) -> Result<Option<NetworkRow>, StoreError> {
-        Ok(self.networks()?.into_iter().find(|n| n.id == id))
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id, label, state, joined_epoch, relay_cursor FROM networks WHERE id = ?1",
+            )?
+            .query_row([id], Self::network_row)
+            .optional()?)
+    }
+
+    fn network_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkRow> {
+        Ok(NetworkRow {
+            id: r.get(0)?,
+            label: r.get(1)?,
+            state: r.get(2)?,
+            joined_epoch: blob_u64(r.get(3)?),
+            relay_cursor: blob_u64(r.get(4)?),
+        })
     }
 
     pub(crate) fn set_network_state(&self, id: &[u8], state: &str) -> Result<(), StoreError> {
@@ -472,7 +488,11 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn epoch_key(&self, network: &[u8], epoch: u64) -> Result<Option<SecretKey>, StoreError> {
+    pub(crate) fn epoch_key(
+        &self,
+        network: &[u8],
+        epoch: u64,
+    ) -> Result<Option<SecretKey>, StoreError> {
         let wrapped: Option<Vec<u8>> = self
             .conn
             .query_row(
@@ -502,7 +522,11 @@ impl Store {
             .optional()?)
     }
 
-    pub(crate) fn roster(&self, network: &[u8], epoch: u64) -> Result<Vec<RosterMember>, StoreError> {
+    pub(crate) fn roster(
+        &self,
+        network: &[u8],
+        epoch: u64,
+    ) -> Result<Vec<RosterMember>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT public_key, name FROM roster WHERE network = ?1 AND epoch = ?2 ORDER BY name",
         )?;
@@ -540,7 +564,11 @@ impl Store {
 
     // ---- record keys ------------------------------------------------------
 
-    pub(crate) fn put_record_key(&self, network: &[u8], grant: &RecordKeyGrant) -> Result<(), StoreError> {
+    pub(crate) fn put_record_key(
+        &self,
+        network: &[u8],
+        grant: &RecordKeyGrant,
+    ) -> Result<(), StoreError> {
         let wrapped = self.wrap(b"careledger/v1/record-key", grant.key.as_bytes())?;
         self.conn.execute(
             "INSERT OR IGNORE INTO record_keys (network, record, key_id, key) VALUES (?1, ?2, ?3, ?4)",
@@ -597,7 +625,10 @@ impl Store {
     }
 
     /// Every record key of a network, oldest first (so the last per record is current).
-    pub(crate) fn record_key_grants(&self, network: &[u8]) -> Result<Vec<RecordKeyGrant>, StoreError> {
+    pub(crate) fn record_key_grants(
+        &self,
+        network: &[u8],
+    ) -> Result<Vec<RecordKeyGrant>, StoreError> {
         let rows: Vec<(String, Vec<u8>, Vec<u8>)> = {
             let mut stmt = self.conn.prepare(
                 "SELECT record, key_id, key FROM record_keys WHERE network = ?1 ORDER BY rowid",
@@ -703,12 +734,19 @@ impl Store {
         .transpose()
     }
 
-    pub(crate) fn heads(&self, network: &[u8]) -> Result<Vec<(AuthorId, u64, EntryId)>, StoreError> {
+    pub(crate) fn heads(
+        &self,
+        network: &[u8],
+    ) -> Result<Vec<(AuthorId, u64, EntryId)>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT author, MAX(seq), id FROM entries WHERE network = ?1 GROUP BY author ORDER BY author",
         )?;
         let rows = stmt.query_map([network], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?))
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
         })?;
         rows.map(|row| {
             let (author, seq, id) = row?;
@@ -721,8 +759,18 @@ impl Store {
         .collect()
     }
 
-    /// Encoded entries of `author` with `seq > after`, in chain order.
-    pub(crate) fn entries_after(
+    /// Our entry came back through the relay: it reached the log.
+    pub(crate) fn mark_relayed(&self, network: &[u8], id: &EntryId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE entries SET relayed = 1 WHERE network = ?1 AND id = ?2 AND relayed = 0",
+            params![network, id.0.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// Encoded entries of `author` with `seq > after` that were never seen on
+    /// the relay, in chain order.
+    pub(crate) fn unrelayed_entries_after(
         &self,
         network: &[u8],
         author: &AuthorId,
@@ -731,7 +779,7 @@ impl Store {
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT bytes FROM entries WHERE network = ?1 AND author = ?2 AND seq > ?3
-             ORDER BY seq LIMIT ?4",
+             AND relayed = 0 ORDER BY seq LIMIT ?4",
         )?;
         let rows = stmt.query_map(
             params![network, author.0.as_slice(), after as i64, limit as i64],
@@ -839,7 +887,12 @@ impl Store {
         Ok(blob_u64(n))
     }
 
-    pub(crate) fn flag_author(&self, network: &[u8], author: &AuthorId, reason: &str) -> Result<(), StoreError> {
+    pub(crate) fn flag_author(
+        &self,
+        network: &[u8],
+        author: &AuthorId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT OR IGNORE INTO flagged (network, author, reason) VALUES (?1, ?2, ?3)",
             params![network, author.0.as_slice(), reason],
@@ -848,10 +901,12 @@ impl Store {
     }
 
     pub(crate) fn flagged(&self, network: &[u8]) -> Result<Vec<(AuthorId, String)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT author, reason FROM flagged WHERE network = ?1 ORDER BY author, reason")?;
-        let rows = stmt.query_map([network], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
+        let mut stmt = self.conn.prepare(
+            "SELECT author, reason FROM flagged WHERE network = ?1 ORDER BY author, reason",
+        )?;
+        let rows = stmt.query_map([network], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })?;
         rows.map(|row| {
             let (author, reason) = row?;
             Ok((
@@ -864,7 +919,12 @@ impl Store {
 
     // ---- records ----------------------------------------------------------
 
-    pub(crate) fn save_record(&self, network: &[u8], record: &str, doc: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn save_record(
+        &self,
+        network: &[u8],
+        record: &str,
+        doc: &[u8],
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO records (network, record, doc) VALUES (?1, ?2, ?3)
              ON CONFLICT (network, record) DO UPDATE SET doc = excluded.doc",
@@ -873,7 +933,11 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn load_record(&self, network: &[u8], record: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn load_record(
+        &self,
+        network: &[u8],
+        record: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -900,7 +964,11 @@ impl Store {
 
     // ---- pending commits --------------------------------------------------
 
-    pub(crate) fn set_pending_commit(&self, network: &[u8], row: &PendingCommitRow) -> Result<(), StoreError> {
+    pub(crate) fn set_pending_commit(
+        &self,
+        network: &[u8],
+        row: &PendingCommitRow,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO pending_commit (network, epoch, commit_msg, welcome, intent)
              VALUES (?1, ?2, ?3, ?4, ?5)
@@ -911,7 +979,10 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn pending_commit(&self, network: &[u8]) -> Result<Option<PendingCommitRow>, StoreError> {
+    pub(crate) fn pending_commit(
+        &self,
+        network: &[u8],
+    ) -> Result<Option<PendingCommitRow>, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -945,7 +1016,8 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<(i64, Vec<u8>, Vec<u8>)>, StoreError> {
+    /// `(outbox id, network, message)`, oldest first.
+    pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, network, message FROM outbox ORDER BY id LIMIT ?1")?;
@@ -954,7 +1026,84 @@ impl Store {
     }
 
     pub(crate) fn ack_outbox(&self, id: i64) -> Result<(), StoreError> {
-        self.conn.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        self.conn
+            .execute("DELETE FROM outbox WHERE id = ?1", [id])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_schema_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        let key = StorageKey::from_bytes([1; 32]);
+        drop(Store::open(&path, &key).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        match Store::open(&path, &key) {
+            Err(OpenStoreError::SchemaTooNew { found, supported }) => {
+                assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION + 1);
+    }
+
+    #[test]
+    fn failed_transaction_leaves_nothing_behind() {
+        let store = Store::open_in_memory(&StorageKey::from_bytes([1; 32])).unwrap();
+        let outcome: Result<(), StoreError> = store.transaction(|| {
+            store.set_meta("half", b"written")?;
+            Err(StoreError::Corrupt("simulated failure"))
+        });
+        assert!(outcome.is_err());
+        assert_eq!(store.meta("half").unwrap(), None);
+        store
+            .transaction(|| -> Result<(), StoreError> { store.set_meta("whole", b"written") })
+            .unwrap();
+        assert_eq!(
+            store.meta("whole").unwrap().as_deref(),
+            Some(&b"written"[..])
+        );
+    }
+
+    #[test]
+    fn version_one_file_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO entries (network, id, author, seq, epoch, kind, bytes)
+             VALUES (x'01', x'02', x'03', 1, 0, 1, x'04')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(&path, &StorageKey::from_bytes([1; 32])).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let relayed: i64 = store
+            .conn
+            .query_row("SELECT relayed FROM entries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            relayed, 0,
+            "existing rows keep their data and get the default"
+        );
     }
 }

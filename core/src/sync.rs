@@ -121,6 +121,7 @@ pub fn sync_with_progress(
         node.republish_commit(network)?;
         report.published += publish_outbox(node, relay)?;
     }
+    report.received.held = node.held_entries(network)?.len();
     Ok(report)
 }
 

@@ -4,9 +4,9 @@
 //! Regenerate (only when the format version changes) with
 //! `CARELEDGER_WRITE_VECTORS=1 cargo test -p careledger --test vectors`.
 
-use careledger::body::{KeyGrantBody, RecordChangeBody, RecordKeyGrant, EpochGrant, RosterMember};
+use careledger::body::{EpochGrant, KeyGrantBody, RecordChangeBody, RecordKeyGrant, RosterMember};
 use careledger::entry::{AuthorId, Entry, EntryHeader, EntryId, EntryKind};
-use careledger::keys::{open, seal, EpochKey, SecretKey, Sealed};
+use careledger::keys::{open, seal, EpochKey, Sealed, SecretKey};
 use careledger::wire::WireMessage;
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
@@ -14,7 +14,12 @@ use serde_json::{json, Value};
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/test_vectors");
 
 fn h(value: &Value, field: &str) -> Vec<u8> {
-    hex::decode(value[field].as_str().unwrap_or_else(|| panic!("field {field}"))).unwrap()
+    hex::decode(
+        value[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("field {field}")),
+    )
+    .unwrap()
 }
 
 fn arr<const N: usize>(value: &Value, field: &str) -> [u8; N] {
@@ -39,8 +44,19 @@ fn record_change_vector() -> Value {
     let record = "patient-0001".to_string();
     let aad = RecordChangeBody::inner_aad(&header.encode(), &record);
     let inner = seal(&record_key, &aad, &change, [0x66; 24]).unwrap();
-    let body = RecordChangeBody { record: record.clone(), key_id: [0x77; 16], change: inner.to_bytes() };
-    let entry = Entry::seal_and_sign(header.clone(), &epoch_key, &body.encode(), [0x88; 24], &signing).unwrap();
+    let body = RecordChangeBody {
+        record: record.clone(),
+        key_id: [0x77; 16],
+        change: inner.to_bytes(),
+    };
+    let entry = Entry::seal_and_sign(
+        header.clone(),
+        &epoch_key,
+        &body.encode(),
+        [0x88; 24],
+        &signing,
+    )
+    .unwrap();
     json!({
         "description": "entry format v1, kind record-change: header in clear, body sealed under the epoch key, Automerge change sealed again under the record key",
         "signing_key_seed": hex::encode([0x11; 32]),
@@ -72,9 +88,16 @@ fn key_grant_vector() -> Value {
         epochs: vec![EpochGrant {
             epoch: 0,
             key: SecretKey::from_bytes([0x34; 32]),
-            members: vec![RosterMember { public_key: signing.verifying_key().to_bytes().to_vec(), name: "hospital-a.example".into() }],
+            members: vec![RosterMember {
+                public_key: signing.verifying_key().to_bytes().to_vec(),
+                name: "hospital-a.example".into(),
+            }],
         }],
-        record_keys: vec![RecordKeyGrant { record: "patient-0001".into(), key_id: [0x45; 16], key: SecretKey::from_bytes([0x56; 32]) }],
+        record_keys: vec![RecordKeyGrant {
+            record: "patient-0001".into(),
+            key_id: [0x45; 16],
+            key: SecretKey::from_bytes([0x56; 32]),
+        }],
     };
     let header = EntryHeader {
         kind: EntryKind::KeyGrant,
@@ -85,7 +108,14 @@ fn key_grant_vector() -> Value {
         epoch: 1,
         time_ms: 1_764_000_000_001,
     };
-    let entry = Entry::seal_and_sign(header.clone(), &epoch_key, &grant.encode(), [0x67; 24], &signing).unwrap();
+    let entry = Entry::seal_and_sign(
+        header.clone(),
+        &epoch_key,
+        &grant.encode(),
+        [0x67; 24],
+        &signing,
+    )
+    .unwrap();
     json!({
         "description": "entry format v1, kind key-grant: one past epoch (key + roster) and one record key, sealed under the current epoch key",
         "signing_key_seed": hex::encode([0x12; 32]),
@@ -115,7 +145,9 @@ fn check_entry(v: &Value) -> (Entry, Vec<u8>) {
     assert_eq!(entry.header.prev.to_hex(), v["prev"].as_str().unwrap());
     assert_eq!(entry.header.network, h(v, "network"));
     entry.verify(&h(v, "public_key")).expect("vector verifies");
-    let body = entry.open(&EpochKey::from_bytes(arr(v, "epoch_key"))).expect("vector opens");
+    let body = entry
+        .open(&EpochKey::from_bytes(arr(v, "epoch_key")))
+        .expect("vector opens");
     assert_eq!(body, h(v, "body"));
     // Re-encoding from the fields and fixed keys gives the same bytes.
     let signing = SigningKey::from_bytes(&arr(v, "signing_key_seed"));
@@ -133,32 +165,53 @@ fn check_entry(v: &Value) -> (Entry, Vec<u8>) {
 
 #[test]
 fn known_answer_vectors() {
-    let vectors = [("entry_v1_record_change.json", record_change_vector()), ("entry_v1_key_grant.json", key_grant_vector())];
+    let vectors = [
+        ("entry_v1_record_change.json", record_change_vector()),
+        ("entry_v1_key_grant.json", key_grant_vector()),
+    ];
     if std::env::var("CARELEDGER_WRITE_VECTORS").is_ok() {
         for (name, vector) in &vectors {
-            std::fs::write(format!("{DIR}/{name}"), serde_json::to_string_pretty(vector).unwrap() + "\n").unwrap();
+            std::fs::write(
+                format!("{DIR}/{name}"),
+                serde_json::to_string_pretty(vector).unwrap() + "\n",
+            )
+            .unwrap();
         }
     }
     for (name, fresh) in &vectors {
         let text = std::fs::read_to_string(format!("{DIR}/{name}")).expect("vector file present");
         let stored: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(&stored, fresh, "{name}: the encoder no longer produces the pinned bytes");
+        assert_eq!(
+            &stored, fresh,
+            "{name}: the encoder no longer produces the pinned bytes"
+        );
     }
 
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/entry_v1_record_change.json")).unwrap()).unwrap();
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{DIR}/entry_v1_record_change.json")).unwrap(),
+    )
+    .unwrap();
     let (entry, body) = check_entry(&v);
     let body = RecordChangeBody::decode(&body).unwrap();
     assert_eq!(body.record, v["record"].as_str().unwrap());
     assert_eq!(body.key_id.to_vec(), h(&v, "record_key_id"));
     let aad = RecordChangeBody::inner_aad(&entry.header.encode(), &body.record);
-    let change = open(&SecretKey::from_bytes(arr(&v, "record_key")), &aad, &Sealed::from_bytes(&body.change).unwrap()).unwrap();
+    let change = open(
+        &SecretKey::from_bytes(arr(&v, "record_key")),
+        &aad,
+        &Sealed::from_bytes(&body.change).unwrap(),
+    )
+    .unwrap();
     assert_eq!(change, h(&v, "change"));
     let WireMessage::Entry(bytes) = WireMessage::decode(&h(&v, "wire_message")).unwrap() else {
         panic!("wire vector is not an entry");
     };
     assert_eq!(bytes, h(&v, "encoded"));
 
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/entry_v1_key_grant.json")).unwrap()).unwrap();
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{DIR}/entry_v1_key_grant.json")).unwrap(),
+    )
+    .unwrap();
     let (_, body) = check_entry(&v);
     let grant = KeyGrantBody::decode(&body).unwrap();
     assert_eq!(grant.epochs.len(), 1);

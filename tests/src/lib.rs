@@ -46,12 +46,21 @@ pub fn reopen(dir: &std::path::Path, name: &str) -> Node {
 }
 
 /// Sync until nothing changes any more (or `rounds` runs out).
-pub fn settle(nodes: &mut [&mut Node], relay: &mut dyn Relay, net: &NetworkId, now: u64, rounds: usize) {
+pub fn settle(
+    nodes: &mut [&mut Node],
+    relay: &mut dyn Relay,
+    net: &NetworkId,
+    now: u64,
+    rounds: usize,
+) {
     for _ in 0..rounds {
         let mut quiet = true;
         for node in nodes.iter_mut() {
             let report: SyncReport = sync(node, relay, net, now).expect("sync");
-            if report.received.accepted > 0 || report.received.commits_applied > 0 || report.published > 1 {
+            if report.received.accepted > 0
+                || report.received.commits_applied > 0
+                || report.published > 1
+            {
                 quiet = false;
             }
         }
@@ -81,7 +90,9 @@ pub fn canonical_state(node: &mut Node, net: &NetworkId) -> Vec<(String, String)
         .expect("patients")
         .into_iter()
         .map(|p| {
-            let bundle = node.export_patient(net, &p, ExportFormat::Bundle).expect("export");
+            let bundle = node
+                .export_patient(net, &p, ExportFormat::Bundle)
+                .expect("export");
             (p, bundle)
         })
         .collect()

@@ -24,25 +24,48 @@ fn world() -> World {
     let mut b = memory_node("hospital-b.example");
     let mut relay = MemoryRelay::new();
     let net = form_network(&mut [&mut a, &mut b], &mut relay, "care");
-    a.import_fhir(&net, "Patient.ndjson", &data("bulk-10-patients/Patient.000.ndjson"), T0)
-        .unwrap();
+    a.import_fhir(
+        &net,
+        "Patient.ndjson",
+        &data("bulk-10-patients/Patient.000.ndjson"),
+        T0,
+    )
+    .unwrap();
     settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 5);
     World { a, b, relay, net }
 }
 
 /// Deliver one entry to `node` and return its single rejection.
 fn deliver(node: &mut Node, net: &NetworkId, entry: &[u8]) -> careledger::node::ReceiveReport {
-    node.receive(net, &[WireMessage::Entry(entry.to_vec()).encode()], None, T0)
-        .unwrap()
+    node.receive(
+        net,
+        &[WireMessage::Entry(entry.to_vec()).encode()],
+        None,
+        T0,
+    )
+    .unwrap()
 }
 
-fn fingerprint(node: &mut Node, net: &NetworkId) -> (Vec<(String, String)>, Vec<careledger::node::Head>) {
+fn fingerprint(
+    node: &mut Node,
+    net: &NetworkId,
+) -> (Vec<(String, String)>, Vec<careledger::node::Head>) {
     (canonical_state(node, net), node.heads(net).unwrap())
 }
 
 /// A header continuing `author`'s chain in `node`'s view.
-fn next_header(node: &Node, net: &NetworkId, author: AuthorId, kind: EntryKind, epoch: u64) -> EntryHeader {
-    let head = node.heads(net).unwrap().into_iter().find(|h| h.author == author);
+fn next_header(
+    node: &Node,
+    net: &NetworkId,
+    author: AuthorId,
+    kind: EntryKind,
+    epoch: u64,
+) -> EntryHeader {
+    let head = node
+        .heads(net)
+        .unwrap()
+        .into_iter()
+        .find(|h| h.author == author);
     EntryHeader {
         kind,
         network: net.0.clone(),
@@ -78,17 +101,30 @@ fn record_change(
 fn honest_change_by_b(w: &mut World) -> (String, Vec<u8>) {
     let patient = w.b.patients(&w.net).unwrap()[0].clone();
     let before = w.b.ledger_entries(&w.net).unwrap().len();
-    w.b.edit_member(&w.net, &patient, "Patient", &patient, "active", Some("true"), T0 + 5)
-        .unwrap();
+    w.b.edit_member(
+        &w.net,
+        &patient,
+        "Patient",
+        &patient,
+        "active",
+        Some("true"),
+        T0 + 5,
+    )
+    .unwrap();
     let entries = w.b.ledger_entries(&w.net).unwrap();
     assert!(entries.len() > before);
     let entry = Entry::decode(entries.last().unwrap()).unwrap();
-    let epoch_key = w.b.epoch_key_for_testing(&w.net, entry.header.epoch).unwrap();
+    let epoch_key =
+        w.b.epoch_key_for_testing(&w.net, entry.header.epoch)
+            .unwrap();
     let body = RecordChangeBody::decode(&entry.open(&epoch_key).unwrap()).unwrap();
     let key = w.b.record_key_for_testing(&w.net, &patient).unwrap();
     let aad = RecordChangeBody::inner_aad(&entry.header.encode(), &patient);
     let sealed = careledger::keys::Sealed::from_bytes(&body.change).unwrap();
-    (patient, careledger::keys::open(&key.key, &aad, &sealed).unwrap())
+    (
+        patient,
+        careledger::keys::open(&key.key, &aad, &sealed).unwrap(),
+    )
 }
 
 #[test]
@@ -99,7 +135,13 @@ fn forged_author_is_rejected() {
     let epoch_key = w.a.epoch_key_for_testing(&w.net, epoch).unwrap();
     // An outsider who even holds the epoch key signs as hospital A.
     let outsider = SigningKey::from_bytes(&[42; 32]);
-    let header = next_header(&w.b, &w.net, w.a.identity().author_id(), EntryKind::KeyGrant, epoch);
+    let header = next_header(
+        &w.b,
+        &w.net,
+        w.a.identity().author_id(),
+        EntryKind::KeyGrant,
+        epoch,
+    );
     let forged = Entry::seal_and_sign(header, &epoch_key, &[0, 0, 0, 0, 0, 0], [1; 24], &outsider)
         .unwrap()
         .encode();
@@ -110,7 +152,10 @@ fn forged_author_is_rejected() {
         [RejectEntryError::Signature(_)]
     ));
     assert_eq!(fingerprint(&mut w.b, &w.net), before);
-    assert!(w.b.flagged_authors(&w.net).unwrap().is_empty(), "forgery must not frame A");
+    assert!(
+        w.b.flagged_authors(&w.net).unwrap().is_empty(),
+        "forgery must not frame A"
+    );
 }
 
 #[test]
@@ -146,7 +191,10 @@ fn entry_from_non_member_is_rejected() {
         .unwrap()
         .encode();
     let report = deliver(&mut w.b, &w.net, &entry);
-    assert_eq!(report.rejected, vec![RejectEntryError::NotAMember { epoch }]);
+    assert_eq!(
+        report.rejected,
+        vec![RejectEntryError::NotAMember { epoch }]
+    );
     assert_eq!(fingerprint(&mut w.b, &w.net), before);
 }
 
@@ -156,7 +204,13 @@ fn entry_sealed_under_wrong_epoch_key_is_rejected() {
     let before = fingerprint(&mut w.b, &w.net);
     let epoch = w.a.epoch(&w.net).unwrap();
     // A real member signs, but seals under a key that is not the epoch's.
-    let header = next_header(&w.b, &w.net, w.a.identity().author_id(), EntryKind::KeyGrant, epoch);
+    let header = next_header(
+        &w.b,
+        &w.net,
+        w.a.identity().author_id(),
+        EntryKind::KeyGrant,
+        epoch,
+    );
     let entry = Entry::seal_and_sign(
         header,
         &EpochKey::from_bytes([0x5A; 32]),
@@ -167,7 +221,10 @@ fn entry_sealed_under_wrong_epoch_key_is_rejected() {
     .unwrap()
     .encode();
     let report = deliver(&mut w.b, &w.net, &entry);
-    assert!(matches!(report.rejected.as_slice(), [RejectEntryError::Seal(_)]));
+    assert!(matches!(
+        report.rejected.as_slice(),
+        [RejectEntryError::Seal(_)]
+    ));
     assert_eq!(fingerprint(&mut w.b, &w.net), before);
 }
 
@@ -181,13 +238,28 @@ fn change_whose_actor_is_not_the_signer_is_rejected_and_flagged() {
     let epoch = w.a.epoch(&w.net).unwrap();
     let epoch_key = w.a.epoch_key_for_testing(&w.net, epoch).unwrap();
     let record_key = w.a.record_key_for_testing(&w.net, &patient).unwrap();
-    let header = next_header(&w.a, &w.net, w.a.identity().author_id(), EntryKind::RecordChange, epoch);
-    let entry = record_change(header, &epoch_key, &record_key, &change, &w.a.signing_key_for_testing());
+    let header = next_header(
+        &w.a,
+        &w.net,
+        w.a.identity().author_id(),
+        EntryKind::RecordChange,
+        epoch,
+    );
+    let entry = record_change(
+        header,
+        &epoch_key,
+        &record_key,
+        &change,
+        &w.a.signing_key_for_testing(),
+    );
     // B receives it: the entry is A's, the change inside is B's.
     let report = deliver(&mut w.b, &w.net, &entry);
     assert_eq!(report.rejected, vec![RejectEntryError::ActorMismatch]);
     let flagged = w.b.flagged_authors(&w.net).unwrap();
-    assert_eq!(flagged, vec![(w.a.identity().author_id(), "actor mismatch".to_string())]);
+    assert_eq!(
+        flagged,
+        vec![(w.a.identity().author_id(), "actor mismatch".to_string())]
+    );
     assert_eq!(fingerprint(&mut w.a, &w.net), before);
 }
 
@@ -196,7 +268,12 @@ fn fork_is_kept_as_evidence_and_flags_the_author() {
     let mut w = world();
     let before = fingerprint(&mut w.b, &w.net);
     let a_id = w.a.identity().author_id();
-    let head = w.b.heads(&w.net).unwrap().into_iter().find(|h| h.author == a_id).unwrap();
+    let head =
+        w.b.heads(&w.net)
+            .unwrap()
+            .into_iter()
+            .find(|h| h.author == a_id)
+            .unwrap();
     let stored = w.b.ledger_entries(&w.net).unwrap();
     let original = stored
         .iter()
@@ -204,7 +281,9 @@ fn fork_is_kept_as_evidence_and_flags_the_author() {
         .find(|e| e.header.author == a_id && e.header.seq == head.seq)
         .unwrap();
     // A signs a second, different entry at a seq it already used.
-    let epoch_key = w.a.epoch_key_for_testing(&w.net, original.header.epoch).unwrap();
+    let epoch_key =
+        w.a.epoch_key_for_testing(&w.net, original.header.epoch)
+            .unwrap();
     let fork = Entry::seal_and_sign(
         original.header.clone(),
         &epoch_key,
@@ -215,14 +294,20 @@ fn fork_is_kept_as_evidence_and_flags_the_author() {
     .unwrap();
     assert_ne!(fork.id(), original.id());
     let report = deliver(&mut w.b, &w.net, &fork.encode());
-    assert_eq!(report.rejected, vec![RejectEntryError::Fork { seq: head.seq }]);
+    assert_eq!(
+        report.rejected,
+        vec![RejectEntryError::Fork { seq: head.seq }]
+    );
     assert_eq!(
         w.b.flagged_authors(&w.net).unwrap(),
         vec![(a_id, "fork".to_string())]
     );
     let verify = w.b.verify_ledger(&w.net).unwrap();
     assert_eq!(verify.forks, 1, "the fork is kept as evidence");
-    assert!(verify.problems.is_empty(), "the kept chain itself is intact");
+    assert!(
+        verify.problems.is_empty(),
+        "the kept chain itself is intact"
+    );
     assert!(!verify.is_clean(), "a ledger with a fork is not clean");
     assert_eq!(fingerprint(&mut w.b, &w.net), before, "nothing merged");
     // The same fork found by a second route is not double-counted.

@@ -32,7 +32,11 @@ fn corpus() -> Vec<String> {
         "bulk-10-patients/Immunization.000.ndjson",
     ] {
         let text = String::from_utf8(data(file)).unwrap();
-        lines.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
+        lines.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned),
+        );
     }
     lines
 }
@@ -48,7 +52,9 @@ fn digest(node: &mut Node, net: &NetworkId) -> String {
 
 /// `(type, id)` of every resource in one of `node`'s records.
 fn resources_of(node: &mut Node, net: &NetworkId, patient: &str) -> Vec<(String, String)> {
-    let ndjson = node.export_patient(net, patient, ExportFormat::Ndjson).unwrap();
+    let ndjson = node
+        .export_patient(net, patient, ExportFormat::Ndjson)
+        .unwrap();
     ndjson
         .lines()
         .map(|line| {
@@ -96,7 +102,10 @@ fn run(seed: u64, corpus: &[String], seen: &mut Exercised) {
         match rng.random_range(0..100) {
             0..=29 => {
                 let n = rng.random_range(1..=4);
-                let chunk: Vec<&str> = corpus.choose_multiple(&mut rng, n).map(String::as_str).collect();
+                let chunk: Vec<&str> = corpus
+                    .choose_multiple(&mut rng, n)
+                    .map(String::as_str)
+                    .collect();
                 nodes[i]
                     .import_fhir(&net, "chunk.ndjson", chunk.join("\n").as_bytes(), now)
                     .unwrap();
@@ -151,7 +160,9 @@ fn run(seed: u64, corpus: &[String], seen: &mut Exercised) {
         }
         let heads: Vec<_> = nodes.iter().map(|n| n.heads(&net).unwrap()).collect();
         let pending = nodes.iter().any(|n| n.commit_pending(&net).unwrap());
-        let held = nodes.iter().any(|n| !n.held_entries(&net).unwrap().is_empty());
+        let held = nodes
+            .iter()
+            .any(|n| !n.held_entries(&net).unwrap().is_empty());
         let epochs: Vec<u64> = nodes.iter_mut().map(|n| n.epoch(&net).unwrap()).collect();
         if !pending
             && !held
@@ -171,11 +182,27 @@ fn run(seed: u64, corpus: &[String], seen: &mut Exercised) {
     let epoch = nodes[0].epoch(&net).unwrap();
     seen.epochs += epoch - (count as u64 - 1);
     for (i, node) in nodes.iter_mut().enumerate() {
-        assert_eq!(digest(node, &net), first, "seed {seed}: node {i} records differ");
-        assert_eq!(node.heads(&net).unwrap(), heads, "seed {seed}: node {i} heads differ");
-        assert_eq!(node.epoch(&net).unwrap(), epoch, "seed {seed}: node {i} epoch differs");
+        assert_eq!(
+            digest(node, &net),
+            first,
+            "seed {seed}: node {i} records differ"
+        );
+        assert_eq!(
+            node.heads(&net).unwrap(),
+            heads,
+            "seed {seed}: node {i} heads differ"
+        );
+        assert_eq!(
+            node.epoch(&net).unwrap(),
+            epoch,
+            "seed {seed}: node {i} epoch differs"
+        );
         let report = node.verify_ledger(&net).unwrap();
-        assert!(report.is_clean(), "seed {seed}: node {i} ledger: {:?}", report.problems);
+        assert!(
+            report.is_clean(),
+            "seed {seed}: node {i} ledger: {:?}",
+            report.problems
+        );
     }
 }
 
@@ -184,7 +211,11 @@ fn replicas_converge_under_faults_and_restarts() {
     let corpus = corpus();
     let mut seen = Exercised::default();
     if let Ok(seed) = std::env::var("CARELEDGER_SEED") {
-        run(seed.parse().expect("CARELEDGER_SEED is a number"), &corpus, &mut seen);
+        run(
+            seed.parse().expect("CARELEDGER_SEED is a number"),
+            &corpus,
+            &mut seen,
+        );
         return;
     }
     let seeds: u64 = std::env::var("CARELEDGER_SEEDS")
@@ -198,7 +229,10 @@ fn replicas_converge_under_faults_and_restarts() {
     assert!(seen.dropped > 0 && seen.duplicated > 0 && seen.delayed > 0);
     assert!(seen.restarts > 0, "no restarts");
     assert!(seen.epochs > 0, "no key updates took effect");
-    assert!(seen.commits_retried > 0, "no commit race was lost and retried");
+    assert!(
+        seen.commits_retried > 0,
+        "no commit race was lost and retried"
+    );
     eprintln!(
         "{seeds} seeds: {} dropped, {} duplicated, {} delayed, {} restarts, {} key updates, {} lost commits retried",
         seen.dropped, seen.duplicated, seen.delayed, seen.restarts, seen.epochs, seen.commits_retried

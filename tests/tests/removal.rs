@@ -15,20 +15,41 @@ fn removed_member_reads_nothing_new_and_everything_old() {
     let mut lab = memory_node("lab.example");
     let mut relay = MemoryRelay::new();
     let net = form_network(&mut [&mut a, &mut b, &mut lab], &mut relay, "care");
-    a.import_fhir(&net, "Patient.ndjson", &data("bulk-10-patients/Patient.000.ndjson"), T0)
-        .unwrap();
+    a.import_fhir(
+        &net,
+        "Patient.ndjson",
+        &data("bulk-10-patients/Patient.000.ndjson"),
+        T0,
+    )
+    .unwrap();
     let patients = a.patients(&net).unwrap();
     // 200+ entries before the removal, from two authors.
     for i in 0..100 {
         let p = &patients[i % patients.len()];
-        a.edit_member(&net, p, "Patient", p, "active", Some(&format!("{}", i % 2 == 0)), T0 + i as u64)
-            .unwrap();
+        a.edit_member(
+            &net,
+            p,
+            "Patient",
+            p,
+            "active",
+            Some(&format!("{}", i % 2 == 0)),
+            T0 + i as u64,
+        )
+        .unwrap();
     }
     settle(&mut [&mut a, &mut b, &mut lab], &mut relay, &net, T0, 10);
     for i in 0..100 {
         let p = &patients[i % patients.len()];
-        b.edit_member(&net, p, "Patient", p, "language", Some(&format!("\"en-{i}\"")), T0 + i as u64)
-            .unwrap();
+        b.edit_member(
+            &net,
+            p,
+            "Patient",
+            p,
+            "language",
+            Some(&format!("\"en-{i}\"")),
+            T0 + i as u64,
+        )
+        .unwrap();
     }
     settle(&mut [&mut a, &mut b, &mut lab], &mut relay, &net, T0, 10);
     let lab_view_before = canonical_state(&mut lab, &net);
@@ -41,13 +62,34 @@ fn removed_member_reads_nothing_new_and_everything_old() {
 
     for i in 0..120 {
         let p = &patients[i % patients.len()];
-        a.edit_member(&net, p, "Patient", p, "active", Some(&format!("{}", i % 3 == 0)), T0 + 500 + i as u64)
-            .unwrap();
-        b.edit_member(&net, p, "Patient", p, "language", Some(&format!("\"fr-{i}\"")), T0 + 500 + i as u64)
-            .unwrap();
-    }
-    a.import_fhir(&net, "Allergy.ndjson", &data("bulk-10-patients/AllergyIntolerance.000.ndjson"), T0 + 900)
+        a.edit_member(
+            &net,
+            p,
+            "Patient",
+            p,
+            "active",
+            Some(&format!("{}", i % 3 == 0)),
+            T0 + 500 + i as u64,
+        )
         .unwrap();
+        b.edit_member(
+            &net,
+            p,
+            "Patient",
+            p,
+            "language",
+            Some(&format!("\"fr-{i}\"")),
+            T0 + 500 + i as u64,
+        )
+        .unwrap();
+    }
+    a.import_fhir(
+        &net,
+        "Allergy.ndjson",
+        &data("bulk-10-patients/AllergyIntolerance.000.ndjson"),
+        T0 + 900,
+    )
+    .unwrap();
     settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 10);
     // The removed lab keeps fetching everything the relay carries.
     let report = sync(&mut lab, &mut relay, &net, T0).unwrap();
@@ -70,8 +112,14 @@ fn removed_member_reads_nothing_new_and_everything_old() {
     }
     assert!(after >= 200, "only {after} entries after removal");
     assert!(before >= 200, "only {before} entries before removal");
-    assert_eq!(read_after, 0, "removed lab decrypted entries written after its removal");
-    assert_eq!(read_before, before, "removed lab lost access to history it had");
+    assert_eq!(
+        read_after, 0,
+        "removed lab decrypted entries written after its removal"
+    );
+    assert_eq!(
+        read_before, before,
+        "removed lab lost access to history it had"
+    );
     // Its materialised view is frozen at the removal; the others moved on.
     assert_eq!(canonical_state(&mut lab, &net), lab_view_before);
     assert_ne!(canonical_state(&mut a, &net), lab_view_before);

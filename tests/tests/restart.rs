@@ -15,8 +15,13 @@ fn reopened_node_has_same_state_and_keeps_syncing() {
     let mut a = file_node(dir.path(), "hospital-a.example");
     let mut b = file_node(dir.path(), "hospital-b.example");
     let net = form_network(&mut [&mut a, &mut b], &mut relay, "care");
-    a.import_fhir(&net, "Patient.ndjson", &data("bulk-10-patients/Patient.000.ndjson"), T0)
-        .unwrap();
+    a.import_fhir(
+        &net,
+        "Patient.ndjson",
+        &data("bulk-10-patients/Patient.000.ndjson"),
+        T0,
+    )
+    .unwrap();
     settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 5);
     b.update_keys(&net).unwrap();
     settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 5);
@@ -36,11 +41,17 @@ fn reopened_node_has_same_state_and_keeps_syncing() {
     assert!(b.verify_ledger(&net).unwrap().is_clean());
 
     // Keeps working both ways after the restart, including a new epoch.
-    a.import_fhir(&net, "Allergy.ndjson", &data("bulk-10-patients/AllergyIntolerance.000.ndjson"), T0)
-        .unwrap();
+    a.import_fhir(
+        &net,
+        "Allergy.ndjson",
+        &data("bulk-10-patients/AllergyIntolerance.000.ndjson"),
+        T0,
+    )
+    .unwrap();
     a.update_keys(&net).unwrap();
     let p = b.patients(&net).unwrap()[0].clone();
-    b.edit_member(&net, &p, "Patient", &p, "active", Some("true"), T0 + 10).unwrap();
+    b.edit_member(&net, &p, "Patient", &p, "active", Some("true"), T0 + 10)
+        .unwrap();
     settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 8);
     assert_eq!(a.epoch(&net).unwrap(), 3);
     assert_eq!(b.epoch(&net).unwrap(), 3);
@@ -63,8 +74,39 @@ fn wrong_storage_key_and_garbage_files_are_clear_errors() {
     // The right key still opens it: a wrong key destroys nothing.
     assert!(Node::open(Store::open(&path, &StorageKey::from_bytes([7; 32])).unwrap()).is_ok());
     let garbage = dir.path().join("garbage.sqlite");
-    std::fs::write(&garbage, b"this is not a database, it is a note about a patient").unwrap();
+    std::fs::write(
+        &garbage,
+        b"this is not a database, it is a note about a patient",
+    )
+    .unwrap();
     let err = Store::open(&garbage, &StorageKey::from_bytes([7; 32])).unwrap_err();
     assert!(matches!(err, OpenStoreError::Sqlite(_)));
     assert!(!err.to_string().contains("patient"));
+}
+
+#[test]
+fn second_process_reads_while_first_writes() {
+    // E.g. an iOS notification extension opening the app's store.
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = file_node(dir.path(), "phone.example");
+    let net = app.create_network("circle").unwrap();
+    app.import_fhir(
+        &net,
+        "Patient.ndjson",
+        &data("bulk-10-patients/Patient.000.ndjson"),
+        T0,
+    )
+    .unwrap();
+    let mut extension = reopen(dir.path(), "phone.example");
+    assert_eq!(extension.patients(&net).unwrap().len(), 13);
+    app.import_fhir(
+        &net,
+        "Allergy.ndjson",
+        &data("bulk-10-patients/AllergyIntolerance.000.ndjson"),
+        T0,
+    )
+    .unwrap();
+    // The second handle sees the committed write, and its own reads never block the writer.
+    assert_eq!(extension.heads(&net).unwrap(), app.heads(&net).unwrap());
+    assert!(extension.verify_ledger(&net).unwrap().is_clean());
 }

@@ -3,7 +3,7 @@
 //! typed error, and nothing already stored is lost or altered.
 
 use careledger::entry::Entry;
-use careledger::node::{Node, NetworkId};
+use careledger::node::{NetworkId, Node};
 use careledger::relay::MemoryRelay;
 use careledger::wire::WireMessage;
 use careledger_scenarios::*;
@@ -15,14 +15,32 @@ fn world() -> (Node, Node, NetworkId) {
     let mut b = memory_node("hospital-b.example");
     let mut relay = MemoryRelay::new();
     let net = form_network(&mut [&mut a, &mut b], &mut relay, "care");
-    a.import_fhir(&net, "Patient.ndjson", &data("bulk-10-patients/Patient.000.ndjson"), T0)
-        .unwrap();
-    a.import_fhir(&net, "Allergy.ndjson", &data("bulk-10-patients/AllergyIntolerance.000.ndjson"), T0)
-        .unwrap();
+    a.import_fhir(
+        &net,
+        "Patient.ndjson",
+        &data("bulk-10-patients/Patient.000.ndjson"),
+        T0,
+    )
+    .unwrap();
+    a.import_fhir(
+        &net,
+        "Allergy.ndjson",
+        &data("bulk-10-patients/AllergyIntolerance.000.ndjson"),
+        T0,
+    )
+    .unwrap();
     let p = a.patients(&net).unwrap();
     for (i, patient) in p.iter().enumerate() {
-        a.edit_member(&net, patient, "Patient", patient, "active", Some("true"), T0 + i as u64)
-            .unwrap();
+        a.edit_member(
+            &net,
+            patient,
+            "Patient",
+            patient,
+            "active",
+            Some("true"),
+            T0 + i as u64,
+        )
+        .unwrap();
     }
     settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 5);
     (a, b, net)
@@ -45,8 +63,14 @@ fn flipped_bytes_in_flight_are_all_rejected() {
             .receive(&net, &[WireMessage::Entry(entry).encode()], None, T0)
             .unwrap();
         assert_eq!(report.accepted, 0, "tampered byte {at} accepted");
-        assert_eq!(report.duplicates, 0, "tampered byte {at} taken as duplicate");
-        assert_eq!(report.held, 0, "tampered byte {at} held instead of rejected");
+        assert_eq!(
+            report.duplicates, 0,
+            "tampered byte {at} taken as duplicate"
+        );
+        assert_eq!(
+            report.held, 0,
+            "tampered byte {at} held instead of rejected"
+        );
         assert_eq!(report.rejected.len(), 1, "byte {at}: one typed rejection");
         rejected += 1;
     }
@@ -54,7 +78,11 @@ fn flipped_bytes_in_flight_are_all_rejected() {
     assert_eq!(canonical_state(&mut b, &net), before_state);
     assert_eq!(b.heads(&net).unwrap(), before_heads);
     let verify = b.verify_ledger(&net).unwrap();
-    assert!(verify.is_clean(), "tampering must not frame anyone: {:?}", verify.problems);
+    assert!(
+        verify.is_clean(),
+        "tampering must not frame anyone: {:?}",
+        verify.problems
+    );
 }
 
 #[test]
@@ -90,6 +118,9 @@ fn flipped_bytes_on_disk_are_all_reported() {
     assert_eq!(canonical_state(&mut b, &net), before_state);
     // Every stored entry still decodes to what it was.
     for (stored, now) in stored.iter().zip(b.ledger_entries(&net).unwrap()) {
-        assert_eq!(Entry::decode(stored).unwrap().id(), Entry::decode(&now).unwrap().id());
+        assert_eq!(
+            Entry::decode(stored).unwrap().id(),
+            Entry::decode(&now).unwrap().id()
+        );
     }
 }

@@ -193,8 +193,15 @@ impl Node {
         let bytes = entry.encode();
         let id = entry.id();
         let h = &entry.header;
-        self.store
-            .insert_entry(&network.0, &id, &h.author, h.seq, h.epoch, h.kind as u8, &bytes)?;
+        self.store.insert_entry(
+            &network.0,
+            &id,
+            &h.author,
+            h.seq,
+            h.epoch,
+            h.kind as u8,
+            &bytes,
+        )?;
         self.store
             .push_outbox(&network.0, &WireMessage::Entry(bytes).encode())?;
         Ok(id)
@@ -277,8 +284,15 @@ impl Node {
         Ok(())
     }
 
-    /// Queue our own entries a peer's heads show it lacks.
-    fn resend_missing(&mut self, network: &NetworkId, heads: &[(AuthorId, u64)]) -> Result<usize, StoreError> {
+    /// Queue our own entries a peer's heads show it lacks and that never came
+    /// back through the relay (lost in transit). Entries already in the log
+    /// reach the peer by themselves; resending them would only double traffic
+    /// on stale announcements.
+    fn resend_missing(
+        &mut self,
+        network: &NetworkId,
+        heads: &[(AuthorId, u64)],
+    ) -> Result<usize, StoreError> {
         let me = self.identity.author_id();
         let Some((our_seq, _)) = self.store.head_of(&network.0, &me)? else {
             return Ok(0);
@@ -291,7 +305,9 @@ impl Node {
         if theirs >= our_seq {
             return Ok(0);
         }
-        let missing = self.store.entries_after(&network.0, &me, theirs, 10_000)?;
+        let missing = self
+            .store
+            .unrelayed_entries_after(&network.0, &me, theirs, 10_000)?;
         for bytes in &missing {
             self.store
                 .push_outbox(&network.0, &WireMessage::Entry(bytes.clone()).encode())?;
@@ -321,7 +337,11 @@ impl Node {
         Ok(self.atomically(|node| node.republish_pending_commit(network))?)
     }
 
-    fn retry_pending(&mut self, network: &NetworkId, report: &mut ReceiveReport) -> Result<(), StoreError> {
+    fn retry_pending(
+        &mut self,
+        network: &NetworkId,
+        report: &mut ReceiveReport,
+    ) -> Result<(), StoreError> {
         loop {
             let mut progress = false;
             let mut pending: Vec<(EntryHeader, Vec<u8>)> = self
@@ -372,6 +392,9 @@ impl Node {
         }
         let id = entry.id();
         if self.store.has_entry(&network.0, &id)? {
+            if entry.header.author == self.identity.author_id() {
+                self.store.mark_relayed(&network.0, &id)?;
+            }
             return Ok(Ok(Checked::Done(EntryOutcome::Duplicate)));
         }
         let h = entry.header.clone();
@@ -396,10 +419,14 @@ impl Node {
                 return Ok(Err(RejectEntryError::NoEpochKey(h.epoch)));
             }
             let reason = HoldReason::UnknownEpoch(h.epoch);
-            self.store.put_pending(&network.0, &id, bytes, &reason.label())?;
+            self.store
+                .put_pending(&network.0, &id, bytes, &reason.label())?;
             return Ok(Ok(Checked::Done(EntryOutcome::Held(reason))));
         };
-        let Some(public_key) = self.store.roster_public_key(&network.0, h.epoch, &h.author)? else {
+        let Some(public_key) = self
+            .store
+            .roster_public_key(&network.0, h.epoch, &h.author)?
+        else {
             return Ok(Err(RejectEntryError::NotAMember { epoch: h.epoch }));
         };
         if let Err(error) = entry.verify(&public_key) {
@@ -422,16 +449,15 @@ impl Node {
                 // takes its chain position: a joiner's history grant must be
                 // able to unlock the earlier entries that fill the gap.
                 let epoch_key = EpochKey::from(epoch_key.clone());
-                if let Ok(grant) = entry.open(&epoch_key).map(|b| KeyGrantBody::decode(&b)) {
-                    if let Ok(grant) = grant {
-                        self.store_grant(network, &grant)?;
-                    }
+                if let Ok(Ok(grant)) = entry.open(&epoch_key).map(|b| KeyGrantBody::decode(&b)) {
+                    self.store_grant(network, &grant)?;
                 }
             }
             let reason = HoldReason::Gap {
                 expected: head_seq + 1,
             };
-            self.store.put_pending(&network.0, &id, bytes, &reason.label())?;
+            self.store
+                .put_pending(&network.0, &id, bytes, &reason.label())?;
             return Ok(Ok(Checked::Done(EntryOutcome::Held(reason))));
         }
         if h.prev != head_id {
@@ -471,7 +497,9 @@ impl Node {
             EntryKind::KeyGrant => {
                 let grant = match KeyGrantBody::decode(&body) {
                     Ok(grant) => grant,
-                    Err(error) => return Ok(Err(RejectEntryError::MalformedBody(error.to_string()))),
+                    Err(error) => {
+                        return Ok(Err(RejectEntryError::MalformedBody(error.to_string())))
+                    }
                 };
                 self.store_grant(network, &grant)?;
             }
@@ -483,8 +511,15 @@ impl Node {
                 }
             }
         }
-        self.store
-            .insert_entry(&network.0, &id, &h.author, h.seq, h.epoch, h.kind as u8, &bytes)?;
+        self.store.insert_entry(
+            &network.0,
+            &id,
+            &h.author,
+            h.seq,
+            h.epoch,
+            h.kind as u8,
+            &bytes,
+        )?;
         Ok(Ok(EntryOutcome::Accepted))
     }
 
@@ -511,7 +546,8 @@ impl Node {
             Ok(change) => change,
             Err(RejectEntryError::NoRecordKey) => {
                 let reason = HoldReason::MissingRecordKey;
-                self.store.put_pending(&network.0, id, bytes, &reason.label())?;
+                self.store
+                    .put_pending(&network.0, id, bytes, &reason.label())?;
                 return Ok(Ok(Some(reason)));
             }
             Err(error) => return Ok(Err(error)),
@@ -530,7 +566,8 @@ impl Node {
         let doc = self.doc_mut(network, &record, actor)?;
         if !doc.missing_deps(&info.deps).is_empty() {
             let reason = HoldReason::MissingDependencies;
-            self.store.put_pending(&network.0, id, bytes, &reason.label())?;
+            self.store
+                .put_pending(&network.0, id, bytes, &reason.label())?;
             return Ok(Ok(Some(reason)));
         }
         if let Err(error) = doc.apply_change(&change) {
@@ -551,7 +588,10 @@ impl Node {
             Ok(body) => body,
             Err(error) => return Ok(Err(RejectEntryError::MalformedBody(error.to_string()))),
         };
-        let Some(key) = self.store.record_key(&network.0, &body.record, &body.key_id)? else {
+        let Some(key) = self
+            .store
+            .record_key(&network.0, &body.record, &body.key_id)?
+        else {
             return Ok(Err(RejectEntryError::NoRecordKey));
         };
         let sealed = match Sealed::from_bytes(&body.change) {
@@ -567,7 +607,11 @@ impl Node {
 
     /// Re-apply one stored record change to the materialised records
     /// (rebuild). Entries whose record key was shredded are skipped.
-    pub(crate) fn replay_entry(&mut self, network: &NetworkId, bytes: &[u8]) -> Result<bool, NetworkError> {
+    pub(crate) fn replay_entry(
+        &mut self,
+        network: &NetworkId,
+        bytes: &[u8],
+    ) -> Result<bool, NetworkError> {
         let entry = Entry::decode(bytes).map_err(|_| StoreError::Corrupt("entries.bytes"))?;
         if entry.header.kind != EntryKind::RecordChange {
             return Ok(false);
@@ -595,7 +639,11 @@ impl Node {
     /// Try to read an entry with the keys this node holds, without storing
     /// anything: `Ok(kind)` if every seal opens. Used to show what a node
     /// (e.g. a removed member) can and cannot decrypt.
-    pub fn can_read_entry(&mut self, network: &NetworkId, bytes: &[u8]) -> Result<EntryKind, RejectEntryError> {
+    pub fn can_read_entry(
+        &mut self,
+        network: &NetworkId,
+        bytes: &[u8],
+    ) -> Result<EntryKind, RejectEntryError> {
         let entry = Entry::decode(bytes)?;
         let key = self
             .store
@@ -624,7 +672,10 @@ impl Node {
     }
 
     /// Authors flagged (forks, actor mismatches) with the reason.
-    pub fn flagged_authors(&self, network: &NetworkId) -> Result<Vec<(AuthorId, String)>, NetworkError> {
+    pub fn flagged_authors(
+        &self,
+        network: &NetworkId,
+    ) -> Result<Vec<(AuthorId, String)>, NetworkError> {
         Ok(self.store.flagged(&network.0)?)
     }
 
@@ -652,7 +703,12 @@ impl Node {
         };
         let mut chains: BTreeMap<AuthorId, (u64, EntryId)> = BTreeMap::new();
         for (index, bytes) in entries.iter().enumerate() {
-            let mut problem = |text: String| report.problems.push(LedgerProblem { index, problem: text });
+            let mut problem = |text: String| {
+                report.problems.push(LedgerProblem {
+                    index,
+                    problem: text,
+                })
+            };
             let entry = match Entry::decode(bytes) {
                 Ok(entry) => entry,
                 Err(error) => {
@@ -666,7 +722,10 @@ impl Node {
                 problem(format!("chain broken at seq {}", h.seq));
             }
             chains.insert(h.author, (h.seq, entry.id()));
-            match self.store.roster_public_key(&network.0, h.epoch, &h.author)? {
+            match self
+                .store
+                .roster_public_key(&network.0, h.epoch, &h.author)?
+            {
                 None => problem(format!("author not in roster of epoch {}", h.epoch)),
                 Some(key) => match entry.verify(&key) {
                     Ok(()) => report.signatures_ok += 1,

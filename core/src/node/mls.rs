@@ -55,7 +55,9 @@ impl Intent {
         let corrupt = |_| StoreError::Corrupt("pending_commit.intent");
         match r.u8("intent").map_err(corrupt)? {
             1 => Ok(Intent::Add(bytes[1..].to_vec())),
-            2 => Ok(Intent::Remove(AuthorId(r.array("author").map_err(corrupt)?))),
+            2 => Ok(Intent::Remove(AuthorId(
+                r.array("author").map_err(corrupt)?,
+            ))),
             3 => Ok(Intent::Update),
             _ => Err(StoreError::Corrupt("pending_commit.intent")),
         }
@@ -93,7 +95,7 @@ impl Node {
         if !self.groups.contains_key(&network.0) {
             let group_id = openmls::prelude::GroupId::from_slice(&network.0);
             let group = MlsGroup::load(self.store.provider().storage(), &group_id)
-                .map_err(|e| StoreError::Sqlite(e))?
+                .map_err(StoreError::Sqlite)?
                 .ok_or(NetworkError::UnknownNetwork)?;
             self.groups.insert(network.0.clone(), group);
         }
@@ -191,18 +193,35 @@ impl Node {
         self.atomically(|node| node.propose(network, Intent::Update))
     }
 
+    /// Who a key package names, checked (signature, ciphersuite) before an
+    /// invite, so an operator can compare the fingerprint out of band.
+    pub fn inspect_key_package(&self, bytes: &[u8]) -> Result<MemberInfo, NetworkError> {
+        let key_package = self.validate_key_package(bytes)?;
+        let leaf = key_package.leaf_node();
+        let author = AuthorId::of_public_key(leaf.signature_key().as_slice());
+        Ok(MemberInfo {
+            name: member_name(leaf.credential()),
+            fingerprint: fingerprint_of(&author),
+            author,
+        })
+    }
+
     fn validate_key_package(&self, bytes: &[u8]) -> Result<KeyPackage, NetworkError> {
         let message = MlsMessageIn::tls_deserialize_exact(bytes)
             .map_err(|e| NetworkError::InvalidKeyPackage(e.to_string()))?;
         let MlsMessageBodyIn::KeyPackage(key_package) = message.extract() else {
-            return Err(NetworkError::InvalidKeyPackage("not a KeyPackage message".into()));
+            return Err(NetworkError::InvalidKeyPackage(
+                "not a KeyPackage message".into(),
+            ));
         };
         let key_package: KeyPackageIn = key_package;
         let key_package = key_package
             .validate(self.store.crypto(), ProtocolVersion::Mls10)
             .map_err(|e| NetworkError::InvalidKeyPackage(e.to_string()))?;
         if key_package.ciphersuite() != CIPHERSUITE {
-            return Err(NetworkError::InvalidKeyPackage("unsupported ciphersuite".into()));
+            return Err(NetworkError::InvalidKeyPackage(
+                "unsupported ciphersuite".into(),
+            ));
         }
         Ok(key_package)
     }
@@ -270,7 +289,11 @@ impl Node {
         Ok(())
     }
 
-    fn leaf_of(&mut self, network: &NetworkId, author: &AuthorId) -> Result<LeafNodeIndex, NetworkError> {
+    fn leaf_of(
+        &mut self,
+        network: &NetworkId,
+        author: &AuthorId,
+    ) -> Result<LeafNodeIndex, NetworkError> {
         self.group(network)?
             .members()
             .find(|m| AuthorId::of_public_key(&m.signature_key) == *author)
@@ -279,7 +302,10 @@ impl Node {
     }
 
     /// Re-publish a pending commit that may have been lost in transit.
-    pub(crate) fn republish_pending_commit(&mut self, network: &NetworkId) -> Result<bool, StoreError> {
+    pub(crate) fn republish_pending_commit(
+        &mut self,
+        network: &NetworkId,
+    ) -> Result<bool, StoreError> {
         match self.store.pending_commit(&network.0)? {
             Some(row) => {
                 self.store
@@ -316,7 +342,10 @@ impl Node {
         if let Some(row) = pending.as_ref().filter(|row| row.commit == bytes) {
             let row = row.clone();
             let store = &self.store;
-            let group = self.groups.get_mut(&network.0).ok_or(NetworkError::UnknownNetwork)?;
+            let group = self
+                .groups
+                .get_mut(&network.0)
+                .ok_or(NetworkError::UnknownNetwork)?;
             group
                 .merge_pending_commit(&store.provider())
                 .map_err(mls_error)?;
@@ -335,7 +364,10 @@ impl Node {
         }
         // Someone else's commit won this epoch.
         let store = &self.store;
-        let group = self.groups.get_mut(&network.0).ok_or(NetworkError::UnknownNetwork)?;
+        let group = self
+            .groups
+            .get_mut(&network.0)
+            .ok_or(NetworkError::UnknownNetwork)?;
         let provider = store.provider();
         if pending.is_some() {
             group
@@ -343,7 +375,9 @@ impl Node {
                 .map_err(mls_error)?;
             store.clear_pending_commit(&network.0)?;
         }
-        let processed = group.process_message(&provider, protocol).map_err(mls_error)?;
+        let processed = group
+            .process_message(&provider, protocol)
+            .map_err(mls_error)?;
         let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
             return Err(NetworkError::Mls("expected a Commit".into()));
         };
@@ -374,14 +408,18 @@ impl Node {
     /// Export the epoch key of the group's current epoch and store it with the roster.
     fn record_epoch(&mut self, network: &NetworkId) -> Result<(), NetworkError> {
         let store = &self.store;
-        let group = self.groups.get(&network.0).ok_or(NetworkError::UnknownNetwork)?;
+        let group = self
+            .groups
+            .get(&network.0)
+            .ok_or(NetworkError::UnknownNetwork)?;
         let epoch = group.epoch().as_u64();
         let mut context = network.0.clone();
         context.extend_from_slice(&epoch.to_be_bytes());
         let secret = group
             .export_secret(store.crypto(), EPOCH_KEY_LABEL, &context, 32)
             .map_err(mls_error)?;
-        let key = SecretKey::from_slice(&secret).ok_or(NetworkError::Mls("exporter length".into()))?;
+        let key =
+            SecretKey::from_slice(&secret).ok_or(NetworkError::Mls("exporter length".into()))?;
         let members = group
             .members()
             .map(|m| RosterMember {
@@ -389,7 +427,14 @@ impl Node {
                 public_key: m.signature_key,
             })
             .collect();
-        store.put_epoch(&network.0, &EpochGrant { epoch, key, members })?;
+        store.put_epoch(
+            &network.0,
+            &EpochGrant {
+                epoch,
+                key,
+                members,
+            },
+        )?;
         Ok(())
     }
 

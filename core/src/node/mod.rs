@@ -63,7 +63,10 @@ impl NetworkId {
 
     /// Parse hex.
     pub fn from_hex(text: &str) -> Option<Self> {
-        hex::decode(text.trim()).ok().filter(|b| !b.is_empty() && b.len() <= 255).map(Self)
+        hex::decode(text.trim())
+            .ok()
+            .filter(|b| !b.is_empty() && b.len() <= 255)
+            .map(Self)
     }
 }
 
@@ -354,7 +357,9 @@ impl Node {
 
     /// Open a node whose identity the store already holds.
     pub fn open(store: Store) -> Result<Node, OpenNodeError> {
-        let name = store.meta("identity_name")?.ok_or(OpenNodeError::NoIdentity)?;
+        let name = store
+            .meta("identity_name")?
+            .ok_or(OpenNodeError::NoIdentity)?;
         let name = String::from_utf8(name).map_err(|_| StoreError::Corrupt("identity_name"))?;
         let wrapped = store
             .meta("identity_key")?
@@ -395,9 +400,7 @@ impl Node {
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.store
-            .begin()
-            .map_err(E::from)?;
+        self.store.begin().map_err(E::from)?;
         match f(self) {
             Ok(value) => match self.flush_docs().and_then(|()| self.store.commit()) {
                 Ok(()) => Ok(value),

@@ -13,7 +13,9 @@
 //! transaction that changed them, and rebuildable from the ledger with
 //! [`Node::rebuild_records`].
 
-use super::{EditError, ExportError, ExportFormat, ImportError, ImportReport, NetworkError, NetworkId, Node};
+use super::{
+    EditError, ExportError, ExportFormat, ImportError, ImportReport, NetworkError, NetworkId, Node,
+};
 use crate::body::{KeyGrantBody, RecordChangeBody, RecordKeyGrant};
 use crate::entry::{AuthorId, EntryKind};
 use crate::keys::{seal, SecretKey};
@@ -40,7 +42,9 @@ impl Node {
             };
             self.docs.insert(key.clone(), doc);
         }
-        self.docs.get_mut(&key).ok_or(StoreError::Corrupt("records"))
+        self.docs
+            .get_mut(&key)
+            .ok_or(StoreError::Corrupt("records"))
     }
 
     /// Save every document changed in this transaction.
@@ -70,7 +74,9 @@ impl Node {
             return Err(NetworkError::NotAMember.into());
         }
         if groups.keys().any(|p| p.len() > MAX_RECORD_ID_LEN) {
-            return Err(ImportError::Record("patient id longer than 255 bytes".into()));
+            return Err(ImportError::Record(
+                "patient id longer than 255 bytes".into(),
+            ));
         }
         self.atomically(|node| {
             let mut report = ImportReport {
@@ -184,10 +190,16 @@ impl Node {
         Ok(self.store.records(&network.0)?)
     }
 
-    fn existing_doc(&mut self, network: &NetworkId, patient: &str) -> Result<&mut RecordDoc, ExportError> {
+    fn existing_doc(
+        &mut self,
+        network: &NetworkId,
+        patient: &str,
+    ) -> Result<&mut RecordDoc, ExportError> {
         self.network_row(network)?;
         if self.store.load_record(&network.0, patient)?.is_none()
-            && !self.docs.contains_key(&(network.0.clone(), patient.to_owned()))
+            && !self
+                .docs
+                .contains_key(&(network.0.clone(), patient.to_owned()))
         {
             return Err(ExportError::UnknownPatient);
         }
@@ -211,18 +223,30 @@ impl Node {
     }
 
     /// A patient's raw Automerge document (loadable by any Automerge implementation).
-    pub fn export_doc(&mut self, network: &NetworkId, patient: &str) -> Result<Vec<u8>, ExportError> {
+    pub fn export_doc(
+        &mut self,
+        network: &NetworkId,
+        patient: &str,
+    ) -> Result<Vec<u8>, ExportError> {
         Ok(self.existing_doc(network, patient)?.save())
     }
 
     /// Same-member concurrent edits in a patient's record (Automerge kept a
     /// deterministic winner; the others are still visible here).
-    pub fn conflicts(&mut self, network: &NetworkId, patient: &str) -> Result<Vec<MemberConflict>, ExportError> {
+    pub fn conflicts(
+        &mut self,
+        network: &NetworkId,
+        patient: &str,
+    ) -> Result<Vec<MemberConflict>, ExportError> {
         Ok(self.existing_doc(network, patient)?.conflicts())
     }
 
     /// Automerge heads of a patient's record.
-    pub fn record_heads(&mut self, network: &NetworkId, patient: &str) -> Result<Vec<[u8; 32]>, ExportError> {
+    pub fn record_heads(
+        &mut self,
+        network: &NetworkId,
+        patient: &str,
+    ) -> Result<Vec<[u8; 32]>, ExportError> {
         Ok(self.existing_doc(network, patient)?.heads())
     }
 

@@ -24,7 +24,14 @@ impl Node {
     }
 
     /// The current key of a record.
-    pub fn record_key_for_testing(&self, network: &NetworkId, record: &str) -> Option<RecordKeyGrant> {
-        self.store.current_record_key(&network.0, record).ok().flatten()
+    pub fn record_key_for_testing(
+        &self,
+        network: &NetworkId,
+        record: &str,
+    ) -> Option<RecordKeyGrant> {
+        self.store
+            .current_record_key(&network.0, record)
+            .ok()
+            .flatten()
     }
 }

@@ -2,16 +2,18 @@
 //! resolution, grouping by patient and canonical export.
 //!
 //! Every resource is kept as its top-level members, each as minified JSON
-//! text. Minifying re-serializes the parsed `serde_json::Value`; the crate
-//! builds `serde_json` with `arbitrary_precision` and `preserve_order`, so
-//! number text (`1.50`, `1e2`, 30-digit integers) and nested member order
-//! survive unchanged. String escapes are normalized the way `serde_json`
-//! writes them (for example `\u00e9` becomes `é`), which keeps the JSON value
-//! equal.
+//! text. `serde_json` checks the syntax and splits a resource into members
+//! (as borrowed `RawValue`s); a small minifier then drops whitespace outside
+//! strings and copies every other byte. So number text (`1.50`, `1e2`,
+//! 30-digit integers), string escapes and nested member order survive
+//! byte-for-byte; only the order of top-level members becomes canonical (key
+//! order). Re-serializing a parsed `serde_json::Value` would not be lossless:
+//! even with `arbitrary_precision` it writes `1e2` as `1e+2`.
 //!
 //! Errors carry a [`FhirLocation`] (source, line, field path) and a fixed
 //! rule text, never a value from the input: the input is patient data.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
@@ -25,7 +27,14 @@ pub const MAX_PROBLEMS: usize = 100;
 const BUNDLE_TYPES: [&str; 4] = ["transaction", "collection", "searchset", "batch"];
 
 /// Members that FHIR defines as complex types; a scalar there is a malformed resource.
-const OBJECT_MEMBERS: [&str; 6] = ["meta", "text", "subject", "patient", "encounter", "beneficiary"];
+const OBJECT_MEMBERS: [&str; 6] = [
+    "meta",
+    "text",
+    "subject",
+    "patient",
+    "encounter",
+    "beneficiary",
+];
 
 /// Members whose `Patient/<id>` reference ties a resource to a patient, in precedence order.
 const PATIENT_LINKS: [&str; 3] = ["subject", "patient", "beneficiary"];
@@ -159,8 +168,8 @@ pub enum ParseFhirError {
         location: FhirLocation,
     },
     /// The resource has no `Patient/<id>` link in subject, patient or
-    /// beneficiary, and its Bundle (if any) did not hold exactly one Patient.
-    #[error("{location}: no Patient link in subject, patient or beneficiary, and no single Patient in its Bundle")]
+    /// beneficiary, and its batch did not hold exactly one Patient.
+    #[error("{location}: no Patient link in subject, patient or beneficiary, and no single Patient in its batch")]
     NoPatient {
         /// The resource (field `subject`, where a link was expected).
         location: FhirLocation,
@@ -314,18 +323,12 @@ impl Resource {
     /// the parsers. Problems are reported with source `(fields)` and line 0;
     /// the first problem found is returned.
     pub fn from_fields(fields: BTreeMap<String, String>) -> Result<Resource, ParseFhirError> {
-        let mut object = Map::with_capacity(fields.len());
-        for (name, text) in fields {
-            match serde_json::from_str::<Value>(&text) {
-                Ok(value) => {
-                    object.insert(name, value);
-                }
-                Err(err) => {
-                    return Err(ParseFhirError::NotJson {
-                        location: FhirLocation::new(FIELDS_SOURCE, 0, field_name(&name)),
-                        column: err.column(),
-                    })
-                }
+        for (name, text) in &fields {
+            if let Err(err) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                return Err(ParseFhirError::NotJson {
+                    location: FhirLocation::new(FIELDS_SOURCE, 0, field_name(name)),
+                    column: err.column(),
+                });
             }
         }
         let site = Site {
@@ -333,16 +336,18 @@ impl Resource {
             line: 0,
             prefix: "",
         };
+        let members = fields
+            .iter()
+            .map(|(name, text)| (name.clone(), Cow::Borrowed(text.as_str())))
+            .collect();
         let mut problems = Problems::default();
-        match build_resource(Value::Object(object), &site, &mut problems) {
+        match build_resource(members, &site, None, &mut problems) {
             Some(resource) if problems.is_empty() => Ok(resource),
-            _ => Err(problems
-                .list
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| ParseFhirError::NotAnObject {
+            _ => Err(problems.list.into_iter().next().unwrap_or_else(|| {
+                ParseFhirError::NotAnObject {
                     location: site.at(""),
-                })),
+                }
+            })),
         }
     }
 
@@ -437,37 +442,11 @@ pub(crate) fn is_member_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// One step of a JSON path, formatted only when a problem needs it.
-enum Step<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-fn format_path(steps: &[Step<'_>]) -> String {
-    let mut out = String::new();
-    for step in steps {
-        match step {
-            Step::Key(key) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(field_name(key));
-            }
-            Step::Index(i) => {
-                out.push('[');
-                out.push_str(&i.to_string());
-                out.push(']');
-            }
-        }
-    }
-    out
-}
-
 /// `[A-Z][A-Za-z]{1,63}`
 pub(crate) fn is_resource_type(s: &str) -> bool {
     let bytes = s.as_bytes();
     (2..=64).contains(&bytes.len())
-        && bytes[0].is_ascii_uppercase()
+        && bytes.first().is_some_and(u8::is_ascii_uppercase)
         && bytes.iter().all(u8::is_ascii_alphabetic)
 }
 
@@ -478,31 +457,295 @@ pub(crate) fn is_fhir_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
-/// Validates one parsed resource and splits it into minified members.
+/// Parses the JSON text of an object into its members (raw text, borrowed).
+///
+/// A syntax error comes back as `NotJson`, a non-object as `NotAnObject`.
+fn object_members<'t>(
+    text: &'t str,
+    location: impl FnOnce(Option<usize>) -> FhirLocation,
+) -> Result<Vec<(String, &'t str)>, ParseFhirError> {
+    match serde_json::from_str::<BTreeMap<String, &'t RawValue>>(text) {
+        Ok(members) => Ok(members
+            .into_iter()
+            .map(|(name, raw)| (name, raw.get()))
+            .collect()),
+        Err(err) if err.classify() == serde_json::error::Category::Data => {
+            Err(ParseFhirError::NotAnObject {
+                location: location(None),
+            })
+        }
+        Err(err) => Err(ParseFhirError::NotJson {
+            location: location(Some(err.line())),
+            column: err.column(),
+        }),
+    }
+}
+
+/// Decodes a JSON string literal token (quotes included).
+fn decode_string(token: &str) -> Option<Cow<'_, str>> {
+    let inner = token.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(token).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+/// Decodes a member text that must be a JSON string.
+fn member_string(text: &str) -> Option<String> {
+    serde_json::from_str::<String>(text).ok()
+}
+
+/// The container the minifier is inside of.
+enum Frame {
+    Object {
+        /// Byte range of the current key token in the member text.
+        key: std::ops::Range<usize>,
+        /// The next string is a key.
+        expect_key: bool,
+        /// The current key is `reference`.
+        reference: bool,
+    },
+    Array {
+        index: usize,
+    },
+}
+
+/// What the minifier does with `reference` members besides copying them.
+struct ReferencePass<'p, 's> {
+    site: &'p Site<'s>,
+    /// Bundle `urn:uuid:` fullUrl -> `Type/id`; `None` outside Bundles.
+    full_urls: Option<&'p HashMap<String, String>>,
+    problems: &'p mut Problems,
+}
+
+impl ReferencePass<'_, '_> {
+    fn report(&mut self, member: &str, raw: &str, frames: &[Frame], unresolved: bool) {
+        let mut path = field_name(member).to_owned();
+        for frame in frames {
+            match frame {
+                Frame::Object { key, .. } => {
+                    let key = raw.get(key.clone()).and_then(decode_string);
+                    path.push('.');
+                    path.push_str(field_name(key.as_deref().unwrap_or("")));
+                }
+                Frame::Array { index } => {
+                    path.push('[');
+                    path.push_str(&index.to_string());
+                    path.push(']');
+                }
+            }
+        }
+        let location = self.site.at(&path);
+        self.problems.push(if unresolved {
+            ParseFhirError::UnresolvedReference { location }
+        } else {
+            ParseFhirError::WrongType {
+                location,
+                expected: "string",
+            }
+        });
+    }
+}
+
+/// True if the next value is the value of a `reference` member.
+fn at_reference(member: &str, frames: &[Frame]) -> bool {
+    match frames.last() {
+        None => member == "reference",
+        Some(Frame::Object {
+            expect_key: false,
+            reference,
+            ..
+        }) => *reference,
+        Some(_) => false,
+    }
+}
+
+/// Index just past the string token starting at `start` (a `"`).
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// Index just past the number or literal token starting at `start`.
+fn scalar_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start;
+    while let Some(&b) = bytes.get(i) {
+        if matches!(b, b',' | b':' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+            break;
+        }
+        i += 1;
+    }
+    i.max(start + 1)
+}
+
+/// Minifies the (already syntax-checked) JSON text of one top-level member.
+///
+/// Only whitespace outside strings is dropped; every other byte is copied,
+/// so number text (`1e2`, `1.50`) and string escapes stay exactly as sent.
+/// (Re-serializing a `serde_json::Value` would not do that: even with
+/// `arbitrary_precision` it writes `1e2` as `1e+2`.) On the way, every
+/// `reference` member must be a string, and in a Bundle a `reference` equal
+/// to a mapped `urn:uuid:` fullUrl is replaced by `Type/id`.
+fn minify_member(member: &str, raw: &str, pass: &mut ReferencePass<'_, '_>) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'"' => {
+                let end = string_end(bytes, i);
+                let token = raw.get(i..end).unwrap_or("");
+                if let Some(Frame::Object {
+                    key,
+                    expect_key: true,
+                    reference,
+                }) = frames.last_mut()
+                {
+                    *key = i..end;
+                    *reference = decode_string(token).as_deref() == Some("reference");
+                    out.push_str(token);
+                } else if at_reference(member, &frames) {
+                    match resolve_urn(pass.full_urls, token) {
+                        Resolved::Keep => out.push_str(token),
+                        Resolved::To(target) => push_json_string(&mut out, target),
+                        Resolved::Unresolved => {
+                            pass.report(member, raw, &frames, true);
+                            out.push_str(token);
+                        }
+                    }
+                } else {
+                    out.push_str(token);
+                }
+                i = end;
+            }
+            b'{' | b'[' => {
+                if at_reference(member, &frames) {
+                    pass.report(member, raw, &frames, false);
+                }
+                frames.push(if b == b'{' {
+                    Frame::Object {
+                        key: 0..0,
+                        expect_key: true,
+                        reference: false,
+                    }
+                } else {
+                    Frame::Array { index: 0 }
+                });
+                out.push(char::from(b));
+                i += 1;
+            }
+            b'}' | b']' => {
+                frames.pop();
+                out.push(char::from(b));
+                i += 1;
+            }
+            b':' => {
+                if let Some(Frame::Object { expect_key, .. }) = frames.last_mut() {
+                    *expect_key = false;
+                }
+                out.push(':');
+                i += 1;
+            }
+            b',' => {
+                match frames.last_mut() {
+                    Some(Frame::Object {
+                        expect_key,
+                        reference,
+                        ..
+                    }) => {
+                        *expect_key = true;
+                        *reference = false;
+                    }
+                    Some(Frame::Array { index }) => *index += 1,
+                    None => {}
+                }
+                out.push(',');
+                i += 1;
+            }
+            _ => {
+                let end = scalar_end(bytes, i);
+                if at_reference(member, &frames) {
+                    pass.report(member, raw, &frames, false);
+                }
+                out.push_str(raw.get(i..end).unwrap_or(""));
+                i = end;
+            }
+        }
+    }
+    out
+}
+
+enum Resolved<'m> {
+    Keep,
+    To(&'m str),
+    Unresolved,
+}
+
+fn resolve_urn<'m>(full_urls: Option<&'m HashMap<String, String>>, token: &str) -> Resolved<'m> {
+    let Some(full_urls) = full_urls else {
+        return Resolved::Keep;
+    };
+    match decode_string(token) {
+        Some(reference) if reference.starts_with("urn:uuid:") => {
+            match full_urls.get(reference.as_ref()) {
+                Some(target) => Resolved::To(target),
+                None => Resolved::Unresolved,
+            }
+        }
+        _ => Resolved::Keep,
+    }
+}
+
+/// Validates one resource given as its members (raw JSON texts) and
+/// minifies them; in a Bundle (`full_urls` given) resolves `urn:uuid:`
+/// references.
 ///
 /// Pushes every problem found; returns `None` if there was any.
-fn build_resource(value: Value, site: &Site<'_>, problems: &mut Problems) -> Option<Resource> {
+fn build_resource(
+    members: Vec<(String, Cow<'_, str>)>,
+    site: &Site<'_>,
+    full_urls: Option<&HashMap<String, String>>,
+    problems: &mut Problems,
+) -> Option<Resource> {
     let before = problems.total;
-    let Value::Object(object) = value else {
-        problems.push(ParseFhirError::NotAnObject { location: site.at("") });
-        return None;
-    };
+    let mut fields = BTreeMap::new();
+    {
+        let mut pass = ReferencePass {
+            site,
+            full_urls,
+            problems: &mut *problems,
+        };
+        for (name, raw) in members {
+            let text = minify_member(&name, &raw, &mut pass);
+            fields.insert(name, text);
+        }
+    }
 
-    let resource_type = match object.get("resourceType") {
+    let resource_type = match fields.get("resourceType").map(|t| member_string(t)) {
         None => {
             problems.push(ParseFhirError::MissingField {
                 location: site.at("resourceType"),
             });
             None
         }
-        Some(Value::String(s)) if is_resource_type(s) => Some(s.clone()),
-        Some(Value::String(_)) => {
+        Some(Some(s)) if is_resource_type(&s) => Some(s),
+        Some(Some(_)) => {
             problems.push(ParseFhirError::InvalidResourceType {
                 location: site.at("resourceType"),
             });
             None
         }
-        Some(_) => {
+        Some(None) => {
             problems.push(ParseFhirError::WrongType {
                 location: site.at("resourceType"),
                 expected: "string",
@@ -511,21 +754,21 @@ fn build_resource(value: Value, site: &Site<'_>, problems: &mut Problems) -> Opt
         }
     };
 
-    let id = match object.get("id") {
+    let id = match fields.get("id").map(|t| member_string(t)) {
         None => {
             problems.push(ParseFhirError::MissingField {
                 location: site.at("id"),
             });
             None
         }
-        Some(Value::String(s)) if is_fhir_id(s) => Some(s.clone()),
-        Some(Value::String(_)) => {
+        Some(Some(s)) if is_fhir_id(&s) => Some(s),
+        Some(Some(_)) => {
             problems.push(ParseFhirError::InvalidId {
                 location: site.at("id"),
             });
             None
         }
-        Some(_) => {
+        Some(None) => {
             problems.push(ParseFhirError::WrongType {
                 location: site.at("id"),
                 expected: "string",
@@ -535,8 +778,8 @@ fn build_resource(value: Value, site: &Site<'_>, problems: &mut Problems) -> Opt
     };
 
     for member in OBJECT_MEMBERS {
-        if let Some(v) = object.get(member) {
-            if !v.is_object() {
+        if let Some(text) = fields.get(member) {
+            if !text.starts_with('{') {
                 problems.push(ParseFhirError::WrongType {
                     location: site.at(member),
                     expected: "object",
@@ -545,20 +788,15 @@ fn build_resource(value: Value, site: &Site<'_>, problems: &mut Problems) -> Opt
         }
     }
 
-    let mut steps = Vec::new();
-    for (name, v) in &object {
-        steps.push(Step::Key(name));
-        check_references(v, &mut steps, site, problems);
-        steps.pop();
-    }
-
     let mut patient_link = None;
     for member in PATIENT_LINKS {
-        let Some(reference) = object
-            .get(member)
-            .and_then(|m| m.get("reference"))
-            .and_then(Value::as_str)
-        else {
+        let Some(text) = fields.get(member).filter(|t| t.starts_with('{')) else {
+            continue;
+        };
+        let Ok(value) = serde_json::from_str::<Value>(text) else {
+            continue;
+        };
+        let Some(reference) = value.get("reference").and_then(Value::as_str) else {
             continue;
         };
         match patient_ref_id(reference) {
@@ -583,25 +821,6 @@ fn build_resource(value: Value, site: &Site<'_>, problems: &mut Problems) -> Opt
     if resource_type == "Patient" {
         patient_link = Some(id.clone());
     }
-
-    let mut fields = BTreeMap::new();
-    for (name, v) in object {
-        match serde_json::to_string(&v) {
-            Ok(text) => {
-                fields.insert(name, text);
-            }
-            Err(_) => {
-                // Serializing a Value cannot fail (keys are strings); kept as
-                // a reported problem rather than a panic path.
-                problems.push(ParseFhirError::NotJson {
-                    location: site.at(field_name(&name)),
-                    column: 0,
-                });
-                return None;
-            }
-        }
-    }
-
     Some(Resource {
         resource_type,
         id,
@@ -610,38 +829,6 @@ fn build_resource(value: Value, site: &Site<'_>, problems: &mut Problems) -> Opt
         patient_hint: None,
         origin: site.at(""),
     })
-}
-
-/// Every `reference` member of any object must be a string.
-fn check_references<'v>(
-    value: &'v Value,
-    steps: &mut Vec<Step<'v>>,
-    site: &Site<'_>,
-    problems: &mut Problems,
-) {
-    match value {
-        Value::Object(object) => {
-            for (name, v) in object {
-                steps.push(Step::Key(name));
-                if name == "reference" && !v.is_string() {
-                    problems.push(ParseFhirError::WrongType {
-                        location: site.at(&format_path(steps)),
-                        expected: "string",
-                    });
-                }
-                check_references(v, steps, site, problems);
-                steps.pop();
-            }
-        }
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                steps.push(Step::Index(i));
-                check_references(v, steps, site, problems);
-                steps.pop();
-            }
-        }
-        _ => {}
-    }
 }
 
 enum PatientRef<'a> {
@@ -715,13 +902,14 @@ pub fn parse_ndjson(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhi
             line: line_no,
             prefix: "",
         };
-        match serde_json::from_str::<Value>(line) {
-            Err(err) => problems.push(ParseFhirError::NotJson {
-                location: site.at(""),
-                column: err.column(),
-            }),
-            Ok(value) => {
-                if let Some(resource) = build_resource(value, &site, &mut problems) {
+        match object_members(line, |_| site.at("")) {
+            Err(problem) => problems.push(problem),
+            Ok(members) => {
+                let members = members
+                    .into_iter()
+                    .map(|(name, raw)| (name, Cow::Borrowed(raw)))
+                    .collect();
+                if let Some(resource) = build_resource(members, &site, None, &mut problems) {
                     if check_duplicate(&mut seen, &resource, &mut problems) {
                         resources.push(resource);
                     }
@@ -760,10 +948,11 @@ impl<'a> LineCounter<'a> {
             self.offset = 0;
             self.line = 1;
         }
-        let skipped = self.text.as_bytes()[self.offset..offset]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
+        let skipped = self
+            .text
+            .as_bytes()
+            .get(self.offset..offset)
+            .map_or(0, |bytes| bytes.iter().filter(|&&b| b == b'\n').count());
         self.line += skipped;
         self.offset = offset;
         self.line
@@ -863,11 +1052,11 @@ pub fn parse_bundle(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhi
 
     let mut problems = Problems::default();
 
-    // Pass 1: parse entries, take ids from urn:uuid fullUrls, build the fullUrl map.
-    struct Parsed {
+    // Pass 1: split entries, take ids from urn:uuid fullUrls, build the fullUrl map.
+    struct Parsed<'t> {
         line: usize,
         prefix: String,
-        resource: Value,
+        members: Vec<(String, Cow<'t, str>)>,
     }
     let mut parsed = Vec::with_capacity(entries.len());
     let mut full_urls: HashMap<String, String> = HashMap::new();
@@ -875,25 +1064,18 @@ pub fn parse_bundle(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhi
         let line = lines.line_of_raw(raw);
         let entry_path = format!("entry[{index}]");
         let at = |field: &str| FhirLocation::new(source, line, join_path(&entry_path, field));
-        let entry = match serde_json::from_str::<Value>(raw.get()) {
-            Ok(Value::Object(entry)) => entry,
-            Ok(_) => {
-                problems.push(ParseFhirError::NotAnObject { location: at("") });
-                continue;
-            }
-            Err(err) => {
-                problems.push(ParseFhirError::NotJson {
-                    location: at(""),
-                    column: err.column(),
-                });
+        let entry = match object_members(raw.get(), |_| at("")) {
+            Ok(entry) => entry,
+            Err(problem) => {
+                problems.push(problem);
                 continue;
             }
         };
-        let mut entry = entry;
-        let full_url = match entry.get("fullUrl") {
+        let member = |name: &str| entry.iter().find(|(n, _)| n == name).map(|(_, raw)| *raw);
+        let full_url = match member("fullUrl").map(member_string) {
             None => None,
-            Some(Value::String(url)) => Some(url.clone()),
-            Some(_) => {
+            Some(Some(url)) => Some(url),
+            Some(None) => {
                 problems.push(ParseFhirError::WrongType {
                     location: at("fullUrl"),
                     expected: "string",
@@ -904,34 +1086,39 @@ pub fn parse_bundle(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhi
         let uuid = full_url
             .as_deref()
             .and_then(|url| url.strip_prefix("urn:uuid:"));
-        let mut resource = match entry.remove("resource") {
-            None => {
-                problems.push(ParseFhirError::MissingField {
-                    location: at("resource"),
-                });
-                continue;
-            }
-            Some(Value::Object(resource)) => resource,
-            Some(_) => {
-                problems.push(ParseFhirError::NotAnObject {
-                    location: at("resource"),
-                });
-                continue;
-            }
+        let Some(resource_raw) = member("resource") else {
+            problems.push(ParseFhirError::MissingField {
+                location: at("resource"),
+            });
+            continue;
         };
-        if !resource.contains_key("id") {
+        let mut members: Vec<(String, Cow<'_, str>)> =
+            match object_members(resource_raw, |_| at("resource")) {
+                Ok(members) => members
+                    .into_iter()
+                    .map(|(name, raw)| (name, Cow::Borrowed(raw)))
+                    .collect(),
+                Err(problem) => {
+                    problems.push(problem);
+                    continue;
+                }
+            };
+        let find = |members: &[(String, Cow<'_, str>)], name: &str| {
+            members
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, raw)| member_string(raw))
+        };
+        if !members.iter().any(|(name, _)| name == "id") {
             if let Some(uuid) = uuid {
-                resource.insert("id".to_owned(), Value::String(uuid.to_owned()));
+                let mut text = String::new();
+                push_json_string(&mut text, uuid);
+                members.push(("id".to_owned(), Cow::Owned(text)));
             }
         }
         if let (Some(url), Some(_)) = (&full_url, uuid) {
-            if let (Some(Value::String(t)), Some(Value::String(id))) =
-                (resource.get("resourceType"), resource.get("id"))
-            {
-                if full_urls
-                    .insert(url.clone(), format!("{t}/{id}"))
-                    .is_some()
-                {
+            if let (Some(t), Some(id)) = (find(&members, "resourceType"), find(&members, "id")) {
+                if full_urls.insert(url.clone(), format!("{t}/{id}")).is_some() {
                     problems.push(ParseFhirError::DuplicateFullUrl {
                         location: at("fullUrl"),
                     });
@@ -941,28 +1128,22 @@ pub fn parse_bundle(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhi
         parsed.push(Parsed {
             line,
             prefix: join_path(&entry_path, "resource"),
-            resource: Value::Object(resource),
+            members,
         });
     }
 
-    // Pass 2: resolve urn:uuid references, then validate.
+    // Pass 2: validate and minify, resolving urn:uuid references.
     let mut resources = Vec::with_capacity(parsed.len());
     let mut seen = HashSet::new();
-    for mut entry in parsed {
+    for entry in parsed {
         let site = Site {
             source,
             line: entry.line,
             prefix: &entry.prefix,
         };
-        let mut steps = Vec::new();
-        resolve_references(
-            &mut entry.resource,
-            &mut steps,
-            &full_urls,
-            &site,
-            &mut problems,
-        );
-        if let Some(resource) = build_resource(entry.resource, &site, &mut problems) {
+        if let Some(resource) =
+            build_resource(entry.members, &site, Some(&full_urls), &mut problems)
+        {
             if check_duplicate(&mut seen, &resource, &mut problems) {
                 resources.push(resource);
             }
@@ -981,65 +1162,6 @@ pub fn parse_bundle(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhi
     problems.finish(resources)
 }
 
-/// Rewrites `reference` strings equal to a mapped `urn:uuid:` fullUrl to `Type/id`.
-fn resolve_references(
-    value: &mut Value,
-    steps: &mut Vec<String>,
-    full_urls: &HashMap<String, String>,
-    site: &Site<'_>,
-    problems: &mut Problems,
-) {
-    match value {
-        Value::Object(object) => {
-            for (name, v) in object.iter_mut() {
-                if name == "reference" {
-                    if let Value::String(reference) = v {
-                        if reference.starts_with("urn:uuid:") {
-                            match full_urls.get(reference.as_str()) {
-                                Some(target) => *reference = target.clone(),
-                                None => {
-                                    steps.push(name.clone());
-                                    problems.push(ParseFhirError::UnresolvedReference {
-                                        location: site.at(&format_owned_path(steps)),
-                                    });
-                                    steps.pop();
-                                }
-                            }
-                        }
-                        continue;
-                    }
-                }
-                steps.push(name.clone());
-                resolve_references(v, steps, full_urls, site, problems);
-                steps.pop();
-            }
-        }
-        Value::Array(items) => {
-            for (i, v) in items.iter_mut().enumerate() {
-                steps.push(format!("[{i}]"));
-                resolve_references(v, steps, full_urls, site, problems);
-                steps.pop();
-            }
-        }
-        _ => {}
-    }
-}
-
-fn format_owned_path(steps: &[String]) -> String {
-    let mut out = String::new();
-    for step in steps {
-        if step.starts_with('[') {
-            out.push_str(step);
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(field_name(step));
-        }
-    }
-    out
-}
-
 /// Parses bytes as a Bundle document or as NDJSON.
 ///
 /// Bytes that are not UTF-8 are rejected (the location names the line of
@@ -1053,7 +1175,7 @@ pub fn parse_auto(source: &str, bytes: &[u8]) -> Result<Vec<Resource>, ImportFhi
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => strip_bom(text),
         Err(err) => {
-            let valid = &bytes[..err.valid_up_to()];
+            let valid = bytes.get(..err.valid_up_to()).unwrap_or(bytes);
             let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
             return Err(ParseFhirError::NotUtf8 {
                 location: FhirLocation::new(source, line, ROOT_FIELD),
@@ -1069,9 +1191,7 @@ pub fn parse_auto(source: &str, bytes: &[u8]) -> Result<Vec<Resource>, ImportFhi
     }
 
     match serde_json::from_str::<Probe<'_>>(text) {
-        Ok(probe) if probe.resource_type.as_deref() == Some("Bundle") => {
-            parse_bundle(source, text)
-        }
+        Ok(probe) if probe.resource_type.as_deref() == Some("Bundle") => parse_bundle(source, text),
         Ok(_) => parse_ndjson(source, text),
         Err(_) => {
             let first_line = text
@@ -1079,7 +1199,10 @@ pub fn parse_auto(source: &str, bytes: &[u8]) -> Result<Vec<Resource>, ImportFhi
                 .map(|line| line.trim_matches(|c| matches!(c, ' ' | '\t' | '\r')))
                 .find(|line| !line.is_empty())
                 .unwrap_or("");
-            if serde_json::from_str::<serde::de::IgnoredAny>(first_line).is_ok() {
+            // Blank input goes the NDJSON way, which reports it as `Empty`.
+            if first_line.is_empty()
+                || serde_json::from_str::<serde::de::IgnoredAny>(first_line).is_ok()
+            {
                 parse_ndjson(source, text)
             } else {
                 parse_bundle(source, text)
@@ -1091,7 +1214,8 @@ pub fn parse_auto(source: &str, bytes: &[u8]) -> Result<Vec<Resource>, ImportFhi
 /// Groups resources by patient id.
 ///
 /// A resource belongs to [`Resource::patient_id`], or else to the single
-/// Patient of the Bundle it was parsed from. A resource with neither is a
+/// Patient of the Bundle it was parsed from, or else to the single Patient of
+/// the batch (an NDJSON export of one chart). A resource with none is a
 /// [`ParseFhirError::NoPatient`] problem, and the whole batch is rejected.
 /// Within each group the input order is kept.
 pub fn group_by_patient(
@@ -1099,11 +1223,20 @@ pub fn group_by_patient(
 ) -> Result<BTreeMap<String, Vec<Resource>>, ImportFhirError> {
     let mut problems = Problems::default();
     let mut groups: BTreeMap<String, Vec<Resource>> = BTreeMap::new();
+    // A batch holding exactly one Patient is that patient's chart (a Bundle
+    // or an NDJSON export of one patient): resources without a patient link
+    // of their own, such as Provenance, belong to it.
+    let mut patients = resources.iter().filter(|r| r.resource_type == "Patient");
+    let only_patient = match (patients.next(), patients.next()) {
+        (Some(patient), None) => Some(patient.id.clone()),
+        _ => None,
+    };
     for resource in resources {
         match resource
             .patient_link
             .clone()
             .or_else(|| resource.patient_hint.clone())
+            .or_else(|| only_patient.clone())
         {
             Some(patient) => groups.entry(patient).or_default().push(resource),
             None => {
@@ -1132,14 +1265,26 @@ fn sorted(resources: &[Resource]) -> Vec<&Resource> {
 ///
 /// Canonical and minified, entries sorted by (resourceType, id), no
 /// timestamps or generated ids, so equal records export to equal bytes.
+/// With no resources the `entry` member is left out (FHIR forbids empty arrays).
 pub fn export_bundle(resources: &[Resource]) -> String {
     let refs = sorted(resources);
     let mut out = String::with_capacity(
         64 + refs
             .iter()
-            .map(|r| r.fields.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 16)
+            .map(|r| {
+                r.fields
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 4)
+                    .sum::<usize>()
+                    + 16
+            })
             .sum::<usize>(),
     );
+    if refs.is_empty() {
+        // FHIR JSON forbids empty arrays, so an empty record has no `entry`.
+        out.push_str(r#"{"resourceType":"Bundle","type":"collection"}"#);
+        return out;
+    }
     out.push_str(r#"{"resourceType":"Bundle","type":"collection","entry":["#);
     for (i, resource) in refs.iter().enumerate() {
         if i > 0 {
@@ -1177,11 +1322,10 @@ fn push_json_string(out: &mut String, s: &str) {
             '\u{08}' => out.push_str("\\b"),
             '\u{0c}' => out.push_str("\\f"),
             c if (c as u32) < 0x20 => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                let b = c as u32 as usize;
+                let code = c as u32;
                 out.push_str("\\u00");
-                out.push(char::from(HEX[b >> 4]));
-                out.push(char::from(HEX[b & 0xf]));
+                out.push(char::from_digit(code >> 4, 16).unwrap_or('0'));
+                out.push(char::from_digit(code & 0xf, 16).unwrap_or('0'));
             }
             c => out.push(c),
         }
@@ -1189,8 +1333,632 @@ fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Validates `text` as one JSON value and returns it minified.
+/// Validates `text` as one JSON value and returns it minified (number text kept).
 pub(crate) fn minify_json(text: &str) -> Option<String> {
-    let value: Value = serde_json::from_str(text).ok()?;
-    serde_json::to_string(&value).ok()
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    let site = Site {
+        source: FIELDS_SOURCE,
+        line: 0,
+        prefix: "",
+    };
+    let mut problems = Problems::default();
+    let mut pass = ReferencePass {
+        site: &site,
+        full_urls: None,
+        problems: &mut problems,
+    };
+    // Reference rules are checked when the edited resource is re-validated.
+    Some(minify_member("", text, &mut pass))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Asserts the Display of `err` names source, line and field and leaks none of `secrets`.
+    fn assert_display(
+        err: &ParseFhirError,
+        source: &str,
+        line: usize,
+        field: &str,
+        secrets: &[&str],
+    ) {
+        let shown = err.to_string();
+        assert!(shown.contains(source), "source missing: {shown}");
+        assert!(
+            shown.contains(&format!("line {line},")),
+            "line missing: {shown}"
+        );
+        assert!(
+            shown.contains(&format!("field `{field}`")),
+            "field missing: {shown}"
+        );
+        for secret in secrets {
+            assert!(!shown.contains(secret), "value leaked: {shown}");
+            assert!(
+                !format!("{err:?}").contains(secret),
+                "value leaked in Debug"
+            );
+        }
+        assert_eq!(err.location().line, line);
+        assert_eq!(err.location().field, field);
+    }
+
+    fn only_problem(err: ImportFhirError) -> ParseFhirError {
+        assert_eq!(err.total, 1, "{err}");
+        assert_eq!(err.problems.len(), 1);
+        err.problems.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn minifier_keeps_number_text_member_order_and_escapes() {
+        assert_eq!(
+            minify_json("{\"a\": 1.50, \"b\": 1e2, \"c\": 0.1000}").unwrap(),
+            r#"{"a":1.50,"b":1e2,"c":0.1000}"#
+        );
+        assert_eq!(
+            minify_json("{ \"z\" : -0.0 ,\r\n\t\"y\": 1E-7, \"x\": [ 2.50e+3 , true, null ] }")
+                .unwrap(),
+            r#"{"z":-0.0,"y":1E-7,"x":[2.50e+3,true,null]}"#
+        );
+        assert_eq!(
+            minify_json(r#" { "s" : "a \" b , : { [ \\" , "u": "\u00e9\/" } "#).unwrap(),
+            r#"{"s":"a \" b , : { [ \\","u":"\u00e9\/"}"#
+        );
+        assert_eq!(minify_json("{\"a\": 1} x"), None);
+        // Why the minifier exists: serde_json rewrites exponents even with arbitrary_precision.
+        let value: Value = serde_json::from_str(r#"{"b": 1e2}"#).unwrap();
+        assert_eq!(serde_json::to_string(&value).unwrap(), r#"{"b":1e+2}"#);
+    }
+
+    #[test]
+    fn decimals_survive_parse_and_export() {
+        let line = r#"{"resourceType":"Observation","id":"n1","valueQuantity":{"value":1.50},"x":[1e2, 0.1000, 123456789012345678901234567890, -0.0, 1E-7]}"#;
+        let resources = parse_ndjson("n.ndjson", line).unwrap();
+        let fields = resources[0].fields();
+        assert_eq!(fields["valueQuantity"], r#"{"value":1.50}"#);
+        assert_eq!(
+            fields["x"],
+            "[1e2,0.1000,123456789012345678901234567890,-0.0,1E-7]"
+        );
+        let exported = export_ndjson(&resources);
+        assert_eq!(
+            exported,
+            concat!(
+                r#"{"id":"n1","resourceType":"Observation","valueQuantity":{"value":1.50},"#,
+                r#""x":[1e2,0.1000,123456789012345678901234567890,-0.0,1E-7]}"#,
+                "\n"
+            )
+        );
+        let input: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(resources[0].to_value(), input);
+        // Value equality compares number text under arbitrary_precision.
+        let rounded: Value = serde_json::from_str(&line.replace("1.50", "1.5")).unwrap();
+        assert_ne!(resources[0].to_value(), rounded);
+    }
+
+    #[test]
+    fn canonical_json_sorts_top_level_members_only() {
+        let line = r#"{"resourceType":"Patient","id":"p","b":{"z":1,"a":2},"a\"q":"x\n"}"#;
+        let resource = &parse_ndjson("s", line).unwrap()[0];
+        assert_eq!(
+            resource.to_json(),
+            r#"{"a\"q":"x\n","b":{"z":1,"a":2},"id":"p","resourceType":"Patient"}"#
+        );
+        let back: Value = serde_json::from_str(&resource.to_json()).unwrap();
+        assert_eq!(back, serde_json::from_str::<Value>(line).unwrap());
+        let mut control = String::new();
+        push_json_string(&mut control, "\u{1}\u{1f}\u{8}\u{c}\t/é");
+        assert_eq!(
+            control,
+            serde_json::to_string("\u{1}\u{1f}\u{8}\u{c}\t/é").unwrap()
+        );
+    }
+
+    #[test]
+    fn ndjson_accepts_blank_lines_crlf_and_bom() {
+        let text = "\u{feff}{\"resourceType\":\"Patient\",\"id\":\"a\"}\r\n\r\n  \n{\"resourceType\":\"Patient\",\"id\":\"b\"}";
+        let resources = parse_ndjson("s", text).unwrap();
+        let ids: Vec<&str> = resources.iter().map(Resource::id).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn not_json_is_rejected_with_line() {
+        let err = parse_ndjson(
+            "bad.ndjson",
+            r#"{"resourceType":"Patient","id":"secret-value""#,
+        )
+        .unwrap_err();
+        let problem = only_problem(err);
+        assert!(
+            matches!(problem, ParseFhirError::NotJson { .. }),
+            "{problem:?}"
+        );
+        assert_display(&problem, "bad.ndjson", 1, "(root)", &["secret-value"]);
+    }
+
+    #[test]
+    fn missing_resource_type_is_rejected() {
+        let problem =
+            only_problem(parse_ndjson("a.ndjson", r#"{"id":"abc123secret"}"#).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::MissingField { .. }),
+            "{problem:?}"
+        );
+        assert_display(&problem, "a.ndjson", 1, "resourceType", &["abc123secret"]);
+    }
+
+    #[test]
+    fn invalid_resource_type_is_rejected() {
+        let problem = only_problem(
+            parse_ndjson("a.ndjson", r#"{"resourceType":"patient smith","id":"a"}"#).unwrap_err(),
+        );
+        assert!(
+            matches!(problem, ParseFhirError::InvalidResourceType { .. }),
+            "{problem:?}"
+        );
+        assert_display(&problem, "a.ndjson", 1, "resourceType", &["smith"]);
+    }
+
+    #[test]
+    fn missing_id_is_rejected() {
+        let text = r#"{"resourceType":"Patient","name":[{"family":"Secretname"}]}"#;
+        let problem = only_problem(parse_ndjson("p.ndjson", text).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::MissingField { .. }),
+            "{problem:?}"
+        );
+        assert_display(&problem, "p.ndjson", 1, "id", &["Secretname"]);
+    }
+
+    #[test]
+    fn numeric_id_is_rejected() {
+        let text = r#"{"resourceType":"Patient","id":123456789}"#;
+        let problem = only_problem(parse_ndjson("p.ndjson", text).unwrap_err());
+        assert!(
+            matches!(
+                problem,
+                ParseFhirError::WrongType {
+                    expected: "string",
+                    ..
+                }
+            ),
+            "{problem:?}"
+        );
+        assert_display(&problem, "p.ndjson", 1, "id", &["123456789"]);
+    }
+
+    #[test]
+    fn bad_id_characters_are_rejected() {
+        let text = r#"{"resourceType":"Patient","id":"john smith!"}"#;
+        let problem = only_problem(parse_ndjson("p.ndjson", text).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::InvalidId { .. }),
+            "{problem:?}"
+        );
+        assert_display(&problem, "p.ndjson", 1, "id", &["john smith"]);
+        let long = format!(r#"{{"resourceType":"Patient","id":"{}"}}"#, "a".repeat(65));
+        let problem = only_problem(parse_ndjson("p.ndjson", &long).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::InvalidId { .. }),
+            "{problem:?}"
+        );
+    }
+
+    #[test]
+    fn subject_string_is_rejected() {
+        let text = r#"{"resourceType":"Observation","id":"o","subject":"Patient/secret-pt"}"#;
+        let problem = only_problem(parse_ndjson("o.ndjson", text).unwrap_err());
+        assert!(
+            matches!(
+                problem,
+                ParseFhirError::WrongType {
+                    expected: "object",
+                    ..
+                }
+            ),
+            "{problem:?}"
+        );
+        assert_display(&problem, "o.ndjson", 1, "subject", &["secret-pt"]);
+    }
+
+    #[test]
+    fn numeric_reference_is_rejected_anywhere() {
+        let text = r#"{"resourceType":"Observation","id":"o","subject":{"reference":987654321}}"#;
+        let problem = only_problem(parse_ndjson("o.ndjson", text).unwrap_err());
+        assert!(
+            matches!(
+                problem,
+                ParseFhirError::WrongType {
+                    expected: "string",
+                    ..
+                }
+            ),
+            "{problem:?}"
+        );
+        assert_display(&problem, "o.ndjson", 1, "subject.reference", &["987654321"]);
+
+        let nested = r#"{"resourceType":"Observation","id":"o","performer":[{"display":"x"},{"reference":{"v":"Dr Secret"}}]}"#;
+        let problem = only_problem(parse_ndjson("o.ndjson", nested).unwrap_err());
+        assert_display(
+            &problem,
+            "o.ndjson",
+            1,
+            "performer[1].reference",
+            &["Dr Secret"],
+        );
+    }
+
+    #[test]
+    fn malformed_patient_reference_is_rejected() {
+        let text =
+            r#"{"resourceType":"Observation","id":"o","subject":{"reference":"Patient/Jane Doe"}}"#;
+        let problem = only_problem(parse_ndjson("o.ndjson", text).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::InvalidReference { .. }),
+            "{problem:?}"
+        );
+        assert_display(&problem, "o.ndjson", 1, "subject.reference", &["Jane"]);
+        let versioned = r#"{"resourceType":"Observation","id":"o","subject":{"reference":"Patient/p7/_history/2"}}"#;
+        let resource = &parse_ndjson("o.ndjson", versioned).unwrap()[0];
+        assert_eq!(resource.patient_id().as_deref(), Some("p7"));
+    }
+
+    #[test]
+    fn bad_line_three_of_five_rejects_everything() {
+        let good = |id: &str| format!(r#"{{"resourceType":"Patient","id":"{id}"}}"#);
+        let text = [
+            good("a"),
+            good("b"),
+            r#"{"resourceType":"Patient","id":"bad id secret"}"#.to_owned(),
+            good("d"),
+            good("e"),
+        ]
+        .join("\n");
+        let err = parse_ndjson("five.ndjson", &text).unwrap_err();
+        let problem = only_problem(err.clone());
+        assert!(matches!(problem, ParseFhirError::InvalidId { .. }));
+        assert_display(&problem, "five.ndjson", 3, "id", &["bad id secret"]);
+        assert!(err.to_string().contains("line 3"), "{err}");
+        assert!(!err.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn problems_are_capped_but_counted() {
+        let text = "not json\n".repeat(150);
+        let err = parse_ndjson("many.ndjson", &text).unwrap_err();
+        assert_eq!(err.total, 150);
+        assert_eq!(err.problems.len(), MAX_PROBLEMS);
+        assert_eq!(err.problems[99].location().line, 100);
+    }
+
+    #[test]
+    fn empty_input_is_rejected() {
+        let problem = only_problem(parse_ndjson("e.ndjson", "\n \n").unwrap_err());
+        assert!(matches!(problem, ParseFhirError::Empty { .. }));
+        let bundle = r#"{"resourceType":"Bundle","type":"collection","entry":[]}"#;
+        let problem = only_problem(parse_bundle("e.json", bundle).unwrap_err());
+        assert!(matches!(problem, ParseFhirError::Empty { .. }));
+    }
+
+    #[test]
+    fn duplicate_resources_are_rejected() {
+        let text = "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"resourceType\":\"Patient\",\"id\":\"a\"}\n";
+        let problem = only_problem(parse_ndjson("d.ndjson", text).unwrap_err());
+        assert!(matches!(problem, ParseFhirError::DuplicateResource { .. }));
+        assert_display(&problem, "d.ndjson", 2, "id", &[]);
+    }
+
+    const BUNDLE: &str = r#"{
+  "resourceType": "Bundle",
+  "type": "transaction",
+  "entry": [ {
+    "fullUrl": "urn:uuid:11111111-1111-1111-1111-111111111111",
+    "resource": { "resourceType": "Patient", "id": "pt-1", "name": [ { "family": "Doe" } ] },
+    "request": { "method": "POST", "url": "Patient" }
+  }, {
+    "fullUrl": "urn:uuid:22222222-2222-2222-2222-222222222222",
+    "resource": {
+      "resourceType": "Encounter",
+      "subject": { "reference": "urn:uuid:11111111-1111-1111-1111-111111111111" },
+      "serviceProvider": { "reference": "Organization?identifier=x|y" }
+    }
+  }, {
+    "fullUrl": "urn:uuid:33333333-3333-3333-3333-333333333333",
+    "resource": {
+      "resourceType": "Provenance", "id": "prov",
+      "target": [ { "reference": "urn:uuid:22222222-2222-2222-2222-222222222222" },
+                  { "reference": "UNRESOLVED" } ]
+    }
+  } ]
+}"#;
+
+    #[test]
+    fn bundle_resolves_urn_uuid_and_attaches_unlinked_resources() {
+        let text = BUNDLE.replace("\"UNRESOLVED\"", "\"Patient/pt-1\"");
+        let resources = parse_bundle("b.json", &text).unwrap();
+        assert_eq!(resources.len(), 3);
+        let encounter = &resources[1];
+        // The id comes from the urn:uuid fullUrl.
+        assert_eq!(encounter.id(), "22222222-2222-2222-2222-222222222222");
+        assert_eq!(
+            encounter.fields()["subject"],
+            r#"{"reference":"Patient/pt-1"}"#
+        );
+        assert_eq!(
+            encounter.fields()["serviceProvider"],
+            r#"{"reference":"Organization?identifier=x|y"}"#
+        );
+        assert_eq!(encounter.patient_id().as_deref(), Some("pt-1"));
+        let provenance = &resources[2];
+        assert_eq!(
+            provenance.fields()["target"],
+            r#"[{"reference":"Encounter/22222222-2222-2222-2222-222222222222"},{"reference":"Patient/pt-1"}]"#
+        );
+        assert_eq!(provenance.patient_id(), None);
+        assert!(!provenance.fields().contains_key("request"));
+        let groups = group_by_patient(resources).unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups["pt-1"].len(), 3);
+    }
+
+    #[test]
+    fn unresolved_urn_uuid_is_rejected_at_entry_line() {
+        let text = BUNDLE.replace(
+            "\"UNRESOLVED\"",
+            "\"urn:uuid:99999999-dead-beef-0000-000000000000\"",
+        );
+        let problem = only_problem(parse_bundle("b.json", &text).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::UnresolvedReference { .. }),
+            "{problem:?}"
+        );
+        assert_display(
+            &problem,
+            "b.json",
+            15,
+            "entry[2].resource.target[1].reference",
+            &["dead-beef"],
+        );
+    }
+
+    #[test]
+    fn bundle_validation_errors_name_entry_line_and_path() {
+        let text = BUNDLE
+            .replace("\"id\": \"prov\"", "\"id\": \"prov secret\"")
+            .replace("\"UNRESOLVED\"", "\"Patient/pt-1\"");
+        let problem = only_problem(parse_bundle("b.json", &text).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::InvalidId { .. }),
+            "{problem:?}"
+        );
+        assert_display(
+            &problem,
+            "b.json",
+            15,
+            "entry[2].resource.id",
+            &["prov secret"],
+        );
+    }
+
+    #[test]
+    fn bundle_json_syntax_error_uses_serde_line() {
+        let text = BUNDLE.replace("\"type\": \"transaction\",", "\"type\": \"transaction\"");
+        let problem = only_problem(parse_bundle("b.json", &text).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::NotJson { .. }),
+            "{problem:?}"
+        );
+        assert_eq!(problem.location().line, 4);
+        // parse_auto sends a broken pretty-printed document to the Bundle parser too.
+        let problem = only_problem(parse_auto("b.json", text.as_bytes()).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::NotJson { .. }),
+            "{problem:?}"
+        );
+        assert_eq!(problem.location().line, 4);
+    }
+
+    #[test]
+    fn unsupported_bundle_type_is_rejected() {
+        let text = BUNDLE.replace("\"transaction\"", "\"history\"");
+        let problem = only_problem(parse_bundle("h.json", &text).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::UnknownBundleType { .. }),
+            "{problem:?}"
+        );
+        assert_display(&problem, "h.json", 3, "type", &["history"]);
+        let text = BUNDLE.replace("\"Bundle\"", "\"Patient\"");
+        let problem = only_problem(parse_bundle("h.json", &text).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::NotABundle { .. }),
+            "{problem:?}"
+        );
+    }
+
+    #[test]
+    fn duplicate_full_url_is_rejected() {
+        let text = BUNDLE
+            .replace(
+                "urn:uuid:33333333-3333-3333-3333-333333333333",
+                "urn:uuid:22222222-2222-2222-2222-222222222222",
+            )
+            .replace("\"UNRESOLVED\"", "\"Patient/pt-1\"");
+        let err = parse_bundle("b.json", &text).unwrap_err();
+        assert!(err
+            .problems
+            .iter()
+            .any(|p| matches!(p, ParseFhirError::DuplicateFullUrl { .. })));
+    }
+
+    #[test]
+    fn bad_utf8_is_rejected() {
+        let mut bytes =
+            b"{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"resourceType\":\"Patient\",\"id\":\""
+                .to_vec();
+        bytes.extend_from_slice(&[0xff, 0xfe]);
+        bytes.extend_from_slice(b"\"}\n");
+        let problem = only_problem(parse_auto("u.ndjson", &bytes).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::NotUtf8 { .. }),
+            "{problem:?}"
+        );
+        assert_display(&problem, "u.ndjson", 2, "(root)", &[]);
+    }
+
+    #[test]
+    fn parse_auto_detects_bundles_and_ndjson() {
+        let text = BUNDLE.replace("\"UNRESOLVED\"", "\"Patient/pt-1\"");
+        assert_eq!(parse_auto("b.json", text.as_bytes()).unwrap().len(), 3);
+        let one_line: Value = serde_json::from_str(&text).unwrap();
+        let one_line = serde_json::to_string(&one_line).unwrap();
+        assert_eq!(parse_auto("b.json", one_line.as_bytes()).unwrap().len(), 3);
+        let ndjson = "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"resourceType\":\"Patient\",\"id\":\"b\"}\n";
+        assert_eq!(parse_auto("n.ndjson", ndjson.as_bytes()).unwrap().len(), 2);
+        let single = "{\"resourceType\":\"Patient\",\"id\":\"a\"}";
+        assert_eq!(parse_auto("n.ndjson", single.as_bytes()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unlinked_resources_without_single_patient_are_rejected() {
+        let text = "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"resourceType\":\"Patient\",\"id\":\"b\"}\n{\"resourceType\":\"Organization\",\"id\":\"org\"}\n";
+        let resources = parse_ndjson("n.ndjson", text).unwrap();
+        let problem = only_problem(group_by_patient(resources).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::NoPatient { .. }),
+            "{problem:?}"
+        );
+        assert_display(&problem, "n.ndjson", 3, "subject", &["org"]);
+
+        let two_patients = BUNDLE
+            .replace("\"id\": \"prov\"", "\"id\": \"prov\", \"x\": 1")
+            .replace("\"UNRESOLVED\"", "\"Patient/pt-1\"")
+            .replace(
+                "\"resourceType\": \"Encounter\",",
+                "\"resourceType\": \"Patient\",",
+            );
+        let resources = parse_bundle("b.json", &two_patients).unwrap();
+        let problem = only_problem(group_by_patient(resources).unwrap_err());
+        assert!(
+            matches!(problem, ParseFhirError::NoPatient { .. }),
+            "{problem:?}"
+        );
+        assert_display(&problem, "b.json", 15, "entry[2].resource.subject", &[]);
+    }
+
+    #[test]
+    fn from_fields_revalidates_and_minifies() {
+        let mut fields = BTreeMap::new();
+        fields.insert("resourceType".to_owned(), "\"Observation\"".to_owned());
+        fields.insert("id".to_owned(), "\"o1\"".to_owned());
+        fields.insert(
+            "valueQuantity".to_owned(),
+            "{ \"value\" : 1.50 }".to_owned(),
+        );
+        let resource = Resource::from_fields(fields.clone()).unwrap();
+        assert_eq!(resource.fields()["valueQuantity"], r#"{"value":1.50}"#);
+
+        fields.insert("subject".to_owned(), "\"Patient/x\"".to_owned());
+        let err = Resource::from_fields(fields.clone()).unwrap_err();
+        assert!(matches!(
+            err,
+            ParseFhirError::WrongType {
+                expected: "object",
+                ..
+            }
+        ));
+        fields.insert("subject".to_owned(), "{\"reference\":".to_owned());
+        let err = Resource::from_fields(fields).unwrap_err();
+        assert!(matches!(err, ParseFhirError::NotJson { .. }));
+        assert_eq!(err.location().field, "subject");
+    }
+
+    #[test]
+    fn debug_shows_no_id_or_values() {
+        let text =
+            r#"{"resourceType":"Patient","id":"pt-secret-id","name":[{"family":"Secretname"}]}"#;
+        let resources = parse_ndjson("p.ndjson", text).unwrap();
+        let shown = format!("{:?}", resources[0]);
+        assert!(
+            shown.contains("Patient") && shown.contains("name"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("secret") && !shown.contains("Secretname"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn export_is_sorted_and_deterministic() {
+        let text = "{\"resourceType\":\"Patient\",\"id\":\"b\"}\n{\"resourceType\":\"Condition\",\"id\":\"z\",\"subject\":{\"reference\":\"Patient/b\"}}\n{\"resourceType\":\"Patient\",\"id\":\"a\"}\n";
+        let resources = parse_ndjson("n.ndjson", text).unwrap();
+        let bundle = export_bundle(&resources);
+        assert_eq!(
+            bundle,
+            concat!(
+                r#"{"resourceType":"Bundle","type":"collection","entry":["#,
+                r#"{"resource":{"id":"z","resourceType":"Condition","subject":{"reference":"Patient/b"}}},"#,
+                r#"{"resource":{"id":"a","resourceType":"Patient"}},"#,
+                r#"{"resource":{"id":"b","resourceType":"Patient"}}]}"#
+            )
+        );
+        let mut reversed = resources.clone();
+        reversed.reverse();
+        assert_eq!(export_bundle(&reversed), bundle);
+        assert_eq!(export_ndjson(&reversed), export_ndjson(&resources));
+        assert_eq!(export_ndjson(&[]), "");
+        assert_eq!(
+            export_bundle(&[]),
+            r#"{"resourceType":"Bundle","type":"collection"}"#
+        );
+        assert_eq!(
+            parse_bundle("x", &bundle).unwrap(),
+            sorted(&resources).into_iter().cloned().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn unlinked_resources_join_the_only_patient_of_a_batch() {
+        let one = concat!(
+            r#"{"resourceType":"Patient","id":"p1"}"#,
+            "\n",
+            r#"{"resourceType":"Provenance","id":"v1","target":[{"reference":"Patient/p1"}]}"#,
+            "\n",
+        );
+        let groups = group_by_patient(parse_ndjson("one.ndjson", one).unwrap()).unwrap();
+        assert_eq!(groups.keys().collect::<Vec<_>>(), ["p1"]);
+        assert_eq!(groups["p1"].len(), 2);
+
+        let two = concat!(
+            r#"{"resourceType":"Patient","id":"p1"}"#,
+            "\n",
+            r#"{"resourceType":"Patient","id":"p2"}"#,
+            "\n",
+            r#"{"resourceType":"Provenance","id":"v1"}"#,
+            "\n",
+        );
+        let err = group_by_patient(parse_ndjson("two.ndjson", two).unwrap()).unwrap_err();
+        assert!(matches!(
+            err.problems.as_slice(),
+            [ParseFhirError::NoPatient { .. }]
+        ));
+        let shown = err.to_string();
+        assert!(
+            shown.contains("two.ndjson") && shown.contains("line 3"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn blank_input_is_empty_not_a_syntax_error() {
+        for blank in ["", "\n\n", "  \r\n\t"] {
+            let err = parse_auto("blank.ndjson", blank.as_bytes()).unwrap_err();
+            assert!(
+                matches!(err.problems.as_slice(), [ParseFhirError::Empty { .. }]),
+                "{err:?}"
+            );
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! A relay in one SQLite file that several nodes on one machine share: the
 //! embedded default. Its rowid is the total order; identical messages are
-//! stored once (like a JetStream message id), so resends are idempotent.
+//! stored once (like a JetStream message id), so resends are idempotent. The
+//! relay does not judge content (receivers do), but a stored copy altered on
+//! disk is replaced when the genuine message is published again.
 
 use std::path::Path;
 
@@ -29,9 +31,12 @@ impl LocalRelay {
     /// Open or create the relay file at `path`.
     pub fn open(path: &Path) -> Result<Self, RelayError> {
         let conn = Connection::open(path).map_err(|e| RelayError::Unavailable(e.to_string()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(io)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(io)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(io)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(io)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(io)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(io)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS messages (
                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -65,13 +70,21 @@ impl LocalRelay {
 impl Relay for LocalRelay {
     fn publish(&mut self, network: &NetworkId, message: &[u8]) -> Result<(), RelayError> {
         let id: [u8; 32] = Sha256::digest(message).into();
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO messages (network, message_id, bytes) VALUES (?1, ?2, ?3)",
-                params![network.0, id.as_slice(), message],
-            )
-            .map_err(io)?;
-        Ok(())
+        let tx = self.conn.unchecked_transaction().map_err(io)?;
+        // A stored copy whose bytes no longer match its id was altered on
+        // disk: drop it so the genuine message is appended afresh and readers
+        // whose cursor passed the damaged copy receive it.
+        tx.execute(
+            "DELETE FROM messages WHERE network = ?1 AND message_id = ?2 AND bytes != ?3",
+            params![network.0, id.as_slice(), message],
+        )
+        .map_err(io)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO messages (network, message_id, bytes) VALUES (?1, ?2, ?3)",
+            params![network.0, id.as_slice(), message],
+        )
+        .map_err(io)?;
+        tx.commit().map_err(io)
     }
 
     fn fetch(
@@ -88,7 +101,11 @@ impl Relay for LocalRelay {
             .map_err(io)?;
         let rows = stmt
             .query_map(
-                params![network.0, after.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize) as i64],
+                params![
+                    network.0,
+                    after.min(i64::MAX as u64) as i64,
+                    limit.min(i64::MAX as usize) as i64
+                ],
                 |r| {
                     Ok(RelayMessage {
                         seq: r.get::<_, i64>(0)?.max(0) as u64,
@@ -98,5 +115,35 @@ impl Relay for LocalRelay {
             )
             .map_err(io)?;
         rows.collect::<Result<_, _>>().map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn republishing_repairs_a_tampered_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.sqlite");
+        let mut relay = LocalRelay::open(&path).unwrap();
+        let net = NetworkId(vec![1; 16]);
+        relay.publish(&net, b"genuine").unwrap();
+        relay.publish(&net, b"genuine").unwrap();
+        assert_eq!(relay.len(&net).unwrap(), 1, "duplicates are stored once");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE messages SET bytes = x'00'", [])
+            .unwrap();
+        let seen = relay.fetch(&net, 0, 10).unwrap();
+        assert_eq!(seen[0].bytes, vec![0], "the relay delivers what it holds");
+        relay.publish(&net, b"genuine").unwrap();
+        let fresh = relay.fetch(&net, seen[0].seq, 10).unwrap();
+        assert_eq!(
+            fresh.len(),
+            1,
+            "a reader past the damaged copy gets the genuine one"
+        );
+        assert_eq!(fresh[0].bytes, b"genuine");
+        assert_eq!(relay.len(&net).unwrap(), 1);
     }
 }

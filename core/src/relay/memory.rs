@@ -118,7 +118,11 @@ impl MemoryRelay {
 
     /// Replace a stored message (for in-flight tamper tests).
     pub fn tamper(&mut self, network: &NetworkId, index: usize, bytes: Vec<u8>) -> bool {
-        match self.logs.get_mut(&network.0).and_then(|log| log.get_mut(index)) {
+        match self
+            .logs
+            .get_mut(&network.0)
+            .and_then(|log| log.get_mut(index))
+        {
             Some(slot) => {
                 *slot = bytes;
                 true
@@ -129,8 +133,9 @@ impl MemoryRelay {
 
     fn release_due(&mut self) {
         let now = self.publishes;
-        let (due, later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.delayed).into_iter().partition(|(at, _, _)| *at <= now);
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
+            .into_iter()
+            .partition(|(at, _, _)| *at <= now);
         self.delayed = later;
         for (_, network, message) in due {
             self.logs.entry(network).or_default().push(message);
@@ -155,7 +160,8 @@ impl Relay for MemoryRelay {
         for _ in 0..copies {
             if self.rng.chance(self.faults.delay) {
                 self.stats.delayed += 1;
-                let at = self.publishes + 1 + self.rng.below(u64::from(self.faults.max_delay.max(1)));
+                let at =
+                    self.publishes + 1 + self.rng.below(u64::from(self.faults.max_delay.max(1)));
                 self.delayed.push((at, network.0.clone(), message.to_vec()));
             } else {
                 self.logs
