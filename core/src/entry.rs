@@ -314,7 +314,14 @@ impl Entry {
 
     /// SHA-256 of the encoding.
     pub fn id(&self) -> EntryId {
-        EntryId(Sha256::digest(self.encode()).into())
+        Self::id_of(&self.encode())
+    }
+
+    /// The id of already encoded entry bytes. The encoding is canonical
+    /// (every entry has exactly one), so for bytes that [`Entry::decode`]
+    /// accepts this equals `decode(bytes)?.id()` without re-encoding.
+    pub fn id_of(encoded: &[u8]) -> EntryId {
+        EntryId(Sha256::digest(encoded).into())
     }
 
     /// Decode an entry; never panics on any input.
@@ -449,6 +456,18 @@ mod tests {
                 .filter(|e| e.open(&key).is_ok());
             assert!(accepted.is_none(), "flip at byte {i} was accepted");
         }
+    }
+
+    #[test]
+    fn id_of_bytes_equals_id_of_decoded_entry() {
+        let (_, _, entry) = fixed();
+        let bytes = entry.encode();
+        assert_eq!(Entry::id_of(&bytes), entry.id());
+        assert_eq!(
+            Entry::decode(&bytes).unwrap().encode(),
+            bytes,
+            "encoding is canonical"
+        );
     }
 
     #[test]

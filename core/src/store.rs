@@ -90,7 +90,15 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY AUTOINCREMENT, network BLOB NOT NULL, message BLOB NOT NULL);",
     // Version 2: remember which of our entries came back through the relay,
     // so heads announcements only trigger resends of entries lost in transit.
-    "ALTER TABLE entries ADD COLUMN relayed INTEGER NOT NULL DEFAULT 0;",
+    // Outbox rows for our entries point at the stored entry instead of
+    // holding a second copy of it.
+    // Records are saved as a base plus increments (the changes of each
+    // later transaction), compacted now and then.
+    "ALTER TABLE entries ADD COLUMN relayed INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE outbox ADD COLUMN entry_id BLOB;
+     CREATE TABLE record_increments (
+        network BLOB NOT NULL, record TEXT NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL,
+        PRIMARY KEY (network, record, seq));",
 ];
 
 /// JSON codec for openmls state; openmls types are plain serde structs.
@@ -204,6 +212,14 @@ pub struct PendingCommitRow {
     pub welcome: Option<Vec<u8>>,
     /// The encoded intent, to re-propose if the commit loses.
     pub intent: Vec<u8>,
+}
+
+fn record_label(network: &[u8], record: &str) -> Vec<u8> {
+    let mut label = b"careledger/v1/record-doc/".to_vec();
+    label.extend_from_slice(network);
+    label.push(0);
+    label.extend_from_slice(record.as_bytes());
+    label
 }
 
 /// `(outbox id, network, message)`.
@@ -377,11 +393,12 @@ impl Store {
     }
 
     pub(crate) fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![key, value],
-        )?;
+            )?
+            .execute(params![key, value])?;
         Ok(())
     }
 
@@ -412,8 +429,9 @@ impl Store {
         label: &str,
         joined_epoch: u64,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.conn.prepare_cached(
             "INSERT INTO networks (id, label, state, joined_epoch) VALUES (?1, ?2, 'active', ?3)",
+        )?.execute(
             params![id, label, joined_epoch as i64],
         )?;
         Ok(())
@@ -421,7 +439,7 @@ impl Store {
 
     /// All networks this node belongs or belonged to.
     pub fn networks(&self) -> Result<Vec<NetworkRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT id, label, state, joined_epoch, relay_cursor FROM networks ORDER BY label, id",
         )?;
         let rows = stmt.query_map([], Self::network_row)?;
@@ -449,41 +467,49 @@ impl Store {
     }
 
     pub(crate) fn set_network_state(&self, id: &[u8], state: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE networks SET state = ?2 WHERE id = ?1",
-            params![id, state],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE networks SET state = ?2 WHERE id = ?1")?
+            .execute(params![id, state])?;
         Ok(())
     }
 
     pub(crate) fn set_relay_cursor(&self, id: &[u8], cursor: u64) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE networks SET relay_cursor = ?2 WHERE id = ?1",
-            params![id, cursor as i64],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE networks SET relay_cursor = ?2 WHERE id = ?1")?
+            .execute(params![id, cursor as i64])?;
         Ok(())
     }
 
     // ---- epochs and rosters -----------------------------------------------
 
     pub(crate) fn put_epoch(&self, network: &[u8], grant: &EpochGrant) -> Result<(), StoreError> {
+        let known = self
+            .conn
+            .prepare_cached("SELECT 1 FROM epochs WHERE network = ?1 AND epoch = ?2")?
+            .exists(params![network, grant.epoch as i64])?;
+        if known {
+            // Epoch keys and rosters never change once recorded.
+            return Ok(());
+        }
         let wrapped = self.wrap(b"careledger/v1/epoch-key", grant.key.as_bytes())?;
-        self.conn.execute(
-            "INSERT OR IGNORE INTO epochs (network, epoch, key) VALUES (?1, ?2, ?3)",
-            params![network, grant.epoch as i64, wrapped],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO epochs (network, epoch, key) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![network, grant.epoch as i64, wrapped])?;
         for member in &grant.members {
-            self.conn.execute(
-                "INSERT OR IGNORE INTO roster (network, epoch, author, public_key, name)
+            self.conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO roster (network, epoch, author, public_key, name)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
+                )?
+                .execute(params![
                     network,
                     grant.epoch as i64,
                     AuthorId::of_public_key(&member.public_key).0.as_slice(),
                     member.public_key,
                     member.name
-                ],
-            )?;
+                ])?;
         }
         Ok(())
     }
@@ -495,11 +521,8 @@ impl Store {
     ) -> Result<Option<SecretKey>, StoreError> {
         let wrapped: Option<Vec<u8>> = self
             .conn
-            .query_row(
-                "SELECT key FROM epochs WHERE network = ?1 AND epoch = ?2",
-                params![network, epoch as i64],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT key FROM epochs WHERE network = ?1 AND epoch = ?2")?
+            .query_row(params![network, epoch as i64], |r| r.get(0))
             .optional()?;
         wrapped
             .map(|w| self.unwrap_secret(b"careledger/v1/epoch-key", &w, "epoch key"))
@@ -514,11 +537,12 @@ impl Store {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT public_key FROM roster WHERE network = ?1 AND epoch = ?2 AND author = ?3",
-                params![network, epoch as i64, author.0.as_slice()],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![network, epoch as i64, author.0.as_slice()], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -527,7 +551,7 @@ impl Store {
         network: &[u8],
         epoch: u64,
     ) -> Result<Vec<RosterMember>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT public_key, name FROM roster WHERE network = ?1 AND epoch = ?2 ORDER BY name",
         )?;
         let rows = stmt.query_map(params![network, epoch as i64], |r| {
@@ -570,8 +594,9 @@ impl Store {
         grant: &RecordKeyGrant,
     ) -> Result<(), StoreError> {
         let wrapped = self.wrap(b"careledger/v1/record-key", grant.key.as_bytes())?;
-        self.conn.execute(
+        self.conn.prepare_cached(
             "INSERT OR IGNORE INTO record_keys (network, record, key_id, key) VALUES (?1, ?2, ?3, ?4)",
+        )?.execute(
             params![network, grant.record, grant.key_id.as_slice(), wrapped],
         )?;
         Ok(())
@@ -585,11 +610,10 @@ impl Store {
     ) -> Result<Option<SecretKey>, StoreError> {
         let wrapped: Option<Vec<u8>> = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT key FROM record_keys WHERE network = ?1 AND record = ?2 AND key_id = ?3",
-                params![network, record, key_id.as_slice()],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![network, record, key_id.as_slice()], |r| r.get(0))
             .optional()?;
         wrapped
             .map(|w| self.unwrap_secret(b"careledger/v1/record-key", &w, "record key"))
@@ -604,12 +628,11 @@ impl Store {
     ) -> Result<Option<RecordKeyGrant>, StoreError> {
         let row: Option<(Vec<u8>, Vec<u8>)> = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT key_id, key FROM record_keys WHERE network = ?1 AND record = ?2
                  ORDER BY rowid DESC LIMIT 1",
-                params![network, record],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            )?
+            .query_row(params![network, record], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         row.map(|(id, wrapped)| {
             Ok(RecordKeyGrant {
@@ -630,7 +653,7 @@ impl Store {
         network: &[u8],
     ) -> Result<Vec<RecordKeyGrant>, StoreError> {
         let rows: Vec<(String, Vec<u8>, Vec<u8>)> = {
-            let mut stmt = self.conn.prepare(
+            let mut stmt = self.conn.prepare_cached(
                 "SELECT record, key_id, key FROM record_keys WHERE network = ?1 ORDER BY rowid",
             )?;
             let rows = stmt.query_map([network], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
@@ -663,10 +686,12 @@ impl Store {
         kind: u8,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO entries (network, id, author, seq, epoch, kind, bytes)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO entries (network, id, author, seq, epoch, kind, bytes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
+            )?
+            .execute(params![
                 network,
                 id.0.as_slice(),
                 author.0.as_slice(),
@@ -674,19 +699,15 @@ impl Store {
                 epoch as i64,
                 kind,
                 bytes
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
     pub(crate) fn has_entry(&self, network: &[u8], id: &EntryId) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT 1 FROM entries WHERE network = ?1 AND id = ?2",
-                params![network, id.0.as_slice()],
-                |_| Ok(()),
-            )
+            .prepare_cached("SELECT 1 FROM entries WHERE network = ?1 AND id = ?2")?
+            .query_row(params![network, id.0.as_slice()], |_| Ok(()))
             .optional()?
             .is_some())
     }
@@ -699,11 +720,12 @@ impl Store {
     ) -> Result<Option<EntryId>, StoreError> {
         let id: Option<Vec<u8>> = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id FROM entries WHERE network = ?1 AND author = ?2 AND seq = ?3",
-                params![network, author.0.as_slice(), seq as i64],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![network, author.0.as_slice(), seq as i64], |r| {
+                r.get(0)
+            })
             .optional()?;
         id.map(|id| EntryId::from_slice(&id).ok_or(StoreError::Corrupt("entries.id")))
             .transpose()
@@ -718,12 +740,13 @@ impl Store {
     ) -> Result<Option<(u64, EntryId)>, StoreError> {
         let row: Option<(i64, Vec<u8>)> = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT seq, id FROM entries WHERE network = ?1 AND author = ?2
                  ORDER BY seq DESC LIMIT 1",
-                params![network, author.0.as_slice()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            )?
+            .query_row(params![network, author.0.as_slice()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         row.map(|(seq, id)| {
             Ok((
@@ -738,7 +761,7 @@ impl Store {
         &self,
         network: &[u8],
     ) -> Result<Vec<(AuthorId, u64, EntryId)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT author, MAX(seq), id FROM entries WHERE network = ?1 GROUP BY author ORDER BY author",
         )?;
         let rows = stmt.query_map([network], |r| {
@@ -761,10 +784,11 @@ impl Store {
 
     /// Our entry came back through the relay: it reached the log.
     pub(crate) fn mark_relayed(&self, network: &[u8], id: &EntryId) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE entries SET relayed = 1 WHERE network = ?1 AND id = ?2 AND relayed = 0",
-            params![network, id.0.as_slice()],
-        )?;
+        self.conn
+            .prepare_cached(
+                "UPDATE entries SET relayed = 1 WHERE network = ?1 AND id = ?2 AND relayed = 0",
+            )?
+            .execute(params![network, id.0.as_slice()])?;
         Ok(())
     }
 
@@ -777,7 +801,7 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT bytes FROM entries WHERE network = ?1 AND author = ?2 AND seq > ?3
              AND relayed = 0 ORDER BY seq LIMIT ?4",
         )?;
@@ -792,7 +816,7 @@ impl Store {
     pub(crate) fn entries(&self, network: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT bytes FROM entries WHERE network = ?1 ORDER BY local_order")?;
+            .prepare_cached("SELECT bytes FROM entries WHERE network = ?1 ORDER BY local_order")?;
         let rows = stmt.query_map([network], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -805,9 +829,10 @@ impl Store {
         local_index: usize,
         bytes: &[u8],
     ) -> Result<bool, StoreError> {
-        let changed = self.conn.execute(
+        let changed = self.conn.prepare_cached(
             "UPDATE entries SET bytes = ?3 WHERE network = ?1 AND local_order =
                (SELECT local_order FROM entries WHERE network = ?1 ORDER BY local_order LIMIT 1 OFFSET ?2)",
+        )?.execute(
             params![network, local_index as i64, bytes],
         )?;
         Ok(changed == 1)
@@ -822,18 +847,19 @@ impl Store {
         bytes: &[u8],
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO pending (network, id, bytes, reason) VALUES (?1, ?2, ?3, ?4)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO pending (network, id, bytes, reason) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (network, id) DO UPDATE SET reason = excluded.reason",
-            params![network, id.0.as_slice(), bytes, reason],
-        )?;
+            )?
+            .execute(params![network, id.0.as_slice(), bytes, reason])?;
         Ok(())
     }
 
     pub(crate) fn pending(&self, network: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT bytes FROM pending WHERE network = ?1 ORDER BY rowid")?;
+            .prepare_cached("SELECT bytes FROM pending WHERE network = ?1 ORDER BY rowid")?;
         let rows = stmt.query_map([network], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -841,16 +867,15 @@ impl Store {
     pub(crate) fn pending_reasons(&self, network: &[u8]) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT reason FROM pending WHERE network = ?1 ORDER BY rowid")?;
+            .prepare_cached("SELECT reason FROM pending WHERE network = ?1 ORDER BY rowid")?;
         let rows = stmt.query_map([network], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub(crate) fn delete_pending(&self, network: &[u8], id: &EntryId) -> Result<(), StoreError> {
-        self.conn.execute(
-            "DELETE FROM pending WHERE network = ?1 AND id = ?2",
-            params![network, id.0.as_slice()],
-        )?;
+        self.conn
+            .prepare_cached("DELETE FROM pending WHERE network = ?1 AND id = ?2")?
+            .execute(params![network, id.0.as_slice()])?;
         Ok(())
     }
 
@@ -863,27 +888,27 @@ impl Store {
         other: &EntryId,
         other_bytes: &[u8],
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO forks (network, author, seq, kept_id, other_id, other_bytes)
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO forks (network, author, seq, kept_id, other_id, other_bytes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
+            )?
+            .execute(params![
                 network,
                 author.0.as_slice(),
                 seq as i64,
                 kept.0.as_slice(),
                 other.0.as_slice(),
                 other_bytes
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
     pub(crate) fn fork_count(&self, network: &[u8]) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM forks WHERE network = ?1",
-            [network],
-            |r| r.get(0),
-        )?;
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM forks WHERE network = ?1")?
+            .query_row([network], |r| r.get(0))?;
         Ok(blob_u64(n))
     }
 
@@ -893,15 +918,16 @@ impl Store {
         author: &AuthorId,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO flagged (network, author, reason) VALUES (?1, ?2, ?3)",
-            params![network, author.0.as_slice(), reason],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO flagged (network, author, reason) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![network, author.0.as_slice(), reason])?;
         Ok(())
     }
 
     pub(crate) fn flagged(&self, network: &[u8]) -> Result<Vec<(AuthorId, String)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT author, reason FROM flagged WHERE network = ?1 ORDER BY author, reason",
         )?;
         let rows = stmt.query_map([network], |r| {
@@ -919,17 +945,25 @@ impl Store {
 
     // ---- records ----------------------------------------------------------
 
+    /// Store a materialised record, sealed under the storage key (bound to
+    /// network and record, so rows cannot be swapped).
     pub(crate) fn save_record(
         &self,
         network: &[u8],
         record: &str,
         doc: &[u8],
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO records (network, record, doc) VALUES (?1, ?2, ?3)
+        let doc = self.wrap(&record_label(network, record), doc)?;
+        let doc = doc.as_slice();
+        self.conn
+            .prepare_cached("DELETE FROM record_increments WHERE network = ?1 AND record = ?2")?
+            .execute(params![network, record])?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO records (network, record, doc) VALUES (?1, ?2, ?3)
              ON CONFLICT (network, record) DO UPDATE SET doc = excluded.doc",
-            params![network, record, doc],
-        )?;
+            )?
+            .execute(params![network, record, doc])?;
         Ok(())
     }
 
@@ -938,25 +972,81 @@ impl Store {
         network: &[u8],
         record: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT doc FROM records WHERE network = ?1 AND record = ?2")?
+            .query_row(params![network, record], |r| r.get(0))
+            .optional()?;
+        sealed
+            .map(|sealed| {
+                self.storage_key
+                    .unwrap_secret(&record_label(network, record), &sealed)
+                    .map_err(|_| StoreError::Unwrap("record"))
+            })
+            .transpose()
+    }
+
+    /// Append the changes of one transaction to a saved record; returns how
+    /// many increments the record now has.
+    pub(crate) fn append_record_increment(
+        &self,
+        network: &[u8],
+        record: &str,
+        increment: &[u8],
+    ) -> Result<usize, StoreError> {
+        let count: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM record_increments WHERE network = ?1 AND record = ?2",
+            )?
+            .query_row(params![network, record], |r| r.get(0))?;
+        let sealed = self.wrap(&record_label(network, record), increment)?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO record_increments (network, record, seq, bytes) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![network, record, count, sealed])?;
+        Ok(count.max(0) as usize + 1)
+    }
+
+    /// The increments saved after a record's base, in order.
+    pub(crate) fn record_increments(
+        &self,
+        network: &[u8],
+        record: &str,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT bytes FROM record_increments WHERE network = ?1 AND record = ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![network, record], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|sealed| {
+            self.storage_key
+                .unwrap_secret(&record_label(network, record), &sealed?)
+                .map_err(|_| StoreError::Unwrap("record increment"))
+        })
+        .collect()
+    }
+
+    /// Whether a materialised record exists (without reading it).
+    pub(crate) fn has_record(&self, network: &[u8], record: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT doc FROM records WHERE network = ?1 AND record = ?2",
-                params![network, record],
-                |r| r.get(0),
-            )
-            .optional()?)
+            .prepare_cached("SELECT 1 FROM records WHERE network = ?1 AND record = ?2")?
+            .exists(params![network, record])?)
     }
 
     pub(crate) fn records(&self, network: &[u8]) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT record FROM records WHERE network = ?1 ORDER BY record")?;
+            .prepare_cached("SELECT record FROM records WHERE network = ?1 ORDER BY record")?;
         let rows = stmt.query_map([network], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub(crate) fn clear_records(&self, network: &[u8]) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM record_increments WHERE network = ?1")?
+            .execute([network])?;
         self.conn
             .execute("DELETE FROM records WHERE network = ?1", [network])?;
         Ok(())
@@ -969,11 +1059,12 @@ impl Store {
         network: &[u8],
         row: &PendingCommitRow,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.conn.prepare_cached(
             "INSERT INTO pending_commit (network, epoch, commit_msg, welcome, intent)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (network) DO UPDATE SET epoch = excluded.epoch,
                commit_msg = excluded.commit_msg, welcome = excluded.welcome, intent = excluded.intent",
+        )?.execute(
             params![network, row.epoch as i64, row.commit, row.welcome, row.intent],
         )?;
         Ok(())
@@ -985,18 +1076,17 @@ impl Store {
     ) -> Result<Option<PendingCommitRow>, StoreError> {
         Ok(self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT epoch, commit_msg, welcome, intent FROM pending_commit WHERE network = ?1",
-                [network],
-                |r| {
-                    Ok(PendingCommitRow {
-                        epoch: blob_u64(r.get(0)?),
-                        commit: r.get(1)?,
-                        welcome: r.get(2)?,
-                        intent: r.get(3)?,
-                    })
-                },
-            )
+            )?
+            .query_row([network], |r| {
+                Ok(PendingCommitRow {
+                    epoch: blob_u64(r.get(0)?),
+                    commit: r.get(1)?,
+                    welcome: r.get(2)?,
+                    intent: r.get(3)?,
+                })
+            })
             .optional()?)
     }
 
@@ -1009,20 +1099,47 @@ impl Store {
     // ---- outbox -----------------------------------------------------------
 
     pub(crate) fn push_outbox(&self, network: &[u8], message: &[u8]) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO outbox (network, message) VALUES (?1, ?2)",
-            params![network, message],
-        )?;
+        self.conn
+            .prepare_cached("INSERT INTO outbox (network, message) VALUES (?1, ?2)")?
+            .execute(params![network, message])?;
         Ok(())
     }
 
-    /// `(outbox id, network, message)`, oldest first.
+    /// Queue one of the stored entries for the relay (by reference).
+    pub(crate) fn push_outbox_entry(&self, network: &[u8], id: &EntryId) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT INTO outbox (network, message, entry_id) VALUES (?1, x'', ?2)")?
+            .execute(params![network, id.0.as_slice()])?;
+        Ok(())
+    }
+
+    /// `(outbox id, network, message)`, oldest first; entry rows are wrapped
+    /// as [`WireMessage::Entry`](crate::wire::WireMessage::Entry) here.
     pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, network, message FROM outbox ORDER BY id LIMIT ?1")?;
-        let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT o.id, o.network, o.message, o.entry_id IS NOT NULL, e.bytes
+             FROM outbox o LEFT JOIN entries e ON e.network = o.network AND e.id = o.entry_id
+             ORDER BY o.id LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, Option<Vec<u8>>>(4)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, network, message, is_entry, entry) = row?;
+            let message = match (is_entry, entry) {
+                (false, _) => message,
+                (true, Some(entry)) => crate::wire::WireMessage::Entry(entry).encode(),
+                (true, None) => return Err(StoreError::Corrupt("outbox.entry_id")),
+            };
+            Ok((id, network, message))
+        })
+        .collect()
     }
 
     pub(crate) fn ack_outbox(&self, id: i64) -> Result<(), StoreError> {

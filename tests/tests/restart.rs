@@ -110,3 +110,38 @@ fn second_process_reads_while_first_writes() {
     assert_eq!(extension.heads(&net).unwrap(), app.heads(&net).unwrap());
     assert!(extension.verify_ledger(&net).unwrap().is_clean());
 }
+
+#[test]
+fn store_file_holds_no_chart_content_in_the_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = file_node(dir.path(), "hospital-a.example");
+    let net = node.create_network("care").unwrap();
+    let patients = data("bulk-10-patients/Patient.000.ndjson");
+    assert!(String::from_utf8_lossy(&patients).contains("Medhurst46"));
+    node.import_fhir(&net, "Patient.ndjson", &patients, T0)
+        .unwrap();
+    // Read the database and its write-ahead log as a thief would.
+    let mut raw = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        raw.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let text = String::from_utf8_lossy(&raw);
+    for marker in [
+        "Medhurst46",
+        "Sumiko254",
+        "555-810-7203",
+        "Abernathy Landing",
+    ] {
+        assert!(
+            !text.contains(marker),
+            "{marker} is readable in the store file"
+        );
+    }
+    drop(node);
+    // And everything is still there for the key holder.
+    let mut node = reopen(dir.path(), "hospital-a.example");
+    assert_eq!(node.patients(&net).unwrap().len(), 13);
+    assert!(canonical_state(&mut node, &net)
+        .iter()
+        .any(|(_, bundle)| bundle.contains("Medhurst46")));
+}

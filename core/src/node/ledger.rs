@@ -22,7 +22,7 @@ use super::{Head, NetworkError, NetworkId, Node, ReceiveError, RejectEntryError}
 use crate::body::{KeyGrantBody, RecordChangeBody};
 use crate::entry::{AuthorId, Entry, EntryHeader, EntryId, EntryKind};
 use crate::keys::{open, EpochKey, Sealed};
-use crate::record::doc::RecordDoc;
+use crate::record::doc::{ApplyChangeError, RecordDoc};
 use crate::store::StoreError;
 use crate::wire::WireMessage;
 
@@ -310,7 +310,7 @@ impl Node {
             .unrelayed_entries_after(&network.0, &me, theirs, 10_000)?;
         for bytes in &missing {
             self.store
-                .push_outbox(&network.0, &WireMessage::Entry(bytes.clone()).encode())?;
+                .push_outbox_entry(&network.0, &Entry::id_of(bytes))?;
         }
         Ok(missing.len())
     }
@@ -352,9 +352,7 @@ impl Node {
                 .collect();
             pending.sort_by_key(|(h, _)| (h.epoch, h.author, h.seq));
             for (_, bytes) in pending {
-                let id = Entry::decode(&bytes)
-                    .map(|e| e.id())
-                    .map_err(|_| StoreError::Corrupt("pending"))?;
+                let id = Entry::id_of(&bytes);
                 match self.accept_entry(network, &bytes)? {
                     Ok(EntryOutcome::Held(_)) => {}
                     Ok(EntryOutcome::Accepted) => {
@@ -390,7 +388,7 @@ impl Node {
         if entry.header.network != network.0 {
             return Ok(Err(RejectEntryError::WrongNetwork));
         }
-        let id = entry.id();
+        let id = Entry::id_of(bytes);
         if self.store.has_entry(&network.0, &id)? {
             if entry.header.author == self.identity.author_id() {
                 self.store.mark_relayed(&network.0, &id)?;
@@ -553,25 +551,22 @@ impl Node {
             Err(error) => return Ok(Err(error)),
         };
         let (record, change) = change;
-        let info = match RecordDoc::inspect_change(&change) {
-            Ok(info) => info,
-            Err(error) => return Ok(Err(RejectEntryError::BadChange(error.to_string()))),
-        };
-        if info.actor != entry.header.author.0 {
-            self.store
-                .flag_author(&network.0, &entry.header.author, "actor mismatch")?;
-            return Ok(Err(RejectEntryError::ActorMismatch));
-        }
         let actor = self.identity.author_id();
         let doc = self.doc_mut(network, &record, actor)?;
-        if !doc.missing_deps(&info.deps).is_empty() {
-            let reason = HoldReason::MissingDependencies;
-            self.store
-                .put_pending(&network.0, id, bytes, &reason.label())?;
-            return Ok(Ok(Some(reason)));
-        }
-        if let Err(error) = doc.apply_change(&change) {
-            return Ok(Err(RejectEntryError::BadChange(error.to_string())));
+        match doc.apply_change_by(&change, &entry.header.author.0) {
+            Ok(()) => {}
+            Err(ApplyChangeError::WrongActor) => {
+                self.store
+                    .flag_author(&network.0, &entry.header.author, "actor mismatch")?;
+                return Ok(Err(RejectEntryError::ActorMismatch));
+            }
+            Err(ApplyChangeError::MissingDependencies { .. }) => {
+                let reason = HoldReason::MissingDependencies;
+                self.store
+                    .put_pending(&network.0, id, bytes, &reason.label())?;
+                return Ok(Ok(Some(reason)));
+            }
+            Err(error) => return Ok(Err(RejectEntryError::BadChange(error.to_string()))),
         }
         self.dirty.insert((network.0.clone(), record));
         Ok(Ok(None))
@@ -721,7 +716,7 @@ impl Node {
             if h.seq != seq + 1 || h.prev != prev {
                 problem(format!("chain broken at seq {}", h.seq));
             }
-            chains.insert(h.author, (h.seq, entry.id()));
+            chains.insert(h.author, (h.seq, Entry::id_of(bytes)));
             match self
                 .store
                 .roster_public_key(&network.0, h.epoch, &h.author)?

@@ -23,6 +23,9 @@ use crate::record::doc::{MemberConflict, RecordDoc};
 use crate::record::fhir::{group_by_patient, parse_auto};
 use crate::store::StoreError;
 
+/// Increments a saved record collects before it is compacted.
+const COMPACT_AFTER: usize = 32;
+
 /// Longest record (patient) id: it travels in a one-byte-length field.
 const MAX_RECORD_ID_LEN: usize = 255;
 
@@ -36,8 +39,11 @@ impl Node {
         let key = (network.0.clone(), record.to_owned());
         if !self.docs.contains_key(&key) {
             let doc = match self.store.load_record(&network.0, record)? {
-                Some(saved) => RecordDoc::load(&saved, &actor.0)
-                    .map_err(|_| StoreError::Corrupt("records.doc"))?,
+                Some(saved) => {
+                    let increments = self.store.record_increments(&network.0, record)?;
+                    RecordDoc::load_with_increments(&saved, &increments, &actor.0)
+                        .map_err(|_| StoreError::Corrupt("records.doc"))?
+                }
                 None => RecordDoc::new(&actor.0),
             };
             self.docs.insert(key.clone(), doc);
@@ -47,13 +53,28 @@ impl Node {
             .ok_or(StoreError::Corrupt("records"))
     }
 
-    /// Save every document changed in this transaction.
+    /// Save every document changed in this transaction: the first time in
+    /// full, then only each transaction's changes, compacted into a new base
+    /// every [`COMPACT_AFTER`] increments (rewriting whole documents on every
+    /// transaction cost more than the ledger itself).
     pub(crate) fn flush_docs(&mut self) -> Result<(), StoreError> {
         for key in std::mem::take(&mut self.dirty) {
-            if let Some(doc) = self.docs.get_mut(&key) {
-                let saved = doc.save();
-                self.store.save_record(&key.0, &key.1, &saved)?;
+            let Some(doc) = self.docs.get_mut(&key) else {
+                continue;
+            };
+            if self.store.has_record(&key.0, &key.1)? {
+                let increment = doc.save_increment();
+                if increment.is_empty()
+                    || self
+                        .store
+                        .append_record_increment(&key.0, &key.1, &increment)?
+                        < COMPACT_AFTER
+                {
+                    continue;
+                }
             }
+            let saved = doc.save_uncompressed();
+            self.store.save_record(&key.0, &key.1, &saved)?;
         }
         Ok(())
     }
@@ -166,7 +187,7 @@ impl Node {
         if !self.is_member(network)? {
             return Err(NetworkError::NotAMember.into());
         }
-        if self.store.load_record(&network.0, patient)?.is_none() {
+        if !self.store.has_record(&network.0, patient)? {
             return Err(EditError::UnknownPatient);
         }
         self.atomically(|node| {
@@ -196,7 +217,7 @@ impl Node {
         patient: &str,
     ) -> Result<&mut RecordDoc, ExportError> {
         self.network_row(network)?;
-        if self.store.load_record(&network.0, patient)?.is_none()
+        if !self.store.has_record(&network.0, patient)?
             && !self
                 .docs
                 .contains_key(&(network.0.clone(), patient.to_owned()))

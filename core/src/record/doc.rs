@@ -125,6 +125,9 @@ pub enum ApplyChangeError {
     /// Automerge refused the change (e.g. it reuses an actor's sequence number).
     #[error("record document refused the change")]
     Rejected(#[source] AutomergeError),
+    /// The change was made by another actor than the one required.
+    #[error("change was made by another actor than its entry's author")]
+    WrongActor,
 }
 
 /// What a raw change says about itself, read without applying it.
@@ -171,6 +174,8 @@ impl fmt::Debug for MemberConflict {
 /// One patient's chart as an Automerge document.
 pub struct RecordDoc {
     doc: AutoCommit,
+    /// Heads covered by the last save (full or incremental).
+    saved_heads: Vec<ChangeHash>,
 }
 
 impl fmt::Debug for RecordDoc {
@@ -213,6 +218,7 @@ impl RecordDoc {
     pub fn new(actor: &[u8]) -> RecordDoc {
         RecordDoc {
             doc: AutoCommit::new().with_actor(ActorId::from(actor)),
+            saved_heads: Vec::new(),
         }
     }
 
@@ -220,15 +226,50 @@ impl RecordDoc {
     ///
     /// The layout is checked lazily: reads report a [`ReadRecordError`].
     pub fn load(saved: &[u8], actor: &[u8]) -> Result<RecordDoc, LoadRecordError> {
-        let doc = AutoCommit::load(saved).map_err(LoadRecordError::Malformed)?;
+        Self::load_with_increments(saved, &[], actor)
+    }
+
+    /// Loads a saved document followed by the increments saved after it
+    /// ([`RecordDoc::save_increment`]), in order.
+    pub fn load_with_increments(
+        saved: &[u8],
+        increments: &[Vec<u8>],
+        actor: &[u8],
+    ) -> Result<RecordDoc, LoadRecordError> {
+        let mut doc = AutoCommit::load(saved).map_err(LoadRecordError::Malformed)?;
+        for increment in increments {
+            doc.load_incremental(increment)
+                .map_err(LoadRecordError::Malformed)?;
+        }
+        let saved_heads = doc.get_heads();
         Ok(RecordDoc {
             doc: doc.with_actor(ActorId::from(actor)),
+            saved_heads,
         })
     }
 
-    /// The whole document, compacted.
+    /// The whole document, compacted (e.g. to hand to another Automerge
+    /// implementation). It does not move the point
+    /// [`RecordDoc::save_increment`] counts from: only the cache's own saves do.
     pub fn save(&mut self) -> Vec<u8> {
         self.doc.save()
+    }
+
+    /// Only the changes since the last save (full or incremental): cheap to
+    /// write after every transaction; load them with
+    /// [`RecordDoc::load_with_increments`].
+    pub fn save_increment(&mut self) -> Vec<u8> {
+        let bytes = self.doc.save_after(&self.saved_heads);
+        self.saved_heads = self.doc.get_heads();
+        bytes
+    }
+
+    /// The whole document without column compression: larger, but several
+    /// times cheaper to write; for caches saved on every transaction.
+    /// [`RecordDoc::load`] reads both forms.
+    pub fn save_uncompressed(&mut self) -> Vec<u8> {
+        self.saved_heads = self.doc.get_heads();
+        self.doc.save_nocompress()
     }
 
     /// Writes resources (insert or replace: members that changed are put,
@@ -351,7 +392,21 @@ impl RecordDoc {
     /// applying the missing ones. Applying a change already present is a
     /// no-op.
     pub fn apply_change(&mut self, bytes: &[u8]) -> Result<(), ApplyChangeError> {
+        self.apply_parsed(parse_change(bytes)?)
+    }
+
+    /// Like [`RecordDoc::apply_change`], but first checks that the change was
+    /// made by `actor` (the ledger binds actors to entry signers), parsing the
+    /// change once for both.
+    pub fn apply_change_by(&mut self, bytes: &[u8], actor: &[u8]) -> Result<(), ApplyChangeError> {
         let change = parse_change(bytes)?;
+        if change.actor_id().to_bytes() != actor {
+            return Err(ApplyChangeError::WrongActor);
+        }
+        self.apply_parsed(change)
+    }
+
+    fn apply_parsed(&mut self, change: Change) -> Result<(), ApplyChangeError> {
         let hash = change.hash();
         if self.doc.get_change_meta_by_hash(&hash).is_some() {
             return Ok(());
@@ -1505,5 +1560,40 @@ mod tests {
         if !cfg!(debug_assertions) {
             assert!(rate >= 5_000.0, "{rate:.0} resources/s");
         }
+    }
+
+    #[test]
+    fn increments_after_a_save_reload_to_the_same_document() {
+        let mut doc = RecordDoc::new(&[1; 32]);
+        let first = fhir::parse_ndjson(
+            "a",
+            r#"{"resourceType":"Patient","id":"p","gender":"female"}"#,
+        )
+        .unwrap();
+        doc.upsert(&first, 1).unwrap();
+        let exported = doc.save();
+        let base = doc.save_uncompressed();
+        assert!(
+            doc.save_increment().is_empty(),
+            "nothing new since the save"
+        );
+        doc.set_member("Patient", "p", "active", Some("true"), 2)
+            .unwrap();
+        let one = doc.save_increment();
+        doc.set_member("Patient", "p", "language", Some("\"en\""), 3)
+            .unwrap();
+        let two = doc.save_increment();
+        let mut loaded = RecordDoc::load_with_increments(&base, &[one, two], &[2; 32]).unwrap();
+        assert_eq!(loaded.heads(), doc.heads());
+        assert_eq!(
+            loaded.export_bundle().unwrap(),
+            doc.export_bundle().unwrap()
+        );
+        assert!(
+            loaded.save_increment().is_empty(),
+            "a reloaded document starts saved"
+        );
+        let from_export = RecordDoc::load(&exported, &[3; 32]).unwrap();
+        assert_eq!(from_export.resource_count(), 1, "compressed saves load too");
     }
 }
