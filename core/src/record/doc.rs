@@ -174,8 +174,10 @@ impl fmt::Debug for MemberConflict {
 /// One patient's chart as an Automerge document.
 pub struct RecordDoc {
     doc: AutoCommit,
-    /// Heads covered by the last save (full or incremental).
-    saved_heads: Vec<ChangeHash>,
+    /// Raw bytes of the changes made or applied since the last save (full
+    /// or incremental), in order: the next increment. Kept as they pass by
+    /// because Automerge 0.12 re-encodes changes from its op set on request.
+    unsaved: Vec<u8>,
 }
 
 impl fmt::Debug for RecordDoc {
@@ -218,7 +220,7 @@ impl RecordDoc {
     pub fn new(actor: &[u8]) -> RecordDoc {
         RecordDoc {
             doc: AutoCommit::new().with_actor(ActorId::from(actor)),
-            saved_heads: Vec::new(),
+            unsaved: Vec::new(),
         }
     }
 
@@ -241,10 +243,9 @@ impl RecordDoc {
             doc.load_incremental(increment)
                 .map_err(LoadRecordError::Malformed)?;
         }
-        let saved_heads = doc.get_heads();
         Ok(RecordDoc {
             doc: doc.with_actor(ActorId::from(actor)),
-            saved_heads,
+            unsaved: Vec::new(),
         })
     }
 
@@ -259,16 +260,14 @@ impl RecordDoc {
     /// write after every transaction; load them with
     /// [`RecordDoc::load_with_increments`].
     pub fn save_increment(&mut self) -> Vec<u8> {
-        let bytes = self.doc.save_after(&self.saved_heads);
-        self.saved_heads = self.doc.get_heads();
-        bytes
+        std::mem::take(&mut self.unsaved)
     }
 
     /// The whole document without column compression: larger, but several
     /// times cheaper to write; for caches saved on every transaction.
     /// [`RecordDoc::load`] reads both forms.
     pub fn save_uncompressed(&mut self) -> Vec<u8> {
-        self.saved_heads = self.doc.get_heads();
+        self.unsaved.clear();
         self.doc.save_nocompress()
     }
 
@@ -417,9 +416,12 @@ impl RecordDoc {
                 missing: missing.len(),
             });
         }
+        let raw = change.raw_bytes().to_vec();
         self.doc
             .apply_changes([change])
-            .map_err(ApplyChangeError::Rejected)
+            .map_err(ApplyChangeError::Rejected)?;
+        self.unsaved.extend_from_slice(&raw);
+        Ok(())
     }
 
     /// Current heads (sorted).
@@ -565,7 +567,11 @@ impl RecordDoc {
         else {
             return Ok(None);
         };
-        Ok(self.change_bytes(&hash.0))
+        let bytes = self.change_bytes(&hash.0);
+        if let Some(bytes) = &bytes {
+            self.unsaved.extend_from_slice(bytes);
+        }
+        Ok(bytes)
     }
 
     /// Root keys that name resource types; other root keys are reserved and ignored.
