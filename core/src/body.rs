@@ -12,12 +12,18 @@
 //! } RecordChangeBody;
 //! struct {                              // KeyGrant
 //!     uint16 epoch_count; EpochGrant epochs[epoch_count];
+//!     uint32 member_count; MemberSpan members[member_count];
 //!     uint32 record_key_count; RecordKeyGrant record_keys[record_key_count];
 //! } KeyGrantBody;
-//! struct { uint64 epoch; opaque key[32]; uint16 n; RosterMember members[n]; } EpochGrant;
-//! struct { opaque public_key<0..255>; opaque name<0..255>; } RosterMember;
+//! struct { uint64 epoch; opaque key[32]; } EpochGrant;
+//! struct {                              // a member of every epoch in [from, to]
+//!     opaque public_key<0..255>; opaque name<0..255>; uint64 from_epoch; uint64 to_epoch;
+//! } MemberSpan;
 //! struct { opaque record<0..255>; opaque key_id[16]; opaque key[32]; } RecordKeyGrant;
 //! ```
+//!
+//! Rosters travel as membership spans rather than one list per epoch, so a
+//! history grant grows with epochs plus members, not epochs times members.
 
 use zeroize::Zeroize;
 
@@ -76,24 +82,26 @@ impl RecordChangeBody {
     }
 }
 
-/// One member of an epoch's roster.
+/// A member of a network over a contiguous range of epochs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RosterMember {
+pub struct MemberSpan {
     /// Ed25519 public key (its SHA-256 is the author id).
     pub public_key: Vec<u8>,
     /// The name in the member's MLS credential.
     pub name: String,
+    /// First epoch of the span.
+    pub from_epoch: u64,
+    /// Last epoch of the span (inclusive).
+    pub to_epoch: u64,
 }
 
-/// An epoch key and the roster of that epoch.
+/// An epoch's network key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EpochGrant {
     /// The epoch.
     pub epoch: u64,
     /// Its network key.
     pub key: SecretKey,
-    /// Who was a member in that epoch.
-    pub members: Vec<RosterMember>,
 }
 
 /// A record key.
@@ -110,8 +118,10 @@ pub struct RecordKeyGrant {
 /// The body of a key-grant entry.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct KeyGrantBody {
-    /// Past epochs' keys and rosters, for members who joined later.
+    /// Past epochs' keys, for members who joined later.
     pub epochs: Vec<EpochGrant>,
+    /// Who was a member when, for checking the authors of past entries.
+    pub members: Vec<MemberSpan>,
     /// Record keys.
     pub record_keys: Vec<RecordKeyGrant>,
 }
@@ -120,6 +130,7 @@ impl std::fmt::Debug for KeyGrantBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyGrantBody")
             .field("epochs", &self.epochs.len())
+            .field("members", &self.members.len())
             .field("record_keys", &self.record_keys.len())
             .finish()
     }
@@ -133,13 +144,13 @@ impl KeyGrantBody {
         for grant in self.epochs.iter().take(u16::MAX as usize) {
             out.extend_from_slice(&grant.epoch.to_be_bytes());
             out.extend_from_slice(grant.key.as_bytes());
-            out.extend_from_slice(
-                &(grant.members.len().min(u16::MAX as usize) as u16).to_be_bytes(),
-            );
-            for member in grant.members.iter().take(u16::MAX as usize) {
-                put_vec8(&mut out, &member.public_key);
-                put_vec8(&mut out, member.name.as_bytes());
-            }
+        }
+        out.extend_from_slice(&(self.members.len() as u32).to_be_bytes());
+        for member in &self.members {
+            put_vec8(&mut out, &member.public_key);
+            put_vec8(&mut out, member.name.as_bytes());
+            out.extend_from_slice(&member.from_epoch.to_be_bytes());
+            out.extend_from_slice(&member.to_epoch.to_be_bytes());
         }
         out.extend_from_slice(&(self.record_keys.len() as u32).to_be_bytes());
         for grant in &self.record_keys {
@@ -157,20 +168,23 @@ impl KeyGrantBody {
         for _ in 0..r.u16("epoch_count")? {
             let epoch = r.u64("epoch")?;
             let mut key: [u8; KEY_LEN] = r.array("epoch_key")?;
-            let secret = SecretKey::from_bytes(key);
-            key.zeroize();
-            let mut members = Vec::new();
-            for _ in 0..r.u16("member_count")? {
-                members.push(RosterMember {
-                    public_key: r.vec8("public_key")?.to_vec(),
-                    name: r.string8("name")?,
-                });
-            }
             body.epochs.push(EpochGrant {
                 epoch,
-                key: secret,
-                members,
+                key: SecretKey::from_bytes(key),
             });
+            key.zeroize();
+        }
+        for _ in 0..r.u32("member_count")? {
+            let member = MemberSpan {
+                public_key: r.vec8("public_key")?.to_vec(),
+                name: r.string8("name")?,
+                from_epoch: r.u64("from_epoch")?,
+                to_epoch: r.u64("to_epoch")?,
+            };
+            if member.from_epoch > member.to_epoch {
+                return Err(CodecError::Invalid("member span"));
+            }
+            body.members.push(member);
         }
         let count = r.u32("record_key_count")?;
         for _ in 0..count {
@@ -200,10 +214,12 @@ mod tests {
             epochs: vec![EpochGrant {
                 epoch: 3,
                 key: SecretKey::from_bytes([1; 32]),
-                members: vec![RosterMember {
-                    public_key: vec![2; 32],
-                    name: "hospital-a.example".into(),
-                }],
+            }],
+            members: vec![MemberSpan {
+                public_key: vec![2; 32],
+                name: "hospital-a.example".into(),
+                from_epoch: 0,
+                to_epoch: 3,
             }],
             record_keys: vec![RecordKeyGrant {
                 record: "patient-1".into(),
@@ -215,6 +231,12 @@ mod tests {
         assert!(decoded == body);
         let shown = format!("{decoded:?}");
         assert!(!shown.contains("patient-1"));
+        let mut backwards = body.clone();
+        backwards.members[0].from_epoch = 4;
+        assert_eq!(
+            KeyGrantBody::decode(&backwards.encode()),
+            Err(CodecError::Invalid("member span"))
+        );
     }
 
     proptest! {

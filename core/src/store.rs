@@ -39,8 +39,8 @@ use openmls_sqlite_storage::{Codec, SqliteStorageProvider};
 use openmls_traits::random::OpenMlsRand;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::body::{EpochGrant, RecordKeyGrant, RecordKeyId, RosterMember};
-use crate::entry::{AuthorId, EntryId};
+use crate::body::{EpochGrant, MemberSpan, RecordKeyGrant, RecordKeyId};
+use crate::entry::{AuthorId, EntryHeader, EntryId};
 use crate::keys::{SecretKey, StorageKey, NONCE_LEN};
 
 /// Current schema version; [`Store::open`] migrates older files up to it.
@@ -58,10 +58,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE epochs (
         network BLOB NOT NULL, epoch INTEGER NOT NULL, key BLOB NOT NULL,
         PRIMARY KEY (network, epoch));
-     CREATE TABLE roster (
-        network BLOB NOT NULL, epoch INTEGER NOT NULL, author BLOB NOT NULL,
-        public_key BLOB NOT NULL, name TEXT NOT NULL,
-        PRIMARY KEY (network, epoch, author));
+     CREATE TABLE members (
+        network BLOB NOT NULL, author BLOB NOT NULL, public_key BLOB NOT NULL,
+        name TEXT NOT NULL, from_epoch INTEGER NOT NULL, to_epoch INTEGER NOT NULL);
+     CREATE INDEX members_by_author ON members (network, author);
      CREATE TABLE record_keys (
         network BLOB NOT NULL, record TEXT NOT NULL, key_id BLOB NOT NULL, key BLOB NOT NULL,
         PRIMARY KEY (network, record, key_id));
@@ -482,33 +482,62 @@ impl Store {
 
     // ---- epochs and rosters -----------------------------------------------
 
-    pub(crate) fn put_epoch(&self, network: &[u8], grant: &EpochGrant) -> Result<(), StoreError> {
+    pub(crate) fn put_epoch_key(
+        &self,
+        network: &[u8],
+        grant: &EpochGrant,
+    ) -> Result<(), StoreError> {
         let known = self
             .conn
             .prepare_cached("SELECT 1 FROM epochs WHERE network = ?1 AND epoch = ?2")?
             .exists(params![network, grant.epoch as i64])?;
         if known {
-            // Epoch keys and rosters never change once recorded.
+            // Epoch keys never change once recorded.
             return Ok(());
         }
         let wrapped = self.wrap(b"careledger/v1/epoch-key", grant.key.as_bytes())?;
         self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO epochs (network, epoch, key) VALUES (?1, ?2, ?3)",
-            )?
+            .prepare_cached("INSERT INTO epochs (network, epoch, key) VALUES (?1, ?2, ?3)")?
             .execute(params![network, grant.epoch as i64, wrapped])?;
-        for member in &grant.members {
+        Ok(())
+    }
+
+    /// Record that a key was a member over `[from_epoch, to_epoch]`, extending
+    /// an overlapping or adjacent span of the same key when there is one.
+    pub(crate) fn add_member_span(
+        &self,
+        network: &[u8],
+        span: &MemberSpan,
+    ) -> Result<(), StoreError> {
+        let author = AuthorId::of_public_key(&span.public_key);
+        let (from, to) = (span.from_epoch as i64, span.to_epoch as i64);
+        let extended = self
+            .conn
+            .prepare_cached(
+                "UPDATE members SET from_epoch = min(from_epoch, ?4), to_epoch = max(to_epoch, ?5)
+                 WHERE network = ?1 AND author = ?2 AND public_key = ?3
+                   AND from_epoch <= ?5 + 1 AND to_epoch + 1 >= ?4",
+            )?
+            .execute(params![
+                network,
+                author.0.as_slice(),
+                span.public_key,
+                from,
+                to
+            ])?;
+        if extended == 0 {
             self.conn
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO roster (network, epoch, author, public_key, name)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO members (network, author, public_key, name, from_epoch, to_epoch)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
                 .execute(params![
                     network,
-                    grant.epoch as i64,
-                    AuthorId::of_public_key(&member.public_key).0.as_slice(),
-                    member.public_key,
-                    member.name
+                    author.0.as_slice(),
+                    span.public_key,
+                    span.name,
+                    from,
+                    to
                 ])?;
         }
         Ok(())
@@ -529,6 +558,7 @@ impl Store {
             .transpose()
     }
 
+    /// The author's public key if it was a member at `epoch`.
     pub(crate) fn roster_public_key(
         &self,
         network: &[u8],
@@ -538,52 +568,48 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT public_key FROM roster WHERE network = ?1 AND epoch = ?2 AND author = ?3",
+                "SELECT public_key FROM members WHERE network = ?1 AND author = ?2
+                 AND from_epoch <= ?3 AND to_epoch >= ?3 LIMIT 1",
             )?
-            .query_row(params![network, epoch as i64, author.0.as_slice()], |r| {
+            .query_row(params![network, author.0.as_slice(), epoch as i64], |r| {
                 r.get(0)
             })
             .optional()?)
     }
 
-    pub(crate) fn roster(
-        &self,
-        network: &[u8],
-        epoch: u64,
-    ) -> Result<Vec<RosterMember>, StoreError> {
+    /// Every membership span of a network.
+    pub(crate) fn member_spans(&self, network: &[u8]) -> Result<Vec<MemberSpan>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT public_key, name FROM roster WHERE network = ?1 AND epoch = ?2 ORDER BY name",
+            "SELECT public_key, name, from_epoch, to_epoch FROM members WHERE network = ?1
+             ORDER BY from_epoch, author",
         )?;
-        let rows = stmt.query_map(params![network, epoch as i64], |r| {
-            Ok(RosterMember {
+        let rows = stmt.query_map([network], |r| {
+            Ok(MemberSpan {
                 public_key: r.get(0)?,
                 name: r.get(1)?,
+                from_epoch: blob_u64(r.get(2)?),
+                to_epoch: blob_u64(r.get(3)?),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Every epoch key of a network, oldest first.
     pub(crate) fn epoch_grants(&self, network: &[u8]) -> Result<Vec<EpochGrant>, StoreError> {
-        let epochs: Vec<i64> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT epoch FROM epochs WHERE network = ?1 ORDER BY epoch")?;
-            let rows = stmt.query_map([network], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        let mut grants = Vec::with_capacity(epochs.len());
-        for epoch in epochs {
-            let epoch = blob_u64(epoch);
-            let key = self
-                .epoch_key(network, epoch)?
-                .ok_or(StoreError::Corrupt("epochs"))?;
-            grants.push(EpochGrant {
-                epoch,
-                key,
-                members: self.roster(network, epoch)?,
-            });
-        }
-        Ok(grants)
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT epoch, key FROM epochs WHERE network = ?1 ORDER BY epoch")?;
+        let rows = stmt.query_map([network], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        rows.map(|row| {
+            let (epoch, wrapped) = row?;
+            Ok(EpochGrant {
+                epoch: blob_u64(epoch),
+                key: self.unwrap_secret(b"careledger/v1/epoch-key", &wrapped, "epoch key")?,
+            })
+        })
+        .collect()
     }
 
     // ---- record keys ------------------------------------------------------
@@ -675,29 +701,25 @@ impl Store {
 
     // ---- entries ----------------------------------------------------------
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert_entry(
         &self,
         network: &[u8],
         id: &EntryId,
-        author: &AuthorId,
-        seq: u64,
-        epoch: u64,
-        kind: u8,
+        header: &EntryHeader,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "INSERT INTO entries (network, id, author, seq, epoch, kind, bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 network,
                 id.0.as_slice(),
-                author.0.as_slice(),
-                seq as i64,
-                epoch as i64,
-                kind,
+                header.author.0.as_slice(),
+                header.seq as i64,
+                header.epoch as i64,
+                header.kind as u8,
                 bytes
             ])?;
         Ok(())

@@ -4,7 +4,7 @@
 //! Regenerate (only when the format version changes) with
 //! `CARELEDGER_WRITE_VECTORS=1 cargo test -p careledger --test vectors`.
 
-use careledger::body::{EpochGrant, KeyGrantBody, RecordChangeBody, RecordKeyGrant, RosterMember};
+use careledger::body::{EpochGrant, KeyGrantBody, MemberSpan, RecordChangeBody, RecordKeyGrant};
 use careledger::entry::{AuthorId, Entry, EntryHeader, EntryId, EntryKind};
 use careledger::keys::{open, seal, EpochKey, Sealed, SecretKey};
 use careledger::wire::WireMessage;
@@ -88,10 +88,12 @@ fn key_grant_vector() -> Value {
         epochs: vec![EpochGrant {
             epoch: 0,
             key: SecretKey::from_bytes([0x34; 32]),
-            members: vec![RosterMember {
-                public_key: signing.verifying_key().to_bytes().to_vec(),
-                name: "hospital-a.example".into(),
-            }],
+        }],
+        members: vec![MemberSpan {
+            public_key: signing.verifying_key().to_bytes().to_vec(),
+            name: "hospital-a.example".into(),
+            from_epoch: 0,
+            to_epoch: 1,
         }],
         record_keys: vec![RecordKeyGrant {
             record: "patient-0001".into(),
@@ -117,7 +119,7 @@ fn key_grant_vector() -> Value {
     )
     .unwrap();
     json!({
-        "description": "entry format v1, kind key-grant: one past epoch (key + roster) and one record key, sealed under the current epoch key",
+        "description": "entry format v1, kind key-grant: one past epoch key, one membership span and one record key, sealed under the current epoch key",
         "signing_key_seed": hex::encode([0x12; 32]),
         "public_key": hex::encode(signing.verifying_key().as_bytes()),
         "epoch_key": hex::encode([0x23; 32]),
@@ -215,6 +217,10 @@ fn known_answer_vectors() {
     let (_, body) = check_entry(&v);
     let grant = KeyGrantBody::decode(&body).unwrap();
     assert_eq!(grant.epochs.len(), 1);
-    assert_eq!(grant.epochs[0].members[0].name, "hospital-a.example");
+    assert_eq!(grant.members[0].name, "hospital-a.example");
+    assert_eq!(
+        (grant.members[0].from_epoch, grant.members[0].to_epoch),
+        (0, 1)
+    );
     assert_eq!(grant.record_keys[0].key.as_bytes(), &[0x56; 32]);
 }

@@ -315,3 +315,34 @@ fn fork_is_kept_as_evidence_and_flags_the_author() {
     deliver(&mut w.b, &w.net, &fork.encode());
     assert_eq!(w.b.verify_ledger(&w.net).unwrap().forks, 1);
 }
+
+#[test]
+fn removed_member_cannot_write_into_later_epochs() {
+    let mut a = memory_node("hospital-a.example");
+    let mut b = memory_node("hospital-b.example");
+    let mut lab = memory_node("lab.example");
+    let mut relay = MemoryRelay::new();
+    let net = form_network(&mut [&mut a, &mut b, &mut lab], &mut relay, "care");
+    let lab_id = lab.identity().author_id();
+    a.remove(&net, &lab_id).unwrap();
+    settle(&mut [&mut a, &mut b, &mut lab], &mut relay, &net, T0, 5);
+    let epoch = b.epoch(&net).unwrap();
+    // Even holding the new epoch key (leaked to it somehow), the removed lab
+    // is no member of that epoch: its span ended at the removal.
+    let leaked = a.epoch_key_for_testing(&net, epoch).unwrap();
+    let header = next_header(&b, &net, lab_id, EntryKind::KeyGrant, epoch);
+    let entry = Entry::seal_and_sign(
+        header,
+        &leaked,
+        &[0; 10],
+        [1; 24],
+        &lab.signing_key_for_testing(),
+    )
+    .unwrap()
+    .encode();
+    let report = deliver(&mut b, &net, &entry);
+    assert_eq!(
+        report.rejected,
+        vec![RejectEntryError::NotAMember { epoch }]
+    );
+}

@@ -191,19 +191,10 @@ impl Node {
         )
         .map_err(|e| NetworkError::Mls(e.to_string()))?;
         let bytes = entry.encode();
-        let id = entry.id();
+        let id = Entry::id_of(&bytes);
         let h = &entry.header;
-        self.store.insert_entry(
-            &network.0,
-            &id,
-            &h.author,
-            h.seq,
-            h.epoch,
-            h.kind as u8,
-            &bytes,
-        )?;
-        self.store
-            .push_outbox(&network.0, &WireMessage::Entry(bytes).encode())?;
+        self.store.insert_entry(&network.0, &id, h, &bytes)?;
+        self.store.push_outbox_entry(&network.0, &id)?;
         Ok(id)
     }
 
@@ -315,7 +306,8 @@ impl Node {
         Ok(missing.len())
     }
 
-    /// Queue a heads announcement (and re-publish a pending commit, in case it was lost).
+    /// Queue a heads announcement: peers answer it by resending their own
+    /// entries this node lacks that were lost in transit.
     pub fn announce_heads(&mut self, network: &NetworkId) -> Result<(), NetworkError> {
         let heads = self
             .heads(network)?
@@ -509,21 +501,16 @@ impl Node {
                 }
             }
         }
-        self.store.insert_entry(
-            &network.0,
-            &id,
-            &h.author,
-            h.seq,
-            h.epoch,
-            h.kind as u8,
-            &bytes,
-        )?;
+        self.store.insert_entry(&network.0, &id, h, &bytes)?;
         Ok(Ok(EntryOutcome::Accepted))
     }
 
     fn store_grant(&mut self, network: &NetworkId, grant: &KeyGrantBody) -> Result<(), StoreError> {
         for epoch in &grant.epochs {
-            self.store.put_epoch(&network.0, epoch)?;
+            self.store.put_epoch_key(&network.0, epoch)?;
+        }
+        for member in &grant.members {
+            self.store.add_member_span(&network.0, member)?;
         }
         for key in &grant.record_keys {
             self.store.put_record_key(&network.0, key)?;

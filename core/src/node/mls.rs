@@ -17,7 +17,7 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider as _;
 
 use super::{MemberInfo, NetworkError, NetworkId, NetworkInfo, Node};
-use crate::body::{EpochGrant, KeyGrantBody, RecordKeyGrant, RosterMember};
+use crate::body::{EpochGrant, KeyGrantBody, MemberSpan, RecordKeyGrant};
 use crate::codec::Reader;
 use crate::entry::{AuthorId, EntryKind};
 use crate::identity::fingerprint_of;
@@ -102,6 +102,19 @@ impl Node {
         self.groups
             .get_mut(&network.0)
             .ok_or(NetworkError::UnknownNetwork)
+    }
+
+    /// The store and the network's group, borrowed together for openmls calls.
+    fn store_and_group(
+        &mut self,
+        network: &NetworkId,
+    ) -> Result<(&crate::store::Store, &mut MlsGroup), NetworkError> {
+        self.group(network)?;
+        let group = self
+            .groups
+            .get_mut(&network.0)
+            .ok_or(NetworkError::UnknownNetwork)?;
+        Ok((&self.store, group))
     }
 
     /// A fresh MLS KeyPackage (serialized `MlsMessageOut`) for another member to invite us.
@@ -243,12 +256,7 @@ impl Node {
             Intent::Remove(author) => Some(self.leaf_of(network, author)?),
             _ => None,
         };
-        self.group(network)?;
-        let store = &self.store;
-        let group = self
-            .groups
-            .get_mut(&network.0)
-            .ok_or(NetworkError::UnknownNetwork)?;
+        let (store, group) = self.store_and_group(network)?;
         let provider = store.provider();
         let epoch = group.epoch().as_u64();
         let (commit, welcome) = match (&intent, key_package, leaf) {
@@ -341,11 +349,7 @@ impl Node {
         let pending = self.store.pending_commit(&network.0)?;
         if let Some(row) = pending.as_ref().filter(|row| row.commit == bytes) {
             let row = row.clone();
-            let store = &self.store;
-            let group = self
-                .groups
-                .get_mut(&network.0)
-                .ok_or(NetworkError::UnknownNetwork)?;
+            let (store, group) = self.store_and_group(network)?;
             group
                 .merge_pending_commit(&store.provider())
                 .map_err(mls_error)?;
@@ -363,11 +367,7 @@ impl Node {
             return Ok(CommitOutcome::MergedOurs);
         }
         // Someone else's commit won this epoch.
-        let store = &self.store;
-        let group = self
-            .groups
-            .get_mut(&network.0)
-            .ok_or(NetworkError::UnknownNetwork)?;
+        let (store, group) = self.store_and_group(network)?;
         let provider = store.provider();
         if pending.is_some() {
             group
@@ -407,11 +407,7 @@ impl Node {
 
     /// Export the epoch key of the group's current epoch and store it with the roster.
     fn record_epoch(&mut self, network: &NetworkId) -> Result<(), NetworkError> {
-        let store = &self.store;
-        let group = self
-            .groups
-            .get(&network.0)
-            .ok_or(NetworkError::UnknownNetwork)?;
+        let (store, group) = self.store_and_group(network)?;
         let epoch = group.epoch().as_u64();
         let mut context = network.0.clone();
         context.extend_from_slice(&epoch.to_be_bytes());
@@ -420,29 +416,27 @@ impl Node {
             .map_err(mls_error)?;
         let key =
             SecretKey::from_slice(&secret).ok_or(NetworkError::Mls("exporter length".into()))?;
-        let members = group
-            .members()
-            .map(|m| RosterMember {
-                name: member_name(&m.credential),
-                public_key: m.signature_key,
-            })
-            .collect();
-        store.put_epoch(
-            &network.0,
-            &EpochGrant {
-                epoch,
-                key,
-                members,
-            },
-        )?;
+        store.put_epoch_key(&network.0, &EpochGrant { epoch, key })?;
+        for member in group.members() {
+            store.add_member_span(
+                &network.0,
+                &MemberSpan {
+                    name: member_name(&member.credential),
+                    public_key: member.signature_key,
+                    from_epoch: epoch,
+                    to_epoch: epoch,
+                },
+            )?;
+        }
         Ok(())
     }
 
-    /// After adding members: grant every past epoch key, roster and record key
+    /// After adding members: grant every past epoch key, membership span and record key
     /// under the new epoch key, so late joiners can read the whole history.
     fn grant_history(&mut self, network: &NetworkId, now_ms: u64) -> Result<(), NetworkError> {
         let body = KeyGrantBody {
             epochs: self.store.epoch_grants(&network.0)?,
+            members: self.store.member_spans(&network.0)?,
             record_keys: self.store.record_key_grants(&network.0)?,
         };
         self.append_entry(network, EntryKind::KeyGrant, &body.encode(), now_ms)?;
@@ -473,6 +467,7 @@ impl Node {
         }
         let body = KeyGrantBody {
             epochs: Vec::new(),
+            members: Vec::new(),
             record_keys: grants,
         };
         self.append_entry(network, EntryKind::KeyGrant, &body.encode(), now_ms)?;

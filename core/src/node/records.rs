@@ -145,6 +145,7 @@ impl Node {
         if !new_keys.is_empty() {
             let body = KeyGrantBody {
                 epochs: Vec::new(),
+                members: Vec::new(),
                 record_keys: new_keys,
             };
             self.append_entry(network, EntryKind::KeyGrant, &body.encode(), now_ms)?;

@@ -731,51 +731,17 @@ fn build_resource(
         }
     }
 
-    let resource_type = match fields.get("resourceType").map(|t| member_string(t)) {
-        None => {
-            problems.push(ParseFhirError::MissingField {
-                location: site.at("resourceType"),
-            });
-            None
-        }
-        Some(Some(s)) if is_resource_type(&s) => Some(s),
-        Some(Some(_)) => {
-            problems.push(ParseFhirError::InvalidResourceType {
-                location: site.at("resourceType"),
-            });
-            None
-        }
-        Some(None) => {
-            problems.push(ParseFhirError::WrongType {
-                location: site.at("resourceType"),
-                expected: "string",
-            });
-            None
-        }
-    };
-
-    let id = match fields.get("id").map(|t| member_string(t)) {
-        None => {
-            problems.push(ParseFhirError::MissingField {
-                location: site.at("id"),
-            });
-            None
-        }
-        Some(Some(s)) if is_fhir_id(&s) => Some(s),
-        Some(Some(_)) => {
-            problems.push(ParseFhirError::InvalidId {
-                location: site.at("id"),
-            });
-            None
-        }
-        Some(None) => {
-            problems.push(ParseFhirError::WrongType {
-                location: site.at("id"),
-                expected: "string",
-            });
-            None
-        }
-    };
+    let resource_type = required_string(
+        &fields,
+        "resourceType",
+        &site,
+        problems,
+        is_resource_type,
+        |location| ParseFhirError::InvalidResourceType { location },
+    );
+    let id = required_string(&fields, "id", &site, problems, is_fhir_id, |location| {
+        ParseFhirError::InvalidId { location }
+    });
 
     for member in OBJECT_MEMBERS {
         if let Some(text) = fields.get(member) {
@@ -1209,6 +1175,31 @@ pub fn parse_auto(source: &str, bytes: &[u8]) -> Result<Vec<Resource>, ImportFhi
             }
         }
     }
+}
+
+/// A required top-level string member: missing, not a string, or failing
+/// `valid` each add their own problem.
+fn required_string(
+    fields: &BTreeMap<String, String>,
+    name: &'static str,
+    site: &Site<'_>,
+    problems: &mut Problems,
+    valid: fn(&str) -> bool,
+    invalid: fn(FhirLocation) -> ParseFhirError,
+) -> Option<String> {
+    let problem = match fields.get(name).map(|text| member_string(text)) {
+        Some(Some(value)) if valid(&value) => return Some(value),
+        Some(Some(_)) => invalid(site.at(name)),
+        Some(None) => ParseFhirError::WrongType {
+            location: site.at(name),
+            expected: "string",
+        },
+        None => ParseFhirError::MissingField {
+            location: site.at(name),
+        },
+    };
+    problems.push(problem);
+    None
 }
 
 /// Groups resources by patient id.
