@@ -221,6 +221,23 @@ impl From<CodecError> for DecodeEntryError {
     }
 }
 
+fn check_signature(
+    author: &AuthorId,
+    public_key: &[u8],
+    signed: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), VerifyEntryError> {
+    if AuthorId::of_public_key(public_key) != *author {
+        return Err(VerifyEntryError::AuthorMismatch);
+    }
+    let key_bytes: [u8; 32] = public_key
+        .try_into()
+        .map_err(|_| VerifyEntryError::BadPublicKey)?;
+    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| VerifyEntryError::BadPublicKey)?;
+    key.verify(signed, &Signature::from_bytes(signature))
+        .map_err(|_| VerifyEntryError::BadSignature)
+}
+
 /// Checking an entry's signature failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VerifyEntryError {
@@ -368,19 +385,31 @@ impl Entry {
 
     /// Check the signature against the author's public key (from the MLS roster).
     pub fn verify(&self, public_key: &[u8]) -> Result<(), VerifyEntryError> {
-        if AuthorId::of_public_key(public_key) != self.header.author {
-            return Err(VerifyEntryError::AuthorMismatch);
-        }
-        let key_bytes: [u8; 32] = public_key
-            .try_into()
-            .map_err(|_| VerifyEntryError::BadPublicKey)?;
-        let key =
-            VerifyingKey::from_bytes(&key_bytes).map_err(|_| VerifyEntryError::BadPublicKey)?;
-        key.verify(
+        check_signature(
+            &self.header.author,
+            public_key,
             &self.signed_bytes(),
-            &Signature::from_bytes(&self.signature),
+            &self.signature,
         )
-        .map_err(|_| VerifyEntryError::BadSignature)
+    }
+
+    /// Check the signature of entry bytes exactly as received, without
+    /// re-encoding: because the encoding is canonical, the signed part is
+    /// everything but the last 64 bytes. `author` is the decoded header's.
+    pub fn verify_encoded(
+        encoded: &[u8],
+        author: &AuthorId,
+        public_key: &[u8],
+    ) -> Result<(), VerifyEntryError> {
+        let split = encoded
+            .len()
+            .checked_sub(64)
+            .ok_or(VerifyEntryError::BadSignature)?;
+        let (signed, signature) = encoded.split_at(split);
+        let signature: [u8; 64] = signature
+            .try_into()
+            .map_err(|_| VerifyEntryError::BadSignature)?;
+        check_signature(author, public_key, signed, &signature)
     }
 
     /// Open the body with the epoch key of `header.epoch`.
@@ -468,6 +497,22 @@ mod tests {
             bytes,
             "encoding is canonical"
         );
+    }
+
+    #[test]
+    fn verifying_bytes_agrees_with_verifying_the_entry() {
+        let (signing, _, entry) = fixed();
+        let public = signing.verifying_key().to_bytes();
+        let bytes = entry.encode();
+        assert!(Entry::verify_encoded(&bytes, &entry.header.author, &public).is_ok());
+        for i in 0..bytes.len() {
+            let mut tampered = bytes.clone();
+            tampered[i] ^= 1;
+            let by_bytes = Entry::verify_encoded(&tampered, &entry.header.author, &public).is_ok();
+            let by_entry = Entry::decode(&tampered).is_ok_and(|e| e.verify(&public).is_ok());
+            assert!(!by_bytes && !by_entry, "flip at {i} verified");
+        }
+        assert!(Entry::verify_encoded(&bytes[..10], &entry.header.author, &public).is_err());
     }
 
     #[test]

@@ -1053,14 +1053,21 @@ impl Store {
     pub(crate) fn has_record(&self, network: &[u8], record: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT 1 FROM records WHERE network = ?1 AND record = ?2")?
+            .prepare_cached(
+                "SELECT 1 FROM records WHERE network = ?1 AND record = ?2
+                 UNION ALL
+                 SELECT 1 FROM record_increments WHERE network = ?1 AND record = ?2 LIMIT 1",
+            )?
             .exists(params![network, record])?)
     }
 
     pub(crate) fn records(&self, network: &[u8]) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT record FROM records WHERE network = ?1 ORDER BY record")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT record FROM records WHERE network = ?1
+             UNION
+             SELECT record FROM record_increments WHERE network = ?1
+             ORDER BY record",
+        )?;
         let rows = stmt.query_map([network], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

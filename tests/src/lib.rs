@@ -1,8 +1,20 @@
 //! Shared harness for the cross-crate scenarios in `tests/tests/`.
 //!
-//! [`Harness`] drives several nodes against one relay with simulated time,
-//! so scenarios are deterministic: every run with the same seed takes the same
+//! The helpers drive several nodes against one relay with simulated time, so
+//! scenarios are deterministic: every run with the same seed takes the same
 //! steps.
+//!
+//! ```
+//! use careledger::relay::MemoryRelay;
+//! use careledger_scenarios::{canonical_state, form_network, memory_node, settle, T0};
+//! let mut a = memory_node("hospital-a.example");
+//! let mut b = memory_node("hospital-b.example");
+//! let mut relay = MemoryRelay::new();
+//! let net = form_network(&mut [&mut a, &mut b], &mut relay, "care");
+//! a.import_fhir(&net, "p.ndjson", br#"{"resourceType":"Patient","id":"p1"}"#, T0).unwrap();
+//! settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 5);
+//! assert_eq!(canonical_state(&mut a, &net), canonical_state(&mut b, &net));
+//! ```
 
 use careledger::keys::StorageKey;
 use careledger::node::{ExportFormat, NetworkId, Node};

@@ -129,7 +129,7 @@ impl LedgerReport {
 }
 
 enum Checked {
-    Ready(Box<Entry>, EntryId, Vec<u8>, EpochKey),
+    Ready(Box<Entry>, EntryId, EpochKey),
     Done(EntryOutcome),
 }
 
@@ -419,7 +419,7 @@ impl Node {
         else {
             return Ok(Err(RejectEntryError::NotAMember { epoch: h.epoch }));
         };
-        if let Err(error) = entry.verify(&public_key) {
+        if let Err(error) = Entry::verify_encoded(bytes, &h.author, &public_key) {
             return Ok(Err(error.into()));
         }
         if let Some(existing) = self.store.entry_at(&network.0, &h.author, h.seq)? {
@@ -462,7 +462,6 @@ impl Node {
         Ok(Ok(Checked::Ready(
             Box::new(entry),
             id,
-            bytes.to_vec(),
             EpochKey::from(epoch_key),
         )))
     }
@@ -476,7 +475,7 @@ impl Node {
         let (entry, id, bytes, epoch_key) = match self.check_entry(network, bytes)? {
             Err(error) => return Ok(Err(error)),
             Ok(Checked::Done(outcome)) => return Ok(Ok(outcome)),
-            Ok(Checked::Ready(entry, id, bytes, key)) => (entry, id, bytes, key),
+            Ok(Checked::Ready(entry, id, key)) => (entry, id, bytes, key),
         };
         let body = match entry.open(&epoch_key) {
             Ok(body) => body,
@@ -494,14 +493,14 @@ impl Node {
                 self.store_grant(network, &grant)?;
             }
             EntryKind::RecordChange => {
-                match self.apply_record_change(network, &entry, &id, &bytes, &body)? {
+                match self.apply_record_change(network, &entry, &id, bytes, &body)? {
                     Ok(None) => {}
                     Ok(Some(reason)) => return Ok(Ok(EntryOutcome::Held(reason))),
                     Err(error) => return Ok(Err(error)),
                 }
             }
         }
-        self.store.insert_entry(&network.0, &id, h, &bytes)?;
+        self.store.insert_entry(&network.0, &id, h, bytes)?;
         Ok(Ok(EntryOutcome::Accepted))
     }
 

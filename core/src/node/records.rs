@@ -38,13 +38,13 @@ impl Node {
     ) -> Result<&mut RecordDoc, StoreError> {
         let key = (network.0.clone(), record.to_owned());
         if !self.docs.contains_key(&key) {
-            let doc = match self.store.load_record(&network.0, record)? {
-                Some(saved) => {
-                    let increments = self.store.record_increments(&network.0, record)?;
-                    RecordDoc::load_with_increments(&saved, &increments, &actor.0)
-                        .map_err(|_| StoreError::Corrupt("records.doc"))?
-                }
-                None => RecordDoc::new(&actor.0),
+            let base = self.store.load_record(&network.0, record)?;
+            let increments = self.store.record_increments(&network.0, record)?;
+            let doc = if base.is_none() && increments.is_empty() {
+                RecordDoc::new(&actor.0)
+            } else {
+                RecordDoc::load_with_increments(base.as_deref(), &increments, &actor.0)
+                    .map_err(|_| StoreError::Corrupt("records.doc"))?
             };
             self.docs.insert(key.clone(), doc);
         }
@@ -53,25 +53,24 @@ impl Node {
             .ok_or(StoreError::Corrupt("records"))
     }
 
-    /// Save every document changed in this transaction: the first time in
-    /// full, then only each transaction's changes, compacted into a new base
-    /// every [`COMPACT_AFTER`] increments (rewriting whole documents on every
-    /// transaction cost more than the ledger itself).
+    /// Save every document changed in this transaction: only each
+    /// transaction's changes (a record starts as increments over an empty
+    /// document), compacted into one saved document every [`COMPACT_AFTER`]
+    /// increments. Rewriting whole documents on every transaction cost more
+    /// than the ledger itself.
     pub(crate) fn flush_docs(&mut self) -> Result<(), StoreError> {
         for key in std::mem::take(&mut self.dirty) {
             let Some(doc) = self.docs.get_mut(&key) else {
                 continue;
             };
-            if self.store.has_record(&key.0, &key.1)? {
-                let increment = doc.save_increment();
-                if increment.is_empty()
-                    || self
-                        .store
-                        .append_record_increment(&key.0, &key.1, &increment)?
-                        < COMPACT_AFTER
-                {
-                    continue;
-                }
+            let increment = doc.save_increment();
+            if increment.is_empty()
+                || self
+                    .store
+                    .append_record_increment(&key.0, &key.1, &increment)?
+                    < COMPACT_AFTER
+            {
+                continue;
             }
             let saved = doc.save_uncompressed();
             self.store.save_record(&key.0, &key.1, &saved)?;

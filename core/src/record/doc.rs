@@ -228,17 +228,20 @@ impl RecordDoc {
     ///
     /// The layout is checked lazily: reads report a [`ReadRecordError`].
     pub fn load(saved: &[u8], actor: &[u8]) -> Result<RecordDoc, LoadRecordError> {
-        Self::load_with_increments(saved, &[], actor)
+        Self::load_with_increments(Some(saved), &[], actor)
     }
 
-    /// Loads a saved document followed by the increments saved after it
-    /// ([`RecordDoc::save_increment`]), in order.
+    /// Loads a saved document (or, with `None`, an empty one) followed by the
+    /// increments saved after it ([`RecordDoc::save_increment`]), in order.
     pub fn load_with_increments(
-        saved: &[u8],
+        saved: Option<&[u8]>,
         increments: &[Vec<u8>],
         actor: &[u8],
     ) -> Result<RecordDoc, LoadRecordError> {
-        let mut doc = AutoCommit::load(saved).map_err(LoadRecordError::Malformed)?;
+        let mut doc = match saved {
+            Some(saved) => AutoCommit::load(saved).map_err(LoadRecordError::Malformed)?,
+            None => AutoCommit::new(),
+        };
         for increment in increments {
             doc.load_incremental(increment)
                 .map_err(LoadRecordError::Malformed)?;
@@ -406,8 +409,10 @@ impl RecordDoc {
     }
 
     fn apply_parsed(&mut self, change: Change) -> Result<(), ApplyChangeError> {
+        // A change-graph lookup: `get_change_meta_by_hash` would rebuild the
+        // change's metadata from the op set.
         let hash = change.hash();
-        if self.doc.get_change_meta_by_hash(&hash).is_some() {
+        if self.doc.get_missing_deps(&[hash]).is_empty() {
             return Ok(());
         }
         let missing = self.doc.get_missing_deps(change.deps());
@@ -1589,7 +1594,8 @@ mod tests {
         doc.set_member("Patient", "p", "language", Some("\"en\""), 3)
             .unwrap();
         let two = doc.save_increment();
-        let mut loaded = RecordDoc::load_with_increments(&base, &[one, two], &[2; 32]).unwrap();
+        let mut loaded =
+            RecordDoc::load_with_increments(Some(&base), &[one, two], &[2; 32]).unwrap();
         assert_eq!(loaded.heads(), doc.heads());
         assert_eq!(
             loaded.export_bundle().unwrap(),

@@ -734,12 +734,12 @@ fn build_resource(
     let resource_type = required_string(
         &fields,
         "resourceType",
-        &site,
+        site,
         problems,
         is_resource_type,
         |location| ParseFhirError::InvalidResourceType { location },
     );
-    let id = required_string(&fields, "id", &site, problems, is_fhir_id, |location| {
+    let id = required_string(&fields, "id", site, problems, is_fhir_id, |location| {
         ParseFhirError::InvalidId { location }
     });
 
