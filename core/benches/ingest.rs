@@ -22,38 +22,16 @@ use careledger::record::doc::RecordDoc;
 use careledger::record::fhir::{group_by_patient, parse_auto};
 use careledger::store::Store;
 use criterion::{BatchSize, Criterion, SamplingMode};
+
+mod common;
+use common::{load_files, measure_side_by_side, rate, thousands, Measured, RESOURCES, T0};
 use tempfile::TempDir;
 
-const DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/data/fhir/bulk-10-patients/"
-);
-/// Patients first, as an export would be imported.
-const FILES: [&str; 6] = [
-    "Patient.000.ndjson",
-    "AllergyIntolerance.000.ndjson",
-    "Condition.000.ndjson",
-    "Encounter.000.ndjson",
-    "Immunization.000.ndjson",
-    "MedicationRequest.000.ndjson",
-];
-const RESOURCES: usize = 3_700;
-const T0: u64 = 1_764_000_000_000;
 const REPS: usize = 7;
 const TARGET_RATIO: f64 = 1.25;
 const TARGET_RATE: f64 = 5_000.0;
 
 type Files = Vec<(&'static str, Vec<u8>)>;
-
-fn load_files() -> Files {
-    FILES
-        .iter()
-        .map(|name| {
-            let bytes = std::fs::read(format!("{DATA}{name}")).expect("bench data present");
-            (*name, bytes)
-        })
-        .collect()
-}
 
 /// A new file-backed node with one network; the directory lives as long as it.
 struct FreshNode {
@@ -107,54 +85,17 @@ fn ingest_plain(files: &Files) -> (usize, HashMap<String, RecordDoc>) {
     (resources, docs)
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort_unstable();
-    samples[samples.len() / 2]
-}
-
-fn rate(resources: usize, time: Duration) -> f64 {
-    resources as f64 / time.as_secs_f64()
-}
-
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-struct Measured {
-    careledger: Duration,
-    plain: Duration,
-}
-
-/// Interleaved repetitions, so drift on a shared machine hits both sides alike.
 fn measure(files: &Files) -> Measured {
-    let mut careledger = Vec::with_capacity(REPS);
-    let mut plain = Vec::with_capacity(REPS);
-    for _ in 0..REPS {
-        let mut fresh = fresh_node();
-        let start = Instant::now();
-        let imported = ingest_careledger(&mut fresh, files);
-        careledger.push(start.elapsed());
-        assert_eq!(imported, RESOURCES);
-        drop(fresh);
-
-        let start = Instant::now();
-        let (parsed, docs) = ingest_plain(files);
-        plain.push(start.elapsed());
-        assert_eq!(parsed, RESOURCES);
-        drop(docs);
-    }
-    Measured {
-        careledger: median(careledger),
-        plain: median(plain),
-    }
+    measure_side_by_side(
+        REPS,
+        fresh_node,
+        |fresh| assert_eq!(ingest_careledger(fresh, files), RESOURCES),
+        || {
+            let (parsed, docs) = ingest_plain(files);
+            assert_eq!(parsed, RESOURCES);
+            docs
+        },
+    )
 }
 
 fn register(c: &mut Criterion, files: &Files, measured: &Measured) {

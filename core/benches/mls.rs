@@ -29,6 +29,8 @@ use careledger::relay::MemoryRelay;
 use careledger::store::Store;
 use careledger::sync::sync;
 use careledger::wire::WireMessage;
+mod common;
+use common::{median, ms, T0};
 use criterion::{BatchSize, Criterion, SamplingMode};
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{
@@ -44,8 +46,7 @@ use openmls_traits::OpenMlsProvider as _;
 const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519;
 const MEMBERS: usize = 100;
 const PAST_EPOCHS: usize = 2;
-const T0: u64 = 1_764_000_000_000;
-const REPS: usize = 10;
+const REPS: usize = 25;
 const TARGET_RATIO: f64 = 1.10;
 
 // ---- careledger ----
@@ -295,15 +296,6 @@ fn peer_key_package(count: &mut usize) -> Vec<u8> {
 }
 
 // ---- measurement ----
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort_unstable();
-    samples[samples.len() / 2]
-}
-
-fn ms(time: Duration) -> f64 {
-    time.as_secs_f64() * 1e3
-}
 
 fn main() {
     let started = Instant::now();

@@ -24,21 +24,11 @@ use careledger::relay::MemoryRelay;
 use careledger::store::Store;
 use careledger::sync::{join_from_relay, publish_outbox, sync};
 use criterion::{BatchSize, Criterion, SamplingMode};
+
+mod common;
+use common::{measure_side_by_side, Measured, DATA, FILES, T0};
 use tempfile::TempDir;
 
-const DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/data/fhir/bulk-10-patients/"
-);
-const FILES: [&str; 6] = [
-    "Patient.000.ndjson",
-    "AllergyIntolerance.000.ndjson",
-    "Condition.000.ndjson",
-    "Encounter.000.ndjson",
-    "Immunization.000.ndjson",
-    "MedicationRequest.000.ndjson",
-];
-const T0: u64 = 1_764_000_000_000;
 const REPS: usize = 7;
 const TARGET_RATIO: f64 = 1.15;
 const B_FILE: &str = "b.sqlite";
@@ -164,36 +154,16 @@ fn receive_plain(changes: &[Vec<Vec<u8>>]) -> Vec<AutoCommit> {
         .collect()
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort_unstable();
-    samples[samples.len() / 2]
-}
-
-struct Measured {
-    careledger: Duration,
-    plain: Duration,
-}
-
 fn measure(prepared: &Prepared) -> Measured {
-    let mut careledger = Vec::with_capacity(REPS);
-    let mut plain = Vec::with_capacity(REPS);
-    for _ in 0..REPS {
-        let mut b = fresh_b(prepared);
-        let start = Instant::now();
-        let accepted = receive_careledger(&mut b, &prepared.network);
-        careledger.push(start.elapsed());
-        assert_eq!(accepted, prepared.entries, "B accepts every entry of A");
-        drop(b);
-
-        let start = Instant::now();
-        let docs = receive_plain(&prepared.changes);
-        plain.push(start.elapsed());
-        drop(docs);
-    }
-    Measured {
-        careledger: median(careledger),
-        plain: median(plain),
-    }
+    measure_side_by_side(
+        REPS,
+        || fresh_b(prepared),
+        |b| {
+            let accepted = receive_careledger(b, &prepared.network);
+            assert_eq!(accepted, prepared.entries, "B accepts every entry of A");
+        },
+        || receive_plain(&prepared.changes),
+    )
 }
 
 fn register(c: &mut Criterion, prepared: &Prepared, measured: &Measured) {

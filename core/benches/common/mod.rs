@@ -1,0 +1,104 @@
+//! What the benchmarks share: the Synthea bulk data, simulated time, and
+//! interleaved side-by-side timing. Each bench uses a subset.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+/// Folder of the Synthea bulk NDJSON.
+pub const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/data/fhir/bulk-10-patients/"
+);
+
+/// Patients first, as an export would be imported.
+pub const FILES: [&str; 6] = [
+    "Patient.000.ndjson",
+    "AllergyIntolerance.000.ndjson",
+    "Condition.000.ndjson",
+    "Encounter.000.ndjson",
+    "Immunization.000.ndjson",
+    "MedicationRequest.000.ndjson",
+];
+
+/// Resources in [`FILES`].
+pub const RESOURCES: usize = 3_700;
+
+/// Simulated start time (ms).
+pub const T0: u64 = 1_764_000_000_000;
+
+/// Every file of [`FILES`] with its bytes.
+pub fn load_files() -> Vec<(&'static str, Vec<u8>)> {
+    FILES
+        .iter()
+        .map(|name| {
+            let bytes = std::fs::read(format!("{DATA}{name}")).expect("bench data present");
+            (*name, bytes)
+        })
+        .collect()
+}
+
+/// The median of some samples.
+pub fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort_unstable();
+    samples[samples.len() / 2]
+}
+
+/// Milliseconds.
+pub fn ms(time: Duration) -> f64 {
+    time.as_secs_f64() * 1e3
+}
+
+/// Items per second.
+pub fn rate(items: usize, time: Duration) -> f64 {
+    items as f64 / time.as_secs_f64()
+}
+
+/// `12345.6` → `"12,346"`.
+pub fn thousands(value: f64) -> String {
+    let digits = format!("{value:.0}");
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Medians of the project side and the peer side.
+pub struct Measured {
+    /// careledger.
+    pub careledger: Duration,
+    /// The peer.
+    pub plain: Duration,
+}
+
+/// Time `project` and `peer` in `reps` interleaved repetitions, so drift on a
+/// shared machine hits both alike. Each closure prepares untimed state with
+/// `setup` first and returns what it timed.
+pub fn measure_side_by_side<S, P>(
+    reps: usize,
+    mut setup: impl FnMut() -> S,
+    mut project: impl FnMut(&mut S),
+    mut peer: impl FnMut() -> P,
+) -> Measured {
+    let mut careledger = Vec::with_capacity(reps);
+    let mut plain = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let mut state = setup();
+        let start = Instant::now();
+        project(&mut state);
+        careledger.push(start.elapsed());
+        drop(state);
+
+        let start = Instant::now();
+        let output = peer();
+        plain.push(start.elapsed());
+        drop(output);
+    }
+    Measured {
+        careledger: median(careledger),
+        plain: median(plain),
+    }
+}
