@@ -17,7 +17,7 @@
 //! ```
 
 use careledger::keys::StorageKey;
-use careledger::node::{ExportFormat, NetworkId, Node};
+use careledger::node::{ExportFormat, ImportReport, NetworkId, Node};
 use careledger::relay::Relay;
 use careledger::store::Store;
 use careledger::sync::{join_from_relay, sync, SyncReport};
@@ -93,6 +93,27 @@ pub fn form_network(nodes: &mut [&mut Node], relay: &mut dyn Relay, label: &str)
         sync(first, relay, &net, T0).expect("sync founder");
         join_from_relay(joiner, relay, &net, label, T0).expect("join");
     }
+    net
+}
+
+/// Import one Synthea bulk file (`"Patient"`, `"AllergyIntolerance"`, …) at `node`.
+pub fn import_bulk(
+    node: &mut Node,
+    net: &NetworkId,
+    resource_type: &str,
+    now: u64,
+) -> ImportReport {
+    let file = format!("bulk-10-patients/{resource_type}.000.ndjson");
+    node.import_fhir(net, &file, &data(&file), now)
+        .expect("bulk data imports")
+}
+
+/// Form a network of `nodes` (the first founds it), import the 13 Synthea
+/// patients at the founder, and sync until every node holds them.
+pub fn network_sharing_patients(nodes: &mut [&mut Node], relay: &mut dyn Relay) -> NetworkId {
+    let net = form_network(nodes, relay, "care");
+    import_bulk(nodes[0], &net, "Patient", T0);
+    settle(nodes, relay, &net, T0, 10);
     net
 }
 

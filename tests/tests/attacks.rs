@@ -23,15 +23,7 @@ fn world() -> World {
     let mut a = memory_node("hospital-a.example");
     let mut b = memory_node("hospital-b.example");
     let mut relay = MemoryRelay::new();
-    let net = form_network(&mut [&mut a, &mut b], &mut relay, "care");
-    a.import_fhir(
-        &net,
-        "Patient.ndjson",
-        &data("bulk-10-patients/Patient.000.ndjson"),
-        T0,
-    )
-    .unwrap();
-    settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 5);
+    let net = network_sharing_patients(&mut [&mut a, &mut b], &mut relay);
     World { a, b, relay, net }
 }
 
@@ -127,24 +119,31 @@ fn honest_change_by_b(w: &mut World) -> (String, Vec<u8>) {
     )
 }
 
+/// An empty key-grant entry claiming `author`, continuing its chain as B sees
+/// it, at the current epoch: sealed under `key` (the real epoch key if
+/// `None`) and signed with `signing`. Returns the epoch and the bytes.
+fn forged_grant(
+    w: &mut World,
+    author: AuthorId,
+    key: Option<EpochKey>,
+    signing: &SigningKey,
+) -> (u64, Vec<u8>) {
+    let epoch = w.a.epoch(&w.net).unwrap();
+    let key = key.unwrap_or_else(|| w.a.epoch_key_for_testing(&w.net, epoch).unwrap());
+    let header = next_header(&w.b, &w.net, author, EntryKind::KeyGrant, epoch);
+    let body = [0; 6]; // no epochs, no members, no record keys
+    let entry = Entry::seal_and_sign(header, &key, &body, [1; 24], signing).unwrap();
+    (epoch, entry.encode())
+}
+
 #[test]
 fn forged_author_is_rejected() {
     let mut w = world();
     let before = fingerprint(&mut w.b, &w.net);
-    let epoch = w.a.epoch(&w.net).unwrap();
-    let epoch_key = w.a.epoch_key_for_testing(&w.net, epoch).unwrap();
     // An outsider who even holds the epoch key signs as hospital A.
     let outsider = SigningKey::from_bytes(&[42; 32]);
-    let header = next_header(
-        &w.b,
-        &w.net,
-        w.a.identity().author_id(),
-        EntryKind::KeyGrant,
-        epoch,
-    );
-    let forged = Entry::seal_and_sign(header, &epoch_key, &[0, 0, 0, 0, 0, 0], [1; 24], &outsider)
-        .unwrap()
-        .encode();
+    let a_id = w.a.identity().author_id();
+    let (_, forged) = forged_grant(&mut w, a_id, None, &outsider);
     let report = deliver(&mut w.b, &w.net, &forged);
     assert_eq!(report.accepted, 0);
     assert!(matches!(
@@ -182,14 +181,9 @@ fn replayed_entry_changes_nothing() {
 fn entry_from_non_member_is_rejected() {
     let mut w = world();
     let before = fingerprint(&mut w.b, &w.net);
-    let epoch = w.a.epoch(&w.net).unwrap();
-    let epoch_key = w.a.epoch_key_for_testing(&w.net, epoch).unwrap();
     let outsider = SigningKey::from_bytes(&[43; 32]);
     let author = AuthorId::of_public_key(outsider.verifying_key().as_bytes());
-    let header = next_header(&w.b, &w.net, author, EntryKind::KeyGrant, epoch);
-    let entry = Entry::seal_and_sign(header, &epoch_key, &[0; 6], [1; 24], &outsider)
-        .unwrap()
-        .encode();
+    let (epoch, entry) = forged_grant(&mut w, author, None, &outsider);
     let report = deliver(&mut w.b, &w.net, &entry);
     assert_eq!(
         report.rejected,
@@ -202,24 +196,11 @@ fn entry_from_non_member_is_rejected() {
 fn entry_sealed_under_wrong_epoch_key_is_rejected() {
     let mut w = world();
     let before = fingerprint(&mut w.b, &w.net);
-    let epoch = w.a.epoch(&w.net).unwrap();
     // A real member signs, but seals under a key that is not the epoch's.
-    let header = next_header(
-        &w.b,
-        &w.net,
-        w.a.identity().author_id(),
-        EntryKind::KeyGrant,
-        epoch,
-    );
-    let entry = Entry::seal_and_sign(
-        header,
-        &EpochKey::from_bytes([0x5A; 32]),
-        &[0; 6],
-        [1; 24],
-        &w.a.signing_key_for_testing(),
-    )
-    .unwrap()
-    .encode();
+    let a_id = w.a.identity().author_id();
+    let signing = w.a.signing_key_for_testing();
+    let wrong = EpochKey::from_bytes([0x5A; 32]);
+    let (_, entry) = forged_grant(&mut w, a_id, Some(wrong), &signing);
     let report = deliver(&mut w.b, &w.net, &entry);
     assert!(matches!(
         report.rejected.as_slice(),

@@ -14,14 +14,7 @@ fn removed_member_reads_nothing_new_and_everything_old() {
     let mut b = memory_node("hospital-b.example");
     let mut lab = memory_node("lab.example");
     let mut relay = MemoryRelay::new();
-    let net = form_network(&mut [&mut a, &mut b, &mut lab], &mut relay, "care");
-    a.import_fhir(
-        &net,
-        "Patient.ndjson",
-        &data("bulk-10-patients/Patient.000.ndjson"),
-        T0,
-    )
-    .unwrap();
+    let net = network_sharing_patients(&mut [&mut a, &mut b, &mut lab], &mut relay);
     let patients = a.patients(&net).unwrap();
     // 200+ entries before the removal, from two authors.
     for i in 0..100 {
@@ -83,13 +76,7 @@ fn removed_member_reads_nothing_new_and_everything_old() {
         )
         .unwrap();
     }
-    a.import_fhir(
-        &net,
-        "Allergy.ndjson",
-        &data("bulk-10-patients/AllergyIntolerance.000.ndjson"),
-        T0 + 900,
-    )
-    .unwrap();
+    import_bulk(&mut a, &net, "AllergyIntolerance", T0 + 900);
     settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 10);
     // The removed lab keeps fetching everything the relay carries.
     let report = sync(&mut lab, &mut relay, &net, T0).unwrap();

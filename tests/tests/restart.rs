@@ -14,15 +14,7 @@ fn reopened_node_has_same_state_and_keeps_syncing() {
     let mut relay = LocalRelay::open(&dir.path().join("relay.sqlite")).unwrap();
     let mut a = file_node(dir.path(), "hospital-a.example");
     let mut b = file_node(dir.path(), "hospital-b.example");
-    let net = form_network(&mut [&mut a, &mut b], &mut relay, "care");
-    a.import_fhir(
-        &net,
-        "Patient.ndjson",
-        &data("bulk-10-patients/Patient.000.ndjson"),
-        T0,
-    )
-    .unwrap();
-    settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 5);
+    let net = network_sharing_patients(&mut [&mut a, &mut b], &mut relay);
     b.update_keys(&net).unwrap();
     settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 5);
 
@@ -41,13 +33,7 @@ fn reopened_node_has_same_state_and_keeps_syncing() {
     assert!(b.verify_ledger(&net).unwrap().is_clean());
 
     // Keeps working both ways after the restart, including a new epoch.
-    a.import_fhir(
-        &net,
-        "Allergy.ndjson",
-        &data("bulk-10-patients/AllergyIntolerance.000.ndjson"),
-        T0,
-    )
-    .unwrap();
+    import_bulk(&mut a, &net, "AllergyIntolerance", T0);
     a.update_keys(&net).unwrap();
     let p = b.patients(&net).unwrap()[0].clone();
     b.edit_member(&net, &p, "Patient", &p, "active", Some("true"), T0 + 10)
@@ -90,22 +76,10 @@ fn second_process_reads_while_first_writes() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = file_node(dir.path(), "phone.example");
     let net = app.create_network("circle").unwrap();
-    app.import_fhir(
-        &net,
-        "Patient.ndjson",
-        &data("bulk-10-patients/Patient.000.ndjson"),
-        T0,
-    )
-    .unwrap();
+    import_bulk(&mut app, &net, "Patient", T0);
     let mut extension = reopen(dir.path(), "phone.example");
     assert_eq!(extension.patients(&net).unwrap().len(), 13);
-    app.import_fhir(
-        &net,
-        "Allergy.ndjson",
-        &data("bulk-10-patients/AllergyIntolerance.000.ndjson"),
-        T0,
-    )
-    .unwrap();
+    import_bulk(&mut app, &net, "AllergyIntolerance", T0);
     // The second handle sees the committed write, and its own reads never block the writer.
     assert_eq!(extension.heads(&net).unwrap(), app.heads(&net).unwrap());
     assert!(extension.verify_ledger(&net).unwrap().is_clean());

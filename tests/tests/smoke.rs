@@ -10,14 +10,7 @@ fn three_institutions_share_and_remove() {
     let mut relay = MemoryRelay::new();
     let net = form_network(&mut [&mut a, &mut b, &mut lab], &mut relay, "care");
     assert_eq!(a.members(&net).unwrap().len(), 3);
-    let report = a
-        .import_fhir(
-            &net,
-            "Patient.ndjson",
-            &data("bulk-10-patients/Patient.000.ndjson"),
-            T0,
-        )
-        .unwrap();
+    let report = import_bulk(&mut a, &net, "Patient", T0);
     assert_eq!(report.patients, 13);
     settle(&mut [&mut a, &mut b, &mut lab], &mut relay, &net, T0, 10);
     assert_eq!(b.patients(&net).unwrap().len(), 13);

@@ -14,21 +14,8 @@ fn world() -> (Node, Node, NetworkId) {
     let mut a = memory_node("hospital-a.example");
     let mut b = memory_node("hospital-b.example");
     let mut relay = MemoryRelay::new();
-    let net = form_network(&mut [&mut a, &mut b], &mut relay, "care");
-    a.import_fhir(
-        &net,
-        "Patient.ndjson",
-        &data("bulk-10-patients/Patient.000.ndjson"),
-        T0,
-    )
-    .unwrap();
-    a.import_fhir(
-        &net,
-        "Allergy.ndjson",
-        &data("bulk-10-patients/AllergyIntolerance.000.ndjson"),
-        T0,
-    )
-    .unwrap();
+    let net = network_sharing_patients(&mut [&mut a, &mut b], &mut relay);
+    import_bulk(&mut a, &net, "AllergyIntolerance", T0);
     let p = a.patients(&net).unwrap();
     for (i, patient) in p.iter().enumerate() {
         a.edit_member(

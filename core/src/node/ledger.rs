@@ -90,7 +90,7 @@ pub struct ReceiveReport {
 }
 
 /// One problem found by [`Node::verify_ledger`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LedgerProblem {
     /// Position in local append order.
     pub index: usize,
@@ -99,7 +99,7 @@ pub struct LedgerProblem {
 }
 
 /// The result of re-checking a network's whole ledger.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LedgerReport {
     /// Entries checked.
     pub entries: usize,
@@ -115,7 +115,7 @@ pub struct LedgerReport {
     pub record_keys_missing: usize,
     /// Forks kept as evidence.
     pub forks: u64,
-    /// Flagged authors.
+    /// Number of flagged authors ([`Node::flagged_authors`] names them).
     pub flagged: usize,
     /// Everything wrong, in order.
     pub problems: Vec<LedgerProblem>,

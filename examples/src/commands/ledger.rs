@@ -35,33 +35,32 @@ pub fn run(context: &Context, command: Command) -> Result<ExitCode> {
     }
 }
 
-/// A ledger report for people and scripts.
+/// A ledger report for people and scripts: the core's report plus the names
+/// behind flagged authors and why entries are held back.
 #[derive(Debug, Serialize)]
 pub struct Verification {
     /// Network id (hex).
     pub network: String,
     /// Whether there is no problem, fork or flagged author.
     pub clean: bool,
-    /// Entries checked.
-    pub entries: usize,
-    /// Distinct authors.
-    pub authors: usize,
-    /// Signatures verified.
-    pub signatures_ok: usize,
-    /// Bodies opened under their epoch key.
-    pub seals_ok: usize,
-    /// Record changes opened under their record key.
-    pub record_seals_ok: usize,
-    /// Record changes whose key this node does not hold.
-    pub record_keys_missing: usize,
-    /// Forks kept as evidence.
-    pub forks: u64,
-    /// Flagged authors with the reason.
-    pub flagged: Vec<String>,
+    /// Counts and problems, as the core reports them.
+    #[serde(flatten)]
+    pub report: LedgerReport,
+    /// Flagged authors with their name (if a current member) and the reason.
+    pub flagged_authors: Vec<String>,
     /// Entries held back, with the reason.
     pub held: Vec<String>,
-    /// Every problem, by position in local append order.
-    pub problems: Vec<String>,
+}
+
+impl Verification {
+    /// Every problem as one line, in local append order.
+    pub fn problem_lines(&self) -> Vec<String> {
+        self.report
+            .problems
+            .iter()
+            .map(|p| format!("entry #{}: {}", p.index, p.problem))
+            .collect()
+    }
 }
 
 /// Verify one network's ledger.
@@ -70,7 +69,7 @@ pub fn verification(node: &mut Node, network: &NetworkId) -> Result<Verification
         .verify_ledger(network)
         .context("cannot verify the ledger")?;
     let names = author_names(node, network);
-    let flagged = node
+    let flagged_authors = node
         .flagged_authors(network)?
         .into_iter()
         .map(|(author, reason)| {
@@ -81,20 +80,9 @@ pub fn verification(node: &mut Node, network: &NetworkId) -> Result<Verification
     Ok(Verification {
         network: network.to_hex(),
         clean: report.is_clean(),
-        entries: report.entries,
-        authors: report.authors,
-        signatures_ok: report.signatures_ok,
-        seals_ok: report.seals_ok,
-        record_seals_ok: report.record_seals_ok,
-        record_keys_missing: report.record_keys_missing,
-        forks: report.forks,
-        flagged,
+        report,
+        flagged_authors,
         held: node.held_entries(network)?,
-        problems: report
-            .problems
-            .iter()
-            .map(|p| format!("entry #{}: {}", p.index, p.problem))
-            .collect(),
     })
 }
 
@@ -119,23 +107,24 @@ fn verify(context: &Context, network: &str) -> Result<ExitCode> {
     } else {
         outln!("ledger of {} ({})", info.label, v.network)?;
         let mut table = table(["check", "count"]);
+        let r = &v.report;
         for (check, count) in [
-            ("entries", v.entries as u64),
-            ("authors", v.authors as u64),
-            ("signatures verified", v.signatures_ok as u64),
-            ("epoch seals opened", v.seals_ok as u64),
-            ("record seals opened", v.record_seals_ok as u64),
-            ("record keys not held", v.record_keys_missing as u64),
-            ("forks", v.forks),
-            ("flagged authors", v.flagged.len() as u64),
+            ("entries", r.entries as u64),
+            ("authors", r.authors as u64),
+            ("signatures verified", r.signatures_ok as u64),
+            ("epoch seals opened", r.seals_ok as u64),
+            ("record seals opened", r.record_seals_ok as u64),
+            ("record keys not held", r.record_keys_missing as u64),
+            ("forks", r.forks),
+            ("flagged authors", r.flagged as u64),
             ("entries held back", v.held.len() as u64),
-            ("problems", v.problems.len() as u64),
+            ("problems", r.problems.len() as u64),
         ] {
             table.add_row([check.to_owned(), count.to_string()]);
         }
         align_right(&mut table, &[1]);
         outln!("{table}")?;
-        for line in v.flagged.iter().chain(&v.problems) {
+        for line in v.flagged_authors.iter().chain(&v.problem_lines()) {
             outln!("  {line}")?;
         }
         outln!("{}", if v.clean { "clean" } else { "NOT CLEAN" })?;

@@ -660,11 +660,11 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
         let v = verification(node, &net)?;
         story.line(format!(
             "{name:<19} {:>3} entries from {} authors: {} signatures, {} seals, {} record seals ok; {}",
-            v.entries,
-            v.authors,
-            v.signatures_ok,
-            v.seals_ok,
-            v.record_seals_ok,
+            v.report.entries,
+            v.report.authors,
+            v.report.signatures_ok,
+            v.report.seals_ok,
+            v.report.record_seals_ok,
             if v.clean { "clean" } else { "NOT CLEAN" }
         ))?;
         clean &= v.clean;
@@ -688,7 +688,7 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
                 .map(|(n, v)| {
                     format!(
                         "{n}: {}",
-                        v.problems
+                        v.problem_lines()
                             .first()
                             .cloned()
                             .unwrap_or_else(|| "forks or flagged authors".into())
