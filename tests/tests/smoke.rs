@@ -60,3 +60,40 @@ fn key_package_names_its_owner_before_invite() {
         "a rejected invite leaves no pending commit"
     );
 }
+
+/// An integrator with its own transport: messages leave through the outbox as
+/// bytes, the Welcome is handed over as it travelled, the rest is received in
+/// the transport's order.
+#[test]
+fn own_transport_carries_welcome_and_history() {
+    use careledger::wire::WireMessage;
+    let mut a = memory_node("hospital-a.example");
+    let mut b = memory_node("hospital-b.example");
+    let net = a.create_network("care").unwrap();
+    import_bulk(&mut a, &net, "Patient", T0);
+    a.invite(&net, &b.key_package().unwrap()).unwrap();
+    let mut log: Vec<Vec<u8>> = Vec::new();
+    let drain = |node: &mut careledger::node::Node, log: &mut Vec<Vec<u8>>| {
+        while let Some(out) = node.poll_outgoing().unwrap() {
+            log.push(out.message);
+            node.ack_outgoing(out.id).unwrap();
+        }
+    };
+    drain(&mut a, &mut log);
+    // The commit comes back in transport order and wins; the Welcome follows.
+    a.receive(&net, &log, None, T0).unwrap();
+    drain(&mut a, &mut log);
+    let welcome = log
+        .iter()
+        .find(|m| matches!(WireMessage::decode(m), Ok(WireMessage::Welcome(_))))
+        .expect("a Welcome in the outbox")
+        .clone();
+    assert_eq!(b.join(&welcome, "care").unwrap(), net);
+    b.receive(&net, &log, None, T0).unwrap();
+    drain(&mut b, &mut log);
+    a.receive(&net, &log, None, T0).unwrap();
+    drain(&mut a, &mut log);
+    b.receive(&net, &log, None, T0).unwrap();
+    assert_eq!(b.patients(&net).unwrap().len(), 13);
+    assert_eq!(canonical_state(&mut a, &net), canonical_state(&mut b, &net));
+}

@@ -159,9 +159,15 @@ impl Node {
         })
     }
 
-    /// Join a network from a serialized Welcome made for one of our key packages.
+    /// Join a network from a Welcome made for one of our key packages: either
+    /// the serialized MLS Welcome or the relay message that carries it (as
+    /// taken from the inviter's outbox), so transports need not unwrap it.
     pub fn join(&mut self, welcome: &[u8], label: &str) -> Result<NetworkId, NetworkError> {
-        let message = MlsMessageIn::tls_deserialize_exact(welcome)
+        let welcome = match WireMessage::decode(welcome) {
+            Ok(WireMessage::Welcome(inner)) => inner,
+            _ => welcome.to_vec(),
+        };
+        let message = MlsMessageIn::tls_deserialize_exact(&welcome)
             .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?;
         let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
             return Err(NetworkError::InvalidWelcome("not a Welcome message".into()));
