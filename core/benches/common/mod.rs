@@ -79,9 +79,21 @@ pub struct Measured {
 /// `setup` first and returns what it timed.
 pub fn measure_side_by_side<S, P>(
     reps: usize,
+    setup: impl FnMut() -> S,
+    project: impl FnMut(&mut S),
+    mut peer: impl FnMut() -> P,
+) -> Measured {
+    // The peer's output lands in its state, so dropping it is not timed.
+    measure_both(reps, setup, project, || None, |out| *out = Some(peer()))
+}
+
+/// [`measure_side_by_side`] where the peer has untimed setup too.
+pub fn measure_both<S, T>(
+    reps: usize,
     mut setup: impl FnMut() -> S,
     mut project: impl FnMut(&mut S),
-    mut peer: impl FnMut() -> P,
+    mut peer_setup: impl FnMut() -> T,
+    mut peer: impl FnMut(&mut T),
 ) -> Measured {
     let mut careledger = Vec::with_capacity(reps);
     let mut plain = Vec::with_capacity(reps);
@@ -92,10 +104,11 @@ pub fn measure_side_by_side<S, P>(
         careledger.push(start.elapsed());
         drop(state);
 
+        let mut state = peer_setup();
         let start = Instant::now();
-        let output = peer();
+        peer(&mut state);
         plain.push(start.elapsed());
-        drop(output);
+        drop(state);
     }
     Measured {
         careledger: median(careledger),

@@ -309,6 +309,7 @@ impl Node {
     /// Queue a heads announcement: peers answer it by resending their own
     /// entries this node lacks that were lost in transit.
     pub fn announce_heads(&mut self, network: &NetworkId) -> Result<(), NetworkError> {
+        self.network_row(network)?;
         let heads = self
             .heads(network)?
             .into_iter()

@@ -1,0 +1,353 @@
+//! Status codes and the one place core errors become them.
+
+use std::ffi::{c_char, CStr};
+
+use careledger::identity::CreateIdentityError;
+use careledger::node::{
+    EditError, ExportError, ImportError, NetworkError, OpenNodeError, ReceiveError,
+};
+use careledger::relay::RelayError;
+use careledger::store::{OpenStoreError, StoreError};
+use careledger::sync::SyncError;
+
+/// What a call did. `CARELEDGER_OK` is 0; every other code is a failure whose
+/// detail `careledger_last_error` gives. Codes are grouped by subsystem in
+/// hundreds and are never renumbered; new codes only get new numbers.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum careledger_status {
+    /// Success.
+    CARELEDGER_OK = 0,
+
+    // 1–99: the calling convention.
+    /// Rust code panicked; the call had no effect beyond what the store's
+    /// transaction rolled back. The handle may be unusable
+    /// (`CARELEDGER_NODE_UNUSABLE`): free it and open the store again.
+    CARELEDGER_PANIC = 1,
+    /// A required pointer argument was NULL.
+    CARELEDGER_NULL_PARAMETER = 2,
+    /// A string argument was not valid UTF-8.
+    CARELEDGER_INVALID_UTF8 = 3,
+    /// A caller-supplied output buffer is too small; the needed length was written.
+    CARELEDGER_BUFFER_TOO_SMALL = 4,
+    /// An argument is malformed (wrong key length, not a hex id, foreign handle…).
+    CARELEDGER_INVALID_ARGUMENT = 5,
+    /// An earlier call on this node panicked; free the node and open the store again.
+    CARELEDGER_NODE_UNUSABLE = 6,
+
+    // 100–199: the node's store.
+    /// SQLite failed (I/O error, disk full, locked, not a database).
+    CARELEDGER_STORE_IO = 100,
+    /// The store file was written under another storage key.
+    CARELEDGER_WRONG_STORAGE_KEY = 101,
+    /// The store's contents are inconsistent or tampered with.
+    CARELEDGER_STORE_CORRUPT = 102,
+    /// The store was written by a newer careledger.
+    CARELEDGER_STORE_TOO_NEW = 103,
+    /// The store has no node identity yet: use `careledger_node_create`.
+    CARELEDGER_NO_IDENTITY = 104,
+    /// The store already holds an identity: use `careledger_node_open`.
+    CARELEDGER_ALREADY_CREATED = 105,
+    /// A node name must be 1–255 printable ASCII characters without spaces.
+    CARELEDGER_INVALID_NAME = 106,
+
+    // 200–299: networks and membership.
+    /// No network with that id in this store.
+    CARELEDGER_UNKNOWN_NETWORK = 200,
+    /// This node is not (or no longer) a member of the network.
+    CARELEDGER_NOT_A_MEMBER = 201,
+    /// A membership change of this node is still waiting for its turn: sync first.
+    CARELEDGER_COMMIT_PENDING = 202,
+    /// The bytes are not an acceptable MLS KeyPackage.
+    CARELEDGER_INVALID_KEY_PACKAGE = 203,
+    /// The bytes are not a Welcome for one of this node's key packages.
+    CARELEDGER_INVALID_WELCOME = 204,
+    /// No member with that author id.
+    CARELEDGER_UNKNOWN_MEMBER = 205,
+    /// The MLS layer refused the operation.
+    CARELEDGER_MLS_FAILED = 206,
+    /// The relay holds no Welcome for this node (yet).
+    CARELEDGER_NO_WELCOME = 207,
+
+    // 300–399: records.
+    /// The FHIR input is invalid; nothing was stored. The detail names the
+    /// first problem by file, line and field (never by value).
+    CARELEDGER_INVALID_FHIR = 300,
+    /// No record for that patient in this network.
+    CARELEDGER_UNKNOWN_PATIENT = 301,
+    /// A record could not be written or read.
+    CARELEDGER_RECORD_FAILED = 302,
+
+    // 400–499: the ledger.
+    /// At least one received message was refused (forged, tampered, malformed,
+    /// from a non-member, a fork). The other messages were kept.
+    CARELEDGER_MESSAGE_REJECTED = 400,
+    /// Ledger verification found problems, forks or flagged authors.
+    CARELEDGER_LEDGER_PROBLEMS = 401,
+
+    // 500–599: relays.
+    /// The relay cannot be opened or reached; nothing was lost, retry later.
+    CARELEDGER_RELAY_UNAVAILABLE = 500,
+    /// The relay failed while reading or writing; nothing was lost, retry later.
+    CARELEDGER_RELAY_IO = 501,
+}
+
+use careledger_status::*;
+
+/// Every status, in code order.
+const ALL_STATUSES: [careledger_status; 29] = [
+    CARELEDGER_OK,
+    CARELEDGER_PANIC,
+    CARELEDGER_NULL_PARAMETER,
+    CARELEDGER_INVALID_UTF8,
+    CARELEDGER_BUFFER_TOO_SMALL,
+    CARELEDGER_INVALID_ARGUMENT,
+    CARELEDGER_NODE_UNUSABLE,
+    CARELEDGER_STORE_IO,
+    CARELEDGER_WRONG_STORAGE_KEY,
+    CARELEDGER_STORE_CORRUPT,
+    CARELEDGER_STORE_TOO_NEW,
+    CARELEDGER_NO_IDENTITY,
+    CARELEDGER_ALREADY_CREATED,
+    CARELEDGER_INVALID_NAME,
+    CARELEDGER_UNKNOWN_NETWORK,
+    CARELEDGER_NOT_A_MEMBER,
+    CARELEDGER_COMMIT_PENDING,
+    CARELEDGER_INVALID_KEY_PACKAGE,
+    CARELEDGER_INVALID_WELCOME,
+    CARELEDGER_UNKNOWN_MEMBER,
+    CARELEDGER_MLS_FAILED,
+    CARELEDGER_NO_WELCOME,
+    CARELEDGER_INVALID_FHIR,
+    CARELEDGER_UNKNOWN_PATIENT,
+    CARELEDGER_RECORD_FAILED,
+    CARELEDGER_MESSAGE_REJECTED,
+    CARELEDGER_LEDGER_PROBLEMS,
+    CARELEDGER_RELAY_UNAVAILABLE,
+    CARELEDGER_RELAY_IO,
+];
+
+impl careledger_status {
+    /// Static, NUL-terminated text for a status.
+    pub fn text(self) -> &'static CStr {
+        match self {
+            CARELEDGER_OK => c"ok",
+            CARELEDGER_PANIC => c"internal error (panic) in careledger",
+            CARELEDGER_NULL_PARAMETER => c"a required pointer argument was NULL",
+            CARELEDGER_INVALID_UTF8 => c"a string argument is not valid UTF-8",
+            CARELEDGER_BUFFER_TOO_SMALL => c"output buffer too small",
+            CARELEDGER_INVALID_ARGUMENT => c"invalid argument",
+            CARELEDGER_NODE_UNUSABLE => {
+                c"node unusable after an internal error; free it and open the store again"
+            }
+            CARELEDGER_STORE_IO => c"store I/O failed",
+            CARELEDGER_WRONG_STORAGE_KEY => c"wrong storage key for this store",
+            CARELEDGER_STORE_CORRUPT => c"store is corrupt or was tampered with",
+            CARELEDGER_STORE_TOO_NEW => c"store was written by a newer careledger",
+            CARELEDGER_NO_IDENTITY => c"store has no node identity; create one first",
+            CARELEDGER_ALREADY_CREATED => c"store already holds a node identity",
+            CARELEDGER_INVALID_NAME => {
+                c"node name must be 1-255 printable ASCII characters without spaces"
+            }
+            CARELEDGER_UNKNOWN_NETWORK => c"unknown network",
+            CARELEDGER_NOT_A_MEMBER => c"this node is not a member of the network",
+            CARELEDGER_COMMIT_PENDING => c"a membership change is already pending; sync first",
+            CARELEDGER_INVALID_KEY_PACKAGE => c"invalid key package",
+            CARELEDGER_INVALID_WELCOME => c"invalid welcome",
+            CARELEDGER_UNKNOWN_MEMBER => c"no such member in the network",
+            CARELEDGER_MLS_FAILED => c"MLS operation failed",
+            CARELEDGER_NO_WELCOME => c"no welcome for this node on the relay yet",
+            CARELEDGER_INVALID_FHIR => c"invalid FHIR input; nothing was stored",
+            CARELEDGER_UNKNOWN_PATIENT => c"no record for that patient in this network",
+            CARELEDGER_RECORD_FAILED => c"record update failed",
+            CARELEDGER_MESSAGE_REJECTED => c"a received message was rejected",
+            CARELEDGER_LEDGER_PROBLEMS => c"ledger verification found problems",
+            CARELEDGER_RELAY_UNAVAILABLE => c"relay unavailable",
+            CARELEDGER_RELAY_IO => c"relay I/O failed",
+        }
+    }
+
+    /// The status with this code, if any.
+    pub fn from_code(code: u32) -> Option<Self> {
+        ALL_STATUSES.into_iter().find(|s| *s as u32 == code)
+    }
+}
+
+/// Static, NUL-terminated English text for a status code, for logs. Unknown
+/// codes give "unknown status code".
+///
+/// Ownership: the returned string is static; never free it. Never NULL.
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn careledger_status_str(status: u32) -> *const c_char {
+    // Pure lookup: nothing here can panic.
+    careledger_status::from_code(status)
+        .map(careledger_status::text)
+        .unwrap_or(c"unknown status code")
+        .as_ptr()
+}
+
+/// A failed call: its status and the detail for `careledger_last_error`.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: careledger_status,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(status: careledger_status, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+fn fail(status: careledger_status, error: &dyn std::fmt::Display) -> Failure {
+    Failure::new(status, error.to_string())
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unwrap(_) | StoreError::Corrupt(_) => fail(CARELEDGER_STORE_CORRUPT, &e),
+            StoreError::Sqlite(_) | StoreError::Randomness => fail(CARELEDGER_STORE_IO, &e),
+        }
+    }
+}
+
+impl From<OpenStoreError> for Failure {
+    fn from(e: OpenStoreError) -> Self {
+        match e {
+            OpenStoreError::WrongStorageKey => fail(CARELEDGER_WRONG_STORAGE_KEY, &e),
+            OpenStoreError::SchemaTooNew { .. } => fail(CARELEDGER_STORE_TOO_NEW, &e),
+            OpenStoreError::Sqlite(_) => fail(CARELEDGER_STORE_IO, &e),
+            OpenStoreError::MlsMigration(_) => fail(CARELEDGER_STORE_CORRUPT, &e),
+            OpenStoreError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<OpenNodeError> for Failure {
+    fn from(e: OpenNodeError) -> Self {
+        match e {
+            OpenNodeError::NoIdentity => fail(CARELEDGER_NO_IDENTITY, &e),
+            OpenNodeError::AlreadyCreated => fail(CARELEDGER_ALREADY_CREATED, &e),
+            OpenNodeError::Identity(CreateIdentityError::InvalidName) => {
+                fail(CARELEDGER_INVALID_NAME, &e)
+            }
+            OpenNodeError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<NetworkError> for Failure {
+    fn from(e: NetworkError) -> Self {
+        let status = match e {
+            NetworkError::UnknownNetwork => CARELEDGER_UNKNOWN_NETWORK,
+            NetworkError::NotAMember => CARELEDGER_NOT_A_MEMBER,
+            NetworkError::CommitPending => CARELEDGER_COMMIT_PENDING,
+            NetworkError::InvalidKeyPackage(_) => CARELEDGER_INVALID_KEY_PACKAGE,
+            NetworkError::InvalidWelcome(_) => CARELEDGER_INVALID_WELCOME,
+            NetworkError::UnknownMember => CARELEDGER_UNKNOWN_MEMBER,
+            NetworkError::Mls(_) => CARELEDGER_MLS_FAILED,
+            NetworkError::Store(e) => return e.into(),
+        };
+        fail(status, &e)
+    }
+}
+
+impl From<ImportError> for Failure {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Fhir(_) => fail(CARELEDGER_INVALID_FHIR, &e),
+            ImportError::Record(_) => fail(CARELEDGER_RECORD_FAILED, &e),
+            ImportError::Network(e) => e.into(),
+            ImportError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ExportError> for Failure {
+    fn from(e: ExportError) -> Self {
+        match e {
+            ExportError::UnknownPatient => fail(CARELEDGER_UNKNOWN_PATIENT, &e),
+            ExportError::Record(_) => fail(CARELEDGER_RECORD_FAILED, &e),
+            ExportError::Network(e) => e.into(),
+            ExportError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<EditError> for Failure {
+    fn from(e: EditError) -> Self {
+        match e {
+            EditError::UnknownPatient => fail(CARELEDGER_UNKNOWN_PATIENT, &e),
+            EditError::Record(_) => fail(CARELEDGER_RECORD_FAILED, &e),
+            EditError::Network(e) => e.into(),
+            EditError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ReceiveError> for Failure {
+    fn from(e: ReceiveError) -> Self {
+        match e {
+            ReceiveError::Network(e) => e.into(),
+            ReceiveError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<RelayError> for Failure {
+    fn from(e: RelayError) -> Self {
+        match e {
+            RelayError::Unavailable(_) => fail(CARELEDGER_RELAY_UNAVAILABLE, &e),
+            RelayError::Io(_) => fail(CARELEDGER_RELAY_IO, &e),
+        }
+    }
+}
+
+impl From<SyncError> for Failure {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Relay(e) => e.into(),
+            SyncError::Receive(e) => e.into(),
+            SyncError::Network(e) => e.into(),
+            SyncError::Store(e) => e.into(),
+            SyncError::NoWelcome => fail(CARELEDGER_NO_WELCOME, &e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_stable_and_have_text() {
+        let all: Vec<_> = ALL_STATUSES
+            .into_iter()
+            .filter(|s| *s != CARELEDGER_OK)
+            .collect();
+        let codes: HashSet<u32> = all.iter().map(|s| *s as u32).collect();
+        assert_eq!(codes.len(), all.len(), "duplicate status in ALL");
+        // The published numbering; changing any of these breaks integrators.
+        assert_eq!(CARELEDGER_OK as u32, 0);
+        assert_eq!(CARELEDGER_NULL_PARAMETER as u32, 2);
+        assert_eq!(CARELEDGER_WRONG_STORAGE_KEY as u32, 101);
+        assert_eq!(CARELEDGER_INVALID_FHIR as u32, 300);
+        assert_eq!(CARELEDGER_MESSAGE_REJECTED as u32, 400);
+        assert_eq!(CARELEDGER_RELAY_IO as u32, 501);
+        for status in all {
+            let code = status as u32;
+            assert_eq!(careledger_status::from_code(code), Some(status));
+            assert!(!status.text().to_bytes().is_empty());
+        }
+        assert_eq!(careledger_status::from_code(7), None);
+        let unknown = unsafe { CStr::from_ptr(careledger_status_str(9999)) };
+        assert_eq!(unknown, c"unknown status code");
+    }
+}
