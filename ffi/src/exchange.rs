@@ -95,9 +95,8 @@ pub unsafe extern "C" fn careledger_network_sync(
     out_report: *mut careledger_sync_report,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all).
         let network = unsafe { network_arg(network_id) }?;
         let mut relay = unsafe { open_relay(relay_path) }?;
         let report = sync(&mut *node.lock()?, &mut relay, &network, now_ms())?;
@@ -133,9 +132,8 @@ pub unsafe extern "C" fn careledger_network_join_from_relay(
     label: *const c_char,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all).
         let network = unsafe { network_arg(network_id) }?;
         let label = unsafe { arg_str(label, "label") }?;
         let mut relay = unsafe { open_relay(relay_path) }?;
@@ -164,9 +162,8 @@ pub unsafe extern "C" fn careledger_network_announce(
     network_id: *const c_char,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for both).
         let network = unsafe { network_arg(network_id) }?;
         let mut node = node.lock()?;
         node.announce_heads(&network)?;
@@ -205,7 +202,7 @@ pub unsafe extern "C" fn careledger_node_poll_outgoing(
     out_message: *mut *mut careledger_outgoing,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: forwarded from the caller (for all).
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let out = unsafe { arg_out(out_message, "out_message") }?;
         let handle = unsafe { arg_ref(node, "node") }?;
         let next = handle.lock()?.poll_outgoing()?;
@@ -238,7 +235,7 @@ pub unsafe extern "C" fn careledger_node_ack_outgoing(
     message: *const careledger_outgoing,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: forwarded from the caller (for both).
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let handle = unsafe { arg_ref(node, "node") }?;
         let message = unsafe { arg_ref(message, "message") }?;
         if message.node != *handle.author() {
@@ -342,9 +339,8 @@ pub unsafe extern "C" fn careledger_network_receive(
     out_report: *mut careledger_receive_report,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all).
         let network = unsafe { network_arg(network_id) }?;
         let pointers = unsafe { arg_slice(messages, count, "messages") }?;
         let lengths = unsafe { arg_slice(lengths, count, "lengths") }?;
@@ -408,9 +404,8 @@ pub unsafe extern "C" fn careledger_network_relay_cursor(
     out_seq: *mut u64,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all).
         let out = unsafe { arg_out(out_seq, "out_seq") }?;
         let network = unsafe { network_arg(network_id) }?;
         *out = node.lock()?.relay_cursor(&network)?;

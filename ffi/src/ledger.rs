@@ -54,9 +54,8 @@ pub unsafe extern "C" fn careledger_ledger_verify(
     out_report: *mut careledger_ledger_report,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all).
         let network = unsafe { network_arg(network_id) }?;
         let report = node.lock()?.verify_ledger(&network)?;
         if let Some(out) = unsafe { arg_out_opt(out_report) } {

@@ -32,9 +32,8 @@ pub unsafe extern "C" fn careledger_network_create(
     out_network_id: *mut *mut careledger_bytes,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all three).
         let out = unsafe { arg_out(out_network_id, "out_network_id") }?;
         let label = unsafe { arg_str(label, "label") }?;
         let network = node.lock()?.create_network(label)?;
@@ -60,9 +59,8 @@ pub unsafe extern "C" fn careledger_node_networks(
     out_network_ids: *mut *mut careledger_string_list,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for both).
         let out = unsafe { arg_out(out_network_ids, "out_network_ids") }?;
         let networks = node.lock()?.networks()?;
         let ids: Vec<String> = networks.iter().map(|n| n.id.to_hex()).collect();
@@ -97,9 +95,8 @@ pub unsafe extern "C" fn careledger_network_invite(
     key_package_len: usize,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all three).
         let network = unsafe { network_arg(network_id) }?;
         let key_package = unsafe { arg_bytes(key_package, key_package_len, "key_package") }?;
         node.lock()?.invite(&network, key_package)?;
@@ -134,9 +131,8 @@ pub unsafe extern "C" fn careledger_network_join(
     out_network_id: *mut *mut careledger_bytes,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all four).
         let out = unsafe { arg_out(out_network_id, "out_network_id") }?;
         let welcome = unsafe { arg_bytes(welcome, welcome_len, "welcome") }?;
         let label = unsafe { arg_str(label, "label") }?;
@@ -168,9 +164,8 @@ pub unsafe extern "C" fn careledger_network_remove(
     member_author_id: *const c_char,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all three).
         let network = unsafe { network_arg(network_id) }?;
         let member = unsafe { arg_str(member_author_id, "member_author_id") }?;
         let member = AuthorId::from_hex(member).ok_or_else(|| {
@@ -203,9 +198,8 @@ pub unsafe extern "C" fn careledger_network_members(
     out_members: *mut *mut careledger_member_list,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all three).
         let out = unsafe { arg_out(out_members, "out_members") }?;
         let network = unsafe { network_arg(network_id) }?;
         let members = node.lock()?.members(&network)?;

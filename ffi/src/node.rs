@@ -137,7 +137,7 @@ pub unsafe extern "C" fn careledger_node_create(
     out_node: *mut *mut careledger_node,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: forwarded from the caller (for all three).
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let out = unsafe { arg_out(out_node, "out_node") }?;
         let name = unsafe { arg_str(name, "name") }?;
         let store = unsafe { open_store(path, storage_key, storage_key_len) }?;
@@ -167,7 +167,7 @@ pub unsafe extern "C" fn careledger_node_open(
     out_node: *mut *mut careledger_node,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: forwarded from the caller (for both).
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let out = unsafe { arg_out(out_node, "out_node") }?;
         let store = unsafe { open_store(path, storage_key, storage_key_len) }?;
         *out = careledger_node::boxed(Node::open(store)?);
@@ -206,7 +206,7 @@ pub unsafe extern "C" fn careledger_node_author_id(
     out_len: *mut usize,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: forwarded from the caller (for both).
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { arg_ref(node, "node") }?;
         unsafe { copy_text_out(&node.author().to_hex(), buf, cap, out_len) }
     })
@@ -228,7 +228,7 @@ pub unsafe extern "C" fn careledger_node_fingerprint(
     out_len: *mut usize,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: forwarded from the caller (for both).
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { arg_ref(node, "node") }?;
         let fingerprint = careledger::identity::fingerprint_of(node.author());
         unsafe { copy_text_out(&fingerprint, buf, cap, out_len) }
@@ -252,9 +252,8 @@ pub unsafe extern "C" fn careledger_node_key_package(
     out_key_package: *mut *mut careledger_bytes,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for both).
         let out = unsafe { arg_out(out_key_package, "out_key_package") }?;
         let key_package = node.lock()?.key_package()?;
         *out = careledger_bytes::boxed(key_package);

@@ -54,9 +54,8 @@ pub unsafe extern "C" fn careledger_import_fhir(
     out_report: *mut careledger_import_report,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all).
         let network = unsafe { network_arg(network_id) }?;
         let source = unsafe { arg_str(source_name, "source_name") }?;
         let data = unsafe { arg_bytes(data, data_len, "data") }?;
@@ -96,9 +95,8 @@ pub unsafe extern "C" fn careledger_export_patient(
     out_bundle: *mut *mut careledger_bytes,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all).
         let out = unsafe { arg_out(out_bundle, "out_bundle") }?;
         let network = unsafe { network_arg(network_id) }?;
         let patient = unsafe { arg_str(patient_id, "patient_id") }?;
@@ -128,9 +126,8 @@ pub unsafe extern "C" fn careledger_patients(
     out_patient_ids: *mut *mut careledger_string_list,
 ) -> careledger_status {
     boundary(|| {
-        // SAFETY: `node` is NULL or live per the caller.
+        // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let node = unsafe { node_arg(node) }?;
-        // SAFETY: forwarded from the caller (for all).
         let out = unsafe { arg_out(out_patient_ids, "out_patient_ids") }?;
         let network = unsafe { network_arg(network_id) }?;
         let patients = node.lock()?.patients(&network)?;
