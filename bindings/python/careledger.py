@@ -584,7 +584,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_constructor_node_create() != 55843:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_careledger_uniffi_checksum_constructor_node_open() != 22809:
+    if lib.uniffi_careledger_uniffi_checksum_constructor_node_open() != 48658:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
 
 # A ctypes library to expose the extern-C FFI definitions.
@@ -2779,7 +2779,7 @@ class Node(NodeProtocol):
         Open the store file at `path` whose identity was created before.
 
         Errors: `InvalidArgument` (key length), `WrongStorageKey`, `Identity`
-        (no identity yet), `Store`.
+        (no store file, or no identity in it yet), `Store`.
 """
         
         _UniffiFfiConverterString.check_lower(path)

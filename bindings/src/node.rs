@@ -108,10 +108,17 @@ impl Node {
     /// Open the store file at `path` whose identity was created before.
     ///
     /// Errors: `InvalidArgument` (key length), `WrongStorageKey`, `Identity`
-    /// (no identity yet), `Store`.
+    /// (no store file, or no identity in it yet), `Store`.
     #[uniffi::constructor]
     pub fn open(path: String, storage_key: Vec<u8>) -> Result<Arc<Self>, ApiError> {
         let key = self::storage_key(storage_key)?;
+        // Opening creates a missing file; an app probing with `open` before
+        // `create` must not be left with an empty store under some key.
+        if !Path::new(&path).exists() {
+            return Err(ApiError::Identity {
+                reason: "no store file at that path; create the node first".into(),
+            });
+        }
         let store = Store::open(Path::new(&path), &key)?;
         Ok(Self::wrap(CoreNode::open(store)?))
     }

@@ -123,7 +123,7 @@ class PhoneAndHospital(unittest.TestCase):
         self.assertEqual(self.import_report.patients, 1)
         self.assertGreater(self.phone_sync.received.accepted, 0)
         self.assertEqual(self.phone_sync.rejected, [])
-        self.assertEqual(self.phone_care.patients(), [source["id"]])
+        self.assertTrue(self.phone_care.patients() == [source["id"]], "the phone lists exactly the patient")
         resources = bundle_resources(self.phone_care.export_patient(source["id"]))
         self.assertEqual(len(resources), len(source_resources()))
         patient = next(r for r in resources if r["resourceType"] == "Patient")
@@ -179,7 +179,7 @@ class PhoneAndHospital(unittest.TestCase):
         self.assertIn(MessageKind.COMMIT, transport.kinds[clinic.id()])
         self.assertIn(MessageKind.ENTRY, transport.kinds[clinic.id()])
         patient_id = source_patient()["id"]
-        self.assertEqual(phone_clinic.patients(), [patient_id])
+        self.assertTrue(phone_clinic.patients() == [patient_id], "the phone lists exactly the patient")
         exported = bundle_resources(phone_clinic.export_patient(patient_id))
         patient = next(r for r in exported if r["resourceType"] == "Patient")
         self.assertTrue(
@@ -211,13 +211,15 @@ class PhoneAndHospital(unittest.TestCase):
             phone_lab.receive([bytes(tampered)], None)
         self.assertEqual(caught.exception.count, 1)
         self.assertEqual(phone_lab.verify_ledger().entries, entries_before)
-        self.assertEqual(phone_lab.patients(), [])
+        self.assertEqual(len(phone_lab.patients()), 0)
         # In a batch: raised again, yet the genuine messages were applied.
         with self.assertRaises(ApiError.MessageRejected) as caught:
             phone_lab.receive([bytes(tampered)] + fresh, start + len(fresh))
         self.assertEqual(caught.exception.count, 1)
         self.assertEqual(phone_lab.relay_cursor(), start + len(fresh))
-        self.assertEqual(phone_lab.patients(), [source_patient()["id"]])
+        self.assertTrue(
+            phone_lab.patients() == [source_patient()["id"]], "the genuine messages were applied"
+        )
         report = phone_lab.verify_ledger()
         self.assertTrue(report.clean)
         self.assertGreater(report.entries, entries_before)
@@ -231,7 +233,7 @@ class PhoneAndHospital(unittest.TestCase):
         self.assertGreaterEqual(len(caught.exception.problems), 1)
         self.assertTrue(all("broken.ndjson" in p for p in caught.exception.problems))
         self.assertEqual(self.care.verify_ledger().entries, entries_before)
-        self.assertEqual(self.care.patients(), patients_before)
+        self.assertTrue(self.care.patients() == patients_before, "the patient list changed")
 
     def test_unknown_patient_is_a_typed_error(self):
         with self.assertRaises(ApiError.UnknownPatient):
@@ -248,6 +250,12 @@ class PhoneAndHospital(unittest.TestCase):
         self.assertEqual(again.fingerprint(), self.phone.fingerprint())
         with self.assertRaises(ApiError.Identity):
             Node.create(self.phone_path, self.phone_key, "phone.example")
+
+    def test_open_without_a_store_file_creates_nothing(self):
+        missing = os.path.join(self.dir, "missing.sqlite")
+        with self.assertRaises(ApiError.Identity):
+            Node.open(missing, self.phone_key)
+        self.assertFalse(os.path.exists(missing))
 
     def test_invalid_key_package_and_welcome_are_typed_errors(self):
         with self.assertRaises(ApiError.InvalidKeyPackage):

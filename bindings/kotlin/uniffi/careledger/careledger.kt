@@ -1036,7 +1036,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_careledger_uniffi_checksum_constructor_node_create() and 0xFFFF) != 55843) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_careledger_uniffi_checksum_constructor_node_open() and 0xFFFF) != 22809) {
+    if ((lib.uniffi_careledger_uniffi_checksum_constructor_node_open() and 0xFFFF) != 48658) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -2605,7 +2605,7 @@ open class Node: Disposable, AutoCloseable, NodeInterface
      * Open the store file at `path` whose identity was created before.
      *
      * Errors: `InvalidArgument` (key length), `WrongStorageKey`, `Identity`
-     * (no identity yet), `Store`.
+     * (no store file, or no identity in it yet), `Store`.
      */
     @Throws(ApiException::class) fun `open`(`path`: kotlin.String, `storageKey`: kotlin.ByteArray): Node {
             return FfiConverterTypeNode.lift(

@@ -1227,7 +1227,7 @@ public static func create(path: String, storageKey: Data, name: String)throws  -
      * Open the store file at `path` whose identity was created before.
      *
      * Errors: `InvalidArgument` (key length), `WrongStorageKey`, `Identity`
-     * (no identity yet), `Store`.
+     * (no store file, or no identity in it yet), `Store`.
      */
 public static func `open`(path: String, storageKey: Data)throws  -> Node  {
     return try  FfiConverterTypeNode_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
@@ -2952,7 +2952,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_careledger_uniffi_checksum_constructor_node_create() != 55843) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_careledger_uniffi_checksum_constructor_node_open() != 22809) {
+    if (uniffi_careledger_uniffi_checksum_constructor_node_open() != 48658) {
         return InitializationResult.apiChecksumMismatch
     }
 
