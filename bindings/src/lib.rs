@@ -1,0 +1,54 @@
+//! careledger for Swift, Kotlin and Python: a thin [uniffi] wrapper around the
+//! `careledger` core, with no logic of its own.
+//!
+//! Flow (every call synchronous; the wrapper reads the system clock for the
+//! core's `now_ms`):
+//!
+//! 1. [`Node::create`] once (new identity, new store sealed under a 32-byte
+//!    storage key from the platform keychain), [`Node::open`] afterwards.
+//! 2. A member makes a network ([`Node::create_network`]) and invites the
+//!    phone's [`Node::key_package`] with [`Network::invite`]; the phone joins
+//!    with [`Node::join_from_local_relay`] or, with its own transport,
+//!    [`Node::join_network`] and the Welcome bytes.
+//! 3. Transport: [`Network::sync_local_relay`] against a relay file, or the
+//!    sans-IO path: [`Node::outgoing`] / [`Node::ack_outgoing`] out,
+//!    [`Network::receive`] in, in relay order.
+//! 4. Records: [`Network::import_fhir`], [`Network::patients`],
+//!    [`Network::export_patient`]; audit with [`Network::verify_ledger`].
+//!
+//! Every failure is an [`ApiError`] (mapped from the core's errors in
+//! `error.rs` only); a panic surfaces as uniffi's internal error.
+//!
+//! ```
+//! use careledger_uniffi::Node;
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("phone.sqlite").to_string_lossy().into_owned();
+//! let phone = Node::create(path.clone(), vec![7; 32], "phone.example".into()).unwrap();
+//! let network = phone.create_network("my chart".into()).unwrap();
+//! let ndjson = br#"{"resourceType":"Patient","id":"p1","birthDate":"1970-01-01"}"#;
+//! network.import_fhir("inline.ndjson".into(), ndjson.to_vec()).unwrap();
+//! assert!(network.export_patient("p1".into()).unwrap().contains("1970-01-01"));
+//! drop((phone, network));
+//! assert!(Node::open(path, vec![8; 32]).is_err(), "wrong storage key");
+//! ```
+//!
+//! [uniffi]: https://mozilla.github.io/uniffi-rs/
+
+#![warn(missing_docs)]
+
+mod error;
+mod network;
+mod node;
+#[cfg(feature = "panic-probe")]
+pub mod probe;
+mod types;
+
+pub use error::ApiError;
+pub use network::Network;
+pub use node::Node;
+pub use types::{
+    ImportReport, LedgerReport, MemberInfo, MessageKind, NetworkInfo, OutgoingMessage,
+    ReceiveReport, SyncReport,
+};
+
+uniffi::setup_scaffolding!("careledger");
