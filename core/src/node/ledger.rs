@@ -434,7 +434,7 @@ impl Node {
             .store
             .head_of(&network.0, &h.author)?
             .unwrap_or((0, EntryId::ZERO));
-        if h.seq > head_seq + 1 {
+        if h.seq > head_seq.saturating_add(1) {
             if h.kind == EntryKind::KeyGrant {
                 // An authenticated grant's keys are usable before the entry
                 // takes its chain position: a joiner's history grant must be
@@ -445,7 +445,7 @@ impl Node {
                 }
             }
             let reason = HoldReason::Gap {
-                expected: head_seq + 1,
+                expected: head_seq.saturating_add(1),
             };
             self.store
                 .put_pending(&network.0, &id, bytes, &reason.label())?;
@@ -700,7 +700,8 @@ impl Node {
             };
             let h = &entry.header;
             let (seq, prev) = chains.get(&h.author).copied().unwrap_or((0, EntryId::ZERO));
-            if h.seq != seq + 1 || h.prev != prev {
+            // Decoded from the store, so possibly altered: no overflow on a forged seq.
+            if seq.checked_add(1) != Some(h.seq) || h.prev != prev {
                 problem(format!("chain broken at seq {}", h.seq));
             }
             chains.insert(h.author, (h.seq, Entry::id_of(bytes)));
