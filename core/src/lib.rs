@@ -14,10 +14,12 @@
 #![warn(missing_docs)]
 
 pub mod body;
+pub mod checkpoint;
 pub mod codec;
 pub mod entry;
 pub mod identity;
 pub mod keys;
+pub mod merkle;
 pub mod node;
 pub mod record;
 pub mod relay;
