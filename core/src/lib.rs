@@ -15,6 +15,7 @@
 
 pub mod body;
 pub mod codec;
+pub mod consent;
 pub mod entry;
 pub mod identity;
 pub mod keys;
