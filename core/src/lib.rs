@@ -16,6 +16,7 @@
 pub mod body;
 pub mod checkpoint;
 pub mod codec;
+pub mod consent;
 pub mod entry;
 pub mod identity;
 pub mod keys;
