@@ -55,7 +55,11 @@ pub enum ModelKind {
         /// [`super::TrainModelError::NotConverged`].
         gradient_tolerance: f64,
     },
-    /// Binary classification tree (linfa-trees, Gini).
+    /// Binary classification tree (linfa-trees, Gini). Class-1 rows weigh
+    /// 1 + 2⁻¹² in the fit: linfa settles an exact class tie in a node by
+    /// `HashMap` order, which changes between runs, and the weight keeps
+    /// ties from happening. The reported probability is the leaf's
+    /// unweighted share of class-1 training rows.
     DecisionTree {
         /// Maximum depth, 1 to [`MAX_TREE_DEPTH`].
         max_depth: u32,
