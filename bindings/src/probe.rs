@@ -5,7 +5,7 @@
 //! exception rather than a crash, through a real export holding a real node
 //! lock. The feature changes behaviour only, not the exported interface, so
 //! the generated (and committed) bindings are the same with or without it;
-//! see `bindings/README.md`.
+//! see the top-level README, "Using careledger from Swift/Kotlin/Python".
 
 /// The `source_name` that makes `Network.import_fhir` panic.
 pub const PANIC_PROBE_SOURCE: &str = "careledger-panic-probe";

@@ -8,8 +8,9 @@
 //! Everything persists in one SQLite file ([`store`]); entries travel through
 //! any [`relay`], pumped by [`sync`].
 //!
-//! The crate performs no network IO and spawns no threads: time is passed in
-//! as `now_ms`, randomness comes from the store's crypto provider.
+//! The crate performs no network IO and spawns no threads of its own (k-means
+//! training runs on linfa's rayon pool): time is passed in as `now_ms`,
+//! randomness comes from the store's crypto provider.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
