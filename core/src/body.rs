@@ -20,6 +20,15 @@
 //!     opaque public_key<0..255>; opaque name<0..255>; uint64 from_epoch; uint64 to_epoch;
 //! } MemberSpan;
 //! struct { opaque record<0..255>; opaque key_id[16]; opaque key[32]; } RecordKeyGrant;
+//! struct {                              // KeyWithheld
+//!     opaque record<0..255>;            // the record whose new key is withheld
+//!     opaque key_id[16];                // the withheld key: never granted to this network
+//!     uint8 reason;                     // 1 consent denies, 2 consent expired, 3 no consent
+//!     opaque consent<0..255>;           // the consent id that decided (empty for 3)
+//! } KeyWithheldBody;
+//! struct { opaque card<0..2^32-1>; opaque model<0..2^32-1>; } ModelCardBody;   // JSON card, model bytes
+//! struct { opaque json<0..2^32-1>; } DecisionBody;                             // JSON decision
+//! struct { opaque json<0..2^32-1>; opaque update<0..2^32-1>; } ModelUpdateBody; // JSON facts, update bytes
 //! ```
 //!
 //! Rosters travel as membership spans rather than one list per epoch, so a
@@ -203,6 +212,119 @@ impl KeyGrantBody {
     }
 }
 
+/// Why a record key is withheld from a network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum WithholdReason {
+    /// An active consent denies the use (revoked grants fall back to this or to 3).
+    Denied = 1,
+    /// The consent that covered the use has expired.
+    Expired = 2,
+    /// No consent covers the use and the network default denies it.
+    NoConsent = 3,
+}
+
+impl WithholdReason {
+    /// Decode.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::Denied),
+            2 => Some(Self::Expired),
+            3 => Some(Self::NoConsent),
+            _ => None,
+        }
+    }
+
+    /// Human-readable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Denied => "consent denies",
+            Self::Expired => "consent expired",
+            Self::NoConsent => "no consent",
+        }
+    }
+}
+
+/// The body of a key-withheld entry: the writer rotated the record's key
+/// and keeps the new one to itself, so members of this network cannot read
+/// what it writes to the record from now on.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyWithheldBody {
+    /// The record.
+    pub record: String,
+    /// The withheld key's id.
+    pub key_id: RecordKeyId,
+    /// Why.
+    pub reason: WithholdReason,
+    /// The consent that decided, if any.
+    pub consent: String,
+}
+
+impl std::fmt::Debug for KeyWithheldBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyWithheldBody")
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyWithheldBody {
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.record.len() + self.consent.len() + 20);
+        put_vec8(&mut out, self.record.as_bytes());
+        out.extend_from_slice(&self.key_id);
+        out.push(self.reason as u8);
+        put_vec8(&mut out, self.consent.as_bytes());
+        out
+    }
+
+    /// Decode.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(bytes);
+        let body = Self {
+            record: r.string8("record")?,
+            key_id: r.array("key_id")?,
+            reason: WithholdReason::from_code(r.u8("reason")?)
+                .ok_or(CodecError::Invalid("withhold reason"))?,
+            consent: r.string8("consent")?,
+        };
+        r.finish()?;
+        Ok(body)
+    }
+}
+
+/// Two length-prefixed byte strings: the shape of the model-card and
+/// model-update bodies (JSON facts, then model bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairBody {
+    /// The JSON part.
+    pub json: Vec<u8>,
+    /// The binary part (may be empty).
+    pub bytes: Vec<u8>,
+}
+
+impl PairBody {
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.json.len() + self.bytes.len() + 8);
+        put_vec32(&mut out, &self.json);
+        put_vec32(&mut out, &self.bytes);
+        out
+    }
+
+    /// Decode.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(bytes);
+        let body = Self {
+            json: r.vec32("json")?.to_vec(),
+            bytes: r.vec32("bytes")?.to_vec(),
+        };
+        r.finish()?;
+        Ok(body)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,11 +361,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn withheld_and_pair_round_trip() {
+        let body = KeyWithheldBody {
+            record: "patient-1".into(),
+            key_id: [7; 16],
+            reason: WithholdReason::Expired,
+            consent: "consent-1".into(),
+        };
+        assert_eq!(KeyWithheldBody::decode(&body.encode()), Ok(body.clone()));
+        assert!(!format!("{body:?}").contains("patient-1"));
+        let mut bad = body.encode();
+        bad[1 + 9 + 16] = 9;
+        assert_eq!(
+            KeyWithheldBody::decode(&bad),
+            Err(CodecError::Invalid("withhold reason"))
+        );
+        let pair = PairBody {
+            json: b"{}".to_vec(),
+            bytes: vec![1, 2, 3],
+        };
+        assert_eq!(PairBody::decode(&pair.encode()), Ok(pair));
+    }
+
     proptest! {
         #[test]
         fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = KeyGrantBody::decode(&bytes);
             let _ = RecordChangeBody::decode(&bytes);
+            let _ = KeyWithheldBody::decode(&bytes);
+            let _ = PairBody::decode(&bytes);
         }
     }
 }

@@ -131,6 +131,15 @@ pub enum EntryKind {
     RecordChange = 1,
     /// Record keys, epoch keys and rosters wrapped under the current epoch key.
     KeyGrant = 2,
+    /// A model card: what was trained on which data, and the model itself.
+    ModelCard = 3,
+    /// One prediction made through the library.
+    Decision = 4,
+    /// One site's model update for a federated round.
+    ModelUpdate = 5,
+    /// Notice that a record's new key is withheld from this network (consent
+    /// revoked or expired): later changes under that key are out of reach.
+    KeyWithheld = 6,
 }
 
 impl EntryKind {
@@ -139,6 +148,10 @@ impl EntryKind {
         match code {
             1 => Some(Self::RecordChange),
             2 => Some(Self::KeyGrant),
+            3 => Some(Self::ModelCard),
+            4 => Some(Self::Decision),
+            5 => Some(Self::ModelUpdate),
+            6 => Some(Self::KeyWithheld),
             _ => None,
         }
     }
@@ -148,6 +161,10 @@ impl EntryKind {
         match self {
             Self::RecordChange => "record-change",
             Self::KeyGrant => "key-grant",
+            Self::ModelCard => "model-card",
+            Self::Decision => "decision",
+            Self::ModelUpdate => "model-update",
+            Self::KeyWithheld => "key-withheld",
         }
     }
 }

@@ -44,7 +44,7 @@ use crate::entry::{AuthorId, EntryHeader, EntryId};
 use crate::keys::{SecretKey, StorageKey, NONCE_LEN};
 
 /// Current schema version; [`Store::open`] migrates older files up to it.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const KEY_CHECK_LABEL: &[u8] = b"careledger/v1/storage-key-check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"careledger storage key check";
@@ -99,6 +99,16 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE record_increments (
         network BLOB NOT NULL, record TEXT NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL,
         PRIMARY KEY (network, record, seq));",
+    // Version 3: consent enforcement. `withheld_keys` lists record keys that
+    // are never granted to a network (announced by key-withheld entries,
+    // ours or others'); `withholding` names the records this node currently
+    // writes under such a key, one per record.
+    "CREATE TABLE withheld_keys (
+        network BLOB NOT NULL, record TEXT NOT NULL, key_id BLOB NOT NULL,
+        PRIMARY KEY (network, record, key_id));
+     CREATE TABLE withholding (
+        network BLOB NOT NULL, record TEXT NOT NULL, key_id BLOB NOT NULL,
+        PRIMARY KEY (network, record));",
 ];
 
 /// JSON codec for openmls state; openmls types are plain serde structs.
@@ -673,14 +683,98 @@ impl Store {
         .transpose()
     }
 
-    /// Every record key of a network, oldest first (so the last per record is current).
+    /// Mark a record key as withheld from the network (never granted).
+    pub(crate) fn put_withheld_key(
+        &self,
+        network: &[u8],
+        record: &str,
+        key_id: &RecordKeyId,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO withheld_keys (network, record, key_id) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![network, record, key_id.as_slice()])?;
+        Ok(())
+    }
+
+    /// Whether a record key is known to be withheld from the network.
+    pub(crate) fn is_withheld_key(
+        &self,
+        network: &[u8],
+        record: &str,
+        key_id: &RecordKeyId,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM withheld_keys WHERE network = ?1 AND record = ?2 AND key_id = ?3",
+            )?
+            .exists(params![network, record, key_id.as_slice()])?)
+    }
+
+    /// Start (`Some`) or stop (`None`) writing a record under a withheld key.
+    pub(crate) fn set_withholding(
+        &self,
+        network: &[u8],
+        record: &str,
+        key_id: Option<&RecordKeyId>,
+    ) -> Result<(), StoreError> {
+        match key_id {
+            Some(key_id) => self
+                .conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO withholding (network, record, key_id) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![network, record, key_id.as_slice()])?,
+            None => self
+                .conn
+                .prepare_cached("DELETE FROM withholding WHERE network = ?1 AND record = ?2")?
+                .execute(params![network, record])?,
+        };
+        Ok(())
+    }
+
+    /// The withheld key this node writes a record under, if it withholds it.
+    pub(crate) fn withholding_key(
+        &self,
+        network: &[u8],
+        record: &str,
+    ) -> Result<Option<RecordKeyGrant>, StoreError> {
+        let key_id: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT key_id FROM withholding WHERE network = ?1 AND record = ?2")?
+            .query_row(params![network, record], |r| r.get(0))
+            .optional()?;
+        let Some(key_id) = key_id else {
+            return Ok(None);
+        };
+        let key_id: RecordKeyId = key_id
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("withholding.key_id"))?;
+        let key = self
+            .record_key(network, record, &key_id)?
+            .ok_or(StoreError::Corrupt("withholding"))?;
+        Ok(Some(RecordKeyGrant {
+            record: record.to_owned(),
+            key_id,
+            key,
+        }))
+    }
+
+    /// Every record key of a network that may be granted to it (withheld
+    /// keys excluded), oldest first (so the last per record is current).
     pub(crate) fn record_key_grants(
         &self,
         network: &[u8],
     ) -> Result<Vec<RecordKeyGrant>, StoreError> {
         let rows: Vec<(String, Vec<u8>, Vec<u8>)> = {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT record, key_id, key FROM record_keys WHERE network = ?1 ORDER BY rowid",
+                "SELECT record, key_id, key FROM record_keys k WHERE network = ?1
+                 AND NOT EXISTS (SELECT 1 FROM withheld_keys w WHERE w.network = k.network
+                                 AND w.record = k.record AND w.key_id = k.key_id)
+                 ORDER BY rowid",
             )?;
             let rows = stmt.query_map([network], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<Result<_, _>>()?

@@ -92,6 +92,7 @@ pub mod example_data;
 mod extract;
 pub mod federated;
 mod fhir_time;
+pub mod ledger;
 pub mod metrics;
 mod model;
 mod spec;

@@ -153,3 +153,8 @@ pub use provision::{
 };
 pub use resource::{Consent, ConsentDraft, ConsentScope, ConsentStatus};
 pub use source::{classify, ConsentSource};
+
+/// `ms` (Unix milliseconds, UTC) as a FHIR `instant`.
+pub(crate) fn format_instant(ms: u64) -> String {
+    time::format_instant(i64::try_from(ms).unwrap_or(i64::MAX))
+}

@@ -237,6 +237,16 @@ pub(crate) fn format(ms: i64, bound: Bound) -> String {
     }
 }
 
+/// `ms` as a FHIR `instant` (always with a time and `Z`).
+pub(crate) fn format_instant(ms: i64) -> String {
+    let text = format(ms, Bound::Start);
+    if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use super::{Head, NetworkError, NetworkId, Node, ReceiveError, RejectEntryError};
-use crate::body::{KeyGrantBody, RecordChangeBody};
+use crate::body::{KeyGrantBody, KeyWithheldBody, RecordChangeBody};
 use crate::entry::{AuthorId, Entry, EntryHeader, EntryId, EntryKind};
 use crate::keys::{open, EpochKey, Sealed};
 use crate::record::doc::{ApplyChangeError, RecordDoc};
@@ -493,6 +493,18 @@ impl Node {
                 };
                 self.store_grant(network, &grant)?;
             }
+            EntryKind::KeyWithheld => match KeyWithheldBody::decode(&body) {
+                Ok(notice) => {
+                    self.store
+                        .put_withheld_key(&network.0, &notice.record, &notice.key_id)?
+                }
+                Err(error) => return Ok(Err(RejectEntryError::MalformedBody(error.to_string()))),
+            },
+            EntryKind::ModelCard | EntryKind::Decision | EntryKind::ModelUpdate => {
+                if let Err(error) = crate::analytics::ledger::check_body(h.kind, &body) {
+                    return Ok(Err(RejectEntryError::MalformedBody(error)));
+                }
+            }
             EntryKind::RecordChange => {
                 match self.apply_record_change(network, &entry, &id, bytes, &body)? {
                     Ok(None) => {}
@@ -529,6 +541,11 @@ impl Node {
     ) -> Result<Result<Option<HoldReason>, RejectEntryError>, StoreError> {
         let change = match self.open_record_change(network, entry, body)? {
             Ok(change) => change,
+            Err(RejectEntryError::NoRecordKey) if self.withheld_change(network, body)? => {
+                // Sealed under a key withheld from this network: part of the
+                // ledger, out of this node's reach by design.
+                return Ok(Ok(None));
+            }
             Err(RejectEntryError::NoRecordKey) => {
                 let reason = HoldReason::MissingRecordKey;
                 self.store
@@ -559,8 +576,18 @@ impl Node {
         Ok(Ok(None))
     }
 
+    /// Whether a record change is sealed under a key announced as withheld.
+    fn withheld_change(&self, network: &NetworkId, body: &[u8]) -> Result<bool, StoreError> {
+        match RecordChangeBody::decode(body) {
+            Ok(body) => self
+                .store
+                .is_withheld_key(&network.0, &body.record, &body.key_id),
+            Err(_) => Ok(false),
+        }
+    }
+
     /// Open both seals of a record change: `(record id, Automerge change bytes)`.
-    fn open_record_change(
+    pub(crate) fn open_record_change(
         &self,
         network: &NetworkId,
         entry: &Entry,

@@ -31,6 +31,8 @@
 //! assert!(node.verify_ledger(&net).unwrap().is_clean());
 //! ```
 
+mod analytics;
+mod consent;
 mod ledger;
 mod mls;
 mod records;
@@ -49,6 +51,12 @@ use crate::record::fhir::ImportFhirError;
 use crate::store::{Store, StoreError};
 use crate::wire::DecodeWireError;
 
+pub use analytics::{
+    AiError, AuditEntry, AuditRecord, BuiltDataset, DecisionOutcome, PredictInput, StoredCard,
+    TrainOutcome, TrainRequest, TrainStage, UpdateOutcome, Verification, VerifyOutcome, VerifyStep,
+    PARAMETER_TOLERANCE,
+};
+pub use consent::{ChartConsents, ConsentError, GranteeExport, PatientConsent, ShareReport};
 pub use ledger::{EntryOutcome, HoldReason, LedgerProblem, LedgerReport, ReceiveReport};
 
 /// A network's id: its MLS group id.

@@ -122,7 +122,7 @@ impl Node {
 
     /// Seal and append record changes, granting keys for records that have none.
     /// Returns the number of entries written.
-    fn write_changes(
+    pub(crate) fn write_changes(
         &mut self,
         network: &NetworkId,
         changes: Vec<(String, Vec<u8>)>,
@@ -151,10 +151,15 @@ impl Node {
             written += 1;
         }
         for (record, change) in changes {
-            let key = self
-                .store
-                .current_record_key(&network.0, &record)?
-                .ok_or(StoreError::Corrupt("record_keys"))?;
+            // A record withheld from this network (consent) is written under
+            // the withheld key, whatever keys others granted since.
+            let key = match self.store.withholding_key(&network.0, &record)? {
+                Some(key) => key,
+                None => self
+                    .store
+                    .current_record_key(&network.0, &record)?
+                    .ok_or(StoreError::Corrupt("record_keys"))?,
+            };
             let header = self.next_header(network, EntryKind::RecordChange, now_ms)?;
             let aad = RecordChangeBody::inner_aad(&header.encode(), &record);
             let sealed = seal(&key.key, &aad, &change, self.store.random()?)
@@ -211,7 +216,7 @@ impl Node {
         Ok(self.store.records(&network.0)?)
     }
 
-    fn existing_doc(
+    pub(crate) fn existing_doc(
         &mut self,
         network: &NetworkId,
         patient: &str,

@@ -485,6 +485,45 @@ impl RecordDoc {
         self.read_resource(resource_type, id, &objects)
     }
 
+    /// The record as it was at `heads` (hashes of changes this document
+    /// holds): a separate document, for reading a dataset at a checkpoint.
+    /// Returns a plain copy when `heads` are the current heads.
+    pub fn at(&mut self, heads: &[[u8; 32]]) -> Result<RecordDoc, ReadRecordError> {
+        let doc = self
+            .doc
+            .fork_at(&to_hashes(heads))
+            .map_err(ReadRecordError::Automerge)?;
+        Ok(RecordDoc {
+            doc,
+            unsaved: Vec::new(),
+        })
+    }
+
+    /// The writers (actor ids, i.e. author ids) of the winning values of one
+    /// resource's members, sorted and deduplicated; empty if the resource is
+    /// absent. Tells who wrote a `Consent`: the patient's node, or someone
+    /// recording it on the patient's behalf.
+    pub fn resource_authors(
+        &self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Vec<Vec<u8>>, ReadRecordError> {
+        let objects = self.resource_objects(resource_type, id)?;
+        let mut seen = BTreeMap::new();
+        let mut authors = BTreeSet::new();
+        for obj in &objects {
+            for item in self.doc.map_range(obj, ..) {
+                if seen.insert(item.key.to_string(), ()).is_some() {
+                    continue;
+                }
+                if let automerge::ObjId::Id(_, actor, _) = item.id() {
+                    authors.insert(actor.to_bytes().to_vec());
+                }
+            }
+        }
+        Ok(authors.into_iter().collect())
+    }
+
     /// Members with concurrently written, differing values, sorted by (type, id, member).
     ///
     /// Parts of the document that do not follow the layout are skipped here
