@@ -45,8 +45,8 @@ use serde_json::Value;
 use super::{ExportError, ExportFormat, NetworkError, NetworkId, Node};
 use crate::body::{KeyGrantBody, KeyWithheldBody, RecordKeyGrant, WithholdReason};
 use crate::consent::{
-    classify, permits, Consent, ConsentSource, Decision, DecisionReason, Grantee, Purpose, Request,
-    NODE_SYSTEM,
+    classify, permits, Consent, ConsentSource, ConsentStatus, Decision, DecisionReason, Grantee,
+    Purpose, Request, NODE_SYSTEM,
 };
 use crate::entry::{AuthorId, EntryKind};
 use crate::keys::SecretKey;
@@ -531,7 +531,8 @@ impl Node {
                         // restore builds only on what the target could read.
                         report.entries +=
                             node.write_shared(to, patient, &consent_resources, now_ms)?;
-                        let (reason, consent) = withhold_reason(decided.refusal.as_ref());
+                        let (reason, consent) =
+                            withhold_reason(decided.refusal.as_ref(), &consents);
                         node.withhold_record(to, patient, reason, &consent, now_ms)?;
                         report.records_cut_off += 1;
                         report.entries += 1;
@@ -637,12 +638,24 @@ impl Node {
     }
 }
 
-fn withhold_reason(refusal: Option<&DecisionReason>) -> (WithholdReason, String) {
+/// Why a chart is cut off: the deciding consent, or else the revoked
+/// consent that used to cover it.
+fn withhold_reason(
+    refusal: Option<&DecisionReason>,
+    chart: &ChartConsents,
+) -> (WithholdReason, String) {
     match refusal {
         Some(DecisionReason::Denied { consent_id }) => (WithholdReason::Denied, consent_id.clone()),
         Some(DecisionReason::Expired { consent_id }) => {
             (WithholdReason::Expired, consent_id.clone())
         }
-        _ => (WithholdReason::NoConsent, String::new()),
+        _ => match chart
+            .consents
+            .iter()
+            .find(|c| c.consent.status() == ConsentStatus::Inactive)
+        {
+            Some(revoked) => (WithholdReason::Revoked, revoked.consent.id().to_owned()),
+            None => (WithholdReason::NoConsent, String::new()),
+        },
     }
 }
