@@ -275,6 +275,47 @@ fn phone_signed_consent_shares_only_what_it_permits_and_revocation_cuts_the_stud
             if record == "p1" && consent == "c-p1"
     )));
 
+    // A member joining the study later is not granted the withheld key
+    // either, and a removal's key rotation does not hand it out.
+    let mut late = memory_node("late-research.example");
+    let key_package = late.key_package().unwrap();
+    w.a.invite(&w.study, &key_package).unwrap();
+    careledger::sync::sync(&mut w.a, &mut w.relay, &w.study, T0 + DAY + 3).unwrap();
+    careledger::sync::join_from_relay(&mut late, &mut w.relay, &w.study, "study", T0 + DAY + 3)
+        .unwrap();
+    w.a.remove(&w.study, &w.r.identity().author_id()).unwrap();
+    settle(
+        &mut [&mut w.a, &mut late, &mut w.r],
+        &mut w.relay,
+        &w.study,
+        T0 + DAY + 4,
+        10,
+    );
+    let chart = late
+        .export_patient(&w.study, "p1", ExportFormat::Ndjson)
+        .unwrap();
+    assert!(chart.contains("marker-p1-before"));
+    assert!(!chart.contains("marker-p1-direct"));
+    assert!(late.verify_ledger(&w.study).unwrap().is_clean());
+    w.a.import_fhir(
+        &w.study,
+        "direct.ndjson",
+        new_observation("p1", 4, "marker-p1-after-removal").as_bytes(),
+        T0 + DAY + 5,
+    )
+    .unwrap();
+    settle(
+        &mut [&mut w.a, &mut late],
+        &mut w.relay,
+        &w.study,
+        T0 + DAY + 5,
+        10,
+    );
+    let chart = late
+        .export_patient(&w.study, "p1", ExportFormat::Ndjson)
+        .unwrap();
+    assert!(!chart.contains("marker-p1-after-removal"));
+
     // Consent again: a fresh key is granted, and new data flows.
     w.phone
         .record_consent(
