@@ -43,13 +43,12 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::{ExportError, ExportFormat, NetworkError, NetworkId, Node};
-use crate::body::{KeyGrantBody, KeyWithheldBody, RecordKeyGrant, WithholdReason};
+use crate::body::{KeyGrantBody, KeyWithheldBody, WithholdReason};
 use crate::consent::{
     classify, permits, Consent, ConsentSource, ConsentStatus, Decision, DecisionReason, Grantee,
     Purpose, Request, NODE_SYSTEM,
 };
 use crate::entry::{AuthorId, EntryKind};
-use crate::keys::SecretKey;
 use crate::record::doc::RecordDoc;
 use crate::record::fhir::{self, Resource};
 use crate::store::StoreError;
@@ -589,11 +588,7 @@ impl Node {
         consent: &str,
         now_ms: u64,
     ) -> Result<(), ConsentError> {
-        let grant = RecordKeyGrant {
-            record: record.to_owned(),
-            key_id: self.store.random()?,
-            key: SecretKey::from_bytes(self.store.random()?),
-        };
+        let grant = self.fresh_record_key(record)?;
         self.store.put_record_key(&network.0, &grant)?;
         self.store
             .put_withheld_key(&network.0, record, &grant.key_id)?;
@@ -603,7 +598,7 @@ impl Node {
             record: record.to_owned(),
             key_id: grant.key_id,
             reason,
-            consent: consent.chars().take(255).collect(),
+            consent: truncate_bytes(consent, 255).to_owned(),
         };
         self.append_entry(network, EntryKind::KeyWithheld, &body.encode(), now_ms)?;
         Ok(())
@@ -616,11 +611,7 @@ impl Node {
         record: &str,
         now_ms: u64,
     ) -> Result<(), ConsentError> {
-        let grant = RecordKeyGrant {
-            record: record.to_owned(),
-            key_id: self.store.random()?,
-            key: SecretKey::from_bytes(self.store.random()?),
-        };
+        let grant = self.fresh_record_key(record)?;
         self.store.put_record_key(&network.0, &grant)?;
         self.store.set_withholding(&network.0, record, None)?;
         let body = KeyGrantBody {
@@ -658,4 +649,13 @@ fn withhold_reason(
             None => (WithholdReason::NoConsent, String::new()),
         },
     }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a char boundary.
+fn truncate_bytes(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
