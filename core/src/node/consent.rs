@@ -33,6 +33,13 @@
 //!   When consent permits again, a fresh key is granted.
 //! - **Datasets** and **export to a grantee** filter resources the same way.
 //!
+//! Who wrote a consent is read per network: in a network a chart was shared
+//! into, the copy is written by the sharer, so there it shows as recorded
+//! by the sharer (and an unmarked copy of a phone-signed consent has
+//! `mark_matches == false`). The patient's own signature is visible in the
+//! network the patient's node wrote it in. Access decisions do not depend
+//! on who wrote a consent.
+//!
 //! A `Consent` resource that cannot be read (malformed provisions, unknown
 //! dates) makes every use of the chart that needs consent fail closed: such
 //! charts are neither shared nor used in datasets, and exports to grantees
@@ -42,7 +49,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{ExportError, ExportFormat, NetworkError, NetworkId, Node};
+use super::{ExportError, ExportFormat, ImportError, NetworkError, NetworkId, Node};
 use crate::body::{KeyGrantBody, KeyWithheldBody, WithholdReason};
 use crate::consent::{
     classify, permits, Consent, ConsentSource, ConsentStatus, Decision, DecisionReason, Grantee,
@@ -94,6 +101,10 @@ pub enum ConsentError {
     /// The chart could not be read or written.
     #[error("record: {0}")]
     Record(String),
+    /// The consent could not be stored (e.g. its FHIR was refused; the
+    /// import error lists every problem).
+    #[error("consent not stored: {0}")]
+    Import(ImportError),
     /// The network is not usable.
     #[error(transparent)]
     Network(#[from] NetworkError),
@@ -361,7 +372,11 @@ impl Node {
         let stored = consent.marked_for(&classify(&me, &nodes));
         let json = stored.to_json();
         self.import_fhir(network, "consent.json", json.as_bytes(), now_ms)
-            .map_err(|e| ConsentError::Record(e.to_string()))?;
+            .map_err(|error| match error {
+                ImportError::Network(error) => ConsentError::Network(error),
+                ImportError::Store(error) => ConsentError::Store(error),
+                other => ConsentError::Import(other),
+            })?;
         Ok(stored)
     }
 
