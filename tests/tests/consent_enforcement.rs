@@ -371,6 +371,69 @@ fn a_chart_with_an_unreadable_consent_is_never_shared() {
 }
 
 #[test]
+fn a_cut_off_cites_the_revoked_consent_that_covered_the_study_and_no_other() {
+    let mut w = world();
+    for p in ["p1", "p2"] {
+        w.a.import_fhir(&w.care, "p.ndjson", patient_ndjson(p, "m").as_bytes(), T0)
+            .unwrap();
+        // An unrelated claims consent, revoked first.
+        let claims = Consent::grant(
+            &format!("claims-{p}"),
+            p,
+            Grantee::Node(w.r.identity().author_id()),
+            vec![Purpose::Claims],
+            vec![],
+            None,
+        )
+        .unwrap();
+        w.a.record_consent(&w.care, &claims, T0).unwrap();
+        w.a.record_consent(&w.care, &claims.revoked(), T0).unwrap();
+        let study = research_grant(&format!("study-{p}"), p, &w.study, &[]);
+        w.a.record_consent(&w.care, &study, T0).unwrap();
+    }
+    w.a.share_to_network(&w.care, &w.study, Purpose::Research, T0)
+        .unwrap();
+    // p1: the study consent is revoked. p2: it is replaced by a claims-only one.
+    let p1 = research_grant("study-p1", "p1", &w.study, &[]);
+    w.a.record_consent(&w.care, &p1.revoked(), T0 + 1).unwrap();
+    let replaced = Consent::grant(
+        "study-p2",
+        "p2",
+        Grantee::Network(w.study.clone()),
+        vec![Purpose::Claims],
+        vec![],
+        None,
+    )
+    .unwrap();
+    w.a.record_consent(&w.care, &replaced, T0 + 1).unwrap();
+    let report =
+        w.a.share_to_network(&w.care, &w.study, Purpose::Research, T0 + 2)
+            .unwrap();
+    assert_eq!(report.records_cut_off, 2);
+    let mut cited: Vec<(String, String, String)> =
+        w.a.audit(&w.study)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.record {
+                careledger::node::AuditRecord::KeyWithheld {
+                    record,
+                    reason,
+                    consent,
+                } => Some((record, reason, consent)),
+                _ => None,
+            })
+            .collect();
+    cited.sort();
+    assert_eq!(
+        cited,
+        [
+            ("p1".into(), "consent revoked".into(), "study-p1".into()),
+            ("p2".into(), "no consent".into(), String::new()),
+        ]
+    );
+}
+
+#[test]
 fn share_refuses_the_same_network_and_non_members() {
     let mut w = world();
     assert!(matches!(

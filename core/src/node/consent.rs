@@ -546,7 +546,18 @@ impl Node {
                         report.entries +=
                             node.write_shared(to, patient, &consent_resources, now_ms)?;
                         let (reason, consent) =
-                            withhold_reason(decided.refusal.as_ref(), &consents);
+                            withhold_reason(decided.refusal.as_ref(), &consents, |consent| {
+                                !decide_types(
+                                    std::slice::from_ref(consent),
+                                    &types,
+                                    &requesters,
+                                    &purpose,
+                                    now_ms,
+                                    from,
+                                )
+                                .allowed
+                                .is_empty()
+                            });
                         node.withhold_record(to, patient, reason, &consent, now_ms)?;
                         report.records_cut_off += 1;
                         report.entries += 1;
@@ -644,22 +655,23 @@ impl Node {
     }
 }
 
-/// Why a chart is cut off: the deciding consent, or else the revoked
-/// consent that used to cover it.
+/// Why a chart is cut off: the deciding consent; else a revoked consent
+/// that would still permit the use were it active (`would_permit`); else
+/// no consent.
 fn withhold_reason(
     refusal: Option<&DecisionReason>,
     chart: &ChartConsents,
+    would_permit: impl Fn(&Consent) -> bool,
 ) -> (WithholdReason, String) {
     match refusal {
         Some(DecisionReason::Denied { consent_id }) => (WithholdReason::Denied, consent_id.clone()),
         Some(DecisionReason::Expired { consent_id }) => {
             (WithholdReason::Expired, consent_id.clone())
         }
-        _ => match chart
-            .consents
-            .iter()
-            .find(|c| c.consent.status() == ConsentStatus::Inactive)
-        {
+        _ => match chart.consents.iter().find(|c| {
+            c.consent.status() == ConsentStatus::Inactive
+                && would_permit(&c.consent.with_status(ConsentStatus::Active))
+        }) {
             Some(revoked) => (WithholdReason::Revoked, revoked.consent.id().to_owned()),
             None => (WithholdReason::NoConsent, String::new()),
         },
