@@ -23,7 +23,7 @@
 //! struct {                              // KeyWithheld
 //!     opaque record<0..255>;            // the record whose new key is withheld
 //!     opaque key_id[16];                // the withheld key: never granted to this network
-//!     uint8 reason;                     // 1 consent denies, 2 consent expired, 3 no consent
+//!     uint8 reason;                     // 1 consent denies, 2 expired, 3 no consent, 4 revoked
 //!     opaque consent<0..255>;           // the consent id that decided (empty for 3)
 //! } KeyWithheldBody;
 //! struct { opaque card<0..2^32-1>; opaque model<0..2^32-1>; } ModelCardBody;   // JSON card, model bytes
@@ -222,6 +222,8 @@ pub enum WithholdReason {
     Expired = 2,
     /// No consent covers the use and the network default denies it.
     NoConsent = 3,
+    /// The consent that covered the use was revoked (and nothing else covers it).
+    Revoked = 4,
 }
 
 impl WithholdReason {
@@ -231,6 +233,7 @@ impl WithholdReason {
             1 => Some(Self::Denied),
             2 => Some(Self::Expired),
             3 => Some(Self::NoConsent),
+            4 => Some(Self::Revoked),
             _ => None,
         }
     }
@@ -241,6 +244,7 @@ impl WithholdReason {
             Self::Denied => "consent denies",
             Self::Expired => "consent expired",
             Self::NoConsent => "no consent",
+            Self::Revoked => "consent revoked",
         }
     }
 }

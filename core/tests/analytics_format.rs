@@ -200,3 +200,151 @@ mod decoders {
         }
     }
 }
+
+mod ledger_bodies {
+    //! The bodies analytics writes to the ledger: model card, decision,
+    //! model-update entry, key-withheld notice.
+
+    use careledger::analytics::ledger::{
+        CardOrigin, DatasetRef, DecisionRecord, Holdout, ModelCard, UpdateFacts,
+        DECISION_FORMAT_VERSION, MODEL_CARD_FORMAT_VERSION, UPDATE_FACTS_FORMAT_VERSION,
+    };
+    use careledger::analytics::{ModelKind, Prediction};
+    use careledger::body::{KeyWithheldBody, PairBody, WithholdReason};
+    use careledger::checkpoint::CheckpointTree;
+    use careledger::entry::{AuthorId, EntryId};
+    use careledger::node::NetworkId;
+
+    fn card() -> ModelCard {
+        let network = NetworkId(vec![0x57; 16]);
+        let checkpoint =
+            CheckpointTree::build(network.clone(), [(AuthorId([1; 32]), 1, EntryId([2; 32]))])
+                .unwrap()
+                .checkpoint()
+                .clone();
+        ModelCard {
+            format: "careledger.model_card".into(),
+            format_version: MODEL_CARD_FORMAT_VERSION,
+            origin: CardOrigin::Trained,
+            kind: ModelKind::logistic_regression(),
+            seed: 42,
+            holdout: Some(Holdout::Fraction(0.2)),
+            purpose: "HRESCH".into(),
+            grantee_network: network.to_hex(),
+            feature_spec: super::spec(),
+            feature_spec_hash: hex::encode(super::spec().hash()),
+            checkpoint_digest: hex::encode(checkpoint.digest()),
+            checkpoint,
+            as_of_ms: 1_764_000_000_000,
+            pseudonym_salt: "5a".repeat(32),
+            dataset: Some(DatasetRef {
+                size: 2,
+                root: "ab".repeat(32),
+            }),
+            excluded_by_consent: 1,
+            consent_ids: vec!["consent-1".into(), "consent-2".into()],
+            training_rows: 2,
+            test_rows: 0,
+            library_version: "0.1.0".into(),
+            linfa_version: "0.8.1".into(),
+            metrics: None,
+            model_hash: "cd".repeat(32),
+        }
+    }
+
+    #[test]
+    fn model_card_v1() {
+        assert_eq!(MODEL_CARD_FORMAT_VERSION, 1);
+        let written = card();
+        insta::assert_snapshot!("model_card_v1", written.to_json());
+        let body = written.encode_body(b"model");
+        let (back, model) = ModelCard::decode_body(&body).unwrap();
+        assert_eq!((back, model.as_slice()), (written, &b"model"[..]));
+        let mut federated = card();
+        federated.origin = CardOrigin::Federated {
+            round: "r1".into(),
+            updates: vec!["ef".repeat(32)],
+        };
+        assert!(federated.to_json().contains(r#""federated":{"round":"r1""#));
+        // Another version is refused by name.
+        let newer = card()
+            .to_json()
+            .replace(r#""format_version":1"#, r#""format_version":2"#);
+        let error = ModelCard::from_json(newer.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("format version 2"), "{error}");
+    }
+
+    #[test]
+    fn decision_v1_and_its_provenance() {
+        assert_eq!(DECISION_FORMAT_VERSION, 1);
+        let decision = DecisionRecord {
+            format: "careledger.decision".into(),
+            format_version: DECISION_FORMAT_VERSION,
+            model_card: "01".repeat(32),
+            model_hash: "cd".repeat(32),
+            input_commitment: "ee".repeat(32),
+            subject: Some("p1".into()),
+            output: Prediction::Class {
+                class: 1,
+                positive_probability: 0.75,
+            },
+            time_ms: 1_764_000_000_000,
+            purpose: "TREAT".into(),
+            consent_ids: vec!["consent-1".into()],
+        };
+        let body = decision.encode_body();
+        insta::assert_snapshot!("decision_v1", String::from_utf8(body.clone()).unwrap());
+        assert_eq!(DecisionRecord::decode_body(&body).unwrap(), decision);
+        let provenance = decision.to_provenance(&"01".repeat(32), &"02".repeat(32));
+        insta::assert_snapshot!(
+            "decision_v1_provenance",
+            serde_json::to_string_pretty(&provenance).unwrap()
+        );
+    }
+
+    #[test]
+    fn model_update_entry_v1() {
+        assert_eq!(UPDATE_FACTS_FORMAT_VERSION, 1);
+        let update = b"update bytes";
+        let facts = UpdateFacts {
+            format: "careledger.model_update_entry".into(),
+            format_version: UPDATE_FACTS_FORMAT_VERSION,
+            round: "round-1".into(),
+            site: "hospital-a.example".into(),
+            kind: ModelKind::logistic_regression(),
+            feature_spec: super::spec(),
+            feature_spec_hash: hex::encode(super::spec().hash()),
+            source_network: "ca".repeat(16),
+            source_checkpoint_digest: "dd".repeat(32),
+            dataset: DatasetRef {
+                size: 10,
+                root: "ab".repeat(32),
+            },
+            consent_ids: vec!["consent-1".into()],
+            samples: 8,
+            local_metrics: None,
+            update_hash: careledger::analytics::ledger::sha256_hex(update),
+        };
+        let body = facts.encode_body(update);
+        let pair = PairBody::decode(&body).unwrap();
+        insta::assert_snapshot!(
+            "model_update_entry_v1",
+            String::from_utf8(pair.json).unwrap()
+        );
+        assert_eq!(UpdateFacts::decode_body(&body).unwrap().0, facts);
+        // The update must be the one the facts hash.
+        let swapped = facts.encode_body(b"other bytes");
+        assert!(UpdateFacts::decode_body(&swapped).is_err());
+    }
+
+    #[test]
+    fn key_withheld_v1() {
+        let body = KeyWithheldBody {
+            record: "p1".into(),
+            key_id: [0x11; 16],
+            reason: WithholdReason::Revoked,
+            consent: "consent-1".into(),
+        };
+        insta::assert_snapshot!("key_withheld_v1_hex", hex::encode(body.encode()));
+    }
+}

@@ -15,6 +15,9 @@ mod output;
 mod commands;
 mod context;
 mod exchange;
+// ROC and calibration plots; `train --roc/--calibration` will call them.
+#[cfg_attr(not(test), allow(dead_code))]
+mod plots;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

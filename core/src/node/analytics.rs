@@ -780,21 +780,22 @@ impl Node {
             as_of_ms: card.as_of_ms,
             salt,
         };
-        let built =
-            match self.build_dataset_with(network, &inputs, &mut |_| {}) {
-                Ok(built) => built,
-                Err(AiError::Checkpoint(detail)) => {
-                    return mismatch(passed, VerifyStep::Checkpoint, detail)
-                }
-                Err(AiError::EmptyAfterConsent { excluded, .. }) => return mismatch(
+        let built = match self.build_dataset_with(network, &inputs, &mut |_| {}) {
+            Ok(built) => built,
+            Err(AiError::Checkpoint(detail)) => {
+                return mismatch(passed, VerifyStep::Checkpoint, detail)
+            }
+            Err(AiError::EmptyAfterConsent { excluded, .. }) => {
+                return mismatch(
                     passed,
                     VerifyStep::Dataset,
                     format!(
                         "the rebuilt dataset is empty ({excluded} record(s) excluded by consent)"
                     ),
-                ),
-                Err(error) => return Err(error),
-            };
+                )
+            }
+            Err(error) => return Err(error),
+        };
         passed.push(VerifyStep::Checkpoint);
         // 4. Dataset commitment.
         let commitment = built.tree.commitment();

@@ -33,6 +33,13 @@
 //!   When consent permits again, a fresh key is granted.
 //! - **Datasets** and **export to a grantee** filter resources the same way.
 //!
+//! Who wrote a consent is read per network: in a network a chart was shared
+//! into, the copy is written by the sharer, so there it shows as recorded
+//! by the sharer (and an unmarked copy of a phone-signed consent has
+//! `mark_matches == false`). The patient's own signature is visible in the
+//! network the patient's node wrote it in. Access decisions do not depend
+//! on who wrote a consent.
+//!
 //! A `Consent` resource that cannot be read (malformed provisions, unknown
 //! dates) makes every use of the chart that needs consent fail closed: such
 //! charts are neither shared nor used in datasets, and exports to grantees
@@ -42,14 +49,13 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{ExportError, ExportFormat, NetworkError, NetworkId, Node};
-use crate::body::{KeyGrantBody, KeyWithheldBody, RecordKeyGrant, WithholdReason};
+use super::{ExportError, ExportFormat, ImportError, NetworkError, NetworkId, Node};
+use crate::body::{KeyGrantBody, KeyWithheldBody, WithholdReason};
 use crate::consent::{
-    classify, permits, Consent, ConsentSource, Decision, DecisionReason, Grantee, Purpose, Request,
-    NODE_SYSTEM,
+    classify, permits, Consent, ConsentSource, ConsentStatus, Decision, DecisionReason, Grantee,
+    Purpose, Request, NODE_SYSTEM,
 };
 use crate::entry::{AuthorId, EntryKind};
-use crate::keys::SecretKey;
 use crate::record::doc::RecordDoc;
 use crate::record::fhir::{self, Resource};
 use crate::store::StoreError;
@@ -95,6 +101,10 @@ pub enum ConsentError {
     /// The chart could not be read or written.
     #[error("record: {0}")]
     Record(String),
+    /// The consent could not be stored (e.g. its FHIR was refused; the
+    /// import error lists every problem).
+    #[error("consent not stored: {0}")]
+    Import(ImportError),
     /// The network is not usable.
     #[error(transparent)]
     Network(#[from] NetworkError),
@@ -362,7 +372,11 @@ impl Node {
         let stored = consent.marked_for(&classify(&me, &nodes));
         let json = stored.to_json();
         self.import_fhir(network, "consent.json", json.as_bytes(), now_ms)
-            .map_err(|e| ConsentError::Record(e.to_string()))?;
+            .map_err(|error| match error {
+                ImportError::Network(error) => ConsentError::Network(error),
+                ImportError::Store(error) => ConsentError::Store(error),
+                other => ConsentError::Import(other),
+            })?;
         Ok(stored)
     }
 
@@ -531,7 +545,8 @@ impl Node {
                         // restore builds only on what the target could read.
                         report.entries +=
                             node.write_shared(to, patient, &consent_resources, now_ms)?;
-                        let (reason, consent) = withhold_reason(decided.refusal.as_ref());
+                        let (reason, consent) =
+                            withhold_reason(decided.refusal.as_ref(), &consents);
                         node.withhold_record(to, patient, reason, &consent, now_ms)?;
                         report.records_cut_off += 1;
                         report.entries += 1;
@@ -588,11 +603,7 @@ impl Node {
         consent: &str,
         now_ms: u64,
     ) -> Result<(), ConsentError> {
-        let grant = RecordKeyGrant {
-            record: record.to_owned(),
-            key_id: self.store.random()?,
-            key: SecretKey::from_bytes(self.store.random()?),
-        };
+        let grant = self.fresh_record_key(record)?;
         self.store.put_record_key(&network.0, &grant)?;
         self.store
             .put_withheld_key(&network.0, record, &grant.key_id)?;
@@ -602,7 +613,7 @@ impl Node {
             record: record.to_owned(),
             key_id: grant.key_id,
             reason,
-            consent: consent.chars().take(255).collect(),
+            consent: truncate_bytes(consent, 255).to_owned(),
         };
         self.append_entry(network, EntryKind::KeyWithheld, &body.encode(), now_ms)?;
         Ok(())
@@ -615,11 +626,7 @@ impl Node {
         record: &str,
         now_ms: u64,
     ) -> Result<(), ConsentError> {
-        let grant = RecordKeyGrant {
-            record: record.to_owned(),
-            key_id: self.store.random()?,
-            key: SecretKey::from_bytes(self.store.random()?),
-        };
+        let grant = self.fresh_record_key(record)?;
         self.store.put_record_key(&network.0, &grant)?;
         self.store.set_withholding(&network.0, record, None)?;
         let body = KeyGrantBody {
@@ -637,12 +644,33 @@ impl Node {
     }
 }
 
-fn withhold_reason(refusal: Option<&DecisionReason>) -> (WithholdReason, String) {
+/// Why a chart is cut off: the deciding consent, or else the revoked
+/// consent that used to cover it.
+fn withhold_reason(
+    refusal: Option<&DecisionReason>,
+    chart: &ChartConsents,
+) -> (WithholdReason, String) {
     match refusal {
         Some(DecisionReason::Denied { consent_id }) => (WithholdReason::Denied, consent_id.clone()),
         Some(DecisionReason::Expired { consent_id }) => {
             (WithholdReason::Expired, consent_id.clone())
         }
-        _ => (WithholdReason::NoConsent, String::new()),
+        _ => match chart
+            .consents
+            .iter()
+            .find(|c| c.consent.status() == ConsentStatus::Inactive)
+        {
+            Some(revoked) => (WithholdReason::Revoked, revoked.consent.id().to_owned()),
+            None => (WithholdReason::NoConsent, String::new()),
+        },
     }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a char boundary.
+fn truncate_bytes(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }

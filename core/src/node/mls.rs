@@ -17,7 +17,7 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider as _;
 
 use super::{MemberInfo, NetworkError, NetworkId, NetworkInfo, Node};
-use crate::body::{EpochGrant, KeyGrantBody, MemberSpan, RecordKeyGrant};
+use crate::body::{EpochGrant, KeyGrantBody, MemberSpan};
 use crate::codec::Reader;
 use crate::entry::{AuthorId, EntryKind};
 use crate::identity::fingerprint_of;
@@ -463,11 +463,7 @@ impl Node {
         }
         let mut grants = Vec::with_capacity(records.len());
         for record in records {
-            let grant = RecordKeyGrant {
-                record,
-                key_id: self.store.random()?,
-                key: SecretKey::from_bytes(self.store.random()?),
-            };
+            let grant = self.fresh_record_key(&record)?;
             self.store.put_record_key(&network.0, &grant)?;
             grants.push(grant);
         }

@@ -120,6 +120,15 @@ impl Node {
         })
     }
 
+    /// A new random record key (not stored yet).
+    pub(crate) fn fresh_record_key(&self, record: &str) -> Result<RecordKeyGrant, StoreError> {
+        Ok(RecordKeyGrant {
+            record: record.to_owned(),
+            key_id: self.store.random()?,
+            key: SecretKey::from_bytes(self.store.random()?),
+        })
+    }
+
     /// Seal and append record changes, granting keys for records that have none.
     /// Returns the number of entries written.
     pub(crate) fn write_changes(
@@ -131,11 +140,7 @@ impl Node {
         let mut new_keys = Vec::new();
         for (record, _) in &changes {
             if self.store.current_record_key(&network.0, record)?.is_none() {
-                let grant = RecordKeyGrant {
-                    record: record.clone(),
-                    key_id: self.store.random()?,
-                    key: SecretKey::from_bytes(self.store.random()?),
-                };
+                let grant = self.fresh_record_key(record)?;
                 self.store.put_record_key(&network.0, &grant)?;
                 new_keys.push(grant);
             }

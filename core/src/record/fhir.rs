@@ -548,6 +548,12 @@ impl ReferencePass<'_, '_> {
     }
 }
 
+/// Top-level members under which R4 has elements *named* `reference` whose
+/// type is `Reference` (an object), not the string `Reference.reference`:
+/// `Consent.provision.actor.reference`, `Consent.provision.data.reference`
+/// and `CarePlan.activity.reference`.
+const REFERENCE_TYPED_MEMBERS: &[&str] = &["provision", "activity"];
+
 /// True if the next value is the value of a `reference` member.
 fn at_reference(member: &str, frames: &[Frame]) -> bool {
     match frames.last() {
@@ -629,7 +635,9 @@ fn minify_member(member: &str, raw: &str, pass: &mut ReferencePass<'_, '_>) -> S
                 i = end;
             }
             b'{' | b'[' => {
-                if at_reference(member, &frames) {
+                if at_reference(member, &frames)
+                    && !(b == b'{' && REFERENCE_TYPED_MEMBERS.contains(&member))
+                {
                     pass.report(member, raw, &frames, false);
                 }
                 frames.push(if b == b'{' {
@@ -1579,6 +1587,16 @@ mod tests {
             "performer[1].reference",
             &["Dr Secret"],
         );
+    }
+
+    #[test]
+    fn reference_typed_reference_elements_take_objects() {
+        let consent = r#"{"resourceType":"Consent","id":"c","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":{"identifier":{"system":"urn:x","value":"y"}}}]}}"#;
+        parse_ndjson("c.ndjson", consent).unwrap();
+        let inner = r#"{"resourceType":"Consent","id":"c","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":{"reference":7}}]}}"#;
+        assert!(parse_ndjson("c.ndjson", inner).is_err());
+        let array = r#"{"resourceType":"Consent","id":"c","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":[]}]}}"#;
+        assert!(parse_ndjson("c.ndjson", array).is_err());
     }
 
     #[test]
