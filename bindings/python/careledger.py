@@ -540,7 +540,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_export_patient_ndjson() != 57583:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_careledger_uniffi_checksum_method_network_grant_consent() != 47384:
+    if lib.uniffi_careledger_uniffi_checksum_method_network_grant_consent() != 49854:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_id() != 52548:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -568,7 +568,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_republish_commit() != 36516:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_careledger_uniffi_checksum_method_network_revoke_consent() != 47618:
+    if lib.uniffi_careledger_uniffi_checksum_method_network_revoke_consent() != 48904:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_share_to_network() != 22584:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -1807,7 +1807,8 @@ class AuditRecord:
             self.reason = reason
             
             """
-        Why (`consent denies`, `consent expired`, `no consent`).
+        Why (`consent denies`, `consent expired`, `consent revoked`, `no
+        consent`).
 """
         
             self.consent_id = consent_id
@@ -4146,7 +4147,9 @@ class ApiError:  # type: ignore
     class InvalidFhir(_UniffiTempApiError):
         """
         The data is not valid FHIR R4; nothing was stored. Problems name the
-        source, line and field, never the value.
+        source, line and field, never the value. Also raised when the core's
+        importer refuses a consent that `grant_consent` or `revoke_consent`
+        wrote.
 """
         
         def __init__(self, reason, problems):
@@ -5331,7 +5334,8 @@ class NetworkProtocol(typing.Protocol):
         Writing an existing `consent_id` again replaces that consent.
 
         Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
-        id), `UnknownPatient`, `Record`.
+        id), `InvalidFhir` (the consent's FHIR refused on import, every
+        problem listed), `UnknownPatient`, `Record`.
 """
         raise NotImplementedError
     def id(self, ) -> str:
@@ -5440,7 +5444,7 @@ class NetworkProtocol(typing.Protocol):
         once the next `share_to_network` carries the revocation there.
         Returns the consent as stored.
 
-        Errors: `UnknownConsent`, `UnknownPatient`, `Record`.
+        Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
 """
         raise NotImplementedError
     def share_to_network(self, target: Network,purpose: Purpose) -> ShareReport:
@@ -5665,7 +5669,8 @@ class Network(NetworkProtocol):
         Writing an existing `consent_id` again replaces that consent.
 
         Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
-        id), `UnknownPatient`, `Record`.
+        id), `InvalidFhir` (the consent's FHIR refused on import, every
+        problem listed), `UnknownPatient`, `Record`.
 """
         
         _UniffiFfiConverterString.check_lower(consent_id)
@@ -5980,7 +5985,7 @@ class Network(NetworkProtocol):
         once the next `share_to_network` carries the revocation there.
         Returns the consent as stored.
 
-        Errors: `UnknownConsent`, `UnknownPatient`, `Record`.
+        Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
 """
         
         _UniffiFfiConverterString.check_lower(patient_id)

@@ -407,7 +407,8 @@ pub enum AuditRecord {
     KeyWithheld {
         /// The record (patient id).
         record_id: String,
-        /// Why (`consent denies`, `consent expired`, `no consent`).
+        /// Why (`consent denies`, `consent expired`, `consent revoked`, `no
+        /// consent`).
         reason: String,
         /// The consent that decided, if one did.
         consent_id: Option<String>,

@@ -360,7 +360,8 @@ impl Network {
     /// Writing an existing `consent_id` again replaces that consent.
     ///
     /// Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
-    /// id), `UnknownPatient`, `Record`.
+    /// id), `InvalidFhir` (the consent's FHIR refused on import, every
+    /// problem listed), `UnknownPatient`, `Record`.
     #[allow(clippy::too_many_arguments)]
     #[uniffi::method(default(classes = [], start_ms = None, end_ms = None))]
     pub fn grant_consent(
@@ -414,7 +415,7 @@ impl Network {
     /// once the next `share_to_network` carries the revocation there.
     /// Returns the consent as stored.
     ///
-    /// Errors: `UnknownConsent`, `UnknownPatient`, `Record`.
+    /// Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
     pub fn revoke_consent(
         &self,
         patient_id: String,

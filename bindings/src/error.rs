@@ -103,7 +103,9 @@ pub enum ApiError {
         reason: String,
     },
     /// The data is not valid FHIR R4; nothing was stored. Problems name the
-    /// source, line and field, never the value.
+    /// source, line and field, never the value. Also raised when the core's
+    /// importer refuses a consent that `grant_consent` or `revoke_consent`
+    /// wrote.
     #[error("{reason}")]
     InvalidFhir {
         /// A summary (the first problem and how many there are).
@@ -404,6 +406,11 @@ impl From<ConsentError> for ApiError {
             ConsentError::Record(_) => ApiError::Record {
                 reason: error.to_string(),
             },
+            // The core refused the consent's FHIR like any other import: the
+            // app gets the same `InvalidFhir` with the full problem list as
+            // from `import_fhir` (nothing was stored), not a flattened
+            // `InvalidConsent` that would lose which fields broke which rule.
+            ConsentError::Import(error) => error.into(),
             ConsentError::Network(error) => error.into(),
             ConsentError::Store(error) => error.into(),
         }
@@ -550,6 +557,36 @@ mod tests {
         assert!(matches!(
             ApiError::from(ConsentError::Network(NetworkError::UnknownNetwork)),
             ApiError::UnknownNetwork { .. }
+        ));
+    }
+
+    #[test]
+    fn a_refused_consent_keeps_every_fhir_problem() {
+        // Two refused consents: a numeric inner reference, and an array
+        // where a Reference object belongs.
+        let consents = concat!(
+            r#"{"resourceType":"Consent","id":"a","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":{"reference":7}}]}}"#,
+            "\n",
+            r#"{"resourceType":"Consent","id":"b","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":[]}]}}"#,
+        );
+        let Err(fhir) = careledger::record::fhir::parse_ndjson("consent.json", consents) else {
+            panic!("the importer accepted malformed actor references");
+        };
+        let expected: Vec<String> = fhir.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(expected.len(), 2);
+        match ApiError::from(ConsentError::Import(ImportError::Fhir(fhir))) {
+            ApiError::InvalidFhir { reason, problems } => {
+                assert_eq!(problems, expected);
+                assert!(
+                    reason.contains(&expected[0]),
+                    "the summary names the first problem"
+                );
+            }
+            other => panic!("expected InvalidFhir, got {other:?}"),
+        }
+        assert!(matches!(
+            ApiError::from(ConsentError::Import(ImportError::Record("merge".into()))),
+            ApiError::Record { .. }
         ));
     }
 

@@ -13,7 +13,7 @@
 #      and run them on the JVM.
 #
 # Ends with one line, e.g.
-#   bindings: python 12 passed, kotlin 6 passed, generated sources up to date
+#   bindings: python 29 passed, kotlin 16 passed, generated sources up to date
 # and exits non-zero if anything failed. Swift is generated and drift-checked
 # but not run (no Swift toolchain on Linux CI); see bindings/README.md.
 #

@@ -135,16 +135,47 @@ internal fun consentAndAiScenario(dir: File) {
     check("consent: the phone signs X's consent and the hospital sees it as X's") {
         phoneCare.syncLocalRelay(relay)
         val granted = phoneCare.grantConsent(X_CONSENT, PATIENT_X, studyGrantee, listOf(Purpose.Research))
+        expect(granted.id == X_CONSENT && granted.patientId == PATIENT_X, "id and patient")
+        expect(granted.status == ConsentStatus.ACTIVE, "active")
+        expect(granted.grantees == listOf(studyGrantee), "granted to the study")
+        expect(granted.purposes == listOf(Purpose.Research), "for research")
+        expect(granted.classes.isEmpty() && granted.exceptions == 0u, "every resource type, no exceptions")
+        expect(granted.startMs == null && granted.endMs == null, "no period")
         expect(granted.recordedOnBehalfBy == null, "not marked as on behalf")
+        // The grantee is a Reference object naming the study network.
+        val actor = "\"reference\":{\"identifier\":{\"system\":\"urn:careledger:network\",\"value\":\"${study.id()}\"}}"
+        expect(granted.fhirJson.contains(actor), "the actor's reference is an identifier of the study")
+        val atPhone = phoneCare.consents(PATIENT_X).consents.single()
         phoneCare.syncLocalRelay(relay)
         care.syncLocalRelay(relay)
         val seen = care.consents(PATIENT_X).consents.single()
-        expect(seen.consent.id == X_CONSENT && seen.consent.status == ConsentStatus.ACTIVE, "active")
-        expect(seen.source == ConsentSource.PatientNode(phone.authorId()), "source: the phone")
-        expect(seen.markMatches, "the mark matches")
+        for (copy in listOf(atPhone, seen)) {
+            expect(copy.consent == granted, "the care network stores the consent as granted")
+            expect(copy.source == ConsentSource.PatientNode(phone.authorId()), "source: the phone")
+            expect(copy.markMatches, "the mark matches")
+        }
         val export = care.exportForGrantee(PATIENT_X, listOf(studyGrantee), Purpose.Research, ExportFormat.NDJSON)
         expect(export.included == charts.getValue(PATIENT_X).size.toULong(), "the whole chart for the study")
         expect(export.consentIds == listOf(X_CONSENT), "relies on X's consent")
+    }
+
+    check("consent: only the consent's grantee and purpose match") {
+        val chart = charts.getValue(PATIENT_X).size.toULong()
+        val researcherNode = Grantee.Node(researcher.authorId())
+        val refused = listOf(
+            "the care network" to (listOf(Grantee.Network(care.id())) to Purpose.Research),
+            "the researcher's node alone" to (listOf(researcherNode) to Purpose.Research),
+            "the study, for claims" to (listOf(studyGrantee) to Purpose.Claims),
+        )
+        for ((name, request) in refused) {
+            val export = care.exportForGrantee(PATIENT_X, request.first, request.second, ExportFormat.NDJSON)
+            expect(export.included == 0uL && export.withheld == chart, "nothing for $name")
+            expect(export.consentIds.isEmpty() && export.text.isBlank(), "no consent relied on for $name")
+        }
+        val both = care.exportForGrantee(
+            PATIENT_X, listOf(researcherNode, studyGrantee), Purpose.Research, ExportFormat.NDJSON,
+        )
+        expect(both.included == chart && both.consentIds == listOf(X_CONSENT), "the researcher in the study")
     }
 
     lateinit var firstCardId: String
@@ -234,6 +265,7 @@ internal fun consentAndAiScenario(dir: File) {
             expect(records.count { it is AuditRecord.DecisionMade } == 2, "two decisions")
             val cut = records.filterIsInstance<AuditRecord.KeyWithheld>().single()
             expect(cut.recordId == PATIENT_X, "X's record was cut off")
+            expect(cut.reason == "consent revoked" && cut.consentId == X_CONSENT, "because X revoked")
         }
     }
 
@@ -244,6 +276,13 @@ internal fun consentAndAiScenario(dir: File) {
         expectThrows<ApiException.TrainingFailed>("depth 0") {
             researcherStudy.train(SPEC, ModelKind.DecisionTree(maxDepth = 0u))
         }
+        // The consents grant the study, not the care network; pt-02's grant
+        // to the care network is for claims, not research.
+        val careGrantee = Grantee.Network(care.id())
+        care.grantConsent("consent-pt-02-claims", "pt-02", careGrantee, listOf(Purpose.Claims))
+        val claims = care.exportForGrantee("pt-02", listOf(careGrantee), Purpose.Claims, ExportFormat.NDJSON)
+        expect(claims.included == charts.getValue("pt-02").size.toULong(), "pt-02's chart for claims")
+        expect(claims.consentIds == listOf("consent-pt-02-claims"), "relies on the claims consent")
         val empty = expectThrows<ApiException.EmptyAfterConsent>("the care network has no research grant") {
             care.train(SPEC, ModelKind.LogisticRegression())
         }

@@ -161,12 +161,25 @@ class ConsentAndVerifiableAi(unittest.TestCase):
         cls.x_grant = cls.phone_care.grant_consent(
             X_CONSENT, PATIENT_X, study_grantee, [Purpose.RESEARCH()]
         )
+        cls.x_consents_at_phone = cls.phone_care.consents(PATIENT_X)
         cls.phone_care.sync_local_relay(relay)
         cls.care.sync_local_relay(relay)
         cls.x_consents_at_hospital = cls.care.consents(PATIENT_X)
         cls.x_export_granted = cls.care.export_for_grantee(
             PATIENT_X, [study_grantee], Purpose.RESEARCH(), ExportFormat.NDJSON
         )
+        # The consent's actor decides who matches: the study network, not the
+        # care network or the researcher's node on its own; and only research.
+        researcher_node = Grantee.NODE(author_id=cls.researcher.author_id())
+        cls.x_exports_by_grantee = {
+            name: cls.care.export_for_grantee(PATIENT_X, grantees, purpose, ExportFormat.NDJSON)
+            for name, grantees, purpose in (
+                ("care network", [Grantee.NETWORK(network_id=cls.care.id())], Purpose.RESEARCH()),
+                ("researcher node", [researcher_node], Purpose.RESEARCH()),
+                ("study, for claims", [study_grantee], Purpose.CLAIMS()),
+                ("researcher in the study", [researcher_node, study_grantee], Purpose.RESEARCH()),
+            )
+        }
 
         # The hospital shares into the study; the researcher trains.
         cls.share1 = cls.care.share_to_network(cls.study, Purpose.RESEARCH())
@@ -232,13 +245,45 @@ class ConsentAndVerifiableAi(unittest.TestCase):
     def test_the_phone_signs_its_own_consent(self):
         self.assertTrue(self.linked)
         self.assertFalse(self.care.link_patient_node(PATIENT_X, self.phone.author_id()))
-        self.assertIsNone(self.x_grant.recorded_on_behalf_by)
-        self.assertEqual(self.x_grant.status, ConsentStatus.ACTIVE)
-        (seen,) = self.x_consents_at_hospital.consents
-        self.assertEqual(seen.consent.id, X_CONSENT)
-        self.assertEqual(seen.consent.status, ConsentStatus.ACTIVE)
-        self.assertEqual(seen.source, ConsentSource.PATIENT_NODE(author_id=self.phone.author_id()))
-        self.assertTrue(seen.mark_matches)
+        grant = self.x_grant
+        self.assertEqual(grant.id, X_CONSENT)
+        self.assertEqual(grant.patient_id, PATIENT_X)
+        self.assertEqual(grant.status, ConsentStatus.ACTIVE)
+        self.assertEqual(grant.grantees, [Grantee.NETWORK(network_id=self.study.id())])
+        self.assertEqual(grant.purposes, [Purpose.RESEARCH()])
+        self.assertEqual(grant.classes, [])
+        self.assertIsNone(grant.start_ms)
+        self.assertIsNone(grant.end_ms)
+        self.assertEqual(grant.exceptions, 0)
+        self.assertIsNone(grant.recorded_on_behalf_by)
+        # The grantee is a Reference object naming the study network: the
+        # shape the importer must accept for the grant to be stored at all.
+        fhir = json.loads(grant.fhir_json)
+        self.assertEqual(fhir["patient"], {"reference": "Patient/%s" % PATIENT_X})
+        (actor,) = fhir["provision"]["actor"]
+        self.assertEqual(
+            actor["reference"],
+            {"identifier": {"system": "urn:careledger:network", "value": self.study.id()}},
+        )
+        # Both replicas of the care network read back the same consent, as X's own.
+        for chart in (self.x_consents_at_phone, self.x_consents_at_hospital):
+            self.assertEqual(chart.unreadable_ids, [])
+            (seen,) = chart.consents
+            self.assertEqual(seen.consent, grant)
+            self.assertEqual(seen.source, ConsentSource.PATIENT_NODE(author_id=self.phone.author_id()))
+            self.assertTrue(seen.mark_matches)
+
+    def test_only_the_consents_grantee_and_purpose_match(self):
+        x_resources = len(self.charts[PATIENT_X])
+        exports = self.x_exports_by_grantee
+        for name in ("care network", "researcher node", "study, for claims"):
+            self.assertEqual(exports[name].included, 0, name)
+            self.assertEqual(exports[name].withheld, x_resources, name)
+            self.assertEqual(exports[name].consent_ids, [], name)
+            self.assertTrue(exports[name].text.strip() == "", name)
+        both = exports["researcher in the study"]
+        self.assertEqual(both.included, x_resources)
+        self.assertEqual(both.consent_ids, [X_CONSENT])
 
     def test_export_for_the_study_follows_the_phones_consent(self):
         x_resources = len(self.charts[PATIENT_X])
@@ -313,6 +358,19 @@ class ConsentAndVerifiableAi(unittest.TestCase):
         self.assertEqual(stored.classes, ["Observation"])
         self.assertEqual(stored.purposes, [Purpose.OTHER(code="HOPERAT")])
         self.assertEqual(stored.grantees, [grantee])
+        self.assertEqual(stored.recorded_on_behalf_by, self.hospital.author_id())
+        # From 2026-01-01 on, the researcher's node may use pt-01's
+        # observations for HOPERAT, and nothing else; the study may not.
+        observations = [r for r in self.charts["pt-01"] if r["resourceType"] == "Observation"]
+        export = self.care.export_for_grantee("pt-01", [grantee], Purpose.OTHER(code="HOPERAT"), ExportFormat.NDJSON)
+        self.assertEqual(export.included, len(observations))
+        self.assertEqual(export.withheld, len(self.charts["pt-01"]) - len(observations))
+        self.assertEqual(export.consent_ids, ["consent-pt-01-node"])
+        exported = [json.loads(line) for line in export.text.strip().splitlines()]
+        self.assertEqual(sorted(r["id"] for r in exported), sorted(r["id"] for r in observations))
+        study = Grantee.NETWORK(network_id=self.study.id())
+        export = self.care.export_for_grantee("pt-01", [study], Purpose.OTHER(code="HOPERAT"), ExportFormat.NDJSON)
+        self.assertEqual(export.included, 0)
 
     # -- verifiable AI ---------------------------------------------------
 
@@ -408,6 +466,8 @@ class ConsentAndVerifiableAi(unittest.TestCase):
             self.assertEqual(count_audit(entries, AuditRecord.MODEL_UPDATE), 0)
             (cut,) = [e for e in entries if isinstance(e.record, AuditRecord.KEY_WITHHELD)]
             self.assertEqual(cut.record.record_id, PATIENT_X)
+            self.assertEqual(cut.record.reason, "consent revoked")
+            self.assertEqual(cut.record.consent_id, X_CONSENT)
             self.assertEqual(cut.author_name, "hospital.example")
             cards = [e for e in entries if isinstance(e.record, AuditRecord.MODEL_CARD)]
             self.assertEqual([c.entry_id for c in cards], [self.card1.entry_id, self.card2.entry_id])
@@ -447,7 +507,13 @@ class ConsentAndVerifiableAi(unittest.TestCase):
             self.researcher_study.train(SPEC, ModelKind.DECISION_TREE(), 1, 1.5)
         with self.assertRaises(ApiError.TrainingFailed):
             self.researcher_study.train(SPEC, ModelKind.DECISION_TREE(max_depth=0))
-        # The care network's consents grant the study, not the care network.
+        # The care network's consents grant the study, not the care network;
+        # pt-02's grant to the care network is for claims, not research.
+        care = Grantee.NETWORK(network_id=self.care.id())
+        self.care.grant_consent("consent-pt-02-claims", "pt-02", care, [Purpose.CLAIMS()])
+        claims = self.care.export_for_grantee("pt-02", [care], Purpose.CLAIMS(), ExportFormat.NDJSON)
+        self.assertEqual(claims.included, len(self.charts["pt-02"]))
+        self.assertEqual(claims.consent_ids, ["consent-pt-02-claims"])
         with self.assertRaises(ApiError.EmptyAfterConsent) as caught:
             self.care.train(SPEC, ModelKind.LOGISTIC_REGRESSION())
         self.assertEqual(caught.exception.excluded, PATIENTS)

@@ -1025,13 +1025,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_careledger_uniffi_checksum_method_network_export_for_grantee() and 0xFFFF) != 59220) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_careledger_uniffi_checksum_method_network_grant_consent() and 0xFFFF) != 47384) {
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_grant_consent() and 0xFFFF) != 49854) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_careledger_uniffi_checksum_method_network_link_patient_node() and 0xFFFF) != 38672) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_careledger_uniffi_checksum_method_network_revoke_consent() and 0xFFFF) != 47618) {
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_revoke_consent() and 0xFFFF) != 48904) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_careledger_uniffi_checksum_method_network_share_to_network() and 0xFFFF) != 22584) {
@@ -1662,7 +1662,8 @@ public interface NetworkInterface {
      * Writing an existing `consent_id` again replaces that consent.
      *
      * Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
-     * id), `UnknownPatient`, `Record`.
+     * id), `InvalidFhir` (the consent's FHIR refused on import, every
+     * problem listed), `UnknownPatient`, `Record`.
      */
     fun `grantConsent`(`consentId`: kotlin.String, `patientId`: kotlin.String, `grantee`: Grantee, `purposes`: List<Purpose>, `classes`: List<kotlin.String> = listOf(), `startMs`: kotlin.ULong? = null, `endMs`: kotlin.ULong? = null): Consent
     
@@ -1682,7 +1683,7 @@ public interface NetworkInterface {
      * once the next `share_to_network` carries the revocation there.
      * Returns the consent as stored.
      *
-     * Errors: `UnknownConsent`, `UnknownPatient`, `Record`.
+     * Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
      */
     fun `revokeConsent`(`patientId`: kotlin.String, `consentId`: kotlin.String): Consent
     
@@ -2094,7 +2095,8 @@ open class Network: Disposable, AutoCloseable, NetworkInterface
      * Writing an existing `consent_id` again replaces that consent.
      *
      * Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
-     * id), `UnknownPatient`, `Record`.
+     * id), `InvalidFhir` (the consent's FHIR refused on import, every
+     * problem listed), `UnknownPatient`, `Record`.
      */
     @Throws(ApiException::class)override fun `grantConsent`(`consentId`: kotlin.String, `patientId`: kotlin.String, `grantee`: Grantee, `purposes`: List<Purpose>, `classes`: List<kotlin.String>, `startMs`: kotlin.ULong?, `endMs`: kotlin.ULong?): Consent {
             return FfiConverterTypeConsent.lift(
@@ -2147,7 +2149,7 @@ open class Network: Disposable, AutoCloseable, NetworkInterface
      * once the next `share_to_network` carries the revocation there.
      * Returns the consent as stored.
      *
-     * Errors: `UnknownConsent`, `UnknownPatient`, `Record`.
+     * Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
      */
     @Throws(ApiException::class)override fun `revokeConsent`(`patientId`: kotlin.String, `consentId`: kotlin.String): Consent {
             return FfiConverterTypeConsent.lift(
@@ -4652,7 +4654,9 @@ sealed class ApiException: kotlin.Exception() {
     
     /**
      * The data is not valid FHIR R4; nothing was stored. Problems name the
-     * source, line and field, never the value.
+     * source, line and field, never the value. Also raised when the core's
+     * importer refuses a consent that `grant_consent` or `revoke_consent`
+     * wrote.
      */
     class InvalidFhir(
         
@@ -5381,7 +5385,8 @@ sealed class AuditRecord {
          */
         val `recordId`: kotlin.String, 
         /**
-         * Why (`consent denies`, `consent expired`, `no consent`).
+         * Why (`consent denies`, `consent expired`, `consent revoked`, `no
+         * consent`).
          */
         val `reason`: kotlin.String, 
         /**

@@ -705,7 +705,8 @@ public protocol NetworkProtocol: AnyObject, Sendable {
      * Writing an existing `consent_id` again replaces that consent.
      *
      * Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
-     * id), `UnknownPatient`, `Record`.
+     * id), `InvalidFhir` (the consent's FHIR refused on import, every
+     * problem listed), `UnknownPatient`, `Record`.
      */
     func grantConsent(consentId: String, patientId: String, grantee: Grantee, purposes: [Purpose], classes: [String], startMs: UInt64?, endMs: UInt64?) throws  -> Consent
     
@@ -725,7 +726,7 @@ public protocol NetworkProtocol: AnyObject, Sendable {
      * once the next `share_to_network` carries the revocation there.
      * Returns the consent as stored.
      *
-     * Errors: `UnknownConsent`, `UnknownPatient`, `Record`.
+     * Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
      */
     func revokeConsent(patientId: String, consentId: String) throws  -> Consent
     
@@ -1051,7 +1052,8 @@ open func exportForGrantee(patientId: String, grantees: [Grantee], purpose: Purp
      * Writing an existing `consent_id` again replaces that consent.
      *
      * Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
-     * id), `UnknownPatient`, `Record`.
+     * id), `InvalidFhir` (the consent's FHIR refused on import, every
+     * problem listed), `UnknownPatient`, `Record`.
      */
 open func grantConsent(consentId: String, patientId: String, grantee: Grantee, purposes: [Purpose], classes: [String] = [], startMs: UInt64? = nil, endMs: UInt64? = nil)throws  -> Consent  {
     return try  FfiConverterTypeConsent_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
@@ -1094,7 +1096,7 @@ open func linkPatientNode(patientId: String, authorId: String)throws  -> Bool  {
      * once the next `share_to_network` carries the revocation there.
      * Returns the consent as stored.
      *
-     * Errors: `UnknownConsent`, `UnknownPatient`, `Record`.
+     * Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
      */
 open func revokeConsent(patientId: String, consentId: String)throws  -> Consent  {
     return try  FfiConverterTypeConsent_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
@@ -3763,7 +3765,9 @@ enum ApiError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     )
     /**
      * The data is not valid FHIR R4; nothing was stored. Problems name the
-     * source, line and field, never the value.
+     * source, line and field, never the value. Also raised when the core's
+     * importer refuses a consent that `grant_consent` or `revoke_consent`
+     * wrote.
      */
     case InvalidFhir(
         /**
@@ -4250,7 +4254,8 @@ public enum AuditRecord: Equatable, Hashable {
          * The record (patient id).
          */recordId: String, 
         /**
-         * Why (`consent denies`, `consent expired`, `no consent`).
+         * Why (`consent denies`, `consent expired`, `consent revoked`, `no
+         * consent`).
          */reason: String, 
         /**
          * The consent that decided, if one did.
@@ -6035,13 +6040,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_careledger_uniffi_checksum_method_network_export_for_grantee() != 59220) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_careledger_uniffi_checksum_method_network_grant_consent() != 47384) {
+    if (uniffi_careledger_uniffi_checksum_method_network_grant_consent() != 49854) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_careledger_uniffi_checksum_method_network_link_patient_node() != 38672) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_careledger_uniffi_checksum_method_network_revoke_consent() != 47618) {
+    if (uniffi_careledger_uniffi_checksum_method_network_revoke_consent() != 48904) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_careledger_uniffi_checksum_method_network_share_to_network() != 22584) {
