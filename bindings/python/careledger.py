@@ -524,11 +524,23 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
+    if lib.uniffi_careledger_uniffi_checksum_func_model_card_dataset_commitment() != 32034:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_func_verify_membership() != 36673:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_announce_heads() != 56628:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_audit() != 16346:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_consents() != 9464:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_export_for_grantee() != 59220:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_export_patient() != 22114:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_export_patient_ndjson() != 57583:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_grant_consent() != 49854:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_id() != 52548:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -538,9 +550,15 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_invite() != 54825:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_link_patient_node() != 38672:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_members() != 62543:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_patients() != 52464:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_predict() != 41278:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_prove_membership() != 54623:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_receive() != 8551:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -550,11 +568,19 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_republish_commit() != 36516:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_revoke_consent() != 48904:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_share_to_network() != 22584:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_sync_local_relay() != 1981:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_train() != 23831:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_update_keys() != 20072:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_verify_ledger() != 6250:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_verify_model() != 15917:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_node_ack_outgoing() != 65325:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -615,15 +641,33 @@ _UniffiLib.ffi_careledger_uniffi_rustbuffer_reserve.restype = _UniffiRustBuffer
 _UniffiLib.ffi_careledger_uniffi_uniffi_contract_version.argtypes = (
 )
 _UniffiLib.ffi_careledger_uniffi_uniffi_contract_version.restype = ctypes.c_uint32
+_UniffiLib.uniffi_careledger_uniffi_checksum_func_model_card_dataset_commitment.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_func_model_card_dataset_commitment.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_func_verify_membership.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_func_verify_membership.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_announce_heads.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_announce_heads.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_audit.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_audit.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_consents.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_consents.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_export_for_grantee.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_export_for_grantee.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_export_patient.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_export_patient.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_export_patient_ndjson.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_export_patient_ndjson.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_grant_consent.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_grant_consent.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_id.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_id.restype = ctypes.c_uint16
@@ -636,12 +680,21 @@ _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_info.restype = ctype
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_invite.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_invite.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_link_patient_node.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_link_patient_node.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_members.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_members.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_patients.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_patients.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_predict.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_predict.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_prove_membership.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_prove_membership.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_receive.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_receive.restype = ctypes.c_uint16
@@ -654,15 +707,27 @@ _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_remove.restype = cty
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_republish_commit.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_republish_commit.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_revoke_consent.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_revoke_consent.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_share_to_network.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_share_to_network.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_sync_local_relay.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_sync_local_relay.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_train.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_train.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_update_keys.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_update_keys.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_verify_ledger.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_verify_ledger.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_verify_model.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_verify_model.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_node_ack_outgoing.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_node_ack_outgoing.restype = ctypes.c_uint16
@@ -708,11 +773,43 @@ _UniffiLib.uniffi_careledger_uniffi_checksum_constructor_node_create.restype = c
 _UniffiLib.uniffi_careledger_uniffi_checksum_constructor_node_open.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_constructor_node_open.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_fn_func_model_card_dataset_commitment.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_func_model_card_dataset_commitment.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_func_verify_membership.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_func_verify_membership.restype = ctypes.c_int8
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_announce_heads.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_announce_heads.restype = None
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_audit.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_audit.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_consents.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_consents.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_export_for_grantee.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_export_for_grantee.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_export_patient.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -725,6 +822,18 @@ _UniffiLib.uniffi_careledger_uniffi_fn_method_network_export_patient_ndjson.argt
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_export_patient_ndjson.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_grant_consent.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_grant_consent.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_id.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -748,6 +857,13 @@ _UniffiLib.uniffi_careledger_uniffi_fn_method_network_invite.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_invite.restype = None
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_link_patient_node.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_link_patient_node.restype = ctypes.c_int8
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_members.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -758,6 +874,21 @@ _UniffiLib.uniffi_careledger_uniffi_fn_method_network_patients.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_patients.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_predict.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_predict.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_prove_membership.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_prove_membership.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_receive.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -781,12 +912,35 @@ _UniffiLib.uniffi_careledger_uniffi_fn_method_network_republish_commit.argtypes 
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_republish_commit.restype = ctypes.c_int8
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_revoke_consent.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_revoke_consent.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_share_to_network.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_share_to_network.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_sync_local_relay.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_sync_local_relay.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_train.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.c_double,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_train.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_update_keys.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -797,6 +951,12 @@ _UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_ledger.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_ledger.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_model.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_model.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_method_node_ack_outgoing.argtypes = (
     ctypes.c_uint64,
     ctypes.c_int64,
@@ -914,6 +1074,38 @@ _uniffi_check_contract_api_version(_UniffiLib)
 # Public interface members begin here.
 
 
+class _UniffiFfiConverterString:
+    @staticmethod
+    def check_lower(value):
+        if not isinstance(value, str):
+            raise TypeError("argument must be str, not {}".format(type(value).__name__))
+        return value
+
+    @staticmethod
+    def read(buf):
+        size = buf.read_i32()
+        if size < 0:
+            raise InternalError("Unexpected negative string length")
+        utf8_bytes = buf.read(size)
+        return utf8_bytes.decode("utf-8")
+
+    @staticmethod
+    def write(value, buf):
+        utf8_bytes = value.encode("utf-8")
+        buf.write_i32(len(utf8_bytes))
+        buf.write(utf8_bytes)
+
+    @staticmethod
+    def lift(buf):
+        with buf.consume_with_stream() as stream:
+            return stream.read(stream.remaining()).decode("utf-8")
+
+    @staticmethod
+    def lower(value):
+        with _UniffiRustBuffer.alloc_with_builder() as builder:
+            builder.write(value.encode("utf-8"))
+            return builder.finalize()
+
 class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
     CLASS_NAME = "u64"
     VALUE_MIN = 0
@@ -926,6 +1118,1603 @@ class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
     @staticmethod
     def write(value, buf):
         buf.write_u64(value)
+
+class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterString.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterString.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterString.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u32"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**32
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u32()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u32(value)
+
+class _UniffiFfiConverterFloat64(_UniffiConverterPrimitiveFloat):
+    @staticmethod
+    def read(buf):
+        return buf.read_double()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_double(value)
+
+
+
+
+
+
+class Prediction:
+    """
+    What a model said.
+"""
+    def __init__(self):
+        raise RuntimeError("Prediction cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class CLASSIFICATION:
+        """
+        A classifier's answer.
+"""
+        
+        def __init__(self, predicted_class:int, positive_probability:float):
+            self.predicted_class = predicted_class
+            
+            """
+        0 or 1.
+"""
+        
+            self.positive_probability = positive_probability
+            
+            """
+        Probability of class 1.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Prediction.CLASSIFICATION(predicted_class={}, positive_probability={})".format(self.predicted_class, self.positive_probability)
+        def __eq__(self, other):
+            if not isinstance(other, Prediction):
+                return NotImplemented
+            if not other.is_CLASSIFICATION():
+                return False
+            if self.predicted_class != other.predicted_class:
+                return False
+            if self.positive_probability != other.positive_probability:
+                return False
+            return True
+
+    @dataclass
+    class CLUSTER:
+        """
+        k-means: the nearest centroid.
+"""
+        
+        def __init__(self, cluster:int, distance:float):
+            self.cluster = cluster
+            
+            """
+        Its index.
+"""
+        
+            self.distance = distance
+            
+            """
+        Distance to it, in standardised units.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Prediction.CLUSTER(cluster={}, distance={})".format(self.cluster, self.distance)
+        def __eq__(self, other):
+            if not isinstance(other, Prediction):
+                return NotImplemented
+            if not other.is_CLUSTER():
+                return False
+            if self.cluster != other.cluster:
+                return False
+            if self.distance != other.distance:
+                return False
+            return True
+
+    @dataclass
+    class REGRESSION:
+        """
+        Linear regression's estimate.
+"""
+        
+        def __init__(self, value:float):
+            self.value = value
+            
+            """
+        In target units.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Prediction.REGRESSION(value={})".format(self.value)
+        def __eq__(self, other):
+            if not isinstance(other, Prediction):
+                return NotImplemented
+            if not other.is_REGRESSION():
+                return False
+            if self.value != other.value:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_CLASSIFICATION(self) -> bool:
+        return isinstance(self, Prediction.CLASSIFICATION)
+    def is_classification(self) -> bool:
+        return isinstance(self, Prediction.CLASSIFICATION)
+    def is_CLUSTER(self) -> bool:
+        return isinstance(self, Prediction.CLUSTER)
+    def is_cluster(self) -> bool:
+        return isinstance(self, Prediction.CLUSTER)
+    def is_REGRESSION(self) -> bool:
+        return isinstance(self, Prediction.REGRESSION)
+    def is_regression(self) -> bool:
+        return isinstance(self, Prediction.REGRESSION)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+Prediction.CLASSIFICATION = type("Prediction.CLASSIFICATION", (Prediction.CLASSIFICATION, Prediction,), {})  # type: ignore
+Prediction.CLUSTER = type("Prediction.CLUSTER", (Prediction.CLUSTER, Prediction,), {})  # type: ignore
+Prediction.REGRESSION = type("Prediction.REGRESSION", (Prediction.REGRESSION, Prediction,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypePrediction(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return Prediction.CLASSIFICATION(
+                _UniffiFfiConverterUInt32.read(buf),
+                _UniffiFfiConverterFloat64.read(buf),
+            )
+        if variant == 2:
+            return Prediction.CLUSTER(
+                _UniffiFfiConverterUInt32.read(buf),
+                _UniffiFfiConverterFloat64.read(buf),
+            )
+        if variant == 3:
+            return Prediction.REGRESSION(
+                _UniffiFfiConverterFloat64.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_CLASSIFICATION():
+            _UniffiFfiConverterUInt32.check_lower(value.predicted_class)
+            _UniffiFfiConverterFloat64.check_lower(value.positive_probability)
+            return
+        if value.is_CLUSTER():
+            _UniffiFfiConverterUInt32.check_lower(value.cluster)
+            _UniffiFfiConverterFloat64.check_lower(value.distance)
+            return
+        if value.is_REGRESSION():
+            _UniffiFfiConverterFloat64.check_lower(value.value)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_CLASSIFICATION():
+            buf.write_i32(1)
+            _UniffiFfiConverterUInt32.write(value.predicted_class, buf)
+            _UniffiFfiConverterFloat64.write(value.positive_probability, buf)
+        if value.is_CLUSTER():
+            buf.write_i32(2)
+            _UniffiFfiConverterUInt32.write(value.cluster, buf)
+            _UniffiFfiConverterFloat64.write(value.distance, buf)
+        if value.is_REGRESSION():
+            buf.write_i32(3)
+            _UniffiFfiConverterFloat64.write(value.value, buf)
+
+
+
+
+
+
+
+
+class Purpose:
+    """
+    Why data is used: an HL7 v3 ActReason code.
+"""
+    def __init__(self):
+        raise RuntimeError("Purpose cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class TREATMENT:
+        """
+        `TREAT`: treatment (the care network's default).
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Purpose.TREATMENT()".format()
+        def __eq__(self, other):
+            if not isinstance(other, Purpose):
+                return NotImplemented
+            if not other.is_TREATMENT():
+                return False
+            return True
+
+    @dataclass
+    class RESEARCH:
+        """
+        `HRESCH`: healthcare research.
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Purpose.RESEARCH()".format()
+        def __eq__(self, other):
+            if not isinstance(other, Purpose):
+                return NotImplemented
+            if not other.is_RESEARCH():
+                return False
+            return True
+
+    @dataclass
+    class CLAIMS:
+        """
+        `CLMATTCH`: claim attachment (insurers).
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Purpose.CLAIMS()".format()
+        def __eq__(self, other):
+            if not isinstance(other, Purpose):
+                return NotImplemented
+            if not other.is_CLAIMS():
+                return False
+            return True
+
+    @dataclass
+    class OTHER:
+        """
+        Any other ActReason code; it matches only the same code.
+"""
+        
+        def __init__(self, code:str):
+            self.code = code
+            
+            """
+        The code.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Purpose.OTHER(code={})".format(self.code)
+        def __eq__(self, other):
+            if not isinstance(other, Purpose):
+                return NotImplemented
+            if not other.is_OTHER():
+                return False
+            if self.code != other.code:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_TREATMENT(self) -> bool:
+        return isinstance(self, Purpose.TREATMENT)
+    def is_treatment(self) -> bool:
+        return isinstance(self, Purpose.TREATMENT)
+    def is_RESEARCH(self) -> bool:
+        return isinstance(self, Purpose.RESEARCH)
+    def is_research(self) -> bool:
+        return isinstance(self, Purpose.RESEARCH)
+    def is_CLAIMS(self) -> bool:
+        return isinstance(self, Purpose.CLAIMS)
+    def is_claims(self) -> bool:
+        return isinstance(self, Purpose.CLAIMS)
+    def is_OTHER(self) -> bool:
+        return isinstance(self, Purpose.OTHER)
+    def is_other(self) -> bool:
+        return isinstance(self, Purpose.OTHER)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+Purpose.TREATMENT = type("Purpose.TREATMENT", (Purpose.TREATMENT, Purpose,), {})  # type: ignore
+Purpose.RESEARCH = type("Purpose.RESEARCH", (Purpose.RESEARCH, Purpose,), {})  # type: ignore
+Purpose.CLAIMS = type("Purpose.CLAIMS", (Purpose.CLAIMS, Purpose,), {})  # type: ignore
+Purpose.OTHER = type("Purpose.OTHER", (Purpose.OTHER, Purpose,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypePurpose(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return Purpose.TREATMENT(
+            )
+        if variant == 2:
+            return Purpose.RESEARCH(
+            )
+        if variant == 3:
+            return Purpose.CLAIMS(
+            )
+        if variant == 4:
+            return Purpose.OTHER(
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_TREATMENT():
+            return
+        if value.is_RESEARCH():
+            return
+        if value.is_CLAIMS():
+            return
+        if value.is_OTHER():
+            _UniffiFfiConverterString.check_lower(value.code)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_TREATMENT():
+            buf.write_i32(1)
+        if value.is_RESEARCH():
+            buf.write_i32(2)
+        if value.is_CLAIMS():
+            buf.write_i32(3)
+        if value.is_OTHER():
+            buf.write_i32(4)
+            _UniffiFfiConverterString.write(value.code, buf)
+
+
+
+class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterString.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterString.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterString.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class Decision:
+    """
+    A prediction recorded on the ledger (one decision entry).
+"""
+    def __init__(self, *, entry_id:str, model_card_id:str, patient_id:typing.Optional[str], output:Prediction, purpose:Purpose, consent_ids:typing.List[str], input_commitment:str, time_ms:int, provenance_json:str):
+        self.entry_id = entry_id
+        self.model_card_id = model_card_id
+        self.patient_id = patient_id
+        self.output = output
+        self.purpose = purpose
+        self.consent_ids = consent_ids
+        self.input_commitment = input_commitment
+        self.time_ms = time_ms
+        self.provenance_json = provenance_json
+        
+        
+
+    
+    def __str__(self):
+        return "Decision(entry_id={}, model_card_id={}, patient_id={}, output={}, purpose={}, consent_ids={}, input_commitment={}, time_ms={}, provenance_json={})".format(self.entry_id, self.model_card_id, self.patient_id, self.output, self.purpose, self.consent_ids, self.input_commitment, self.time_ms, self.provenance_json)
+    def __eq__(self, other):
+        if self.entry_id != other.entry_id:
+            return False
+        if self.model_card_id != other.model_card_id:
+            return False
+        if self.patient_id != other.patient_id:
+            return False
+        if self.output != other.output:
+            return False
+        if self.purpose != other.purpose:
+            return False
+        if self.consent_ids != other.consent_ids:
+            return False
+        if self.input_commitment != other.input_commitment:
+            return False
+        if self.time_ms != other.time_ms:
+            return False
+        if self.provenance_json != other.provenance_json:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeDecision(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Decision(
+            entry_id=_UniffiFfiConverterString.read(buf),
+            model_card_id=_UniffiFfiConverterString.read(buf),
+            patient_id=_UniffiFfiConverterOptionalString.read(buf),
+            output=_UniffiFfiConverterTypePrediction.read(buf),
+            purpose=_UniffiFfiConverterTypePurpose.read(buf),
+            consent_ids=_UniffiFfiConverterSequenceString.read(buf),
+            input_commitment=_UniffiFfiConverterString.read(buf),
+            time_ms=_UniffiFfiConverterUInt64.read(buf),
+            provenance_json=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.entry_id)
+        _UniffiFfiConverterString.check_lower(value.model_card_id)
+        _UniffiFfiConverterOptionalString.check_lower(value.patient_id)
+        _UniffiFfiConverterTypePrediction.check_lower(value.output)
+        _UniffiFfiConverterTypePurpose.check_lower(value.purpose)
+        _UniffiFfiConverterSequenceString.check_lower(value.consent_ids)
+        _UniffiFfiConverterString.check_lower(value.input_commitment)
+        _UniffiFfiConverterUInt64.check_lower(value.time_ms)
+        _UniffiFfiConverterString.check_lower(value.provenance_json)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.entry_id, buf)
+        _UniffiFfiConverterString.write(value.model_card_id, buf)
+        _UniffiFfiConverterOptionalString.write(value.patient_id, buf)
+        _UniffiFfiConverterTypePrediction.write(value.output, buf)
+        _UniffiFfiConverterTypePurpose.write(value.purpose, buf)
+        _UniffiFfiConverterSequenceString.write(value.consent_ids, buf)
+        _UniffiFfiConverterString.write(value.input_commitment, buf)
+        _UniffiFfiConverterUInt64.write(value.time_ms, buf)
+        _UniffiFfiConverterString.write(value.provenance_json, buf)
+
+
+
+
+
+
+class AuditRecord:
+    """
+    What one audited entry says.
+"""
+    def __init__(self):
+        raise RuntimeError("AuditRecord cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class MODEL_CARD:
+        """
+        A model card.
+"""
+        
+        def __init__(self, card_json:str, model_bytes:int):
+            self.card_json = card_json
+            
+            """
+        The card as JSON.
+"""
+        
+            self.model_bytes = model_bytes
+            
+            """
+        Size of the serialized model.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "AuditRecord.MODEL_CARD(card_json={}, model_bytes={})".format(self.card_json, self.model_bytes)
+        def __eq__(self, other):
+            if not isinstance(other, AuditRecord):
+                return NotImplemented
+            if not other.is_MODEL_CARD():
+                return False
+            if self.card_json != other.card_json:
+                return False
+            if self.model_bytes != other.model_bytes:
+                return False
+            return True
+
+    @dataclass
+    class DECISION_MADE:
+        """
+        A prediction.
+"""
+        
+        def __init__(self, decision:Decision):
+            self.decision = decision
+            
+            """
+        The decision.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "AuditRecord.DECISION_MADE(decision={})".format(self.decision)
+        def __eq__(self, other):
+            if not isinstance(other, AuditRecord):
+                return NotImplemented
+            if not other.is_DECISION_MADE():
+                return False
+            if self.decision != other.decision:
+                return False
+            return True
+
+    @dataclass
+    class MODEL_UPDATE:
+        """
+        A federated model update.
+"""
+        
+        def __init__(self, round:str, site:str, samples:int, consent_ids:typing.List[str]):
+            self.round = round
+            
+            """
+        The round label.
+"""
+        
+            self.site = site
+            
+            """
+        The site (node name) that trained it.
+"""
+        
+            self.samples = samples
+            
+            """
+        Its training rows (the averaging weight).
+"""
+        
+            self.consent_ids = consent_ids
+            
+            """
+        Consent ids relied on at the site, sorted.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "AuditRecord.MODEL_UPDATE(round={}, site={}, samples={}, consent_ids={})".format(self.round, self.site, self.samples, self.consent_ids)
+        def __eq__(self, other):
+            if not isinstance(other, AuditRecord):
+                return NotImplemented
+            if not other.is_MODEL_UPDATE():
+                return False
+            if self.round != other.round:
+                return False
+            if self.site != other.site:
+                return False
+            if self.samples != other.samples:
+                return False
+            if self.consent_ids != other.consent_ids:
+                return False
+            return True
+
+    @dataclass
+    class KEY_WITHHELD:
+        """
+        A record cut off by consent: its key withheld from the network.
+"""
+        
+        def __init__(self, record_id:str, reason:str, consent_id:typing.Optional[str]):
+            self.record_id = record_id
+            
+            """
+        The record (patient id).
+"""
+        
+            self.reason = reason
+            
+            """
+        Why (`consent denies`, `consent expired`, `consent revoked`, `no
+        consent`).
+"""
+        
+            self.consent_id = consent_id
+            
+            """
+        The consent that decided, if one did.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "AuditRecord.KEY_WITHHELD(record_id={}, reason={}, consent_id={})".format(self.record_id, self.reason, self.consent_id)
+        def __eq__(self, other):
+            if not isinstance(other, AuditRecord):
+                return NotImplemented
+            if not other.is_KEY_WITHHELD():
+                return False
+            if self.record_id != other.record_id:
+                return False
+            if self.reason != other.reason:
+                return False
+            if self.consent_id != other.consent_id:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_MODEL_CARD(self) -> bool:
+        return isinstance(self, AuditRecord.MODEL_CARD)
+    def is_model_card(self) -> bool:
+        return isinstance(self, AuditRecord.MODEL_CARD)
+    def is_DECISION_MADE(self) -> bool:
+        return isinstance(self, AuditRecord.DECISION_MADE)
+    def is_decision_made(self) -> bool:
+        return isinstance(self, AuditRecord.DECISION_MADE)
+    def is_MODEL_UPDATE(self) -> bool:
+        return isinstance(self, AuditRecord.MODEL_UPDATE)
+    def is_model_update(self) -> bool:
+        return isinstance(self, AuditRecord.MODEL_UPDATE)
+    def is_KEY_WITHHELD(self) -> bool:
+        return isinstance(self, AuditRecord.KEY_WITHHELD)
+    def is_key_withheld(self) -> bool:
+        return isinstance(self, AuditRecord.KEY_WITHHELD)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+AuditRecord.MODEL_CARD = type("AuditRecord.MODEL_CARD", (AuditRecord.MODEL_CARD, AuditRecord,), {})  # type: ignore
+AuditRecord.DECISION_MADE = type("AuditRecord.DECISION_MADE", (AuditRecord.DECISION_MADE, AuditRecord,), {})  # type: ignore
+AuditRecord.MODEL_UPDATE = type("AuditRecord.MODEL_UPDATE", (AuditRecord.MODEL_UPDATE, AuditRecord,), {})  # type: ignore
+AuditRecord.KEY_WITHHELD = type("AuditRecord.KEY_WITHHELD", (AuditRecord.KEY_WITHHELD, AuditRecord,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeAuditRecord(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return AuditRecord.MODEL_CARD(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
+        if variant == 2:
+            return AuditRecord.DECISION_MADE(
+                _UniffiFfiConverterTypeDecision.read(buf),
+            )
+        if variant == 3:
+            return AuditRecord.MODEL_UPDATE(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+                _UniffiFfiConverterSequenceString.read(buf),
+            )
+        if variant == 4:
+            return AuditRecord.KEY_WITHHELD(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterOptionalString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_MODEL_CARD():
+            _UniffiFfiConverterString.check_lower(value.card_json)
+            _UniffiFfiConverterUInt64.check_lower(value.model_bytes)
+            return
+        if value.is_DECISION_MADE():
+            _UniffiFfiConverterTypeDecision.check_lower(value.decision)
+            return
+        if value.is_MODEL_UPDATE():
+            _UniffiFfiConverterString.check_lower(value.round)
+            _UniffiFfiConverterString.check_lower(value.site)
+            _UniffiFfiConverterUInt64.check_lower(value.samples)
+            _UniffiFfiConverterSequenceString.check_lower(value.consent_ids)
+            return
+        if value.is_KEY_WITHHELD():
+            _UniffiFfiConverterString.check_lower(value.record_id)
+            _UniffiFfiConverterString.check_lower(value.reason)
+            _UniffiFfiConverterOptionalString.check_lower(value.consent_id)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_MODEL_CARD():
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.card_json, buf)
+            _UniffiFfiConverterUInt64.write(value.model_bytes, buf)
+        if value.is_DECISION_MADE():
+            buf.write_i32(2)
+            _UniffiFfiConverterTypeDecision.write(value.decision, buf)
+        if value.is_MODEL_UPDATE():
+            buf.write_i32(3)
+            _UniffiFfiConverterString.write(value.round, buf)
+            _UniffiFfiConverterString.write(value.site, buf)
+            _UniffiFfiConverterUInt64.write(value.samples, buf)
+            _UniffiFfiConverterSequenceString.write(value.consent_ids, buf)
+        if value.is_KEY_WITHHELD():
+            buf.write_i32(4)
+            _UniffiFfiConverterString.write(value.record_id, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
+            _UniffiFfiConverterOptionalString.write(value.consent_id, buf)
+
+
+
+@dataclass
+class AuditEntry:
+    """
+    One analytics entry of a network's ledger.
+"""
+    def __init__(self, *, entry_id:str, author_id:str, author_name:str, time_ms:int, record:AuditRecord):
+        self.entry_id = entry_id
+        self.author_id = author_id
+        self.author_name = author_name
+        self.time_ms = time_ms
+        self.record = record
+        
+        
+
+    
+    def __str__(self):
+        return "AuditEntry(entry_id={}, author_id={}, author_name={}, time_ms={}, record={})".format(self.entry_id, self.author_id, self.author_name, self.time_ms, self.record)
+    def __eq__(self, other):
+        if self.entry_id != other.entry_id:
+            return False
+        if self.author_id != other.author_id:
+            return False
+        if self.author_name != other.author_name:
+            return False
+        if self.time_ms != other.time_ms:
+            return False
+        if self.record != other.record:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeAuditEntry(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return AuditEntry(
+            entry_id=_UniffiFfiConverterString.read(buf),
+            author_id=_UniffiFfiConverterString.read(buf),
+            author_name=_UniffiFfiConverterString.read(buf),
+            time_ms=_UniffiFfiConverterUInt64.read(buf),
+            record=_UniffiFfiConverterTypeAuditRecord.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.entry_id)
+        _UniffiFfiConverterString.check_lower(value.author_id)
+        _UniffiFfiConverterString.check_lower(value.author_name)
+        _UniffiFfiConverterUInt64.check_lower(value.time_ms)
+        _UniffiFfiConverterTypeAuditRecord.check_lower(value.record)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.entry_id, buf)
+        _UniffiFfiConverterString.write(value.author_id, buf)
+        _UniffiFfiConverterString.write(value.author_name, buf)
+        _UniffiFfiConverterUInt64.write(value.time_ms, buf)
+        _UniffiFfiConverterTypeAuditRecord.write(value.record, buf)
+
+
+
+
+
+
+class ConsentStatus(enum.Enum):
+    """
+    `Consent.status`: only `Active` consents take part in decisions.
+"""
+    
+    DRAFT = 0
+    """
+    Being written.
+"""
+    
+    PROPOSED = 1
+    """
+    Offered, not yet agreed.
+"""
+    
+    ACTIVE = 2
+    """
+    In force.
+"""
+    
+    REJECTED = 3
+    """
+    Declined by the patient.
+"""
+    
+    INACTIVE = 4
+    """
+    Revoked or replaced.
+"""
+    
+    ENTERED_IN_ERROR = 5
+    """
+    Recorded by mistake.
+"""
+    
+
+
+class _UniffiFfiConverterTypeConsentStatus(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return ConsentStatus.DRAFT
+        if variant == 2:
+            return ConsentStatus.PROPOSED
+        if variant == 3:
+            return ConsentStatus.ACTIVE
+        if variant == 4:
+            return ConsentStatus.REJECTED
+        if variant == 5:
+            return ConsentStatus.INACTIVE
+        if variant == 6:
+            return ConsentStatus.ENTERED_IN_ERROR
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == ConsentStatus.DRAFT:
+            return
+        if value == ConsentStatus.PROPOSED:
+            return
+        if value == ConsentStatus.ACTIVE:
+            return
+        if value == ConsentStatus.REJECTED:
+            return
+        if value == ConsentStatus.INACTIVE:
+            return
+        if value == ConsentStatus.ENTERED_IN_ERROR:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == ConsentStatus.DRAFT:
+            buf.write_i32(1)
+        if value == ConsentStatus.PROPOSED:
+            buf.write_i32(2)
+        if value == ConsentStatus.ACTIVE:
+            buf.write_i32(3)
+        if value == ConsentStatus.REJECTED:
+            buf.write_i32(4)
+        if value == ConsentStatus.INACTIVE:
+            buf.write_i32(5)
+        if value == ConsentStatus.ENTERED_IN_ERROR:
+            buf.write_i32(6)
+
+
+
+
+
+
+
+
+class Grantee:
+    """
+    Whom a consent grants to.
+"""
+    def __init__(self):
+        raise RuntimeError("Grantee cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class NETWORK:
+        """
+        Every node acting in one network (a study), by network id (hex).
+"""
+        
+        def __init__(self, network_id:str):
+            self.network_id = network_id
+            
+            """
+        The network id (hex).
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Grantee.NETWORK(network_id={})".format(self.network_id)
+        def __eq__(self, other):
+            if not isinstance(other, Grantee):
+                return NotImplemented
+            if not other.is_NETWORK():
+                return False
+            if self.network_id != other.network_id:
+                return False
+            return True
+
+    @dataclass
+    class NODE:
+        """
+        One node (an institution's installation, a phone), by author id.
+"""
+        
+        def __init__(self, author_id:str):
+            self.author_id = author_id
+            
+            """
+        The author id (64 hex digits).
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Grantee.NODE(author_id={})".format(self.author_id)
+        def __eq__(self, other):
+            if not isinstance(other, Grantee):
+                return NotImplemented
+            if not other.is_NODE():
+                return False
+            if self.author_id != other.author_id:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_NETWORK(self) -> bool:
+        return isinstance(self, Grantee.NETWORK)
+    def is_network(self) -> bool:
+        return isinstance(self, Grantee.NETWORK)
+    def is_NODE(self) -> bool:
+        return isinstance(self, Grantee.NODE)
+    def is_node(self) -> bool:
+        return isinstance(self, Grantee.NODE)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+Grantee.NETWORK = type("Grantee.NETWORK", (Grantee.NETWORK, Grantee,), {})  # type: ignore
+Grantee.NODE = type("Grantee.NODE", (Grantee.NODE, Grantee,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeGrantee(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return Grantee.NETWORK(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 2:
+            return Grantee.NODE(
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_NETWORK():
+            _UniffiFfiConverterString.check_lower(value.network_id)
+            return
+        if value.is_NODE():
+            _UniffiFfiConverterString.check_lower(value.author_id)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_NETWORK():
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.network_id, buf)
+        if value.is_NODE():
+            buf.write_i32(2)
+            _UniffiFfiConverterString.write(value.author_id, buf)
+
+
+
+class _UniffiFfiConverterSequenceTypeGrantee(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeGrantee.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeGrantee.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeGrantee.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypePurpose(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypePurpose.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypePurpose.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypePurpose.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterInt64(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "i64"
+    VALUE_MIN = -2**63
+    VALUE_MAX = 2**63
+
+    @staticmethod
+    def read(buf):
+        return buf.read_i64()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_i64(value)
+
+class _UniffiFfiConverterOptionalInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterInt64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class Consent:
+    """
+    A patient's consent, as stored in the chart (a FHIR R4 `Consent`).
+
+    `grantees`, `purposes`, `classes` and the period are those of the root
+    provision (the grant itself); `exceptions` counts its nested provisions.
+"""
+    def __init__(self, *, id:str, patient_id:str, status:ConsentStatus, grantees:typing.List[Grantee], purposes:typing.List[Purpose], classes:typing.List[str], start_ms:typing.Optional[int], end_ms:typing.Optional[int], exceptions:int, recorded_on_behalf_by:typing.Optional[str], fhir_json:str):
+        self.id = id
+        self.patient_id = patient_id
+        self.status = status
+        self.grantees = grantees
+        self.purposes = purposes
+        self.classes = classes
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+        self.exceptions = exceptions
+        self.recorded_on_behalf_by = recorded_on_behalf_by
+        self.fhir_json = fhir_json
+        
+        
+
+    
+    def __str__(self):
+        return "Consent(id={}, patient_id={}, status={}, grantees={}, purposes={}, classes={}, start_ms={}, end_ms={}, exceptions={}, recorded_on_behalf_by={}, fhir_json={})".format(self.id, self.patient_id, self.status, self.grantees, self.purposes, self.classes, self.start_ms, self.end_ms, self.exceptions, self.recorded_on_behalf_by, self.fhir_json)
+    def __eq__(self, other):
+        if self.id != other.id:
+            return False
+        if self.patient_id != other.patient_id:
+            return False
+        if self.status != other.status:
+            return False
+        if self.grantees != other.grantees:
+            return False
+        if self.purposes != other.purposes:
+            return False
+        if self.classes != other.classes:
+            return False
+        if self.start_ms != other.start_ms:
+            return False
+        if self.end_ms != other.end_ms:
+            return False
+        if self.exceptions != other.exceptions:
+            return False
+        if self.recorded_on_behalf_by != other.recorded_on_behalf_by:
+            return False
+        if self.fhir_json != other.fhir_json:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeConsent(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Consent(
+            id=_UniffiFfiConverterString.read(buf),
+            patient_id=_UniffiFfiConverterString.read(buf),
+            status=_UniffiFfiConverterTypeConsentStatus.read(buf),
+            grantees=_UniffiFfiConverterSequenceTypeGrantee.read(buf),
+            purposes=_UniffiFfiConverterSequenceTypePurpose.read(buf),
+            classes=_UniffiFfiConverterSequenceString.read(buf),
+            start_ms=_UniffiFfiConverterOptionalInt64.read(buf),
+            end_ms=_UniffiFfiConverterOptionalInt64.read(buf),
+            exceptions=_UniffiFfiConverterUInt32.read(buf),
+            recorded_on_behalf_by=_UniffiFfiConverterOptionalString.read(buf),
+            fhir_json=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.id)
+        _UniffiFfiConverterString.check_lower(value.patient_id)
+        _UniffiFfiConverterTypeConsentStatus.check_lower(value.status)
+        _UniffiFfiConverterSequenceTypeGrantee.check_lower(value.grantees)
+        _UniffiFfiConverterSequenceTypePurpose.check_lower(value.purposes)
+        _UniffiFfiConverterSequenceString.check_lower(value.classes)
+        _UniffiFfiConverterOptionalInt64.check_lower(value.start_ms)
+        _UniffiFfiConverterOptionalInt64.check_lower(value.end_ms)
+        _UniffiFfiConverterUInt32.check_lower(value.exceptions)
+        _UniffiFfiConverterOptionalString.check_lower(value.recorded_on_behalf_by)
+        _UniffiFfiConverterString.check_lower(value.fhir_json)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.id, buf)
+        _UniffiFfiConverterString.write(value.patient_id, buf)
+        _UniffiFfiConverterTypeConsentStatus.write(value.status, buf)
+        _UniffiFfiConverterSequenceTypeGrantee.write(value.grantees, buf)
+        _UniffiFfiConverterSequenceTypePurpose.write(value.purposes, buf)
+        _UniffiFfiConverterSequenceString.write(value.classes, buf)
+        _UniffiFfiConverterOptionalInt64.write(value.start_ms, buf)
+        _UniffiFfiConverterOptionalInt64.write(value.end_ms, buf)
+        _UniffiFfiConverterUInt32.write(value.exceptions, buf)
+        _UniffiFfiConverterOptionalString.write(value.recorded_on_behalf_by, buf)
+        _UniffiFfiConverterString.write(value.fhir_json, buf)
+
+
+
+
+
+
+class ConsentSource:
+    """
+    Who wrote a consent into the chart, as the record's authorship shows.
+"""
+    def __init__(self):
+        raise RuntimeError("ConsentSource cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class PATIENT_NODE:
+        """
+        One of the patient's own nodes (their phone, listed with
+        `Network.link_patient_node`).
+"""
+        
+        def __init__(self, author_id:str):
+            self.author_id = author_id
+            
+            """
+        Its author id.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ConsentSource.PATIENT_NODE(author_id={})".format(self.author_id)
+        def __eq__(self, other):
+            if not isinstance(other, ConsentSource):
+                return NotImplemented
+            if not other.is_PATIENT_NODE():
+                return False
+            if self.author_id != other.author_id:
+                return False
+            return True
+
+    @dataclass
+    class ON_BEHALF:
+        """
+        A member institution, recording it on the patient's behalf.
+"""
+        
+        def __init__(self, recorder_author_id:str):
+            self.recorder_author_id = recorder_author_id
+            
+            """
+        The recording node's author id.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ConsentSource.ON_BEHALF(recorder_author_id={})".format(self.recorder_author_id)
+        def __eq__(self, other):
+            if not isinstance(other, ConsentSource):
+                return NotImplemented
+            if not other.is_ON_BEHALF():
+                return False
+            if self.recorder_author_id != other.recorder_author_id:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_PATIENT_NODE(self) -> bool:
+        return isinstance(self, ConsentSource.PATIENT_NODE)
+    def is_patient_node(self) -> bool:
+        return isinstance(self, ConsentSource.PATIENT_NODE)
+    def is_ON_BEHALF(self) -> bool:
+        return isinstance(self, ConsentSource.ON_BEHALF)
+    def is_on_behalf(self) -> bool:
+        return isinstance(self, ConsentSource.ON_BEHALF)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+ConsentSource.PATIENT_NODE = type("ConsentSource.PATIENT_NODE", (ConsentSource.PATIENT_NODE, ConsentSource,), {})  # type: ignore
+ConsentSource.ON_BEHALF = type("ConsentSource.ON_BEHALF", (ConsentSource.ON_BEHALF, ConsentSource,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeConsentSource(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return ConsentSource.PATIENT_NODE(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 2:
+            return ConsentSource.ON_BEHALF(
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_PATIENT_NODE():
+            _UniffiFfiConverterString.check_lower(value.author_id)
+            return
+        if value.is_ON_BEHALF():
+            _UniffiFfiConverterString.check_lower(value.recorder_author_id)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_PATIENT_NODE():
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.author_id, buf)
+        if value.is_ON_BEHALF():
+            buf.write_i32(2)
+            _UniffiFfiConverterString.write(value.recorder_author_id, buf)
+
+
+
+class _UniffiFfiConverterBoolean:
+    @classmethod
+    def check_lower(cls, value):
+        return not not value
+
+    @classmethod
+    def lower(cls, value):
+        return 1 if value else 0
+
+    @staticmethod
+    def lift(value):
+        return value != 0
+
+    @classmethod
+    def read(cls, buf):
+        return cls.lift(buf.read_u8())
+
+    @classmethod
+    def write(cls, value, buf):
+        buf.write_u8(value)
+
+@dataclass
+class PatientConsent:
+    """
+    A consent read from a chart, with who wrote it.
+"""
+    def __init__(self, *, consent:Consent, source:ConsentSource, mark_matches:bool):
+        self.consent = consent
+        self.source = source
+        self.mark_matches = mark_matches
+        
+        
+
+    
+    def __str__(self):
+        return "PatientConsent(consent={}, source={}, mark_matches={})".format(self.consent, self.source, self.mark_matches)
+    def __eq__(self, other):
+        if self.consent != other.consent:
+            return False
+        if self.source != other.source:
+            return False
+        if self.mark_matches != other.mark_matches:
+            return False
+        return True
+
+class _UniffiFfiConverterTypePatientConsent(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return PatientConsent(
+            consent=_UniffiFfiConverterTypeConsent.read(buf),
+            source=_UniffiFfiConverterTypeConsentSource.read(buf),
+            mark_matches=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeConsent.check_lower(value.consent)
+        _UniffiFfiConverterTypeConsentSource.check_lower(value.source)
+        _UniffiFfiConverterBoolean.check_lower(value.mark_matches)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeConsent.write(value.consent, buf)
+        _UniffiFfiConverterTypeConsentSource.write(value.source, buf)
+        _UniffiFfiConverterBoolean.write(value.mark_matches, buf)
+
+class _UniffiFfiConverterSequenceTypePatientConsent(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypePatientConsent.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypePatientConsent.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypePatientConsent.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class ChartConsents:
+    """
+    A chart's consents.
+"""
+    def __init__(self, *, consents:typing.List[PatientConsent], unreadable_ids:typing.List[str]):
+        self.consents = consents
+        self.unreadable_ids = unreadable_ids
+        
+        
+
+    
+    def __str__(self):
+        return "ChartConsents(consents={}, unreadable_ids={})".format(self.consents, self.unreadable_ids)
+    def __eq__(self, other):
+        if self.consents != other.consents:
+            return False
+        if self.unreadable_ids != other.unreadable_ids:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeChartConsents(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ChartConsents(
+            consents=_UniffiFfiConverterSequenceTypePatientConsent.read(buf),
+            unreadable_ids=_UniffiFfiConverterSequenceString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterSequenceTypePatientConsent.check_lower(value.consents)
+        _UniffiFfiConverterSequenceString.check_lower(value.unreadable_ids)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterSequenceTypePatientConsent.write(value.consents, buf)
+        _UniffiFfiConverterSequenceString.write(value.unreadable_ids, buf)
+
+@dataclass
+class GranteeExport:
+    """
+    A chart filtered for a grantee.
+"""
+    def __init__(self, *, text:str, included:int, withheld:int, consent_ids:typing.List[str]):
+        self.text = text
+        self.included = included
+        self.withheld = withheld
+        self.consent_ids = consent_ids
+        
+        
+
+    
+    def __str__(self):
+        return "GranteeExport(text={}, included={}, withheld={}, consent_ids={})".format(self.text, self.included, self.withheld, self.consent_ids)
+    def __eq__(self, other):
+        if self.text != other.text:
+            return False
+        if self.included != other.included:
+            return False
+        if self.withheld != other.withheld:
+            return False
+        if self.consent_ids != other.consent_ids:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeGranteeExport(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return GranteeExport(
+            text=_UniffiFfiConverterString.read(buf),
+            included=_UniffiFfiConverterUInt64.read(buf),
+            withheld=_UniffiFfiConverterUInt64.read(buf),
+            consent_ids=_UniffiFfiConverterSequenceString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.text)
+        _UniffiFfiConverterUInt64.check_lower(value.included)
+        _UniffiFfiConverterUInt64.check_lower(value.withheld)
+        _UniffiFfiConverterSequenceString.check_lower(value.consent_ids)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.text, buf)
+        _UniffiFfiConverterUInt64.write(value.included, buf)
+        _UniffiFfiConverterUInt64.write(value.withheld, buf)
+        _UniffiFfiConverterSequenceString.write(value.consent_ids, buf)
 
 @dataclass
 class ImportReport:
@@ -977,82 +2766,6 @@ class _UniffiFfiConverterTypeImportReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.patients, buf)
         _UniffiFfiConverterUInt64.write(value.changes, buf)
         _UniffiFfiConverterUInt64.write(value.entries, buf)
-
-class _UniffiFfiConverterString:
-    @staticmethod
-    def check_lower(value):
-        if not isinstance(value, str):
-            raise TypeError("argument must be str, not {}".format(type(value).__name__))
-        return value
-
-    @staticmethod
-    def read(buf):
-        size = buf.read_i32()
-        if size < 0:
-            raise InternalError("Unexpected negative string length")
-        utf8_bytes = buf.read(size)
-        return utf8_bytes.decode("utf-8")
-
-    @staticmethod
-    def write(value, buf):
-        utf8_bytes = value.encode("utf-8")
-        buf.write_i32(len(utf8_bytes))
-        buf.write(utf8_bytes)
-
-    @staticmethod
-    def lift(buf):
-        with buf.consume_with_stream() as stream:
-            return stream.read(stream.remaining()).decode("utf-8")
-
-    @staticmethod
-    def lower(value):
-        with _UniffiRustBuffer.alloc_with_builder() as builder:
-            builder.write(value.encode("utf-8"))
-            return builder.finalize()
-
-class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        for item in value:
-            _UniffiFfiConverterString.check_lower(item)
-
-    @classmethod
-    def write(cls, value, buf):
-        items = len(value)
-        buf.write_i32(items)
-        for item in value:
-            _UniffiFfiConverterString.write(item, buf)
-
-    @classmethod
-    def read(cls, buf):
-        count = buf.read_i32()
-        if count < 0:
-            raise InternalError("Unexpected negative sequence length")
-
-        return [
-            _UniffiFfiConverterString.read(buf) for i in range(count)
-        ]
-
-class _UniffiFfiConverterBoolean:
-    @classmethod
-    def check_lower(cls, value):
-        return not not value
-
-    @classmethod
-    def lower(cls, value):
-        return 1 if value else 0
-
-    @staticmethod
-    def lift(value):
-        return value != 0
-
-    @classmethod
-    def read(cls, buf):
-        return cls.lift(buf.read_u8())
-
-    @classmethod
-    def write(cls, value, buf):
-        buf.write_u8(value)
 
 @dataclass
 class LedgerReport:
@@ -1192,6 +2905,66 @@ class _UniffiFfiConverterTypeMemberInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.fingerprint, buf)
         _UniffiFfiConverterBoolean.write(value.this_node, buf)
 
+class _UniffiFfiConverterBytes(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        size = buf.read_i32()
+        if size < 0:
+            raise InternalError("Unexpected negative byte string length")
+        return buf.read(size)
+
+    @staticmethod
+    def check_lower(value):
+        try:
+            memoryview(value)
+        except TypeError:
+            raise TypeError("a bytes-like object is required, not {!r}".format(type(value).__name__))
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_i32(len(value))
+        buf.write(value)
+
+@dataclass
+class MembershipProofBytes:
+    """
+    A membership proof and the commitment it was made against, as bytes to
+    hand to the patient.
+"""
+    def __init__(self, *, commitment:bytes, proof:bytes):
+        self.commitment = commitment
+        self.proof = proof
+        
+        
+
+    
+    def __str__(self):
+        return "MembershipProofBytes(commitment={}, proof={})".format(self.commitment, self.proof)
+    def __eq__(self, other):
+        if self.commitment != other.commitment:
+            return False
+        if self.proof != other.proof:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeMembershipProofBytes(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return MembershipProofBytes(
+            commitment=_UniffiFfiConverterBytes.read(buf),
+            proof=_UniffiFfiConverterBytes.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterBytes.check_lower(value.commitment)
+        _UniffiFfiConverterBytes.check_lower(value.proof)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterBytes.write(value.commitment, buf)
+        _UniffiFfiConverterBytes.write(value.proof, buf)
+
 @dataclass
 class NetworkInfo:
     """
@@ -1248,19 +3021,6 @@ class _UniffiFfiConverterTypeNetworkInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.epoch, buf)
         _UniffiFfiConverterBoolean.write(value.active, buf)
         _UniffiFfiConverterBoolean.write(value.commit_pending, buf)
-
-class _UniffiFfiConverterInt64(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "i64"
-    VALUE_MIN = -2**63
-    VALUE_MAX = 2**63
-
-    @staticmethod
-    def read(buf):
-        return buf.read_i64()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_i64(value)
 
 
 
@@ -1344,26 +3104,6 @@ class _UniffiFfiConverterTypeMessageKind(_UniffiConverterRustBuffer):
             buf.write_i32(5)
 
 
-
-class _UniffiFfiConverterBytes(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        size = buf.read_i32()
-        if size < 0:
-            raise InternalError("Unexpected negative byte string length")
-        return buf.read(size)
-
-    @staticmethod
-    def check_lower(value):
-        try:
-            memoryview(value)
-        except TypeError:
-            raise TypeError("a bytes-like object is required, not {!r}".format(type(value).__name__))
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_i32(len(value))
-        buf.write(value)
 
 @dataclass
 class OutgoingMessage:
@@ -1493,6 +3233,87 @@ class _UniffiFfiConverterTypeReceiveReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.resent, buf)
 
 @dataclass
+class ShareReport:
+    """
+    What `Network.share_to_network` did.
+"""
+    def __init__(self, *, patients:int, patients_shared:int, resources_permitted:int, resources_withheld:int, records_cut_off:int, records_restored:int, unreadable_charts:int, entries:int, consent_ids:typing.List[str]):
+        self.patients = patients
+        self.patients_shared = patients_shared
+        self.resources_permitted = resources_permitted
+        self.resources_withheld = resources_withheld
+        self.records_cut_off = records_cut_off
+        self.records_restored = records_restored
+        self.unreadable_charts = unreadable_charts
+        self.entries = entries
+        self.consent_ids = consent_ids
+        
+        
+
+    
+    def __str__(self):
+        return "ShareReport(patients={}, patients_shared={}, resources_permitted={}, resources_withheld={}, records_cut_off={}, records_restored={}, unreadable_charts={}, entries={}, consent_ids={})".format(self.patients, self.patients_shared, self.resources_permitted, self.resources_withheld, self.records_cut_off, self.records_restored, self.unreadable_charts, self.entries, self.consent_ids)
+    def __eq__(self, other):
+        if self.patients != other.patients:
+            return False
+        if self.patients_shared != other.patients_shared:
+            return False
+        if self.resources_permitted != other.resources_permitted:
+            return False
+        if self.resources_withheld != other.resources_withheld:
+            return False
+        if self.records_cut_off != other.records_cut_off:
+            return False
+        if self.records_restored != other.records_restored:
+            return False
+        if self.unreadable_charts != other.unreadable_charts:
+            return False
+        if self.entries != other.entries:
+            return False
+        if self.consent_ids != other.consent_ids:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeShareReport(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ShareReport(
+            patients=_UniffiFfiConverterUInt64.read(buf),
+            patients_shared=_UniffiFfiConverterUInt64.read(buf),
+            resources_permitted=_UniffiFfiConverterUInt64.read(buf),
+            resources_withheld=_UniffiFfiConverterUInt64.read(buf),
+            records_cut_off=_UniffiFfiConverterUInt64.read(buf),
+            records_restored=_UniffiFfiConverterUInt64.read(buf),
+            unreadable_charts=_UniffiFfiConverterUInt64.read(buf),
+            entries=_UniffiFfiConverterUInt64.read(buf),
+            consent_ids=_UniffiFfiConverterSequenceString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.patients)
+        _UniffiFfiConverterUInt64.check_lower(value.patients_shared)
+        _UniffiFfiConverterUInt64.check_lower(value.resources_permitted)
+        _UniffiFfiConverterUInt64.check_lower(value.resources_withheld)
+        _UniffiFfiConverterUInt64.check_lower(value.records_cut_off)
+        _UniffiFfiConverterUInt64.check_lower(value.records_restored)
+        _UniffiFfiConverterUInt64.check_lower(value.unreadable_charts)
+        _UniffiFfiConverterUInt64.check_lower(value.entries)
+        _UniffiFfiConverterSequenceString.check_lower(value.consent_ids)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.patients, buf)
+        _UniffiFfiConverterUInt64.write(value.patients_shared, buf)
+        _UniffiFfiConverterUInt64.write(value.resources_permitted, buf)
+        _UniffiFfiConverterUInt64.write(value.resources_withheld, buf)
+        _UniffiFfiConverterUInt64.write(value.records_cut_off, buf)
+        _UniffiFfiConverterUInt64.write(value.records_restored, buf)
+        _UniffiFfiConverterUInt64.write(value.unreadable_charts, buf)
+        _UniffiFfiConverterUInt64.write(value.entries, buf)
+        _UniffiFfiConverterSequenceString.write(value.consent_ids, buf)
+
+@dataclass
 class SyncReport:
     """
     What a sync with a relay did.
@@ -1543,18 +3364,605 @@ class _UniffiFfiConverterTypeSyncReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeReceiveReport.write(value.received, buf)
         _UniffiFfiConverterSequenceString.write(value.rejected, buf)
 
-class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "u32"
-    VALUE_MIN = 0
-    VALUE_MAX = 2**32
+class _UniffiFfiConverterOptionalFloat64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterFloat64.check_lower(value)
 
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterFloat64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterFloat64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+
+
+
+
+
+class ModelMetrics:
+    """
+    Metrics on the held-out rows, by model family (the card's JSON has the
+    ROC curve and calibration bins too).
+"""
+    def __init__(self):
+        raise RuntimeError("ModelMetrics cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class CLASSIFICATION:
+        """
+        Logistic regression, decision tree.
+"""
+        
+        def __init__(self, rows:int, accuracy:float, auc:typing.Optional[float]):
+            self.rows = rows
+            
+            """
+        Rows evaluated.
+"""
+        
+            self.accuracy = accuracy
+            
+            """
+        Share of rows classified right.
+"""
+        
+            self.auc = auc
+            
+            """
+        Area under the ROC curve; `None` when the rows hold one class.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ModelMetrics.CLASSIFICATION(rows={}, accuracy={}, auc={})".format(self.rows, self.accuracy, self.auc)
+        def __eq__(self, other):
+            if not isinstance(other, ModelMetrics):
+                return NotImplemented
+            if not other.is_CLASSIFICATION():
+                return False
+            if self.rows != other.rows:
+                return False
+            if self.accuracy != other.accuracy:
+                return False
+            if self.auc != other.auc:
+                return False
+            return True
+
+    @dataclass
+    class CLUSTERING:
+        """
+        k-means.
+"""
+        
+        def __init__(self, rows:int, inertia:float, silhouette:typing.Optional[float]):
+            self.rows = rows
+            
+            """
+        Rows evaluated.
+"""
+        
+            self.inertia = inertia
+            
+            """
+        Sum of squared distances to the nearest centroid.
+"""
+        
+            self.silhouette = silhouette
+            
+            """
+        Mean silhouette; `None` with fewer than two clusters present.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ModelMetrics.CLUSTERING(rows={}, inertia={}, silhouette={})".format(self.rows, self.inertia, self.silhouette)
+        def __eq__(self, other):
+            if not isinstance(other, ModelMetrics):
+                return NotImplemented
+            if not other.is_CLUSTERING():
+                return False
+            if self.rows != other.rows:
+                return False
+            if self.inertia != other.inertia:
+                return False
+            if self.silhouette != other.silhouette:
+                return False
+            return True
+
+    @dataclass
+    class REGRESSION:
+        """
+        Linear regression.
+"""
+        
+        def __init__(self, rows:int, r2:typing.Optional[float], rmse:float):
+            self.rows = rows
+            
+            """
+        Rows evaluated.
+"""
+        
+            self.r2 = r2
+            
+            """
+        Coefficient of determination; `None` for constant targets.
+"""
+        
+            self.rmse = rmse
+            
+            """
+        Root mean squared error, in target units.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ModelMetrics.REGRESSION(rows={}, r2={}, rmse={})".format(self.rows, self.r2, self.rmse)
+        def __eq__(self, other):
+            if not isinstance(other, ModelMetrics):
+                return NotImplemented
+            if not other.is_REGRESSION():
+                return False
+            if self.rows != other.rows:
+                return False
+            if self.r2 != other.r2:
+                return False
+            if self.rmse != other.rmse:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_CLASSIFICATION(self) -> bool:
+        return isinstance(self, ModelMetrics.CLASSIFICATION)
+    def is_classification(self) -> bool:
+        return isinstance(self, ModelMetrics.CLASSIFICATION)
+    def is_CLUSTERING(self) -> bool:
+        return isinstance(self, ModelMetrics.CLUSTERING)
+    def is_clustering(self) -> bool:
+        return isinstance(self, ModelMetrics.CLUSTERING)
+    def is_REGRESSION(self) -> bool:
+        return isinstance(self, ModelMetrics.REGRESSION)
+    def is_regression(self) -> bool:
+        return isinstance(self, ModelMetrics.REGRESSION)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+ModelMetrics.CLASSIFICATION = type("ModelMetrics.CLASSIFICATION", (ModelMetrics.CLASSIFICATION, ModelMetrics,), {})  # type: ignore
+ModelMetrics.CLUSTERING = type("ModelMetrics.CLUSTERING", (ModelMetrics.CLUSTERING, ModelMetrics,), {})  # type: ignore
+ModelMetrics.REGRESSION = type("ModelMetrics.REGRESSION", (ModelMetrics.REGRESSION, ModelMetrics,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeModelMetrics(_UniffiConverterRustBuffer):
     @staticmethod
     def read(buf):
-        return buf.read_u32()
+        variant = buf.read_i32()
+        if variant == 1:
+            return ModelMetrics.CLASSIFICATION(
+                _UniffiFfiConverterUInt64.read(buf),
+                _UniffiFfiConverterFloat64.read(buf),
+                _UniffiFfiConverterOptionalFloat64.read(buf),
+            )
+        if variant == 2:
+            return ModelMetrics.CLUSTERING(
+                _UniffiFfiConverterUInt64.read(buf),
+                _UniffiFfiConverterFloat64.read(buf),
+                _UniffiFfiConverterOptionalFloat64.read(buf),
+            )
+        if variant == 3:
+            return ModelMetrics.REGRESSION(
+                _UniffiFfiConverterUInt64.read(buf),
+                _UniffiFfiConverterOptionalFloat64.read(buf),
+                _UniffiFfiConverterFloat64.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_CLASSIFICATION():
+            _UniffiFfiConverterUInt64.check_lower(value.rows)
+            _UniffiFfiConverterFloat64.check_lower(value.accuracy)
+            _UniffiFfiConverterOptionalFloat64.check_lower(value.auc)
+            return
+        if value.is_CLUSTERING():
+            _UniffiFfiConverterUInt64.check_lower(value.rows)
+            _UniffiFfiConverterFloat64.check_lower(value.inertia)
+            _UniffiFfiConverterOptionalFloat64.check_lower(value.silhouette)
+            return
+        if value.is_REGRESSION():
+            _UniffiFfiConverterUInt64.check_lower(value.rows)
+            _UniffiFfiConverterOptionalFloat64.check_lower(value.r2)
+            _UniffiFfiConverterFloat64.check_lower(value.rmse)
+            return
+        raise ValueError(value)
 
     @staticmethod
     def write(value, buf):
-        buf.write_u32(value)
+        if value.is_CLASSIFICATION():
+            buf.write_i32(1)
+            _UniffiFfiConverterUInt64.write(value.rows, buf)
+            _UniffiFfiConverterFloat64.write(value.accuracy, buf)
+            _UniffiFfiConverterOptionalFloat64.write(value.auc, buf)
+        if value.is_CLUSTERING():
+            buf.write_i32(2)
+            _UniffiFfiConverterUInt64.write(value.rows, buf)
+            _UniffiFfiConverterFloat64.write(value.inertia, buf)
+            _UniffiFfiConverterOptionalFloat64.write(value.silhouette, buf)
+        if value.is_REGRESSION():
+            buf.write_i32(3)
+            _UniffiFfiConverterUInt64.write(value.rows, buf)
+            _UniffiFfiConverterOptionalFloat64.write(value.r2, buf)
+            _UniffiFfiConverterFloat64.write(value.rmse, buf)
+
+
+
+class _UniffiFfiConverterOptionalTypeModelMetrics(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeModelMetrics.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeModelMetrics.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeModelMetrics.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class TrainResult:
+    """
+    A model card written by `Network.train`.
+"""
+    def __init__(self, *, entry_id:str, card_json:str, dataset_size:int, excluded_by_consent:int, training_rows:int, test_rows:int, consent_ids:typing.List[str], metrics:typing.Optional[ModelMetrics], model_hash:str):
+        self.entry_id = entry_id
+        self.card_json = card_json
+        self.dataset_size = dataset_size
+        self.excluded_by_consent = excluded_by_consent
+        self.training_rows = training_rows
+        self.test_rows = test_rows
+        self.consent_ids = consent_ids
+        self.metrics = metrics
+        self.model_hash = model_hash
+        
+        
+
+    
+    def __str__(self):
+        return "TrainResult(entry_id={}, card_json={}, dataset_size={}, excluded_by_consent={}, training_rows={}, test_rows={}, consent_ids={}, metrics={}, model_hash={})".format(self.entry_id, self.card_json, self.dataset_size, self.excluded_by_consent, self.training_rows, self.test_rows, self.consent_ids, self.metrics, self.model_hash)
+    def __eq__(self, other):
+        if self.entry_id != other.entry_id:
+            return False
+        if self.card_json != other.card_json:
+            return False
+        if self.dataset_size != other.dataset_size:
+            return False
+        if self.excluded_by_consent != other.excluded_by_consent:
+            return False
+        if self.training_rows != other.training_rows:
+            return False
+        if self.test_rows != other.test_rows:
+            return False
+        if self.consent_ids != other.consent_ids:
+            return False
+        if self.metrics != other.metrics:
+            return False
+        if self.model_hash != other.model_hash:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeTrainResult(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return TrainResult(
+            entry_id=_UniffiFfiConverterString.read(buf),
+            card_json=_UniffiFfiConverterString.read(buf),
+            dataset_size=_UniffiFfiConverterUInt64.read(buf),
+            excluded_by_consent=_UniffiFfiConverterUInt64.read(buf),
+            training_rows=_UniffiFfiConverterUInt64.read(buf),
+            test_rows=_UniffiFfiConverterUInt64.read(buf),
+            consent_ids=_UniffiFfiConverterSequenceString.read(buf),
+            metrics=_UniffiFfiConverterOptionalTypeModelMetrics.read(buf),
+            model_hash=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.entry_id)
+        _UniffiFfiConverterString.check_lower(value.card_json)
+        _UniffiFfiConverterUInt64.check_lower(value.dataset_size)
+        _UniffiFfiConverterUInt64.check_lower(value.excluded_by_consent)
+        _UniffiFfiConverterUInt64.check_lower(value.training_rows)
+        _UniffiFfiConverterUInt64.check_lower(value.test_rows)
+        _UniffiFfiConverterSequenceString.check_lower(value.consent_ids)
+        _UniffiFfiConverterOptionalTypeModelMetrics.check_lower(value.metrics)
+        _UniffiFfiConverterString.check_lower(value.model_hash)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.entry_id, buf)
+        _UniffiFfiConverterString.write(value.card_json, buf)
+        _UniffiFfiConverterUInt64.write(value.dataset_size, buf)
+        _UniffiFfiConverterUInt64.write(value.excluded_by_consent, buf)
+        _UniffiFfiConverterUInt64.write(value.training_rows, buf)
+        _UniffiFfiConverterUInt64.write(value.test_rows, buf)
+        _UniffiFfiConverterSequenceString.write(value.consent_ids, buf)
+        _UniffiFfiConverterOptionalTypeModelMetrics.write(value.metrics, buf)
+        _UniffiFfiConverterString.write(value.model_hash, buf)
+
+
+
+
+
+
+class VerifyStep(enum.Enum):
+    """
+    A step of `Network.verify_model`, in the order they run.
+"""
+    
+    MODEL_BYTES = 0
+    """
+    The model bytes hash to the card's model hash and load.
+"""
+    
+    FEATURE_SPEC = 1
+    """
+    The feature spec hashes to the card's.
+"""
+    
+    CHECKPOINT = 2
+    """
+    This replica reproduces the card's checkpoint.
+"""
+    
+    DATASET = 3
+    """
+    The rebuilt dataset has the card's commitment.
+"""
+    
+    CONSENT = 4
+    """
+    The same consents were relied on.
+"""
+    
+    UPDATES = 5
+    """
+    A federated card's update entries are present and consistent.
+"""
+    
+    MODEL = 6
+    """
+    Retraining gives the card's model.
+"""
+    
+    METRICS = 7
+    """
+    Re-evaluating gives the card's metrics.
+"""
+    
+
+
+class _UniffiFfiConverterTypeVerifyStep(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return VerifyStep.MODEL_BYTES
+        if variant == 2:
+            return VerifyStep.FEATURE_SPEC
+        if variant == 3:
+            return VerifyStep.CHECKPOINT
+        if variant == 4:
+            return VerifyStep.DATASET
+        if variant == 5:
+            return VerifyStep.CONSENT
+        if variant == 6:
+            return VerifyStep.UPDATES
+        if variant == 7:
+            return VerifyStep.MODEL
+        if variant == 8:
+            return VerifyStep.METRICS
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == VerifyStep.MODEL_BYTES:
+            return
+        if value == VerifyStep.FEATURE_SPEC:
+            return
+        if value == VerifyStep.CHECKPOINT:
+            return
+        if value == VerifyStep.DATASET:
+            return
+        if value == VerifyStep.CONSENT:
+            return
+        if value == VerifyStep.UPDATES:
+            return
+        if value == VerifyStep.MODEL:
+            return
+        if value == VerifyStep.METRICS:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == VerifyStep.MODEL_BYTES:
+            buf.write_i32(1)
+        if value == VerifyStep.FEATURE_SPEC:
+            buf.write_i32(2)
+        if value == VerifyStep.CHECKPOINT:
+            buf.write_i32(3)
+        if value == VerifyStep.DATASET:
+            buf.write_i32(4)
+        if value == VerifyStep.CONSENT:
+            buf.write_i32(5)
+        if value == VerifyStep.UPDATES:
+            buf.write_i32(6)
+        if value == VerifyStep.MODEL:
+            buf.write_i32(7)
+        if value == VerifyStep.METRICS:
+            buf.write_i32(8)
+
+
+
+class _UniffiFfiConverterOptionalTypeVerifyStep(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeVerifyStep.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeVerifyStep.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeVerifyStep.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterSequenceTypeVerifyStep(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeVerifyStep.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeVerifyStep.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeVerifyStep.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class Verification:
+    """
+    The answer of `Network.verify_model`.
+"""
+    def __init__(self, *, confirmed:bool, exact:bool, max_relative_difference:typing.Optional[float], mismatch_step:typing.Optional[VerifyStep], detail:typing.Optional[str], passed:typing.List[VerifyStep]):
+        self.confirmed = confirmed
+        self.exact = exact
+        self.max_relative_difference = max_relative_difference
+        self.mismatch_step = mismatch_step
+        self.detail = detail
+        self.passed = passed
+        
+        
+
+    
+    def __str__(self):
+        return "Verification(confirmed={}, exact={}, max_relative_difference={}, mismatch_step={}, detail={}, passed={})".format(self.confirmed, self.exact, self.max_relative_difference, self.mismatch_step, self.detail, self.passed)
+    def __eq__(self, other):
+        if self.confirmed != other.confirmed:
+            return False
+        if self.exact != other.exact:
+            return False
+        if self.max_relative_difference != other.max_relative_difference:
+            return False
+        if self.mismatch_step != other.mismatch_step:
+            return False
+        if self.detail != other.detail:
+            return False
+        if self.passed != other.passed:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeVerification(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Verification(
+            confirmed=_UniffiFfiConverterBoolean.read(buf),
+            exact=_UniffiFfiConverterBoolean.read(buf),
+            max_relative_difference=_UniffiFfiConverterOptionalFloat64.read(buf),
+            mismatch_step=_UniffiFfiConverterOptionalTypeVerifyStep.read(buf),
+            detail=_UniffiFfiConverterOptionalString.read(buf),
+            passed=_UniffiFfiConverterSequenceTypeVerifyStep.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterBoolean.check_lower(value.confirmed)
+        _UniffiFfiConverterBoolean.check_lower(value.exact)
+        _UniffiFfiConverterOptionalFloat64.check_lower(value.max_relative_difference)
+        _UniffiFfiConverterOptionalTypeVerifyStep.check_lower(value.mismatch_step)
+        _UniffiFfiConverterOptionalString.check_lower(value.detail)
+        _UniffiFfiConverterSequenceTypeVerifyStep.check_lower(value.passed)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterBoolean.write(value.confirmed, buf)
+        _UniffiFfiConverterBoolean.write(value.exact, buf)
+        _UniffiFfiConverterOptionalFloat64.write(value.max_relative_difference, buf)
+        _UniffiFfiConverterOptionalTypeVerifyStep.write(value.mismatch_step, buf)
+        _UniffiFfiConverterOptionalString.write(value.detail, buf)
+        _UniffiFfiConverterSequenceTypeVerifyStep.write(value.passed, buf)
 
 
 
@@ -1739,7 +4147,9 @@ class ApiError:  # type: ignore
     class InvalidFhir(_UniffiTempApiError):
         """
         The data is not valid FHIR R4; nothing was stored. Problems name the
-        source, line and field, never the value.
+        source, line and field, never the value. Also raised when the core's
+        importer refuses a consent that `grant_consent` or `revoke_consent`
+        wrote.
 """
         
         def __init__(self, reason, problems):
@@ -1815,6 +4225,161 @@ class ApiError:  # type: ignore
         def __repr__(self):
             return "ApiError.MessageRejected({})".format(str(self))
     _UniffiTempApiError.MessageRejected = MessageRejected # type: ignore
+    class InvalidConsent(_UniffiTempApiError):
+        """
+        The consent cannot be written: an id that is not
+        `[A-Za-z0-9-.]{1,64}`, a period that ends before it starts or lies
+        outside the years 0001–9999, … The reason names the FHIR field.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.InvalidConsent({})".format(str(self))
+    _UniffiTempApiError.InvalidConsent = InvalidConsent # type: ignore
+    class UnknownConsent(_UniffiTempApiError):
+        """
+        No consent with that id in the patient's chart.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.UnknownConsent({})".format(str(self))
+    _UniffiTempApiError.UnknownConsent = UnknownConsent # type: ignore
+    class ConsentDenied(_UniffiTempApiError):
+        """
+        Consent does not permit this use of this patient's record (for
+        instance a prediction for a purpose the patient has not granted).
+        Nothing was written.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.ConsentDenied({})".format(str(self))
+    _UniffiTempApiError.ConsentDenied = ConsentDenied # type: ignore
+    class EmptyAfterConsent(_UniffiTempApiError):
+        """
+        Consent left no record to train on: every chart of the network was
+        excluded for the purpose. No model card was written.
+"""
+        
+        def __init__(self, reason, excluded):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+                "excluded={!r}".format(excluded),
+            ]))
+            self.reason = reason
+            self.excluded = excluded
+
+        def __repr__(self):
+            return "ApiError.EmptyAfterConsent({})".format(str(self))
+    _UniffiTempApiError.EmptyAfterConsent = EmptyAfterConsent # type: ignore
+    class UnknownModelCard(_UniffiTempApiError):
+        """
+        No model card with that entry id in this network (or not yet: sync).
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.UnknownModelCard({})".format(str(self))
+    _UniffiTempApiError.UnknownModelCard = UnknownModelCard # type: ignore
+    class InvalidSpec(_UniffiTempApiError):
+        """
+        The feature spec JSON is not a valid careledger feature spec, or the
+        records do not fit it.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.InvalidSpec({})".format(str(self))
+    _UniffiTempApiError.InvalidSpec = InvalidSpec # type: ignore
+    class NotCaughtUp(_UniffiTempApiError):
+        """
+        This replica does not hold the ledger state the call needs (a model
+        card's checkpoint): it is behind, or holds other entries. Sync and
+        retry; the reason says which.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.NotCaughtUp({})".format(str(self))
+    _UniffiTempApiError.NotCaughtUp = NotCaughtUp # type: ignore
+    class TrainingFailed(_UniffiTempApiError):
+        """
+        Feature extraction, fitting or evaluation failed (no convergence, a
+        single class, too few rows, a missing value under the `fail`
+        policy, invalid hyperparameters, …). No model card was written.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.TrainingFailed({})".format(str(self))
+    _UniffiTempApiError.TrainingFailed = TrainingFailed # type: ignore
+    class InvalidLedgerEntry(_UniffiTempApiError):
+        """
+        An analytics entry on the ledger (model card, decision, model update)
+        cannot be read, or does not apply to the call: for instance a
+        federated card has no dataset of its own to prove membership in.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.InvalidLedgerEntry({})".format(str(self))
+    _UniffiTempApiError.InvalidLedgerEntry = InvalidLedgerEntry # type: ignore
+    class InvalidProof(_UniffiTempApiError):
+        """
+        A dataset commitment or membership proof is malformed, or does not
+        verify against the commitment.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.InvalidProof({})".format(str(self))
+    _UniffiTempApiError.InvalidProof = InvalidProof # type: ignore
     class NodeUnusable(_UniffiTempApiError):
         """
         An earlier call panicked inside Rust while using this node, so its
@@ -1907,6 +4472,47 @@ class _UniffiFfiConverterTypeApiError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 17:
+            return ApiError.InvalidConsent(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 18:
+            return ApiError.UnknownConsent(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 19:
+            return ApiError.ConsentDenied(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 20:
+            return ApiError.EmptyAfterConsent(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
+        if variant == 21:
+            return ApiError.UnknownModelCard(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 22:
+            return ApiError.InvalidSpec(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 23:
+            return ApiError.NotCaughtUp(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 24:
+            return ApiError.TrainingFailed(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 25:
+            return ApiError.InvalidLedgerEntry(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 26:
+            return ApiError.InvalidProof(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 27:
             return ApiError.NodeUnusable(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -1962,6 +4568,37 @@ class _UniffiFfiConverterTypeApiError(_UniffiConverterRustBuffer):
             return
         if isinstance(value, ApiError.MessageRejected):
             _UniffiFfiConverterUInt32.check_lower(value.count)
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.InvalidConsent):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.UnknownConsent):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.ConsentDenied):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.EmptyAfterConsent):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            _UniffiFfiConverterUInt64.check_lower(value.excluded)
+            return
+        if isinstance(value, ApiError.UnknownModelCard):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.InvalidSpec):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.NotCaughtUp):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.TrainingFailed):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.InvalidLedgerEntry):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.InvalidProof):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, ApiError.NodeUnusable):
@@ -2020,9 +4657,570 @@ class _UniffiFfiConverterTypeApiError(_UniffiConverterRustBuffer):
             buf.write_i32(16)
             _UniffiFfiConverterUInt32.write(value.count, buf)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, ApiError.NodeUnusable):
+        if isinstance(value, ApiError.InvalidConsent):
             buf.write_i32(17)
             _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.UnknownConsent):
+            buf.write_i32(18)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.ConsentDenied):
+            buf.write_i32(19)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.EmptyAfterConsent):
+            buf.write_i32(20)
+            _UniffiFfiConverterString.write(value.reason, buf)
+            _UniffiFfiConverterUInt64.write(value.excluded, buf)
+        if isinstance(value, ApiError.UnknownModelCard):
+            buf.write_i32(21)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.InvalidSpec):
+            buf.write_i32(22)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.NotCaughtUp):
+            buf.write_i32(23)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.TrainingFailed):
+            buf.write_i32(24)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.InvalidLedgerEntry):
+            buf.write_i32(25)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.InvalidProof):
+            buf.write_i32(26)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.NodeUnusable):
+            buf.write_i32(27)
+            _UniffiFfiConverterString.write(value.reason, buf)
+
+
+
+
+
+
+class ExportFormat(enum.Enum):
+    """
+    The FHIR shape of an export.
+"""
+    
+    BUNDLE = 0
+    """
+    One `Bundle` of type `collection`, JSON text.
+"""
+    
+    NDJSON = 1
+    """
+    NDJSON: one resource per line.
+"""
+    
+
+
+class _UniffiFfiConverterTypeExportFormat(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return ExportFormat.BUNDLE
+        if variant == 2:
+            return ExportFormat.NDJSON
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == ExportFormat.BUNDLE:
+            return
+        if value == ExportFormat.NDJSON:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == ExportFormat.BUNDLE:
+            buf.write_i32(1)
+        if value == ExportFormat.NDJSON:
+            buf.write_i32(2)
+
+
+
+
+
+
+
+
+class ModelKind:
+    """
+    A model kind and its hyperparameters (defaults as scikit-learn's where
+    it has the same model).
+"""
+    def __init__(self):
+        raise RuntimeError("ModelKind cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class LOGISTIC_REGRESSION:
+        """
+        Binary logistic regression (L-BFGS) on standardised features.
+"""
+        
+        def __init__(self, alpha:float = 1.0, max_iterations:int = 100, gradient_tolerance:float = 0.0001):
+            self.alpha = alpha
+            
+            """
+        L2 penalty (≥ 0); 1 is scikit-learn's `C = 1`.
+"""
+        
+            self.max_iterations = max_iterations
+            
+            """
+        Iteration limit (≥ 1).
+"""
+        
+            self.gradient_tolerance = gradient_tolerance
+            
+            """
+        Converged when the mean loss's gradient norm is below this.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ModelKind.LOGISTIC_REGRESSION(alpha={}, max_iterations={}, gradient_tolerance={})".format(self.alpha, self.max_iterations, self.gradient_tolerance)
+        def __eq__(self, other):
+            if not isinstance(other, ModelKind):
+                return NotImplemented
+            if not other.is_LOGISTIC_REGRESSION():
+                return False
+            if self.alpha != other.alpha:
+                return False
+            if self.max_iterations != other.max_iterations:
+                return False
+            if self.gradient_tolerance != other.gradient_tolerance:
+                return False
+            return True
+
+    @dataclass
+    class DECISION_TREE:
+        """
+        Binary classification tree (Gini).
+"""
+        
+        def __init__(self, max_depth:int = 8, min_samples_split:int = 2):
+            self.max_depth = max_depth
+            
+            """
+        Maximum depth, 1 to 64.
+"""
+        
+            self.min_samples_split = min_samples_split
+            
+            """
+        A node with fewer rows is not split (≥ 2).
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ModelKind.DECISION_TREE(max_depth={}, min_samples_split={})".format(self.max_depth, self.min_samples_split)
+        def __eq__(self, other):
+            if not isinstance(other, ModelKind):
+                return NotImplemented
+            if not other.is_DECISION_TREE():
+                return False
+            if self.max_depth != other.max_depth:
+                return False
+            if self.min_samples_split != other.min_samples_split:
+                return False
+            return True
+
+    @dataclass
+    class K_MEANS:
+        """
+        k-means (k-means++ initialisation).
+"""
+        
+        def __init__(self, k:int, max_iterations:int = 300, tolerance:float = 0.0001, n_runs:int = 10):
+            self.k = k
+            
+            """
+        Number of clusters (≥ 1, ≤ rows).
+"""
+        
+            self.max_iterations = max_iterations
+            
+            """
+        Iteration limit per run (≥ 1).
+"""
+        
+            self.tolerance = tolerance
+            
+            """
+        Converged when centroids move less than this.
+"""
+        
+            self.n_runs = n_runs
+            
+            """
+        Independent initialisations; the lowest inertia wins (≥ 1).
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ModelKind.K_MEANS(k={}, max_iterations={}, tolerance={}, n_runs={})".format(self.k, self.max_iterations, self.tolerance, self.n_runs)
+        def __eq__(self, other):
+            if not isinstance(other, ModelKind):
+                return NotImplemented
+            if not other.is_K_MEANS():
+                return False
+            if self.k != other.k:
+                return False
+            if self.max_iterations != other.max_iterations:
+                return False
+            if self.tolerance != other.tolerance:
+                return False
+            if self.n_runs != other.n_runs:
+                return False
+            return True
+
+    @dataclass
+    class LINEAR_REGRESSION:
+        """
+        Ordinary least squares.
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ModelKind.LINEAR_REGRESSION()".format()
+        def __eq__(self, other):
+            if not isinstance(other, ModelKind):
+                return NotImplemented
+            if not other.is_LINEAR_REGRESSION():
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_LOGISTIC_REGRESSION(self) -> bool:
+        return isinstance(self, ModelKind.LOGISTIC_REGRESSION)
+    def is_logistic_regression(self) -> bool:
+        return isinstance(self, ModelKind.LOGISTIC_REGRESSION)
+    def is_DECISION_TREE(self) -> bool:
+        return isinstance(self, ModelKind.DECISION_TREE)
+    def is_decision_tree(self) -> bool:
+        return isinstance(self, ModelKind.DECISION_TREE)
+    def is_K_MEANS(self) -> bool:
+        return isinstance(self, ModelKind.K_MEANS)
+    def is_k_means(self) -> bool:
+        return isinstance(self, ModelKind.K_MEANS)
+    def is_LINEAR_REGRESSION(self) -> bool:
+        return isinstance(self, ModelKind.LINEAR_REGRESSION)
+    def is_linear_regression(self) -> bool:
+        return isinstance(self, ModelKind.LINEAR_REGRESSION)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+ModelKind.LOGISTIC_REGRESSION = type("ModelKind.LOGISTIC_REGRESSION", (ModelKind.LOGISTIC_REGRESSION, ModelKind,), {})  # type: ignore
+ModelKind.DECISION_TREE = type("ModelKind.DECISION_TREE", (ModelKind.DECISION_TREE, ModelKind,), {})  # type: ignore
+ModelKind.K_MEANS = type("ModelKind.K_MEANS", (ModelKind.K_MEANS, ModelKind,), {})  # type: ignore
+ModelKind.LINEAR_REGRESSION = type("ModelKind.LINEAR_REGRESSION", (ModelKind.LINEAR_REGRESSION, ModelKind,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeModelKind(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return ModelKind.LOGISTIC_REGRESSION(
+                _UniffiFfiConverterFloat64.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+                _UniffiFfiConverterFloat64.read(buf),
+            )
+        if variant == 2:
+            return ModelKind.DECISION_TREE(
+                _UniffiFfiConverterUInt32.read(buf),
+                _UniffiFfiConverterUInt32.read(buf),
+            )
+        if variant == 3:
+            return ModelKind.K_MEANS(
+                _UniffiFfiConverterUInt32.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+                _UniffiFfiConverterFloat64.read(buf),
+                _UniffiFfiConverterUInt32.read(buf),
+            )
+        if variant == 4:
+            return ModelKind.LINEAR_REGRESSION(
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_LOGISTIC_REGRESSION():
+            _UniffiFfiConverterFloat64.check_lower(value.alpha)
+            _UniffiFfiConverterUInt64.check_lower(value.max_iterations)
+            _UniffiFfiConverterFloat64.check_lower(value.gradient_tolerance)
+            return
+        if value.is_DECISION_TREE():
+            _UniffiFfiConverterUInt32.check_lower(value.max_depth)
+            _UniffiFfiConverterUInt32.check_lower(value.min_samples_split)
+            return
+        if value.is_K_MEANS():
+            _UniffiFfiConverterUInt32.check_lower(value.k)
+            _UniffiFfiConverterUInt64.check_lower(value.max_iterations)
+            _UniffiFfiConverterFloat64.check_lower(value.tolerance)
+            _UniffiFfiConverterUInt32.check_lower(value.n_runs)
+            return
+        if value.is_LINEAR_REGRESSION():
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_LOGISTIC_REGRESSION():
+            buf.write_i32(1)
+            _UniffiFfiConverterFloat64.write(value.alpha, buf)
+            _UniffiFfiConverterUInt64.write(value.max_iterations, buf)
+            _UniffiFfiConverterFloat64.write(value.gradient_tolerance, buf)
+        if value.is_DECISION_TREE():
+            buf.write_i32(2)
+            _UniffiFfiConverterUInt32.write(value.max_depth, buf)
+            _UniffiFfiConverterUInt32.write(value.min_samples_split, buf)
+        if value.is_K_MEANS():
+            buf.write_i32(3)
+            _UniffiFfiConverterUInt32.write(value.k, buf)
+            _UniffiFfiConverterUInt64.write(value.max_iterations, buf)
+            _UniffiFfiConverterFloat64.write(value.tolerance, buf)
+            _UniffiFfiConverterUInt32.write(value.n_runs, buf)
+        if value.is_LINEAR_REGRESSION():
+            buf.write_i32(4)
+
+
+
+class _UniffiFfiConverterSequenceFloat64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterFloat64.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterFloat64.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterFloat64.read(buf) for i in range(count)
+        ]
+
+
+
+
+
+
+class PredictInput:
+    """
+    The input of a prediction.
+"""
+    def __init__(self):
+        raise RuntimeError("PredictInput cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class RECORD:
+        """
+        A patient's chart in the network: features are read from it (missing
+        ones take the training mean) and consent is checked.
+"""
+        
+        def __init__(self, patient_id:str):
+            self.patient_id = patient_id
+            
+            """
+        The patient's id.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "PredictInput.RECORD(patient_id={})".format(self.patient_id)
+        def __eq__(self, other):
+            if not isinstance(other, PredictInput):
+                return NotImplemented
+            if not other.is_RECORD():
+                return False
+            if self.patient_id != other.patient_id:
+                return False
+            return True
+
+    @dataclass
+    class FEATURES:
+        """
+        Feature values in the spec's column order; the caller answers for
+        consent.
+"""
+        
+        def __init__(self, values:typing.List[float]):
+            self.values = values
+            
+            """
+        One value per feature column.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "PredictInput.FEATURES(values={})".format(self.values)
+        def __eq__(self, other):
+            if not isinstance(other, PredictInput):
+                return NotImplemented
+            if not other.is_FEATURES():
+                return False
+            if self.values != other.values:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_RECORD(self) -> bool:
+        return isinstance(self, PredictInput.RECORD)
+    def is_record(self) -> bool:
+        return isinstance(self, PredictInput.RECORD)
+    def is_FEATURES(self) -> bool:
+        return isinstance(self, PredictInput.FEATURES)
+    def is_features(self) -> bool:
+        return isinstance(self, PredictInput.FEATURES)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+PredictInput.RECORD = type("PredictInput.RECORD", (PredictInput.RECORD, PredictInput,), {})  # type: ignore
+PredictInput.FEATURES = type("PredictInput.FEATURES", (PredictInput.FEATURES, PredictInput,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypePredictInput(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return PredictInput.RECORD(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 2:
+            return PredictInput.FEATURES(
+                _UniffiFfiConverterSequenceFloat64.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_RECORD():
+            _UniffiFfiConverterString.check_lower(value.patient_id)
+            return
+        if value.is_FEATURES():
+            _UniffiFfiConverterSequenceFloat64.check_lower(value.values)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_RECORD():
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.patient_id, buf)
+        if value.is_FEATURES():
+            buf.write_i32(2)
+            _UniffiFfiConverterSequenceFloat64.write(value.values, buf)
+
+
+
+class _UniffiFfiConverterSequenceTypeAuditEntry(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeAuditEntry.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeAuditEntry.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeAuditEntry.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
 
 class _UniffiFfiConverterSequenceTypeMemberInfo(_UniffiConverterRustBuffer):
     @classmethod
@@ -2070,31 +5268,6 @@ class _UniffiFfiConverterSequenceBytes(_UniffiConverterRustBuffer):
             _UniffiFfiConverterBytes.read(buf) for i in range(count)
         ]
 
-class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterUInt64.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterUInt64.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterUInt64.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
 
 class NetworkProtocol(typing.Protocol):
     """
@@ -2113,6 +5286,29 @@ class NetworkProtocol(typing.Protocol):
         resending entries lost in transit. `sync_local_relay` does this itself.
 """
         raise NotImplementedError
+    def audit(self, ) -> typing.List[AuditEntry]:
+        """
+        Model cards, decisions, model updates and consent cut-offs on this
+        network's ledger, in local order.
+"""
+        raise NotImplementedError
+    def consents(self, patient_id: str) -> ChartConsents:
+        """
+        The consents in `patient_id`'s chart, with who wrote each.
+
+        Errors: `UnknownPatient`, `Record`.
+"""
+        raise NotImplementedError
+    def export_for_grantee(self, patient_id: str,grantees: typing.List[Grantee],purpose: Purpose,format: ExportFormat) -> GranteeExport:
+        """
+        `patient_id`'s chart with only what consent permits `grantees` to use
+        for `purpose` now (charts without a covering consent follow the
+        network default: treatment by this network's members). Consents
+        themselves are left out.
+
+        Errors: `InvalidArgument` (a grantee id), `UnknownPatient`, `Record`.
+"""
+        raise NotImplementedError
     def export_patient(self, patient_id: str) -> str:
         """
         A patient's chart as a FHIR `Bundle` (type `collection`), JSON text.
@@ -2123,6 +5319,23 @@ class NetworkProtocol(typing.Protocol):
     def export_patient_ndjson(self, patient_id: str) -> str:
         """
         A patient's chart as FHIR NDJSON (one resource per line).
+"""
+        raise NotImplementedError
+    def grant_consent(self, consent_id: str,patient_id: str,grantee: Grantee,purposes: typing.List[Purpose],classes: typing.Union[object, typing.List[str]] = _DEFAULT,start_ms: typing.Union[object, typing.Optional[int]] = _DEFAULT,end_ms: typing.Union[object, typing.Optional[int]] = _DEFAULT) -> Consent:
+        """
+        Write a consent granting `grantee` the `purposes` (all if empty) on
+        the resource types `classes` (all if empty), valid from `start_ms`
+        through `end_ms` (Unix ms, both inclusive; open where `None`), into
+        `patient_id`'s chart. Returns the consent as stored.
+
+        Written by one of the patient's own nodes (the phone, see
+        `link_patient_node`) it is the patient's consent; written by anyone
+        else it is marked as recorded on the patient's behalf by this node.
+        Writing an existing `consent_id` again replaces that consent.
+
+        Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
+        id), `InvalidFhir` (the consent's FHIR refused on import, every
+        problem listed), `UnknownPatient`, `Record`.
 """
         raise NotImplementedError
     def id(self, ) -> str:
@@ -2151,6 +5364,16 @@ class NetworkProtocol(typing.Protocol):
         Errors: `InvalidKeyPackage`, `CommitPending`, `NotAMember`.
 """
         raise NotImplementedError
+    def link_patient_node(self, patient_id: str,author_id: str) -> bool:
+        """
+        List the node `author_id` (the patient's phone) as one of the
+        patient's own nodes in the chart's `Patient` resource, so consents it
+        writes count as the patient's. `false` if it was listed already.
+
+        Errors: `InvalidArgument`, `UnknownPatient`, `Record` (no `Patient`
+        resource with the patient's id).
+"""
+        raise NotImplementedError
     def members(self, ) -> typing.List[MemberInfo]:
         """
         The members of the current epoch.
@@ -2159,6 +5382,27 @@ class NetworkProtocol(typing.Protocol):
     def patients(self, ) -> typing.List[str]:
         """
         Ids of the patients with a record in this network.
+"""
+        raise NotImplementedError
+    def predict(self, card_id: str,input: PredictInput,purpose: Purpose) -> Decision:
+        """
+        Predict with the model of card `card_id` and record the decision:
+        exactly one decision entry per successful prediction, none for a
+        refused one.
+
+        Errors: `ConsentDenied` (a record input whose consent does not permit
+        `purpose` for this node), `UnknownModelCard`, `UnknownPatient`,
+        `InvalidArgument` (ids, feature count or values).
+"""
+        raise NotImplementedError
+    def prove_membership(self, card_id: str,record_id: str) -> MembershipProofBytes:
+        """
+        A proof that `record_id` (a patient id) is, or is not, in the
+        dataset of model card `card_id`, for the patient to check with
+        `verify_membership`.
+
+        Errors: `UnknownModelCard`, `NotCaughtUp`, `InvalidLedgerEntry` (a
+        federated card has no dataset of its own).
 """
         raise NotImplementedError
     def receive(self, messages: typing.List[bytes],relay_seq: typing.Optional[int]) -> ReceiveReport:
@@ -2193,12 +5437,47 @@ class NetworkProtocol(typing.Protocol):
         transit; `false` if none is pending. `sync_local_relay` does this itself.
 """
         raise NotImplementedError
+    def revoke_consent(self, patient_id: str,consent_id: str) -> Consent:
+        """
+        Revoke consent `consent_id` of `patient_id`: store it again with
+        status `inactive`. It stops applying at once here, in other networks
+        once the next `share_to_network` carries the revocation there.
+        Returns the consent as stored.
+
+        Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
+"""
+        raise NotImplementedError
+    def share_to_network(self, target: Network,purpose: Purpose) -> ShareReport:
+        """
+        Share this network's charts into `target` (another network of the
+        same node), each resource only if consent permits `purpose` for every
+        other member of `target`; cut off the charts nothing of which may go
+        there any more (their record key in `target` is rotated and kept
+        from the other members). Running it again with nothing changed
+        writes nothing. Sync `target` afterwards.
+
+        Errors: `InvalidArgument` (the same network, or a `target` of another
+        node), `NotAMember`, `Record`.
+"""
+        raise NotImplementedError
     def sync_local_relay(self, relay_path: str) -> SyncReport:
         """
         One full exchange with the local relay file at `relay_path` (created if
         missing): announce heads, publish the outbox, fetch and receive
         everything new, publish what that produced. Refused relay messages are
         listed in the report, never stored.
+"""
+        raise NotImplementedError
+    def train(self, spec_json: str,kind: ModelKind,seed: int = 42,holdout_fraction: float = 0.2) -> TrainResult:
+        """
+        Train a model on this network's records as they are now, keeping
+        only what consent permits for research by this network and this
+        node, and write its model card to the ledger. `spec_json` is a
+        careledger feature spec; `holdout_fraction` of the rows (by
+        pseudonym, in [0, 1)) is held out for the card's metrics.
+
+        Errors: `InvalidSpec`, `EmptyAfterConsent`, `TrainingFailed`,
+        `InvalidArgument` (hold-out), `NotAMember`.
 """
         raise NotImplementedError
     def update_keys(self, ) -> None:
@@ -2210,6 +5489,15 @@ class NetworkProtocol(typing.Protocol):
         """
         Re-check the whole ledger: signatures, chains, seals, actor bindings.
         Problems are listed in the report, never fixed.
+"""
+        raise NotImplementedError
+    def verify_model(self, card_id: str) -> Verification:
+        """
+        Re-verify model card `card_id` from this replica: rebuild its dataset
+        at its checkpoint, retrain, compare. A difference is an answer
+        (`confirmed` false, with the step), not an error.
+
+        Errors: `UnknownModelCard`, `InvalidLedgerEntry`, `InvalidArgument`.
 """
         raise NotImplementedError
 
@@ -2262,6 +5550,74 @@ class Network(NetworkProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def audit(self, ) -> typing.List[AuditEntry]:
+        """
+        Model cards, decisions, model updates and consent cut-offs on this
+        network's ledger, in local order.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeAuditEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_audit,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def consents(self, patient_id: str) -> ChartConsents:
+        """
+        The consents in `patient_id`'s chart, with who wrote each.
+
+        Errors: `UnknownPatient`, `Record`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(patient_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(patient_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeChartConsents.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_consents,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def export_for_grantee(self, patient_id: str,grantees: typing.List[Grantee],purpose: Purpose,format: ExportFormat) -> GranteeExport:
+        """
+        `patient_id`'s chart with only what consent permits `grantees` to use
+        for `purpose` now (charts without a covering consent follow the
+        network default: treatment by this network's members). Consents
+        themselves are left out.
+
+        Errors: `InvalidArgument` (a grantee id), `UnknownPatient`, `Record`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(patient_id)
+
+        _UniffiFfiConverterSequenceTypeGrantee.check_lower(grantees)
+
+        _UniffiFfiConverterTypePurpose.check_lower(purpose)
+
+        _UniffiFfiConverterTypeExportFormat.check_lower(format)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(patient_id),
+            _UniffiFfiConverterSequenceTypeGrantee.lower(grantees),
+            _UniffiFfiConverterTypePurpose.lower(purpose),
+            _UniffiFfiConverterTypeExportFormat.lower(format),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeGranteeExport.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_export_for_grantee,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def export_patient(self, patient_id: str) -> str:
         """
         A patient's chart as a FHIR `Bundle` (type `collection`), JSON text.
@@ -2297,6 +5653,60 @@ class Network(NetworkProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_careledger_uniffi_fn_method_network_export_patient_ndjson,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def grant_consent(self, consent_id: str,patient_id: str,grantee: Grantee,purposes: typing.List[Purpose],classes: typing.Union[object, typing.List[str]] = _DEFAULT,start_ms: typing.Union[object, typing.Optional[int]] = _DEFAULT,end_ms: typing.Union[object, typing.Optional[int]] = _DEFAULT) -> Consent:
+        """
+        Write a consent granting `grantee` the `purposes` (all if empty) on
+        the resource types `classes` (all if empty), valid from `start_ms`
+        through `end_ms` (Unix ms, both inclusive; open where `None`), into
+        `patient_id`'s chart. Returns the consent as stored.
+
+        Written by one of the patient's own nodes (the phone, see
+        `link_patient_node`) it is the patient's consent; written by anyone
+        else it is marked as recorded on the patient's behalf by this node.
+        Writing an existing `consent_id` again replaces that consent.
+
+        Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
+        id), `InvalidFhir` (the consent's FHIR refused on import, every
+        problem listed), `UnknownPatient`, `Record`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(consent_id)
+
+        _UniffiFfiConverterString.check_lower(patient_id)
+
+        _UniffiFfiConverterTypeGrantee.check_lower(grantee)
+
+        _UniffiFfiConverterSequenceTypePurpose.check_lower(purposes)
+
+        if classes is _DEFAULT:
+            classes = []
+        _UniffiFfiConverterSequenceString.check_lower(classes)
+
+        if start_ms is _DEFAULT:
+            start_ms = None
+        _UniffiFfiConverterOptionalUInt64.check_lower(start_ms)
+
+        if end_ms is _DEFAULT:
+            end_ms = None
+        _UniffiFfiConverterOptionalUInt64.check_lower(end_ms)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(consent_id),
+            _UniffiFfiConverterString.lower(patient_id),
+            _UniffiFfiConverterTypeGrantee.lower(grantee),
+            _UniffiFfiConverterSequenceTypePurpose.lower(purposes),
+            _UniffiFfiConverterSequenceString.lower(classes),
+            _UniffiFfiConverterOptionalUInt64.lower(start_ms),
+            _UniffiFfiConverterOptionalUInt64.lower(end_ms),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeConsent.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_grant_consent,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -2375,6 +5785,32 @@ class Network(NetworkProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def link_patient_node(self, patient_id: str,author_id: str) -> bool:
+        """
+        List the node `author_id` (the patient's phone) as one of the
+        patient's own nodes in the chart's `Patient` resource, so consents it
+        writes count as the patient's. `false` if it was listed already.
+
+        Errors: `InvalidArgument`, `UnknownPatient`, `Record` (no `Patient`
+        resource with the patient's id).
+"""
+        
+        _UniffiFfiConverterString.check_lower(patient_id)
+
+        _UniffiFfiConverterString.check_lower(author_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(patient_id),
+            _UniffiFfiConverterString.lower(author_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_link_patient_node,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def members(self, ) -> typing.List[MemberInfo]:
         """
         The members of the current epoch.
@@ -2402,6 +5838,62 @@ class Network(NetworkProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_careledger_uniffi_fn_method_network_patients,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def predict(self, card_id: str,input: PredictInput,purpose: Purpose) -> Decision:
+        """
+        Predict with the model of card `card_id` and record the decision:
+        exactly one decision entry per successful prediction, none for a
+        refused one.
+
+        Errors: `ConsentDenied` (a record input whose consent does not permit
+        `purpose` for this node), `UnknownModelCard`, `UnknownPatient`,
+        `InvalidArgument` (ids, feature count or values).
+"""
+        
+        _UniffiFfiConverterString.check_lower(card_id)
+
+        _UniffiFfiConverterTypePredictInput.check_lower(input)
+
+        _UniffiFfiConverterTypePurpose.check_lower(purpose)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(card_id),
+            _UniffiFfiConverterTypePredictInput.lower(input),
+            _UniffiFfiConverterTypePurpose.lower(purpose),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeDecision.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_predict,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def prove_membership(self, card_id: str,record_id: str) -> MembershipProofBytes:
+        """
+        A proof that `record_id` (a patient id) is, or is not, in the
+        dataset of model card `card_id`, for the patient to check with
+        `verify_membership`.
+
+        Errors: `UnknownModelCard`, `NotCaughtUp`, `InvalidLedgerEntry` (a
+        federated card has no dataset of its own).
+"""
+        
+        _UniffiFfiConverterString.check_lower(card_id)
+
+        _UniffiFfiConverterString.check_lower(record_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(card_id),
+            _UniffiFfiConverterString.lower(record_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeMembershipProofBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_prove_membership,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -2486,6 +5978,61 @@ class Network(NetworkProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def revoke_consent(self, patient_id: str,consent_id: str) -> Consent:
+        """
+        Revoke consent `consent_id` of `patient_id`: store it again with
+        status `inactive`. It stops applying at once here, in other networks
+        once the next `share_to_network` carries the revocation there.
+        Returns the consent as stored.
+
+        Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(patient_id)
+
+        _UniffiFfiConverterString.check_lower(consent_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(patient_id),
+            _UniffiFfiConverterString.lower(consent_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeConsent.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_revoke_consent,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def share_to_network(self, target: Network,purpose: Purpose) -> ShareReport:
+        """
+        Share this network's charts into `target` (another network of the
+        same node), each resource only if consent permits `purpose` for every
+        other member of `target`; cut off the charts nothing of which may go
+        there any more (their record key in `target` is rotated and kept
+        from the other members). Running it again with nothing changed
+        writes nothing. Sync `target` afterwards.
+
+        Errors: `InvalidArgument` (the same network, or a `target` of another
+        node), `NotAMember`, `Record`.
+"""
+        
+        _UniffiFfiConverterTypeNetwork.check_lower(target)
+
+        _UniffiFfiConverterTypePurpose.check_lower(purpose)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeNetwork.lower(target),
+            _UniffiFfiConverterTypePurpose.lower(purpose),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeShareReport.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_share_to_network,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def sync_local_relay(self, relay_path: str) -> SyncReport:
         """
         One full exchange with the local relay file at `relay_path` (created if
@@ -2504,6 +6051,40 @@ class Network(NetworkProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_careledger_uniffi_fn_method_network_sync_local_relay,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def train(self, spec_json: str,kind: ModelKind,seed: int = 42,holdout_fraction: float = 0.2) -> TrainResult:
+        """
+        Train a model on this network's records as they are now, keeping
+        only what consent permits for research by this network and this
+        node, and write its model card to the ledger. `spec_json` is a
+        careledger feature spec; `holdout_fraction` of the rows (by
+        pseudonym, in [0, 1)) is held out for the card's metrics.
+
+        Errors: `InvalidSpec`, `EmptyAfterConsent`, `TrainingFailed`,
+        `InvalidArgument` (hold-out), `NotAMember`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(spec_json)
+
+        _UniffiFfiConverterTypeModelKind.check_lower(kind)
+
+        _UniffiFfiConverterUInt64.check_lower(seed)
+
+        _UniffiFfiConverterFloat64.check_lower(holdout_fraction)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(spec_json),
+            _UniffiFfiConverterTypeModelKind.lower(kind),
+            _UniffiFfiConverterUInt64.lower(seed),
+            _UniffiFfiConverterFloat64.lower(holdout_fraction),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeTrainResult.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_train,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -2535,6 +6116,28 @@ class Network(NetworkProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_ledger,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def verify_model(self, card_id: str) -> Verification:
+        """
+        Re-verify model card `card_id` from this replica: rebuild its dataset
+        at its checkpoint, retrain, compare. A difference is an answer
+        (`confirmed` false, with the step), not an error.
+
+        Errors: `UnknownModelCard`, `InvalidLedgerEntry`, `InvalidArgument`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(card_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(card_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeVerification.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_model,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -3087,18 +6690,92 @@ class _UniffiFfiConverterTypeNode:
     @classmethod
     def write(cls, value: Node, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
+def model_card_dataset_commitment(card_json: str) -> bytes:
+    """
+    The dataset commitment a model card names (its JSON, as in
+    `TrainResult.card_json`), encoded as `verify_membership` takes it: check
+    a proof against the card itself rather than the prover's word.
+
+    Errors: `InvalidLedgerEntry` (not a model card, or a federated card,
+    which has no dataset of its own).
+"""
+    
+    _UniffiFfiConverterString.check_lower(card_json)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterString.lower(card_json),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_careledger_uniffi_fn_func_model_card_dataset_commitment,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
+def verify_membership(commitment: bytes,record_id: str,proof: bytes) -> bool:
+    """
+    Check a membership proof for `record_id` against a dataset commitment
+    (both from `Network.prove_membership`): `true` if the record is in the
+    dataset, `false` if the proof shows it is not. Needs no node: a phone
+    that is not a member of the study can check.
+
+    Errors: `InvalidProof` (malformed bytes, or a proof that does not
+    verify against the commitment).
+"""
+    
+    _UniffiFfiConverterBytes.check_lower(commitment)
+
+    _UniffiFfiConverterString.check_lower(record_id)
+
+    _UniffiFfiConverterBytes.check_lower(proof)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterBytes.lower(commitment),
+        _UniffiFfiConverterString.lower(record_id),
+        _UniffiFfiConverterBytes.lower(proof),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_careledger_uniffi_fn_func_verify_membership,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 
 __all__ = [
     "InternalError",
+    "Prediction",
+    "Purpose",
+    "AuditRecord",
+    "ConsentStatus",
+    "Grantee",
+    "ConsentSource",
     "MessageKind",
+    "ModelMetrics",
+    "VerifyStep",
     "ApiError",
+    "ExportFormat",
+    "ModelKind",
+    "PredictInput",
+    "Decision",
+    "AuditEntry",
+    "Consent",
+    "PatientConsent",
+    "ChartConsents",
+    "GranteeExport",
     "ImportReport",
     "LedgerReport",
     "MemberInfo",
+    "MembershipProofBytes",
     "NetworkInfo",
     "OutgoingMessage",
     "ReceiveReport",
+    "ShareReport",
     "SyncReport",
+    "TrainResult",
+    "Verification",
+    "model_card_dataset_commitment",
+    "verify_membership",
     "Network",
     "NetworkProtocol",
     "Node",

@@ -2,7 +2,8 @@
 //!
 //! Every core error (`OpenStoreError`, `OpenNodeError`, `StoreError`,
 //! `NetworkError`, `ImportError`, `ExportError`, `ReceiveError`, `SyncError`,
-//! `RelayError`, …) becomes an [`ApiError`] here and nowhere else. Variants are
+//! `RelayError`, `ConsentError`, `ParseConsentError`, `AiError`,
+//! `InvalidSpecError`, the proof decoders, …) becomes an [`ApiError`] here and nowhere else. Variants are
 //! grouped by what an app can do about them; each carries the core's text in
 //! `reason`, which names fields and rules, never patient data (STYLE §5).
 //!
@@ -14,9 +15,14 @@
 //! `InternalException`, Swift `UniffiInternalError`). The node the panic
 //! happened in then answers [`ApiError::NodeUnusable`] until it is reopened.
 
+use careledger::analytics::{AnalyticsError, ExtractDatasetError, InvalidSpecError};
+use careledger::checkpoint::dataset::{DecodeDatasetCommitmentError, VerifyMembershipError};
+use careledger::checkpoint::DecodeProofError;
+use careledger::consent::ParseConsentError;
 use careledger::identity::CreateIdentityError;
 use careledger::node::{
-    ExportError, ImportError, NetworkError, OpenNodeError, ReceiveError, ReceiveReport,
+    AiError, ConsentError, ExportError, ImportError, NetworkError, OpenNodeError, ReceiveError,
+    ReceiveReport,
 };
 use careledger::relay::RelayError;
 use careledger::store::{OpenStoreError, StoreError};
@@ -97,7 +103,9 @@ pub enum ApiError {
         reason: String,
     },
     /// The data is not valid FHIR R4; nothing was stored. Problems name the
-    /// source, line and field, never the value.
+    /// source, line and field, never the value. Also raised when the core's
+    /// importer refuses a consent that `grant_consent` or `revoke_consent`
+    /// wrote.
     #[error("{reason}")]
     InvalidFhir {
         /// A summary (the first problem and how many there are).
@@ -133,6 +141,81 @@ pub enum ApiError {
         /// How many messages were refused.
         count: u32,
         /// Why, one reason per refused message, joined by `; `.
+        reason: String,
+    },
+    /// The consent cannot be written: an id that is not
+    /// `[A-Za-z0-9-.]{1,64}`, a period that ends before it starts or lies
+    /// outside the years 0001–9999, … The reason names the FHIR field.
+    #[error("{reason}")]
+    InvalidConsent {
+        /// The core's message (names the field, never the value).
+        reason: String,
+    },
+    /// No consent with that id in the patient's chart.
+    #[error("{reason}")]
+    UnknownConsent {
+        /// What was looked for where.
+        reason: String,
+    },
+    /// Consent does not permit this use of this patient's record (for
+    /// instance a prediction for a purpose the patient has not granted).
+    /// Nothing was written.
+    #[error("{reason}")]
+    ConsentDenied {
+        /// The core's message (names the purpose).
+        reason: String,
+    },
+    /// Consent left no record to train on: every chart of the network was
+    /// excluded for the purpose. No model card was written.
+    #[error("{reason}")]
+    EmptyAfterConsent {
+        /// The core's message.
+        reason: String,
+        /// How many charts consent excluded.
+        excluded: u64,
+    },
+    /// No model card with that entry id in this network (or not yet: sync).
+    #[error("{reason}")]
+    UnknownModelCard {
+        /// The core's message.
+        reason: String,
+    },
+    /// The feature spec JSON is not a valid careledger feature spec, or the
+    /// records do not fit it.
+    #[error("{reason}")]
+    InvalidSpec {
+        /// What is wrong (names the feature and the rule).
+        reason: String,
+    },
+    /// This replica does not hold the ledger state the call needs (a model
+    /// card's checkpoint): it is behind, or holds other entries. Sync and
+    /// retry; the reason says which.
+    #[error("{reason}")]
+    NotCaughtUp {
+        /// The core's message.
+        reason: String,
+    },
+    /// Feature extraction, fitting or evaluation failed (no convergence, a
+    /// single class, too few rows, a missing value under the `fail`
+    /// policy, invalid hyperparameters, …). No model card was written.
+    #[error("{reason}")]
+    TrainingFailed {
+        /// The core's message (names the rule, never a record value).
+        reason: String,
+    },
+    /// An analytics entry on the ledger (model card, decision, model update)
+    /// cannot be read, or does not apply to the call: for instance a
+    /// federated card has no dataset of its own to prove membership in.
+    #[error("{reason}")]
+    InvalidLedgerEntry {
+        /// The core's message.
+        reason: String,
+    },
+    /// A dataset commitment or membership proof is malformed, or does not
+    /// verify against the commitment.
+    #[error("{reason}")]
+    InvalidProof {
+        /// Which rule the proof breaks.
         reason: String,
     },
     /// An earlier call panicked inside Rust while using this node, so its
@@ -303,6 +386,113 @@ impl From<SyncError> for ApiError {
     }
 }
 
+impl From<ParseConsentError> for ApiError {
+    fn from(error: ParseConsentError) -> Self {
+        ApiError::InvalidConsent {
+            reason: format!("invalid consent: {error}"),
+        }
+    }
+}
+
+impl From<ConsentError> for ApiError {
+    fn from(error: ConsentError) -> Self {
+        match error {
+            ConsentError::UnknownPatient => ApiError::UnknownPatient {
+                reason: error.to_string(),
+            },
+            ConsentError::WrongPatient | ConsentError::SameNetwork => {
+                ApiError::invalid_argument(error.to_string())
+            }
+            ConsentError::Record(_) => ApiError::Record {
+                reason: error.to_string(),
+            },
+            // The core refused the consent's FHIR like any other import: the
+            // app gets the same `InvalidFhir` with the full problem list as
+            // from `import_fhir` (nothing was stored), not a flattened
+            // `InvalidConsent` that would lose which fields broke which rule.
+            ConsentError::Import(error) => error.into(),
+            ConsentError::Network(error) => error.into(),
+            ConsentError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<InvalidSpecError> for ApiError {
+    fn from(error: InvalidSpecError) -> Self {
+        ApiError::InvalidSpec {
+            reason: error.to_string(),
+        }
+    }
+}
+
+impl From<AnalyticsError> for ApiError {
+    fn from(error: AnalyticsError) -> Self {
+        match error {
+            AnalyticsError::Spec(error)
+            | AnalyticsError::Extract(ExtractDatasetError::InvalidSpec(error)) => error.into(),
+            AnalyticsError::Predict(_) => ApiError::invalid_argument(error.to_string()),
+            AnalyticsError::Load(_) => ApiError::InvalidLedgerEntry {
+                reason: format!("model: {error}"),
+            },
+            AnalyticsError::Extract(_)
+            | AnalyticsError::Dataset(_)
+            | AnalyticsError::Train(_)
+            | AnalyticsError::Evaluate(_)
+            | AnalyticsError::Average(_) => ApiError::TrainingFailed {
+                reason: error.to_string(),
+            },
+        }
+    }
+}
+
+impl From<AiError> for ApiError {
+    fn from(error: AiError) -> Self {
+        let reason = error.to_string();
+        match error {
+            AiError::EmptyAfterConsent { excluded, .. } => ApiError::EmptyAfterConsent {
+                reason,
+                excluded: u64::try_from(excluded).unwrap_or(u64::MAX),
+            },
+            AiError::ConsentDenied { .. } => ApiError::ConsentDenied { reason },
+            AiError::UnknownModelCard => ApiError::UnknownModelCard { reason },
+            AiError::UnknownPatient => ApiError::UnknownPatient { reason },
+            AiError::Checkpoint(_) => ApiError::NotCaughtUp { reason },
+            AiError::Holdout(_) => ApiError::InvalidArgument { reason },
+            AiError::NoUpdates(_) | AiError::DuplicateSite { .. } => {
+                ApiError::TrainingFailed { reason }
+            }
+            AiError::Body(_) => ApiError::InvalidLedgerEntry { reason },
+            AiError::Analytics(error) => error.into(),
+            AiError::Network(error) => error.into(),
+            AiError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<DecodeDatasetCommitmentError> for ApiError {
+    fn from(error: DecodeDatasetCommitmentError) -> Self {
+        ApiError::InvalidProof {
+            reason: error.to_string(),
+        }
+    }
+}
+
+impl From<DecodeProofError> for ApiError {
+    fn from(error: DecodeProofError) -> Self {
+        ApiError::InvalidProof {
+            reason: error.to_string(),
+        }
+    }
+}
+
+impl From<VerifyMembershipError> for ApiError {
+    fn from(error: VerifyMembershipError) -> Self {
+        ApiError::InvalidProof {
+            reason: format!("membership proof does not verify: {error}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +513,81 @@ mod tests {
             NetworkError::UnknownNetwork,
         )));
         assert!(matches!(nested, ApiError::UnknownNetwork { .. }));
+    }
+
+    #[test]
+    fn consent_and_ai_errors_keep_their_meaning() {
+        assert!(matches!(
+            ApiError::from(AiError::Checkpoint("behind".into())),
+            ApiError::NotCaughtUp { .. }
+        ));
+        assert!(matches!(
+            ApiError::from(AiError::EmptyAfterConsent {
+                purpose: "HRESCH".into(),
+                excluded: 3
+            }),
+            ApiError::EmptyAfterConsent { excluded: 3, .. }
+        ));
+        // A bad spec is a bad spec, whether parsing or extraction finds it.
+        let spec = || InvalidSpecError::NoFeatures;
+        assert!(matches!(
+            ApiError::from(AiError::Analytics(AnalyticsError::Spec(spec()))),
+            ApiError::InvalidSpec { .. }
+        ));
+        assert!(matches!(
+            ApiError::from(AiError::Analytics(AnalyticsError::Extract(
+                ExtractDatasetError::InvalidSpec(spec())
+            ))),
+            ApiError::InvalidSpec { .. }
+        ));
+        assert!(matches!(
+            ApiError::from(AiError::Analytics(AnalyticsError::Extract(
+                ExtractDatasetError::EmptyDataset { dropped: 2 }
+            ))),
+            ApiError::TrainingFailed { .. }
+        ));
+        assert!(matches!(
+            ApiError::from(AiError::Network(NetworkError::NotAMember)),
+            ApiError::NotAMember { .. }
+        ));
+        assert!(matches!(
+            ApiError::from(ConsentError::SameNetwork),
+            ApiError::InvalidArgument { .. }
+        ));
+        assert!(matches!(
+            ApiError::from(ConsentError::Network(NetworkError::UnknownNetwork)),
+            ApiError::UnknownNetwork { .. }
+        ));
+    }
+
+    #[test]
+    fn a_refused_consent_keeps_every_fhir_problem() {
+        // Two refused consents: a numeric inner reference, and an array
+        // where a Reference object belongs.
+        let consents = concat!(
+            r#"{"resourceType":"Consent","id":"a","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":{"reference":7}}]}}"#,
+            "\n",
+            r#"{"resourceType":"Consent","id":"b","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":[]}]}}"#,
+        );
+        let Err(fhir) = careledger::record::fhir::parse_ndjson("consent.json", consents) else {
+            panic!("the importer accepted malformed actor references");
+        };
+        let expected: Vec<String> = fhir.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(expected.len(), 2);
+        match ApiError::from(ConsentError::Import(ImportError::Fhir(fhir))) {
+            ApiError::InvalidFhir { reason, problems } => {
+                assert_eq!(problems, expected);
+                assert!(
+                    reason.contains(&expected[0]),
+                    "the summary names the first problem"
+                );
+            }
+            other => panic!("expected InvalidFhir, got {other:?}"),
+        }
+        assert!(matches!(
+            ApiError::from(ConsentError::Import(ImportError::Record("merge".into()))),
+            ApiError::Record { .. }
+        ));
     }
 
     #[test]

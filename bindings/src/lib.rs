@@ -15,6 +15,18 @@
 //!    [`Network::receive`] in, in relay order.
 //! 4. Records: [`Network::import_fhir`], [`Network::patients`],
 //!    [`Network::export_patient`]; audit with [`Network::verify_ledger`].
+//! 5. Consent: the hospital lists the patient's phone with
+//!    [`Network::link_patient_node`]; the phone writes
+//!    [`Network::grant_consent`] / [`Network::revoke_consent`] (an
+//!    institution writing them records on the patient's behalf);
+//!    [`Network::consents`] reads them; [`Network::share_to_network`] copies
+//!    what consent permits into a study network and cuts off the rest;
+//!    [`Network::export_for_grantee`] filters one chart.
+//! 6. Verifiable AI: [`Network::train`] writes a model card,
+//!    [`Network::verify_model`] re-derives it on another replica,
+//!    [`Network::predict`] records each decision, [`Network::audit`] lists
+//!    them; [`Network::prove_membership`] answers a patient, who checks it
+//!    with [`verify_membership`] against [`model_card_dataset_commitment`].
 //!
 //! Every failure is an [`ApiError`] (mapped from the core's errors in
 //! `error.rs` only); a panic surfaces as uniffi's internal error.
@@ -36,6 +48,8 @@
 
 #![warn(missing_docs)]
 
+mod analytics;
+mod consent;
 mod error;
 mod network;
 mod node;
@@ -43,6 +57,15 @@ mod node;
 pub mod probe;
 mod types;
 
+pub use analytics::{
+    model_card_dataset_commitment, verify_membership, AuditEntry, AuditRecord, Decision,
+    MembershipProofBytes, ModelKind, ModelMetrics, PredictInput, Prediction, TrainResult,
+    Verification, VerifyStep,
+};
+pub use consent::{
+    ChartConsents, Consent, ConsentSource, ConsentStatus, ExportFormat, Grantee, GranteeExport,
+    PatientConsent, Purpose, ShareReport,
+};
 pub use error::ApiError;
 pub use network::Network;
 pub use node::Node;

@@ -22,9 +22,9 @@ use crate::types::{
 /// once their Commit comes back first in relay order: sync afterwards.
 #[derive(uniffi::Object)]
 pub struct Network {
-    shared: Arc<SharedNode>,
-    id: NetworkId,
-    me: String,
+    pub(crate) shared: Arc<SharedNode>,
+    pub(crate) id: NetworkId,
+    pub(crate) me: String,
 }
 
 impl Network {

@@ -6,16 +6,21 @@
 #   2. drift check: regenerate the Python/Kotlin/Swift bindings from the built
 #      library and fail if the committed copies differ (bindings/generate.sh);
 #   3. build the library with the test-only `panic-probe` feature;
-#   4. run the Python scenario (python3, standard library unittest);
-#   5. compile the Kotlin scenario with kotlinc and run it on the JVM.
+#   4. run the Python scenarios (python3, standard library unittest): the
+#      phone and the hospital (test_scenario), consent and verifiable AI
+#      (test_consent_ai);
+#   5. compile the Kotlin scenarios (Scenario.kt, ConsentAi.kt) with kotlinc
+#      and run them on the JVM.
 #
 # Ends with one line, e.g.
-#   bindings: python 12 passed, kotlin 6 passed, generated sources up to date
+#   bindings: python 29 passed, kotlin 16 passed, generated sources up to date
 # and exits non-zero if anything failed. Swift is generated and drift-checked
 # but not run (no Swift toolchain on Linux CI); see bindings/README.md.
 #
 # Environment: KOTLINC (a kotlinc to use), JNA_JAR (a jna.jar to use),
-# XDG_CACHE_HOME (where kotlinc is cached; default ~/.cache).
+# XDG_CACHE_HOME (where kotlinc is cached; default ~/.cache), CARGO_TARGET_DIR
+# (where the library is built and the compiled Kotlin scenario is kept;
+# default: the workspace's target/).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -100,12 +105,12 @@ data="$root/bindings/tests/data/patient.ndjson"
 # The panic test panics on purpose; one line about it is enough.
 export RUST_BACKTRACE=0
 
-step "python scenario"
+step "python scenarios"
 echo "(the 'panicked at bindings/src/probe.rs' line below is the panic test's deliberate panic)"
 python_log="$work/python.log"
 python_status=0
 (cd bindings/tests/python && PYTHONPATH="$lib_dir" PYTHONDONTWRITEBYTECODE=1 \
-    python3 -m unittest -v test_scenario) 2>&1 | tee "$python_log" || python_status=$?
+    python3 -m unittest -v test_scenario test_consent_ai) 2>&1 | tee "$python_log" || python_status=$?
 python_ran=$(sed -n 's/^Ran \([0-9][0-9]*\) tests\{0,1\}.*/\1/p' "$python_log" | tail -n 1)
 python_bad=$(awk '/^FAILED \(/ { n = 0; while (match($0, /(failures|errors|unexpected successes)=[0-9]+/)) {
         part = substr($0, RSTART, RLENGTH); sub(/.*=/, "", part); n += part; $0 = substr($0, RSTART + RLENGTH) }
@@ -118,12 +123,12 @@ if [ "$python_status" -ne 0 ] && [ "$python_bad" -eq 0 ]; then python_bad=1; fi
 python_passed=$((python_ran - python_bad - python_skipped))
 [ "$python_passed" -ge 0 ] || python_passed=0
 
-step "kotlin scenario"
+step "kotlin scenarios"
 kotlin_out="$target_dir/bindings-tests/kotlin"
 generated_kt=bindings/kotlin/uniffi/careledger/careledger.kt
-scenario_kt=bindings/tests/kotlin/Scenario.kt
+scenario_kts=(bindings/tests/kotlin/*.kt)
 sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }
-stamp=$({ cat "$generated_kt" "$scenario_kt"; echo "$kotlinc"; } | sha256 | cut -d' ' -f1)
+stamp=$({ cat "$generated_kt" "${scenario_kts[@]}"; echo "$kotlinc"; } | sha256 | cut -d' ' -f1)
 mkdir -p "$kotlin_out"
 kotlin_status=0
 if [ -f "$kotlin_out/scenario.jar" ] && [ "$(cat "$kotlin_out/stamp" 2>/dev/null)" = "$stamp" ]; then
@@ -132,7 +137,7 @@ else
     rm -f "$kotlin_out/stamp"
     compile_started=$(date +%s)
     "$kotlinc" -nowarn -cp "$jna" -include-runtime -d "$kotlin_out/scenario.jar" \
-        "$generated_kt" "$scenario_kt" || kotlin_status=$?
+        "$generated_kt" "${scenario_kts[@]}" || kotlin_status=$?
     echo "kotlinc took $(($(date +%s) - compile_started))s"
     [ "$kotlin_status" -ne 0 ] || echo "$stamp" >"$kotlin_out/stamp"
 fi

@@ -1,7 +1,7 @@
 // A patient's phone and a hospital, through careledger's Kotlin bindings, on
 // the JVM with JNA. Compiled and run by `bash bindings/tests/run.sh`:
 //
-//   kotlinc Scenario.kt ../../kotlin/uniffi/careledger/careledger.kt -cp jna.jar -include-runtime -d scenario.jar
+//   kotlinc Scenario.kt ConsentAi.kt ../../kotlin/uniffi/careledger/careledger.kt -cp jna.jar -include-runtime -d scenario.jar
 //   java -Djna.library.path=<dir of libcareledger_uniffi.so> -cp scenario.jar:jna.jar ScenarioKt <patient.ndjson> <work dir>
 //
 // Failure messages never contain patient data: values are compared, never printed.
@@ -20,7 +20,7 @@ private const val PANIC_PROBE_SOURCE = "careledger-panic-probe" // bindings/src/
 private var passed = 0
 private var failed = 0
 
-private fun check(name: String, body: () -> Unit) {
+internal fun check(name: String, body: () -> Unit) {
     try {
         body()
         passed++
@@ -31,11 +31,11 @@ private fun check(name: String, body: () -> Unit) {
     }
 }
 
-private fun expect(condition: Boolean, what: String) {
+internal fun expect(condition: Boolean, what: String) {
     if (!condition) throw AssertionError(what)
 }
 
-private inline fun <reified T : Throwable> expectThrows(what: String, body: () -> Unit): T {
+internal inline fun <reified T : Throwable> expectThrows(what: String, body: () -> Unit): T {
     try {
         body()
     } catch (e: Throwable) {
@@ -45,7 +45,7 @@ private inline fun <reified T : Throwable> expectThrows(what: String, body: () -
     throw AssertionError("$what: expected ${T::class.simpleName}, nothing was thrown")
 }
 
-private fun randomKey(): ByteArray = ByteArray(32).also { SecureRandom().nextBytes(it) }
+internal fun randomKey(): ByteArray = ByteArray(32).also { SecureRandom().nextBytes(it) }
 
 private fun birthDate(json: String): String? =
     Regex("\"birthDate\"\\s*:\\s*\"([^\"]*)\"").find(json)?.groupValues?.get(1)
@@ -178,6 +178,8 @@ fun main(args: Array<String>) {
         }
         Node.open(path, key).use { expect(it.networks().map { n -> n.label } == listOf("probe"), "reopens") }
     }
+
+    consentAndAiScenario(File(dir, "consent-ai"))
 
     println("kotlin: $passed passed, $failed failed")
     exitProcess(if (failed == 0 && passed > 0) 0 else 1)

@@ -675,6 +675,32 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_careledger_uniffi_checksum_func_model_card_dataset_commitment(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_func_verify_membership(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_audit(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_predict(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_prove_membership(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_train(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_verify_model(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_consents(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_export_for_grantee(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_grant_consent(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_link_patient_node(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_revoke_consent(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_share_to_network(
+    ): Int
     external fun uniffi_careledger_uniffi_checksum_method_network_announce_heads(
     ): Int
     external fun uniffi_careledger_uniffi_checksum_method_network_export_patient(
@@ -761,6 +787,28 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_careledger_uniffi_fn_free_network(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_careledger_uniffi_fn_method_network_audit(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_predict(`ptr`: Long,`cardId`: RustBuffer.ByValue,`input`: RustBuffer.ByValue,`purpose`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_prove_membership(`ptr`: Long,`cardId`: RustBuffer.ByValue,`recordId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_train(`ptr`: Long,`specJson`: RustBuffer.ByValue,`kind`: RustBuffer.ByValue,`seed`: Long,`holdoutFraction`: Double,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_verify_model(`ptr`: Long,`cardId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_consents(`ptr`: Long,`patientId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_export_for_grantee(`ptr`: Long,`patientId`: RustBuffer.ByValue,`grantees`: RustBuffer.ByValue,`purpose`: RustBuffer.ByValue,`format`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_grant_consent(`ptr`: Long,`consentId`: RustBuffer.ByValue,`patientId`: RustBuffer.ByValue,`grantee`: RustBuffer.ByValue,`purposes`: RustBuffer.ByValue,`classes`: RustBuffer.ByValue,`startMs`: RustBuffer.ByValue,`endMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_link_patient_node(`ptr`: Long,`patientId`: RustBuffer.ByValue,`authorId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_careledger_uniffi_fn_method_network_revoke_consent(`ptr`: Long,`patientId`: RustBuffer.ByValue,`consentId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_share_to_network(`ptr`: Long,`target`: Long,`purpose`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_careledger_uniffi_fn_method_network_announce_heads(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_careledger_uniffi_fn_method_network_export_patient(`ptr`: Long,`patientId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -827,6 +875,10 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_careledger_uniffi_fn_method_node_poll_outgoing(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_func_model_card_dataset_commitment(`cardJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_func_verify_membership(`commitment`: RustBuffer.ByValue,`recordId`: RustBuffer.ByValue,`proof`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
     external fun ffi_careledger_uniffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_careledger_uniffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -946,6 +998,45 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
+    if ((lib.uniffi_careledger_uniffi_checksum_func_model_card_dataset_commitment() and 0xFFFF) != 32034) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_func_verify_membership() and 0xFFFF) != 36673) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_audit() and 0xFFFF) != 16346) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_predict() and 0xFFFF) != 41278) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_prove_membership() and 0xFFFF) != 54623) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_train() and 0xFFFF) != 23831) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_verify_model() and 0xFFFF) != 15917) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_consents() and 0xFFFF) != 9464) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_export_for_grantee() and 0xFFFF) != 59220) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_grant_consent() and 0xFFFF) != 49854) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_link_patient_node() and 0xFFFF) != 38672) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_revoke_consent() and 0xFFFF) != 48904) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_share_to_network() and 0xFFFF) != 22584) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_careledger_uniffi_checksum_method_network_announce_heads() and 0xFFFF) != 56628) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1268,6 +1359,29 @@ public object FfiConverterLong: FfiConverter<Long, Long> {
 /**
  * @suppress
  */
+public object FfiConverterDouble: FfiConverter<Double, Double> {
+    override fun lift(value: Double): Double {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Double {
+        return buf.getDouble()
+    }
+
+    override fun lower(value: Double): Double {
+        return value
+    }
+
+    override fun allocationSize(value: Double) = 8UL
+
+    override fun write(value: Double, buf: ByteBuffer) {
+        buf.putDouble(value)
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
     override fun lift(value: Byte): Boolean {
         return value.toInt() != 0
@@ -1470,6 +1584,121 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
  * once their Commit comes back first in relay order: sync afterwards.
  */
 public interface NetworkInterface {
+    
+    /**
+     * Model cards, decisions, model updates and consent cut-offs on this
+     * network's ledger, in local order.
+     */
+    fun `audit`(): List<AuditEntry>
+    
+    /**
+     * Predict with the model of card `card_id` and record the decision:
+     * exactly one decision entry per successful prediction, none for a
+     * refused one.
+     *
+     * Errors: `ConsentDenied` (a record input whose consent does not permit
+     * `purpose` for this node), `UnknownModelCard`, `UnknownPatient`,
+     * `InvalidArgument` (ids, feature count or values).
+     */
+    fun `predict`(`cardId`: kotlin.String, `input`: PredictInput, `purpose`: Purpose): Decision
+    
+    /**
+     * A proof that `record_id` (a patient id) is, or is not, in the
+     * dataset of model card `card_id`, for the patient to check with
+     * `verify_membership`.
+     *
+     * Errors: `UnknownModelCard`, `NotCaughtUp`, `InvalidLedgerEntry` (a
+     * federated card has no dataset of its own).
+     */
+    fun `proveMembership`(`cardId`: kotlin.String, `recordId`: kotlin.String): MembershipProofBytes
+    
+    /**
+     * Train a model on this network's records as they are now, keeping
+     * only what consent permits for research by this network and this
+     * node, and write its model card to the ledger. `spec_json` is a
+     * careledger feature spec; `holdout_fraction` of the rows (by
+     * pseudonym, in [0, 1)) is held out for the card's metrics.
+     *
+     * Errors: `InvalidSpec`, `EmptyAfterConsent`, `TrainingFailed`,
+     * `InvalidArgument` (hold-out), `NotAMember`.
+     */
+    fun `train`(`specJson`: kotlin.String, `kind`: ModelKind, `seed`: kotlin.ULong = 42uL, `holdoutFraction`: kotlin.Double = 0.2): TrainResult
+    
+    /**
+     * Re-verify model card `card_id` from this replica: rebuild its dataset
+     * at its checkpoint, retrain, compare. A difference is an answer
+     * (`confirmed` false, with the step), not an error.
+     *
+     * Errors: `UnknownModelCard`, `InvalidLedgerEntry`, `InvalidArgument`.
+     */
+    fun `verifyModel`(`cardId`: kotlin.String): Verification
+    
+    /**
+     * The consents in `patient_id`'s chart, with who wrote each.
+     *
+     * Errors: `UnknownPatient`, `Record`.
+     */
+    fun `consents`(`patientId`: kotlin.String): ChartConsents
+    
+    /**
+     * `patient_id`'s chart with only what consent permits `grantees` to use
+     * for `purpose` now (charts without a covering consent follow the
+     * network default: treatment by this network's members). Consents
+     * themselves are left out.
+     *
+     * Errors: `InvalidArgument` (a grantee id), `UnknownPatient`, `Record`.
+     */
+    fun `exportForGrantee`(`patientId`: kotlin.String, `grantees`: List<Grantee>, `purpose`: Purpose, `format`: ExportFormat): GranteeExport
+    
+    /**
+     * Write a consent granting `grantee` the `purposes` (all if empty) on
+     * the resource types `classes` (all if empty), valid from `start_ms`
+     * through `end_ms` (Unix ms, both inclusive; open where `None`), into
+     * `patient_id`'s chart. Returns the consent as stored.
+     *
+     * Written by one of the patient's own nodes (the phone, see
+     * `link_patient_node`) it is the patient's consent; written by anyone
+     * else it is marked as recorded on the patient's behalf by this node.
+     * Writing an existing `consent_id` again replaces that consent.
+     *
+     * Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
+     * id), `InvalidFhir` (the consent's FHIR refused on import, every
+     * problem listed), `UnknownPatient`, `Record`.
+     */
+    fun `grantConsent`(`consentId`: kotlin.String, `patientId`: kotlin.String, `grantee`: Grantee, `purposes`: List<Purpose>, `classes`: List<kotlin.String> = listOf(), `startMs`: kotlin.ULong? = null, `endMs`: kotlin.ULong? = null): Consent
+    
+    /**
+     * List the node `author_id` (the patient's phone) as one of the
+     * patient's own nodes in the chart's `Patient` resource, so consents it
+     * writes count as the patient's. `false` if it was listed already.
+     *
+     * Errors: `InvalidArgument`, `UnknownPatient`, `Record` (no `Patient`
+     * resource with the patient's id).
+     */
+    fun `linkPatientNode`(`patientId`: kotlin.String, `authorId`: kotlin.String): kotlin.Boolean
+    
+    /**
+     * Revoke consent `consent_id` of `patient_id`: store it again with
+     * status `inactive`. It stops applying at once here, in other networks
+     * once the next `share_to_network` carries the revocation there.
+     * Returns the consent as stored.
+     *
+     * Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
+     */
+    fun `revokeConsent`(`patientId`: kotlin.String, `consentId`: kotlin.String): Consent
+    
+    /**
+     * Share this network's charts into `target` (another network of the
+     * same node), each resource only if consent permits `purpose` for every
+     * other member of `target`; cut off the charts nothing of which may go
+     * there any more (their record key in `target` is rotated and kept
+     * from the other members). Running it again with nothing changed
+     * writes nothing. Sync `target` afterwards.
+     *
+     * Errors: `InvalidArgument` (the same network, or a `target` of another
+     * node), `NotAMember`, `Record`.
+     */
+    fun `shareToNetwork`(`target`: Network, `purpose`: Purpose): ShareReport
     
     /**
      * Queue an announcement of this node's chain heads; peers answer by
@@ -1688,6 +1917,281 @@ open class Network: Disposable, AutoCloseable, NetworkInterface
             UniffiLib.uniffi_careledger_uniffi_fn_clone_network(handle, status)
         }
     }
+
+    
+    /**
+     * Model cards, decisions, model updates and consent cut-offs on this
+     * network's ledger, in local order.
+     */
+    @Throws(ApiException::class)override fun `audit`(): List<AuditEntry> {
+            return FfiConverterSequenceTypeAuditEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_audit(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Predict with the model of card `card_id` and record the decision:
+     * exactly one decision entry per successful prediction, none for a
+     * refused one.
+     *
+     * Errors: `ConsentDenied` (a record input whose consent does not permit
+     * `purpose` for this node), `UnknownModelCard`, `UnknownPatient`,
+     * `InvalidArgument` (ids, feature count or values).
+     */
+    @Throws(ApiException::class)override fun `predict`(`cardId`: kotlin.String, `input`: PredictInput, `purpose`: Purpose): Decision {
+            return FfiConverterTypeDecision.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_predict(
+        it,
+        
+        FfiConverterString.lower(`cardId`),
+        FfiConverterTypePredictInput.lower(`input`),
+        FfiConverterTypePurpose.lower(`purpose`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * A proof that `record_id` (a patient id) is, or is not, in the
+     * dataset of model card `card_id`, for the patient to check with
+     * `verify_membership`.
+     *
+     * Errors: `UnknownModelCard`, `NotCaughtUp`, `InvalidLedgerEntry` (a
+     * federated card has no dataset of its own).
+     */
+    @Throws(ApiException::class)override fun `proveMembership`(`cardId`: kotlin.String, `recordId`: kotlin.String): MembershipProofBytes {
+            return FfiConverterTypeMembershipProofBytes.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_prove_membership(
+        it,
+        
+        FfiConverterString.lower(`cardId`),
+        FfiConverterString.lower(`recordId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Train a model on this network's records as they are now, keeping
+     * only what consent permits for research by this network and this
+     * node, and write its model card to the ledger. `spec_json` is a
+     * careledger feature spec; `holdout_fraction` of the rows (by
+     * pseudonym, in [0, 1)) is held out for the card's metrics.
+     *
+     * Errors: `InvalidSpec`, `EmptyAfterConsent`, `TrainingFailed`,
+     * `InvalidArgument` (hold-out), `NotAMember`.
+     */
+    @Throws(ApiException::class)override fun `train`(`specJson`: kotlin.String, `kind`: ModelKind, `seed`: kotlin.ULong, `holdoutFraction`: kotlin.Double): TrainResult {
+            return FfiConverterTypeTrainResult.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_train(
+        it,
+        
+        FfiConverterString.lower(`specJson`),
+        FfiConverterTypeModelKind.lower(`kind`),
+        FfiConverterULong.lower(`seed`),
+        FfiConverterDouble.lower(`holdoutFraction`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Re-verify model card `card_id` from this replica: rebuild its dataset
+     * at its checkpoint, retrain, compare. A difference is an answer
+     * (`confirmed` false, with the step), not an error.
+     *
+     * Errors: `UnknownModelCard`, `InvalidLedgerEntry`, `InvalidArgument`.
+     */
+    @Throws(ApiException::class)override fun `verifyModel`(`cardId`: kotlin.String): Verification {
+            return FfiConverterTypeVerification.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_model(
+        it,
+        
+        FfiConverterString.lower(`cardId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The consents in `patient_id`'s chart, with who wrote each.
+     *
+     * Errors: `UnknownPatient`, `Record`.
+     */
+    @Throws(ApiException::class)override fun `consents`(`patientId`: kotlin.String): ChartConsents {
+            return FfiConverterTypeChartConsents.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_consents(
+        it,
+        
+        FfiConverterString.lower(`patientId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * `patient_id`'s chart with only what consent permits `grantees` to use
+     * for `purpose` now (charts without a covering consent follow the
+     * network default: treatment by this network's members). Consents
+     * themselves are left out.
+     *
+     * Errors: `InvalidArgument` (a grantee id), `UnknownPatient`, `Record`.
+     */
+    @Throws(ApiException::class)override fun `exportForGrantee`(`patientId`: kotlin.String, `grantees`: List<Grantee>, `purpose`: Purpose, `format`: ExportFormat): GranteeExport {
+            return FfiConverterTypeGranteeExport.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_export_for_grantee(
+        it,
+        
+        FfiConverterString.lower(`patientId`),
+        FfiConverterSequenceTypeGrantee.lower(`grantees`),
+        FfiConverterTypePurpose.lower(`purpose`),
+        FfiConverterTypeExportFormat.lower(`format`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Write a consent granting `grantee` the `purposes` (all if empty) on
+     * the resource types `classes` (all if empty), valid from `start_ms`
+     * through `end_ms` (Unix ms, both inclusive; open where `None`), into
+     * `patient_id`'s chart. Returns the consent as stored.
+     *
+     * Written by one of the patient's own nodes (the phone, see
+     * `link_patient_node`) it is the patient's consent; written by anyone
+     * else it is marked as recorded on the patient's behalf by this node.
+     * Writing an existing `consent_id` again replaces that consent.
+     *
+     * Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
+     * id), `InvalidFhir` (the consent's FHIR refused on import, every
+     * problem listed), `UnknownPatient`, `Record`.
+     */
+    @Throws(ApiException::class)override fun `grantConsent`(`consentId`: kotlin.String, `patientId`: kotlin.String, `grantee`: Grantee, `purposes`: List<Purpose>, `classes`: List<kotlin.String>, `startMs`: kotlin.ULong?, `endMs`: kotlin.ULong?): Consent {
+            return FfiConverterTypeConsent.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_grant_consent(
+        it,
+        
+        FfiConverterString.lower(`consentId`),
+        FfiConverterString.lower(`patientId`),
+        FfiConverterTypeGrantee.lower(`grantee`),
+        FfiConverterSequenceTypePurpose.lower(`purposes`),
+        FfiConverterSequenceString.lower(`classes`),
+        FfiConverterOptionalULong.lower(`startMs`),
+        FfiConverterOptionalULong.lower(`endMs`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * List the node `author_id` (the patient's phone) as one of the
+     * patient's own nodes in the chart's `Patient` resource, so consents it
+     * writes count as the patient's. `false` if it was listed already.
+     *
+     * Errors: `InvalidArgument`, `UnknownPatient`, `Record` (no `Patient`
+     * resource with the patient's id).
+     */
+    @Throws(ApiException::class)override fun `linkPatientNode`(`patientId`: kotlin.String, `authorId`: kotlin.String): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_link_patient_node(
+        it,
+        
+        FfiConverterString.lower(`patientId`),
+        FfiConverterString.lower(`authorId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Revoke consent `consent_id` of `patient_id`: store it again with
+     * status `inactive`. It stops applying at once here, in other networks
+     * once the next `share_to_network` carries the revocation there.
+     * Returns the consent as stored.
+     *
+     * Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
+     */
+    @Throws(ApiException::class)override fun `revokeConsent`(`patientId`: kotlin.String, `consentId`: kotlin.String): Consent {
+            return FfiConverterTypeConsent.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_revoke_consent(
+        it,
+        
+        FfiConverterString.lower(`patientId`),
+        FfiConverterString.lower(`consentId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Share this network's charts into `target` (another network of the
+     * same node), each resource only if consent permits `purpose` for every
+     * other member of `target`; cut off the charts nothing of which may go
+     * there any more (their record key in `target` is rotated and kept
+     * from the other members). Running it again with nothing changed
+     * writes nothing. Sync `target` afterwards.
+     *
+     * Errors: `InvalidArgument` (the same network, or a `target` of another
+     * node), `NotAMember`, `Record`.
+     */
+    @Throws(ApiException::class)override fun `shareToNetwork`(`target`: Network, `purpose`: Purpose): ShareReport {
+            return FfiConverterTypeShareReport.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_share_to_network(
+        it,
+        
+        FfiConverterTypeNetwork.lower(`target`),
+        FfiConverterTypePurpose.lower(`purpose`),_status)
+}
+    }
+    )
+    }
+    
 
     
     /**
@@ -2652,6 +3156,414 @@ public object FfiConverterTypeNode: FfiConverter<Node, Long> {
 
 
 /**
+ * One analytics entry of a network's ledger.
+ */
+data class AuditEntry (
+    /**
+     * Entry id (hex).
+     */
+    var `entryId`: kotlin.String
+    , 
+    /**
+     * Author id (hex).
+     */
+    var `authorId`: kotlin.String
+    , 
+    /**
+     * The author's node name.
+     */
+    var `authorName`: kotlin.String
+    , 
+    /**
+     * Author-claimed time (Unix ms).
+     */
+    var `timeMs`: kotlin.ULong
+    , 
+    /**
+     * What it says.
+     */
+    var `record`: AuditRecord
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAuditEntry: FfiConverterRustBuffer<AuditEntry> {
+    override fun read(buf: ByteBuffer): AuditEntry {
+        return AuditEntry(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterTypeAuditRecord.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AuditEntry) = (
+            FfiConverterString.allocationSize(value.`entryId`) +
+            FfiConverterString.allocationSize(value.`authorId`) +
+            FfiConverterString.allocationSize(value.`authorName`) +
+            FfiConverterULong.allocationSize(value.`timeMs`) +
+            FfiConverterTypeAuditRecord.allocationSize(value.`record`)
+    )
+
+    override fun write(value: AuditEntry, buf: ByteBuffer) {
+            FfiConverterString.write(value.`entryId`, buf)
+            FfiConverterString.write(value.`authorId`, buf)
+            FfiConverterString.write(value.`authorName`, buf)
+            FfiConverterULong.write(value.`timeMs`, buf)
+            FfiConverterTypeAuditRecord.write(value.`record`, buf)
+    }
+}
+
+
+
+/**
+ * A chart's consents.
+ */
+data class ChartConsents (
+    /**
+     * The readable consents.
+     */
+    var `consents`: List<PatientConsent>
+    , 
+    /**
+     * Ids of `Consent` resources that could not be read. While there is
+     * one, every use of the chart that needs consent is refused.
+     */
+    var `unreadableIds`: List<kotlin.String>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeChartConsents: FfiConverterRustBuffer<ChartConsents> {
+    override fun read(buf: ByteBuffer): ChartConsents {
+        return ChartConsents(
+            FfiConverterSequenceTypePatientConsent.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ChartConsents) = (
+            FfiConverterSequenceTypePatientConsent.allocationSize(value.`consents`) +
+            FfiConverterSequenceString.allocationSize(value.`unreadableIds`)
+    )
+
+    override fun write(value: ChartConsents, buf: ByteBuffer) {
+            FfiConverterSequenceTypePatientConsent.write(value.`consents`, buf)
+            FfiConverterSequenceString.write(value.`unreadableIds`, buf)
+    }
+}
+
+
+
+/**
+ * A patient's consent, as stored in the chart (a FHIR R4 `Consent`).
+ *
+ * `grantees`, `purposes`, `classes` and the period are those of the root
+ * provision (the grant itself); `exceptions` counts its nested provisions.
+ */
+data class Consent (
+    /**
+     * The resource id (what decisions and model cards cite).
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * The patient's id.
+     */
+    var `patientId`: kotlin.String
+    , 
+    /**
+     * Whether it is in force.
+     */
+    var `status`: ConsentStatus
+    , 
+    /**
+     * Whom it concerns; empty means anyone.
+     */
+    var `grantees`: List<Grantee>
+    , 
+    /**
+     * For which purposes; empty means all.
+     */
+    var `purposes`: List<Purpose>
+    , 
+    /**
+     * For which resource types (`Observation`, …); empty means all.
+     */
+    var `classes`: List<kotlin.String>
+    , 
+    /**
+     * First instant of validity (Unix ms, UTC), if bounded.
+     */
+    var `startMs`: kotlin.Long?
+    , 
+    /**
+     * Last instant of validity (Unix ms, UTC), if bounded.
+     */
+    var `endMs`: kotlin.Long?
+    , 
+    /**
+     * Nested provisions (exceptions within the grant).
+     */
+    var `exceptions`: kotlin.UInt
+    , 
+    /**
+     * The node that recorded it on the patient's behalf (author id), as
+     * marked in the resource; `None` if marked as the patient's own.
+     */
+    var `recordedOnBehalfBy`: kotlin.String?
+    , 
+    /**
+     * The resource as FHIR JSON.
+     */
+    var `fhirJson`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeConsent: FfiConverterRustBuffer<Consent> {
+    override fun read(buf: ByteBuffer): Consent {
+        return Consent(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeConsentStatus.read(buf),
+            FfiConverterSequenceTypeGrantee.read(buf),
+            FfiConverterSequenceTypePurpose.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Consent) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`patientId`) +
+            FfiConverterTypeConsentStatus.allocationSize(value.`status`) +
+            FfiConverterSequenceTypeGrantee.allocationSize(value.`grantees`) +
+            FfiConverterSequenceTypePurpose.allocationSize(value.`purposes`) +
+            FfiConverterSequenceString.allocationSize(value.`classes`) +
+            FfiConverterOptionalLong.allocationSize(value.`startMs`) +
+            FfiConverterOptionalLong.allocationSize(value.`endMs`) +
+            FfiConverterUInt.allocationSize(value.`exceptions`) +
+            FfiConverterOptionalString.allocationSize(value.`recordedOnBehalfBy`) +
+            FfiConverterString.allocationSize(value.`fhirJson`)
+    )
+
+    override fun write(value: Consent, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`patientId`, buf)
+            FfiConverterTypeConsentStatus.write(value.`status`, buf)
+            FfiConverterSequenceTypeGrantee.write(value.`grantees`, buf)
+            FfiConverterSequenceTypePurpose.write(value.`purposes`, buf)
+            FfiConverterSequenceString.write(value.`classes`, buf)
+            FfiConverterOptionalLong.write(value.`startMs`, buf)
+            FfiConverterOptionalLong.write(value.`endMs`, buf)
+            FfiConverterUInt.write(value.`exceptions`, buf)
+            FfiConverterOptionalString.write(value.`recordedOnBehalfBy`, buf)
+            FfiConverterString.write(value.`fhirJson`, buf)
+    }
+}
+
+
+
+/**
+ * A prediction recorded on the ledger (one decision entry).
+ */
+data class Decision (
+    /**
+     * The decision entry's id (hex).
+     */
+    var `entryId`: kotlin.String
+    , 
+    /**
+     * The model card it used (entry id, hex).
+     */
+    var `modelCardId`: kotlin.String
+    , 
+    /**
+     * The patient predicted for, if the input was a record.
+     */
+    var `patientId`: kotlin.String?
+    , 
+    /**
+     * What the model said.
+     */
+    var `output`: Prediction
+    , 
+    /**
+     * The purpose consent was checked for.
+     */
+    var `purpose`: Purpose
+    , 
+    /**
+     * Consent ids relied on, sorted.
+     */
+    var `consentIds`: List<kotlin.String>
+    , 
+    /**
+     * SHA-256 commitment to the input (hex).
+     */
+    var `inputCommitment`: kotlin.String
+    , 
+    /**
+     * When (Unix ms).
+     */
+    var `timeMs`: kotlin.ULong
+    , 
+    /**
+     * The decision as a FHIR R4 `Provenance` resource, JSON text.
+     */
+    var `provenanceJson`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDecision: FfiConverterRustBuffer<Decision> {
+    override fun read(buf: ByteBuffer): Decision {
+        return Decision(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterTypePrediction.read(buf),
+            FfiConverterTypePurpose.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Decision) = (
+            FfiConverterString.allocationSize(value.`entryId`) +
+            FfiConverterString.allocationSize(value.`modelCardId`) +
+            FfiConverterOptionalString.allocationSize(value.`patientId`) +
+            FfiConverterTypePrediction.allocationSize(value.`output`) +
+            FfiConverterTypePurpose.allocationSize(value.`purpose`) +
+            FfiConverterSequenceString.allocationSize(value.`consentIds`) +
+            FfiConverterString.allocationSize(value.`inputCommitment`) +
+            FfiConverterULong.allocationSize(value.`timeMs`) +
+            FfiConverterString.allocationSize(value.`provenanceJson`)
+    )
+
+    override fun write(value: Decision, buf: ByteBuffer) {
+            FfiConverterString.write(value.`entryId`, buf)
+            FfiConverterString.write(value.`modelCardId`, buf)
+            FfiConverterOptionalString.write(value.`patientId`, buf)
+            FfiConverterTypePrediction.write(value.`output`, buf)
+            FfiConverterTypePurpose.write(value.`purpose`, buf)
+            FfiConverterSequenceString.write(value.`consentIds`, buf)
+            FfiConverterString.write(value.`inputCommitment`, buf)
+            FfiConverterULong.write(value.`timeMs`, buf)
+            FfiConverterString.write(value.`provenanceJson`, buf)
+    }
+}
+
+
+
+/**
+ * A chart filtered for a grantee.
+ */
+data class GranteeExport (
+    /**
+     * The permitted resources, in the requested format.
+     */
+    var `text`: kotlin.String
+    , 
+    /**
+     * Resources included.
+     */
+    var `included`: kotlin.ULong
+    , 
+    /**
+     * Resources left out.
+     */
+    var `withheld`: kotlin.ULong
+    , 
+    /**
+     * Consent ids relied on, sorted.
+     */
+    var `consentIds`: List<kotlin.String>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGranteeExport: FfiConverterRustBuffer<GranteeExport> {
+    override fun read(buf: ByteBuffer): GranteeExport {
+        return GranteeExport(
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: GranteeExport) = (
+            FfiConverterString.allocationSize(value.`text`) +
+            FfiConverterULong.allocationSize(value.`included`) +
+            FfiConverterULong.allocationSize(value.`withheld`) +
+            FfiConverterSequenceString.allocationSize(value.`consentIds`)
+    )
+
+    override fun write(value: GranteeExport, buf: ByteBuffer) {
+            FfiConverterString.write(value.`text`, buf)
+            FfiConverterULong.write(value.`included`, buf)
+            FfiConverterULong.write(value.`withheld`, buf)
+            FfiConverterSequenceString.write(value.`consentIds`, buf)
+    }
+}
+
+
+
+/**
  * What an import did.
  */
 data class ImportReport (
@@ -2889,6 +3801,54 @@ public object FfiConverterTypeMemberInfo: FfiConverterRustBuffer<MemberInfo> {
 
 
 /**
+ * A membership proof and the commitment it was made against, as bytes to
+ * hand to the patient.
+ */
+data class MembershipProofBytes (
+    /**
+     * The dataset commitment (version, size, Merkle root).
+     */
+    var `commitment`: kotlin.ByteArray
+    , 
+    /**
+     * The proof that the record is, or is not, in the dataset.
+     */
+    var `proof`: kotlin.ByteArray
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMembershipProofBytes: FfiConverterRustBuffer<MembershipProofBytes> {
+    override fun read(buf: ByteBuffer): MembershipProofBytes {
+        return MembershipProofBytes(
+            FfiConverterByteArray.read(buf),
+            FfiConverterByteArray.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MembershipProofBytes) = (
+            FfiConverterByteArray.allocationSize(value.`commitment`) +
+            FfiConverterByteArray.allocationSize(value.`proof`)
+    )
+
+    override fun write(value: MembershipProofBytes, buf: ByteBuffer) {
+            FfiConverterByteArray.write(value.`commitment`, buf)
+            FfiConverterByteArray.write(value.`proof`, buf)
+    }
+}
+
+
+
+/**
  * A network as this node sees it.
  */
 data class NetworkInfo (
@@ -3024,6 +3984,62 @@ public object FfiConverterTypeOutgoingMessage: FfiConverterRustBuffer<OutgoingMe
 
 
 /**
+ * A consent read from a chart, with who wrote it.
+ */
+data class PatientConsent (
+    /**
+     * The consent.
+     */
+    var `consent`: Consent
+    , 
+    /**
+     * Who wrote it.
+     */
+    var `source`: ConsentSource
+    , 
+    /**
+     * Whether its recorded-on-behalf mark agrees with who wrote it (a
+     * consent whose mark disagrees misstates who recorded it).
+     */
+    var `markMatches`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePatientConsent: FfiConverterRustBuffer<PatientConsent> {
+    override fun read(buf: ByteBuffer): PatientConsent {
+        return PatientConsent(
+            FfiConverterTypeConsent.read(buf),
+            FfiConverterTypeConsentSource.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PatientConsent) = (
+            FfiConverterTypeConsent.allocationSize(value.`consent`) +
+            FfiConverterTypeConsentSource.allocationSize(value.`source`) +
+            FfiConverterBoolean.allocationSize(value.`markMatches`)
+    )
+
+    override fun write(value: PatientConsent, buf: ByteBuffer) {
+            FfiConverterTypeConsent.write(value.`consent`, buf)
+            FfiConverterTypeConsentSource.write(value.`source`, buf)
+            FfiConverterBoolean.write(value.`markMatches`, buf)
+    }
+}
+
+
+
+/**
  * What receiving a batch did (a batch with refused messages raises
  * `ApiError.MessageRejected` instead).
  */
@@ -3120,6 +4136,110 @@ public object FfiConverterTypeReceiveReport: FfiConverterRustBuffer<ReceiveRepor
 
 
 /**
+ * What `Network.share_to_network` did.
+ */
+data class ShareReport (
+    /**
+     * Patients of the source network looked at.
+     */
+    var `patients`: kotlin.ULong
+    , 
+    /**
+     * Patients with at least one resource shared (new or unchanged).
+     */
+    var `patientsShared`: kotlin.ULong
+    , 
+    /**
+     * Resources consent allowed (consents themselves not counted).
+     */
+    var `resourcesPermitted`: kotlin.ULong
+    , 
+    /**
+     * Resources consent did not allow.
+     */
+    var `resourcesWithheld`: kotlin.ULong
+    , 
+    /**
+     * Records cut off in this run: their key in the target was rotated and
+     * withheld, so the target's members cannot read what follows.
+     */
+    var `recordsCutOff`: kotlin.ULong
+    , 
+    /**
+     * Records whose key was granted again (consent permits again).
+     */
+    var `recordsRestored`: kotlin.ULong
+    , 
+    /**
+     * Charts skipped because a `Consent` in them is unreadable.
+     */
+    var `unreadableCharts`: kotlin.ULong
+    , 
+    /**
+     * Entries written to the target network.
+     */
+    var `entries`: kotlin.ULong
+    , 
+    /**
+     * Consent ids relied on, sorted.
+     */
+    var `consentIds`: List<kotlin.String>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeShareReport: FfiConverterRustBuffer<ShareReport> {
+    override fun read(buf: ByteBuffer): ShareReport {
+        return ShareReport(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ShareReport) = (
+            FfiConverterULong.allocationSize(value.`patients`) +
+            FfiConverterULong.allocationSize(value.`patientsShared`) +
+            FfiConverterULong.allocationSize(value.`resourcesPermitted`) +
+            FfiConverterULong.allocationSize(value.`resourcesWithheld`) +
+            FfiConverterULong.allocationSize(value.`recordsCutOff`) +
+            FfiConverterULong.allocationSize(value.`recordsRestored`) +
+            FfiConverterULong.allocationSize(value.`unreadableCharts`) +
+            FfiConverterULong.allocationSize(value.`entries`) +
+            FfiConverterSequenceString.allocationSize(value.`consentIds`)
+    )
+
+    override fun write(value: ShareReport, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`patients`, buf)
+            FfiConverterULong.write(value.`patientsShared`, buf)
+            FfiConverterULong.write(value.`resourcesPermitted`, buf)
+            FfiConverterULong.write(value.`resourcesWithheld`, buf)
+            FfiConverterULong.write(value.`recordsCutOff`, buf)
+            FfiConverterULong.write(value.`recordsRestored`, buf)
+            FfiConverterULong.write(value.`unreadableCharts`, buf)
+            FfiConverterULong.write(value.`entries`, buf)
+            FfiConverterSequenceString.write(value.`consentIds`, buf)
+    }
+}
+
+
+
+/**
  * What a sync with a relay did.
  */
 data class SyncReport (
@@ -3178,6 +4298,189 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterULong.write(value.`fetched`, buf)
             FfiConverterTypeReceiveReport.write(value.`received`, buf)
             FfiConverterSequenceString.write(value.`rejected`, buf)
+    }
+}
+
+
+
+/**
+ * A model card written by `Network.train`.
+ */
+data class TrainResult (
+    /**
+     * The model card's entry id (hex): pass it to `predict`,
+     * `verify_model` and `prove_membership`.
+     */
+    var `entryId`: kotlin.String
+    , 
+    /**
+     * The card as JSON (everything `verify_model` rebuilds from).
+     */
+    var `cardJson`: kotlin.String
+    , 
+    /**
+     * Records in the dataset (the commitment's size).
+     */
+    var `datasetSize`: kotlin.ULong
+    , 
+    /**
+     * Records left out because consent did not permit the purpose.
+     */
+    var `excludedByConsent`: kotlin.ULong
+    , 
+    /**
+     * Training rows.
+     */
+    var `trainingRows`: kotlin.ULong
+    , 
+    /**
+     * Held-out rows evaluated.
+     */
+    var `testRows`: kotlin.ULong
+    , 
+    /**
+     * Consent ids relied on, sorted.
+     */
+    var `consentIds`: List<kotlin.String>
+    , 
+    /**
+     * Metrics on the held-out rows; `None` when none were held out.
+     */
+    var `metrics`: ModelMetrics?
+    , 
+    /**
+     * SHA-256 of the serialized model (hex).
+     */
+    var `modelHash`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTrainResult: FfiConverterRustBuffer<TrainResult> {
+    override fun read(buf: ByteBuffer): TrainResult {
+        return TrainResult(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalTypeModelMetrics.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TrainResult) = (
+            FfiConverterString.allocationSize(value.`entryId`) +
+            FfiConverterString.allocationSize(value.`cardJson`) +
+            FfiConverterULong.allocationSize(value.`datasetSize`) +
+            FfiConverterULong.allocationSize(value.`excludedByConsent`) +
+            FfiConverterULong.allocationSize(value.`trainingRows`) +
+            FfiConverterULong.allocationSize(value.`testRows`) +
+            FfiConverterSequenceString.allocationSize(value.`consentIds`) +
+            FfiConverterOptionalTypeModelMetrics.allocationSize(value.`metrics`) +
+            FfiConverterString.allocationSize(value.`modelHash`)
+    )
+
+    override fun write(value: TrainResult, buf: ByteBuffer) {
+            FfiConverterString.write(value.`entryId`, buf)
+            FfiConverterString.write(value.`cardJson`, buf)
+            FfiConverterULong.write(value.`datasetSize`, buf)
+            FfiConverterULong.write(value.`excludedByConsent`, buf)
+            FfiConverterULong.write(value.`trainingRows`, buf)
+            FfiConverterULong.write(value.`testRows`, buf)
+            FfiConverterSequenceString.write(value.`consentIds`, buf)
+            FfiConverterOptionalTypeModelMetrics.write(value.`metrics`, buf)
+            FfiConverterString.write(value.`modelHash`, buf)
+    }
+}
+
+
+
+/**
+ * The answer of `Network.verify_model`.
+ */
+data class Verification (
+    /**
+     * Every step matched (exactly, or within the floating-point tolerance).
+     */
+    var `confirmed`: kotlin.Boolean
+    , 
+    /**
+     * The retrained model is byte-identical to the card's.
+     */
+    var `exact`: kotlin.Boolean
+    , 
+    /**
+     * Largest relative parameter difference, when confirmed within tolerance.
+     */
+    var `maxRelativeDifference`: kotlin.Double?
+    , 
+    /**
+     * The first step that differed, if any.
+     */
+    var `mismatchStep`: VerifyStep?
+    , 
+    /**
+     * What differed (never record data), if anything.
+     */
+    var `detail`: kotlin.String?
+    , 
+    /**
+     * Steps that passed, in order.
+     */
+    var `passed`: List<VerifyStep>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeVerification: FfiConverterRustBuffer<Verification> {
+    override fun read(buf: ByteBuffer): Verification {
+        return Verification(
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalDouble.read(buf),
+            FfiConverterOptionalTypeVerifyStep.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterSequenceTypeVerifyStep.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Verification) = (
+            FfiConverterBoolean.allocationSize(value.`confirmed`) +
+            FfiConverterBoolean.allocationSize(value.`exact`) +
+            FfiConverterOptionalDouble.allocationSize(value.`maxRelativeDifference`) +
+            FfiConverterOptionalTypeVerifyStep.allocationSize(value.`mismatchStep`) +
+            FfiConverterOptionalString.allocationSize(value.`detail`) +
+            FfiConverterSequenceTypeVerifyStep.allocationSize(value.`passed`)
+    )
+
+    override fun write(value: Verification, buf: ByteBuffer) {
+            FfiConverterBoolean.write(value.`confirmed`, buf)
+            FfiConverterBoolean.write(value.`exact`, buf)
+            FfiConverterOptionalDouble.write(value.`maxRelativeDifference`, buf)
+            FfiConverterOptionalTypeVerifyStep.write(value.`mismatchStep`, buf)
+            FfiConverterOptionalString.write(value.`detail`, buf)
+            FfiConverterSequenceTypeVerifyStep.write(value.`passed`, buf)
     }
 }
 
@@ -3351,7 +4654,9 @@ sealed class ApiException: kotlin.Exception() {
     
     /**
      * The data is not valid FHIR R4; nothing was stored. Problems name the
-     * source, line and field, never the value.
+     * source, line and field, never the value. Also raised when the core's
+     * importer refuses a consent that `grant_consent` or `revoke_consent`
+     * wrote.
      */
     class InvalidFhir(
         
@@ -3432,6 +4737,164 @@ sealed class ApiException: kotlin.Exception() {
         ) : ApiException() {
         override val message
             get() = "count=${ `count` }, reason=${ `reason` }"
+    }
+    
+    /**
+     * The consent cannot be written: an id that is not
+     * `[A-Za-z0-9-.]{1,64}`, a period that ends before it starts or lies
+     * outside the years 0001–9999, … The reason names the FHIR field.
+     */
+    class InvalidConsent(
+        
+        /**
+         * The core's message (names the field, never the value).
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * No consent with that id in the patient's chart.
+     */
+    class UnknownConsent(
+        
+        /**
+         * What was looked for where.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * Consent does not permit this use of this patient's record (for
+     * instance a prediction for a purpose the patient has not granted).
+     * Nothing was written.
+     */
+    class ConsentDenied(
+        
+        /**
+         * The core's message (names the purpose).
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * Consent left no record to train on: every chart of the network was
+     * excluded for the purpose. No model card was written.
+     */
+    class EmptyAfterConsent(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String, 
+        
+        /**
+         * How many charts consent excluded.
+         */
+        val `excluded`: kotlin.ULong
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }, excluded=${ `excluded` }"
+    }
+    
+    /**
+     * No model card with that entry id in this network (or not yet: sync).
+     */
+    class UnknownModelCard(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The feature spec JSON is not a valid careledger feature spec, or the
+     * records do not fit it.
+     */
+    class InvalidSpec(
+        
+        /**
+         * What is wrong (names the feature and the rule).
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * This replica does not hold the ledger state the call needs (a model
+     * card's checkpoint): it is behind, or holds other entries. Sync and
+     * retry; the reason says which.
+     */
+    class NotCaughtUp(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * Feature extraction, fitting or evaluation failed (no convergence, a
+     * single class, too few rows, a missing value under the `fail`
+     * policy, invalid hyperparameters, …). No model card was written.
+     */
+    class TrainingFailed(
+        
+        /**
+         * The core's message (names the rule, never a record value).
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * An analytics entry on the ledger (model card, decision, model update)
+     * cannot be read, or does not apply to the call: for instance a
+     * federated card has no dataset of its own to prove membership in.
+     */
+    class InvalidLedgerEntry(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * A dataset commitment or membership proof is malformed, or does not
+     * verify against the commitment.
+     */
+    class InvalidProof(
+        
+        /**
+         * Which rule the proof breaks.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -3519,7 +4982,38 @@ public object FfiConverterTypeApiError : FfiConverterRustBuffer<ApiException> {
                 FfiConverterUInt.read(buf),
                 FfiConverterString.read(buf),
                 )
-            17 -> ApiException.NodeUnusable(
+            17 -> ApiException.InvalidConsent(
+                FfiConverterString.read(buf),
+                )
+            18 -> ApiException.UnknownConsent(
+                FfiConverterString.read(buf),
+                )
+            19 -> ApiException.ConsentDenied(
+                FfiConverterString.read(buf),
+                )
+            20 -> ApiException.EmptyAfterConsent(
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            21 -> ApiException.UnknownModelCard(
+                FfiConverterString.read(buf),
+                )
+            22 -> ApiException.InvalidSpec(
+                FfiConverterString.read(buf),
+                )
+            23 -> ApiException.NotCaughtUp(
+                FfiConverterString.read(buf),
+                )
+            24 -> ApiException.TrainingFailed(
+                FfiConverterString.read(buf),
+                )
+            25 -> ApiException.InvalidLedgerEntry(
+                FfiConverterString.read(buf),
+                )
+            26 -> ApiException.InvalidProof(
+                FfiConverterString.read(buf),
+                )
+            27 -> ApiException.NodeUnusable(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -3608,6 +5102,57 @@ public object FfiConverterTypeApiError : FfiConverterRustBuffer<ApiException> {
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterUInt.allocationSize(value.`count`)
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.InvalidConsent -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.UnknownConsent -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.ConsentDenied -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.EmptyAfterConsent -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+                + FfiConverterULong.allocationSize(value.`excluded`)
+            )
+            is ApiException.UnknownModelCard -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.InvalidSpec -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.NotCaughtUp -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.TrainingFailed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.InvalidLedgerEntry -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.InvalidProof -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is ApiException.NodeUnusable -> (
@@ -3702,8 +5247,59 @@ public object FfiConverterTypeApiError : FfiConverterRustBuffer<ApiException> {
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is ApiException.NodeUnusable -> {
+            is ApiException.InvalidConsent -> {
                 buf.putInt(17)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.UnknownConsent -> {
+                buf.putInt(18)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.ConsentDenied -> {
+                buf.putInt(19)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.EmptyAfterConsent -> {
+                buf.putInt(20)
+                FfiConverterString.write(value.`reason`, buf)
+                FfiConverterULong.write(value.`excluded`, buf)
+                Unit
+            }
+            is ApiException.UnknownModelCard -> {
+                buf.putInt(21)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.InvalidSpec -> {
+                buf.putInt(22)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.NotCaughtUp -> {
+                buf.putInt(23)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.TrainingFailed -> {
+                buf.putInt(24)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.InvalidLedgerEntry -> {
+                buf.putInt(25)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.InvalidProof -> {
+                buf.putInt(26)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.NodeUnusable -> {
+                buf.putInt(27)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
@@ -3711,6 +5307,506 @@ public object FfiConverterTypeApiError : FfiConverterRustBuffer<ApiException> {
     }
 
 }
+
+
+
+/**
+ * What one audited entry says.
+ */
+sealed class AuditRecord {
+    
+    /**
+     * A model card.
+     */
+    data class ModelCard(
+        /**
+         * The card as JSON.
+         */
+        val `cardJson`: kotlin.String, 
+        /**
+         * Size of the serialized model.
+         */
+        val `modelBytes`: kotlin.ULong) : AuditRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A prediction.
+     */
+    data class DecisionMade(
+        /**
+         * The decision.
+         */
+        val `decision`: uniffi.careledger.Decision) : AuditRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A federated model update.
+     */
+    data class ModelUpdate(
+        /**
+         * The round label.
+         */
+        val `round`: kotlin.String, 
+        /**
+         * The site (node name) that trained it.
+         */
+        val `site`: kotlin.String, 
+        /**
+         * Its training rows (the averaging weight).
+         */
+        val `samples`: kotlin.ULong, 
+        /**
+         * Consent ids relied on at the site, sorted.
+         */
+        val `consentIds`: List<kotlin.String>) : AuditRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A record cut off by consent: its key withheld from the network.
+     */
+    data class KeyWithheld(
+        /**
+         * The record (patient id).
+         */
+        val `recordId`: kotlin.String, 
+        /**
+         * Why (`consent denies`, `consent expired`, `consent revoked`, `no
+         * consent`).
+         */
+        val `reason`: kotlin.String, 
+        /**
+         * The consent that decided, if one did.
+         */
+        val `consentId`: kotlin.String?) : AuditRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAuditRecord : FfiConverterRustBuffer<AuditRecord>{
+    override fun read(buf: ByteBuffer): AuditRecord {
+        return when(buf.getInt()) {
+            1 -> AuditRecord.ModelCard(
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            2 -> AuditRecord.DecisionMade(
+                FfiConverterTypeDecision.read(buf),
+                )
+            3 -> AuditRecord.ModelUpdate(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterSequenceString.read(buf),
+                )
+            4 -> AuditRecord.KeyWithheld(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterOptionalString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: AuditRecord): ULong = when(value) {
+        is AuditRecord.ModelCard -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`cardJson`)
+                + FfiConverterULong.allocationSize(value.`modelBytes`)
+            )
+        }
+        is AuditRecord.DecisionMade -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeDecision.allocationSize(value.`decision`)
+            )
+        }
+        is AuditRecord.ModelUpdate -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`round`)
+                + FfiConverterString.allocationSize(value.`site`)
+                + FfiConverterULong.allocationSize(value.`samples`)
+                + FfiConverterSequenceString.allocationSize(value.`consentIds`)
+            )
+        }
+        is AuditRecord.KeyWithheld -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`recordId`)
+                + FfiConverterString.allocationSize(value.`reason`)
+                + FfiConverterOptionalString.allocationSize(value.`consentId`)
+            )
+        }
+    }
+
+    override fun write(value: AuditRecord, buf: ByteBuffer) {
+        when(value) {
+            is AuditRecord.ModelCard -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`cardJson`, buf)
+                FfiConverterULong.write(value.`modelBytes`, buf)
+                Unit
+            }
+            is AuditRecord.DecisionMade -> {
+                buf.putInt(2)
+                FfiConverterTypeDecision.write(value.`decision`, buf)
+                Unit
+            }
+            is AuditRecord.ModelUpdate -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.`round`, buf)
+                FfiConverterString.write(value.`site`, buf)
+                FfiConverterULong.write(value.`samples`, buf)
+                FfiConverterSequenceString.write(value.`consentIds`, buf)
+                Unit
+            }
+            is AuditRecord.KeyWithheld -> {
+                buf.putInt(4)
+                FfiConverterString.write(value.`recordId`, buf)
+                FfiConverterString.write(value.`reason`, buf)
+                FfiConverterOptionalString.write(value.`consentId`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Who wrote a consent into the chart, as the record's authorship shows.
+ */
+sealed class ConsentSource {
+    
+    /**
+     * One of the patient's own nodes (their phone, listed with
+     * `Network.link_patient_node`).
+     */
+    data class PatientNode(
+        /**
+         * Its author id.
+         */
+        val `authorId`: kotlin.String) : ConsentSource()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A member institution, recording it on the patient's behalf.
+     */
+    data class OnBehalf(
+        /**
+         * The recording node's author id.
+         */
+        val `recorderAuthorId`: kotlin.String) : ConsentSource()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeConsentSource : FfiConverterRustBuffer<ConsentSource>{
+    override fun read(buf: ByteBuffer): ConsentSource {
+        return when(buf.getInt()) {
+            1 -> ConsentSource.PatientNode(
+                FfiConverterString.read(buf),
+                )
+            2 -> ConsentSource.OnBehalf(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ConsentSource): ULong = when(value) {
+        is ConsentSource.PatientNode -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`authorId`)
+            )
+        }
+        is ConsentSource.OnBehalf -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`recorderAuthorId`)
+            )
+        }
+    }
+
+    override fun write(value: ConsentSource, buf: ByteBuffer) {
+        when(value) {
+            is ConsentSource.PatientNode -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`authorId`, buf)
+                Unit
+            }
+            is ConsentSource.OnBehalf -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`recorderAuthorId`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * `Consent.status`: only `Active` consents take part in decisions.
+ */
+
+enum class ConsentStatus {
+    
+    /**
+     * Being written.
+     */
+    DRAFT,
+    /**
+     * Offered, not yet agreed.
+     */
+    PROPOSED,
+    /**
+     * In force.
+     */
+    ACTIVE,
+    /**
+     * Declined by the patient.
+     */
+    REJECTED,
+    /**
+     * Revoked or replaced.
+     */
+    INACTIVE,
+    /**
+     * Recorded by mistake.
+     */
+    ENTERED_IN_ERROR;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeConsentStatus: FfiConverterRustBuffer<ConsentStatus> {
+    override fun read(buf: ByteBuffer) = try {
+        ConsentStatus.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: ConsentStatus) = 4UL
+
+    override fun write(value: ConsentStatus, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * The FHIR shape of an export.
+ */
+
+enum class ExportFormat {
+    
+    /**
+     * One `Bundle` of type `collection`, JSON text.
+     */
+    BUNDLE,
+    /**
+     * NDJSON: one resource per line.
+     */
+    NDJSON;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeExportFormat: FfiConverterRustBuffer<ExportFormat> {
+    override fun read(buf: ByteBuffer) = try {
+        ExportFormat.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: ExportFormat) = 4UL
+
+    override fun write(value: ExportFormat, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * Whom a consent grants to.
+ */
+sealed class Grantee {
+    
+    /**
+     * Every node acting in one network (a study), by network id (hex).
+     */
+    data class Network(
+        /**
+         * The network id (hex).
+         */
+        val `networkId`: kotlin.String) : Grantee()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * One node (an institution's installation, a phone), by author id.
+     */
+    data class Node(
+        /**
+         * The author id (64 hex digits).
+         */
+        val `authorId`: kotlin.String) : Grantee()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGrantee : FfiConverterRustBuffer<Grantee>{
+    override fun read(buf: ByteBuffer): Grantee {
+        return when(buf.getInt()) {
+            1 -> Grantee.Network(
+                FfiConverterString.read(buf),
+                )
+            2 -> Grantee.Node(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: Grantee): ULong = when(value) {
+        is Grantee.Network -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`networkId`)
+            )
+        }
+        is Grantee.Node -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`authorId`)
+            )
+        }
+    }
+
+    override fun write(value: Grantee, buf: ByteBuffer) {
+        when(value) {
+            is Grantee.Network -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`networkId`, buf)
+                Unit
+            }
+            is Grantee.Node -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`authorId`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
 
 
 
@@ -3770,6 +5866,793 @@ public object FfiConverterTypeMessageKind: FfiConverterRustBuffer<MessageKind> {
 
 
 
+/**
+ * A model kind and its hyperparameters (defaults as scikit-learn's where
+ * it has the same model).
+ */
+sealed class ModelKind {
+    
+    /**
+     * Binary logistic regression (L-BFGS) on standardised features.
+     */
+    data class LogisticRegression(
+        /**
+         * L2 penalty (≥ 0); 1 is scikit-learn's `C = 1`.
+         */
+        val `alpha`: kotlin.Double = 1.0 , 
+        /**
+         * Iteration limit (≥ 1).
+         */
+        val `maxIterations`: kotlin.ULong = 100uL , 
+        /**
+         * Converged when the mean loss's gradient norm is below this.
+         */
+        val `gradientTolerance`: kotlin.Double = 0.0001 ) : ModelKind()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Binary classification tree (Gini).
+     */
+    data class DecisionTree(
+        /**
+         * Maximum depth, 1 to 64.
+         */
+        val `maxDepth`: kotlin.UInt = 8u , 
+        /**
+         * A node with fewer rows is not split (≥ 2).
+         */
+        val `minSamplesSplit`: kotlin.UInt = 2u ) : ModelKind()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * k-means (k-means++ initialisation).
+     */
+    data class KMeans(
+        /**
+         * Number of clusters (≥ 1, ≤ rows).
+         */
+        val `k`: kotlin.UInt, 
+        /**
+         * Iteration limit per run (≥ 1).
+         */
+        val `maxIterations`: kotlin.ULong = 300uL , 
+        /**
+         * Converged when centroids move less than this.
+         */
+        val `tolerance`: kotlin.Double = 0.0001 , 
+        /**
+         * Independent initialisations; the lowest inertia wins (≥ 1).
+         */
+        val `nRuns`: kotlin.UInt = 10u ) : ModelKind()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Ordinary least squares.
+     */
+    object LinearRegression : ModelKind()
+    
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeModelKind : FfiConverterRustBuffer<ModelKind>{
+    override fun read(buf: ByteBuffer): ModelKind {
+        return when(buf.getInt()) {
+            1 -> ModelKind.LogisticRegression(
+                FfiConverterDouble.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterDouble.read(buf),
+                )
+            2 -> ModelKind.DecisionTree(
+                FfiConverterUInt.read(buf),
+                FfiConverterUInt.read(buf),
+                )
+            3 -> ModelKind.KMeans(
+                FfiConverterUInt.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterDouble.read(buf),
+                FfiConverterUInt.read(buf),
+                )
+            4 -> ModelKind.LinearRegression
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ModelKind): ULong = when(value) {
+        is ModelKind.LogisticRegression -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterDouble.allocationSize(value.`alpha`)
+                + FfiConverterULong.allocationSize(value.`maxIterations`)
+                + FfiConverterDouble.allocationSize(value.`gradientTolerance`)
+            )
+        }
+        is ModelKind.DecisionTree -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterUInt.allocationSize(value.`maxDepth`)
+                + FfiConverterUInt.allocationSize(value.`minSamplesSplit`)
+            )
+        }
+        is ModelKind.KMeans -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterUInt.allocationSize(value.`k`)
+                + FfiConverterULong.allocationSize(value.`maxIterations`)
+                + FfiConverterDouble.allocationSize(value.`tolerance`)
+                + FfiConverterUInt.allocationSize(value.`nRuns`)
+            )
+        }
+        is ModelKind.LinearRegression -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+    }
+
+    override fun write(value: ModelKind, buf: ByteBuffer) {
+        when(value) {
+            is ModelKind.LogisticRegression -> {
+                buf.putInt(1)
+                FfiConverterDouble.write(value.`alpha`, buf)
+                FfiConverterULong.write(value.`maxIterations`, buf)
+                FfiConverterDouble.write(value.`gradientTolerance`, buf)
+                Unit
+            }
+            is ModelKind.DecisionTree -> {
+                buf.putInt(2)
+                FfiConverterUInt.write(value.`maxDepth`, buf)
+                FfiConverterUInt.write(value.`minSamplesSplit`, buf)
+                Unit
+            }
+            is ModelKind.KMeans -> {
+                buf.putInt(3)
+                FfiConverterUInt.write(value.`k`, buf)
+                FfiConverterULong.write(value.`maxIterations`, buf)
+                FfiConverterDouble.write(value.`tolerance`, buf)
+                FfiConverterUInt.write(value.`nRuns`, buf)
+                Unit
+            }
+            is ModelKind.LinearRegression -> {
+                buf.putInt(4)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Metrics on the held-out rows, by model family (the card's JSON has the
+ * ROC curve and calibration bins too).
+ */
+sealed class ModelMetrics {
+    
+    /**
+     * Logistic regression, decision tree.
+     */
+    data class Classification(
+        /**
+         * Rows evaluated.
+         */
+        val `rows`: kotlin.ULong, 
+        /**
+         * Share of rows classified right.
+         */
+        val `accuracy`: kotlin.Double, 
+        /**
+         * Area under the ROC curve; `None` when the rows hold one class.
+         */
+        val `auc`: kotlin.Double?) : ModelMetrics()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * k-means.
+     */
+    data class Clustering(
+        /**
+         * Rows evaluated.
+         */
+        val `rows`: kotlin.ULong, 
+        /**
+         * Sum of squared distances to the nearest centroid.
+         */
+        val `inertia`: kotlin.Double, 
+        /**
+         * Mean silhouette; `None` with fewer than two clusters present.
+         */
+        val `silhouette`: kotlin.Double?) : ModelMetrics()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Linear regression.
+     */
+    data class Regression(
+        /**
+         * Rows evaluated.
+         */
+        val `rows`: kotlin.ULong, 
+        /**
+         * Coefficient of determination; `None` for constant targets.
+         */
+        val `r2`: kotlin.Double?, 
+        /**
+         * Root mean squared error, in target units.
+         */
+        val `rmse`: kotlin.Double) : ModelMetrics()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeModelMetrics : FfiConverterRustBuffer<ModelMetrics>{
+    override fun read(buf: ByteBuffer): ModelMetrics {
+        return when(buf.getInt()) {
+            1 -> ModelMetrics.Classification(
+                FfiConverterULong.read(buf),
+                FfiConverterDouble.read(buf),
+                FfiConverterOptionalDouble.read(buf),
+                )
+            2 -> ModelMetrics.Clustering(
+                FfiConverterULong.read(buf),
+                FfiConverterDouble.read(buf),
+                FfiConverterOptionalDouble.read(buf),
+                )
+            3 -> ModelMetrics.Regression(
+                FfiConverterULong.read(buf),
+                FfiConverterOptionalDouble.read(buf),
+                FfiConverterDouble.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ModelMetrics): ULong = when(value) {
+        is ModelMetrics.Classification -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterULong.allocationSize(value.`rows`)
+                + FfiConverterDouble.allocationSize(value.`accuracy`)
+                + FfiConverterOptionalDouble.allocationSize(value.`auc`)
+            )
+        }
+        is ModelMetrics.Clustering -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterULong.allocationSize(value.`rows`)
+                + FfiConverterDouble.allocationSize(value.`inertia`)
+                + FfiConverterOptionalDouble.allocationSize(value.`silhouette`)
+            )
+        }
+        is ModelMetrics.Regression -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterULong.allocationSize(value.`rows`)
+                + FfiConverterOptionalDouble.allocationSize(value.`r2`)
+                + FfiConverterDouble.allocationSize(value.`rmse`)
+            )
+        }
+    }
+
+    override fun write(value: ModelMetrics, buf: ByteBuffer) {
+        when(value) {
+            is ModelMetrics.Classification -> {
+                buf.putInt(1)
+                FfiConverterULong.write(value.`rows`, buf)
+                FfiConverterDouble.write(value.`accuracy`, buf)
+                FfiConverterOptionalDouble.write(value.`auc`, buf)
+                Unit
+            }
+            is ModelMetrics.Clustering -> {
+                buf.putInt(2)
+                FfiConverterULong.write(value.`rows`, buf)
+                FfiConverterDouble.write(value.`inertia`, buf)
+                FfiConverterOptionalDouble.write(value.`silhouette`, buf)
+                Unit
+            }
+            is ModelMetrics.Regression -> {
+                buf.putInt(3)
+                FfiConverterULong.write(value.`rows`, buf)
+                FfiConverterOptionalDouble.write(value.`r2`, buf)
+                FfiConverterDouble.write(value.`rmse`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * The input of a prediction.
+ */
+sealed class PredictInput {
+    
+    /**
+     * A patient's chart in the network: features are read from it (missing
+     * ones take the training mean) and consent is checked.
+     */
+    data class Record(
+        /**
+         * The patient's id.
+         */
+        val `patientId`: kotlin.String) : PredictInput()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Feature values in the spec's column order; the caller answers for
+     * consent.
+     */
+    data class Features(
+        /**
+         * One value per feature column.
+         */
+        val `values`: List<kotlin.Double>) : PredictInput()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePredictInput : FfiConverterRustBuffer<PredictInput>{
+    override fun read(buf: ByteBuffer): PredictInput {
+        return when(buf.getInt()) {
+            1 -> PredictInput.Record(
+                FfiConverterString.read(buf),
+                )
+            2 -> PredictInput.Features(
+                FfiConverterSequenceDouble.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: PredictInput): ULong = when(value) {
+        is PredictInput.Record -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`patientId`)
+            )
+        }
+        is PredictInput.Features -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterSequenceDouble.allocationSize(value.`values`)
+            )
+        }
+    }
+
+    override fun write(value: PredictInput, buf: ByteBuffer) {
+        when(value) {
+            is PredictInput.Record -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`patientId`, buf)
+                Unit
+            }
+            is PredictInput.Features -> {
+                buf.putInt(2)
+                FfiConverterSequenceDouble.write(value.`values`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * What a model said.
+ */
+sealed class Prediction {
+    
+    /**
+     * A classifier's answer.
+     */
+    data class Classification(
+        /**
+         * 0 or 1.
+         */
+        val `predictedClass`: kotlin.UInt, 
+        /**
+         * Probability of class 1.
+         */
+        val `positiveProbability`: kotlin.Double) : Prediction()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * k-means: the nearest centroid.
+     */
+    data class Cluster(
+        /**
+         * Its index.
+         */
+        val `cluster`: kotlin.UInt, 
+        /**
+         * Distance to it, in standardised units.
+         */
+        val `distance`: kotlin.Double) : Prediction()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Linear regression's estimate.
+     */
+    data class Regression(
+        /**
+         * In target units.
+         */
+        val `value`: kotlin.Double) : Prediction()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePrediction : FfiConverterRustBuffer<Prediction>{
+    override fun read(buf: ByteBuffer): Prediction {
+        return when(buf.getInt()) {
+            1 -> Prediction.Classification(
+                FfiConverterUInt.read(buf),
+                FfiConverterDouble.read(buf),
+                )
+            2 -> Prediction.Cluster(
+                FfiConverterUInt.read(buf),
+                FfiConverterDouble.read(buf),
+                )
+            3 -> Prediction.Regression(
+                FfiConverterDouble.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: Prediction): ULong = when(value) {
+        is Prediction.Classification -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterUInt.allocationSize(value.`predictedClass`)
+                + FfiConverterDouble.allocationSize(value.`positiveProbability`)
+            )
+        }
+        is Prediction.Cluster -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterUInt.allocationSize(value.`cluster`)
+                + FfiConverterDouble.allocationSize(value.`distance`)
+            )
+        }
+        is Prediction.Regression -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterDouble.allocationSize(value.`value`)
+            )
+        }
+    }
+
+    override fun write(value: Prediction, buf: ByteBuffer) {
+        when(value) {
+            is Prediction.Classification -> {
+                buf.putInt(1)
+                FfiConverterUInt.write(value.`predictedClass`, buf)
+                FfiConverterDouble.write(value.`positiveProbability`, buf)
+                Unit
+            }
+            is Prediction.Cluster -> {
+                buf.putInt(2)
+                FfiConverterUInt.write(value.`cluster`, buf)
+                FfiConverterDouble.write(value.`distance`, buf)
+                Unit
+            }
+            is Prediction.Regression -> {
+                buf.putInt(3)
+                FfiConverterDouble.write(value.`value`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Why data is used: an HL7 v3 ActReason code.
+ */
+sealed class Purpose {
+    
+    /**
+     * `TREAT`: treatment (the care network's default).
+     */
+    object Treatment : Purpose()
+    
+    
+    /**
+     * `HRESCH`: healthcare research.
+     */
+    object Research : Purpose()
+    
+    
+    /**
+     * `CLMATTCH`: claim attachment (insurers).
+     */
+    object Claims : Purpose()
+    
+    
+    /**
+     * Any other ActReason code; it matches only the same code.
+     */
+    data class Other(
+        /**
+         * The code.
+         */
+        val `code`: kotlin.String) : Purpose()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePurpose : FfiConverterRustBuffer<Purpose>{
+    override fun read(buf: ByteBuffer): Purpose {
+        return when(buf.getInt()) {
+            1 -> Purpose.Treatment
+            2 -> Purpose.Research
+            3 -> Purpose.Claims
+            4 -> Purpose.Other(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: Purpose): ULong = when(value) {
+        is Purpose.Treatment -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is Purpose.Research -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is Purpose.Claims -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is Purpose.Other -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`code`)
+            )
+        }
+    }
+
+    override fun write(value: Purpose, buf: ByteBuffer) {
+        when(value) {
+            is Purpose.Treatment -> {
+                buf.putInt(1)
+                Unit
+            }
+            is Purpose.Research -> {
+                buf.putInt(2)
+                Unit
+            }
+            is Purpose.Claims -> {
+                buf.putInt(3)
+                Unit
+            }
+            is Purpose.Other -> {
+                buf.putInt(4)
+                FfiConverterString.write(value.`code`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * A step of `Network.verify_model`, in the order they run.
+ */
+
+enum class VerifyStep {
+    
+    /**
+     * The model bytes hash to the card's model hash and load.
+     */
+    MODEL_BYTES,
+    /**
+     * The feature spec hashes to the card's.
+     */
+    FEATURE_SPEC,
+    /**
+     * This replica reproduces the card's checkpoint.
+     */
+    CHECKPOINT,
+    /**
+     * The rebuilt dataset has the card's commitment.
+     */
+    DATASET,
+    /**
+     * The same consents were relied on.
+     */
+    CONSENT,
+    /**
+     * A federated card's update entries are present and consistent.
+     */
+    UPDATES,
+    /**
+     * Retraining gives the card's model.
+     */
+    MODEL,
+    /**
+     * Re-evaluating gives the card's metrics.
+     */
+    METRICS;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeVerifyStep: FfiConverterRustBuffer<VerifyStep> {
+    override fun read(buf: ByteBuffer) = try {
+        VerifyStep.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: VerifyStep) = 4UL
+
+    override fun write(value: VerifyStep, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 /**
  * @suppress
@@ -3806,6 +6689,102 @@ public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
 /**
  * @suppress
  */
+public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
+    override fun read(buf: ByteBuffer): kotlin.Long? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterLong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Long?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterLong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Long?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterLong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalDouble: FfiConverterRustBuffer<kotlin.Double?> {
+    override fun read(buf: ByteBuffer): kotlin.Double? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterDouble.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Double?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterDouble.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Double?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterDouble.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
+    override fun read(buf: ByteBuffer): kotlin.String? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterString.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.String?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterString.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.String?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeOutgoingMessage: FfiConverterRustBuffer<OutgoingMessage?> {
     override fun read(buf: ByteBuffer): OutgoingMessage? {
         if (buf.get().toInt() == 0) {
@@ -3828,6 +6807,98 @@ public object FfiConverterOptionalTypeOutgoingMessage: FfiConverterRustBuffer<Ou
         } else {
             buf.put(1)
             FfiConverterTypeOutgoingMessage.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeModelMetrics: FfiConverterRustBuffer<ModelMetrics?> {
+    override fun read(buf: ByteBuffer): ModelMetrics? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeModelMetrics.read(buf)
+    }
+
+    override fun allocationSize(value: ModelMetrics?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeModelMetrics.allocationSize(value)
+        }
+    }
+
+    override fun write(value: ModelMetrics?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeModelMetrics.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeVerifyStep: FfiConverterRustBuffer<VerifyStep?> {
+    override fun read(buf: ByteBuffer): VerifyStep? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeVerifyStep.read(buf)
+    }
+
+    override fun allocationSize(value: VerifyStep?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeVerifyStep.allocationSize(value)
+        }
+    }
+
+    override fun write(value: VerifyStep?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeVerifyStep.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceDouble: FfiConverterRustBuffer<List<kotlin.Double>> {
+    override fun read(buf: ByteBuffer): List<kotlin.Double> {
+        val len = buf.getInt()
+        return List<kotlin.Double>(len) {
+            FfiConverterDouble.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.Double>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterDouble.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.Double>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterDouble.write(it, buf)
         }
     }
 }
@@ -3884,6 +6955,34 @@ public object FfiConverterSequenceByteArray: FfiConverterRustBuffer<List<kotlin.
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterByteArray.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeAuditEntry: FfiConverterRustBuffer<List<AuditEntry>> {
+    override fun read(buf: ByteBuffer): List<AuditEntry> {
+        val len = buf.getInt()
+        return List<AuditEntry>(len) {
+            FfiConverterTypeAuditEntry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<AuditEntry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeAuditEntry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<AuditEntry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeAuditEntry.write(it, buf)
         }
     }
 }
@@ -3971,4 +7070,159 @@ public object FfiConverterSequenceTypeOutgoingMessage: FfiConverterRustBuffer<Li
         }
     }
 }
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypePatientConsent: FfiConverterRustBuffer<List<PatientConsent>> {
+    override fun read(buf: ByteBuffer): List<PatientConsent> {
+        val len = buf.getInt()
+        return List<PatientConsent>(len) {
+            FfiConverterTypePatientConsent.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<PatientConsent>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypePatientConsent.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<PatientConsent>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypePatientConsent.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeGrantee: FfiConverterRustBuffer<List<Grantee>> {
+    override fun read(buf: ByteBuffer): List<Grantee> {
+        val len = buf.getInt()
+        return List<Grantee>(len) {
+            FfiConverterTypeGrantee.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Grantee>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeGrantee.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Grantee>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeGrantee.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypePurpose: FfiConverterRustBuffer<List<Purpose>> {
+    override fun read(buf: ByteBuffer): List<Purpose> {
+        val len = buf.getInt()
+        return List<Purpose>(len) {
+            FfiConverterTypePurpose.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Purpose>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypePurpose.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Purpose>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypePurpose.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeVerifyStep: FfiConverterRustBuffer<List<VerifyStep>> {
+    override fun read(buf: ByteBuffer): List<VerifyStep> {
+        val len = buf.getInt()
+        return List<VerifyStep>(len) {
+            FfiConverterTypeVerifyStep.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<VerifyStep>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeVerifyStep.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<VerifyStep>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeVerifyStep.write(it, buf)
+        }
+    }
+}
+        /**
+         * The dataset commitment a model card names (its JSON, as in
+         * `TrainResult.card_json`), encoded as `verify_membership` takes it: check
+         * a proof against the card itself rather than the prover's word.
+         *
+         * Errors: `InvalidLedgerEntry` (not a model card, or a federated card,
+         * which has no dataset of its own).
+         */
+    @Throws(ApiException::class) fun `modelCardDatasetCommitment`(`cardJson`: kotlin.String): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_func_model_card_dataset_commitment(
+    
+        
+        FfiConverterString.lower(`cardJson`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Check a membership proof for `record_id` against a dataset commitment
+         * (both from `Network.prove_membership`): `true` if the record is in the
+         * dataset, `false` if the proof shows it is not. Needs no node: a phone
+         * that is not a member of the study can check.
+         *
+         * Errors: `InvalidProof` (malformed bytes, or a proof that does not
+         * verify against the commitment).
+         */
+    @Throws(ApiException::class) fun `verifyMembership`(`commitment`: kotlin.ByteArray, `recordId`: kotlin.String, `proof`: kotlin.ByteArray): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_func_verify_membership(
+    
+        
+        FfiConverterByteArray.lower(`commitment`),
+        FfiConverterString.lower(`recordId`),
+        FfiConverterByteArray.lower(`proof`),_status)
+}
+    )
+    }
+    
+
 

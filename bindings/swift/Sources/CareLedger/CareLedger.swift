@@ -513,6 +513,22 @@ fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
+    typealias FfiType = Double
+    typealias SwiftType = Double
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Double {
+        return try lift(readDouble(&buf))
+    }
+
+    public static func write(_ value: Double, into buf: inout [UInt8]) {
+        writeDouble(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterBool : FfiConverter {
     typealias FfiType = Int8
     typealias SwiftType = Bool
@@ -611,6 +627,121 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
  * once their Commit comes back first in relay order: sync afterwards.
  */
 public protocol NetworkProtocol: AnyObject, Sendable {
+    
+    /**
+     * Model cards, decisions, model updates and consent cut-offs on this
+     * network's ledger, in local order.
+     */
+    func audit() throws  -> [AuditEntry]
+    
+    /**
+     * Predict with the model of card `card_id` and record the decision:
+     * exactly one decision entry per successful prediction, none for a
+     * refused one.
+     *
+     * Errors: `ConsentDenied` (a record input whose consent does not permit
+     * `purpose` for this node), `UnknownModelCard`, `UnknownPatient`,
+     * `InvalidArgument` (ids, feature count or values).
+     */
+    func predict(cardId: String, input: PredictInput, purpose: Purpose) throws  -> Decision
+    
+    /**
+     * A proof that `record_id` (a patient id) is, or is not, in the
+     * dataset of model card `card_id`, for the patient to check with
+     * `verify_membership`.
+     *
+     * Errors: `UnknownModelCard`, `NotCaughtUp`, `InvalidLedgerEntry` (a
+     * federated card has no dataset of its own).
+     */
+    func proveMembership(cardId: String, recordId: String) throws  -> MembershipProofBytes
+    
+    /**
+     * Train a model on this network's records as they are now, keeping
+     * only what consent permits for research by this network and this
+     * node, and write its model card to the ledger. `spec_json` is a
+     * careledger feature spec; `holdout_fraction` of the rows (by
+     * pseudonym, in [0, 1)) is held out for the card's metrics.
+     *
+     * Errors: `InvalidSpec`, `EmptyAfterConsent`, `TrainingFailed`,
+     * `InvalidArgument` (hold-out), `NotAMember`.
+     */
+    func train(specJson: String, kind: ModelKind, seed: UInt64, holdoutFraction: Double) throws  -> TrainResult
+    
+    /**
+     * Re-verify model card `card_id` from this replica: rebuild its dataset
+     * at its checkpoint, retrain, compare. A difference is an answer
+     * (`confirmed` false, with the step), not an error.
+     *
+     * Errors: `UnknownModelCard`, `InvalidLedgerEntry`, `InvalidArgument`.
+     */
+    func verifyModel(cardId: String) throws  -> Verification
+    
+    /**
+     * The consents in `patient_id`'s chart, with who wrote each.
+     *
+     * Errors: `UnknownPatient`, `Record`.
+     */
+    func consents(patientId: String) throws  -> ChartConsents
+    
+    /**
+     * `patient_id`'s chart with only what consent permits `grantees` to use
+     * for `purpose` now (charts without a covering consent follow the
+     * network default: treatment by this network's members). Consents
+     * themselves are left out.
+     *
+     * Errors: `InvalidArgument` (a grantee id), `UnknownPatient`, `Record`.
+     */
+    func exportForGrantee(patientId: String, grantees: [Grantee], purpose: Purpose, format: ExportFormat) throws  -> GranteeExport
+    
+    /**
+     * Write a consent granting `grantee` the `purposes` (all if empty) on
+     * the resource types `classes` (all if empty), valid from `start_ms`
+     * through `end_ms` (Unix ms, both inclusive; open where `None`), into
+     * `patient_id`'s chart. Returns the consent as stored.
+     *
+     * Written by one of the patient's own nodes (the phone, see
+     * `link_patient_node`) it is the patient's consent; written by anyone
+     * else it is marked as recorded on the patient's behalf by this node.
+     * Writing an existing `consent_id` again replaces that consent.
+     *
+     * Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
+     * id), `InvalidFhir` (the consent's FHIR refused on import, every
+     * problem listed), `UnknownPatient`, `Record`.
+     */
+    func grantConsent(consentId: String, patientId: String, grantee: Grantee, purposes: [Purpose], classes: [String], startMs: UInt64?, endMs: UInt64?) throws  -> Consent
+    
+    /**
+     * List the node `author_id` (the patient's phone) as one of the
+     * patient's own nodes in the chart's `Patient` resource, so consents it
+     * writes count as the patient's. `false` if it was listed already.
+     *
+     * Errors: `InvalidArgument`, `UnknownPatient`, `Record` (no `Patient`
+     * resource with the patient's id).
+     */
+    func linkPatientNode(patientId: String, authorId: String) throws  -> Bool
+    
+    /**
+     * Revoke consent `consent_id` of `patient_id`: store it again with
+     * status `inactive`. It stops applying at once here, in other networks
+     * once the next `share_to_network` carries the revocation there.
+     * Returns the consent as stored.
+     *
+     * Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
+     */
+    func revokeConsent(patientId: String, consentId: String) throws  -> Consent
+    
+    /**
+     * Share this network's charts into `target` (another network of the
+     * same node), each resource only if consent permits `purpose` for every
+     * other member of `target`; cut off the charts nothing of which may go
+     * there any more (their record key in `target` is rotated and kept
+     * from the other members). Running it again with nothing changed
+     * writes nothing. Sync `target` afterwards.
+     *
+     * Errors: `InvalidArgument` (the same network, or a `target` of another
+     * node), `NotAMember`, `Record`.
+     */
+    func shareToNetwork(target: Network, purpose: Purpose) throws  -> ShareReport
     
     /**
      * Queue an announcement of this node's chain heads; peers answer by
@@ -779,6 +910,226 @@ open class Network: NetworkProtocol, @unchecked Sendable {
 
     
 
+    
+    /**
+     * Model cards, decisions, model updates and consent cut-offs on this
+     * network's ledger, in local order.
+     */
+open func audit()throws  -> [AuditEntry]  {
+    return try  FfiConverterSequenceTypeAuditEntry.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_audit(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Predict with the model of card `card_id` and record the decision:
+     * exactly one decision entry per successful prediction, none for a
+     * refused one.
+     *
+     * Errors: `ConsentDenied` (a record input whose consent does not permit
+     * `purpose` for this node), `UnknownModelCard`, `UnknownPatient`,
+     * `InvalidArgument` (ids, feature count or values).
+     */
+open func predict(cardId: String, input: PredictInput, purpose: Purpose)throws  -> Decision  {
+    return try  FfiConverterTypeDecision_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_predict(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(cardId),
+        FfiConverterTypePredictInput_lower(input),
+        FfiConverterTypePurpose_lower(purpose),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * A proof that `record_id` (a patient id) is, or is not, in the
+     * dataset of model card `card_id`, for the patient to check with
+     * `verify_membership`.
+     *
+     * Errors: `UnknownModelCard`, `NotCaughtUp`, `InvalidLedgerEntry` (a
+     * federated card has no dataset of its own).
+     */
+open func proveMembership(cardId: String, recordId: String)throws  -> MembershipProofBytes  {
+    return try  FfiConverterTypeMembershipProofBytes_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_prove_membership(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(cardId),
+        FfiConverterString.lower(recordId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Train a model on this network's records as they are now, keeping
+     * only what consent permits for research by this network and this
+     * node, and write its model card to the ledger. `spec_json` is a
+     * careledger feature spec; `holdout_fraction` of the rows (by
+     * pseudonym, in [0, 1)) is held out for the card's metrics.
+     *
+     * Errors: `InvalidSpec`, `EmptyAfterConsent`, `TrainingFailed`,
+     * `InvalidArgument` (hold-out), `NotAMember`.
+     */
+open func train(specJson: String, kind: ModelKind, seed: UInt64 = UInt64(42), holdoutFraction: Double = Double(0.2))throws  -> TrainResult  {
+    return try  FfiConverterTypeTrainResult_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_train(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(specJson),
+        FfiConverterTypeModelKind_lower(kind),
+        FfiConverterUInt64.lower(seed),
+        FfiConverterDouble.lower(holdoutFraction),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Re-verify model card `card_id` from this replica: rebuild its dataset
+     * at its checkpoint, retrain, compare. A difference is an answer
+     * (`confirmed` false, with the step), not an error.
+     *
+     * Errors: `UnknownModelCard`, `InvalidLedgerEntry`, `InvalidArgument`.
+     */
+open func verifyModel(cardId: String)throws  -> Verification  {
+    return try  FfiConverterTypeVerification_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_verify_model(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(cardId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The consents in `patient_id`'s chart, with who wrote each.
+     *
+     * Errors: `UnknownPatient`, `Record`.
+     */
+open func consents(patientId: String)throws  -> ChartConsents  {
+    return try  FfiConverterTypeChartConsents_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_consents(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(patientId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * `patient_id`'s chart with only what consent permits `grantees` to use
+     * for `purpose` now (charts without a covering consent follow the
+     * network default: treatment by this network's members). Consents
+     * themselves are left out.
+     *
+     * Errors: `InvalidArgument` (a grantee id), `UnknownPatient`, `Record`.
+     */
+open func exportForGrantee(patientId: String, grantees: [Grantee], purpose: Purpose, format: ExportFormat)throws  -> GranteeExport  {
+    return try  FfiConverterTypeGranteeExport_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_export_for_grantee(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(patientId),
+        FfiConverterSequenceTypeGrantee.lower(grantees),
+        FfiConverterTypePurpose_lower(purpose),
+        FfiConverterTypeExportFormat_lower(format),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Write a consent granting `grantee` the `purposes` (all if empty) on
+     * the resource types `classes` (all if empty), valid from `start_ms`
+     * through `end_ms` (Unix ms, both inclusive; open where `None`), into
+     * `patient_id`'s chart. Returns the consent as stored.
+     *
+     * Written by one of the patient's own nodes (the phone, see
+     * `link_patient_node`) it is the patient's consent; written by anyone
+     * else it is marked as recorded on the patient's behalf by this node.
+     * Writing an existing `consent_id` again replaces that consent.
+     *
+     * Errors: `InvalidConsent` (id, period), `InvalidArgument` (grantee
+     * id), `InvalidFhir` (the consent's FHIR refused on import, every
+     * problem listed), `UnknownPatient`, `Record`.
+     */
+open func grantConsent(consentId: String, patientId: String, grantee: Grantee, purposes: [Purpose], classes: [String] = [], startMs: UInt64? = nil, endMs: UInt64? = nil)throws  -> Consent  {
+    return try  FfiConverterTypeConsent_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_grant_consent(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(consentId),
+        FfiConverterString.lower(patientId),
+        FfiConverterTypeGrantee_lower(grantee),
+        FfiConverterSequenceTypePurpose.lower(purposes),
+        FfiConverterSequenceString.lower(classes),
+        FfiConverterOptionUInt64.lower(startMs),
+        FfiConverterOptionUInt64.lower(endMs),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * List the node `author_id` (the patient's phone) as one of the
+     * patient's own nodes in the chart's `Patient` resource, so consents it
+     * writes count as the patient's. `false` if it was listed already.
+     *
+     * Errors: `InvalidArgument`, `UnknownPatient`, `Record` (no `Patient`
+     * resource with the patient's id).
+     */
+open func linkPatientNode(patientId: String, authorId: String)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_link_patient_node(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(patientId),
+        FfiConverterString.lower(authorId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Revoke consent `consent_id` of `patient_id`: store it again with
+     * status `inactive`. It stops applying at once here, in other networks
+     * once the next `share_to_network` carries the revocation there.
+     * Returns the consent as stored.
+     *
+     * Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
+     */
+open func revokeConsent(patientId: String, consentId: String)throws  -> Consent  {
+    return try  FfiConverterTypeConsent_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_revoke_consent(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(patientId),
+        FfiConverterString.lower(consentId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Share this network's charts into `target` (another network of the
+     * same node), each resource only if consent permits `purpose` for every
+     * other member of `target`; cut off the charts nothing of which may go
+     * there any more (their record key in `target` is rotated and kept
+     * from the other members). Running it again with nothing changed
+     * writes nothing. Sync `target` afterwards.
+     *
+     * Errors: `InvalidArgument` (the same network, or a `target` of another
+     * node), `NotAMember`, `Record`.
+     */
+open func shareToNetwork(target: Network, purpose: Purpose)throws  -> ShareReport  {
+    return try  FfiConverterTypeShareReport_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_share_to_network(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeNetwork_lower(target),
+        FfiConverterTypePurpose_lower(purpose),uniffiCallStatus
+    )
+})
+}
     
     /**
      * Queue an announcement of this node's chain heads; peers answer by
@@ -1470,6 +1821,568 @@ public func FfiConverterTypeNode_lower(_ value: Node) -> UInt64 {
 
 
 /**
+ * One analytics entry of a network's ledger.
+ */
+public struct AuditEntry: Equatable, Hashable {
+    /**
+     * Entry id (hex).
+     */
+    public var entryId: String
+    /**
+     * Author id (hex).
+     */
+    public var authorId: String
+    /**
+     * The author's node name.
+     */
+    public var authorName: String
+    /**
+     * Author-claimed time (Unix ms).
+     */
+    public var timeMs: UInt64
+    /**
+     * What it says.
+     */
+    public var record: AuditRecord
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Entry id (hex).
+         */entryId: String, 
+        /**
+         * Author id (hex).
+         */authorId: String, 
+        /**
+         * The author's node name.
+         */authorName: String, 
+        /**
+         * Author-claimed time (Unix ms).
+         */timeMs: UInt64, 
+        /**
+         * What it says.
+         */record: AuditRecord) {
+        self.entryId = entryId
+        self.authorId = authorId
+        self.authorName = authorName
+        self.timeMs = timeMs
+        self.record = record
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AuditEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAuditEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuditEntry {
+        return
+            try AuditEntry(
+                entryId: FfiConverterString.read(from: &buf), 
+                authorId: FfiConverterString.read(from: &buf), 
+                authorName: FfiConverterString.read(from: &buf), 
+                timeMs: FfiConverterUInt64.read(from: &buf), 
+                record: FfiConverterTypeAuditRecord.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AuditEntry, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.entryId, into: &buf)
+        FfiConverterString.write(value.authorId, into: &buf)
+        FfiConverterString.write(value.authorName, into: &buf)
+        FfiConverterUInt64.write(value.timeMs, into: &buf)
+        FfiConverterTypeAuditRecord.write(value.record, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuditEntry_lift(_ buf: RustBuffer) throws -> AuditEntry {
+    return try FfiConverterTypeAuditEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuditEntry_lower(_ value: AuditEntry) -> RustBuffer {
+    return FfiConverterTypeAuditEntry.lower(value)
+}
+
+
+/**
+ * A chart's consents.
+ */
+public struct ChartConsents: Equatable, Hashable {
+    /**
+     * The readable consents.
+     */
+    public var consents: [PatientConsent]
+    /**
+     * Ids of `Consent` resources that could not be read. While there is
+     * one, every use of the chart that needs consent is refused.
+     */
+    public var unreadableIds: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The readable consents.
+         */consents: [PatientConsent], 
+        /**
+         * Ids of `Consent` resources that could not be read. While there is
+         * one, every use of the chart that needs consent is refused.
+         */unreadableIds: [String]) {
+        self.consents = consents
+        self.unreadableIds = unreadableIds
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ChartConsents: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeChartConsents: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ChartConsents {
+        return
+            try ChartConsents(
+                consents: FfiConverterSequenceTypePatientConsent.read(from: &buf), 
+                unreadableIds: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ChartConsents, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypePatientConsent.write(value.consents, into: &buf)
+        FfiConverterSequenceString.write(value.unreadableIds, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChartConsents_lift(_ buf: RustBuffer) throws -> ChartConsents {
+    return try FfiConverterTypeChartConsents.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChartConsents_lower(_ value: ChartConsents) -> RustBuffer {
+    return FfiConverterTypeChartConsents.lower(value)
+}
+
+
+/**
+ * A patient's consent, as stored in the chart (a FHIR R4 `Consent`).
+ *
+ * `grantees`, `purposes`, `classes` and the period are those of the root
+ * provision (the grant itself); `exceptions` counts its nested provisions.
+ */
+public struct Consent: Equatable, Hashable {
+    /**
+     * The resource id (what decisions and model cards cite).
+     */
+    public var id: String
+    /**
+     * The patient's id.
+     */
+    public var patientId: String
+    /**
+     * Whether it is in force.
+     */
+    public var status: ConsentStatus
+    /**
+     * Whom it concerns; empty means anyone.
+     */
+    public var grantees: [Grantee]
+    /**
+     * For which purposes; empty means all.
+     */
+    public var purposes: [Purpose]
+    /**
+     * For which resource types (`Observation`, …); empty means all.
+     */
+    public var classes: [String]
+    /**
+     * First instant of validity (Unix ms, UTC), if bounded.
+     */
+    public var startMs: Int64?
+    /**
+     * Last instant of validity (Unix ms, UTC), if bounded.
+     */
+    public var endMs: Int64?
+    /**
+     * Nested provisions (exceptions within the grant).
+     */
+    public var exceptions: UInt32
+    /**
+     * The node that recorded it on the patient's behalf (author id), as
+     * marked in the resource; `None` if marked as the patient's own.
+     */
+    public var recordedOnBehalfBy: String?
+    /**
+     * The resource as FHIR JSON.
+     */
+    public var fhirJson: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The resource id (what decisions and model cards cite).
+         */id: String, 
+        /**
+         * The patient's id.
+         */patientId: String, 
+        /**
+         * Whether it is in force.
+         */status: ConsentStatus, 
+        /**
+         * Whom it concerns; empty means anyone.
+         */grantees: [Grantee], 
+        /**
+         * For which purposes; empty means all.
+         */purposes: [Purpose], 
+        /**
+         * For which resource types (`Observation`, …); empty means all.
+         */classes: [String], 
+        /**
+         * First instant of validity (Unix ms, UTC), if bounded.
+         */startMs: Int64?, 
+        /**
+         * Last instant of validity (Unix ms, UTC), if bounded.
+         */endMs: Int64?, 
+        /**
+         * Nested provisions (exceptions within the grant).
+         */exceptions: UInt32, 
+        /**
+         * The node that recorded it on the patient's behalf (author id), as
+         * marked in the resource; `None` if marked as the patient's own.
+         */recordedOnBehalfBy: String?, 
+        /**
+         * The resource as FHIR JSON.
+         */fhirJson: String) {
+        self.id = id
+        self.patientId = patientId
+        self.status = status
+        self.grantees = grantees
+        self.purposes = purposes
+        self.classes = classes
+        self.startMs = startMs
+        self.endMs = endMs
+        self.exceptions = exceptions
+        self.recordedOnBehalfBy = recordedOnBehalfBy
+        self.fhirJson = fhirJson
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Consent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeConsent: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Consent {
+        return
+            try Consent(
+                id: FfiConverterString.read(from: &buf), 
+                patientId: FfiConverterString.read(from: &buf), 
+                status: FfiConverterTypeConsentStatus.read(from: &buf), 
+                grantees: FfiConverterSequenceTypeGrantee.read(from: &buf), 
+                purposes: FfiConverterSequenceTypePurpose.read(from: &buf), 
+                classes: FfiConverterSequenceString.read(from: &buf), 
+                startMs: FfiConverterOptionInt64.read(from: &buf), 
+                endMs: FfiConverterOptionInt64.read(from: &buf), 
+                exceptions: FfiConverterUInt32.read(from: &buf), 
+                recordedOnBehalfBy: FfiConverterOptionString.read(from: &buf), 
+                fhirJson: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Consent, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.patientId, into: &buf)
+        FfiConverterTypeConsentStatus.write(value.status, into: &buf)
+        FfiConverterSequenceTypeGrantee.write(value.grantees, into: &buf)
+        FfiConverterSequenceTypePurpose.write(value.purposes, into: &buf)
+        FfiConverterSequenceString.write(value.classes, into: &buf)
+        FfiConverterOptionInt64.write(value.startMs, into: &buf)
+        FfiConverterOptionInt64.write(value.endMs, into: &buf)
+        FfiConverterUInt32.write(value.exceptions, into: &buf)
+        FfiConverterOptionString.write(value.recordedOnBehalfBy, into: &buf)
+        FfiConverterString.write(value.fhirJson, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConsent_lift(_ buf: RustBuffer) throws -> Consent {
+    return try FfiConverterTypeConsent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConsent_lower(_ value: Consent) -> RustBuffer {
+    return FfiConverterTypeConsent.lower(value)
+}
+
+
+/**
+ * A prediction recorded on the ledger (one decision entry).
+ */
+public struct Decision: Equatable, Hashable {
+    /**
+     * The decision entry's id (hex).
+     */
+    public var entryId: String
+    /**
+     * The model card it used (entry id, hex).
+     */
+    public var modelCardId: String
+    /**
+     * The patient predicted for, if the input was a record.
+     */
+    public var patientId: String?
+    /**
+     * What the model said.
+     */
+    public var output: Prediction
+    /**
+     * The purpose consent was checked for.
+     */
+    public var purpose: Purpose
+    /**
+     * Consent ids relied on, sorted.
+     */
+    public var consentIds: [String]
+    /**
+     * SHA-256 commitment to the input (hex).
+     */
+    public var inputCommitment: String
+    /**
+     * When (Unix ms).
+     */
+    public var timeMs: UInt64
+    /**
+     * The decision as a FHIR R4 `Provenance` resource, JSON text.
+     */
+    public var provenanceJson: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The decision entry's id (hex).
+         */entryId: String, 
+        /**
+         * The model card it used (entry id, hex).
+         */modelCardId: String, 
+        /**
+         * The patient predicted for, if the input was a record.
+         */patientId: String?, 
+        /**
+         * What the model said.
+         */output: Prediction, 
+        /**
+         * The purpose consent was checked for.
+         */purpose: Purpose, 
+        /**
+         * Consent ids relied on, sorted.
+         */consentIds: [String], 
+        /**
+         * SHA-256 commitment to the input (hex).
+         */inputCommitment: String, 
+        /**
+         * When (Unix ms).
+         */timeMs: UInt64, 
+        /**
+         * The decision as a FHIR R4 `Provenance` resource, JSON text.
+         */provenanceJson: String) {
+        self.entryId = entryId
+        self.modelCardId = modelCardId
+        self.patientId = patientId
+        self.output = output
+        self.purpose = purpose
+        self.consentIds = consentIds
+        self.inputCommitment = inputCommitment
+        self.timeMs = timeMs
+        self.provenanceJson = provenanceJson
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Decision: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDecision: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Decision {
+        return
+            try Decision(
+                entryId: FfiConverterString.read(from: &buf), 
+                modelCardId: FfiConverterString.read(from: &buf), 
+                patientId: FfiConverterOptionString.read(from: &buf), 
+                output: FfiConverterTypePrediction.read(from: &buf), 
+                purpose: FfiConverterTypePurpose.read(from: &buf), 
+                consentIds: FfiConverterSequenceString.read(from: &buf), 
+                inputCommitment: FfiConverterString.read(from: &buf), 
+                timeMs: FfiConverterUInt64.read(from: &buf), 
+                provenanceJson: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Decision, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.entryId, into: &buf)
+        FfiConverterString.write(value.modelCardId, into: &buf)
+        FfiConverterOptionString.write(value.patientId, into: &buf)
+        FfiConverterTypePrediction.write(value.output, into: &buf)
+        FfiConverterTypePurpose.write(value.purpose, into: &buf)
+        FfiConverterSequenceString.write(value.consentIds, into: &buf)
+        FfiConverterString.write(value.inputCommitment, into: &buf)
+        FfiConverterUInt64.write(value.timeMs, into: &buf)
+        FfiConverterString.write(value.provenanceJson, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDecision_lift(_ buf: RustBuffer) throws -> Decision {
+    return try FfiConverterTypeDecision.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDecision_lower(_ value: Decision) -> RustBuffer {
+    return FfiConverterTypeDecision.lower(value)
+}
+
+
+/**
+ * A chart filtered for a grantee.
+ */
+public struct GranteeExport: Equatable, Hashable {
+    /**
+     * The permitted resources, in the requested format.
+     */
+    public var text: String
+    /**
+     * Resources included.
+     */
+    public var included: UInt64
+    /**
+     * Resources left out.
+     */
+    public var withheld: UInt64
+    /**
+     * Consent ids relied on, sorted.
+     */
+    public var consentIds: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The permitted resources, in the requested format.
+         */text: String, 
+        /**
+         * Resources included.
+         */included: UInt64, 
+        /**
+         * Resources left out.
+         */withheld: UInt64, 
+        /**
+         * Consent ids relied on, sorted.
+         */consentIds: [String]) {
+        self.text = text
+        self.included = included
+        self.withheld = withheld
+        self.consentIds = consentIds
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GranteeExport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGranteeExport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GranteeExport {
+        return
+            try GranteeExport(
+                text: FfiConverterString.read(from: &buf), 
+                included: FfiConverterUInt64.read(from: &buf), 
+                withheld: FfiConverterUInt64.read(from: &buf), 
+                consentIds: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GranteeExport, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.text, into: &buf)
+        FfiConverterUInt64.write(value.included, into: &buf)
+        FfiConverterUInt64.write(value.withheld, into: &buf)
+        FfiConverterSequenceString.write(value.consentIds, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGranteeExport_lift(_ buf: RustBuffer) throws -> GranteeExport {
+    return try FfiConverterTypeGranteeExport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGranteeExport_lower(_ value: GranteeExport) -> RustBuffer {
+    return FfiConverterTypeGranteeExport.lower(value)
+}
+
+
+/**
  * What an import did.
  */
 public struct ImportReport: Equatable, Hashable {
@@ -1797,6 +2710,76 @@ public func FfiConverterTypeMemberInfo_lower(_ value: MemberInfo) -> RustBuffer 
 
 
 /**
+ * A membership proof and the commitment it was made against, as bytes to
+ * hand to the patient.
+ */
+public struct MembershipProofBytes: Equatable, Hashable {
+    /**
+     * The dataset commitment (version, size, Merkle root).
+     */
+    public var commitment: Data
+    /**
+     * The proof that the record is, or is not, in the dataset.
+     */
+    public var proof: Data
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The dataset commitment (version, size, Merkle root).
+         */commitment: Data, 
+        /**
+         * The proof that the record is, or is not, in the dataset.
+         */proof: Data) {
+        self.commitment = commitment
+        self.proof = proof
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MembershipProofBytes: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMembershipProofBytes: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MembershipProofBytes {
+        return
+            try MembershipProofBytes(
+                commitment: FfiConverterData.read(from: &buf), 
+                proof: FfiConverterData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MembershipProofBytes, into buf: inout [UInt8]) {
+        FfiConverterData.write(value.commitment, into: &buf)
+        FfiConverterData.write(value.proof, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMembershipProofBytes_lift(_ buf: RustBuffer) throws -> MembershipProofBytes {
+    return try FfiConverterTypeMembershipProofBytes.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMembershipProofBytes_lower(_ value: MembershipProofBytes) -> RustBuffer {
+    return FfiConverterTypeMembershipProofBytes.lower(value)
+}
+
+
+/**
  * A network as this node sees it.
  */
 public struct NetworkInfo: Equatable, Hashable {
@@ -1987,6 +2970,87 @@ public func FfiConverterTypeOutgoingMessage_lower(_ value: OutgoingMessage) -> R
 
 
 /**
+ * A consent read from a chart, with who wrote it.
+ */
+public struct PatientConsent: Equatable, Hashable {
+    /**
+     * The consent.
+     */
+    public var consent: Consent
+    /**
+     * Who wrote it.
+     */
+    public var source: ConsentSource
+    /**
+     * Whether its recorded-on-behalf mark agrees with who wrote it (a
+     * consent whose mark disagrees misstates who recorded it).
+     */
+    public var markMatches: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The consent.
+         */consent: Consent, 
+        /**
+         * Who wrote it.
+         */source: ConsentSource, 
+        /**
+         * Whether its recorded-on-behalf mark agrees with who wrote it (a
+         * consent whose mark disagrees misstates who recorded it).
+         */markMatches: Bool) {
+        self.consent = consent
+        self.source = source
+        self.markMatches = markMatches
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PatientConsent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePatientConsent: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PatientConsent {
+        return
+            try PatientConsent(
+                consent: FfiConverterTypeConsent.read(from: &buf), 
+                source: FfiConverterTypeConsentSource.read(from: &buf), 
+                markMatches: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PatientConsent, into buf: inout [UInt8]) {
+        FfiConverterTypeConsent.write(value.consent, into: &buf)
+        FfiConverterTypeConsentSource.write(value.source, into: &buf)
+        FfiConverterBool.write(value.markMatches, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePatientConsent_lift(_ buf: RustBuffer) throws -> PatientConsent {
+    return try FfiConverterTypePatientConsent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePatientConsent_lower(_ value: PatientConsent) -> RustBuffer {
+    return FfiConverterTypePatientConsent.lower(value)
+}
+
+
+/**
  * What receiving a batch did (a batch with refused messages raises
  * `ApiError.MessageRejected` instead).
  */
@@ -2117,6 +3181,147 @@ public func FfiConverterTypeReceiveReport_lower(_ value: ReceiveReport) -> RustB
 
 
 /**
+ * What `Network.share_to_network` did.
+ */
+public struct ShareReport: Equatable, Hashable {
+    /**
+     * Patients of the source network looked at.
+     */
+    public var patients: UInt64
+    /**
+     * Patients with at least one resource shared (new or unchanged).
+     */
+    public var patientsShared: UInt64
+    /**
+     * Resources consent allowed (consents themselves not counted).
+     */
+    public var resourcesPermitted: UInt64
+    /**
+     * Resources consent did not allow.
+     */
+    public var resourcesWithheld: UInt64
+    /**
+     * Records cut off in this run: their key in the target was rotated and
+     * withheld, so the target's members cannot read what follows.
+     */
+    public var recordsCutOff: UInt64
+    /**
+     * Records whose key was granted again (consent permits again).
+     */
+    public var recordsRestored: UInt64
+    /**
+     * Charts skipped because a `Consent` in them is unreadable.
+     */
+    public var unreadableCharts: UInt64
+    /**
+     * Entries written to the target network.
+     */
+    public var entries: UInt64
+    /**
+     * Consent ids relied on, sorted.
+     */
+    public var consentIds: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Patients of the source network looked at.
+         */patients: UInt64, 
+        /**
+         * Patients with at least one resource shared (new or unchanged).
+         */patientsShared: UInt64, 
+        /**
+         * Resources consent allowed (consents themselves not counted).
+         */resourcesPermitted: UInt64, 
+        /**
+         * Resources consent did not allow.
+         */resourcesWithheld: UInt64, 
+        /**
+         * Records cut off in this run: their key in the target was rotated and
+         * withheld, so the target's members cannot read what follows.
+         */recordsCutOff: UInt64, 
+        /**
+         * Records whose key was granted again (consent permits again).
+         */recordsRestored: UInt64, 
+        /**
+         * Charts skipped because a `Consent` in them is unreadable.
+         */unreadableCharts: UInt64, 
+        /**
+         * Entries written to the target network.
+         */entries: UInt64, 
+        /**
+         * Consent ids relied on, sorted.
+         */consentIds: [String]) {
+        self.patients = patients
+        self.patientsShared = patientsShared
+        self.resourcesPermitted = resourcesPermitted
+        self.resourcesWithheld = resourcesWithheld
+        self.recordsCutOff = recordsCutOff
+        self.recordsRestored = recordsRestored
+        self.unreadableCharts = unreadableCharts
+        self.entries = entries
+        self.consentIds = consentIds
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ShareReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeShareReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ShareReport {
+        return
+            try ShareReport(
+                patients: FfiConverterUInt64.read(from: &buf), 
+                patientsShared: FfiConverterUInt64.read(from: &buf), 
+                resourcesPermitted: FfiConverterUInt64.read(from: &buf), 
+                resourcesWithheld: FfiConverterUInt64.read(from: &buf), 
+                recordsCutOff: FfiConverterUInt64.read(from: &buf), 
+                recordsRestored: FfiConverterUInt64.read(from: &buf), 
+                unreadableCharts: FfiConverterUInt64.read(from: &buf), 
+                entries: FfiConverterUInt64.read(from: &buf), 
+                consentIds: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ShareReport, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.patients, into: &buf)
+        FfiConverterUInt64.write(value.patientsShared, into: &buf)
+        FfiConverterUInt64.write(value.resourcesPermitted, into: &buf)
+        FfiConverterUInt64.write(value.resourcesWithheld, into: &buf)
+        FfiConverterUInt64.write(value.recordsCutOff, into: &buf)
+        FfiConverterUInt64.write(value.recordsRestored, into: &buf)
+        FfiConverterUInt64.write(value.unreadableCharts, into: &buf)
+        FfiConverterUInt64.write(value.entries, into: &buf)
+        FfiConverterSequenceString.write(value.consentIds, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShareReport_lift(_ buf: RustBuffer) throws -> ShareReport {
+    return try FfiConverterTypeShareReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeShareReport_lower(_ value: ShareReport) -> RustBuffer {
+    return FfiConverterTypeShareReport.lower(value)
+}
+
+
+/**
  * What a sync with a relay did.
  */
 public struct SyncReport: Equatable, Hashable {
@@ -2204,6 +3409,256 @@ public func FfiConverterTypeSyncReport_lift(_ buf: RustBuffer) throws -> SyncRep
 #endif
 public func FfiConverterTypeSyncReport_lower(_ value: SyncReport) -> RustBuffer {
     return FfiConverterTypeSyncReport.lower(value)
+}
+
+
+/**
+ * A model card written by `Network.train`.
+ */
+public struct TrainResult: Equatable, Hashable {
+    /**
+     * The model card's entry id (hex): pass it to `predict`,
+     * `verify_model` and `prove_membership`.
+     */
+    public var entryId: String
+    /**
+     * The card as JSON (everything `verify_model` rebuilds from).
+     */
+    public var cardJson: String
+    /**
+     * Records in the dataset (the commitment's size).
+     */
+    public var datasetSize: UInt64
+    /**
+     * Records left out because consent did not permit the purpose.
+     */
+    public var excludedByConsent: UInt64
+    /**
+     * Training rows.
+     */
+    public var trainingRows: UInt64
+    /**
+     * Held-out rows evaluated.
+     */
+    public var testRows: UInt64
+    /**
+     * Consent ids relied on, sorted.
+     */
+    public var consentIds: [String]
+    /**
+     * Metrics on the held-out rows; `None` when none were held out.
+     */
+    public var metrics: ModelMetrics?
+    /**
+     * SHA-256 of the serialized model (hex).
+     */
+    public var modelHash: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The model card's entry id (hex): pass it to `predict`,
+         * `verify_model` and `prove_membership`.
+         */entryId: String, 
+        /**
+         * The card as JSON (everything `verify_model` rebuilds from).
+         */cardJson: String, 
+        /**
+         * Records in the dataset (the commitment's size).
+         */datasetSize: UInt64, 
+        /**
+         * Records left out because consent did not permit the purpose.
+         */excludedByConsent: UInt64, 
+        /**
+         * Training rows.
+         */trainingRows: UInt64, 
+        /**
+         * Held-out rows evaluated.
+         */testRows: UInt64, 
+        /**
+         * Consent ids relied on, sorted.
+         */consentIds: [String], 
+        /**
+         * Metrics on the held-out rows; `None` when none were held out.
+         */metrics: ModelMetrics?, 
+        /**
+         * SHA-256 of the serialized model (hex).
+         */modelHash: String) {
+        self.entryId = entryId
+        self.cardJson = cardJson
+        self.datasetSize = datasetSize
+        self.excludedByConsent = excludedByConsent
+        self.trainingRows = trainingRows
+        self.testRows = testRows
+        self.consentIds = consentIds
+        self.metrics = metrics
+        self.modelHash = modelHash
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TrainResult: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTrainResult: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TrainResult {
+        return
+            try TrainResult(
+                entryId: FfiConverterString.read(from: &buf), 
+                cardJson: FfiConverterString.read(from: &buf), 
+                datasetSize: FfiConverterUInt64.read(from: &buf), 
+                excludedByConsent: FfiConverterUInt64.read(from: &buf), 
+                trainingRows: FfiConverterUInt64.read(from: &buf), 
+                testRows: FfiConverterUInt64.read(from: &buf), 
+                consentIds: FfiConverterSequenceString.read(from: &buf), 
+                metrics: FfiConverterOptionTypeModelMetrics.read(from: &buf), 
+                modelHash: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TrainResult, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.entryId, into: &buf)
+        FfiConverterString.write(value.cardJson, into: &buf)
+        FfiConverterUInt64.write(value.datasetSize, into: &buf)
+        FfiConverterUInt64.write(value.excludedByConsent, into: &buf)
+        FfiConverterUInt64.write(value.trainingRows, into: &buf)
+        FfiConverterUInt64.write(value.testRows, into: &buf)
+        FfiConverterSequenceString.write(value.consentIds, into: &buf)
+        FfiConverterOptionTypeModelMetrics.write(value.metrics, into: &buf)
+        FfiConverterString.write(value.modelHash, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTrainResult_lift(_ buf: RustBuffer) throws -> TrainResult {
+    return try FfiConverterTypeTrainResult.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTrainResult_lower(_ value: TrainResult) -> RustBuffer {
+    return FfiConverterTypeTrainResult.lower(value)
+}
+
+
+/**
+ * The answer of `Network.verify_model`.
+ */
+public struct Verification: Equatable, Hashable {
+    /**
+     * Every step matched (exactly, or within the floating-point tolerance).
+     */
+    public var confirmed: Bool
+    /**
+     * The retrained model is byte-identical to the card's.
+     */
+    public var exact: Bool
+    /**
+     * Largest relative parameter difference, when confirmed within tolerance.
+     */
+    public var maxRelativeDifference: Double?
+    /**
+     * The first step that differed, if any.
+     */
+    public var mismatchStep: VerifyStep?
+    /**
+     * What differed (never record data), if anything.
+     */
+    public var detail: String?
+    /**
+     * Steps that passed, in order.
+     */
+    public var passed: [VerifyStep]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Every step matched (exactly, or within the floating-point tolerance).
+         */confirmed: Bool, 
+        /**
+         * The retrained model is byte-identical to the card's.
+         */exact: Bool, 
+        /**
+         * Largest relative parameter difference, when confirmed within tolerance.
+         */maxRelativeDifference: Double?, 
+        /**
+         * The first step that differed, if any.
+         */mismatchStep: VerifyStep?, 
+        /**
+         * What differed (never record data), if anything.
+         */detail: String?, 
+        /**
+         * Steps that passed, in order.
+         */passed: [VerifyStep]) {
+        self.confirmed = confirmed
+        self.exact = exact
+        self.maxRelativeDifference = maxRelativeDifference
+        self.mismatchStep = mismatchStep
+        self.detail = detail
+        self.passed = passed
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Verification: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeVerification: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Verification {
+        return
+            try Verification(
+                confirmed: FfiConverterBool.read(from: &buf), 
+                exact: FfiConverterBool.read(from: &buf), 
+                maxRelativeDifference: FfiConverterOptionDouble.read(from: &buf), 
+                mismatchStep: FfiConverterOptionTypeVerifyStep.read(from: &buf), 
+                detail: FfiConverterOptionString.read(from: &buf), 
+                passed: FfiConverterSequenceTypeVerifyStep.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Verification, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.confirmed, into: &buf)
+        FfiConverterBool.write(value.exact, into: &buf)
+        FfiConverterOptionDouble.write(value.maxRelativeDifference, into: &buf)
+        FfiConverterOptionTypeVerifyStep.write(value.mismatchStep, into: &buf)
+        FfiConverterOptionString.write(value.detail, into: &buf)
+        FfiConverterSequenceTypeVerifyStep.write(value.passed, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVerification_lift(_ buf: RustBuffer) throws -> Verification {
+    return try FfiConverterTypeVerification.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVerification_lower(_ value: Verification) -> RustBuffer {
+    return FfiConverterTypeVerification.lower(value)
 }
 
 
@@ -2310,7 +3765,9 @@ enum ApiError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     )
     /**
      * The data is not valid FHIR R4; nothing was stored. Problems name the
-     * source, line and field, never the value.
+     * source, line and field, never the value. Also raised when the core's
+     * importer refuses a consent that `grant_consent` or `revoke_consent`
+     * wrote.
      */
     case InvalidFhir(
         /**
@@ -2357,6 +3814,102 @@ enum ApiError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */count: UInt32, 
         /**
          * Why, one reason per refused message, joined by `; `.
+         */reason: String
+    )
+    /**
+     * The consent cannot be written: an id that is not
+     * `[A-Za-z0-9-.]{1,64}`, a period that ends before it starts or lies
+     * outside the years 0001–9999, … The reason names the FHIR field.
+     */
+    case InvalidConsent(
+        /**
+         * The core's message (names the field, never the value).
+         */reason: String
+    )
+    /**
+     * No consent with that id in the patient's chart.
+     */
+    case UnknownConsent(
+        /**
+         * What was looked for where.
+         */reason: String
+    )
+    /**
+     * Consent does not permit this use of this patient's record (for
+     * instance a prediction for a purpose the patient has not granted).
+     * Nothing was written.
+     */
+    case ConsentDenied(
+        /**
+         * The core's message (names the purpose).
+         */reason: String
+    )
+    /**
+     * Consent left no record to train on: every chart of the network was
+     * excluded for the purpose. No model card was written.
+     */
+    case EmptyAfterConsent(
+        /**
+         * The core's message.
+         */reason: String, 
+        /**
+         * How many charts consent excluded.
+         */excluded: UInt64
+    )
+    /**
+     * No model card with that entry id in this network (or not yet: sync).
+     */
+    case UnknownModelCard(
+        /**
+         * The core's message.
+         */reason: String
+    )
+    /**
+     * The feature spec JSON is not a valid careledger feature spec, or the
+     * records do not fit it.
+     */
+    case InvalidSpec(
+        /**
+         * What is wrong (names the feature and the rule).
+         */reason: String
+    )
+    /**
+     * This replica does not hold the ledger state the call needs (a model
+     * card's checkpoint): it is behind, or holds other entries. Sync and
+     * retry; the reason says which.
+     */
+    case NotCaughtUp(
+        /**
+         * The core's message.
+         */reason: String
+    )
+    /**
+     * Feature extraction, fitting or evaluation failed (no convergence, a
+     * single class, too few rows, a missing value under the `fail`
+     * policy, invalid hyperparameters, …). No model card was written.
+     */
+    case TrainingFailed(
+        /**
+         * The core's message (names the rule, never a record value).
+         */reason: String
+    )
+    /**
+     * An analytics entry on the ledger (model card, decision, model update)
+     * cannot be read, or does not apply to the call: for instance a
+     * federated card has no dataset of its own to prove membership in.
+     */
+    case InvalidLedgerEntry(
+        /**
+         * The core's message.
+         */reason: String
+    )
+    /**
+     * A dataset commitment or membership proof is malformed, or does not
+     * verify against the commitment.
+     */
+    case InvalidProof(
+        /**
+         * Which rule the proof breaks.
          */reason: String
     )
     /**
@@ -2448,7 +4001,38 @@ public struct FfiConverterTypeApiError: FfiConverterRustBuffer {
             count: try FfiConverterUInt32.read(from: &buf), 
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 17: return .NodeUnusable(
+        case 17: return .InvalidConsent(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 18: return .UnknownConsent(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 19: return .ConsentDenied(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 20: return .EmptyAfterConsent(
+            reason: try FfiConverterString.read(from: &buf), 
+            excluded: try FfiConverterUInt64.read(from: &buf)
+            )
+        case 21: return .UnknownModelCard(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 22: return .InvalidSpec(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 23: return .NotCaughtUp(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 24: return .TrainingFailed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 25: return .InvalidLedgerEntry(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 26: return .InvalidProof(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 27: return .NodeUnusable(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -2545,8 +4129,59 @@ public struct FfiConverterTypeApiError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .NodeUnusable(reason):
+        case let .InvalidConsent(reason):
             writeInt(&buf, Int32(17))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .UnknownConsent(reason):
+            writeInt(&buf, Int32(18))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .ConsentDenied(reason):
+            writeInt(&buf, Int32(19))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .EmptyAfterConsent(reason,excluded):
+            writeInt(&buf, Int32(20))
+            FfiConverterString.write(reason, into: &buf)
+            FfiConverterUInt64.write(excluded, into: &buf)
+            
+        
+        case let .UnknownModelCard(reason):
+            writeInt(&buf, Int32(21))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .InvalidSpec(reason):
+            writeInt(&buf, Int32(22))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .NotCaughtUp(reason):
+            writeInt(&buf, Int32(23))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .TrainingFailed(reason):
+            writeInt(&buf, Int32(24))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .InvalidLedgerEntry(reason):
+            writeInt(&buf, Int32(25))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .InvalidProof(reason):
+            writeInt(&buf, Int32(26))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .NodeUnusable(reason):
+            writeInt(&buf, Int32(27))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -2567,6 +4202,515 @@ public func FfiConverterTypeApiError_lift(_ buf: RustBuffer) throws -> ApiError 
 public func FfiConverterTypeApiError_lower(_ value: ApiError) -> RustBuffer {
     return FfiConverterTypeApiError.lower(value)
 }
+
+
+/**
+ * What one audited entry says.
+ */
+
+public enum AuditRecord: Equatable, Hashable {
+    
+    /**
+     * A model card.
+     */
+    case modelCard(
+        /**
+         * The card as JSON.
+         */cardJson: String, 
+        /**
+         * Size of the serialized model.
+         */modelBytes: UInt64
+    )
+    /**
+     * A prediction.
+     */
+    case decisionMade(
+        /**
+         * The decision.
+         */decision: Decision
+    )
+    /**
+     * A federated model update.
+     */
+    case modelUpdate(
+        /**
+         * The round label.
+         */round: String, 
+        /**
+         * The site (node name) that trained it.
+         */site: String, 
+        /**
+         * Its training rows (the averaging weight).
+         */samples: UInt64, 
+        /**
+         * Consent ids relied on at the site, sorted.
+         */consentIds: [String]
+    )
+    /**
+     * A record cut off by consent: its key withheld from the network.
+     */
+    case keyWithheld(
+        /**
+         * The record (patient id).
+         */recordId: String, 
+        /**
+         * Why (`consent denies`, `consent expired`, `consent revoked`, `no
+         * consent`).
+         */reason: String, 
+        /**
+         * The consent that decided, if one did.
+         */consentId: String?
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension AuditRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAuditRecord: FfiConverterRustBuffer {
+    typealias SwiftType = AuditRecord
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuditRecord {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .modelCard(cardJson: try FfiConverterString.read(from: &buf), modelBytes: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 2: return .decisionMade(decision: try FfiConverterTypeDecision.read(from: &buf)
+        )
+        
+        case 3: return .modelUpdate(round: try FfiConverterString.read(from: &buf), site: try FfiConverterString.read(from: &buf), samples: try FfiConverterUInt64.read(from: &buf), consentIds: try FfiConverterSequenceString.read(from: &buf)
+        )
+        
+        case 4: return .keyWithheld(recordId: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf), consentId: try FfiConverterOptionString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: AuditRecord, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .modelCard(cardJson,modelBytes):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(cardJson, into: &buf)
+            FfiConverterUInt64.write(modelBytes, into: &buf)
+            
+        
+        case let .decisionMade(decision):
+            writeInt(&buf, Int32(2))
+            FfiConverterTypeDecision.write(decision, into: &buf)
+            
+        
+        case let .modelUpdate(round,site,samples,consentIds):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(round, into: &buf)
+            FfiConverterString.write(site, into: &buf)
+            FfiConverterUInt64.write(samples, into: &buf)
+            FfiConverterSequenceString.write(consentIds, into: &buf)
+            
+        
+        case let .keyWithheld(recordId,reason,consentId):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(recordId, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            FfiConverterOptionString.write(consentId, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuditRecord_lift(_ buf: RustBuffer) throws -> AuditRecord {
+    return try FfiConverterTypeAuditRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuditRecord_lower(_ value: AuditRecord) -> RustBuffer {
+    return FfiConverterTypeAuditRecord.lower(value)
+}
+
+
+
+/**
+ * Who wrote a consent into the chart, as the record's authorship shows.
+ */
+
+public enum ConsentSource: Equatable, Hashable {
+    
+    /**
+     * One of the patient's own nodes (their phone, listed with
+     * `Network.link_patient_node`).
+     */
+    case patientNode(
+        /**
+         * Its author id.
+         */authorId: String
+    )
+    /**
+     * A member institution, recording it on the patient's behalf.
+     */
+    case onBehalf(
+        /**
+         * The recording node's author id.
+         */recorderAuthorId: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ConsentSource: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeConsentSource: FfiConverterRustBuffer {
+    typealias SwiftType = ConsentSource
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ConsentSource {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .patientNode(authorId: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .onBehalf(recorderAuthorId: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ConsentSource, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .patientNode(authorId):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(authorId, into: &buf)
+            
+        
+        case let .onBehalf(recorderAuthorId):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(recorderAuthorId, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConsentSource_lift(_ buf: RustBuffer) throws -> ConsentSource {
+    return try FfiConverterTypeConsentSource.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConsentSource_lower(_ value: ConsentSource) -> RustBuffer {
+    return FfiConverterTypeConsentSource.lower(value)
+}
+
+
+
+/**
+ * `Consent.status`: only `Active` consents take part in decisions.
+ */
+
+public enum ConsentStatus: Equatable, Hashable {
+    
+    /**
+     * Being written.
+     */
+    case draft
+    /**
+     * Offered, not yet agreed.
+     */
+    case proposed
+    /**
+     * In force.
+     */
+    case active
+    /**
+     * Declined by the patient.
+     */
+    case rejected
+    /**
+     * Revoked or replaced.
+     */
+    case inactive
+    /**
+     * Recorded by mistake.
+     */
+    case enteredInError
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ConsentStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeConsentStatus: FfiConverterRustBuffer {
+    typealias SwiftType = ConsentStatus
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ConsentStatus {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .draft
+        
+        case 2: return .proposed
+        
+        case 3: return .active
+        
+        case 4: return .rejected
+        
+        case 5: return .inactive
+        
+        case 6: return .enteredInError
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ConsentStatus, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .draft:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .proposed:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .active:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .rejected:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .inactive:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .enteredInError:
+            writeInt(&buf, Int32(6))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConsentStatus_lift(_ buf: RustBuffer) throws -> ConsentStatus {
+    return try FfiConverterTypeConsentStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConsentStatus_lower(_ value: ConsentStatus) -> RustBuffer {
+    return FfiConverterTypeConsentStatus.lower(value)
+}
+
+
+
+/**
+ * The FHIR shape of an export.
+ */
+
+public enum ExportFormat: Equatable, Hashable {
+    
+    /**
+     * One `Bundle` of type `collection`, JSON text.
+     */
+    case bundle
+    /**
+     * NDJSON: one resource per line.
+     */
+    case ndjson
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ExportFormat: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeExportFormat: FfiConverterRustBuffer {
+    typealias SwiftType = ExportFormat
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ExportFormat {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .bundle
+        
+        case 2: return .ndjson
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ExportFormat, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .bundle:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .ndjson:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeExportFormat_lift(_ buf: RustBuffer) throws -> ExportFormat {
+    return try FfiConverterTypeExportFormat.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeExportFormat_lower(_ value: ExportFormat) -> RustBuffer {
+    return FfiConverterTypeExportFormat.lower(value)
+}
+
+
+
+/**
+ * Whom a consent grants to.
+ */
+
+public enum Grantee: Equatable, Hashable {
+    
+    /**
+     * Every node acting in one network (a study), by network id (hex).
+     */
+    case network(
+        /**
+         * The network id (hex).
+         */networkId: String
+    )
+    /**
+     * One node (an institution's installation, a phone), by author id.
+     */
+    case node(
+        /**
+         * The author id (64 hex digits).
+         */authorId: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Grantee: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGrantee: FfiConverterRustBuffer {
+    typealias SwiftType = Grantee
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Grantee {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .network(networkId: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .node(authorId: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Grantee, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .network(networkId):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(networkId, into: &buf)
+            
+        
+        case let .node(authorId):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(authorId, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGrantee_lift(_ buf: RustBuffer) throws -> Grantee {
+    return try FfiConverterTypeGrantee.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGrantee_lower(_ value: Grantee) -> RustBuffer {
+    return FfiConverterTypeGrantee.lower(value)
+}
+
 
 
 /**
@@ -2674,6 +4818,708 @@ public func FfiConverterTypeMessageKind_lower(_ value: MessageKind) -> RustBuffe
 }
 
 
+
+/**
+ * A model kind and its hyperparameters (defaults as scikit-learn's where
+ * it has the same model).
+ */
+
+public enum ModelKind: Equatable, Hashable {
+    
+    /**
+     * Binary logistic regression (L-BFGS) on standardised features.
+     */
+    case logisticRegression(
+        /**
+         * L2 penalty (≥ 0); 1 is scikit-learn's `C = 1`.
+         */alpha: Double = Double(1.0), 
+        /**
+         * Iteration limit (≥ 1).
+         */maxIterations: UInt64 = UInt64(100), 
+        /**
+         * Converged when the mean loss's gradient norm is below this.
+         */gradientTolerance: Double = Double(0.0001)
+    )
+    /**
+     * Binary classification tree (Gini).
+     */
+    case decisionTree(
+        /**
+         * Maximum depth, 1 to 64.
+         */maxDepth: UInt32 = UInt32(8), 
+        /**
+         * A node with fewer rows is not split (≥ 2).
+         */minSamplesSplit: UInt32 = UInt32(2)
+    )
+    /**
+     * k-means (k-means++ initialisation).
+     */
+    case kMeans(
+        /**
+         * Number of clusters (≥ 1, ≤ rows).
+         */k: UInt32, 
+        /**
+         * Iteration limit per run (≥ 1).
+         */maxIterations: UInt64 = UInt64(300), 
+        /**
+         * Converged when centroids move less than this.
+         */tolerance: Double = Double(0.0001), 
+        /**
+         * Independent initialisations; the lowest inertia wins (≥ 1).
+         */nRuns: UInt32 = UInt32(10)
+    )
+    /**
+     * Ordinary least squares.
+     */
+    case linearRegression
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ModelKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeModelKind: FfiConverterRustBuffer {
+    typealias SwiftType = ModelKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ModelKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .logisticRegression(alpha: try FfiConverterDouble.read(from: &buf), maxIterations: try FfiConverterUInt64.read(from: &buf), gradientTolerance: try FfiConverterDouble.read(from: &buf)
+        )
+        
+        case 2: return .decisionTree(maxDepth: try FfiConverterUInt32.read(from: &buf), minSamplesSplit: try FfiConverterUInt32.read(from: &buf)
+        )
+        
+        case 3: return .kMeans(k: try FfiConverterUInt32.read(from: &buf), maxIterations: try FfiConverterUInt64.read(from: &buf), tolerance: try FfiConverterDouble.read(from: &buf), nRuns: try FfiConverterUInt32.read(from: &buf)
+        )
+        
+        case 4: return .linearRegression
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ModelKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .logisticRegression(alpha,maxIterations,gradientTolerance):
+            writeInt(&buf, Int32(1))
+            FfiConverterDouble.write(alpha, into: &buf)
+            FfiConverterUInt64.write(maxIterations, into: &buf)
+            FfiConverterDouble.write(gradientTolerance, into: &buf)
+            
+        
+        case let .decisionTree(maxDepth,minSamplesSplit):
+            writeInt(&buf, Int32(2))
+            FfiConverterUInt32.write(maxDepth, into: &buf)
+            FfiConverterUInt32.write(minSamplesSplit, into: &buf)
+            
+        
+        case let .kMeans(k,maxIterations,tolerance,nRuns):
+            writeInt(&buf, Int32(3))
+            FfiConverterUInt32.write(k, into: &buf)
+            FfiConverterUInt64.write(maxIterations, into: &buf)
+            FfiConverterDouble.write(tolerance, into: &buf)
+            FfiConverterUInt32.write(nRuns, into: &buf)
+            
+        
+        case .linearRegression:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeModelKind_lift(_ buf: RustBuffer) throws -> ModelKind {
+    return try FfiConverterTypeModelKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeModelKind_lower(_ value: ModelKind) -> RustBuffer {
+    return FfiConverterTypeModelKind.lower(value)
+}
+
+
+
+/**
+ * Metrics on the held-out rows, by model family (the card's JSON has the
+ * ROC curve and calibration bins too).
+ */
+
+public enum ModelMetrics: Equatable, Hashable {
+    
+    /**
+     * Logistic regression, decision tree.
+     */
+    case classification(
+        /**
+         * Rows evaluated.
+         */rows: UInt64, 
+        /**
+         * Share of rows classified right.
+         */accuracy: Double, 
+        /**
+         * Area under the ROC curve; `None` when the rows hold one class.
+         */auc: Double?
+    )
+    /**
+     * k-means.
+     */
+    case clustering(
+        /**
+         * Rows evaluated.
+         */rows: UInt64, 
+        /**
+         * Sum of squared distances to the nearest centroid.
+         */inertia: Double, 
+        /**
+         * Mean silhouette; `None` with fewer than two clusters present.
+         */silhouette: Double?
+    )
+    /**
+     * Linear regression.
+     */
+    case regression(
+        /**
+         * Rows evaluated.
+         */rows: UInt64, 
+        /**
+         * Coefficient of determination; `None` for constant targets.
+         */r2: Double?, 
+        /**
+         * Root mean squared error, in target units.
+         */rmse: Double
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ModelMetrics: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeModelMetrics: FfiConverterRustBuffer {
+    typealias SwiftType = ModelMetrics
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ModelMetrics {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .classification(rows: try FfiConverterUInt64.read(from: &buf), accuracy: try FfiConverterDouble.read(from: &buf), auc: try FfiConverterOptionDouble.read(from: &buf)
+        )
+        
+        case 2: return .clustering(rows: try FfiConverterUInt64.read(from: &buf), inertia: try FfiConverterDouble.read(from: &buf), silhouette: try FfiConverterOptionDouble.read(from: &buf)
+        )
+        
+        case 3: return .regression(rows: try FfiConverterUInt64.read(from: &buf), r2: try FfiConverterOptionDouble.read(from: &buf), rmse: try FfiConverterDouble.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ModelMetrics, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .classification(rows,accuracy,auc):
+            writeInt(&buf, Int32(1))
+            FfiConverterUInt64.write(rows, into: &buf)
+            FfiConverterDouble.write(accuracy, into: &buf)
+            FfiConverterOptionDouble.write(auc, into: &buf)
+            
+        
+        case let .clustering(rows,inertia,silhouette):
+            writeInt(&buf, Int32(2))
+            FfiConverterUInt64.write(rows, into: &buf)
+            FfiConverterDouble.write(inertia, into: &buf)
+            FfiConverterOptionDouble.write(silhouette, into: &buf)
+            
+        
+        case let .regression(rows,r2,rmse):
+            writeInt(&buf, Int32(3))
+            FfiConverterUInt64.write(rows, into: &buf)
+            FfiConverterOptionDouble.write(r2, into: &buf)
+            FfiConverterDouble.write(rmse, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeModelMetrics_lift(_ buf: RustBuffer) throws -> ModelMetrics {
+    return try FfiConverterTypeModelMetrics.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeModelMetrics_lower(_ value: ModelMetrics) -> RustBuffer {
+    return FfiConverterTypeModelMetrics.lower(value)
+}
+
+
+
+/**
+ * The input of a prediction.
+ */
+
+public enum PredictInput: Equatable, Hashable {
+    
+    /**
+     * A patient's chart in the network: features are read from it (missing
+     * ones take the training mean) and consent is checked.
+     */
+    case record(
+        /**
+         * The patient's id.
+         */patientId: String
+    )
+    /**
+     * Feature values in the spec's column order; the caller answers for
+     * consent.
+     */
+    case features(
+        /**
+         * One value per feature column.
+         */values: [Double]
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension PredictInput: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePredictInput: FfiConverterRustBuffer {
+    typealias SwiftType = PredictInput
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PredictInput {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .record(patientId: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .features(values: try FfiConverterSequenceDouble.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: PredictInput, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .record(patientId):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(patientId, into: &buf)
+            
+        
+        case let .features(values):
+            writeInt(&buf, Int32(2))
+            FfiConverterSequenceDouble.write(values, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePredictInput_lift(_ buf: RustBuffer) throws -> PredictInput {
+    return try FfiConverterTypePredictInput.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePredictInput_lower(_ value: PredictInput) -> RustBuffer {
+    return FfiConverterTypePredictInput.lower(value)
+}
+
+
+
+/**
+ * What a model said.
+ */
+
+public enum Prediction: Equatable, Hashable {
+    
+    /**
+     * A classifier's answer.
+     */
+    case classification(
+        /**
+         * 0 or 1.
+         */predictedClass: UInt32, 
+        /**
+         * Probability of class 1.
+         */positiveProbability: Double
+    )
+    /**
+     * k-means: the nearest centroid.
+     */
+    case cluster(
+        /**
+         * Its index.
+         */cluster: UInt32, 
+        /**
+         * Distance to it, in standardised units.
+         */distance: Double
+    )
+    /**
+     * Linear regression's estimate.
+     */
+    case regression(
+        /**
+         * In target units.
+         */value: Double
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Prediction: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePrediction: FfiConverterRustBuffer {
+    typealias SwiftType = Prediction
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Prediction {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .classification(predictedClass: try FfiConverterUInt32.read(from: &buf), positiveProbability: try FfiConverterDouble.read(from: &buf)
+        )
+        
+        case 2: return .cluster(cluster: try FfiConverterUInt32.read(from: &buf), distance: try FfiConverterDouble.read(from: &buf)
+        )
+        
+        case 3: return .regression(value: try FfiConverterDouble.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Prediction, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .classification(predictedClass,positiveProbability):
+            writeInt(&buf, Int32(1))
+            FfiConverterUInt32.write(predictedClass, into: &buf)
+            FfiConverterDouble.write(positiveProbability, into: &buf)
+            
+        
+        case let .cluster(cluster,distance):
+            writeInt(&buf, Int32(2))
+            FfiConverterUInt32.write(cluster, into: &buf)
+            FfiConverterDouble.write(distance, into: &buf)
+            
+        
+        case let .regression(value):
+            writeInt(&buf, Int32(3))
+            FfiConverterDouble.write(value, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePrediction_lift(_ buf: RustBuffer) throws -> Prediction {
+    return try FfiConverterTypePrediction.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePrediction_lower(_ value: Prediction) -> RustBuffer {
+    return FfiConverterTypePrediction.lower(value)
+}
+
+
+
+/**
+ * Why data is used: an HL7 v3 ActReason code.
+ */
+
+public enum Purpose: Equatable, Hashable {
+    
+    /**
+     * `TREAT`: treatment (the care network's default).
+     */
+    case treatment
+    /**
+     * `HRESCH`: healthcare research.
+     */
+    case research
+    /**
+     * `CLMATTCH`: claim attachment (insurers).
+     */
+    case claims
+    /**
+     * Any other ActReason code; it matches only the same code.
+     */
+    case other(
+        /**
+         * The code.
+         */code: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Purpose: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePurpose: FfiConverterRustBuffer {
+    typealias SwiftType = Purpose
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Purpose {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .treatment
+        
+        case 2: return .research
+        
+        case 3: return .claims
+        
+        case 4: return .other(code: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Purpose, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .treatment:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .research:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .claims:
+            writeInt(&buf, Int32(3))
+        
+        
+        case let .other(code):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(code, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePurpose_lift(_ buf: RustBuffer) throws -> Purpose {
+    return try FfiConverterTypePurpose.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePurpose_lower(_ value: Purpose) -> RustBuffer {
+    return FfiConverterTypePurpose.lower(value)
+}
+
+
+
+/**
+ * A step of `Network.verify_model`, in the order they run.
+ */
+
+public enum VerifyStep: Equatable, Hashable {
+    
+    /**
+     * The model bytes hash to the card's model hash and load.
+     */
+    case modelBytes
+    /**
+     * The feature spec hashes to the card's.
+     */
+    case featureSpec
+    /**
+     * This replica reproduces the card's checkpoint.
+     */
+    case checkpoint
+    /**
+     * The rebuilt dataset has the card's commitment.
+     */
+    case dataset
+    /**
+     * The same consents were relied on.
+     */
+    case consent
+    /**
+     * A federated card's update entries are present and consistent.
+     */
+    case updates
+    /**
+     * Retraining gives the card's model.
+     */
+    case model
+    /**
+     * Re-evaluating gives the card's metrics.
+     */
+    case metrics
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension VerifyStep: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeVerifyStep: FfiConverterRustBuffer {
+    typealias SwiftType = VerifyStep
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> VerifyStep {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .modelBytes
+        
+        case 2: return .featureSpec
+        
+        case 3: return .checkpoint
+        
+        case 4: return .dataset
+        
+        case 5: return .consent
+        
+        case 6: return .updates
+        
+        case 7: return .model
+        
+        case 8: return .metrics
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: VerifyStep, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .modelBytes:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .featureSpec:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .checkpoint:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .dataset:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .consent:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .updates:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .model:
+            writeInt(&buf, Int32(7))
+        
+        
+        case .metrics:
+            writeInt(&buf, Int32(8))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVerifyStep_lift(_ buf: RustBuffer) throws -> VerifyStep {
+    return try FfiConverterTypeVerifyStep.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVerifyStep_lower(_ value: VerifyStep) -> RustBuffer {
+    return FfiConverterTypeVerifyStep.lower(value)
+}
+
+
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
@@ -2701,6 +5547,78 @@ fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
+    typealias SwiftType = Int64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionDouble: FfiConverterRustBuffer {
+    typealias SwiftType = Double?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDouble.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDouble.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
+    typealias SwiftType = String?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeOutgoingMessage: FfiConverterRustBuffer {
     typealias SwiftType = OutgoingMessage?
 
@@ -2719,6 +5637,79 @@ fileprivate struct FfiConverterOptionTypeOutgoingMessage: FfiConverterRustBuffer
         case 1: return try FfiConverterTypeOutgoingMessage.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeModelMetrics: FfiConverterRustBuffer {
+    typealias SwiftType = ModelMetrics?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeModelMetrics.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeModelMetrics.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeVerifyStep: FfiConverterRustBuffer {
+    typealias SwiftType = VerifyStep?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeVerifyStep.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeVerifyStep.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceDouble: FfiConverterRustBuffer {
+    typealias SwiftType = [Double]
+
+    public static func write(_ value: [Double], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterDouble.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Double] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Double]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterDouble.read(from: &buf))
+        }
+        return seq
     }
 }
 
@@ -2767,6 +5758,31 @@ fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterData.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeAuditEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [AuditEntry]
+
+    public static func write(_ value: [AuditEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAuditEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [AuditEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [AuditEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAuditEntry.read(from: &buf))
         }
         return seq
     }
@@ -2847,6 +5863,141 @@ fileprivate struct FfiConverterSequenceTypeOutgoingMessage: FfiConverterRustBuff
     }
 }
 
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePatientConsent: FfiConverterRustBuffer {
+    typealias SwiftType = [PatientConsent]
+
+    public static func write(_ value: [PatientConsent], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePatientConsent.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PatientConsent] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PatientConsent]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePatientConsent.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeGrantee: FfiConverterRustBuffer {
+    typealias SwiftType = [Grantee]
+
+    public static func write(_ value: [Grantee], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeGrantee.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Grantee] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Grantee]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeGrantee.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePurpose: FfiConverterRustBuffer {
+    typealias SwiftType = [Purpose]
+
+    public static func write(_ value: [Purpose], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePurpose.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Purpose] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Purpose]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePurpose.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeVerifyStep: FfiConverterRustBuffer {
+    typealias SwiftType = [VerifyStep]
+
+    public static func write(_ value: [VerifyStep], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeVerifyStep.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [VerifyStep] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [VerifyStep]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeVerifyStep.read(from: &buf))
+        }
+        return seq
+    }
+}
+/**
+ * The dataset commitment a model card names (its JSON, as in
+ * `TrainResult.card_json`), encoded as `verify_membership` takes it: check
+ * a proof against the card itself rather than the prover's word.
+ *
+ * Errors: `InvalidLedgerEntry` (not a model card, or a federated card,
+ * which has no dataset of its own).
+ */
+public func modelCardDatasetCommitment(cardJson: String)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_func_model_card_dataset_commitment(
+        FfiConverterString.lower(cardJson),uniffiCallStatus
+    )
+})
+}
+/**
+ * Check a membership proof for `record_id` against a dataset commitment
+ * (both from `Network.prove_membership`): `true` if the record is in the
+ * dataset, `false` if the proof shows it is not. Needs no node: a phone
+ * that is not a member of the study can check.
+ *
+ * Errors: `InvalidProof` (malformed bytes, or a proof that does not
+ * verify against the commitment).
+ */
+public func verifyMembership(commitment: Data, recordId: String, proof: Data)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_func_verify_membership(
+        FfiConverterData.lower(commitment),
+        FfiConverterString.lower(recordId),
+        FfiConverterData.lower(proof),uniffiCallStatus
+    )
+})
+}
+
 private enum InitializationResult {
     case ok
     case contractVersionMismatch
@@ -2861,6 +6012,45 @@ private let initializationResult: InitializationResult = {
     let scaffolding_contract_version = ffi_careledger_uniffi_uniffi_contract_version()
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_func_model_card_dataset_commitment() != 32034) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_func_verify_membership() != 36673) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_audit() != 16346) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_predict() != 41278) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_prove_membership() != 54623) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_train() != 23831) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_verify_model() != 15917) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_consents() != 9464) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_export_for_grantee() != 59220) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_grant_consent() != 49854) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_link_patient_node() != 38672) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_revoke_consent() != 48904) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_share_to_network() != 22584) {
+        return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_careledger_uniffi_checksum_method_network_announce_heads() != 56628) {
         return InitializationResult.apiChecksumMismatch
