@@ -13,6 +13,10 @@
  * - Inputs are borrowed for the call: (const uint8_t *, size_t) buffers and
  *   NUL-terminated UTF-8 strings. NULL pointers return
  *   CARELEDGER_NULL_PARAMETER; no call ever aborts the host process.
+ * - Structured outputs (consent lists, share reports, model cards,
+ *   decisions, verifications, audits) are UTF-8 JSON in a careledger_bytes,
+ *   in the shape each function documents. Times are Unix milliseconds;
+ *   a now_ms of 0 means the system clock.
  *
  * Link: -lcareledger_ffi (shared), or libcareledger_ffi.a plus
  *       -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc (static).
@@ -173,6 +177,87 @@ enum careledger_status
    * The relay failed while reading or writing; nothing was lost, retry later.
    */
   CARELEDGER_RELAY_IO = 501,
+  /**
+   * The consent cannot be written or read: a malformed id, patient id,
+   * grantee, purpose or resource type, a period outside years 0001–9999
+   * or starting after it ends, or a `Consent` in the chart that cannot be
+   * read. The detail names the FHIR field and the rule (never a value).
+   */
+  CARELEDGER_INVALID_CONSENT = 600,
+  /**
+   * No consent with that id in the patient's chart.
+   */
+  CARELEDGER_UNKNOWN_CONSENT = 601,
+  /**
+   * Consent does not permit this use of this patient's record.
+   */
+  CARELEDGER_CONSENT_DENIED = 602,
+  /**
+   * Sharing needs two different networks.
+   */
+  CARELEDGER_SAME_NETWORK = 603,
+  /**
+   * The feature spec JSON is not a valid feature spec (the detail names
+   * the member and the rule).
+   */
+  CARELEDGER_INVALID_SPEC = 700,
+  /**
+   * The model kind JSON is not a model kind, or a hyperparameter breaks
+   * its rule.
+   */
+  CARELEDGER_INVALID_MODEL_KIND = 701,
+  /**
+   * No row to train on: consent excluded every record, or no record has
+   * the values the spec needs.
+   */
+  CARELEDGER_EMPTY_DATASET = 702,
+  /**
+   * The dataset cannot be fitted or evaluated (one class only, too few
+   * rows, no convergence, a code no record has, …); nothing was written.
+   */
+  CARELEDGER_TRAINING_FAILED = 703,
+  /**
+   * No model card with that entry id in the network.
+   */
+  CARELEDGER_UNKNOWN_MODEL_CARD = 704,
+  /**
+   * This replica does not hold the ledger state the operation needs
+   * (behind a model card's checkpoint): sync first.
+   */
+  CARELEDGER_NOT_CAUGHT_UP = 705,
+  /**
+   * The feature values do not fit the model (count, or a value that is
+   * not finite).
+   */
+  CARELEDGER_INVALID_FEATURES = 706,
+  /**
+   * Re-verifying a model card found a difference; the verification JSON
+   * names the step.
+   */
+  CARELEDGER_MODEL_MISMATCH = 707,
+  /**
+   * An analytics entry on the ledger (model card, decision, model update)
+   * cannot be read, or does not support the operation (a federated card
+   * has no dataset of its own).
+   */
+  CARELEDGER_ANALYTICS_ENTRY_INVALID = 708,
+  /**
+   * The bytes are not a dataset commitment or membership proof.
+   */
+  CARELEDGER_INVALID_PROOF = 709,
+  /**
+   * The membership proof does not verify against the commitment.
+   */
+  CARELEDGER_PROOF_REJECTED = 710,
+  /**
+   * The federated round has no model updates in the network.
+   */
+  CARELEDGER_NO_UPDATES = 711,
+  /**
+   * The round's model updates cannot be averaged (a site published twice,
+   * different kinds or specs, …).
+   */
+  CARELEDGER_FEDERATION_FAILED = 712,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -341,6 +426,305 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * Trains a model on the network's records at its current checkpoint, each
+ * chart used only as far as consent permits `purpose` to this network and
+ * this node at `now_ms`, and writes a model card entry that commits to
+ * everything needed to re-verify it (checkpoint, dataset root, consents
+ * relied on, spec, kind, seed, hold-out, metrics, model hash). Rows are
+ * pseudonymised; the card lists no record id.
+ *
+ * Parameters: `spec_json` a feature spec (`{"version":1,"features":[{"kind":
+ * "latest_observation","system":"http://loinc.org","code":"4548-4"}],
+ * "label":{"kind":"has_condition","system":"http://snomed.info/sct",
+ * "codes":["44054006"]},"missing":"drop_row"}`); `kind_json` a model kind,
+ * externally tagged (`{"logistic_regression":{"alpha":1.0,"max_iterations":100,
+ * "gradient_tolerance":0.0001}}`, `{"decision_tree":{"max_depth":8,
+ * "min_samples_split":2}}`, `{"k_means":{…}}`, `"linear_regression"`);
+ * `seed`; `holdout_fraction` in [0, 1): the share of rows (by pseudonym)
+ * held out for the card's metrics; `purpose` normally `HRESCH`; `now_ms`
+ * the time consent is evaluated at and the entry's time (0 = the system
+ * clock). On success only, `*out_card_entry_id` receives the card's entry
+ * id (64 hex characters; read it with `careledger_bytes_str`) and
+ * `*out_card` the model card as UTF-8 JSON (`format`
+ * `careledger.model_card`, `model_hash`, `dataset` {`size`, `root`},
+ * `consent_ids`, `excluded_by_consent`, `training_rows`, `test_rows`,
+ * `metrics`, …). The entry goes out with the network's next sync.
+ *
+ * Ownership: inputs borrowed; the caller owns both outputs (free each with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node). Training takes
+ * the node's lock for its whole duration.
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT` (network id, purpose, hold-out),
+ * `CARELEDGER_INVALID_SPEC`, `CARELEDGER_INVALID_MODEL_KIND`,
+ * `CARELEDGER_EMPTY_DATASET` (consent left no record, or no row has the
+ * values), `CARELEDGER_TRAINING_FAILED`, `CARELEDGER_NOT_CAUGHT_UP`,
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_NOT_A_MEMBER`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`. On failure nothing is written.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; outputs NULL or writable.
+ */
+careledger_status careledger_model_train(const struct careledger_node *node,
+                                         const char *network_id,
+                                         const char *spec_json,
+                                         const char *kind_json,
+                                         uint64_t seed,
+                                         double holdout_fraction,
+                                         const char *purpose,
+                                         uint64_t now_ms,
+                                         struct careledger_bytes **out_card_entry_id,
+                                         struct careledger_bytes **out_card);
+
+/**
+ * Predicts with the model of a card and records the decision as a ledger
+ * entry: exactly one entry per successful prediction, none for a refused
+ * or failed one.
+ *
+ * Parameters: `card_entry_id` the model card's entry id (hex). The input is
+ * either a patient's chart in the network (`patient_id` non-NULL: consent
+ * must permit `purpose` to this network and node; missing values are
+ * imputed with the training means) or, when `patient_id` is NULL, the
+ * `feature_count` values at `features` in the spec's column order (the
+ * caller answers for consent). `now_ms` 0 means the system clock.
+ *
+ * `*out_decision` receives UTF-8 JSON, on success only:
+ *
+ * ```text
+ * { "entry_id": "<64 hex: the decision entry>",
+ *   "decision": { "format": "careledger.decision", "format_version": 1,
+ *                 "model_card": "<hex>", "model_hash": "<hex>",
+ *                 "input_commitment": "<hex>", "subject": "p01" | null,
+ *                 "output": { "class": { "class": 1, "positive_probability": 0.93 } }
+ *                           | { "cluster": { "cluster": 2, "distance": 0.4 } }
+ *                           | { "value": { "value": 7.1 } },
+ *                 "time_ms": …, "purpose": "HRESCH", "consent_ids": [ … ] },
+ *   "provenance": { FHIR R4 Provenance of the decision } }
+ * ```
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_decision` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER` (also `features` NULL
+ * with a count when `patient_id` is NULL), `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_MODEL_CARD`,
+ * `CARELEDGER_UNKNOWN_PATIENT`, `CARELEDGER_CONSENT_DENIED`,
+ * `CARELEDGER_INVALID_FEATURES` (count, or a value not finite),
+ * `CARELEDGER_ANALYTICS_ENTRY_INVALID`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_NOT_A_MEMBER`, `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `features` NULL or
+ * valid for `feature_count` doubles; `out_decision` NULL or writable.
+ */
+careledger_status careledger_model_predict(const struct careledger_node *node,
+                                           const char *network_id,
+                                           const char *card_entry_id,
+                                           const char *patient_id,
+                                           const double *features,
+                                           size_t feature_count,
+                                           const char *purpose,
+                                           uint64_t now_ms,
+                                           struct careledger_bytes **out_decision);
+
+/**
+ * Re-verifies a model card from this replica: checks the model bytes and
+ * spec against their hashes, reproduces the checkpoint, rebuilds the
+ * dataset with the same consent decisions, compares the commitment and the
+ * consents relied on, retrains (or re-averages a federated card's
+ * updates) and re-evaluates. Stops at the first difference.
+ *
+ * `*out_verification` receives UTF-8 JSON on `CARELEDGER_OK` and on
+ * `CARELEDGER_MODEL_MISMATCH`:
+ *
+ * ```text
+ * { "outcome": "confirmed" | "confirmed_within_tolerance" | "mismatch",
+ *   "max_relative_difference": 1e-12,     (confirmed_within_tolerance only)
+ *   "step": "dataset", "detail": "…",     (mismatch only; steps: model_bytes,
+ *                       feature_spec, checkpoint, dataset, consent, updates, model, metrics)
+ *   "passed": [ "model_bytes", "feature_spec", … ] }
+ * ```
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_verification` (free
+ * with `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node; retraining
+ * holds the lock).
+ * Returns `CARELEDGER_OK` (confirmed, exactly or within tolerance),
+ * `CARELEDGER_MODEL_MISMATCH` (the detail and the JSON name the step; a
+ * replica behind the card's checkpoint reports step `checkpoint`: sync and
+ * verify again), `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_MODEL_CARD`,
+ * `CARELEDGER_ANALYTICS_ENTRY_INVALID`, `CARELEDGER_TRAINING_FAILED`,
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_STORE_IO`,
+ * `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_verification` NULL or writable.
+ */
+careledger_status careledger_model_verify(const struct careledger_node *node,
+                                          const char *network_id,
+                                          const char *card_entry_id,
+                                          struct careledger_bytes **out_verification);
+
+/**
+ * Lists the network's model cards, decisions, federated model updates and
+ * consent cut-offs (key-withheld notices), in local ledger order.
+ *
+ * `*out_audit` receives UTF-8 JSON, on success only:
+ *
+ * ```text
+ * { "model_cards": 1, "decisions": 3, "model_updates": 0, "key_withheld": 1,
+ *   "entries": [
+ *     { "entry_id": "<hex>", "author": "<64 hex>", "author_name": "lab.example",
+ *       "time_ms": …, "entry_kind": "model_card",
+ *       "card": { model card }, "model_bytes": 1234 },
+ *     { …, "entry_kind": "decision", "decision": { as careledger_model_predict },
+ *       "provenance": { FHIR R4 Provenance } },
+ *     { …, "entry_kind": "model_update", "update": { the update's facts } },
+ *     { …, "entry_kind": "key_withheld", "record": "p07",
+ *       "reason": "consent denies" | "consent expired" | "consent revoked" | "no consent",
+ *       "consent": "c-p07" (the deciding or revoked consent; "" for no consent) } ] }
+ * ```
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_audit` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_ANALYTICS_ENTRY_INVALID`, `CARELEDGER_STORE_IO`,
+ * `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_audit` NULL or writable.
+ */
+careledger_status careledger_audit(const struct careledger_node *node,
+                                   const char *network_id,
+                                   struct careledger_bytes **out_audit);
+
+/**
+ * Proves whether `record_id` (a patient's record id) is in the dataset of
+ * a trained model card, by rebuilding that dataset from this replica. The
+ * answer is checked with `careledger_dataset_verify_membership`, anywhere,
+ * without a node. A proof that a record is *not* included shows the ids of
+ * the two records next to it in the dataset's order.
+ *
+ * On success only, `*out_commitment` receives the dataset commitment the
+ * card names (binary: version, size, root) and `*out_proof` the membership
+ * proof (binary).
+ *
+ * Ownership: inputs borrowed; the caller owns both outputs (free each with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_MODEL_CARD`,
+ * `CARELEDGER_ANALYTICS_ENTRY_INVALID` (e.g. a federated card, which has no
+ * dataset of its own), `CARELEDGER_NOT_CAUGHT_UP` (sync first),
+ * `CARELEDGER_EMPTY_DATASET`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; outputs NULL or writable.
+ */
+careledger_status careledger_dataset_prove_membership(const struct careledger_node *node,
+                                                      const char *network_id,
+                                                      const char *card_entry_id,
+                                                      const char *record_id,
+                                                      struct careledger_bytes **out_commitment,
+                                                      struct careledger_bytes **out_proof);
+
+/**
+ * Checks a membership proof for `record_id` against a dataset commitment,
+ * as `careledger_dataset_prove_membership` gives them. Pure: no node, no
+ * I/O. On success only, `*out_included` receives true (the record is in
+ * the dataset) or false (it is not).
+ *
+ * Ownership: inputs borrowed for the call; `*out_included` is the caller's.
+ * Thread safety: safe from any thread.
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_PROOF` (the bytes are not a commitment or a proof),
+ * `CARELEDGER_PROOF_REJECTED` (the proof does not hold for this record and
+ * commitment: treat as unanswered, not as "not included"), `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `commitment` NULL or valid for `commitment_len` bytes, `proof` for
+ * `proof_len` bytes; `record_id` NULL or NUL-terminated; `out_included` NULL or writable.
+ */
+careledger_status careledger_dataset_verify_membership(const uint8_t *commitment,
+                                                       size_t commitment_len,
+                                                       const char *record_id,
+                                                       const uint8_t *proof,
+                                                       size_t proof_len,
+                                                       bool *out_included);
+
+/**
+ * Federated learning, one site's part: trains on this node's consented
+ * records of `source_network_id` (consent must grant `purpose` to the study
+ * network) and publishes the parameters and sample count as a sealed
+ * model-update entry in `study_network_id` for round `round`. Raw records
+ * never leave the source network.
+ *
+ * Parameters as for `careledger_model_train`, plus `round` (a label every
+ * site of the round uses). On success only, `*out_update_entry_id`
+ * receives the update's entry id (hex) and `*out_update` its facts as
+ * UTF-8 JSON (`format` `careledger.model_update_entry`, `round`, `site`,
+ * `samples`, `dataset`, `consent_ids`, `local_metrics`, `update_hash`, …).
+ *
+ * Ownership: inputs borrowed; the caller owns both outputs (free each with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns the statuses of `careledger_model_train`, for either network.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; outputs NULL or writable.
+ */
+careledger_status careledger_model_update_publish(const struct careledger_node *node,
+                                                  const char *source_network_id,
+                                                  const char *study_network_id,
+                                                  const char *round,
+                                                  const char *spec_json,
+                                                  const char *kind_json,
+                                                  uint64_t seed,
+                                                  double holdout_fraction,
+                                                  const char *purpose,
+                                                  uint64_t now_ms,
+                                                  struct careledger_bytes **out_update_entry_id,
+                                                  struct careledger_bytes **out_update);
+
+/**
+ * Federated learning, the coordinator's part: averages the model updates
+ * of `round` in the study network (weighted FedAvg, bit-identical for every
+ * member) and writes the global model's card, which names the update
+ * entries instead of a dataset. Any member re-checks it with
+ * `careledger_model_verify`.
+ *
+ * On success only, `*out_card_entry_id` receives the card's entry id (hex)
+ * and `*out_card` the card as UTF-8 JSON (`origin` `{"federated":{"round":
+ * …,"updates":[…]}}`).
+ *
+ * Ownership: inputs borrowed; the caller owns both outputs (free each with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_NO_UPDATES`,
+ * `CARELEDGER_FEDERATION_FAILED` (a site published twice, mixed kinds or
+ * specs), `CARELEDGER_ANALYTICS_ENTRY_INVALID`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_NOT_A_MEMBER`, `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; outputs NULL or writable.
+ */
+careledger_status careledger_model_federate(const struct careledger_node *node,
+                                            const char *study_network_id,
+                                            const char *round,
+                                            uint64_t now_ms,
+                                            struct careledger_bytes **out_card_entry_id,
+                                            struct careledger_bytes **out_card);
+
+/**
  * Copies the detail of the last failed call on this thread into `buf` as a
  * NUL-terminated string. The detail is empty after a successful call. Text
  * never contains patient data values (it may contain ids, file names,
@@ -465,6 +849,222 @@ const char *careledger_member_list_fingerprint(const struct careledger_member_li
  * `list` is NULL or a list from careledger not yet freed.
  */
 void careledger_member_list_free(struct careledger_member_list *list);
+
+/**
+ * Records a consent in a patient's chart granting one grantee one purpose
+ * on some resource types, for a period. Written by a node the chart lists
+ * as the patient's own (`careledger_patient_link_node`), it is the
+ * patient's; written by any other member (an institution), it is marked as
+ * recorded on the patient's behalf by that node. Recording a consent with
+ * an id already in the chart replaces it.
+ *
+ * Parameters: `consent_id` the Consent resource id (`[A-Za-z0-9-.]{1,64}`);
+ * `patient_id` a patient with a record in the network; `grantee_kind`
+ * `"network"` (every member acting in that network, e.g. a study) or
+ * `"node"` (one node), with `grantee_id` its id in hex; `purpose` one
+ * ActReason code (`HRESCH` research, `TREAT` treatment, `CLMATTCH` claims,
+ * …); `classes` comma-separated FHIR resource types (`"Observation,Condition"`),
+ * `""` for every type; `start_ms`/`end_ms` the period, Unix milliseconds,
+ * both inclusive, 0 for an open end; `now_ms` when the consent is given
+ * (`Consent.dateTime`) and written (0 = the system clock); `out_consent` receives the consent as stored, FHIR R4
+ * Consent JSON (with the `urn:careledger:recorded-on-behalf-by` extension
+ * when recorded on the patient's behalf), on success only.
+ *
+ * Ownership: inputs borrowed for the call; the caller owns `*out_consent`
+ * (free with `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT` (network or grantee id, grantee kind, purpose,
+ * classes), `CARELEDGER_INVALID_CONSENT` (consent or patient id, resource
+ * type; a period or `now_ms` outside years 0001–9999, or starting after it
+ * ends), `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_NOT_A_MEMBER`,
+ * `CARELEDGER_UNKNOWN_PATIENT`, `CARELEDGER_RECORD_FAILED`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_consent` NULL or writable.
+ */
+careledger_status careledger_consent_grant(const struct careledger_node *node,
+                                           const char *network_id,
+                                           const char *consent_id,
+                                           const char *patient_id,
+                                           const char *grantee_kind,
+                                           const char *grantee_id,
+                                           const char *purpose,
+                                           const char *classes,
+                                           uint64_t start_ms,
+                                           uint64_t end_ms,
+                                           uint64_t now_ms,
+                                           struct careledger_bytes **out_consent);
+
+/**
+ * Revokes a consent: stores it again with status `inactive` under the same
+ * id, so it no longer permits anything. Revocation is never retroactive:
+ * what was shared stays shared until the next `careledger_network_share`
+ * cuts the patient off.
+ *
+ * Parameters: `patient_id` and `consent_id` name a readable consent in the
+ * patient's chart; `now_ms` the time of writing (0 = the system clock).
+ *
+ * Ownership: inputs borrowed for the call.
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_CONSENT`,
+ * `CARELEDGER_INVALID_CONSENT` (the consent in the chart cannot be read),
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_NOT_A_MEMBER`,
+ * `CARELEDGER_UNKNOWN_PATIENT`, `CARELEDGER_RECORD_FAILED`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated.
+ */
+careledger_status careledger_consent_revoke(const struct careledger_node *node,
+                                            const char *network_id,
+                                            const char *patient_id,
+                                            const char *consent_id,
+                                            uint64_t now_ms);
+
+/**
+ * Lists the consents in a patient's chart with who recorded each.
+ *
+ * `*out_consents` receives UTF-8 JSON, on success only:
+ *
+ * ```text
+ * { "consents": [ { "id": "c-1", "status": "active" | "inactive" | …,
+ *                   "scope": "patient-privacy" | "research" | …,
+ *                   "source": "patient" | "on_behalf",
+ *                   "recorded_by": "<64 hex: the node that wrote it>",
+ *                   "mark_matches": true,   (false: the resource misstates who recorded it)
+ *                   "resource": { FHIR R4 Consent } } ],
+ *   "unreadable": [ "<ids of Consent resources that cannot be read>" ] }
+ * ```
+ *
+ * A chart with an unreadable consent is never shared or used for training
+ * (fail closed).
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_consents` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_UNKNOWN_PATIENT`, `CARELEDGER_RECORD_FAILED`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_consents` NULL or writable.
+ */
+careledger_status careledger_consents(const struct careledger_node *node,
+                                      const char *network_id,
+                                      const char *patient_id,
+                                      struct careledger_bytes **out_consents);
+
+/**
+ * Lists `node_author_id` (a patient's phone) as one of the patient's own
+ * nodes in the chart's Patient resource, so consents that node signs count
+ * as the patient's rather than as recorded on their behalf.
+ *
+ * Parameters: `now_ms` the time of writing (0 = the system clock);
+ * `out_added` may be NULL, otherwise it receives (on success only) true if
+ * the node was added, false if it was listed already (nothing written).
+ *
+ * Ownership: inputs borrowed; `*out_added` is the caller's.
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT` (ids not hex), `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_NOT_A_MEMBER`, `CARELEDGER_UNKNOWN_PATIENT`,
+ * `CARELEDGER_RECORD_FAILED` (no Patient resource with the patient's id),
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_added` NULL or writable.
+ */
+careledger_status careledger_patient_link_node(const struct careledger_node *node,
+                                               const char *network_id,
+                                               const char *patient_id,
+                                               const char *node_author_id,
+                                               uint64_t now_ms,
+                                               bool *out_added);
+
+/**
+ * Shares the charts of network `from_network_id` into `to_network_id`
+ * (e.g. a study), each resource only if consent permits `purpose` for
+ * every other member of the target at `now_ms`. Consents that permitted
+ * something travel along, and so do later versions of consents already
+ * shared (a revocation reaches the study). A chart nothing of which may go
+ * any more is cut off: its key in the target is rotated and withheld, so
+ * the other members cannot read anything this node writes to it from then
+ * on. Running it again with nothing changed writes nothing. The entries go
+ * out with the target network's next sync.
+ *
+ * `*out_report` receives UTF-8 JSON, on success only:
+ *
+ * ```text
+ * { "patients": 60,            charts of the source network looked at
+ *   "patients_shared": 59,     with at least one resource shared
+ *   "resources_permitted": 118, "resources_withheld": 2,
+ *   "records_cut_off": 1,      keys rotated and withheld in this run
+ *   "records_restored": 0,     keys granted again (consent permits again)
+ *   "unreadable_charts": 0,    skipped: a Consent in them cannot be read
+ *   "entries": 12,             ledger entries written to the target
+ *   "consent_ids": [ "c-p01", … ] }   relied on, sorted
+ * ```
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_report` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_SAME_NETWORK`,
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_NOT_A_MEMBER` (of either network),
+ * `CARELEDGER_RECORD_FAILED`, `CARELEDGER_MLS_FAILED`, `CARELEDGER_STORE_IO`
+ * (nothing was written), `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_report` NULL or writable.
+ */
+careledger_status careledger_network_share(const struct careledger_node *node,
+                                           const char *from_network_id,
+                                           const char *to_network_id,
+                                           const char *purpose,
+                                           uint64_t now_ms,
+                                           struct careledger_bytes **out_report);
+
+/**
+ * Exports a patient's chart with only what consent permits a grantee to use
+ * for `purpose` at `now_ms` (charts without a covering consent fall to the
+ * network default: treatment by the home network only). Consents themselves
+ * are left out. A chart with an unreadable consent exports nothing.
+ *
+ * Parameters: the grantee is `grantee_network_id` and/or `grantee_node_id`
+ * (hex; either may be NULL, not both): the requester acting in that network,
+ * as that node. `now_ms` 0 means the system clock.
+ *
+ * `*out_export` receives UTF-8 JSON, on success only:
+ *
+ * ```text
+ * { "bundle": { FHIR R4 Bundle, type collection, the permitted resources },
+ *   "included": 2, "withheld": 1, "consent_ids": [ "c-p01" ] }
+ * ```
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_export` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER` (also: both grantee ids
+ * NULL), `CARELEDGER_INVALID_UTF8`, `CARELEDGER_INVALID_ARGUMENT`,
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_UNKNOWN_PATIENT`,
+ * `CARELEDGER_RECORD_FAILED`, `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_export` NULL or writable.
+ */
+careledger_status careledger_export_for_grantee(const struct careledger_node *node,
+                                                const char *network_id,
+                                                const char *patient_id,
+                                                const char *grantee_network_id,
+                                                const char *grantee_node_id,
+                                                const char *purpose,
+                                                uint64_t now_ms,
+                                                struct careledger_bytes **out_export);
 
 /**
  * One full exchange with the local relay file at `relay_path` (created if

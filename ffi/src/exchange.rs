@@ -370,7 +370,11 @@ pub unsafe extern "C" fn careledger_network_receive(
 
 /// # Safety
 /// `ptr` is NULL or valid for `count` elements.
-unsafe fn arg_slice<'a, T>(ptr: *const T, count: usize, name: &str) -> Result<&'a [T], Failure> {
+pub(crate) unsafe fn arg_slice<'a, T>(
+    ptr: *const T,
+    count: usize,
+    name: &str,
+) -> Result<&'a [T], Failure> {
     if count == 0 {
         return Ok(&[]);
     }

@@ -13,6 +13,9 @@
 //!   on the calling thread.
 //! - Inputs are borrowed for the call only: `const uint8_t *ptr, size_t len`
 //!   buffers and NUL-terminated UTF-8 strings.
+//! - Structured outputs (consent lists, share reports, model cards,
+//!   decisions, verifications, audits) are UTF-8 JSON in a `careledger_bytes`,
+//!   in the shape each function documents; `now_ms` 0 means the system clock.
 //! - No panic crosses the boundary: every function body runs inside
 //!   `catch_unwind` and a panic becomes `CARELEDGER_PANIC`.
 //!
@@ -22,17 +25,24 @@
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod ai;
+mod args;
 mod boundary;
 mod buffers;
+mod consent;
 mod exchange;
 mod ledger;
 mod network;
 mod node;
 mod records;
 mod status;
+#[cfg(test)]
+mod test_support;
 
+pub use ai::*;
 pub use boundary::careledger_last_error;
 pub use buffers::*;
+pub use consent::*;
 pub use exchange::*;
 pub use ledger::*;
 pub use network::*;

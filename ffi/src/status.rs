@@ -2,9 +2,16 @@
 
 use std::ffi::{c_char, CStr};
 
+use careledger::analytics::{
+    AnalyticsError, ExtractDatasetError, InvalidSpecError, TrainModelError,
+};
+use careledger::checkpoint::dataset::{DecodeDatasetCommitmentError, VerifyMembershipError};
+use careledger::checkpoint::DecodeProofError;
+use careledger::consent::ParseConsentError;
 use careledger::identity::CreateIdentityError;
 use careledger::node::{
-    EditError, ExportError, ImportError, NetworkError, OpenNodeError, ReceiveError,
+    AiError, ConsentError, EditError, ExportError, ImportError, NetworkError, OpenNodeError,
+    ReceiveError,
 };
 use careledger::relay::RelayError;
 use careledger::store::{OpenStoreError, StoreError};
@@ -91,12 +98,63 @@ pub enum careledger_status {
     CARELEDGER_RELAY_UNAVAILABLE = 500,
     /// The relay failed while reading or writing; nothing was lost, retry later.
     CARELEDGER_RELAY_IO = 501,
+
+    // 600–699: consent.
+    /// The consent cannot be written or read: a malformed id, patient id,
+    /// grantee, purpose or resource type, a period outside years 0001–9999
+    /// or starting after it ends, or a `Consent` in the chart that cannot be
+    /// read. The detail names the FHIR field and the rule (never a value).
+    CARELEDGER_INVALID_CONSENT = 600,
+    /// No consent with that id in the patient's chart.
+    CARELEDGER_UNKNOWN_CONSENT = 601,
+    /// Consent does not permit this use of this patient's record.
+    CARELEDGER_CONSENT_DENIED = 602,
+    /// Sharing needs two different networks.
+    CARELEDGER_SAME_NETWORK = 603,
+
+    // 700–799: analytics.
+    /// The feature spec JSON is not a valid feature spec (the detail names
+    /// the member and the rule).
+    CARELEDGER_INVALID_SPEC = 700,
+    /// The model kind JSON is not a model kind, or a hyperparameter breaks
+    /// its rule.
+    CARELEDGER_INVALID_MODEL_KIND = 701,
+    /// No row to train on: consent excluded every record, or no record has
+    /// the values the spec needs.
+    CARELEDGER_EMPTY_DATASET = 702,
+    /// The dataset cannot be fitted or evaluated (one class only, too few
+    /// rows, no convergence, a code no record has, …); nothing was written.
+    CARELEDGER_TRAINING_FAILED = 703,
+    /// No model card with that entry id in the network.
+    CARELEDGER_UNKNOWN_MODEL_CARD = 704,
+    /// This replica does not hold the ledger state the operation needs
+    /// (behind a model card's checkpoint): sync first.
+    CARELEDGER_NOT_CAUGHT_UP = 705,
+    /// The feature values do not fit the model (count, or a value that is
+    /// not finite).
+    CARELEDGER_INVALID_FEATURES = 706,
+    /// Re-verifying a model card found a difference; the verification JSON
+    /// names the step.
+    CARELEDGER_MODEL_MISMATCH = 707,
+    /// An analytics entry on the ledger (model card, decision, model update)
+    /// cannot be read, or does not support the operation (a federated card
+    /// has no dataset of its own).
+    CARELEDGER_ANALYTICS_ENTRY_INVALID = 708,
+    /// The bytes are not a dataset commitment or membership proof.
+    CARELEDGER_INVALID_PROOF = 709,
+    /// The membership proof does not verify against the commitment.
+    CARELEDGER_PROOF_REJECTED = 710,
+    /// The federated round has no model updates in the network.
+    CARELEDGER_NO_UPDATES = 711,
+    /// The round's model updates cannot be averaged (a site published twice,
+    /// different kinds or specs, …).
+    CARELEDGER_FEDERATION_FAILED = 712,
 }
 
 use careledger_status::*;
 
 /// Every status, in code order.
-const ALL_STATUSES: [careledger_status; 29] = [
+const ALL_STATUSES: [careledger_status; 46] = [
     CARELEDGER_OK,
     CARELEDGER_PANIC,
     CARELEDGER_NULL_PARAMETER,
@@ -126,6 +184,23 @@ const ALL_STATUSES: [careledger_status; 29] = [
     CARELEDGER_LEDGER_PROBLEMS,
     CARELEDGER_RELAY_UNAVAILABLE,
     CARELEDGER_RELAY_IO,
+    CARELEDGER_INVALID_CONSENT,
+    CARELEDGER_UNKNOWN_CONSENT,
+    CARELEDGER_CONSENT_DENIED,
+    CARELEDGER_SAME_NETWORK,
+    CARELEDGER_INVALID_SPEC,
+    CARELEDGER_INVALID_MODEL_KIND,
+    CARELEDGER_EMPTY_DATASET,
+    CARELEDGER_TRAINING_FAILED,
+    CARELEDGER_UNKNOWN_MODEL_CARD,
+    CARELEDGER_NOT_CAUGHT_UP,
+    CARELEDGER_INVALID_FEATURES,
+    CARELEDGER_MODEL_MISMATCH,
+    CARELEDGER_ANALYTICS_ENTRY_INVALID,
+    CARELEDGER_INVALID_PROOF,
+    CARELEDGER_PROOF_REJECTED,
+    CARELEDGER_NO_UPDATES,
+    CARELEDGER_FEDERATION_FAILED,
 ];
 
 impl careledger_status {
@@ -165,6 +240,27 @@ impl careledger_status {
             CARELEDGER_LEDGER_PROBLEMS => c"ledger verification found problems",
             CARELEDGER_RELAY_UNAVAILABLE => c"relay unavailable",
             CARELEDGER_RELAY_IO => c"relay I/O failed",
+            CARELEDGER_INVALID_CONSENT => c"invalid consent",
+            CARELEDGER_UNKNOWN_CONSENT => c"no consent with that id in the patient's chart",
+            CARELEDGER_CONSENT_DENIED => c"consent does not permit this use of the record",
+            CARELEDGER_SAME_NETWORK => c"source and target network are the same",
+            CARELEDGER_INVALID_SPEC => c"invalid feature spec",
+            CARELEDGER_INVALID_MODEL_KIND => c"invalid model kind or hyperparameters",
+            CARELEDGER_EMPTY_DATASET => c"no record left to train on",
+            CARELEDGER_TRAINING_FAILED => c"training failed; nothing was written",
+            CARELEDGER_UNKNOWN_MODEL_CARD => c"no model card with that entry id in this network",
+            CARELEDGER_NOT_CAUGHT_UP => {
+                c"this replica is behind the ledger state needed; sync first"
+            }
+            CARELEDGER_INVALID_FEATURES => c"feature values do not fit the model",
+            CARELEDGER_MODEL_MISMATCH => c"model card verification found a difference",
+            CARELEDGER_ANALYTICS_ENTRY_INVALID => {
+                c"analytics entry cannot be read or used for this operation"
+            }
+            CARELEDGER_INVALID_PROOF => c"not a dataset commitment or membership proof",
+            CARELEDGER_PROOF_REJECTED => c"membership proof does not verify",
+            CARELEDGER_NO_UPDATES => c"no model updates for this round",
+            CARELEDGER_FEDERATION_FAILED => c"model updates cannot be averaged",
         }
     }
 
@@ -321,6 +417,121 @@ impl From<SyncError> for Failure {
     }
 }
 
+/// The error's text followed by the text of each error it wraps, so a
+/// detail keeps the rule a wrapper names only as its source.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let more = inner.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = inner.source();
+    }
+    text
+}
+
+fn fail_chain(status: careledger_status, error: &dyn std::error::Error) -> Failure {
+    Failure::new(status, chain(error))
+}
+
+impl From<ParseConsentError> for Failure {
+    fn from(e: ParseConsentError) -> Self {
+        fail(CARELEDGER_INVALID_CONSENT, &e)
+    }
+}
+
+impl From<InvalidSpecError> for Failure {
+    fn from(e: InvalidSpecError) -> Self {
+        fail(CARELEDGER_INVALID_SPEC, &e)
+    }
+}
+
+impl From<ConsentError> for Failure {
+    fn from(e: ConsentError) -> Self {
+        match e {
+            ConsentError::UnknownPatient => fail(CARELEDGER_UNKNOWN_PATIENT, &e),
+            ConsentError::WrongPatient => fail(CARELEDGER_INVALID_CONSENT, &e),
+            ConsentError::SameNetwork => fail(CARELEDGER_SAME_NETWORK, &e),
+            ConsentError::Record(_) => fail(CARELEDGER_RECORD_FAILED, &e),
+            ConsentError::Network(e) => e.into(),
+            ConsentError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<AnalyticsError> for Failure {
+    fn from(e: AnalyticsError) -> Self {
+        let status = match &e {
+            AnalyticsError::Spec(_) => CARELEDGER_INVALID_SPEC,
+            AnalyticsError::Extract(extract) => match extract {
+                ExtractDatasetError::InvalidSpec(_) => CARELEDGER_INVALID_SPEC,
+                ExtractDatasetError::EmptyDataset { .. } => CARELEDGER_EMPTY_DATASET,
+                ExtractDatasetError::DuplicateRecord { .. }
+                | ExtractDatasetError::UnknownFeatureCode { .. }
+                | ExtractDatasetError::MissingValue { .. }
+                | ExtractDatasetError::Library(_) => CARELEDGER_TRAINING_FAILED,
+            },
+            AnalyticsError::Train(train) => match train {
+                TrainModelError::InvalidHyperparameter { .. } => CARELEDGER_INVALID_MODEL_KIND,
+                TrainModelError::EmptyDataset => CARELEDGER_EMPTY_DATASET,
+                TrainModelError::MissingTargets { .. }
+                | TrainModelError::TargetNotBinary { .. }
+                | TrainModelError::SingleClass
+                | TrainModelError::TooFewRows { .. }
+                | TrainModelError::NotConverged { .. }
+                | TrainModelError::NonFiniteParameters
+                | TrainModelError::Fit { .. } => CARELEDGER_TRAINING_FAILED,
+            },
+            AnalyticsError::Dataset(_) | AnalyticsError::Evaluate(_) => CARELEDGER_TRAINING_FAILED,
+            AnalyticsError::Load(_) => CARELEDGER_ANALYTICS_ENTRY_INVALID,
+            AnalyticsError::Predict(_) => CARELEDGER_INVALID_FEATURES,
+            AnalyticsError::Average(_) => CARELEDGER_FEDERATION_FAILED,
+        };
+        fail_chain(status, &e)
+    }
+}
+
+impl From<AiError> for Failure {
+    fn from(e: AiError) -> Self {
+        let status = match e {
+            AiError::EmptyAfterConsent { .. } => CARELEDGER_EMPTY_DATASET,
+            AiError::ConsentDenied { .. } => CARELEDGER_CONSENT_DENIED,
+            AiError::UnknownModelCard => CARELEDGER_UNKNOWN_MODEL_CARD,
+            AiError::UnknownPatient => CARELEDGER_UNKNOWN_PATIENT,
+            AiError::Checkpoint(_) => CARELEDGER_NOT_CAUGHT_UP,
+            AiError::NoUpdates(_) => CARELEDGER_NO_UPDATES,
+            AiError::DuplicateSite { .. } => CARELEDGER_FEDERATION_FAILED,
+            AiError::Holdout(_) => CARELEDGER_INVALID_ARGUMENT,
+            AiError::Body(_) => CARELEDGER_ANALYTICS_ENTRY_INVALID,
+            AiError::Analytics(e) => return e.into(),
+            AiError::Network(e) => return e.into(),
+            AiError::Store(e) => return e.into(),
+        };
+        fail(status, &e)
+    }
+}
+
+impl From<DecodeDatasetCommitmentError> for Failure {
+    fn from(e: DecodeDatasetCommitmentError) -> Self {
+        fail(CARELEDGER_INVALID_PROOF, &e)
+    }
+}
+
+impl From<DecodeProofError> for Failure {
+    fn from(e: DecodeProofError) -> Self {
+        fail(CARELEDGER_INVALID_PROOF, &e)
+    }
+}
+
+impl From<VerifyMembershipError> for Failure {
+    fn from(e: VerifyMembershipError) -> Self {
+        fail(CARELEDGER_PROOF_REJECTED, &e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +552,11 @@ mod tests {
         assert_eq!(CARELEDGER_INVALID_FHIR as u32, 300);
         assert_eq!(CARELEDGER_MESSAGE_REJECTED as u32, 400);
         assert_eq!(CARELEDGER_RELAY_IO as u32, 501);
+        assert_eq!(CARELEDGER_INVALID_CONSENT as u32, 600);
+        assert_eq!(CARELEDGER_SAME_NETWORK as u32, 603);
+        assert_eq!(CARELEDGER_INVALID_SPEC as u32, 700);
+        assert_eq!(CARELEDGER_MODEL_MISMATCH as u32, 707);
+        assert_eq!(CARELEDGER_FEDERATION_FAILED as u32, 712);
         for status in all {
             let code = status as u32;
             assert_eq!(careledger_status::from_code(code), Some(status));

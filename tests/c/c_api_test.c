@@ -1,13 +1,16 @@
 /*
  * The C API test suite: every misuse returns its documented status and never
  * crashes; the sans-IO path carries a network between two hospitals; a node
- * is shared by several threads. Run by tests/c/run.sh, plainly, under
+ * is shared by several threads; a hospital shares consented charts into a
+ * study where a lab trains, predicts, is audited and re-verified, and a
+ * revocation takes a patient out. Run by tests/c/run.sh, plainly, under
  * AddressSanitizer + UBSan, and under valgrind.
  *
  *   c_api_test PATIENTS.ndjson WORKDIR
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -614,6 +617,566 @@ static void test_threads(void) {
     careledger_node_free(node);
 }
 
+/* ---- Consent and verifiable AI ------------------------------------------ */
+
+static const char *SPEC_JSON =
+    "{\"version\":1,"
+    "\"features\":[{\"kind\":\"latest_observation\",\"system\":\"http://loinc.org\",\"code\":\"4548-4\"}],"
+    "\"label\":{\"kind\":\"has_condition\",\"system\":\"http://snomed.info/sct\",\"codes\":[\"44054006\"]},"
+    "\"missing\":\"drop_row\"}";
+static const char *LOGISTIC_JSON =
+    "{\"logistic_regression\":{\"alpha\":1.0,\"max_iterations\":100,\"gradient_tolerance\":0.0001}}";
+static const char *UNKNOWN_NET = "00112233445566778899aabbccddeeff";
+static const char *UNKNOWN_ENTRY = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/* How often `needle` occurs in `text`. */
+static size_t count_of(const char *text, const char *needle) {
+    size_t count = 0;
+    const char *at = text;
+    if (!text) return 0;
+    while ((at = strstr(at, needle)) != NULL) {
+        count++;
+        at += strlen(needle);
+    }
+    return count;
+}
+
+/* The unsigned number right after the first `prefix` in `json` (compact JSON
+ * as careledger writes it, e.g. prefix "\"patients\":"), or -1. */
+static long long json_number(const char *json, const char *prefix) {
+    const char *at = json ? strstr(json, prefix) : NULL;
+    if (!at) return -1;
+    at += strlen(prefix);
+    if (*at < '0' || *at > '9') return -1;
+    return strtoll(at, NULL, 10);
+}
+
+/* Copies the string value right after the first `prefix` (ending in the
+ * opening quote, e.g. "\"model_hash\":\"") into `buf`; 0 if absent. */
+static int json_string(const char *json, const char *prefix, char *buf, size_t cap) {
+    const char *at = json ? strstr(json, prefix) : NULL;
+    const char *end;
+    if (!at) return 0;
+    at += strlen(prefix);
+    end = strchr(at, '"');
+    if (!end || (size_t)(end - at) >= cap) return 0;
+    memcpy(buf, at, (size_t)(end - at));
+    buf[end - at] = '\0';
+    return 1;
+}
+
+/* NULL for every pointer argument of every consent and analytics function. */
+static void test_consent_ai_null_arguments(careledger_node *node, const char *net) {
+    careledger_bytes *out = NULL, *out2 = NULL;
+    bool flag = false;
+    const uint8_t one = 1;
+    const double feature = 1.0;
+
+    EXPECT_STATUS(careledger_consent_grant(NULL, net, "c", "p", "network", net, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consent_grant(node, NULL, "c", "p", "network", net, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consent_grant(node, net, NULL, "p", "network", net, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", NULL, "network", net, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "p", NULL, net, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "p", "network", NULL, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "p", "network", net, NULL, "", 0, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "p", "network", net, "HRESCH", NULL, 0, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "p", "network", net, "HRESCH", "", 0, 0, 0, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consent_revoke(NULL, net, "p", "c", 0), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consent_revoke(node, NULL, "p", "c", 0), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consent_revoke(node, net, NULL, "c", 0), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consent_revoke(node, net, "p", NULL, 0), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consents(NULL, net, "p", &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consents(node, NULL, "p", &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consents(node, net, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_consents(node, net, "p", NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_patient_link_node(NULL, net, "p", UNKNOWN_ENTRY, 0, &flag), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_patient_link_node(node, NULL, "p", UNKNOWN_ENTRY, 0, &flag), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_patient_link_node(node, net, NULL, UNKNOWN_ENTRY, 0, &flag), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_patient_link_node(node, net, "p", NULL, 0, &flag), CARELEDGER_NULL_PARAMETER);
+    /* out_added is optional: with it NULL the call goes on (and finds no patient). */
+    EXPECT_STATUS(careledger_patient_link_node(node, net, "p", UNKNOWN_ENTRY, 0, NULL), CARELEDGER_UNKNOWN_PATIENT);
+    EXPECT_STATUS(careledger_network_share(NULL, net, UNKNOWN_NET, "HRESCH", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share(node, NULL, UNKNOWN_NET, "HRESCH", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share(node, net, NULL, "HRESCH", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share(node, net, UNKNOWN_NET, NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share(node, net, UNKNOWN_NET, "HRESCH", 0, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_export_for_grantee(NULL, net, "p", net, NULL, "HRESCH", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_export_for_grantee(node, NULL, "p", net, NULL, "HRESCH", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_export_for_grantee(node, net, NULL, net, NULL, "HRESCH", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_export_for_grantee(node, net, "p", NULL, NULL, "HRESCH", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_export_for_grantee(node, net, "p", net, NULL, NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_export_for_grantee(node, net, "p", net, NULL, "HRESCH", 0, NULL), CARELEDGER_NULL_PARAMETER);
+
+    EXPECT_STATUS(careledger_model_train(NULL, net, SPEC_JSON, LOGISTIC_JSON, 1, 0.2, "HRESCH", 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_train(node, NULL, SPEC_JSON, LOGISTIC_JSON, 1, 0.2, "HRESCH", 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_train(node, net, NULL, LOGISTIC_JSON, 1, 0.2, "HRESCH", 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_train(node, net, SPEC_JSON, NULL, 1, 0.2, "HRESCH", 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_train(node, net, SPEC_JSON, LOGISTIC_JSON, 1, 0.2, NULL, 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_train(node, net, SPEC_JSON, LOGISTIC_JSON, 1, 0.2, "HRESCH", 0, NULL, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_train(node, net, SPEC_JSON, LOGISTIC_JSON, 1, 0.2, "HRESCH", 0, &out, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_predict(NULL, net, UNKNOWN_ENTRY, "p", NULL, 0, "HRESCH", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_predict(node, NULL, UNKNOWN_ENTRY, "p", NULL, 0, "HRESCH", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_predict(node, net, NULL, "p", NULL, 0, "HRESCH", 0, &out), CARELEDGER_NULL_PARAMETER);
+    /* patient_id NULL selects the feature vector, which then must be there. */
+    EXPECT_STATUS(careledger_model_predict(node, net, UNKNOWN_ENTRY, NULL, NULL, 1, "HRESCH", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_predict(node, net, UNKNOWN_ENTRY, NULL, &feature, 1, NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_predict(node, net, UNKNOWN_ENTRY, NULL, &feature, 1, "HRESCH", 0, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_verify(NULL, net, UNKNOWN_ENTRY, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_verify(node, NULL, UNKNOWN_ENTRY, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_verify(node, net, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_verify(node, net, UNKNOWN_ENTRY, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_audit(NULL, net, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_audit(node, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_audit(node, net, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_dataset_prove_membership(NULL, net, UNKNOWN_ENTRY, "p", &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_dataset_prove_membership(node, NULL, UNKNOWN_ENTRY, "p", &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_dataset_prove_membership(node, net, NULL, "p", &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_dataset_prove_membership(node, net, UNKNOWN_ENTRY, NULL, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_dataset_prove_membership(node, net, UNKNOWN_ENTRY, "p", NULL, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_dataset_prove_membership(node, net, UNKNOWN_ENTRY, "p", &out, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_dataset_verify_membership(NULL, 1, "p", &one, 1, &flag), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_dataset_verify_membership(&one, 1, NULL, &one, 1, &flag), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_dataset_verify_membership(&one, 1, "p", NULL, 1, &flag), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_dataset_verify_membership(&one, 1, "p", &one, 1, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_update_publish(NULL, net, UNKNOWN_NET, "r", SPEC_JSON, LOGISTIC_JSON, 1, 0.0, "HRESCH", 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_update_publish(node, NULL, UNKNOWN_NET, "r", SPEC_JSON, LOGISTIC_JSON, 1, 0.0, "HRESCH", 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_update_publish(node, net, NULL, "r", SPEC_JSON, LOGISTIC_JSON, 1, 0.0, "HRESCH", 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_update_publish(node, net, UNKNOWN_NET, NULL, SPEC_JSON, LOGISTIC_JSON, 1, 0.0, "HRESCH", 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_update_publish(node, net, UNKNOWN_NET, "r", NULL, LOGISTIC_JSON, 1, 0.0, "HRESCH", 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_update_publish(node, net, UNKNOWN_NET, "r", SPEC_JSON, NULL, 1, 0.0, "HRESCH", 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_update_publish(node, net, UNKNOWN_NET, "r", SPEC_JSON, LOGISTIC_JSON, 1, 0.0, NULL, 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_update_publish(node, net, UNKNOWN_NET, "r", SPEC_JSON, LOGISTIC_JSON, 1, 0.0, "HRESCH", 0, NULL, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_update_publish(node, net, UNKNOWN_NET, "r", SPEC_JSON, LOGISTIC_JSON, 1, 0.0, "HRESCH", 0, &out, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_federate(NULL, net, "r", 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_federate(node, NULL, "r", 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_federate(node, net, NULL, 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_federate(node, net, "r", 0, NULL, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_model_federate(node, net, "r", 0, &out, NULL), CARELEDGER_NULL_PARAMETER);
+    CHECK(out == NULL && out2 == NULL && flag == false);
+    CHECK(last_error_len() > 0);
+}
+
+/* Bad hex, JSON, UTF-8 and codes; unknown patients, cards and rounds. */
+static void test_consent_ai_bad_arguments(careledger_node *node, const char *net) {
+    careledger_bytes *out = NULL, *out2 = NULL;
+    char detail[512];
+    size_t len = 0;
+    bool flag = false;
+    const double two[2] = {1.0, 2.0};
+    const uint8_t garbage[41] = {1, 2, 3};
+
+    /* Grants. */
+    EXPECT_STATUS(careledger_consent_grant(node, "not hex", "c", "p", "network", net, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "p", "group", net, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "p", "network", "zz", "HRESCH", "", 0, 0, 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "p", "node", net, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "p", "network", net, "", "", 0, 0, 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "p", "network", net, "HRESCH", "Observation,,Condition", 0, 0, 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "bad id!", "p", "network", net, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_INVALID_CONSENT);
+    CHECK(careledger_last_error(detail, sizeof detail, &len) == CARELEDGER_OK && strstr(detail, "bad id!") == NULL);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "p", "network", net, "HRESCH", "Observation", 2000, 1000, 0, &out), CARELEDGER_INVALID_CONSENT);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "p\xff", "network", net, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_consent_grant(node, net, "c", "nobody", "network", net, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_UNKNOWN_PATIENT);
+    EXPECT_STATUS(careledger_consent_grant(node, UNKNOWN_NET, "c", "p", "network", net, "HRESCH", "", 0, 0, 0, &out), CARELEDGER_UNKNOWN_NETWORK);
+    EXPECT_STATUS(careledger_consent_revoke(node, net, "nobody", "c", 0), CARELEDGER_UNKNOWN_PATIENT);
+    EXPECT_STATUS(careledger_consents(node, net, "nobody", &out), CARELEDGER_UNKNOWN_PATIENT);
+    EXPECT_STATUS(careledger_patient_link_node(node, net, "p", "abc", 0, &flag), CARELEDGER_INVALID_ARGUMENT);
+    /* Sharing and exporting. */
+    EXPECT_STATUS(careledger_network_share(node, net, net, "HRESCH", 0, &out), CARELEDGER_SAME_NETWORK);
+    EXPECT_STATUS(careledger_network_share(node, net, UNKNOWN_NET, "HRESCH", 0, &out), CARELEDGER_UNKNOWN_NETWORK);
+    EXPECT_STATUS(careledger_network_share(node, net, "xyz", "HRESCH", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_network_share(node, net, UNKNOWN_NET, "two words", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_export_for_grantee(node, net, "nobody", net, NULL, "TREAT", 0, &out), CARELEDGER_UNKNOWN_PATIENT);
+    EXPECT_STATUS(careledger_export_for_grantee(node, net, "nobody", NULL, "abc", "TREAT", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    /* Training: spec, kind, hold-out, purpose; an empty network. */
+    EXPECT_STATUS(careledger_model_train(node, net, "{", LOGISTIC_JSON, 1, 0.2, "HRESCH", 0, &out, &out2), CARELEDGER_INVALID_SPEC);
+    EXPECT_STATUS(careledger_model_train(node, net, "{\"version\":1,\"features\":[],\"missing\":\"drop_row\"}", LOGISTIC_JSON, 1, 0.2, "HRESCH", 0, &out, &out2),
+                  CARELEDGER_INVALID_SPEC);
+    EXPECT_STATUS(careledger_model_train(node, net, "{\"version\":1,\"features\":[{\"kind\":\"sex\"}],\"missing\":\"drop_row\",\"extra\":1}", LOGISTIC_JSON, 1, 0.2, "HRESCH", 0, &out, &out2),
+                  CARELEDGER_INVALID_SPEC);
+    EXPECT_STATUS(careledger_model_train(node, net, "{\"version\":1\xff}", LOGISTIC_JSON, 1, 0.2, "HRESCH", 0, &out, &out2), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_model_train(node, net, SPEC_JSON, "{\"perceptron\":{}}", 1, 0.2, "HRESCH", 0, &out, &out2), CARELEDGER_INVALID_MODEL_KIND);
+    EXPECT_STATUS(careledger_model_train(node, net, SPEC_JSON, "not json", 1, 0.2, "HRESCH", 0, &out, &out2), CARELEDGER_INVALID_MODEL_KIND);
+    EXPECT_STATUS(careledger_model_train(node, net, SPEC_JSON, LOGISTIC_JSON, 1, 1.0, "HRESCH", 0, &out, &out2), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_model_train(node, net, SPEC_JSON, LOGISTIC_JSON, 1, -0.5, "HRESCH", 0, &out, &out2), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_model_train(node, net, SPEC_JSON, LOGISTIC_JSON, 1, NAN, "HRESCH", 0, &out, &out2), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_model_train(node, net, SPEC_JSON, LOGISTIC_JSON, 1, 0.2, "HRESCH", 0, &out, &out2), CARELEDGER_EMPTY_DATASET);
+    EXPECT_STATUS(careledger_model_train(node, UNKNOWN_NET, SPEC_JSON, LOGISTIC_JSON, 1, 0.2, "HRESCH", 0, &out, &out2), CARELEDGER_UNKNOWN_NETWORK);
+    /* Cards that are not there, ids that are not ids. */
+    EXPECT_STATUS(careledger_model_predict(node, net, "abc", NULL, two, 1, "HRESCH", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_model_predict(node, net, UNKNOWN_ENTRY, NULL, two, 2, "HRESCH", 0, &out), CARELEDGER_UNKNOWN_MODEL_CARD);
+    EXPECT_STATUS(careledger_model_verify(node, net, UNKNOWN_ENTRY, &out), CARELEDGER_UNKNOWN_MODEL_CARD);
+    EXPECT_STATUS(careledger_model_verify(node, net, "", &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_dataset_prove_membership(node, net, UNKNOWN_ENTRY, "p", &out, &out2), CARELEDGER_UNKNOWN_MODEL_CARD);
+    EXPECT_STATUS(careledger_audit(node, "not hex", &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_model_federate(node, net, "no-such-round", 0, &out, &out2), CARELEDGER_NO_UPDATES);
+    EXPECT_STATUS(careledger_model_update_publish(node, net, net, "r", SPEC_JSON, LOGISTIC_JSON, 1, 0.0, "HRESCH", 0, &out, &out2), CARELEDGER_EMPTY_DATASET);
+    /* Proof bytes that are not proofs. */
+    EXPECT_STATUS(careledger_dataset_verify_membership(garbage, sizeof garbage, "p", garbage, sizeof garbage, &flag), CARELEDGER_INVALID_PROOF);
+    EXPECT_STATUS(careledger_dataset_verify_membership(garbage, 0, "p", garbage, sizeof garbage, &flag), CARELEDGER_INVALID_PROOF);
+    CHECK(out == NULL && out2 == NULL && flag == false);
+
+    /* An empty network audits to nothing. */
+    EXPECT_OK(careledger_audit(node, net, &out));
+    CHECK(out && json_number(careledger_bytes_str(out), "\"decisions\":") == 0);
+    CHECK(out && strstr(careledger_bytes_str(out), "\"entries\":[]") != NULL);
+    careledger_bytes_free(out);
+}
+
+#define STUDY_PATIENTS 60
+
+/* NDJSON for patients p00..p59: a Patient, an HbA1c Observation (LOINC
+ * 4548-4) and a Condition: diabetes (SNOMED 44054006) for the upper values,
+ * hypertension (38341003) for the lower, with a few exceptions each way so
+ * the classes overlap. The caller frees the text. */
+static char *study_patients(size_t *len) {
+    size_t cap = STUDY_PATIENTS * 1024, used = 0;
+    char *text = malloc(cap);
+    int i;
+    if (!text) return NULL;
+    for (i = 0; i < STUDY_PATIENTS; i++) {
+        double value = 5.0 + 4.0 * i / STUDY_PATIENTS;
+        int diabetic = (i >= STUDY_PATIENTS / 2) != (i == 27 || i == 33 || i == 40);
+        used += (size_t)snprintf(
+            text + used, cap - used,
+            "{\"resourceType\":\"Patient\",\"id\":\"p%02d\",\"gender\":\"%s\",\"birthDate\":\"19%02d-0%d-15\"}\n"
+            "{\"resourceType\":\"Observation\",\"id\":\"a1c-p%02d\",\"status\":\"final\","
+            "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"4548-4\"}]},"
+            "\"subject\":{\"reference\":\"Patient/p%02d\"},\"effectiveDateTime\":\"2025-03-01\","
+            "\"valueQuantity\":{\"value\":%.2f,\"unit\":\"%%\"}}\n"
+            "{\"resourceType\":\"Condition\",\"id\":\"dx-p%02d\","
+            "\"code\":{\"coding\":[{\"system\":\"http://snomed.info/sct\",\"code\":\"%s\"}]},"
+            "\"subject\":{\"reference\":\"Patient/p%02d\"}}\n",
+            i, i % 2 ? "male" : "female", 40 + i % 50, 1 + i % 9, i, i, value, i,
+            diabetic ? "44054006" : "38341003", i);
+    }
+    *len = used;
+    return text;
+}
+
+/* Syncs both nodes with the relay: `first`, then `second`. */
+static void sync_pair(careledger_node *first, careledger_node *second, const char *net, const char *relay) {
+    careledger_sync_report report;
+    EXPECT_OK(careledger_network_sync(first, net, relay, &report));
+    CHECK(report.received.rejected == 0);
+    EXPECT_OK(careledger_network_sync(second, net, relay, &report));
+    CHECK(report.received.rejected == 0);
+}
+
+/* Trains the study model on `node`; copies the card entry id and model hash. */
+static void train_study_model(careledger_node *node, const char *study, char entry[65], char model_hash[65],
+                              long long expected_rows, long long expected_excluded) {
+    careledger_bytes *entry_id = NULL, *card = NULL;
+    const char *text;
+    entry[0] = model_hash[0] = '\0';
+    EXPECT_OK(careledger_model_train(node, study, SPEC_JSON, LOGISTIC_JSON, 42, 0.2, "HRESCH", 0, &entry_id, &card));
+    if (!entry_id || !card) return;
+    text = careledger_bytes_str(card);
+    CHECK(careledger_bytes_len(entry_id) == 64);
+    snprintf(entry, 65, "%s", careledger_bytes_str(entry_id));
+    CHECK(json_string(text, "\"model_hash\":\"", model_hash, 65));
+    CHECK(strstr(text, "\"format\":\"careledger.model_card\"") != NULL);
+    CHECK(json_number(text, "\"dataset\":{\"size\":") == expected_rows);
+    CHECK(json_number(text, "\"excluded_by_consent\":") == expected_excluded);
+    CHECK(json_number(text, "\"training_rows\":") + json_number(text, "\"test_rows\":") == expected_rows);
+    CHECK(json_number(text, "\"test_rows\":") > 0);
+    /* One consent relied on per record in the dataset. */
+    CHECK((long long)count_of(text, "\"c-p") == expected_rows);
+    careledger_bytes_free(entry_id);
+    careledger_bytes_free(card);
+}
+
+/* Proves and checks whether `record` is in the dataset of `card`: 1 included,
+ * 0 not included, -1 the calls failed. */
+static int membership(careledger_node *node, const char *study, const char *card, const char *record) {
+    careledger_bytes *commitment = NULL, *proof = NULL;
+    bool included = false;
+    int answer = -1;
+    EXPECT_OK(careledger_dataset_prove_membership(node, study, card, record, &commitment, &proof));
+    if (commitment && proof) {
+        careledger_status status = careledger_dataset_verify_membership(
+            careledger_bytes_data(commitment), careledger_bytes_len(commitment), record,
+            careledger_bytes_data(proof), careledger_bytes_len(proof), &included);
+        CHECK(status == CARELEDGER_OK);
+        if (status == CARELEDGER_OK) answer = included ? 1 : 0;
+    }
+    careledger_bytes_free(commitment);
+    careledger_bytes_free(proof);
+    return answer;
+}
+
+/* A hospital shares consented charts into a study network; a researcher
+ * trains, predicts and is audited; the hospital re-verifies; patients check
+ * whether their record was used; a revocation takes a patient out. */
+static void test_study(void) {
+    careledger_node *hospital = create_node("study-hospital.sqlite", KEY_A, "hospital.example");
+    careledger_node *lab = create_node("study-lab.sqlite", KEY_B, "lab.example");
+    careledger_bytes *care_id = NULL, *study_id = NULL, *key_package = NULL, *out = NULL, *out2 = NULL;
+    careledger_bytes *commitment = NULL, *proof = NULL;
+    careledger_string_list *patients = NULL;
+    careledger_import_report imported;
+    char relay[4096], hospital_author[CARELEDGER_AUTHOR_ID_LEN + 1], lab_author[CARELEDGER_AUTHOR_ID_LEN + 1];
+    char card1[65], hash1[65], card2[65], hash2[65], decided_hash[65], round_card[65] = "";
+    const char *care = "", *study = "", *text;
+    char *ndjson;
+    size_t ndjson_len = 0, len = 0;
+    bool flag = false;
+    int i;
+    const double high[1] = {8.9}, two[2] = {8.9, 1.0};
+
+    path_in_workdir(relay, sizeof relay, "study-relay.sqlite");
+    EXPECT_OK(careledger_node_author_id(hospital, hospital_author, sizeof hospital_author, &len));
+    EXPECT_OK(careledger_node_author_id(lab, lab_author, sizeof lab_author, &len));
+
+    /* The hospital's care network, and a study network with the lab in it. */
+    EXPECT_OK(careledger_network_create(hospital, "care", &care_id));
+    EXPECT_OK(careledger_network_create(hospital, "diabetes-study", &study_id));
+    if (!care_id || !study_id) goto done;
+    care = careledger_bytes_str(care_id);
+    study = careledger_bytes_str(study_id);
+    EXPECT_OK(careledger_node_key_package(lab, &key_package));
+    EXPECT_OK(careledger_network_invite(hospital, study, careledger_bytes_data(key_package), careledger_bytes_len(key_package)));
+    EXPECT_OK(careledger_network_sync(hospital, study, relay, NULL));
+    EXPECT_OK(careledger_network_join_from_relay(lab, relay, study, "diabetes-study"));
+
+    /* 60 patients; 57 grant research to the study (recorded on their behalf
+     * by the hospital), p57 and p58 grant nothing, p59 only claims use. */
+    ndjson = study_patients(&ndjson_len);
+    CHECK(ndjson != NULL);
+    if (!ndjson) goto done;
+    EXPECT_OK(careledger_import_fhir(hospital, care, "study.ndjson", (const uint8_t *)ndjson, ndjson_len, &imported));
+    free(ndjson);
+    CHECK(imported.patients == STUDY_PATIENTS && imported.resources == 3 * STUDY_PATIENTS);
+    for (i = 0; i < 57; i++) {
+        char consent_id[16], patient[8];
+        snprintf(consent_id, sizeof consent_id, "c-p%02d", i);
+        snprintf(patient, sizeof patient, "p%02d", i);
+        EXPECT_OK(careledger_consent_grant(hospital, care, consent_id, patient, "network", study, "HRESCH", "", 0, 0, 0, &out));
+        CHECK(out && strstr(careledger_bytes_str(out), hospital_author) != NULL); /* the on-behalf mark */
+        careledger_bytes_free(out);
+        out = NULL;
+    }
+    EXPECT_OK(careledger_consent_grant(hospital, care, "c-p59", "p59", "node", lab_author, "CLMATTCH", "Condition",
+                                       1767225600000ull, 1798761599999ull, 0, &out));
+    CHECK(out && strstr(careledger_bytes_str(out), "\"end\":\"2026-12-31\"") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_consents(hospital, care, "p05", &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(count_of(text, "\"id\":\"c-p05\"") == 2); /* the summary and the resource */
+    CHECK(strstr(text, "\"source\":\"on_behalf\"") && strstr(text, "\"mark_matches\":true") && strstr(text, hospital_author));
+    CHECK(strstr(text, "\"unreadable\":[]") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+
+    /* p59's phone is, for this test, the hospital's own node: what it signs now
+     * is the patient's, and the earlier on-behalf mark no longer matches. */
+    EXPECT_OK(careledger_patient_link_node(hospital, care, "p59", hospital_author, 0, &flag));
+    CHECK(flag == true);
+    EXPECT_OK(careledger_patient_link_node(hospital, care, "p59", hospital_author, 0, &flag));
+    CHECK(flag == false);
+    EXPECT_OK(careledger_consent_grant(hospital, care, "c-p59-phone", "p59", "node", lab_author, "CLMATTCH", "", 0, 0, 0, &out));
+    CHECK(out && strstr(careledger_bytes_str(out), "recorded-on-behalf-by") == NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_consents(hospital, care, "p59", &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(count_of(text, "\"source\":\"patient\"") == 2);
+    CHECK(count_of(text, "\"mark_matches\":false") == 1 && count_of(text, "\"mark_matches\":true") == 1);
+    careledger_bytes_free(out);
+    out = NULL;
+
+    /* What a grantee may see, before sharing. */
+    EXPECT_OK(careledger_export_for_grantee(hospital, care, "p10", study, NULL, "HRESCH", 0, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"included\":") == 3 && json_number(text, "\"withheld\":") == 0);
+    CHECK(strstr(text, "\"consent_ids\":[\"c-p10\"]") && strstr(text, "\"resourceType\":\"Bundle\""));
+    careledger_bytes_free(out);
+    out = NULL;
+    /* Within c-p59's period (mid-2026) the insurer gets the whole chart;
+     * after it (2027) the expired grant denies what it covered. */
+    EXPECT_OK(careledger_export_for_grantee(hospital, care, "p59", NULL, lab_author, "CLMATTCH", 1782864000000ull, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"included\":") == 3 && json_number(text, "\"withheld\":") == 0);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_export_for_grantee(hospital, care, "p59", NULL, lab_author, "CLMATTCH", 1799971200000ull, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"included\":") == 2 && json_number(text, "\"withheld\":") == 1);
+    CHECK(strstr(text, "\"resourceType\":\"Condition\"") == NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_export_for_grantee(hospital, care, "p58", study, lab_author, "HRESCH", 0, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"included\":") == 0 && json_number(text, "\"withheld\":") == 3);
+    careledger_bytes_free(out);
+    out = NULL;
+
+    /* Share into the study: 57 charts go, 3 stay; again, nothing is written. */
+    EXPECT_OK(careledger_network_share(hospital, care, study, "HRESCH", 0, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"patients\":") == STUDY_PATIENTS);
+    CHECK(json_number(text, "\"patients_shared\":") == 57);
+    CHECK(json_number(text, "\"resources_permitted\":") == 57 * 3);
+    CHECK(json_number(text, "\"resources_withheld\":") == 3 * 3);
+    CHECK(json_number(text, "\"records_cut_off\":") == 0 && json_number(text, "\"unreadable_charts\":") == 0);
+    CHECK(json_number(text, "\"entries\":") > 0);
+    CHECK(count_of(text, "\"c-p") == 57);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_network_share(hospital, care, study, "HRESCH", 0, &out));
+    CHECK(out && json_number(careledger_bytes_str(out), "\"entries\":") == 0);
+    careledger_bytes_free(out);
+    out = NULL;
+    sync_pair(hospital, lab, study, relay);
+    EXPECT_OK(careledger_patients(lab, study, &patients));
+    CHECK(careledger_string_list_count(patients) == 57);
+    careledger_string_list_free(patients);
+    patients = NULL;
+    /* The lab is not in the care network. */
+    EXPECT_STATUS(careledger_model_train(lab, care, SPEC_JSON, LOGISTIC_JSON, 42, 0.2, "HRESCH", 0, &out, &out2), CARELEDGER_UNKNOWN_NETWORK);
+
+    /* The lab trains, predicts twice (and fails twice, writing nothing). */
+    train_study_model(lab, study, card1, hash1, 57, 0);
+    EXPECT_OK(careledger_model_predict(lab, study, card1, "p10", NULL, 0, "HRESCH", 0, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_string(text, "\"model_hash\":\"", decided_hash, sizeof decided_hash) && strcmp(decided_hash, hash1) == 0);
+    CHECK(strstr(text, "\"subject\":\"p10\"") && strstr(text, "\"consent_ids\":[\"c-p10\"]"));
+    CHECK(strstr(text, "\"resourceType\":\"Provenance\"") && strstr(text, "urn:careledger:consent:c-p10"));
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_model_predict(lab, study, card1, NULL, high, 1, "HRESCH", 0, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(strstr(text, "\"class\":{\"class\":1,") != NULL && strstr(text, "\"subject\":null") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_STATUS(careledger_model_predict(lab, study, card1, NULL, two, 2, "HRESCH", 0, &out), CARELEDGER_INVALID_FEATURES);
+    EXPECT_STATUS(careledger_model_predict(lab, study, card1, "p58", NULL, 0, "HRESCH", 0, &out), CARELEDGER_UNKNOWN_PATIENT);
+    CHECK(out == NULL);
+    EXPECT_OK(careledger_audit(lab, study, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"model_cards\":") == 1 && json_number(text, "\"decisions\":") == 2);
+    CHECK(count_of(text, "\"entry_kind\":\"decision\"") == 2 && count_of(text, "\"resourceType\":\"Provenance\"") == 2);
+    CHECK(json_number(text, "\"key_withheld\":") == 0);
+    careledger_bytes_free(out);
+    out = NULL;
+
+    /* The hospital has not seen the card yet; after syncing it re-verifies it. */
+    EXPECT_STATUS(careledger_model_verify(hospital, study, card1, &out), CARELEDGER_UNKNOWN_MODEL_CARD);
+    sync_pair(lab, hospital, study, relay);
+    EXPECT_OK(careledger_model_verify(hospital, study, card1, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(strstr(text, "\"outcome\":\"confirmed\"") != NULL);
+    CHECK(count_of(text, "\"passed\":[\"model_bytes\",\"feature_spec\",\"checkpoint\",\"dataset\",\"consent\",\"model\",\"metrics\"]") == 1);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_audit(hospital, study, &out));
+    CHECK(out && json_number(careledger_bytes_str(out), "\"decisions\":") == 2);
+    careledger_bytes_free(out);
+    out = NULL;
+
+    /* Patients ask whether their record was used. */
+    CHECK(membership(lab, study, card1, "p10") == 1);
+    CHECK(membership(hospital, study, card1, "p10") == 1);
+    CHECK(membership(lab, study, card1, "p58") == 0);
+    CHECK(membership(lab, study, card1, "zz-made-up") == 0);
+    EXPECT_OK(careledger_dataset_prove_membership(lab, study, card1, "p10", &commitment, &proof));
+    if (commitment && proof) {
+        /* A proof for p10 says nothing about p11. */
+        EXPECT_STATUS(careledger_dataset_verify_membership(careledger_bytes_data(commitment), careledger_bytes_len(commitment), "p11",
+                                                           careledger_bytes_data(proof), careledger_bytes_len(proof), &flag),
+                      CARELEDGER_PROOF_REJECTED);
+        EXPECT_STATUS(careledger_dataset_verify_membership(careledger_bytes_data(commitment), careledger_bytes_len(commitment), "p10",
+                                                           careledger_bytes_data(proof), careledger_bytes_len(proof) - 1, &flag),
+                      CARELEDGER_INVALID_PROOF);
+    }
+
+    /* p10 revokes; the next share cuts the chart off in the study. */
+    EXPECT_STATUS(careledger_consent_revoke(hospital, care, "p10", "c-p99", 0), CARELEDGER_UNKNOWN_CONSENT);
+    EXPECT_OK(careledger_consent_revoke(hospital, care, "p10", "c-p10", 0));
+    EXPECT_OK(careledger_consents(hospital, care, "p10", &out));
+    CHECK(out && strstr(careledger_bytes_str(out), "\"status\":\"inactive\"") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_export_for_grantee(hospital, care, "p10", study, NULL, "HRESCH", 0, &out));
+    CHECK(out && json_number(careledger_bytes_str(out), "\"included\":") == 0);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_network_share(hospital, care, study, "HRESCH", 0, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"patients_shared\":") == 56 && json_number(text, "\"records_cut_off\":") == 1);
+    CHECK(count_of(text, "\"c-p") == 56);
+    careledger_bytes_free(out);
+    out = NULL;
+    sync_pair(hospital, lab, study, relay);
+
+    /* Retraining leaves p10 out (its chart is still in the study, with the
+     * revocation: excluded by consent); the first card still says what it used. */
+    train_study_model(lab, study, card2, hash2, 56, 1);
+    CHECK(strcmp(card1, card2) != 0);
+    CHECK(membership(lab, study, card2, "p10") == 0);
+    CHECK(membership(lab, study, card2, "p11") == 1);
+    CHECK(membership(lab, study, card1, "p10") == 1);
+    EXPECT_STATUS(careledger_model_predict(lab, study, card2, "p10", NULL, 0, "HRESCH", 0, &out), CARELEDGER_CONSENT_DENIED);
+    CHECK(out == NULL);
+    EXPECT_OK(careledger_audit(lab, study, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"model_cards\":") == 2 && json_number(text, "\"decisions\":") == 2);
+    CHECK(json_number(text, "\"key_withheld\":") == 1 && strstr(text, "\"reason\":\"consent revoked\",\"consent\":\"c-p10\""));
+    careledger_bytes_free(out);
+    out = NULL;
+    sync_pair(lab, hospital, study, relay);
+    EXPECT_OK(careledger_model_verify(hospital, study, card2, &out));
+    CHECK(out && strstr(careledger_bytes_str(out), "\"outcome\":\"confirmed\"") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    /* Re-verifying the first card after the revocation still reproduces it. */
+    EXPECT_OK(careledger_model_verify(lab, study, card1, &out));
+    CHECK(out && strstr(careledger_bytes_str(out), "\"outcome\":\"confirmed\"") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+
+    /* A federated round: the hospital trains at home, the lab averages. */
+    EXPECT_OK(careledger_model_update_publish(hospital, care, study, "round-1", SPEC_JSON, LOGISTIC_JSON, 7, 0.0, "HRESCH", 0, &out, &out2));
+    CHECK(out2 && json_number(careledger_bytes_str(out2), "\"samples\":") == 56);
+    CHECK(out2 && strstr(careledger_bytes_str(out2), "\"site\":\"hospital.example\"") != NULL);
+    careledger_bytes_free(out);
+    careledger_bytes_free(out2);
+    out = out2 = NULL;
+    EXPECT_STATUS(careledger_model_federate(lab, study, "round-1", 0, &out, &out2), CARELEDGER_NO_UPDATES);
+    sync_pair(hospital, lab, study, relay);
+    EXPECT_OK(careledger_model_federate(lab, study, "round-1", 0, &out, &out2));
+    if (out) snprintf(round_card, sizeof round_card, "%s", careledger_bytes_str(out));
+    CHECK(out2 && strstr(careledger_bytes_str(out2), "\"federated\":{\"round\":\"round-1\"") != NULL);
+    careledger_bytes_free(out);
+    careledger_bytes_free(out2);
+    out = out2 = NULL;
+    EXPECT_STATUS(careledger_dataset_prove_membership(lab, study, round_card, "p11", &out, &out2), CARELEDGER_ANALYTICS_ENTRY_INVALID);
+    sync_pair(lab, hospital, study, relay);
+    EXPECT_OK(careledger_model_verify(hospital, study, round_card, &out));
+    CHECK(out && strstr(careledger_bytes_str(out), "\"outcome\":\"confirmed\"") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_audit(hospital, study, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"model_cards\":") == 3 && json_number(text, "\"model_updates\":") == 1);
+    CHECK(json_number(text, "\"decisions\":") == 2 && json_number(text, "\"key_withheld\":") == 1);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_ledger_verify(lab, study, NULL));
+
+done:
+    careledger_bytes_free(out);
+    careledger_bytes_free(out2);
+    careledger_bytes_free(commitment);
+    careledger_bytes_free(proof);
+    careledger_bytes_free(key_package);
+    careledger_bytes_free(care_id);
+    careledger_bytes_free(study_id);
+    careledger_node_free(lab);
+    careledger_node_free(hospital);
+}
+
 int main(int argc, char **argv) {
     FILE *file;
     long size;
@@ -642,11 +1205,14 @@ int main(int argc, char **argv) {
     test_version_and_status_text();
     test_null_arguments(node, net);
     test_bad_strings_and_arguments(node, net);
+    test_consent_ai_null_arguments(node, net);
+    test_consent_ai_bad_arguments(node, net);
     test_buffers(node);
     test_store_misuse();
     test_invalid_fhir_and_reopen();
     test_sans_io();
     test_threads();
+    test_study();
 
     careledger_bytes_free(network);
     careledger_node_free(node);

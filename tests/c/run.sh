@@ -16,7 +16,11 @@ bundle=$data/synthea-hiv-bundles/bundle_0.json
 ndjson=$data/bulk-10-patients/Patient.000.ndjson
 
 cargo build --quiet --manifest-path "$root/Cargo.toml" -p careledger-ffi
-libdir=$root/target/debug
+# Where cargo put the library: CARGO_TARGET_DIR if set (relative to here, as
+# cargo reads it), else the workspace's target/.
+target=${CARGO_TARGET_DIR:-$root/target}
+case $target in /*) ;; *) target=$PWD/$target ;; esac
+libdir=$target/debug
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
