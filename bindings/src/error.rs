@@ -400,9 +400,7 @@ impl From<ConsentError> for ApiError {
             ConsentError::UnknownPatient => ApiError::UnknownPatient {
                 reason: error.to_string(),
             },
-            ConsentError::WrongPatient | ConsentError::SameNetwork => {
-                ApiError::invalid_argument(error.to_string())
-            }
+            ConsentError::SameNetwork => ApiError::invalid_argument(error.to_string()),
             ConsentError::Record(_) => ApiError::Record {
                 reason: error.to_string(),
             },
@@ -457,7 +455,7 @@ impl From<AiError> for ApiError {
             AiError::UnknownModelCard => ApiError::UnknownModelCard { reason },
             AiError::UnknownPatient => ApiError::UnknownPatient { reason },
             AiError::Checkpoint(_) => ApiError::NotCaughtUp { reason },
-            AiError::Holdout(_) => ApiError::InvalidArgument { reason },
+            AiError::Holdout(_) | AiError::NoDataset => ApiError::InvalidArgument { reason },
             AiError::NoUpdates(_) | AiError::DuplicateSite { .. } => {
                 ApiError::TrainingFailed { reason }
             }

@@ -534,7 +534,6 @@ mod tests {
     fn consent_errors_map_to_their_statuses() {
         let cases = [
             (ConsentError::UnknownPatient, CARELEDGER_UNKNOWN_PATIENT),
-            (ConsentError::WrongPatient, CARELEDGER_INVALID_CONSENT),
             (ConsentError::SameNetwork, CARELEDGER_SAME_NETWORK),
             (ConsentError::Record("x".into()), CARELEDGER_RECORD_FAILED),
             (

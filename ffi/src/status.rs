@@ -453,7 +453,7 @@ impl From<ConsentError> for Failure {
     fn from(e: ConsentError) -> Self {
         match e {
             ConsentError::UnknownPatient => fail(CARELEDGER_UNKNOWN_PATIENT, &e),
-            ConsentError::WrongPatient => fail(CARELEDGER_INVALID_CONSENT, &e),
+            ConsentError::Import(e) => e.into(),
             ConsentError::SameNetwork => fail(CARELEDGER_SAME_NETWORK, &e),
             ConsentError::Record(_) => fail(CARELEDGER_RECORD_FAILED, &e),
             ConsentError::Network(e) => e.into(),
@@ -506,6 +506,7 @@ impl From<AiError> for Failure {
             AiError::DuplicateSite { .. } => CARELEDGER_FEDERATION_FAILED,
             AiError::Holdout(_) => CARELEDGER_INVALID_ARGUMENT,
             AiError::Body(_) => CARELEDGER_ANALYTICS_ENTRY_INVALID,
+            AiError::NoDataset => CARELEDGER_ANALYTICS_ENTRY_INVALID,
             AiError::Analytics(e) => return e.into(),
             AiError::Network(e) => return e.into(),
             AiError::Store(e) => return e.into(),

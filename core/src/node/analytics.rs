@@ -43,7 +43,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use sha2::{Digest, Sha256};
 
 use super::consent::{chart_consents, decide_types};
-use super::{NetworkError, NetworkId, Node, RejectEntryError};
+use super::{ExportError, NetworkError, NetworkId, Node, RejectEntryError};
 use crate::analytics::ledger::{
     sha256_hex, CardOrigin, DatasetRef, DecisionRecord, Holdout, ModelCard, UpdateFacts,
 };
@@ -100,6 +100,10 @@ pub enum AiError {
         /// The site.
         site: String,
     },
+    /// A federated card has no dataset of its own to prove membership in
+    /// (each site's update commits to its site's dataset).
+    #[error("a federated model card has no dataset of its own; ask the sites")]
+    NoDataset,
     /// A hold-out list or fraction is unusable.
     #[error("invalid hold-out: {0}")]
     Holdout(String),
@@ -980,9 +984,7 @@ impl Node {
         let stored = self.model_card(network, id)?;
         let card = &stored.card;
         if card.dataset.is_none() {
-            return Err(AiError::Body(
-                "a federated card has no dataset of its own".into(),
-            ));
+            return Err(AiError::NoDataset);
         }
         let grantee = NetworkId::from_hex(&card.grantee_network)
             .ok_or_else(|| AiError::Body("grantee network is not hex".into()))?;
@@ -1026,7 +1028,12 @@ impl Node {
                 let me = self.identity.author_id();
                 let doc = self
                     .existing_doc(network, patient)
-                    .map_err(|_| AiError::UnknownPatient)?;
+                    .map_err(|error| match error {
+                        ExportError::UnknownPatient => AiError::UnknownPatient,
+                        ExportError::Record(text) => AiError::Body(text),
+                        ExportError::Network(error) => AiError::Network(error),
+                        ExportError::Store(error) => AiError::Store(error),
+                    })?;
                 let resources = doc.resources().map_err(|e| AiError::Body(e.to_string()))?;
                 let consents = chart_consents(doc, &resources);
                 let heads = doc.heads();

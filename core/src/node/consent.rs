@@ -92,9 +92,6 @@ pub enum ConsentError {
     /// No record for that patient in this network.
     #[error("no record for that patient in this network")]
     UnknownPatient,
-    /// The consent is for another patient.
-    #[error("the consent names another patient than the record it is written to")]
-    WrongPatient,
     /// Source and target network are the same.
     #[error("source and target network are the same")]
     SameNetwork,
