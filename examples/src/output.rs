@@ -111,6 +111,23 @@ pub fn steps_bar(multi: &MultiProgress, len: u64, unit: &'static str) -> Progres
     bar
 }
 
+/// A bar over named stages, one of which counts steps (`set_length` and
+/// `set_position` when the count is known; the message names the stage).
+pub fn stage_bar(multi: &MultiProgress, unit: &'static str) -> ProgressBar {
+    let bar = multi.add(ProgressBar::new(0));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner:.cyan} {msg:<34} {bar:30.cyan/blue} {pos}/{len} {prefix} [{elapsed}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(unit);
+    if !multi.is_hidden() {
+        bar.enable_steady_tick(Duration::from_millis(100));
+    }
+    bar
+}
+
 /// Seconds with two decimals, for people.
 pub fn seconds(duration: Duration) -> String {
     format!("{:.2} s", duration.as_secs_f64())
