@@ -726,6 +726,57 @@ fn consent_share_train_verify_predict_audit_through_the_cli() {
         1,
     );
     assert!(text(&stranger.stderr).contains("full author id"));
+    // A node outside the network by its full author id: a patient's phone
+    // linked to their chart, and a claims grant to one node.
+    let phone = "ab".repeat(32);
+    let chart = ["--network", "care", "--patient", "wdbc-25"];
+    let link = |args: &[&str]| {
+        let mut all = vec!["consent", "link-node"];
+        all.extend_from_slice(&chart);
+        all.extend_from_slice(args);
+        json(&a, &all)
+    };
+    assert_eq!(link(&["--node", &phone])["linked"], true);
+    assert_eq!(link(&["--node", &phone])["linked"], false);
+    let mut grant = vec!["consent", "grant"];
+    grant.extend_from_slice(&chart);
+    grant.extend_from_slice(&[
+        "--consent-id",
+        "claims-wdbc-25",
+        "--to-node",
+        &phone,
+        "--purpose",
+        "CLMATTCH",
+        "--class",
+        "Observation",
+    ]);
+    let to_node = json(&a, &grant);
+    let grantee = &to_node["consent"]["rule"]["grantees"][0];
+    assert_eq!(grantee["kind"], "node");
+    assert_eq!(grantee["id"], phone.as_str());
+    assert_eq!(grantee["name"], Value::Null);
+    assert_eq!(
+        to_node["consent"]["rule"]["classes"],
+        serde_json::json!(["Observation"])
+    );
+    let mut show = vec!["consent", "show"];
+    show.extend_from_slice(&chart);
+    let shown = json(&a, &show);
+    assert_eq!(shown["consents"].as_array().unwrap().len(), 2);
+    let withheld = json(
+        &a,
+        &[
+            "consent",
+            "show",
+            "--network",
+            "care",
+            "--patient",
+            "wdbc-5",
+        ],
+    );
+    let exception = &withheld["consents"][0]["rule"]["exceptions"][0];
+    assert_eq!(exception["effect"], "deny");
+    assert_eq!(exception["classes"], serde_json::json!(["Condition"]));
 
     // Share into the study: what consent permits, nothing else.
     let shared = ok(&a, &["share", "--from", "care", "--to-network", "study"]);

@@ -6,12 +6,12 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use careledger::analytics::ledger::{DecisionRecord, ModelCard, UpdateFacts};
+use careledger::analytics::ledger::{CardOrigin, DecisionRecord, ModelCard, UpdateFacts};
 use careledger::node::{AuditEntry, AuditRecord};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::ai::{metrics_line, CardSummary};
+use crate::ai::metrics_line;
 use crate::commands::predict::prediction_text;
 use crate::context::{resolve_network, Context};
 use crate::dates::{format_instant, Bound};
@@ -90,18 +90,17 @@ fn audited(entry: AuditEntry) -> Audited {
 fn describe(record: &Record) -> (&'static str, String) {
     match record {
         Record::ModelCard { card, .. } => {
-            let summary = CardSummary::new(&careledger::entry::EntryId::ZERO, card);
-            let data = match (&summary.round, &summary.dataset) {
-                (Some(round), _) => format!("federated round {round}"),
-                (None, Some(dataset)) => format!("{} records", dataset.size),
-                (None, None) => "no dataset".into(),
+            let data = match (&card.origin, &card.dataset) {
+                (CardOrigin::Federated { round, .. }, _) => format!("federated round {round}"),
+                (CardOrigin::Trained, Some(dataset)) => format!("{} records", dataset.size),
+                (CardOrigin::Trained, None) => "no dataset".into(),
             };
             (
                 "model card",
                 format!(
                     "{}, {data}, {} consents, {}",
-                    summary.model,
-                    summary.consents_relied_on,
+                    card.kind.name(),
+                    card.consent_ids.len(),
                     metrics_line(card.metrics.as_ref())
                 ),
             )

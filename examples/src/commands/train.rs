@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
-use careledger::analytics::ledger::Holdout;
+use careledger::analytics::ledger::{Holdout, ModelCard};
 use careledger::analytics::Metrics;
 use careledger::consent::Purpose;
 use careledger::node::{TrainRequest, TrainStage};
@@ -17,7 +17,7 @@ use crate::ai::{
     parse_purpose, print_lines, write_file, CardSummary, HoldoutArgs, ModelChoice, SpecArgs,
 };
 use crate::context::{now_ms, resolve_network, Context};
-use crate::output::{multi_progress, print_json, short, stage_bar};
+use crate::output::{multi_progress, print_json, short, stage_bar, stage_count};
 use crate::plots::{write_calibration, write_roc};
 
 /// Clusters when `--model kmeans` is given without `--k`.
@@ -80,8 +80,7 @@ pub fn show_stage(bar: &ProgressBar, stage: TrainStage) {
     let message = match stage {
         TrainStage::Checkpoint => "computing the checkpoint",
         TrainStage::Records { done, total } => {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
+            stage_count(bar, done as u64, total as u64);
             "reading records at the checkpoint"
         }
         TrainStage::Extract => "extracting features (consent applied)",
@@ -164,7 +163,7 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
 
 fn write_outputs(
     args: &Args,
-    card: &careledger::analytics::ledger::ModelCard,
+    card: &ModelCard,
     model: &[u8],
     summary: &CardSummary,
 ) -> Result<Vec<WrittenFile>> {
