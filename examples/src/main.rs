@@ -7,16 +7,17 @@
 //! public API of the `careledger` crate.
 //!
 //! Exit codes: 0 success, 1 error (the error and its causes are printed on
-//! stderr), 2 the command ran but a check it exists for failed (`ledger
-//! verify`, `demo`).
+//! stderr; also a command line that does not parse), 2 the command ran but a
+//! check it exists for failed (`ledger verify`, `verify`, `membership`,
+//! `demo`).
 
 #[macro_use]
 mod output;
+mod ai;
 mod commands;
 mod context;
+mod dates;
 mod exchange;
-// ROC and calibration plots; `train --roc/--calibration` will call them.
-#[cfg_attr(not(test), allow(dead_code))]
 mod plots;
 
 use std::path::PathBuf;
@@ -78,7 +79,17 @@ pub struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap exits 2 on a command line it does not understand; here 2 means a
+    // check failed, so a script must not mistake a typo for a mismatch.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 1 } else { 0 };
+            // Help or usage text that cannot be written has nowhere to go.
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
     let context = Context::new(
         cli.home,
         cli.relay.as_deref(),

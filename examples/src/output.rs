@@ -111,6 +111,29 @@ pub fn steps_bar(multi: &MultiProgress, len: u64, unit: &'static str) -> Progres
     bar
 }
 
+/// A spinner for work in named stages (the message names the stage); one
+/// stage may count steps with [`stage_count`].
+pub fn stage_bar(multi: &MultiProgress, unit: &'static str) -> ProgressBar {
+    let bar = ticking(multi, String::new(), "{spinner:.cyan} {msg} [{elapsed}]");
+    bar.set_prefix(unit);
+    bar
+}
+
+/// Show `done` of `total` steps on a stage bar: from the first count on, it
+/// draws a bar.
+pub fn stage_count(bar: &ProgressBar, done: u64, total: u64) {
+    if bar.length() != Some(total) {
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner:.cyan} {msg} {bar:30.cyan/blue} {pos}/{len} {prefix} [{elapsed}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_length(total);
+    }
+    bar.set_position(done);
+}
+
 /// Seconds with two decimals, for people.
 pub fn seconds(duration: Duration) -> String {
     format!("{:.2} s", duration.as_secs_f64())

@@ -62,7 +62,8 @@ fn json(home: &Path, args: &[&str]) -> Value {
     })
 }
 
-/// Replace what changes from run to run (times, rates, keys, ids).
+/// Replace what changes from run to run (times, rates, keys, ids, hashes,
+/// the last digits of a prediction's probability).
 fn redact(output: &str) -> String {
     let rules = [
         (r"\d+\.\d{2} s\b", "[time]"),
@@ -72,8 +73,16 @@ fn redact(output: &str) -> String {
             r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
             "[patient]",
         ),
+        (r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[instant]"),
+        (r"\b[0-9a-f]{64}\b", "[hash]"),
         (r"\b[0-9a-f]{32}\b", "[network]"),
-        (r"\b[0-9a-f]{16}…", "[author]…"),
+        (r"author [0-9a-f]{16}…", "author [author]…"),
+        (r"\b[0-9a-f]{16}…", "[id]…"),
+        (r"\b[0-9a-f]{12}\b", "[id]"),
+        (
+            r"probability of class 1: \d\.\d{4}",
+            "probability of class 1: [p]",
+        ),
     ];
     rules
         .iter()
@@ -150,6 +159,61 @@ fn demo_json_summary_holds_every_check_and_kept_nodes_work_with_the_cli() {
     let lab = kept.join("lab.example");
     let networks = json(&lab, &["network", "list"]);
     assert_eq!(networks[0]["active"], false, "the lab was removed");
+
+    // The study half: the researcher's audit and the hospital's consents.
+    let study = &summary["steps"][9]["facts"];
+    assert!(study["test_accuracy"].as_f64().unwrap() >= 0.979, "{study}");
+    assert_eq!(study["dataset_size"], 569);
+    let researcher = kept.join("research.example");
+    let audit = json(&researcher, &["audit", "--network", "study"]);
+    let kinds: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["model_card", "decision", "key_withheld", "model_card"],
+        "{audit:#}"
+    );
+    assert_eq!(audit[0]["entry"], study["model_card"]);
+    assert_eq!(audit[0]["card"]["dataset"]["size"], 569);
+    assert_eq!(audit[3]["card"]["dataset"]["size"], 568);
+    assert_eq!(audit[2]["reason"], "consent revoked");
+    let hospital = kept.join("hospital-a.example");
+    let phone_patient = json(
+        &hospital,
+        &[
+            "consent",
+            "show",
+            "--network",
+            "care",
+            "--patient",
+            "wdbc-0",
+        ],
+    );
+    let consent = &phone_patient["consents"][0];
+    assert_eq!(consent["status"], "inactive");
+    assert_eq!(consent["recorded_by"]["kind"], "patient_node");
+    assert_eq!(consent["recorded_by"]["name"], "patient-phone.example");
+    assert_eq!(consent["mark_matches"], true);
+    let other = json(
+        &hospital,
+        &[
+            "consent",
+            "show",
+            "--network",
+            "care",
+            "--patient",
+            "wdbc-1",
+        ],
+    );
+    assert_eq!(other["consents"][0]["recorded_by"]["kind"], "on_behalf");
+    assert_eq!(
+        other["consents"][0]["recorded_by"]["name"],
+        "hospital-a.example"
+    );
 }
 
 #[test]
@@ -366,4 +430,792 @@ fn errors_explain_themselves() {
         !root.path().join("c/storage.key").exists(),
         "nothing written for a bad name"
     );
+}
+
+/// The breast-cancer example rows `keep` selects, as FHIR NDJSON: each
+/// patient's resources, then the line `consent` gives for the patient.
+fn example_charts(
+    keep: impl Fn(usize) -> bool,
+    consent: impl Fn(&str) -> Option<String>,
+) -> String {
+    use careledger::analytics::example_data::BreastCancerData;
+    let csv = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/ml/breast_cancer.csv"),
+    )
+    .unwrap();
+    let data = BreastCancerData::parse(&csv).unwrap();
+    let mut out = String::new();
+    let mut current: Option<String> = None;
+    let close = |patient: &Option<String>, out: &mut String| {
+        if let Some(line) = patient.as_deref().and_then(&consent) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    };
+    for line in data.to_ndjson().lines() {
+        let value: Value = serde_json::from_str(line).unwrap();
+        let patient = match value["subject"]["reference"].as_str() {
+            Some(reference) => reference.trim_start_matches("Patient/").to_owned(),
+            None => value["id"].as_str().unwrap().to_owned(),
+        };
+        if !keep(BreastCancerData::row_of(&patient).unwrap()) {
+            continue;
+        }
+        if current.as_deref() != Some(patient.as_str()) {
+            close(&current, &mut out);
+            current = Some(patient);
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    close(&current, &mut out);
+    out
+}
+
+/// Exit code and stdout of a run expected to end with `code`.
+fn expect_code(home: &Path, args: &[&str], code: i32) -> Output {
+    let output = at(home, args);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "careledger {args:?}\nstdout:\n{}\nstderr:\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    output
+}
+
+#[test]
+fn consent_share_train_verify_predict_audit_through_the_cli() {
+    use careledger::consent::{Consent, ConsentSource, Grantee, Purpose};
+    use careledger::entry::AuthorId;
+    use careledger::node::NetworkId;
+
+    let root = tempfile::tempdir().unwrap();
+    let (a, r) = (root.path().join("a"), root.path().join("r"));
+    let created = json(&a, &["init", "--name", "hospital-a.example"]);
+    let hospital = AuthorId::from_hex(created["author"].as_str().unwrap()).unwrap();
+    let researcher = json(&r, &["init", "--name", "research.example"])["author"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&a, &["network", "create", "care"]);
+    let study_id = json(&a, &["network", "create", "study"])["network"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let study = NetworkId::from_hex(&study_id).unwrap();
+    let key_package = root.path().join("r.keypackage");
+    ok(&r, &["key-package", "--out", key_package.to_str().unwrap()]);
+    ok(
+        &a,
+        &[
+            "network",
+            "invite",
+            "study",
+            "--key-package",
+            key_package.to_str().unwrap(),
+        ],
+    );
+    ok(&r, &["network", "join", &study_id, "--label", "study"]);
+
+    // 114 example patients (every fifth row). wdbc-0 and wdbc-5 get their
+    // consent through the CLI, wdbc-10 one whose mark misstates who wrote
+    // it, wdbc-15 none, wdbc-20 one for claims only; the rest a research
+    // consent recorded on their behalf by the hospital.
+    let research = |patient: &str| {
+        Consent::grant(
+            &format!("research-{patient}"),
+            patient,
+            Grantee::Network(study.clone()),
+            vec![Purpose::Research],
+            vec![],
+            None,
+        )
+        .unwrap()
+    };
+    let charts = example_charts(
+        |row| row % 5 == 0,
+        |patient| match patient {
+            "wdbc-0" | "wdbc-5" | "wdbc-15" => None,
+            "wdbc-10" => Some(research(patient).to_json()),
+            "wdbc-20" => Some(
+                Consent::grant(
+                    "claims-wdbc-20",
+                    patient,
+                    Grantee::Network(study.clone()),
+                    vec![Purpose::Claims],
+                    vec![],
+                    None,
+                )
+                .unwrap()
+                .marked_for(&ConsentSource::OnBehalf { recorder: hospital })
+                .to_json(),
+            ),
+            _ => Some(
+                research(patient)
+                    .marked_for(&ConsentSource::OnBehalf { recorder: hospital })
+                    .to_json(),
+            ),
+        },
+    );
+    let charts_file = root.path().join("wdbc.ndjson");
+    std::fs::write(&charts_file, charts).unwrap();
+    let imported = json(&a, &["import", "care", charts_file.to_str().unwrap()]);
+    assert_eq!(imported["total"]["patients"], 114);
+
+    // Consent through the CLI.
+    let granted = json(
+        &a,
+        &[
+            "consent",
+            "grant",
+            "--network",
+            "care",
+            "--patient",
+            "wdbc-0",
+            "--consent-id",
+            "research-wdbc-0",
+            "--to-network",
+            "study",
+            "--purpose",
+            "HRESCH",
+            "--from",
+            "2020-01-01",
+            "--until",
+            "2099-12-31",
+        ],
+    );
+    assert_eq!(granted["changed"], false);
+    let consent = &granted["consent"];
+    assert_eq!(consent["status"], "active");
+    assert_eq!(consent["rule"]["effect"], "permit");
+    assert_eq!(consent["rule"]["purposes"], serde_json::json!(["HRESCH"]));
+    assert_eq!(consent["rule"]["grantees"][0]["id"], study_id.as_str());
+    assert_eq!(consent["rule"]["grantees"][0]["name"], "study");
+    assert_eq!(consent["rule"]["from"], "2020-01-01");
+    assert_eq!(consent["rule"]["until"], "2099-12-31");
+    assert_eq!(consent["recorded_by"]["kind"], "on_behalf");
+    assert_eq!(consent["mark_matches"], true);
+    assert_eq!(consent["fhir"]["resourceType"], "Consent");
+    let granted = ok(
+        &a,
+        &[
+            "consent",
+            "grant",
+            "--network",
+            "care",
+            "--patient",
+            "wdbc-5",
+            "--consent-id",
+            "research-wdbc-5",
+            "--to-network",
+            &study_id,
+            "--purpose",
+            "hresch",
+            "--deny-class",
+            "Condition",
+        ],
+    );
+    insta::assert_snapshot!("consent_grant", redact(&text(&granted.stdout)));
+    let shown = ok(
+        &a,
+        &[
+            "consent",
+            "show",
+            "--network",
+            "care",
+            "--patient",
+            "wdbc-0",
+        ],
+    );
+    insta::assert_snapshot!("consent_show", redact(&text(&shown.stdout)));
+    let misstated = text(
+        &ok(
+            &a,
+            &[
+                "consent",
+                "show",
+                "--network",
+                "care",
+                "--patient",
+                "wdbc-10",
+            ],
+        )
+        .stdout,
+    );
+    assert!(misstated.contains("recorded by  recorded on behalf by hospital-a.example"));
+    assert!(
+        misstated.contains("MISMATCH: the recorded-on-behalf mark does not name"),
+        "{misstated}"
+    );
+    let none = text(
+        &ok(
+            &a,
+            &[
+                "consent",
+                "show",
+                "--network",
+                "care",
+                "--patient",
+                "wdbc-15",
+            ],
+        )
+        .stdout,
+    );
+    assert!(none.contains("has no consent"), "{none}");
+    // Bad consents are refused before anything is written, naming the rule.
+    let backwards = expect_code(
+        &a,
+        &[
+            "consent",
+            "grant",
+            "--network",
+            "care",
+            "--patient",
+            "wdbc-25",
+            "--consent-id",
+            "x",
+            "--to-network",
+            "study",
+            "--purpose",
+            "HRESCH",
+            "--from",
+            "2030-01-01",
+            "--until",
+            "2029-01-01",
+        ],
+        1,
+    );
+    assert!(text(&backwards.stderr).contains("start must not be after end"));
+    let typo = expect_code(
+        &a,
+        &[
+            "consent",
+            "grant",
+            "--network",
+            "care",
+            "--patient",
+            "wdbc-25",
+            "--consent-id",
+            "x",
+            "--to-network",
+            "study",
+            "--purpose",
+            "HRESH",
+        ],
+        1,
+    );
+    assert!(text(&typo.stderr).contains("a purpose is HRESCH"));
+    let stranger = expect_code(
+        &a,
+        &[
+            "consent",
+            "grant",
+            "--network",
+            "care",
+            "--patient",
+            "wdbc-25",
+            "--consent-id",
+            "x",
+            "--to-node",
+            "research.example",
+            "--purpose",
+            "HRESCH",
+        ],
+        1,
+    );
+    assert!(text(&stranger.stderr).contains("full author id"));
+    // A node outside the network by its full author id: a patient's phone
+    // linked to their chart, and a claims grant to one node.
+    let phone = "ab".repeat(32);
+    let chart = ["--network", "care", "--patient", "wdbc-25"];
+    let link = |args: &[&str]| {
+        let mut all = vec!["consent", "link-node"];
+        all.extend_from_slice(&chart);
+        all.extend_from_slice(args);
+        json(&a, &all)
+    };
+    assert_eq!(link(&["--node", &phone])["linked"], true);
+    assert_eq!(link(&["--node", &phone])["linked"], false);
+    let mut grant = vec!["consent", "grant"];
+    grant.extend_from_slice(&chart);
+    grant.extend_from_slice(&[
+        "--consent-id",
+        "claims-wdbc-25",
+        "--to-node",
+        &phone,
+        "--purpose",
+        "CLMATTCH",
+        "--class",
+        "Observation",
+    ]);
+    let to_node = json(&a, &grant);
+    let grantee = &to_node["consent"]["rule"]["grantees"][0];
+    assert_eq!(grantee["kind"], "node");
+    assert_eq!(grantee["id"], phone.as_str());
+    assert_eq!(grantee["name"], Value::Null);
+    assert_eq!(
+        to_node["consent"]["rule"]["classes"],
+        serde_json::json!(["Observation"])
+    );
+    let mut show = vec!["consent", "show"];
+    show.extend_from_slice(&chart);
+    let shown = json(&a, &show);
+    assert_eq!(shown["consents"].as_array().unwrap().len(), 2);
+    let withheld = json(
+        &a,
+        &[
+            "consent",
+            "show",
+            "--network",
+            "care",
+            "--patient",
+            "wdbc-5",
+        ],
+    );
+    let exception = &withheld["consents"][0]["rule"]["exceptions"][0];
+    assert_eq!(exception["effect"], "deny");
+    assert_eq!(exception["classes"], serde_json::json!(["Condition"]));
+
+    // Share into the study: what consent permits, nothing else.
+    let shared = ok(&a, &["share", "--from", "care", "--to-network", "study"]);
+    insta::assert_snapshot!("share", redact(&text(&shared.stdout)));
+    let again = json(&a, &["share", "--from", "care", "--to-network", "study"]);
+    assert_eq!(again["entries"], 0, "nothing changed: {again:#}");
+    assert_eq!(again["patients"], 114);
+    assert_eq!(again["patients_shared"], 112);
+    assert_eq!(again["resources_withheld"], 2 * 32 + 1);
+    assert_eq!(again["consent_ids"].as_array().unwrap().len(), 112);
+    assert!(!again["consent_ids"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("claims-wdbc-20")));
+    ok(&a, &["sync"]);
+    ok(&r, &["sync"]);
+    assert_eq!(
+        json(&r, &["patients", "study"]).as_array().unwrap().len(),
+        112
+    );
+
+    // The researcher builds the dataset and trains on a fixed split.
+    let built = json(
+        &r,
+        &[
+            "dataset",
+            "build",
+            "--network",
+            "study",
+            "--example",
+            "breast-cancer",
+        ],
+    );
+    assert_eq!(built["rows"], 112);
+    assert_eq!(built["columns"].as_array().unwrap().len(), 30);
+    assert_eq!(built["excluded_by_consent"], 0);
+    assert_eq!(built["commitment_size"], 112);
+    let built_text = ok(
+        &r,
+        &[
+            "dataset",
+            "build",
+            "--network",
+            "study",
+            "--example",
+            "breast-cancer",
+        ],
+    );
+    insta::assert_snapshot!("dataset_build", redact(&text(&built_text.stdout)));
+    let split = root.path().join("split.txt");
+    std::fs::write(
+        &split,
+        "# held-out rows\n0\n40\n80\n120\n160\n200\n240\n280\n320\n360\n400\n440\n480\n520\n560\n",
+    )
+    .unwrap();
+    let out = |name: &str| root.path().join(name).to_str().unwrap().to_owned();
+    let trained = ok(
+        &r,
+        &[
+            "train",
+            "--network",
+            "study",
+            "--example",
+            "breast-cancer",
+            "--model",
+            "logistic",
+            "--holdout-file",
+            split.to_str().unwrap(),
+            "--roc",
+            &out("roc.svg"),
+            "--calibration",
+            &out("calibration.png"),
+            "--card-out",
+            &out("card.json"),
+            "--model-out",
+            &out("model.bin"),
+        ],
+    );
+    let trained_text = text(&trained.stdout);
+    let metrics_redacted =
+        Regex::new(r"accuracy \d\.\d{5} \(\d+/15 held-out rows\), AUC \d\.\d{5}")
+            .unwrap()
+            .replace(
+                &redact(&trained_text),
+                "accuracy [accuracy] ([n]/15 held-out rows), AUC [auc]",
+            )
+            .replace(root.path().to_str().unwrap(), "[dir]");
+    insta::assert_snapshot!("train", metrics_redacted);
+    let card_id = Regex::new(r"model card\s+([0-9a-f]{64})")
+        .unwrap()
+        .captures(&trained_text)
+        .unwrap()[1]
+        .to_owned();
+    assert!(std::fs::read_to_string(out("roc.svg"))
+        .unwrap()
+        .contains("<svg"));
+    assert!(std::fs::read(out("calibration.png"))
+        .unwrap()
+        .starts_with(b"\x89PNG"));
+    let card: Value = serde_json::from_slice(&std::fs::read(out("card.json")).unwrap()).unwrap();
+    assert_eq!(card["format"], "careledger.model_card");
+    assert_eq!(card["test_rows"], 15);
+    assert_eq!(card["training_rows"], 112 - 15);
+
+    let kmeans = json(
+        &r,
+        &[
+            "train",
+            "--network",
+            "study",
+            "--example",
+            "breast-cancer",
+            "--model",
+            "kmeans",
+            "--k",
+            "2",
+            "--holdout",
+            "0",
+        ],
+    );
+    assert_eq!(kmeans["card"]["model"], "k_means");
+    assert_eq!(kmeans["card"]["metrics"], Value::Null);
+    assert_eq!(kmeans["card"]["consents_relied_on"], 112);
+    assert_eq!(kmeans["consent_ids"].as_array().unwrap().len(), 112);
+    let no_plot = expect_code(
+        &r,
+        &[
+            "train",
+            "--network",
+            "study",
+            "--example",
+            "breast-cancer",
+            "--model",
+            "kmeans",
+            "--roc",
+            &out("k.svg"),
+        ],
+        1,
+    );
+    assert!(text(&no_plot.stderr).contains("k_means is not a classifier"));
+    assert!(!root.path().join("k.svg").exists());
+    let stray_k = expect_code(
+        &r,
+        &[
+            "train",
+            "--network",
+            "study",
+            "--example",
+            "breast-cancer",
+            "--model",
+            "tree",
+            "--k",
+            "4",
+        ],
+        1,
+    );
+    assert!(text(&stray_k.stderr).contains("--k applies to --model kmeans only"));
+
+    // A prediction is a decision entry.
+    let predicted = json(
+        &r,
+        &[
+            "predict",
+            "--network",
+            "study",
+            "--card",
+            &card_id[..10],
+            "--patient",
+            "wdbc-40",
+        ],
+    );
+    assert_eq!(predicted["decision_entry"].as_str().unwrap().len(), 64);
+    assert_eq!(predicted["decision"]["subject"], "wdbc-40");
+    assert_eq!(predicted["decision"]["model_card"], card_id.as_str());
+    assert_eq!(
+        predicted["decision"]["consent_ids"],
+        serde_json::json!(["research-wdbc-40"])
+    );
+    let features = vec!["0.5"; 30].join(",");
+    let by_features = text(
+        &ok(
+            &r,
+            &[
+                "predict",
+                "--network",
+                "study",
+                "--card",
+                &card_id,
+                "--features",
+                &features,
+            ],
+        )
+        .stdout,
+    );
+    assert!(
+        by_features.contains("a feature vector (commitment"),
+        "{by_features}"
+    );
+    let outsider = expect_code(
+        &r,
+        &[
+            "predict",
+            "--network",
+            "study",
+            "--card",
+            &card_id,
+            "--patient",
+            "wdbc-15",
+        ],
+        1,
+    );
+    assert!(text(&outsider.stderr).contains("no record for that patient"));
+    let claims = expect_code(
+        &r,
+        &[
+            "predict",
+            "--network",
+            "study",
+            "--card",
+            &card_id,
+            "--patient",
+            "wdbc-40",
+            "--purpose",
+            "CLMATTCH",
+        ],
+        1,
+    );
+    assert!(text(&claims.stderr).contains("consent does not permit CLMATTCH use"));
+
+    // The hospital re-verifies from its own replica; tampering is named.
+    ok(&r, &["sync"]);
+    ok(&a, &["sync"]);
+    let verified = ok(
+        &a,
+        &["verify", "--network", "study", "--card", &card_id[..8]],
+    );
+    let verified = text(&verified.stdout);
+    assert_eq!(verified.lines().last(), Some("confirmed"), "{verified}");
+    assert!(verified.contains("written by research.example"));
+    let from_files = [
+        "verify",
+        "--network",
+        "study",
+        "--card-file",
+        &out("card.json"),
+        "--model-file",
+        &out("model.bin"),
+        "--trainer",
+        &researcher,
+    ];
+    let confirmed = json(&a, &from_files);
+    assert_eq!(confirmed["confirmed"], true);
+    assert_eq!(confirmed["outcome"], "confirmed");
+    assert_eq!(confirmed["passed"].as_array().unwrap().len(), 7);
+    let mut model = std::fs::read(out("model.bin")).unwrap();
+    let last = model.len() - 2;
+    model[last] ^= 1;
+    std::fs::write(out("model.bin"), &model).unwrap();
+    let tampered = expect_code(&a, &from_files, 2);
+    let tampered = text(&tampered.stdout);
+    assert_eq!(
+        tampered.lines().last(),
+        Some("mismatch at model bytes: the model bytes do not hash to the card's model hash"),
+        "{tampered}"
+    );
+    model[last] ^= 1;
+    std::fs::write(out("model.bin"), &model).unwrap();
+    let mut forged = card.clone();
+    forged["consent_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(Value::from("research-made-up"));
+    std::fs::write(out("card.json"), forged.to_string()).unwrap();
+    let mut args = vec!["--json"];
+    args.extend_from_slice(&from_files);
+    let forged = serde_json::from_slice::<Value>(&expect_code(&a, &args, 2).stdout).unwrap();
+    assert_eq!(forged["confirmed"], false);
+    assert_eq!(forged["outcome"], "mismatch");
+    assert_eq!(forged["step"], "consent");
+    assert_eq!(
+        forged["passed"],
+        serde_json::json!(["model_bytes", "feature_spec", "checkpoint", "dataset"])
+    );
+
+    // The audit lists cards and decisions; JSON has the Provenance form.
+    let audit = ok(&a, &["audit", "--network", "study"]);
+    insta::assert_snapshot!(
+        "audit",
+        Regex::new(r"accuracy \d\.\d{5} \(\d+/15 held-out rows\), AUC \d\.\d{5}")
+            .unwrap()
+            .replace(
+                &redact(&text(&audit.stdout)),
+                "accuracy [accuracy] ([n]/15 held-out rows), AUC [auc]"
+            )
+    );
+    let audit = json(&a, &["audit", "--network", "study"]);
+    let kinds: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["model_card", "model_card", "decision", "decision"]);
+    assert_eq!(audit[0]["entry"], card_id.as_str());
+    assert_eq!(audit[0]["card"], card);
+    assert!(audit[0]["model_bytes"].as_u64().unwrap() > 0);
+    let decision = &audit[2];
+    assert_eq!(decision["author_name"], "research.example");
+    assert_eq!(decision["provenance"]["resourceType"], "Provenance");
+    assert_eq!(decision["provenance"]["id"], decision["entry"]);
+    assert_eq!(
+        decision["provenance"]["target"][0]["reference"],
+        "Patient/wdbc-40"
+    );
+    assert_eq!(
+        decision["provenance"]["policy"],
+        serde_json::json!(["urn:careledger:consent:research-wdbc-40"])
+    );
+    assert_eq!(audit[3]["decision"]["subject"], Value::Null);
+
+    // Membership, then a revocation that cuts the study off.
+    let included = json(
+        &r,
+        &[
+            "membership",
+            "--network",
+            "study",
+            "--card",
+            &card_id,
+            "--patient",
+            "wdbc-0",
+        ],
+    );
+    assert_eq!(included["membership"], "included");
+    assert_eq!(included["commitment_matches_card"], true);
+    assert!(!included["heads"].as_array().unwrap().is_empty());
+    let absent = ok(
+        &r,
+        &[
+            "membership",
+            "--network",
+            "study",
+            "--card",
+            &card_id,
+            "--patient",
+            "wdbc-15",
+        ],
+    );
+    assert!(text(&absent.stdout).starts_with("not included: patient wdbc-15's chart"));
+    ok(
+        &a,
+        &[
+            "consent",
+            "revoke",
+            "--network",
+            "care",
+            "--patient",
+            "wdbc-0",
+            "--consent-id",
+            "research-wdbc-0",
+        ],
+    );
+    let cut = json(&a, &["share", "--from", "care", "--to-network", "study"]);
+    assert_eq!(cut["charts_cut_off"], 1);
+    assert_eq!(cut["patients_shared"], 111);
+    ok(&a, &["sync"]);
+    ok(&r, &["sync"]);
+    let retrained = json(
+        &r,
+        &[
+            "train",
+            "--network",
+            "study",
+            "--example",
+            "breast-cancer",
+            "--model",
+            "logistic",
+            "--holdout-file",
+            split.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(retrained["card"]["dataset"]["size"], 111);
+    assert_eq!(retrained["card"]["excluded_by_consent"], 1);
+    let excluded = json(
+        &r,
+        &[
+            "membership",
+            "--network",
+            "study",
+            "--card",
+            retrained["card"]["entry"].as_str().unwrap(),
+            "--patient",
+            "wdbc-0",
+        ],
+    );
+    assert_eq!(excluded["membership"], "not_included");
+    assert_eq!(excluded["commitment_matches_card"], true);
+
+    // One federated round with the hospital as the only site.
+    let published = json(
+        &a,
+        &[
+            "fl",
+            "publish",
+            "--source",
+            "care",
+            "--study",
+            "study",
+            "--round",
+            "r1",
+            "--example",
+            "breast-cancer",
+            "--model",
+            "logistic",
+        ],
+    );
+    assert_eq!(published["site"], "hospital-a.example");
+    assert_eq!(published["dataset"]["size"], 111);
+    ok(&a, &["sync"]);
+    ok(&r, &["sync"]);
+    let round = json(&r, &["fl", "round", "--study", "study", "--round", "r1"]);
+    assert_eq!(round["card"]["origin"], "federated");
+    assert_eq!(
+        round["updates"],
+        serde_json::json!([published["update_entry"]])
+    );
+    ok(&r, &["sync"]);
+    ok(&a, &["sync"]);
+    let federated = json(
+        &a,
+        &[
+            "verify",
+            "--network",
+            "study",
+            "--card",
+            round["card"]["entry"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(federated["confirmed"], true, "{federated:#}");
+    let missing = expect_code(&r, &["fl", "round", "--study", "study", "--round", "r9"], 1);
+    assert!(text(&missing.stderr).contains("no model updates"));
 }

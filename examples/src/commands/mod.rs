@@ -1,16 +1,25 @@
 //! One module per subcommand; each has an `Args` struct and a `run`.
 
+mod audit;
+mod consent;
+mod dataset;
 mod demo;
 mod edit;
 mod export;
 mod export_doc;
+mod fl;
 mod import;
 mod init;
 mod key_package;
 mod ledger;
+mod membership;
 mod network;
 mod patients;
+mod predict;
+mod share;
 mod sync;
+mod train;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -44,8 +53,33 @@ pub enum Commands {
     /// Audit a network's ledger.
     #[command(subcommand)]
     Ledger(ledger::Command),
+    /// Record, revoke and show patients' consents; link a patient's own node.
+    #[command(subcommand)]
+    Consent(consent::Command),
+    /// Share charts into another network (a study) as consent permits; cut
+    /// off charts whose consent no longer does.
+    Share(share::Args),
+    /// Build a dataset from consented records (counts and commitments only).
+    #[command(subcommand)]
+    Dataset(dataset::Command),
+    /// Train a model on consented records and write its model card to the ledger.
+    Train(train::Args),
+    /// Predict with a model card's model; the prediction is a decision entry.
+    Predict(predict::Args),
+    /// Re-verify a model card: rebuild its dataset, retrain, compare; exit 2
+    /// on a mismatch.
+    Verify(verify::Args),
+    /// List the model cards, decisions, model updates and consent cut-offs
+    /// of a network.
+    Audit(audit::Args),
+    /// Prove whether a patient's chart is in a model card's dataset.
+    Membership(membership::Args),
+    /// Federated learning: publish a site's update, average a round.
+    #[command(subcommand)]
+    Fl(fl::Command),
     /// Run the whole story (three institutions, a care network, imports,
-    /// concurrent edits, a removal, audits) in a temporary directory.
+    /// concurrent edits, a removal, audits, then consent, a study, training,
+    /// verification, a decision and a revocation) in a temporary directory.
     Demo(demo::Args),
 }
 
@@ -63,6 +97,15 @@ impl Commands {
             Commands::Edit(args) => edit::run(context, args),
             Commands::Sync(args) => sync::run(context, args),
             Commands::Ledger(command) => ledger::run(context, command),
+            Commands::Consent(command) => consent::run(context, command),
+            Commands::Share(args) => share::run(context, args),
+            Commands::Dataset(command) => dataset::run(context, command),
+            Commands::Train(args) => train::run(context, args),
+            Commands::Predict(args) => predict::run(context, args),
+            Commands::Verify(args) => verify::run(context, args),
+            Commands::Audit(args) => audit::run(context, args),
+            Commands::Membership(args) => membership::run(context, args),
+            Commands::Fl(command) => fl::run(context, command),
             Commands::Demo(args) => demo::run(context, args),
         }
     }

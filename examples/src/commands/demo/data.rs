@@ -147,6 +147,56 @@ pub fn count_observations(ndjson: &str, prefix: &str) -> usize {
         .count()
 }
 
+/// The patient a resource of a chart belongs to: its `subject` (or
+/// `patient`, `beneficiary`) reference, or its own id for a Patient.
+fn owner(resource: &Value) -> Option<&str> {
+    if resource["resourceType"] == "Patient" {
+        return resource["id"].as_str();
+    }
+    PATIENT_LINKS.iter().find_map(|link| {
+        resource[link]["reference"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("Patient/"))
+    })
+}
+
+/// The charts of the patients `keep` selects from NDJSON whose resources are
+/// grouped by patient (as `BreastCancerData::to_ndjson` writes them), each
+/// followed by the line `consent_for` gives for its patient (a Consent as
+/// FHIR JSON), if any. Returns the NDJSON and the patients, in order.
+pub fn with_consents(
+    ndjson: &str,
+    keep: impl Fn(&str) -> bool,
+    mut consent_for: impl FnMut(&str) -> Result<Option<String>>,
+) -> Result<(Vec<u8>, Vec<String>)> {
+    let mut out = Vec::with_capacity(ndjson.len() + ndjson.len() / 8);
+    let mut patients: Vec<String> = Vec::new();
+    let mut close = |patient: Option<&String>, out: &mut Vec<u8>| -> Result<()> {
+        if let Some(consent) = patient.map(|p| consent_for(p)).transpose()?.flatten() {
+            out.extend_from_slice(consent.as_bytes());
+            out.push(b'\n');
+        }
+        Ok(())
+    };
+    for (n, line) in ndjson.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let resource: Value = serde_json::from_str(line)
+            .with_context(|| format!("example chart line {}: not JSON", n + 1))?;
+        let patient = owner(&resource)
+            .with_context(|| format!("example chart line {}: belongs to no patient", n + 1))?;
+        if !keep(patient) {
+            continue;
+        }
+        if patients.last().map(String::as_str) != Some(patient) {
+            close(patients.last(), &mut out)?;
+            patients.push(patient.to_owned());
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    close(patients.last(), &mut out)?;
+    Ok((out, patients))
+}
+
 /// One member of the Patient resource `id` in an exported Bundle.
 pub fn patient_member(bundle: &str, id: &str, member: &str) -> Option<Value> {
     let bundle: Value = serde_json::from_str(bundle).ok()?;
@@ -177,6 +227,34 @@ mod tests {
         assert!(text.contains(r#""subject":{"reference":"Patient/p2"}"#));
         assert_eq!(codes, vec!["72514-3", "85354-9"]);
         assert_eq!(count_observations(&text, "lab-result-"), 2);
+    }
+
+    #[test]
+    fn consents_follow_each_patients_resources() {
+        let ndjson = concat!(
+            r#"{"resourceType":"Patient","id":"p1"}"#,
+            "\n",
+            r#"{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"}}"#,
+            "\n",
+            r#"{"resourceType":"Patient","id":"p2"}"#,
+            "\n",
+        );
+        let (out, patients) = with_consents(
+            ndjson,
+            |_| true,
+            |patient| Ok((patient == "p1").then(|| format!("consent-of-{patient}"))),
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(patients, ["p1", "p2"]);
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[2], "consent-of-p1");
+        let (only_p2, patients) = with_consents(ndjson, |p| p == "p2", |_| Ok(None)).unwrap();
+        assert_eq!(patients, ["p2"]);
+        assert_eq!(String::from_utf8(only_p2).unwrap().lines().count(), 1);
+        let orphan = r#"{"resourceType":"Observation","id":"x"}"#;
+        assert!(with_consents(orphan, |_| true, |_| Ok(None)).is_err());
     }
 
     #[test]
