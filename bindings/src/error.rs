@@ -456,7 +456,7 @@ impl From<AiError> for ApiError {
             AiError::UnknownPatient => ApiError::UnknownPatient { reason },
             AiError::Checkpoint(_) => ApiError::NotCaughtUp { reason },
             AiError::Holdout(_) | AiError::NoDataset => ApiError::InvalidArgument { reason },
-            AiError::NoUpdates(_) | AiError::DuplicateSite { .. } => {
+            AiError::NoUpdates(_) | AiError::DuplicateSite { .. } | AiError::MixedRound { .. } => {
                 ApiError::TrainingFailed { reason }
             }
             AiError::Body(_) => ApiError::InvalidLedgerEntry { reason },

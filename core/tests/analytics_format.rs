@@ -321,6 +321,8 @@ mod ledger_bodies {
                 root: "ab".repeat(32),
             },
             consent_ids: vec!["consent-1".into()],
+            purpose: "HRESCH".into(),
+            excluded_by_consent: 2,
             samples: 8,
             local_metrics: None,
             update_hash: careledger::analytics::ledger::sha256_hex(update),

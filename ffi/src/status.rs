@@ -503,7 +503,9 @@ impl From<AiError> for Failure {
             AiError::UnknownPatient => CARELEDGER_UNKNOWN_PATIENT,
             AiError::Checkpoint(_) => CARELEDGER_NOT_CAUGHT_UP,
             AiError::NoUpdates(_) => CARELEDGER_NO_UPDATES,
-            AiError::DuplicateSite { .. } => CARELEDGER_FEDERATION_FAILED,
+            AiError::DuplicateSite { .. } | AiError::MixedRound { .. } => {
+                CARELEDGER_FEDERATION_FAILED
+            }
             AiError::Holdout(_) => CARELEDGER_INVALID_ARGUMENT,
             AiError::Body(_) => CARELEDGER_ANALYTICS_ENTRY_INVALID,
             AiError::NoDataset => CARELEDGER_ANALYTICS_ENTRY_INVALID,

@@ -458,9 +458,26 @@ fn revoked_consent_provably_removes_the_patient_from_later_datasets() {
         s.r.prove_dataset_membership(&s.study, &first.entry, patient)
             .unwrap();
     assert!(commitment.verify(patient, &old_proof).is_err());
-    // Both cards still verify at their own checkpoints.
-    s.settle(T0 + DAY + 2);
-    for entry in [&first.entry, &second.entry] {
+    // A consent that withholds the label's type (Condition) leaves the
+    // chart out rather than reading it as "no diagnosis".
+    let other = "wdbc-7";
+    let consent = s.a.consents(&s.study, other).unwrap().consents[0]
+        .consent
+        .clone();
+    let narrowed = consent
+        .with_exception(careledger::consent::Provision::deny().class("Condition"))
+        .unwrap();
+    s.a.record_consent(&s.study, &narrowed, T0 + DAY + 1)
+        .unwrap();
+    s.settle(T0 + DAY + 1);
+    let third =
+        s.r.train_model(&s.study, &request, T0 + DAY + 2, &mut |_| {})
+            .unwrap();
+    assert_eq!(third.card.excluded_by_consent, 2);
+
+    // All cards still verify at their own checkpoints.
+    s.settle(T0 + DAY + 3);
+    for entry in [&first.entry, &second.entry, &third.entry] {
         assert!(s.a.verify_model(&s.study, entry).unwrap().is_confirmed());
     }
 }

@@ -178,6 +178,10 @@ pub struct UpdateFacts {
     pub dataset: DatasetRef,
     /// Consent ids relied on at the site, sorted.
     pub consent_ids: Vec<String>,
+    /// Purpose code consent was checked for at the site.
+    pub purpose: String,
+    /// Charts the site left out because consent did not permit the purpose.
+    pub excluded_by_consent: u64,
     /// Training rows (the averaging weight).
     pub samples: u64,
     /// The site's metrics on its own hold-out.

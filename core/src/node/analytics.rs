@@ -22,8 +22,10 @@
 //!    (Patient for age and sex, Observation, Condition, MedicationRequest) is
 //!    decided by [`permits`](crate::consent::permits) with the chart's own
 //!    consents at that checkpoint, for `[Network(grantee), Node(trainer)]`.
-//!    Charts with no permitted type (or an unreadable consent) are left out
-//!    and counted; the others keep only their permitted resources.
+//!    A chart is used only if every type the spec reads is permitted (a
+//!    withheld Condition would otherwise read as "no condition", a wrong
+//!    label); the others, and charts with an unreadable consent, are left
+//!    out and counted.
 //! 3. **Features** are extracted and de-identified by
 //!    [`extract`](crate::analytics::extract) (HMAC pseudonyms under the salt).
 //! 4. **Commitment.** The dataset commitment is the Merkle root over
@@ -104,6 +106,12 @@ pub enum AiError {
     /// (each site's update commits to its site's dataset).
     #[error("a federated model card has no dataset of its own; ask the sites")]
     NoDataset,
+    /// The updates of a round were made for different purposes.
+    #[error("the updates of round {round:?} were trained for different purposes")]
+    MixedRound {
+        /// The round.
+        round: String,
+    },
     /// A hold-out list or fraction is unusable.
     #[error("invalid hold-out: {0}")]
     Holdout(String),
@@ -527,7 +535,9 @@ impl Node {
                 inputs.as_of_ms,
                 network,
             );
-            if decided.allowed.is_empty() {
+            // Every type the spec reads must be permitted: a withheld type
+            // would read as absent (a condition flag as 0), not as missing.
+            if decided.allowed.len() < needed.len() {
                 excluded += 1;
                 continue;
             }
@@ -1038,15 +1048,16 @@ impl Node {
                 let consents = chart_consents(doc, &resources);
                 let heads = doc.heads();
                 let list: Vec<_> = consents.consents.into_iter().map(|c| c.consent).collect();
+                let needed = spec_types(spec);
                 let decided = decide_types(
                     &list,
-                    &spec_types(spec),
+                    &needed,
                     &[vec![Grantee::Network(network.clone()), Grantee::Node(me)]],
                     &purpose,
                     now_ms,
                     network,
                 );
-                if decided.allowed.is_empty() || !consents.unreadable.is_empty() {
+                if decided.allowed.len() < needed.len() || !consents.unreadable.is_empty() {
                     return Err(AiError::ConsentDenied {
                         purpose: purpose.code().to_owned(),
                     });
@@ -1150,6 +1161,8 @@ impl Node {
                 root: hex::encode(commitment.root),
             },
             consent_ids: built.consent_ids,
+            purpose: request.purpose.code().to_owned(),
+            excluded_by_consent: built.excluded_by_consent as u64,
             samples: model.training_rows(),
             local_metrics: metrics,
             update_hash: sha256_hex(&update),
@@ -1205,6 +1218,14 @@ impl Node {
         let model = fedavg(&updates).map_err(analytics)?;
         let bytes = model.to_bytes();
         let first = &found[0].2;
+        if found
+            .iter()
+            .any(|(_, _, facts, _)| facts.purpose != first.purpose)
+        {
+            return Err(AiError::MixedRound {
+                round: round.to_owned(),
+            });
+        }
         let consent_ids: BTreeSet<String> = found
             .iter()
             .flat_map(|(_, _, facts, _)| facts.consent_ids.iter().cloned())
@@ -1221,7 +1242,7 @@ impl Node {
             kind: first.kind.clone(),
             seed: 0,
             holdout: None,
-            purpose: Purpose::Research.code().to_owned(),
+            purpose: first.purpose.clone(),
             grantee_network: study.to_hex(),
             feature_spec: first.feature_spec.clone(),
             feature_spec_hash: first.feature_spec_hash.clone(),
@@ -1230,7 +1251,10 @@ impl Node {
             as_of_ms: now_ms,
             pseudonym_salt: String::new(),
             dataset: None,
-            excluded_by_consent: 0,
+            excluded_by_consent: found
+                .iter()
+                .map(|(_, _, facts, _)| facts.excluded_by_consent)
+                .sum(),
             consent_ids: consent_ids.into_iter().collect(),
             training_rows: model.training_rows(),
             test_rows: 0,
