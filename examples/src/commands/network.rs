@@ -178,7 +178,7 @@ fn invite(context: &Context, network: &str, key_package: &std::path::Path) -> Re
     let key_package = std::fs::read(key_package)
         .with_context(|| format!("cannot read the key package {}", key_package.display()))?;
     let mut node = context.open_node()?;
-    let mut relay = context.open_relay()?;
+    let mut relay = context.open_relay(&node)?;
     let info = resolve_network(&mut node, network)?;
     let before = node.members(&info.id)?;
     node.invite(&info.id, &key_package)
@@ -191,7 +191,7 @@ fn invite(context: &Context, network: &str, key_package: &std::path::Path) -> Re
 
 fn remove(context: &Context, network: &str, member: &str) -> Result<ExitCode> {
     let mut node = context.open_node()?;
-    let mut relay = context.open_relay()?;
+    let mut relay = context.open_relay(&node)?;
     let info = resolve_network(&mut node, network)?;
     let before = node.members(&info.id)?;
     let author = resolve_member(&before, member)?;
@@ -241,7 +241,7 @@ fn join(context: &Context, network: &str, label: Option<String>) -> Result<ExitC
     })?;
     let label = label.unwrap_or_else(|| format!("net-{}", short(&id.to_hex(), 8)));
     let mut node = context.open_node()?;
-    let mut relay = context.open_relay()?;
+    let mut relay = context.open_relay(&node)?;
     let started = std::time::Instant::now();
     let report = join_from_relay(&mut node, &mut relay, &id, &label, now_ms()).context(
         "cannot join the network: has the inviter synced since inviting this node's key package?",
