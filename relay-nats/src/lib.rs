@@ -364,6 +364,16 @@ async fn position_consumer(
 
 impl Relay for NatsRelay {
     fn publish(&mut self, network: &NetworkId, message: &[u8]) -> Result<(), RelayError> {
+        // A message over the server's limit would close the connection on
+        // every retry: refuse it plainly (it stays in the outbox).
+        let max_payload = self.client.server_info().max_payload;
+        if max_payload > 0 && message.len() + 256 > max_payload {
+            return Err(RelayError::Io(format!(
+                "a {} byte message exceeds the NATS server's max_payload of {max_payload} bytes; \
+                 raise max_payload in the nats-server configuration (8 MB is a common setting)",
+                message.len()
+            )));
+        }
         self.stream_for(network)?;
         let subject = subject_of(network);
         let id = message_id(message);

@@ -30,6 +30,8 @@ write_config() {
     {
         echo "server_name: $name"
         echo "listen: 127.0.0.1:$port"
+        # Entries carrying a whole imported record can pass the 1 MB default.
+        echo "max_payload: 8MB"
         echo "pid_file: \"$dir/$name.pid\""
         echo "jetstream { store_dir: \"$dir/$name\" }"
         if [ "$name" != single ]; then
