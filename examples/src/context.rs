@@ -194,7 +194,11 @@ pub fn open_local_relay(path: &Path) -> Result<LocalRelay> {
 fn open_nats_relay(urls: &str, settings: &NatsSettings, node: &Node) -> Result<Box<dyn Relay>> {
     use careledger_relay_nats::{NatsOptions, NatsRelay};
     let identity = node.identity();
-    let consumer = format!("{}-{}", identity.name(), &identity.author_id().to_hex()[..12]);
+    let consumer = format!(
+        "{}-{}",
+        identity.name(),
+        &identity.author_id().to_hex()[..12]
+    );
     let mut options = NatsOptions::new(urls, &consumer);
     options.ca_file = settings.ca_file.clone();
     options.client_cert = settings.client_cert.clone();

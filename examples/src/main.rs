@@ -75,11 +75,22 @@ pub struct Cli {
     nats_key: Option<PathBuf>,
 
     /// NATS: credentials file (.creds: user JWT and nkey seed).
-    #[arg(long, global = true, env = "CARELEDGER_NATS_CREDS", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "CARELEDGER_NATS_CREDS",
+        value_name = "FILE"
+    )]
     nats_creds: Option<PathBuf>,
 
     /// NATS: copies of each network's stream; 3 on a 3-node cluster.
-    #[arg(long, global = true, env = "CARELEDGER_NATS_REPLICAS", default_value_t = 1, value_name = "N")]
+    #[arg(
+        long,
+        global = true,
+        env = "CARELEDGER_NATS_REPLICAS",
+        default_value_t = 1,
+        value_name = "N"
+    )]
     nats_replicas: usize,
 
     /// NATS: seconds to keep retrying (with backoff) an unreachable server before failing.

@@ -207,9 +207,10 @@ impl NatsRelay {
             .request_timeout(Some(options.request_timeout))
             .max_reconnects(None);
         if let Some(path) = &options.credentials_file {
-            connect = connect.credentials_file(path).await.map_err(|e| {
-                format!("cannot read the credentials file {}: {e}", path.display())
-            })?;
+            connect = connect
+                .credentials_file(path)
+                .await
+                .map_err(|e| format!("cannot read the credentials file {}: {e}", path.display()))?;
         }
         if let Some(ca) = &options.ca_file {
             connect = connect.add_root_certificates(ca.clone()).require_tls(true);
@@ -294,9 +295,18 @@ impl NatsRelay {
             .options
             .consumer
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        format!("{clean}_{}", &network.to_hex()[..8.min(network.to_hex().len())])
+        format!(
+            "{clean}_{}",
+            &network.to_hex()[..8.min(network.to_hex().len())]
+        )
     }
 }
 

@@ -144,7 +144,11 @@ fn assert_converged(sites: &mut [Site], net: &NetworkId) {
             authenticator,
             "site {i} forked"
         );
-        assert_eq!(canonical_state(&mut site.node, net), state, "site {i} records");
+        assert_eq!(
+            canonical_state(&mut site.node, net),
+            state,
+            "site {i} records"
+        );
         let ledger = site.node.verify_ledger(net).unwrap();
         assert!(ledger.is_clean(), "site {i}: {:?}", ledger.problems);
     }
@@ -273,7 +277,11 @@ fn commit_races_are_decided_by_stream_order() {
         let authenticator = sites[0].node.epoch_authenticator(&net).unwrap();
         for (i, site) in sites.iter_mut().enumerate() {
             assert!(!site.node.commit_pending(&net).unwrap(), "race {race}");
-            assert_eq!(site.node.epoch(&net).unwrap(), epoch + k as u64, "race {race}: site {i}");
+            assert_eq!(
+                site.node.epoch(&net).unwrap(),
+                epoch + k as u64,
+                "race {race}: site {i}"
+            );
             assert_eq!(
                 site.node.epoch_authenticator(&net).unwrap(),
                 authenticator,
@@ -295,7 +303,8 @@ fn killing_a_cluster_node_mid_sync_loses_no_acknowledged_entry() {
     let Some(_) = server(TEST_SERVER_ENV) else {
         return;
     };
-    let cluster = std::env::var(TEST_CLUSTER_ENV).expect("CARELEDGER_NATS_CLUSTER set beside CARELEDGER_NATS_URL");
+    let cluster = std::env::var(TEST_CLUSTER_ENV)
+        .expect("CARELEDGER_NATS_CLUSTER set beside CARELEDGER_NATS_URL");
     let _servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
     let tag = run_tag();
     let mut sites: Vec<Site> = (0..3)
@@ -325,7 +334,10 @@ fn killing_a_cluster_node_mid_sync_loses_no_acknowledged_entry() {
                 break;
             }
             for message in batch {
-                writer.relay.publish(&message.network, &message.message).unwrap();
+                writer
+                    .relay
+                    .publish(&message.network, &message.message)
+                    .unwrap();
                 writer.node.ack_outgoing(message.id).unwrap();
                 published += 1;
             }
@@ -364,7 +376,10 @@ fn nodes_reconnect_after_a_server_restart_and_finish() {
     let mut impatient = options(&url, &format!("restart-{tag}-probe"), 1);
     impatient.retry_for = Duration::from_millis(500);
     let refused = NatsRelay::connect(&impatient).unwrap_err().to_string();
-    assert!(refused.contains("cannot reach the NATS server"), "{refused}");
+    assert!(
+        refused.contains("cannot reach the NATS server"),
+        "{refused}"
+    );
     let queued = sites[0].node.outgoing(1000).unwrap().len();
     assert!(queued > 0);
 
@@ -396,7 +411,10 @@ fn an_offline_node_catches_up_on_5000_entries_and_nothing_readable_reaches_the_s
     let net = form(&mut sites);
     // The third node goes offline (its connection closes).
     let offline = sites.pop().unwrap();
-    let Site { node: mut away, relay } = offline;
+    let Site {
+        node: mut away,
+        relay,
+    } = offline;
     drop(relay);
 
     let mut written = 0;
@@ -428,7 +446,11 @@ fn an_offline_node_catches_up_on_5000_entries_and_nothing_readable_reaches_the_s
     let returning = &mut back[0];
     let report = checked(sync(&mut returning.node, &mut returning.relay, &net, T0).unwrap());
     let seconds = started.elapsed().as_secs_f64();
-    assert!(report.received.accepted >= 5000, "{:?}", report.received.accepted);
+    assert!(
+        report.received.accepted >= 5000,
+        "{:?}",
+        report.received.accepted
+    );
     sites.append(&mut back);
     settle_sites(&mut sites, &net, 5);
     assert_converged(&mut sites, &net);
