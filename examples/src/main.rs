@@ -63,7 +63,13 @@ pub struct Cli {
     relay: Option<String>,
 
     /// NATS: PEM file of the CA that signed the servers' certificates (turns TLS on).
-    #[arg(long, global = true, env = "CARELEDGER_NATS_CA", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "CARELEDGER_NATS_CA",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     nats_ca: Option<PathBuf>,
 
     /// NATS: client certificate PEM file, for servers that verify clients (with --nats-key).
@@ -79,6 +85,7 @@ pub struct Cli {
         long,
         global = true,
         env = "CARELEDGER_NATS_CREDS",
+        hide_env_values = true,
         value_name = "FILE"
     )]
     nats_creds: Option<PathBuf>,
@@ -88,6 +95,7 @@ pub struct Cli {
         long,
         global = true,
         env = "CARELEDGER_NATS_REPLICAS",
+        hide_env_values = true,
         default_value_t = 1,
         value_name = "N"
     )]

@@ -30,7 +30,7 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
     for info in &networks {
         summaries.push(sync_network(
             &mut node,
-            &mut relay,
+            relay.as_mut(),
             &info.id,
             &info.label,
             &progress,
