@@ -7,6 +7,7 @@
 #                               `export` lines the tests read (eval them)
 #   servers.sh stop             stop every server started here
 #   servers.sh stop-node NAME   stop one (single | c1 | c2 | c3), store kept
+#   servers.sh kill-node NAME   the same with SIGKILL (a crash)
 #   servers.sh start-node NAME  start one again on the same store
 #
 # State (configs, stores, logs, pid files) lives in $CARELEDGER_NATS_DIR
@@ -66,6 +67,11 @@ start_node() {
     command -v nats-server >/dev/null || { echo "nats-server not installed (servers.sh install)" >&2; exit 1; }
     mkdir -p "$dir"
     write_config "$name"
+    if (exec 3<>"/dev/tcp/127.0.0.1/$(port_of "$name")") 2>/dev/null; then
+        echo "port $(port_of "$name") is taken by another process (servers from another" \
+             "CARELEDGER_NATS_DIR?); stop them first" >&2
+        exit 1
+    fi
     nohup nats-server -c "$dir/$name.conf" >>"$dir/$name.log" 2>&1 &
     wait_port "$(port_of "$name")"
 }
@@ -97,6 +103,13 @@ case ${1:-} in
         for name in "${nodes[@]}"; do stop_node "$name"; done
         ;;
     stop-node) stop_node "${2:?server name}" ;;
+    kill-node)
+        if running "${2:?server name}"; then
+            kill -9 "$(cat "$dir/$2.pid")"
+            for _ in $(seq 1 50); do running "$2" || break; sleep 0.1; done
+            rm -f "$dir/$2.pid"
+        fi
+        ;;
     start-node) start_node "${2:?server name}" ;;
     *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

@@ -323,6 +323,8 @@ fn killing_a_cluster_node_mid_sync_loses_no_acknowledged_entry() {
             .unwrap();
     }
     let writer = sites.remove(0);
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let still_writing = writing.clone();
     // The writer publishes while the first cluster node (where clients
     // connect first) is killed.
     let handle = std::thread::spawn(move || {
@@ -342,13 +344,16 @@ fn killing_a_cluster_node_mid_sync_loses_no_acknowledged_entry() {
                 published += 1;
             }
         }
+        still_writing.store(false, std::sync::atomic::Ordering::SeqCst);
         (writer, published)
     });
     std::thread::sleep(Duration::from_millis(300));
-    control(&["stop-node", "c1"]);
+    control(&["kill-node", "c1"]);
+    let killed_mid_sync = writing.load(std::sync::atomic::Ordering::SeqCst);
     let (writer, published) = handle.join().expect("the writer finishes despite the kill");
     sites.insert(0, writer);
     assert!(published > 300, "{published} messages published");
+    assert!(killed_mid_sync, "the writer had finished before the kill");
     settle_sites(&mut sites, &net, 10);
     assert_converged(&mut sites, &net);
     control(&["start-node", "c1"]);
@@ -432,7 +437,7 @@ fn an_offline_node_catches_up_on_5000_entries_and_nothing_readable_reaches_the_s
             .unwrap();
         written += usize::from(changed);
         i += 1;
-        if i % 1000 == 0 {
+        if i.is_multiple_of(1000) {
             let writer = &mut sites[0];
             sync(&mut writer.node, &mut writer.relay, &net, T0).unwrap();
         }
