@@ -25,8 +25,9 @@ if [ -z "${CARELEDGER_NATS_URL:-}" ]; then
     if bash tests/nats/servers.sh install; then
         export CARELEDGER_NATS_DIR
         CARELEDGER_NATS_DIR=$(mktemp -d /tmp/careledger-nats.XXXXXX)
-        eval "$(bash tests/nats/servers.sh start)"
         cleanup() { rm -f "$log"; bash tests/nats/servers.sh stop; rm -rf "$CARELEDGER_NATS_DIR"; }
+        nats_env=$(bash tests/nats/servers.sh start)
+        eval "$nats_env"
     else
         echo "nats-server could not be installed: the NATS relay tests will say SKIPPED" >&2
     fi

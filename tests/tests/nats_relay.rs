@@ -50,6 +50,16 @@ fn control(args: &[&str]) {
     assert!(status.success(), "servers.sh {args:?} failed");
 }
 
+/// Starts a stopped server again when dropped, also when a test panics, so
+/// one failure does not cascade into the next tests.
+struct Restart(&'static str);
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        control(&["start-node", self.0]);
+    }
+}
+
 struct Site {
     node: Node,
     relay: NatsRelay,
@@ -306,6 +316,8 @@ fn killing_a_cluster_node_mid_sync_loses_no_acknowledged_entry() {
     let cluster = std::env::var(TEST_CLUSTER_ENV)
         .expect("CARELEDGER_NATS_CLUSTER set beside CARELEDGER_NATS_URL");
     let _servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    control(&["start"]);
+    let _restart = Restart("c1");
     let tag = run_tag();
     let mut sites: Vec<Site> = (0..3)
         .map(|i| site(&cluster, &format!("cluster-{tag}-{i}"), 3))
@@ -315,7 +327,7 @@ fn killing_a_cluster_node_mid_sync_loses_no_acknowledged_entry() {
         import_bulk(&mut sites[0].node, &net, kind, T0);
     }
     let p = sites[0].node.patients(&net).unwrap()[0].clone();
-    for i in 0..300 {
+    for i in 0..600 {
         let value = format!("\"note {i}\"");
         sites[0]
             .node
@@ -325,6 +337,8 @@ fn killing_a_cluster_node_mid_sync_loses_no_acknowledged_entry() {
     let writer = sites.remove(0);
     let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let still_writing = writing.clone();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = count.clone();
     // The writer publishes while the first cluster node (where clients
     // connect first) is killed.
     let handle = std::thread::spawn(move || {
@@ -342,21 +356,23 @@ fn killing_a_cluster_node_mid_sync_loses_no_acknowledged_entry() {
                     .unwrap();
                 writer.node.ack_outgoing(message.id).unwrap();
                 published += 1;
+                counter.store(published, std::sync::atomic::Ordering::SeqCst);
             }
         }
         still_writing.store(false, std::sync::atomic::Ordering::SeqCst);
         (writer, published)
     });
-    std::thread::sleep(Duration::from_millis(300));
+    while count.load(std::sync::atomic::Ordering::SeqCst) < 50 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     control(&["kill-node", "c1"]);
     let killed_mid_sync = writing.load(std::sync::atomic::Ordering::SeqCst);
     let (writer, published) = handle.join().expect("the writer finishes despite the kill");
     sites.insert(0, writer);
-    assert!(published > 300, "{published} messages published");
+    assert!(published > 600, "{published} messages published");
     assert!(killed_mid_sync, "the writer had finished before the kill");
     settle_sites(&mut sites, &net, 10);
     assert_converged(&mut sites, &net);
-    control(&["start-node", "c1"]);
     let _ = writeln!(
         std::io::stderr(),
         "cluster: {published} messages published across the loss of node c1, all received"
@@ -374,6 +390,7 @@ fn nodes_reconnect_after_a_server_restart_and_finish() {
         .map(|i| site(&url, &format!("restart-{tag}-{i}"), 1))
         .collect();
     let net = form(&mut sites);
+    let _restart = Restart("single");
     control(&["stop-node", "single"]);
     import_bulk(&mut sites[0].node, &net, "Patient", T0);
 
