@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every test of careledger, the README's test command and what CI runs:
-#   1. cargo test: unit, property, scenario, CLI, header-drift and doc tests;
+#   1. cargo test: unit, property, scenario, CLI, header-drift and doc tests,
+#      and the NATS relay tests against real nats-server processes (started
+#      here with tests/nats/servers.sh unless CARELEDGER_NATS_URL is set);
 #   2. the C API suite and example: plain, AddressSanitizer + UBSan, valgrind
 #      (tests/c/run.sh; installs valgrind with apt-get if missing);
 #   3. the Python and Kotlin binding scenarios and the generated-sources drift
@@ -12,9 +14,26 @@ cd "$root"
 start=$(date +%s)
 stage() { echo; echo "== $* ($(( $(date +%s) - start ))s)"; }
 
-stage "cargo test"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+cleanup() { rm -f "$log"; }
+trap cleanup EXIT
+
+# The NATS relay tests need real servers: start them unless the caller (CI)
+# already did, and stop what we started.
+if [ -z "${CARELEDGER_NATS_URL:-}" ]; then
+    stage "nats-server (tests/nats/servers.sh)"
+    if bash tests/nats/servers.sh install; then
+        export CARELEDGER_NATS_DIR
+        CARELEDGER_NATS_DIR=$(mktemp -d /tmp/careledger-nats.XXXXXX)
+        cleanup() { rm -f "$log"; bash tests/nats/servers.sh stop; rm -rf "$CARELEDGER_NATS_DIR"; }
+        nats_env=$(bash tests/nats/servers.sh start)
+        eval "$nats_env"
+    else
+        echo "nats-server could not be installed: the NATS relay tests will say SKIPPED" >&2
+    fi
+fi
+
+stage "cargo test"
 cargo test 2>&1 | tee "$log"
 # One closing line for the whole run (cargo prints one per test binary).
 rust=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }

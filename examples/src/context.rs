@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _, Result};
 use careledger::entry::AuthorId;
 use careledger::keys::StorageKey;
 use careledger::node::{MemberInfo, NetworkInfo, Node};
-use careledger::relay::LocalRelay;
+use careledger::relay::{LocalRelay, Relay};
 use careledger::store::{OpenStoreError, Store};
 use zeroize::Zeroizing;
 
@@ -27,14 +27,14 @@ pub const RELAY_FILE: &str = "relay.sqlite";
 pub enum RelayLocation {
     /// A local relay SQLite file.
     File(PathBuf),
-    /// A NATS JetStream URL (recognised, not built in yet).
-    Nats,
+    /// NATS JetStream server URLs (comma-separated: any server of a cluster).
+    Nats(String),
 }
 
 impl RelayLocation {
     fn parse(text: &str) -> Self {
         if text.starts_with("nats://") || text.starts_with("tls://") {
-            RelayLocation::Nats
+            RelayLocation::Nats(text.to_owned())
         } else {
             RelayLocation::File(PathBuf::from(text))
         }
@@ -62,6 +62,21 @@ impl std::fmt::Display for KeySource {
     }
 }
 
+/// How to connect to a NATS relay (ignored for a relay file).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsSettings {
+    /// PEM file of the CA that signed the servers' certificates (turns TLS on).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key PEM files.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// NATS `.creds` file.
+    pub credentials_file: Option<PathBuf>,
+    /// Copies of each network's stream (3 on a 3-node cluster).
+    pub replicas: usize,
+    /// Seconds to keep retrying an unreachable server before giving up.
+    pub retry_seconds: u64,
+}
+
 /// Global options, resolved.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -69,6 +84,8 @@ pub struct Context {
     pub home: PathBuf,
     /// The relay.
     pub relay: RelayLocation,
+    /// NATS connection settings.
+    pub nats: NatsSettings,
     /// `--storage-key-file`.
     pub storage_key_file: Option<PathBuf>,
     /// `--json`.
@@ -93,6 +110,7 @@ impl Context {
         Context {
             home,
             relay,
+            nats: NatsSettings::default(),
             storage_key_file,
             json,
             quiet,
@@ -149,13 +167,11 @@ impl Context {
         Node::open(store).context("cannot load the node's identity")
     }
 
-    /// Open the relay.
-    pub fn open_relay(&self) -> Result<LocalRelay> {
+    /// Open the relay for `node` (a NATS relay names its durable consumers after the node).
+    pub fn open_relay(&self, node: &Node) -> Result<Box<dyn Relay>> {
         match &self.relay {
-            RelayLocation::Nats => bail!(
-                "NATS relay not built into this binary yet; use a local relay file (--relay PATH)"
-            ),
-            RelayLocation::File(path) => open_local_relay(path),
+            RelayLocation::Nats(urls) => open_nats_relay(urls, &self.nats, node),
+            RelayLocation::File(path) => Ok(Box::new(open_local_relay(path)?)),
         }
     }
 }
@@ -172,6 +188,35 @@ pub fn default_relay_path(home: &Path) -> PathBuf {
 /// Open a local relay file, creating it.
 pub fn open_local_relay(path: &Path) -> Result<LocalRelay> {
     LocalRelay::open(path).with_context(|| format!("cannot open the relay file {}", path.display()))
+}
+
+#[cfg(feature = "nats")]
+fn open_nats_relay(urls: &str, settings: &NatsSettings, node: &Node) -> Result<Box<dyn Relay>> {
+    use careledger_relay_nats::{NatsOptions, NatsRelay};
+    let identity = node.identity();
+    let consumer = format!(
+        "{}-{}",
+        identity.name(),
+        &identity.author_id().to_hex()[..12]
+    );
+    let mut options = NatsOptions::new(urls, &consumer);
+    options.ca_file = settings.ca_file.clone();
+    options.client_cert = settings.client_cert.clone();
+    options.credentials_file = settings.credentials_file.clone();
+    options.replicas = settings.replicas.max(1);
+    options.retry_for = std::time::Duration::from_secs(settings.retry_seconds);
+    let relay = NatsRelay::connect(&options).with_context(|| {
+        format!(
+            "cannot use the NATS relay {urls}: is nats-server running there with JetStream (-js)? \
+             Nothing was lost; run the command again when it is reachable"
+        )
+    })?;
+    Ok(Box::new(relay))
+}
+
+#[cfg(not(feature = "nats"))]
+fn open_nats_relay(_: &str, _: &NatsSettings, _: &Node) -> Result<Box<dyn Relay>> {
+    bail!("NATS relay not built into this binary (build with `--features nats`); use a local relay file (--relay PATH)")
 }
 
 /// Open a store and explain a wrong storage key.
@@ -332,7 +377,7 @@ mod tests {
             false,
             false,
         );
-        assert_eq!(nats.relay, RelayLocation::Nats);
+        assert_eq!(nats.relay, RelayLocation::Nats("nats://relay:4222".into()));
     }
 
     #[test]

@@ -51,8 +51,9 @@ pub struct Cli {
     )]
     home: PathBuf,
 
-    /// Relay: a local relay SQLite file shared by the nodes [default: <home>/../relay.sqlite].
-    /// nats:// URLs are recognised but not built into this binary yet.
+    /// Relay: a local relay SQLite file shared by the nodes [default: <home>/../relay.sqlite],
+    /// or NATS JetStream servers: nats://HOST:PORT (tls://HOST:PORT for TLS), comma-separated
+    /// for a cluster.
     #[arg(
         long,
         global = true,
@@ -61,6 +62,49 @@ pub struct Cli {
         value_name = "PATH|URL"
     )]
     relay: Option<String>,
+
+    /// NATS: PEM file of the CA that signed the servers' certificates (turns TLS on).
+    #[arg(
+        long,
+        global = true,
+        env = "CARELEDGER_NATS_CA",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    nats_ca: Option<PathBuf>,
+
+    /// NATS: client certificate PEM file, for servers that verify clients (with --nats-key).
+    #[arg(long, global = true, requires = "nats_key", value_name = "FILE")]
+    nats_cert: Option<PathBuf>,
+
+    /// NATS: client private key PEM file (with --nats-cert).
+    #[arg(long, global = true, requires = "nats_cert", value_name = "FILE")]
+    nats_key: Option<PathBuf>,
+
+    /// NATS: credentials file (.creds: user JWT and nkey seed).
+    #[arg(
+        long,
+        global = true,
+        env = "CARELEDGER_NATS_CREDS",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    nats_creds: Option<PathBuf>,
+
+    /// NATS: copies of each network's stream; 3 on a 3-node cluster.
+    #[arg(
+        long,
+        global = true,
+        env = "CARELEDGER_NATS_REPLICAS",
+        hide_env_values = true,
+        default_value_t = 1,
+        value_name = "N"
+    )]
+    nats_replicas: usize,
+
+    /// NATS: seconds to keep retrying (with backoff) an unreachable server before failing.
+    #[arg(long, global = true, default_value_t = 30, value_name = "SECONDS")]
+    nats_retry: u64,
 
     /// File holding the 32-byte storage key as 64 hex characters.
     #[arg(long, global = true, value_name = "FILE")]
@@ -90,13 +134,20 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let context = Context::new(
+    let mut context = Context::new(
         cli.home,
         cli.relay.as_deref(),
         cli.storage_key_file,
         cli.json,
         cli.quiet,
     );
+    context.nats = context::NatsSettings {
+        ca_file: cli.nats_ca,
+        client_cert: cli.nats_cert.zip(cli.nats_key),
+        credentials_file: cli.nats_creds,
+        replicas: cli.nats_replicas,
+        retry_seconds: cli.nats_retry,
+    };
     match cli.command.run(&context) {
         Ok(code) => code,
         Err(error) if output::is_broken_pipe(&error) => ExitCode::SUCCESS,

@@ -419,9 +419,18 @@ fn errors_explain_themselves() {
     let again = at(&a, &["init", "--name", "a.example"]);
     assert_eq!(again.status.code(), Some(1));
     assert!(text(&again.stderr).contains("already exists"));
-    let nats = at(&a, &["--relay", "nats://relay.example:4222", "sync"]);
+    // Nothing listens on port 1: a clear error after the retry window.
+    let nats = at(
+        &a,
+        &["--relay", "nats://127.0.0.1:1", "--nats-retry", "1", "sync"],
+    );
     assert_eq!(nats.status.code(), Some(1));
-    assert!(text(&nats.stderr).contains("NATS relay not built into this binary yet"));
+    let stderr = text(&nats.stderr);
+    assert!(
+        stderr.contains("cannot use the NATS relay nats://127.0.0.1:1")
+            && stderr.contains("cannot reach the NATS server"),
+        "{stderr}"
+    );
     let unknown = at(&a, &["patients", "nope"]);
     assert!(text(&unknown.stderr).contains("no network `nope`"));
     let bad_name = at(&root.path().join("c"), &["init", "--name", "has space"]);

@@ -499,6 +499,16 @@ impl Node {
         Ok(self.group(network)?.epoch().as_u64())
     }
 
+    /// The MLS epoch authenticator of the current epoch: members that agree on
+    /// it share the same group state (a fork would make them differ).
+    pub fn epoch_authenticator(&mut self, network: &NetworkId) -> Result<Vec<u8>, NetworkError> {
+        Ok(self
+            .group(network)?
+            .epoch_authenticator()
+            .as_slice()
+            .to_vec())
+    }
+
     /// Every network in this store.
     pub fn networks(&mut self) -> Result<Vec<NetworkInfo>, NetworkError> {
         let rows = self.store.networks()?;

@@ -178,20 +178,20 @@ fn invite(context: &Context, network: &str, key_package: &std::path::Path) -> Re
     let key_package = std::fs::read(key_package)
         .with_context(|| format!("cannot read the key package {}", key_package.display()))?;
     let mut node = context.open_node()?;
-    let mut relay = context.open_relay()?;
+    let mut relay = context.open_relay(&node)?;
     let info = resolve_network(&mut node, network)?;
     let before = node.members(&info.id)?;
     node.invite(&info.id, &key_package)
         .context("cannot invite the key package's owner")?;
     let progress = multi_progress(context.quiet);
-    let sync = sync_until_committed(&mut node, &mut relay, &info.id, &info.label, &progress)?;
+    let sync = sync_until_committed(&mut node, relay.as_mut(), &info.id, &info.label, &progress)?;
     membership_after(&mut node, &info.id, &info.label, &before, sync)
         .and_then(|m| report(context, &m, "invited"))
 }
 
 fn remove(context: &Context, network: &str, member: &str) -> Result<ExitCode> {
     let mut node = context.open_node()?;
-    let mut relay = context.open_relay()?;
+    let mut relay = context.open_relay(&node)?;
     let info = resolve_network(&mut node, network)?;
     let before = node.members(&info.id)?;
     let author = resolve_member(&before, member)?;
@@ -201,7 +201,7 @@ fn remove(context: &Context, network: &str, member: &str) -> Result<ExitCode> {
     node.remove(&info.id, &author)
         .context("cannot remove the member")?;
     let progress = multi_progress(context.quiet);
-    let sync = sync_until_committed(&mut node, &mut relay, &info.id, &info.label, &progress)?;
+    let sync = sync_until_committed(&mut node, relay.as_mut(), &info.id, &info.label, &progress)?;
     membership_after(&mut node, &info.id, &info.label, &before, sync)
         .and_then(|m| report(context, &m, "removed"))
 }
@@ -241,9 +241,9 @@ fn join(context: &Context, network: &str, label: Option<String>) -> Result<ExitC
     })?;
     let label = label.unwrap_or_else(|| format!("net-{}", short(&id.to_hex(), 8)));
     let mut node = context.open_node()?;
-    let mut relay = context.open_relay()?;
+    let mut relay = context.open_relay(&node)?;
     let started = std::time::Instant::now();
-    let report = join_from_relay(&mut node, &mut relay, &id, &label, now_ms()).context(
+    let report = join_from_relay(&mut node, relay.as_mut(), &id, &label, now_ms()).context(
         "cannot join the network: has the inviter synced since inviting this node's key package?",
     )?;
     let mut sync = SyncSummary::new(&id, &label);

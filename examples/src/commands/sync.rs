@@ -20,7 +20,7 @@ pub struct Args {
 /// Rejected messages are reported, never stored; the node keeps its data.
 pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
     let mut node = context.open_node()?;
-    let mut relay = context.open_relay()?;
+    let mut relay = context.open_relay(&node)?;
     let networks = match &args.network {
         Some(text) => vec![resolve_network(&mut node, text)?],
         None => node.networks()?.into_iter().filter(|n| n.active).collect(),
@@ -30,7 +30,7 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
     for info in &networks {
         summaries.push(sync_network(
             &mut node,
-            &mut relay,
+            relay.as_mut(),
             &info.id,
             &info.label,
             &progress,
