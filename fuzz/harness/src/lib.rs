@@ -1,0 +1,34 @@
+//! The bodies of careledger's fuzz targets.
+//!
+//! Each module is one target: `fuzz(data)` runs one input and panics only on
+//! a bug (a crash, a broken invariant); `seeds()` returns the seed corpus,
+//! generated from real data. `fuzz/fuzz_targets/<name>.rs` wraps `fuzz` for
+//! cargo-fuzz on nightly; `tests/tests/fuzz_crashers.rs` replays every
+//! committed crasher through [`run`] on stable, so a bug once found stays fixed.
+
+pub mod interaction;
+
+/// A fuzz target: its name (the cargo-fuzz binary and corpus directory), its
+/// body, and its seed generator.
+pub struct Target {
+    /// The cargo-fuzz binary and corpus directory name.
+    pub name: &'static str,
+    /// Runs one input; panics only on a bug.
+    pub fuzz: fn(&[u8]),
+    /// Seed inputs as (file name, bytes).
+    pub seeds: fn() -> Vec<(String, Vec<u8>)>,
+}
+
+/// Every target, in the order the CI smoke run takes them.
+pub const TARGETS: &[Target] = &[Target {
+    name: "interaction",
+    fuzz: interaction::fuzz,
+    seeds: interaction::seeds,
+}];
+
+/// Runs `data` through the target called `name`; `None` if there is no such target.
+pub fn run(name: &str, data: &[u8]) -> Option<()> {
+    let target = TARGETS.iter().find(|t| t.name == name)?;
+    (target.fuzz)(data);
+    Some(())
+}
