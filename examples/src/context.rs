@@ -192,7 +192,7 @@ pub fn open_local_relay(path: &Path) -> Result<LocalRelay> {
 
 #[cfg(feature = "nats")]
 fn open_nats_relay(urls: &str, settings: &NatsSettings, node: &Node) -> Result<Box<dyn Relay>> {
-    use careledger_relay_nats::{NatsOptions, NatsRelay};
+    use careledger::relay::nats::{NatsOptions, NatsRelay};
     let identity = node.identity();
     let consumer = format!(
         "{}-{}",

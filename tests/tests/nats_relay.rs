@@ -13,9 +13,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use careledger::node::{NetworkId, Node};
+use careledger::relay::nats::{NatsOptions, NatsRelay, TEST_CLUSTER_ENV, TEST_SERVER_ENV};
 use careledger::relay::Relay;
 use careledger::sync::{join_from_relay, publish_outbox, sync, SyncReport};
-use careledger_relay_nats::{NatsOptions, NatsRelay, TEST_CLUSTER_ENV, TEST_SERVER_ENV};
 use careledger_scenarios::*;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

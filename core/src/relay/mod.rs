@@ -21,6 +21,8 @@
 
 mod local;
 mod memory;
+#[cfg(feature = "nats")]
+pub mod nats;
 
 pub use local::LocalRelay;
 pub use memory::{FaultConfig, MemoryRelay};

@@ -1,9 +1,10 @@
-//! A careledger [`Relay`] on NATS JetStream, for networks that span machines.
+//! A [`Relay`] on NATS JetStream, for networks that span machines (cargo
+//! feature `nats`, off by default).
 //!
 //! The flow: a node (or the CLI) builds [`NatsOptions`] (server URLs, TLS CA
 //! file, credentials file, a durable consumer name unique to the node) and
 //! calls [`NatsRelay::connect`]; then hands the relay to
-//! [`careledger::sync::sync`] like any other relay. Inside:
+//! [`crate::sync::sync`] like any other relay. Inside:
 //!
 //! - **one stream per network**, `CARELEDGER_<network hex>`, on subject
 //!   `careledger.net.<network hex>`, file storage, limits retention (nothing
@@ -31,7 +32,7 @@
 //! what was not acknowledged, and its cursor what was not received.
 //!
 //! ```no_run
-//! use careledger_relay_nats::{NatsOptions, NatsRelay};
+//! use careledger::relay::nats::{NatsOptions, NatsRelay};
 //! use careledger::relay::Relay;
 //! use careledger::node::NetworkId;
 //! let options = NatsOptions::new("nats://127.0.0.1:4222", "hospital-a");
@@ -41,16 +42,13 @@
 //! assert!(!relay.fetch(&net, 0, 10).unwrap().is_empty());
 //! ```
 
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::node::NetworkId;
+use crate::relay::{Relay, RelayError, RelayMessage};
 use async_nats::jetstream::{self, consumer, stream};
-use careledger::node::NetworkId;
-use careledger::relay::{Relay, RelayError, RelayMessage};
 use futures_util::StreamExt as _;
 use sha2::{Digest, Sha256};
 

@@ -5,17 +5,17 @@
 //! deliver → verify → apply). Latency: one entry from A's publish to B having
 //! applied it, 200 times; p50 and p99. Both against the local relay file and
 //! the NATS server in `CARELEDGER_NATS_URL` (the bench says SKIPPED without it).
-//! Run: `eval "$(bash tests/nats/servers.sh start)"; cargo bench -p careledger-relay-nats`.
+//! Run: `eval "$(bash tests/nats/servers.sh start)"; cargo bench -p careledger --features nats --bench relay_nats`.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use careledger::keys::StorageKey;
 use careledger::node::{NetworkId, Node};
+use careledger::relay::nats::{NatsOptions, NatsRelay, TEST_SERVER_ENV};
 use careledger::relay::{LocalRelay, Relay};
 use careledger::store::Store;
 use careledger::sync::{join_from_relay, publish_outbox, sync};
-use careledger_relay_nats::{NatsOptions, NatsRelay, TEST_SERVER_ENV};
 use criterion::Criterion;
 
 const T0: u64 = 1_764_000_000_000;
