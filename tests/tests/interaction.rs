@@ -125,3 +125,29 @@ fn random_streams_hold_the_model() {
         }
     }
 }
+
+/// Two members invite the same node on one epoch: the loser's
+/// invite is dropped, not re-proposed into an MLS error (found by this target).
+#[test]
+fn concurrent_invites_of_one_node_resolve_without_mls_errors() {
+    let mut bytes = 9u64.to_le_bytes().to_vec();
+    bytes.extend([
+        action(op::CREATE, 0),
+        action(op::INVITE, 0), // 0 invites 1
+        action(op::SYNC, 0),
+        action(op::DELIVER_ALL, 0),
+        action(op::SYNC, 0),
+        action(op::DELIVER_ALL, 0),
+        action(op::JOIN, 1),
+        action(op::INVITE, 3), // 0 invites 2
+        action(op::INVITE, 1), // 1 invites 2
+        action(op::PUBLISH, 0),
+        action(op::PUBLISH, 1),
+        action(op::DELIVER_ALL, 0),
+        action(op::SYNC, 1),
+        action(op::SYNC, 0),
+        action(op::DELIVER_ALL, 0),
+        action(op::JOIN, 2),
+    ]);
+    interaction::fuzz(&bytes);
+}

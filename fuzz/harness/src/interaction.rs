@@ -34,7 +34,9 @@ use std::sync::OnceLock;
 
 use careledger::entry::{AuthorId, Entry, EntryId, EntryKind};
 use careledger::keys::StorageKey;
-use careledger::node::{EditError, ExportFormat, ImportError, NetworkError, NetworkId, Node};
+use careledger::node::{
+    EditError, ExportFormat, ImportError, NetworkError, NetworkId, Node, ReceiveReport,
+};
 use careledger::record::doc::RecordDoc;
 use careledger::relay::{Relay, RelayError, RelayMessage};
 use careledger::store::Store;
@@ -516,6 +518,23 @@ fn temp_dir() -> tempfile::TempDir {
         .expect("temporary directory")
 }
 
+/// Honest traffic: a member refuses nothing and every commit processes,
+/// unless the batch removed it (what follows its removal is unreadable).
+fn check_report(i: usize, was_active: bool, report: &ReceiveReport) {
+    if was_active && !report.removed {
+        assert!(
+            report.rejected.is_empty(),
+            "node {i}: honest entries rejected: {:?}",
+            report.rejected
+        );
+        assert!(
+            report.mls_errors.is_empty(),
+            "node {i}: honest commits failed: {:?}",
+            report.mls_errors
+        );
+    }
+}
+
 /// A typed refusal is fine; a store failure is a bug.
 fn refused_network(error: &NetworkError) -> bool {
     !matches!(error, NetworkError::Store(_))
@@ -779,7 +798,7 @@ impl World {
         let now = self.now;
         let node = self.nodes[i].as_mut().expect("node open");
         match join_from_relay(node, &mut self.transport, &net, "care", now) {
-            Ok(_) => {}
+            Ok(report) => check_report(i, true, &report.received),
             Err(SyncError::NoWelcome) => {
                 assert_eq!(
                     before,
@@ -798,9 +817,11 @@ impl World {
             return;
         }
         let now = self.now;
+        let was_active = self.active(i, &net);
         let node = self.nodes[i].as_mut().expect("node open");
-        sync(node, &mut self.transport, &net, now)
+        let report = sync(node, &mut self.transport, &net, now)
             .unwrap_or_else(|e| panic!("node {i}: sync failed: {e}"));
+        check_report(i, was_active, &report.received);
     }
 
     /// Receive up to `count` log messages through the sans-IO API, then publish.
@@ -818,9 +839,12 @@ impl World {
         if let Some(last) = page.last().map(|m| m.seq) {
             let messages: Vec<Vec<u8>> = page.into_iter().map(|m| m.bytes).collect();
             let now = self.now;
-            self.node(i)
+            let was_active = self.active(i, &net);
+            let report = self
+                .node(i)
                 .receive(&net, &messages, Some(last), now)
                 .unwrap_or_else(|e| panic!("node {i}: receive failed: {e}"));
+            check_report(i, was_active, &report);
         }
         let node = self.nodes[i].as_mut().expect("node open");
         publish_outbox(node, &mut self.transport).expect("publish");
@@ -1176,9 +1200,11 @@ impl World {
                 for i in 0..NAMES.len() {
                     let now = self.now;
                     if self.has_network(i, &net) {
+                        let was_active = self.active(i, &net);
                         let node = self.nodes[i].as_mut().expect("node open");
                         let report = sync(node, &mut self.transport, &net, now)
                             .unwrap_or_else(|e| panic!("node {i}: settling sync failed: {e}"));
+                        check_report(i, was_active, &report.received);
                         if report.received.accepted > 0
                             || report.received.commits_applied > 0
                             || report.published > 1
@@ -1188,7 +1214,10 @@ impl World {
                     } else {
                         let node = self.nodes[i].as_mut().expect("node open");
                         match join_from_relay(node, &mut self.transport, &net, "care", now) {
-                            Ok(_) => quiet = false,
+                            Ok(report) => {
+                                check_report(i, true, &report.received);
+                                quiet = false;
+                            }
                             Err(SyncError::NoWelcome) => {}
                             Err(error) => panic!("node {i}: settling join failed: {error}"),
                         }
