@@ -1235,8 +1235,7 @@ impl World {
     fn check_converged(&mut self) {
         let records: Vec<Vec<Vec<(String, String)>>> =
             (0..NAMES.len()).map(|i| self.records(i)).collect();
-        for n in 0..self.nets.len() {
-            let net = self.nets[n].clone();
+        for (n, net) in self.nets.clone().into_iter().enumerate() {
             let members: Vec<usize> = (0..NAMES.len()).filter(|&i| self.active(i, &net)).collect();
             let mut reference: Option<(usize, Snapshot)> = None;
             let authors = self.authors.clone();
@@ -1263,9 +1262,9 @@ impl World {
                     .map(|m| m.author)
                     .collect();
                 roster.sort();
-                for j in 0..NAMES.len() {
+                for (j, author) in authors.iter().enumerate() {
                     if j != i && members.contains(&j) {
-                        assert!(roster.contains(&authors[j]), "node {i}: member {j} missing");
+                        assert!(roster.contains(author), "node {i}: member {j} missing");
                     }
                 }
                 let held: HashSet<EntryId> = node
