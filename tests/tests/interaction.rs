@@ -2,14 +2,15 @@
 //! corpus, the committed corpus, and a few hundred seeded random action
 //! streams through `careledger_fuzz_harness::interaction` (three real nodes,
 //! real MLS, drops, duplicates, reorders, commit races and restarts; see the
-//! module docs). `INTERACTION_RUNS` raises the number of random streams.
+//! module docs). `INTERACTION_RUNS` sets the number of random streams,
+//! `INTERACTION_SEED` their generator's seed.
 
 use careledger_fuzz_harness::interaction::{self, action, op, MAX_ACTIONS};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Random streams per CI run (debug build).
-const DEFAULT_RUNS: usize = 200;
+const DEFAULT_RUNS: usize = 300;
 
 fn corpus_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/interaction")
@@ -115,7 +116,11 @@ fn random_streams_hold_the_model() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_RUNS);
-    let mut rng = ChaCha8Rng::seed_from_u64(0x17e5_71e5);
+    let seed = std::env::var("INTERACTION_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x17e5_71e5);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for run in 0..runs {
         let stream = random_stream(&mut rng);
         let result = std::panic::catch_unwind(|| interaction::fuzz(&stream));
