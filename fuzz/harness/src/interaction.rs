@@ -254,6 +254,48 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                 ],
             ),
         ),
+        (
+            // 0 removes 1 while 1 removes 0, both on one epoch.
+            "mutual-removal".into(),
+            with(
+                8,
+                &[
+                    a(IMPORT, 0),
+                    a(REMOVE, 0),
+                    a(REMOVE, 1),
+                    a(PUBLISH, 1),
+                    a(PUBLISH, 0),
+                    a(DELIVER_ALL, 0),
+                    a(SYNC, 2),
+                    a(SYNC, 0),
+                    a(SYNC, 1),
+                    a(DELIVER_ALL, 0),
+                    a(EDIT, 2),
+                    a(SYNC, 2),
+                ],
+            ),
+        ),
+        (
+            // 2 rotates its keys while 0 removes it; one commit is lost in flight.
+            "remove-versus-update".into(),
+            with(
+                9,
+                &[
+                    a(UPDATE, 2),
+                    a(REMOVE, 3),
+                    a(PUBLISH, 2),
+                    a(PUBLISH, 0),
+                    a(DELIVER, 1),
+                    a(DROP, 0),
+                    a(SYNC, 1),
+                    a(RESTART, 2),
+                    a(SYNC, 2),
+                    a(DELIVER_ALL, 0),
+                    a(SYNC, 0),
+                    a(IMPORT, 1),
+                ],
+            ),
+        ),
         ("non-member-ops".into(), {
             let mut bytes = 6u64.to_le_bytes().to_vec();
             bytes.extend_from_slice(&[
