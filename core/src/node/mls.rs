@@ -399,9 +399,15 @@ impl Node {
         self.record_epoch(network)?;
         if let Some(row) = pending {
             let intent = Intent::decode(&row.intent)?;
+            // The winning commit may have done what ours meant to (another
+            // member removed or added the same node): then ours is dropped.
             let still_wanted = match &intent {
                 Intent::Remove(author) => self.leaf_of(network, author).is_ok(),
-                _ => true,
+                Intent::Add(key_package) => match self.inspect_key_package(key_package) {
+                    Ok(joiner) => self.leaf_of(network, &joiner.author).is_err(),
+                    Err(_) => false,
+                },
+                Intent::Update => true,
             };
             if still_wanted {
                 self.propose(network, intent)?;

@@ -4,8 +4,9 @@
 
 use ed25519_dalek::SigningKey;
 
-use super::{NetworkId, Node};
+use super::{NetworkId, Node, RejectEntryError};
 use crate::body::RecordKeyGrant;
+use crate::entry::{Entry, EntryKind};
 use crate::keys::EpochKey;
 
 impl Node {
@@ -33,5 +34,32 @@ impl Node {
             .current_record_key(&network.0, record)
             .ok()
             .flatten()
+    }
+
+    /// Open a stored or relayed record-change entry with the keys this node
+    /// holds, without storing anything: `(record id, Automerge change bytes)`.
+    /// Lets a test compare what each reader decrypts with what the author wrote.
+    pub fn open_record_change_for_testing(
+        &self,
+        network: &NetworkId,
+        bytes: &[u8],
+    ) -> Result<(String, Vec<u8>), RejectEntryError> {
+        let entry = Entry::decode(bytes)?;
+        if entry.header.kind != EntryKind::RecordChange {
+            return Err(RejectEntryError::MalformedBody(
+                "not a record change".into(),
+            ));
+        }
+        let key = self
+            .store
+            .epoch_key(&network.0, entry.header.epoch)
+            .ok()
+            .flatten()
+            .ok_or(RejectEntryError::NoEpochKey(entry.header.epoch))?;
+        let body = entry
+            .open(&EpochKey::from(key))
+            .map_err(RejectEntryError::Seal)?;
+        self.open_record_change(network, &entry, &body)
+            .map_err(|e| RejectEntryError::BadChange(e.to_string()))?
     }
 }
