@@ -169,7 +169,7 @@ pub enum OpenStoreError {
         supported: i64,
     },
     /// SQLite could not open or migrate the file (e.g. not a database, no permission).
-    #[error("cannot open store: {0}")]
+    #[error("cannot open store: {}", describe_sqlite(.0))]
     Sqlite(#[from] rusqlite::Error),
     /// The MLS storage tables could not be created.
     #[error("cannot migrate MLS storage: {0}")]
@@ -183,7 +183,7 @@ pub enum OpenStoreError {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite reported an error (disk full, locked, corrupt file…).
-    #[error("store I/O failed: {0}")]
+    #[error("store I/O failed: {}", describe_sqlite(.0))]
     Sqlite(#[from] rusqlite::Error),
     /// A wrapped secret in the store does not open under the storage key.
     #[error("a secret in the store cannot be unwrapped (store tampered or corrupt): {0}")]
@@ -194,6 +194,38 @@ pub enum StoreError {
     /// The randomness source failed.
     #[error("randomness source failed")]
     Randomness,
+}
+
+/// SQLite's message for `error`, naming the file operation that failed when
+/// SQLite's extended code tells it (its message alone is just "disk I/O
+/// error" for a failed write, fsync or truncate alike).
+fn describe_sqlite(error: &rusqlite::Error) -> String {
+    use rusqlite::ffi;
+    let rusqlite::Error::SqliteFailure(failure, _) = error else {
+        return error.to_string();
+    };
+    let operation = match failure.extended_code {
+        ffi::SQLITE_IOERR_READ | ffi::SQLITE_IOERR_SHORT_READ => "reading the file failed",
+        ffi::SQLITE_IOERR_WRITE => "writing the file failed",
+        ffi::SQLITE_IOERR_FSYNC | ffi::SQLITE_IOERR_DIR_FSYNC => {
+            "fsync (flushing the file to disk) failed"
+        }
+        ffi::SQLITE_IOERR_TRUNCATE => "truncating the file failed",
+        ffi::SQLITE_IOERR_FSTAT => "reading the file's size failed",
+        ffi::SQLITE_IOERR_DELETE | ffi::SQLITE_IOERR_DELETE_NOENT => {
+            "deleting a journal file failed"
+        }
+        ffi::SQLITE_IOERR_LOCK
+        | ffi::SQLITE_IOERR_RDLOCK
+        | ffi::SQLITE_IOERR_UNLOCK
+        | ffi::SQLITE_IOERR_CHECKRESERVEDLOCK => "locking the file failed",
+        ffi::SQLITE_IOERR_SHMOPEN
+        | ffi::SQLITE_IOERR_SHMSIZE
+        | ffi::SQLITE_IOERR_SHMMAP
+        | ffi::SQLITE_IOERR_SHMLOCK => "the shared-memory WAL index failed",
+        _ => return error.to_string(),
+    };
+    format!("{error} ({operation})")
 }
 
 /// A network row.
@@ -298,8 +330,23 @@ impl Store {
         }
         tx.commit()?;
         let mut mls = SqliteStorageProvider::<JsonCodec, &mut Connection>::new(&mut self.conn);
-        mls.run_migrations()
-            .map_err(|e| OpenStoreError::MlsMigration(e.to_string()))?;
+        mls.run_migrations().map_err(|error| {
+            // Keep SQLite's own error (disk full, I/O) typed, so callers
+            // can tell a failing disk from a broken schema.
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+            while let Some(inner) = cause {
+                if let Some(rusqlite::Error::SqliteFailure(failure, message)) =
+                    inner.downcast_ref::<rusqlite::Error>()
+                {
+                    return OpenStoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                        *failure,
+                        message.clone(),
+                    ));
+                }
+                cause = inner.source();
+            }
+            OpenStoreError::MlsMigration(error.to_string())
+        })?;
         Ok(())
     }
 
@@ -1297,6 +1344,23 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION + 1);
+    }
+
+    #[test]
+    fn io_errors_name_the_failed_file_operation() {
+        let failure = |code| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                Some("disk I/O error".into()),
+            ))
+            .to_string()
+        };
+        assert_eq!(
+            failure(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+            "store I/O failed: disk I/O error (fsync (flushing the file to disk) failed)"
+        );
+        assert!(failure(rusqlite::ffi::SQLITE_IOERR_WRITE).ends_with("(writing the file failed)"));
+        assert!(failure(rusqlite::ffi::SQLITE_IOERR_TRUNCATE).contains("truncating"));
     }
 
     #[test]
