@@ -288,11 +288,51 @@ fn blob_u64(value: i64) -> u64 {
 impl Store {
     /// Open (or create) the store at `path`.
     pub fn open(path: &Path, storage_key: &StorageKey) -> Result<Store, OpenStoreError> {
+        if !path.exists() {
+            Self::create_file(path, storage_key)?;
+        }
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         Self::init(conn, storage_key)
+    }
+
+    /// Build a new store as `<path>.creating` and move it to `path` only once
+    /// its schema and key check are complete, so a failing disk (full, I/O
+    /// error) cannot leave a half-made store behind: the MLS storage
+    /// migrations record each step in a transaction of its own, and a file
+    /// interrupted between two of them could never be opened again ("table
+    /// already exists"). A leftover `.creating` file is simply rebuilt.
+    fn create_file(path: &Path, storage_key: &StorageKey) -> Result<(), OpenStoreError> {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".creating");
+        let building = path.with_file_name(name);
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let mut leftover = building.clone().into_os_string();
+            leftover.push(suffix);
+            let _ = std::fs::remove_file(leftover);
+        }
+        // Rollback-journal mode while building: everything committed is in
+        // the file itself when it is moved (WAL mode is set on first open).
+        let conn = Connection::open(&building)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let Store { conn, .. } = Self::init(conn, storage_key)?;
+        conn.close().map_err(|(_, error)| error)?;
+        let moved = |error: std::io::Error| {
+            OpenStoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("cannot move the new store into place: {error}")),
+            ))
+        };
+        std::fs::rename(&building, path).map_err(moved)?;
+        // Make the rename durable where directories can be synced.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(dir) = std::fs::File::open(dir) {
+                let _ = dir.sync_all();
+            }
+        }
+        Ok(())
     }
 
     /// A store in SQLite's in-memory database (tests, benchmarks).
