@@ -130,6 +130,8 @@ pub struct Fired {
 struct Plan {
     id: u64,
     prefixes: Vec<String>,
+    /// Match the paths exactly (the main database file alone).
+    exact: bool,
     counts: [u64; 3],
     paused: bool,
     fault: Option<Fault>,
@@ -140,7 +142,9 @@ struct Plan {
 fn plans() -> MutexGuard<'static, Vec<Plan>> {
     static PLANS: Mutex<Vec<Plan>> = Mutex::new(Vec::new());
     // A panicking test thread must not take the others down with it.
-    PLANS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    PLANS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The files of one or more databases whose operations are counted (and
@@ -154,6 +158,16 @@ impl Watch {
     /// Watch the databases at `paths` (and their `-wal`/`-journal` files).
     /// The paths need not exist yet; their directories must.
     pub fn new<P: AsRef<Path>>(paths: &[P]) -> Watch {
+        Self::make(paths, false)
+    }
+
+    /// Watch only the main database files at `paths`, not their `-wal` or
+    /// `-journal` files (in WAL mode: only checkpoints write there).
+    pub fn main_files<P: AsRef<Path>>(paths: &[P]) -> Watch {
+        Self::make(paths, true)
+    }
+
+    fn make<P: AsRef<Path>>(paths: &[P], exact: bool) -> Watch {
         install();
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -170,6 +184,7 @@ impl Watch {
         plans().push(Plan {
             id,
             prefixes,
+            exact,
             counts: [0; 3],
             paused: false,
             fault: None,
@@ -249,9 +264,16 @@ impl Drop for Watch {
 /// Count one operation on `path`; `Some(code)` if it must fail.
 fn account(path: &str, op: Op) -> Option<c_int> {
     let mut plans = plans();
-    let plan = plans
-        .iter_mut()
-        .find(|p| !p.paused && p.prefixes.iter().any(|prefix| path.starts_with(prefix)))?;
+    let plan = plans.iter_mut().find(|p| {
+        !p.paused
+            && p.prefixes.iter().any(|prefix| {
+                if p.exact {
+                    path == prefix
+                } else {
+                    path.starts_with(prefix.as_str())
+                }
+            })
+    })?;
     let file = || path.rsplit('/').next().unwrap_or(path).to_owned();
     if let Some(trace) = &mut plan.trace {
         trace.push((op, file()));
@@ -379,7 +401,9 @@ unsafe extern "C" fn x_open(
     rc
 }
 
-unsafe fn inner(file: *mut ffi::sqlite3_file) -> (*mut ffi::sqlite3_file, &'static ffi::sqlite3_io_methods) {
+unsafe fn inner(
+    file: *mut ffi::sqlite3_file,
+) -> (*mut ffi::sqlite3_file, &'static ffi::sqlite3_io_methods) {
     let real = (*(file as *mut FaultyFile)).real;
     (real, &*(*real).pMethods)
 }
@@ -411,7 +435,9 @@ unsafe extern "C" fn x_read(
     offset: ffi::sqlite3_int64,
 ) -> c_int {
     let (real, methods) = inner(file);
-    methods.xRead.map_or(ffi::SQLITE_IOERR_READ, |f| f(real, buf, amount, offset))
+    methods
+        .xRead
+        .map_or(ffi::SQLITE_IOERR_READ, |f| f(real, buf, amount, offset))
 }
 
 unsafe extern "C" fn x_write(
@@ -424,7 +450,9 @@ unsafe extern "C" fn x_write(
         return code;
     }
     let (real, methods) = inner(file);
-    methods.xWrite.map_or(ffi::SQLITE_IOERR_WRITE, |f| f(real, buf, amount, offset))
+    methods
+        .xWrite
+        .map_or(ffi::SQLITE_IOERR_WRITE, |f| f(real, buf, amount, offset))
 }
 
 unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
@@ -432,7 +460,9 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3
         return code;
     }
     let (real, methods) = inner(file);
-    methods.xTruncate.map_or(ffi::SQLITE_IOERR_TRUNCATE, |f| f(real, size))
+    methods
+        .xTruncate
+        .map_or(ffi::SQLITE_IOERR_TRUNCATE, |f| f(real, size))
 }
 
 unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
@@ -440,22 +470,33 @@ unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int
         return code;
     }
     let (real, methods) = inner(file);
-    methods.xSync.map_or(ffi::SQLITE_IOERR_FSYNC, |f| f(real, flags))
+    methods
+        .xSync
+        .map_or(ffi::SQLITE_IOERR_FSYNC, |f| f(real, flags))
 }
 
-unsafe extern "C" fn x_file_size(file: *mut ffi::sqlite3_file, size: *mut ffi::sqlite3_int64) -> c_int {
+unsafe extern "C" fn x_file_size(
+    file: *mut ffi::sqlite3_file,
+    size: *mut ffi::sqlite3_int64,
+) -> c_int {
     let (real, methods) = inner(file);
-    methods.xFileSize.map_or(ffi::SQLITE_IOERR_FSTAT, |f| f(real, size))
+    methods
+        .xFileSize
+        .map_or(ffi::SQLITE_IOERR_FSTAT, |f| f(real, size))
 }
 
 unsafe extern "C" fn x_lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
     let (real, methods) = inner(file);
-    methods.xLock.map_or(ffi::SQLITE_IOERR_LOCK, |f| f(real, level))
+    methods
+        .xLock
+        .map_or(ffi::SQLITE_IOERR_LOCK, |f| f(real, level))
 }
 
 unsafe extern "C" fn x_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
     let (real, methods) = inner(file);
-    methods.xUnlock.map_or(ffi::SQLITE_IOERR_UNLOCK, |f| f(real, level))
+    methods
+        .xUnlock
+        .map_or(ffi::SQLITE_IOERR_UNLOCK, |f| f(real, level))
 }
 
 unsafe extern "C" fn x_check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
@@ -465,9 +506,15 @@ unsafe extern "C" fn x_check_reserved_lock(file: *mut ffi::sqlite3_file, out: *m
         .map_or(ffi::SQLITE_IOERR_CHECKRESERVEDLOCK, |f| f(real, out))
 }
 
-unsafe extern "C" fn x_file_control(file: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
+unsafe extern "C" fn x_file_control(
+    file: *mut ffi::sqlite3_file,
+    op: c_int,
+    arg: *mut c_void,
+) -> c_int {
     let (real, methods) = inner(file);
-    methods.xFileControl.map_or(ffi::SQLITE_NOTFOUND, |f| f(real, op, arg))
+    methods
+        .xFileControl
+        .map_or(ffi::SQLITE_NOTFOUND, |f| f(real, op, arg))
 }
 
 unsafe extern "C" fn x_sector_size(file: *mut ffi::sqlite3_file) -> c_int {
@@ -491,12 +538,17 @@ unsafe extern "C" fn x_shm_map(
     if methods.iVersion < 2 {
         return ffi::SQLITE_IOERR_SHMMAP;
     }
-    methods
-        .xShmMap
-        .map_or(ffi::SQLITE_IOERR_SHMMAP, |f| f(real, region, size, extend, out))
+    methods.xShmMap.map_or(ffi::SQLITE_IOERR_SHMMAP, |f| {
+        f(real, region, size, extend, out)
+    })
 }
 
-unsafe extern "C" fn x_shm_lock(file: *mut ffi::sqlite3_file, offset: c_int, n: c_int, flags: c_int) -> c_int {
+unsafe extern "C" fn x_shm_lock(
+    file: *mut ffi::sqlite3_file,
+    offset: c_int,
+    n: c_int,
+    flags: c_int,
+) -> c_int {
     let (real, methods) = inner(file);
     if methods.iVersion < 2 {
         return ffi::SQLITE_IOERR_SHMLOCK;
@@ -520,7 +572,9 @@ unsafe extern "C" fn x_shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) ->
     if methods.iVersion < 2 {
         return ffi::SQLITE_OK;
     }
-    methods.xShmUnmap.map_or(ffi::SQLITE_OK, |f| f(real, delete))
+    methods
+        .xShmUnmap
+        .map_or(ffi::SQLITE_OK, |f| f(real, delete))
 }
 
 unsafe extern "C" fn x_fetch(
@@ -543,12 +597,18 @@ unsafe extern "C" fn x_fetch(
     }
 }
 
-unsafe extern "C" fn x_unfetch(file: *mut ffi::sqlite3_file, offset: ffi::sqlite3_int64, page: *mut c_void) -> c_int {
+unsafe extern "C" fn x_unfetch(
+    file: *mut ffi::sqlite3_file,
+    offset: ffi::sqlite3_int64,
+    page: *mut c_void,
+) -> c_int {
     let (real, methods) = inner(file);
     if methods.iVersion < 3 {
         return ffi::SQLITE_OK;
     }
-    methods.xUnfetch.map_or(ffi::SQLITE_OK, |f| f(real, offset, page))
+    methods
+        .xUnfetch
+        .map_or(ffi::SQLITE_OK, |f| f(real, offset, page))
 }
 
 /// The name the shim is registered under.
