@@ -169,7 +169,7 @@ pub enum OpenStoreError {
         supported: i64,
     },
     /// SQLite could not open or migrate the file (e.g. not a database, no permission).
-    #[error("cannot open store: {0}")]
+    #[error("cannot open store: {}", describe_sqlite(.0))]
     Sqlite(#[from] rusqlite::Error),
     /// The MLS storage tables could not be created.
     #[error("cannot migrate MLS storage: {0}")]
@@ -183,7 +183,7 @@ pub enum OpenStoreError {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite reported an error (disk full, locked, corrupt file…).
-    #[error("store I/O failed: {0}")]
+    #[error("store I/O failed: {}", describe_sqlite(.0))]
     Sqlite(#[from] rusqlite::Error),
     /// A wrapped secret in the store does not open under the storage key.
     #[error("a secret in the store cannot be unwrapped (store tampered or corrupt): {0}")]
@@ -194,6 +194,38 @@ pub enum StoreError {
     /// The randomness source failed.
     #[error("randomness source failed")]
     Randomness,
+}
+
+/// SQLite's message for `error`, naming the file operation that failed when
+/// SQLite's extended code tells it (its message alone is just "disk I/O
+/// error" for a failed write, fsync or truncate alike).
+fn describe_sqlite(error: &rusqlite::Error) -> String {
+    use rusqlite::ffi;
+    let rusqlite::Error::SqliteFailure(failure, _) = error else {
+        return error.to_string();
+    };
+    let operation = match failure.extended_code {
+        ffi::SQLITE_IOERR_READ | ffi::SQLITE_IOERR_SHORT_READ => "reading the file failed",
+        ffi::SQLITE_IOERR_WRITE => "writing the file failed",
+        ffi::SQLITE_IOERR_FSYNC | ffi::SQLITE_IOERR_DIR_FSYNC => {
+            "fsync (flushing the file to disk) failed"
+        }
+        ffi::SQLITE_IOERR_TRUNCATE => "truncating the file failed",
+        ffi::SQLITE_IOERR_FSTAT => "reading the file's size failed",
+        ffi::SQLITE_IOERR_DELETE | ffi::SQLITE_IOERR_DELETE_NOENT => {
+            "deleting a journal file failed"
+        }
+        ffi::SQLITE_IOERR_LOCK
+        | ffi::SQLITE_IOERR_RDLOCK
+        | ffi::SQLITE_IOERR_UNLOCK
+        | ffi::SQLITE_IOERR_CHECKRESERVEDLOCK => "locking the file failed",
+        ffi::SQLITE_IOERR_SHMOPEN
+        | ffi::SQLITE_IOERR_SHMSIZE
+        | ffi::SQLITE_IOERR_SHMMAP
+        | ffi::SQLITE_IOERR_SHMLOCK => "the shared-memory WAL index failed",
+        _ => return error.to_string(),
+    };
+    format!("{error} ({operation})")
 }
 
 /// A network row.
@@ -256,11 +288,51 @@ fn blob_u64(value: i64) -> u64 {
 impl Store {
     /// Open (or create) the store at `path`.
     pub fn open(path: &Path, storage_key: &StorageKey) -> Result<Store, OpenStoreError> {
+        if !path.exists() {
+            Self::create_file(path, storage_key)?;
+        }
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         Self::init(conn, storage_key)
+    }
+
+    /// Build a new store as `<path>.creating` and move it to `path` only once
+    /// its schema and key check are complete, so a failing disk (full, I/O
+    /// error) cannot leave a half-made store behind: the MLS storage
+    /// migrations record each step in a transaction of its own, and a file
+    /// interrupted between two of them could never be opened again ("table
+    /// already exists"). A leftover `.creating` file is simply rebuilt.
+    fn create_file(path: &Path, storage_key: &StorageKey) -> Result<(), OpenStoreError> {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".creating");
+        let building = path.with_file_name(name);
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let mut leftover = building.clone().into_os_string();
+            leftover.push(suffix);
+            let _ = std::fs::remove_file(leftover);
+        }
+        // Rollback-journal mode while building: everything committed is in
+        // the file itself when it is moved (WAL mode is set on first open).
+        let conn = Connection::open(&building)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let Store { conn, .. } = Self::init(conn, storage_key)?;
+        conn.close().map_err(|(_, error)| error)?;
+        let moved = |error: std::io::Error| {
+            OpenStoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("cannot move the new store into place: {error}")),
+            ))
+        };
+        std::fs::rename(&building, path).map_err(moved)?;
+        // Make the rename durable where directories can be synced.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(dir) = std::fs::File::open(dir) {
+                let _ = dir.sync_all();
+            }
+        }
+        Ok(())
     }
 
     /// A store in SQLite's in-memory database (tests, benchmarks).
@@ -298,8 +370,23 @@ impl Store {
         }
         tx.commit()?;
         let mut mls = SqliteStorageProvider::<JsonCodec, &mut Connection>::new(&mut self.conn);
-        mls.run_migrations()
-            .map_err(|e| OpenStoreError::MlsMigration(e.to_string()))?;
+        mls.run_migrations().map_err(|error| {
+            // Keep SQLite's own error (disk full, I/O) typed, so callers
+            // can tell a failing disk from a broken schema.
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+            while let Some(inner) = cause {
+                if let Some(rusqlite::Error::SqliteFailure(failure, message)) =
+                    inner.downcast_ref::<rusqlite::Error>()
+                {
+                    return OpenStoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                        *failure,
+                        message.clone(),
+                    ));
+                }
+                cause = inner.source();
+            }
+            OpenStoreError::MlsMigration(error.to_string())
+        })?;
         Ok(())
     }
 
@@ -1297,6 +1384,23 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION + 1);
+    }
+
+    #[test]
+    fn io_errors_name_the_failed_file_operation() {
+        let failure = |code| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                Some("disk I/O error".into()),
+            ))
+            .to_string()
+        };
+        assert_eq!(
+            failure(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+            "store I/O failed: disk I/O error (fsync (flushing the file to disk) failed)"
+        );
+        assert!(failure(rusqlite::ffi::SQLITE_IOERR_WRITE).ends_with("(writing the file failed)"));
+        assert!(failure(rusqlite::ffi::SQLITE_IOERR_TRUNCATE).contains("truncating"));
     }
 
     #[test]

@@ -154,9 +154,15 @@ pub fn join_from_relay(
         cursor = last;
         for message in page {
             if let Ok(WireMessage::Welcome(welcome)) = WireMessage::decode(&message.bytes) {
-                if node.join(&welcome, label).is_ok() {
-                    joined = true;
-                    break 'pages;
+                match node.join(&welcome, label) {
+                    Ok(_) => {
+                        joined = true;
+                        break 'pages;
+                    }
+                    // A Welcome for someone else: keep looking.
+                    Err(NetworkError::InvalidWelcome(_)) => {}
+                    // The store failed: say so, not "no Welcome".
+                    Err(error) => return Err(error.into()),
                 }
             }
         }
