@@ -16,6 +16,8 @@
 //! assert_eq!(canonical_state(&mut a, &net), canonical_state(&mut b, &net));
 //! ```
 
+pub mod crash;
+
 use careledger::keys::StorageKey;
 use careledger::node::{ExportFormat, ImportReport, NetworkId, Node};
 use careledger::relay::Relay;
