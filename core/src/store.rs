@@ -1376,7 +1376,7 @@ mod tests {
         let flags = FunctionFlags::SQLITE_UTF8;
         conn.create_scalar_function("careledger_row_mac", -1, flags, |_| Ok(vec![0u8; 32]))
             .unwrap();
-        conn.create_scalar_function("careledger_xor", 2, flags, |ctx| Ok(ctx.get::<Vec<u8>>(0)?))
+        conn.create_scalar_function("careledger_xor", 2, flags, |ctx| ctx.get::<Vec<u8>>(0))
             .unwrap();
         conn
     }
