@@ -191,10 +191,10 @@ fn check(dir: &Path, promised: &Promised, iteration: u64, depth: &Depth) {
         return;
     }
     let before = writer.epoch(net).unwrap();
-    let committer = if iteration % 2 == 0 {
-        &mut *writer
-    } else {
-        &mut *peer
+    // Alternate the committing node.
+    let committer = match iteration / 4 % 2 {
+        0 => &mut *writer,
+        _ => &mut *peer,
     };
     committer.update_keys(net).unwrap();
     sync(committer, relay, net, now).unwrap();
