@@ -21,6 +21,12 @@
 //! writes them, not wrapped under the storage key; the identity key and all
 //! content keys (epoch and record keys) are wrapped.
 //!
+//! Tampering at rest: every row of every table, MLS state included, is
+//! authenticated under the storage key (`seal`: triggers keep a per-table
+//! XOR of row HMACs). Opening verifies the whole file (`PRAGMA
+//! integrity_check` and every digest) and refuses an altered one with
+//! [`StoreError::Tampered`].
+//!
 //! ```
 //! use careledger::keys::StorageKey;
 //! use careledger::store::{OpenStoreError, Store};
@@ -43,8 +49,13 @@ use crate::body::{EpochGrant, MemberSpan, RecordKeyGrant, RecordKeyId};
 use crate::entry::{AuthorId, EntryHeader, EntryId};
 use crate::keys::{SecretKey, StorageKey, NONCE_LEN};
 
+mod seal;
+
 /// Current schema version; [`Store::open`] migrates older files up to it.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// First schema version whose content is sealed (verified on open).
+const SEALED_SINCE: i64 = 4;
 
 const KEY_CHECK_LABEL: &[u8] = b"careledger/v1/storage-key-check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"careledger storage key check";
@@ -109,6 +120,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE withholding (
         network BLOB NOT NULL, record TEXT NOT NULL, key_id BLOB NOT NULL,
         PRIMARY KEY (network, record));",
+    // Version 4: every row of every table is sealed under the storage key
+    // (see `seal`); the triggers and digests are (re)made after migrating.
+    "CREATE TABLE row_digests (tbl TEXT PRIMARY KEY, digest BLOB NOT NULL);",
 ];
 
 /// JSON codec for openmls state; openmls types are plain serde structs.
@@ -194,6 +208,9 @@ pub enum StoreError {
     /// The randomness source failed.
     #[error("randomness source failed")]
     Randomness,
+    /// The file's content does not match its seal: changed on disk.
+    #[error("store content altered at rest (tampered or corrupt): {0}")]
+    Tampered(String),
 }
 
 /// SQLite's message for `error`, naming the file operation that failed when
@@ -342,6 +359,9 @@ impl Store {
 
     fn init(conn: Connection, storage_key: &StorageKey) -> Result<Store, OpenStoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // REPLACE must fire the delete triggers that keep the seal.
+        conn.pragma_update(None, "recursive_triggers", "ON")?;
+        seal::register(&conn, storage_key)?;
         let mut store = Store {
             conn,
             storage_key: storage_key.clone(),
@@ -349,7 +369,7 @@ impl Store {
             depth: Cell::new(0),
         };
         store.migrate()?;
-        store.check_storage_key()?;
+        store.check_storage_key(true)?;
         Ok(store)
     }
 
@@ -363,12 +383,36 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
+        if version >= SEALED_SINCE {
+            // Before anything is written: the key, then the whole content.
+            self.check_storage_key(false)?;
+            seal::verify(&self.conn, &self.storage_key)?;
+        }
         let tx = self.conn.transaction()?;
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(migration)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
         }
         tx.commit()?;
+        let mls_migrations = |conn: &Connection| -> Result<i64, rusqlite::Error> {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'
+                 AND name = 'openmls_sqlite_storage_migrations'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .and_then(|exists| {
+                if exists == 0 {
+                    return Ok(0);
+                }
+                conn.query_row(
+                    "SELECT count(*) FROM openmls_sqlite_storage_migrations",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+        };
+        let mls_before = mls_migrations(&self.conn)?;
         let mut mls = SqliteStorageProvider::<JsonCodec, &mut Connection>::new(&mut self.conn);
         mls.run_migrations().map_err(|error| {
             // Keep SQLite's own error (disk full, I/O) typed, so callers
@@ -387,15 +431,22 @@ impl Store {
             }
             OpenStoreError::MlsMigration(error.to_string())
         })?;
+        if version < SCHEMA_VERSION || mls_migrations(&self.conn)? != mls_before {
+            let tx = self.conn.transaction()?;
+            seal::reseal(&tx, &self.storage_key)?;
+            tx.commit()?;
+        }
         Ok(())
     }
 
-    fn check_storage_key(&self) -> Result<(), OpenStoreError> {
+    /// Check the storage key against the file; a new file (`create`) gets its check value.
+    fn check_storage_key(&self, create: bool) -> Result<(), OpenStoreError> {
         match self.meta("storage_key_check")? {
             Some(wrapped) => match self.storage_key.unwrap_secret(KEY_CHECK_LABEL, &wrapped) {
                 Ok(plain) if plain == KEY_CHECK_PLAINTEXT => Ok(()),
                 _ => Err(OpenStoreError::WrongStorageKey),
             },
+            None if !create => Err(StoreError::Tampered("storage key check missing".into()).into()),
             None => {
                 let wrapped = self
                     .storage_key
@@ -1419,6 +1470,74 @@ mod tests {
             store.meta("whole").unwrap().as_deref(),
             Some(&b"written"[..])
         );
+    }
+
+    /// A raw connection that can write past the seal's triggers without
+    /// the storage key: its row MAC is a constant, so digests stay as they were.
+    fn forger(path: &Path) -> Connection {
+        use rusqlite::functions::FunctionFlags;
+        let conn = Connection::open(path).unwrap();
+        let flags = FunctionFlags::SQLITE_UTF8;
+        conn.create_scalar_function("careledger_row_mac", -1, flags, |_| Ok(vec![0u8; 32]))
+            .unwrap();
+        conn.create_scalar_function("careledger_xor", 2, flags, |ctx| ctx.get::<Vec<u8>>(0))
+            .unwrap();
+        conn
+    }
+
+    fn sealed_store(path: &Path) -> StorageKey {
+        let key = StorageKey::from_bytes([1; 32]);
+        let store = Store::open(path, &key).unwrap();
+        store.insert_network(b"net", "care", 0).unwrap();
+        store.set_relay_cursor(b"net", 42).unwrap();
+        key
+    }
+
+    #[test]
+    fn plaintext_columns_altered_at_rest_refuse_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        for (n, alter) in [
+            "UPDATE networks SET relay_cursor = 7",
+            "UPDATE networks SET joined_epoch = 1",
+            "DELETE FROM networks",
+            "INSERT INTO flagged (network, author, reason) VALUES (x'00', x'00', 'x')",
+            "INSERT INTO meta (key, value) VALUES ('identity_name', x'41')",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let path = dir.path().join(format!("node{n}.sqlite"));
+            let key = sealed_store(&path);
+            // Untouched, it reopens.
+            assert_eq!(
+                Store::open(&path, &key)
+                    .unwrap()
+                    .network(b"net")
+                    .unwrap()
+                    .unwrap()
+                    .relay_cursor,
+                42
+            );
+            forger(&path).execute_batch(alter).unwrap();
+            match Store::open(&path, &key) {
+                Err(OpenStoreError::Store(StoreError::Tampered(_))) => {}
+                other => panic!("`{alter}` went unnoticed: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn writes_without_the_seal_functions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        let key = sealed_store(&path);
+        let raw = Connection::open(&path).unwrap();
+        assert!(raw
+            .execute("UPDATE networks SET relay_cursor = 7", [])
+            .is_err());
+        drop(raw);
+        let store = Store::open(&path, &key).unwrap();
+        assert_eq!(store.network(b"net").unwrap().unwrap().relay_cursor, 42);
     }
 
     #[test]

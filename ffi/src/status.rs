@@ -307,7 +307,9 @@ fn fail(status: careledger_status, error: &dyn std::fmt::Display) -> Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unwrap(_) | StoreError::Corrupt(_) => fail(CARELEDGER_STORE_CORRUPT, &e),
+            StoreError::Unwrap(_) | StoreError::Corrupt(_) | StoreError::Tampered(_) => {
+                fail(CARELEDGER_STORE_CORRUPT, &e)
+            }
             StoreError::Sqlite(_) | StoreError::Randomness => fail(CARELEDGER_STORE_IO, &e),
         }
     }

@@ -16,6 +16,7 @@
 //! assert_eq!(canonical_state(&mut a, &net), canonical_state(&mut b, &net));
 //! ```
 
+pub mod crash;
 pub mod faulty_vfs;
 
 use careledger::keys::StorageKey;
