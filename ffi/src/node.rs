@@ -309,7 +309,7 @@ mod tests {
             );
             let id = crate::buffers::careledger_bytes_str(network);
             // A panic while the node's lock is held (as a bug inside a call would).
-            let handle = &*node;
+            let handle = node_arg(node).unwrap();
             let _ = std::panic::catch_unwind(|| {
                 let _guard = handle.lock().unwrap();
                 panic!("deliberate test panic inside a call");

@@ -573,7 +573,8 @@ mod tests {
             assert_eq!(careledger_status::from_code(code), Some(status));
             assert!(!status.text().to_bytes().is_empty());
         }
-        assert_eq!(careledger_status::from_code(7), None);
+        assert_eq!(CARELEDGER_STALE_HANDLE as u32, 7);
+        assert_eq!(careledger_status::from_code(8), None);
         let unknown = unsafe { CStr::from_ptr(careledger_status_str(9999)) };
         assert_eq!(unknown, c"unknown status code");
     }
