@@ -1370,7 +1370,9 @@ mod tests {
             )
             .unwrap();
             drop(conn);
-            let error = Store::open(&path, &key).err().expect("refused");
+            let Err(error) = Store::open(&path, &key) else {
+                panic!("a corrupt migration history was accepted");
+            };
             assert!(
                 matches!(error, OpenStoreError::Store(StoreError::Corrupt(_))),
                 "{error:?}"
