@@ -77,12 +77,6 @@ pub fn release<T: Any + Send + Sync>(handle: *mut T) {
     drop(object);
 }
 
-/// Number of live handles (for leak checks in tests).
-#[cfg(test)]
-pub fn live_count() -> usize {
-    registry().live.as_ref().map_or(0, HashMap::len)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -257,7 +257,7 @@ pub fn fuzz(data: &[u8]) {
                         ),
                         None,
                     );
-                    if program.byte() % 2 == 0 {
+                    if program.byte() & 1 == 0 {
                         check(careledger_node_ack_outgoing(from, message), None);
                     }
                 }
@@ -283,7 +283,7 @@ pub fn fuzz(data: &[u8]) {
                 8 => {
                     let (node, expected) = s.nodes.pick(program.byte());
                     let net = s.network(&mut program);
-                    let fhir = if program.byte() % 2 == 0 {
+                    let fhir = if program.byte() & 1 == 0 {
                         fixture::ndjson_lines("bulk-10-patients/Patient.000.ndjson", 1)
                     } else {
                         program.bytes()
@@ -334,7 +334,7 @@ pub fn fuzz(data: &[u8]) {
                     let (node, expected) = s.nodes.pick(program.byte());
                     let cap = program.byte() as usize % 80;
                     let mut buf = vec![0 as c_char; cap];
-                    let buf_ptr = if program.byte() % 4 == 0 {
+                    let buf_ptr = if program.byte() & 3 == 0 {
                         null_mut()
                     } else {
                         buf.as_mut_ptr()
@@ -360,7 +360,7 @@ pub fn fuzz(data: &[u8]) {
                         let copy = std::slice::from_raw_parts(data, len).to_vec();
                         assert_eq!(copy.len(), len);
                     }
-                    if program.byte() % 2 == 0 {
+                    if program.byte() & 1 == 0 {
                         s.bytes.free(program.byte(), careledger_bytes_free);
                     }
                 }
@@ -415,7 +415,7 @@ pub fn fuzz(data: &[u8]) {
                     let (message, _) = s.outgoing.pick(program.byte());
                     careledger_outgoing_len(message);
                     careledger_outgoing_network_id(message);
-                    if program.byte() % 2 == 0 {
+                    if program.byte() & 1 == 0 {
                         s.outgoing.free(program.byte(), careledger_outgoing_free);
                     }
                 }
