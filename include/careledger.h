@@ -88,6 +88,12 @@ enum careledger_status
    */
   CARELEDGER_NODE_UNUSABLE = 6,
   /**
+   * A handle argument is not live: it was freed already, was never
+   * returned by careledger, or is a handle of another type. Nothing was
+   * touched; such handles never cause undefined behaviour.
+   */
+  CARELEDGER_STALE_HANDLE = 7,
+  /**
    * SQLite failed (I/O error, disk full, locked, not a database).
    */
   CARELEDGER_STORE_IO = 100,
@@ -773,7 +779,8 @@ size_t careledger_bytes_len(const struct careledger_bytes *bytes);
 const char *careledger_bytes_str(const struct careledger_bytes *bytes);
 
 /**
- * Frees a buffer. NULL is a harmless no-op. Freeing twice is undefined behaviour.
+ * Frees a buffer. NULL, an already freed buffer and a handle of another
+ * type are harmless no-ops.
  *
  * # Safety
  * `bytes` is NULL or a buffer from careledger not yet freed.
@@ -1449,8 +1456,10 @@ careledger_status careledger_node_open(const char *path,
 
 /**
  * Closes a node and frees it. Everything acknowledged is already durable in
- * the store file. NULL is a harmless no-op. Using the handle afterwards, or
- * freeing it while another thread still uses it, is undefined behaviour.
+ * the store file. NULL, an already freed node and a handle of another type
+ * are harmless no-ops. Calls made with the handle afterwards answer
+ * `CARELEDGER_STALE_HANDLE`; a call still running on another thread
+ * finishes first (the node closes when it returns).
  *
  * # Safety
  * `node` is NULL or a node handle not yet freed.

@@ -394,6 +394,7 @@ impl Store {
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
         }
         tx.commit()?;
+        self.check_mls_migration_history()?;
         let mls_migrations = |conn: &Connection| -> Result<i64, rusqlite::Error> {
             conn.query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'
@@ -435,6 +436,39 @@ impl Store {
             let tx = self.conn.transaction()?;
             seal::reseal(&tx, &self.storage_key)?;
             tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// refinery, which runs the MLS storage migrations, unwraps the
+    /// timestamp and checksum it reads back from its history table, so a
+    /// corrupt row would panic it: such a store is refused as corrupt first.
+    fn check_mls_migration_history(&self) -> Result<(), OpenStoreError> {
+        use time::format_description::well_known::Rfc3339;
+        let exists: bool = self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_master \
+             WHERE type = 'table' AND name = 'openmls_sqlite_storage_migrations')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(());
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT applied_on, checksum FROM openmls_sqlite_storage_migrations")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            // Values of another type make refinery's own read fail cleanly.
+            if let (Ok(applied_on), Ok(checksum)) =
+                (row.get::<_, String>(0), row.get::<_, String>(1))
+            {
+                if time::OffsetDateTime::parse(&applied_on, &Rfc3339).is_err()
+                    || checksum.parse::<u64>().is_err()
+                {
+                    return Err(StoreError::Corrupt("openmls_sqlite_storage_migrations").into());
+                }
+            }
         }
         Ok(())
     }
@@ -1538,6 +1572,54 @@ mod tests {
         drop(raw);
         let store = Store::open(&path, &key).unwrap();
         assert_eq!(store.network(b"net").unwrap().unwrap().relay_cursor, 42);
+    }
+
+    /// A raw connection with the seal's functions under `key`: its writes
+    /// are sealed as the store's own are.
+    fn sealing(path: &Path, key: &StorageKey) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "recursive_triggers", "ON")
+            .unwrap();
+        seal::register(&conn, key).unwrap();
+        conn
+    }
+
+    /// Found by the `store_open` fuzz target: refinery panicked on a history
+    /// row whose timestamp does not parse.
+    #[test]
+    fn corrupt_mls_migration_history_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        let key = StorageKey::from_bytes([1; 32]);
+        drop(Store::open(&path, &key).unwrap());
+        for (column, value) in [
+            ("applied_on", "2025-13-99T99:00:00+99:00"),
+            ("checksum", "x"),
+        ] {
+            // Sealed like the store's own writes, so the seal passes and
+            // the history check is what refuses the file.
+            let conn = sealing(&path, &key);
+            conn.execute(
+                &format!("UPDATE openmls_sqlite_storage_migrations SET {column} = ?1"),
+                [value],
+            )
+            .unwrap();
+            drop(conn);
+            let Err(error) = Store::open(&path, &key) else {
+                panic!("a corrupt migration history was accepted");
+            };
+            assert!(
+                matches!(error, OpenStoreError::Store(StoreError::Corrupt(_))),
+                "{error:?}"
+            );
+            let conn = sealing(&path, &key);
+            conn.execute(
+                "UPDATE openmls_sqlite_storage_migrations \
+                 SET applied_on = '2025-11-24T16:00:00Z', checksum = '1'",
+                [],
+            )
+            .unwrap();
+        }
     }
 
     #[test]

@@ -186,17 +186,28 @@ pub unsafe fn copy_text_out(
     Ok(())
 }
 
-/// Frees a handle made with `Box::into_raw`; NULL is a no-op; never unwinds.
-///
-/// # Safety
-/// `ptr` is NULL or came from `Box::into_raw` and was not freed yet.
-pub unsafe fn free_boxed<T>(ptr: *mut T) {
-    guard((), || {
-        if !ptr.is_null() {
-            // SAFETY: per the caller.
-            drop(unsafe { Box::from_raw(ptr) });
-        }
+/// A required handle argument: the object behind it, or
+/// `CARELEDGER_NULL_PARAMETER` for NULL and `CARELEDGER_STALE_HANDLE` for a
+/// handle that is freed, was never issued, or is of another type.
+pub fn arg_handle<T: std::any::Any + Send + Sync>(
+    ptr: *const T,
+    name: &str,
+) -> Result<std::sync::Arc<T>, Failure> {
+    if ptr.is_null() {
+        return Err(null(name));
+    }
+    crate::handles::lookup(ptr).ok_or_else(|| {
+        Failure::new(
+            CARELEDGER_STALE_HANDLE,
+            format!("`{name}` is not a live handle (freed already, or not of this type)"),
+        )
     })
+}
+
+/// Frees a handle; NULL, stale and wrong-type handles are harmless no-ops;
+/// never unwinds.
+pub fn free_handle<T: std::any::Any + Send + Sync>(ptr: *mut T) {
+    guard((), || crate::handles::release(ptr))
 }
 
 #[cfg(test)]

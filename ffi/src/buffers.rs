@@ -6,7 +6,7 @@ use std::ffi::{c_char, CString};
 
 use careledger::node::MemberInfo;
 
-use crate::boundary::{free_boxed, guard};
+use crate::boundary::{free_handle, guard};
 
 /// A byte buffer owned by careledger (an exported chart, a key package, a
 /// message, an id). The bytes are followed by a NUL that `len` does not
@@ -21,7 +21,7 @@ pub struct careledger_bytes {
 impl careledger_bytes {
     pub fn boxed(mut data: Vec<u8>) -> *mut careledger_bytes {
         data.push(0);
-        Box::into_raw(Box::new(careledger_bytes { data }))
+        crate::handles::register(careledger_bytes { data })
     }
 
     pub fn content(&self) -> &[u8] {
@@ -35,8 +35,7 @@ impl careledger_bytes {
 /// `bytes` is NULL or a live buffer from careledger.
 #[no_mangle]
 pub unsafe extern "C" fn careledger_bytes_data(bytes: *const careledger_bytes) -> *const u8 {
-    // SAFETY: NULL or live per the caller.
-    guard(std::ptr::null(), || match unsafe { bytes.as_ref() } {
+    guard(std::ptr::null(), || match crate::handles::lookup(bytes) {
         Some(b) => b.data.as_ptr(),
         None => std::ptr::null(),
     })
@@ -48,9 +47,8 @@ pub unsafe extern "C" fn careledger_bytes_data(bytes: *const careledger_bytes) -
 /// `bytes` is NULL or a live buffer from careledger.
 #[no_mangle]
 pub unsafe extern "C" fn careledger_bytes_len(bytes: *const careledger_bytes) -> usize {
-    // SAFETY: NULL or live per the caller.
     guard(0, || {
-        unsafe { bytes.as_ref() }.map_or(0, |b| b.content().len())
+        crate::handles::lookup(bytes).map_or(0, |b| b.content().len())
     })
 }
 
@@ -66,14 +64,15 @@ pub unsafe extern "C" fn careledger_bytes_str(bytes: *const careledger_bytes) ->
     unsafe { careledger_bytes_data(bytes) }.cast()
 }
 
-/// Frees a buffer. NULL is a harmless no-op. Freeing twice is undefined behaviour.
+/// Frees a buffer. NULL, an already freed buffer and a handle of another
+/// type are harmless no-ops.
 ///
 /// # Safety
 /// `bytes` is NULL or a buffer from careledger not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn careledger_bytes_free(bytes: *mut careledger_bytes) {
     // SAFETY: forwarded from the caller.
-    unsafe { free_boxed(bytes) }
+    free_handle(bytes)
 }
 
 /// Text without interior NULs (ids and names never contain them; anything
@@ -93,7 +92,7 @@ pub struct careledger_string_list {
 impl careledger_string_list {
     pub fn boxed<S: AsRef<str>>(items: &[S]) -> *mut careledger_string_list {
         let items = items.iter().map(|s| c_string(s.as_ref())).collect();
-        Box::into_raw(Box::new(careledger_string_list { items }))
+        crate::handles::register(careledger_string_list { items })
     }
 }
 
@@ -105,8 +104,9 @@ impl careledger_string_list {
 pub unsafe extern "C" fn careledger_string_list_count(
     list: *const careledger_string_list,
 ) -> usize {
-    // SAFETY: NULL or live per the caller.
-    guard(0, || unsafe { list.as_ref() }.map_or(0, |l| l.items.len()))
+    guard(0, || {
+        crate::handles::lookup(list).map_or(0, |l| l.items.len())
+    })
 }
 
 /// The `index`-th string of `list`, NUL-terminated, or NULL if `list` is
@@ -120,10 +120,9 @@ pub unsafe extern "C" fn careledger_string_list_get(
     index: usize,
 ) -> *const c_char {
     guard(std::ptr::null(), || {
-        // SAFETY: NULL or live per the caller.
-        unsafe { list.as_ref() }
-            .and_then(|l| l.items.get(index))
-            .map_or(std::ptr::null(), |s| s.as_ptr())
+        crate::handles::lookup(list)
+            .and_then(|l| l.items.get(index).map(|s| s.as_ptr()))
+            .unwrap_or(std::ptr::null())
     })
 }
 
@@ -134,7 +133,7 @@ pub unsafe extern "C" fn careledger_string_list_get(
 #[no_mangle]
 pub unsafe extern "C" fn careledger_string_list_free(list: *mut careledger_string_list) {
     // SAFETY: forwarded from the caller.
-    unsafe { free_boxed(list) }
+    free_handle(list)
 }
 
 struct Member {
@@ -159,7 +158,7 @@ impl careledger_member_list {
                 fingerprint: c_string(&m.fingerprint),
             })
             .collect();
-        Box::into_raw(Box::new(careledger_member_list { members }))
+        crate::handles::register(careledger_member_list { members })
     }
 
     /// # Safety
@@ -170,10 +169,9 @@ impl careledger_member_list {
         pick: fn(&Member) -> &CString,
     ) -> *const c_char {
         guard(std::ptr::null(), || {
-            // SAFETY: NULL or live per the caller.
-            unsafe { list.as_ref() }
-                .and_then(|l| l.members.get(index))
-                .map_or(std::ptr::null(), |m| pick(m).as_ptr())
+            crate::handles::lookup(list)
+                .and_then(|l| l.members.get(index).map(|m| pick(m).as_ptr()))
+                .unwrap_or(std::ptr::null())
         })
     }
 }
@@ -186,9 +184,8 @@ impl careledger_member_list {
 pub unsafe extern "C" fn careledger_member_list_count(
     list: *const careledger_member_list,
 ) -> usize {
-    // SAFETY: NULL or live per the caller.
     guard(0, || {
-        unsafe { list.as_ref() }.map_or(0, |l| l.members.len())
+        crate::handles::lookup(list).map_or(0, |l| l.members.len())
     })
 }
 
@@ -241,5 +238,5 @@ pub unsafe extern "C" fn careledger_member_list_fingerprint(
 #[no_mangle]
 pub unsafe extern "C" fn careledger_member_list_free(list: *mut careledger_member_list) {
     // SAFETY: forwarded from the caller.
-    unsafe { free_boxed(list) }
+    free_handle(list)
 }

@@ -10,7 +10,7 @@ use careledger::relay::LocalRelay;
 use careledger::sync::{join_from_relay, sync};
 
 use crate::boundary::{
-    arg_bytes, arg_out, arg_out_opt, arg_ref, arg_str, boundary, free_boxed, guard,
+    arg_bytes, arg_handle, arg_out, arg_out_opt, arg_ref, arg_str, boundary, free_handle, guard,
 };
 use crate::node::{careledger_node, network_arg, node_arg, now_ms};
 use crate::status::{careledger_status, Failure};
@@ -204,15 +204,15 @@ pub unsafe extern "C" fn careledger_node_poll_outgoing(
     boundary(|| {
         // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let out = unsafe { arg_out(out_message, "out_message") }?;
-        let handle = unsafe { arg_ref(node, "node") }?;
+        let handle = arg_handle(node, "node")?;
         let next = handle.lock()?.poll_outgoing()?;
         *out = match next {
             None => std::ptr::null_mut(),
-            Some(outgoing) => Box::into_raw(Box::new(careledger_outgoing {
+            Some(outgoing) => crate::handles::register(careledger_outgoing {
                 network_id: CString::new(outgoing.network.to_hex()).unwrap_or_default(),
                 outgoing,
                 node: *handle.author(),
-            })),
+            }),
         };
         Ok(())
     })
@@ -236,8 +236,8 @@ pub unsafe extern "C" fn careledger_node_ack_outgoing(
 ) -> careledger_status {
     boundary(|| {
         // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
-        let handle = unsafe { arg_ref(node, "node") }?;
-        let message = unsafe { arg_ref(message, "message") }?;
+        let handle = arg_handle(node, "node")?;
+        let message = arg_handle(message, "message")?;
         if message.node != *handle.author() {
             return Err(Failure::new(
                 CARELEDGER_INVALID_ARGUMENT,
@@ -259,8 +259,7 @@ pub unsafe extern "C" fn careledger_outgoing_network_id(
     message: *const careledger_outgoing,
 ) -> *const c_char {
     guard(std::ptr::null(), || {
-        // SAFETY: NULL or live per the caller.
-        unsafe { message.as_ref() }.map_or(std::ptr::null(), |m| m.network_id.as_ptr())
+        crate::handles::lookup(message).map_or(std::ptr::null(), |m| m.network_id.as_ptr())
     })
 }
 
@@ -273,8 +272,7 @@ pub unsafe extern "C" fn careledger_outgoing_data(
     message: *const careledger_outgoing,
 ) -> *const u8 {
     guard(std::ptr::null(), || {
-        // SAFETY: NULL or live per the caller.
-        unsafe { message.as_ref() }.map_or(std::ptr::null(), |m| m.outgoing.message.as_ptr())
+        crate::handles::lookup(message).map_or(std::ptr::null(), |m| m.outgoing.message.as_ptr())
     })
 }
 
@@ -284,9 +282,8 @@ pub unsafe extern "C" fn careledger_outgoing_data(
 /// `message` is NULL or a live message.
 #[no_mangle]
 pub unsafe extern "C" fn careledger_outgoing_len(message: *const careledger_outgoing) -> usize {
-    // SAFETY: NULL or live per the caller.
     guard(0, || {
-        unsafe { message.as_ref() }.map_or(0, |m| m.outgoing.message.len())
+        crate::handles::lookup(message).map_or(0, |m| m.outgoing.message.len())
     })
 }
 
@@ -297,7 +294,7 @@ pub unsafe extern "C" fn careledger_outgoing_len(message: *const careledger_outg
 #[no_mangle]
 pub unsafe extern "C" fn careledger_outgoing_free(message: *mut careledger_outgoing) {
     // SAFETY: forwarded from the caller.
-    unsafe { free_boxed(message) }
+    free_handle(message)
 }
 
 /// Sans-IO: hands in messages your transport delivered for the network, in

@@ -7,6 +7,10 @@
 //!   serialised), and library-owned outputs (`careledger_bytes`,
 //!   `careledger_string_list`, `careledger_member_list`,
 //!   `careledger_outgoing`), each freed by its own `_free`, which accepts NULL.
+//!   Handles are tokens checked against a registry of live handles before
+//!   any use: a freed, never issued or wrong-type handle yields
+//!   `CARELEDGER_STALE_HANDLE` (accessors NULL or 0, frees do nothing),
+//!   never undefined behaviour.
 //! - Functions that can fail return a `careledger_status`; `CARELEDGER_OK` is
 //!   0. Outputs come last and are written only on success (the exceptions are
 //!   documented). `careledger_last_error` gives the detail of the last failure
@@ -31,6 +35,7 @@ mod boundary;
 mod buffers;
 mod consent;
 mod exchange;
+mod handles;
 mod ledger;
 mod network;
 mod node;

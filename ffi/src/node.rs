@@ -2,14 +2,16 @@
 
 use std::ffi::c_char;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use careledger::entry::AuthorId;
 use careledger::keys::StorageKey;
 use careledger::node::{NetworkId, Node};
 use careledger::store::Store;
 
-use crate::boundary::{arg_bytes, arg_out, arg_ref, arg_str, boundary, copy_text_out, free_boxed};
+use crate::boundary::{
+    arg_bytes, arg_handle, arg_out, arg_str, boundary, copy_text_out, free_handle,
+};
 use crate::buffers::careledger_bytes;
 use crate::status::{careledger_status, Failure};
 use careledger_status::*;
@@ -37,10 +39,10 @@ pub struct careledger_node {
 impl careledger_node {
     fn boxed(node: Node) -> *mut careledger_node {
         let author = node.identity().author_id();
-        Box::into_raw(Box::new(careledger_node {
+        crate::handles::register(careledger_node {
             node: Mutex::new(node),
             author,
-        }))
+        })
     }
 
     /// The node, locked for one call. A panic in an earlier call poisons it.
@@ -62,9 +64,8 @@ impl careledger_node {
 ///
 /// # Safety
 /// `node` is NULL or a live node handle.
-pub unsafe fn node_arg<'a>(node: *const careledger_node) -> Result<&'a careledger_node, Failure> {
-    // SAFETY: forwarded from the caller.
-    unsafe { arg_ref(node, "node") }
+pub unsafe fn node_arg(node: *const careledger_node) -> Result<Arc<careledger_node>, Failure> {
+    arg_handle(node, "node")
 }
 
 /// A network id argument (hex, as careledger gives it out).
@@ -176,15 +177,17 @@ pub unsafe extern "C" fn careledger_node_open(
 }
 
 /// Closes a node and frees it. Everything acknowledged is already durable in
-/// the store file. NULL is a harmless no-op. Using the handle afterwards, or
-/// freeing it while another thread still uses it, is undefined behaviour.
+/// the store file. NULL, an already freed node and a handle of another type
+/// are harmless no-ops. Calls made with the handle afterwards answer
+/// `CARELEDGER_STALE_HANDLE`; a call still running on another thread
+/// finishes first (the node closes when it returns).
 ///
 /// # Safety
 /// `node` is NULL or a node handle not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn careledger_node_free(node: *mut careledger_node) {
     // SAFETY: forwarded from the caller.
-    unsafe { free_boxed(node) }
+    free_handle(node)
 }
 
 /// Copies the node's author id (`CARELEDGER_AUTHOR_ID_LEN` hex characters)
@@ -207,7 +210,7 @@ pub unsafe extern "C" fn careledger_node_author_id(
 ) -> careledger_status {
     boundary(|| {
         // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
-        let node = unsafe { arg_ref(node, "node") }?;
+        let node = arg_handle(node, "node")?;
         unsafe { copy_text_out(&node.author().to_hex(), buf, cap, out_len) }
     })
 }
@@ -229,7 +232,7 @@ pub unsafe extern "C" fn careledger_node_fingerprint(
 ) -> careledger_status {
     boundary(|| {
         // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
-        let node = unsafe { arg_ref(node, "node") }?;
+        let node = arg_handle(node, "node")?;
         let fingerprint = careledger::identity::fingerprint_of(node.author());
         unsafe { copy_text_out(&fingerprint, buf, cap, out_len) }
     })
@@ -306,7 +309,7 @@ mod tests {
             );
             let id = crate::buffers::careledger_bytes_str(network);
             // A panic while the node's lock is held (as a bug inside a call would).
-            let handle = &*node;
+            let handle = node_arg(node).unwrap();
             let _ = std::panic::catch_unwind(|| {
                 let _guard = handle.lock().unwrap();
                 panic!("deliberate test panic inside a call");

@@ -42,6 +42,10 @@ pub enum careledger_status {
     CARELEDGER_INVALID_ARGUMENT = 5,
     /// An earlier call on this node panicked; free the node and open the store again.
     CARELEDGER_NODE_UNUSABLE = 6,
+    /// A handle argument is not live: it was freed already, was never
+    /// returned by careledger, or is a handle of another type. Nothing was
+    /// touched; such handles never cause undefined behaviour.
+    CARELEDGER_STALE_HANDLE = 7,
 
     // 100–199: the node's store.
     /// SQLite failed (I/O error, disk full, locked, not a database).
@@ -154,7 +158,7 @@ pub enum careledger_status {
 use careledger_status::*;
 
 /// Every status, in code order.
-const ALL_STATUSES: [careledger_status; 46] = [
+const ALL_STATUSES: [careledger_status; 47] = [
     CARELEDGER_OK,
     CARELEDGER_PANIC,
     CARELEDGER_NULL_PARAMETER,
@@ -162,6 +166,7 @@ const ALL_STATUSES: [careledger_status; 46] = [
     CARELEDGER_BUFFER_TOO_SMALL,
     CARELEDGER_INVALID_ARGUMENT,
     CARELEDGER_NODE_UNUSABLE,
+    CARELEDGER_STALE_HANDLE,
     CARELEDGER_STORE_IO,
     CARELEDGER_WRONG_STORAGE_KEY,
     CARELEDGER_STORE_CORRUPT,
@@ -215,6 +220,9 @@ impl careledger_status {
             CARELEDGER_INVALID_ARGUMENT => c"invalid argument",
             CARELEDGER_NODE_UNUSABLE => {
                 c"node unusable after an internal error; free it and open the store again"
+            }
+            CARELEDGER_STALE_HANDLE => {
+                c"a handle argument is not live (freed, never issued, or of another type)"
             }
             CARELEDGER_STORE_IO => c"store I/O failed",
             CARELEDGER_WRONG_STORAGE_KEY => c"wrong storage key for this store",
@@ -567,7 +575,8 @@ mod tests {
             assert_eq!(careledger_status::from_code(code), Some(status));
             assert!(!status.text().to_bytes().is_empty());
         }
-        assert_eq!(careledger_status::from_code(7), None);
+        assert_eq!(CARELEDGER_STALE_HANDLE as u32, 7);
+        assert_eq!(careledger_status::from_code(8), None);
         let unknown = unsafe { CStr::from_ptr(careledger_status_str(9999)) };
         assert_eq!(unknown, c"unknown status code");
     }

@@ -115,7 +115,8 @@ static void test_version_and_status_text(void) {
     CHECK(strcmp(careledger_status_str(CARELEDGER_OK), "ok") == 0);
     CHECK(strcmp(careledger_status_str(CARELEDGER_WRONG_STORAGE_KEY),
                  "wrong storage key for this store") == 0);
-    CHECK(strcmp(careledger_status_str(7), "unknown status code") == 0);
+    CHECK(strcmp(careledger_status_str(8), "unknown status code") == 0);
+    CHECK(CARELEDGER_STALE_HANDLE == 7);
     CHECK(strcmp(careledger_status_str(0xFFFFFFFFu), "unknown status code") == 0);
     CHECK(CARELEDGER_OK == 0 && CARELEDGER_NULL_PARAMETER == 2 && CARELEDGER_INVALID_FHIR == 300);
 }
@@ -1177,6 +1178,45 @@ done:
     careledger_node_free(hospital);
 }
 
+/* Freed, never-issued and wrong-type handles are detected: calls answer
+ * CARELEDGER_STALE_HANDLE, accessors NULL or 0, frees do nothing. */
+static void test_stale_handles(void) {
+    careledger_node *node = create_node("stale.sqlite", KEY_A, "stale.example");
+    careledger_bytes *kp = NULL, *again = NULL;
+    careledger_string_list *list = NULL;
+    careledger_node *bogus = (careledger_node *)(uintptr_t)0x7fff0000u;
+    char buf[128];
+    size_t len = 0;
+
+    EXPECT_OK(careledger_node_key_package(node, &kp));
+    CHECK(careledger_bytes_len(kp) > 0);
+    EXPECT_OK(careledger_node_networks(node, &list));
+    careledger_bytes_free(kp);
+    CHECK(careledger_bytes_data(kp) == NULL && careledger_bytes_len(kp) == 0);
+    CHECK(careledger_bytes_str(kp) == NULL);
+    careledger_bytes_free(kp); /* a double free is a no-op */
+    careledger_string_list_free(list);
+    CHECK(careledger_string_list_count(list) == 0 && careledger_string_list_get(list, 0) == NULL);
+
+    /* A buffer handle passed as a node is refused, and freeing it as a node frees nothing. */
+    EXPECT_OK(careledger_node_key_package(node, &kp));
+    EXPECT_STATUS(careledger_node_key_package((careledger_node *)kp, &again), CARELEDGER_STALE_HANDLE);
+    careledger_node_free((careledger_node *)kp);
+    CHECK(careledger_bytes_len(kp) > 0);
+    careledger_bytes_free(kp);
+
+    EXPECT_STATUS(careledger_node_author_id(bogus, buf, sizeof buf, &len), CARELEDGER_STALE_HANDLE);
+    CHECK(last_error_len() > 0);
+    careledger_node_free(bogus);
+
+    careledger_node_free(node);
+    EXPECT_STATUS(careledger_node_author_id(node, buf, sizeof buf, &len), CARELEDGER_STALE_HANDLE);
+    EXPECT_STATUS(careledger_node_key_package(node, &again), CARELEDGER_STALE_HANDLE);
+    CHECK(again == NULL);
+    careledger_node_free(node); /* a double free is a no-op */
+    CHECK(strcmp(careledger_status_str(CARELEDGER_STALE_HANDLE), "unknown status code") != 0);
+}
+
 int main(int argc, char **argv) {
     FILE *file;
     long size;
@@ -1208,6 +1248,7 @@ int main(int argc, char **argv) {
     test_consent_ai_null_arguments(node, net);
     test_consent_ai_bad_arguments(node, net);
     test_buffers(node);
+    test_stale_handles();
     test_store_misuse();
     test_invalid_fhir_and_reopen();
     test_sans_io();
