@@ -391,17 +391,28 @@ impl Relay for NatsRelay {
             let subject = subject.clone();
             let id = id.clone();
             let payload = payload.clone();
+            let bound = relay.options.request_timeout * 2;
             relay.runtime.block_on(async move {
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", id.as_str());
-                let ack = context
-                    .publish_with_headers(subject, headers, payload)
-                    .await
-                    .map_err(boxed)?;
-                // Only the stream's acknowledgement means the message is stored
-                // (on a quorum of a cluster); until then the outbox keeps it.
-                ack.await.map_err(boxed)?;
-                Ok(())
+                tokio::time::timeout(bound, async move {
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert("Nats-Msg-Id", id.as_str());
+                    let ack = context
+                        .publish_with_headers(subject, headers, payload)
+                        .await
+                        .map_err(boxed)?;
+                    // Only the stream's acknowledgement means the message is stored
+                    // (on a quorum of a cluster); until then the outbox keeps it.
+                    ack.await.map_err(boxed)?;
+                    Ok::<_, BoxError>(())
+                })
+                .await
+                .map_err(|_| -> BoxError {
+                    format!(
+                        "no acknowledgement of a publish within {:.0} s",
+                        bound.as_secs_f64()
+                    )
+                    .into()
+                })?
             })
         })
     }
@@ -421,36 +432,45 @@ impl Relay for NatsRelay {
                 .consumers
                 .remove(&key)
                 .filter(|state| state.position == after);
+            // A pull whose server dies mid-request may never end: bound it,
+            // so the retry recreates the consumer on a live server.
+            let bound = relay.options.request_timeout * 2;
             let (page, state) = relay.runtime.block_on(async {
-                let state = match state {
-                    Some(state) => state,
-                    None => position_consumer(&stream, &durable, after).await?,
-                };
-                let mut batch = state
-                    .consumer
-                    .fetch()
-                    .max_messages(limit)
-                    .messages()
-                    .await
-                    .map_err(boxed)?;
-                let mut page = Vec::new();
-                let mut last = None;
-                while let Some(message) = batch.next().await {
-                    let message = message?;
-                    let seq = message.info()?.stream_sequence;
-                    page.push(RelayMessage {
-                        seq,
-                        bytes: message.payload.to_vec(),
-                    });
-                    last = Some(message);
-                }
-                let mut state = state;
-                if let Some(message) = last {
-                    // AckAll: one acknowledgement covers the whole page.
-                    message.ack().await?;
-                    state.position = page.last().map_or(after, |m: &RelayMessage| m.seq);
-                }
-                Ok::<_, BoxError>((page, state))
+                tokio::time::timeout(bound, async {
+                    let state = match state {
+                        Some(state) => state,
+                        None => position_consumer(&stream, &durable, after).await?,
+                    };
+                    let mut batch = state
+                        .consumer
+                        .fetch()
+                        .max_messages(limit)
+                        .messages()
+                        .await
+                        .map_err(boxed)?;
+                    let mut page = Vec::new();
+                    let mut last = None;
+                    while let Some(message) = batch.next().await {
+                        let message = message?;
+                        let seq = message.info()?.stream_sequence;
+                        page.push(RelayMessage {
+                            seq,
+                            bytes: message.payload.to_vec(),
+                        });
+                        last = Some(message);
+                    }
+                    let mut state = state;
+                    if let Some(message) = last {
+                        // AckAll: one acknowledgement covers the whole page.
+                        message.ack().await?;
+                        state.position = page.last().map_or(after, |m: &RelayMessage| m.seq);
+                    }
+                    Ok::<_, BoxError>((page, state))
+                })
+                .await
+                .map_err(|_| -> BoxError {
+                    format!("no answer to a fetch within {:.0} s", bound.as_secs_f64()).into()
+                })?
             })?;
             relay.consumers.insert(key.clone(), state);
             Ok(page)

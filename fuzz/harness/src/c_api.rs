@@ -17,32 +17,20 @@ use std::ptr::{null, null_mut};
 
 use careledger_ffi::*;
 
+use crate::chunks::Program;
 use crate::fixture;
 
 type Status = careledger_status;
 
-struct Program<'a> {
-    data: &'a [u8],
+/// The C API target's strings: a one-byte length, then the bytes.
+trait CStrings {
+    fn c_string(&mut self) -> CString;
 }
 
-impl Program<'_> {
-    fn byte(&mut self) -> u8 {
-        let (first, rest) = self
-            .data
-            .split_first()
-            .map_or((0, &[][..]), |(f, r)| (*f, r));
-        self.data = rest;
-        first
-    }
-    fn bytes(&mut self) -> Vec<u8> {
-        let len = (self.byte() as usize).min(self.data.len());
-        let (taken, rest) = self.data.split_at(len);
-        self.data = rest;
-        taken.to_vec()
-    }
+impl CStrings for Program<'_> {
     /// A C string from the input: NULs dropped, so it may be any non-UTF-8 bytes.
     fn c_string(&mut self) -> CString {
-        let mut bytes = self.bytes();
+        let mut bytes = self.short_bytes();
         bytes.retain(|b| *b != 0);
         CString::new(bytes).expect("no NUL")
     }
@@ -151,7 +139,7 @@ fn key(choice: u8) -> Vec<u8> {
 
 /// Runs one input.
 pub fn fuzz(data: &[u8]) {
-    let mut program = Program { data };
+    let mut program = Program::new(data);
     let mut s = State {
         dir: tempfile::tempdir().expect("temp dir"),
         nodes: Handles::new(),
@@ -264,7 +252,7 @@ pub fn fuzz(data: &[u8]) {
                 7 => {
                     let (node, expected) = s.nodes.pick(program.byte());
                     let net = s.network(&mut program);
-                    let raw = program.bytes();
+                    let raw = program.short_bytes();
                     let messages = [raw.as_ptr(), null()];
                     let lengths = [raw.len(), 3];
                     let count = 1 + (program.byte() % 2) as usize;
@@ -286,7 +274,7 @@ pub fn fuzz(data: &[u8]) {
                     let fhir = if program.byte() & 1 == 0 {
                         fixture::ndjson_lines("bulk-10-patients/Patient.000.ndjson", 1)
                     } else {
-                        program.bytes()
+                        program.short_bytes()
                     };
                     let source = program.c_string();
                     let mut report = careledger_import_report::default();

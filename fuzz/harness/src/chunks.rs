@@ -2,6 +2,53 @@
 //! each chunk is a big-endian `u16` length and that many bytes. A short last
 //! chunk takes whatever is left, so every input splits into some chunks.
 
+/// Reads a program input front to back; reads past the end give zeros and
+/// empty strings, so every input is a whole program.
+pub struct Program<'a> {
+    /// What is left to read.
+    pub data: &'a [u8],
+}
+
+impl<'a> Program<'a> {
+    /// A program over `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Program { data }
+    }
+
+    /// The next byte, or 0.
+    pub fn byte(&mut self) -> u8 {
+        let (first, rest) = self
+            .data
+            .split_first()
+            .map_or((0, &[][..]), |(f, r)| (*f, r));
+        self.data = rest;
+        first
+    }
+
+    /// The next big-endian `u16`.
+    pub fn u16(&mut self) -> usize {
+        u16::from_be_bytes([self.byte(), self.byte()]) as usize
+    }
+
+    /// A byte string after a one-byte length (shorter at the end).
+    pub fn short_bytes(&mut self) -> Vec<u8> {
+        let len = self.byte() as usize;
+        self.take(len)
+    }
+
+    /// A byte string after a big-endian `u16` length (shorter at the end).
+    pub fn bytes(&mut self) -> Vec<u8> {
+        let len = self.u16();
+        self.take(len)
+    }
+
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        let (taken, rest) = self.data.split_at(len.min(self.data.len()));
+        self.data = rest;
+        taken.to_vec()
+    }
+}
+
 /// Splits `data` into chunks (see the module docs).
 pub fn split(data: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();

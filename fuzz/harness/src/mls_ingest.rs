@@ -16,31 +16,8 @@
 
 use careledger::node::{NetworkError, Node, ReceiveError};
 
+use crate::chunks::Program;
 use crate::{chunks, fixture, node_util};
-
-struct Program<'a> {
-    data: &'a [u8],
-}
-
-impl Program<'_> {
-    fn byte(&mut self) -> u8 {
-        let (first, rest) = self
-            .data
-            .split_first()
-            .map_or((0, &[][..]), |(f, r)| (*f, r));
-        self.data = rest;
-        first
-    }
-    fn u16(&mut self) -> usize {
-        u16::from_be_bytes([self.byte(), self.byte()]) as usize
-    }
-    fn bytes(&mut self) -> Vec<u8> {
-        let len = self.u16().min(self.data.len());
-        let (taken, rest) = self.data.split_at(len);
-        self.data = rest;
-        taken.to_vec()
-    }
-}
 
 fn receive(node: &mut Node, messages: &[Vec<u8>]) {
     let fx = fixture::get();
@@ -65,7 +42,7 @@ pub fn fuzz(data: &[u8]) {
     let fx = fixture::get();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut node = node_util::open_copy(dir.path(), &fx.receiver_store);
-    let mut program = Program { data };
+    let mut program = Program::new(data);
     let log = &fx.log;
     let mut steps = 0;
     while !program.data.is_empty() && steps < 64 {
