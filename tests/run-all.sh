@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Every test of careledger, the README's test command and what CI runs:
-#   1. cargo test: unit, property, scenario, CLI, header-drift and doc tests,
+#   1. cargo test --no-fail-fast: unit, property, scenario, CLI, header-drift and doc tests,
 #      and the NATS relay tests against real nats-server processes (started
 #      here with tests/nats/servers.sh unless CARELEDGER_NATS_URL is set);
 #   2. the C API suite and example: plain, AddressSanitizer + UBSan, valgrind
 #      (tests/c/run.sh; installs valgrind with apt-get if missing);
 #   3. the Python and Kotlin binding scenarios and the generated-sources drift
 #      check (bindings/tests/run.sh; installs JNA and kotlinc if missing).
-# Needs no network beyond package installs and no nightly toolchain.
+# Needs no network beyond package installs and no nightly toolchain. Every stage
+# runs even after a failure; the exit status is non-zero if any failed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -33,19 +34,37 @@ if [ -z "${CARELEDGER_NATS_URL:-}" ]; then
     fi
 fi
 
+# Every stage runs even when an earlier one failed, and cargo runs every test
+# binary (--no-fail-fast), so one failure never hides another; the script
+# still exits non-zero, naming what failed.
+failed=()
 stage "cargo test"
-cargo test 2>&1 | tee "$log"
+set +e
+cargo test --no-fail-fast 2>&1 | tee "$log"
+cargo_status=${PIPESTATUS[0]}
+set -e
 # One closing line for the whole run (cargo prints one per test binary).
 rust=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "%d passed, %d failed", p, f }' "$log")
+if [ "$cargo_status" -ne 0 ]; then
+    failed+=("cargo test")
+    # The failing tests, then the test binaries cargo names as failed.
+    echo "failed in cargo test:"
+    grep -E '^test .* FAILED$' "$log" || true
+    sed -n '/^error: [0-9]* targets* failed:/,$p' "$log" || true
+fi
 
 stage "C API (tests/c/run.sh)"
-bash tests/c/run.sh all
+bash tests/c/run.sh all || failed+=("C API (tests/c/run.sh all)")
 
 if [ -f bindings/tests/run.sh ]; then
     stage "bindings (bindings/tests/run.sh)"
-    bash bindings/tests/run.sh
+    bash bindings/tests/run.sh || failed+=("bindings (bindings/tests/run.sh)")
 fi
 
-stage "all tests passed"
 echo "rust tests: $rust"
+if [ ${#failed[@]} -gt 0 ]; then
+    stage "FAILED: ${failed[*]}"
+    exit 1
+fi
+stage "all tests passed"

@@ -1,5 +1,6 @@
 //! Instants on the command line: consent periods are typed as calendar dates
-//! (UTC) or RFC 3339 instants and stored as Unix milliseconds.
+//! (UTC) or RFC 3339 instants and stored as Unix milliseconds; every instant
+//! the CLI prints has one fixed form and width ([`format_instant`]).
 
 use anyhow::{bail, Context as _, Result};
 use time::format_description::well_known::Rfc3339;
@@ -42,26 +43,33 @@ pub fn parse_instant(text: &str, bound: Bound) -> Result<u64> {
     u64::try_from(ms).with_context(|| format!("`{text}` is out of range"))
 }
 
-/// Unix milliseconds for people: the date alone when the instant is the
-/// first (`Bound::Start`) or last (`Bound::End`) millisecond of a UTC day,
-/// else RFC 3339.
-pub fn format_instant(ms: i64, bound: Bound) -> String {
+/// Width of every instant the CLI prints: `2026-12-02T20:40:01.500Z`.
+pub const INSTANT_WIDTH: usize = 24;
+
+/// Unix milliseconds as the CLI prints every instant, in tables, in text and
+/// in `--json`: RFC 3339 in UTC with exactly three fractional digits
+/// (`2026-12-02T20:40:01.500Z`). One width for every instant of the years
+/// 0000–9999 keeps aligned columns aligned whatever the clock says; an
+/// instant outside them (not expressible in RFC 3339) prints as
+/// `<ms> ms`.
+pub fn format_instant(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
-    let Ok(instant) = OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
-        return format!("{ms} ms");
-    };
-    let at_day_edge = match bound {
-        Bound::Start => i128::from(ms).rem_euclid(DAY_MS) == 0,
-        Bound::End => (i128::from(ms) + 1).rem_euclid(DAY_MS) == 0,
-    };
-    let formatted = if at_day_edge {
-        instant
-            .date()
-            .format(format_description!("[year]-[month]-[day]"))
-    } else {
-        instant.format(&Rfc3339)
-    };
-    formatted.unwrap_or_else(|_| format!("{ms} ms"))
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .filter(|instant| (0..=9999).contains(&instant.year()))
+        .and_then(|instant| {
+            instant
+                .format(format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                ))
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms"))
+}
+
+/// [`format_instant`] of an unsigned millisecond count (entry times).
+pub fn format_instant_u64(ms: u64) -> String {
+    i64::try_from(ms).map_or_else(|_| format!("{ms} ms"), format_instant)
 }
 
 #[cfg(test)]
@@ -74,23 +82,53 @@ mod tests {
         let end = parse_instant("2026-01-15", Bound::End).unwrap();
         assert_eq!(start, 1_768_435_200_000);
         assert_eq!(end - start, 86_400_000 - 1);
-        assert_eq!(format_instant(start as i64, Bound::Start), "2026-01-15");
-        assert_eq!(format_instant(end as i64, Bound::End), "2026-01-15");
-        // The same instant at the other bound is not a whole day.
-        assert_eq!(
-            format_instant(start as i64, Bound::End),
-            "2026-01-15T00:00:00Z"
-        );
+        assert_eq!(format_instant(start as i64), "2026-01-15T00:00:00.000Z");
+        assert_eq!(format_instant(end as i64), "2026-01-15T23:59:59.999Z");
     }
 
     #[test]
     fn instants_keep_their_offset() {
         let ms = parse_instant("2026-01-15T10:30:00+02:00", Bound::Start).unwrap();
         assert_eq!(ms, 1_768_435_200_000 + (8 * 60 + 30) * 60_000);
+        assert_eq!(format_instant(ms as i64), "2026-01-15T08:30:00.000Z");
+    }
+
+    #[test]
+    fn every_instant_has_three_fractional_digits_and_one_width() {
+        // The clock's milliseconds decide how many fractional digits plain
+        // RFC 3339 prints (`.5`, `.05`, none): here they never change the width.
+        let base = parse_instant("2026-12-02T20:40:01Z", Bound::Start).unwrap() as i64;
+        let printed: Vec<String> = [0, 5, 50, 500, 999, 1]
+            .iter()
+            .map(|extra| format_instant(base + extra))
+            .collect();
         assert_eq!(
-            format_instant(ms as i64, Bound::Start),
-            "2026-01-15T08:30:00Z"
+            printed,
+            [
+                "2026-12-02T20:40:01.000Z",
+                "2026-12-02T20:40:01.005Z",
+                "2026-12-02T20:40:01.050Z",
+                "2026-12-02T20:40:01.500Z",
+                "2026-12-02T20:40:01.999Z",
+                "2026-12-02T20:40:01.001Z",
+            ]
         );
+        for ms in [0, 1, 86_399_999, 253_402_300_799_999] {
+            assert_eq!(format_instant(ms).chars().count(), INSTANT_WIDTH, "{ms}");
+        }
+        // Back through the parser: the printed text is a valid instant.
+        assert_eq!(
+            parse_instant(&format_instant(base + 5), Bound::Start).unwrap() as i64,
+            base + 5
+        );
+    }
+
+    #[test]
+    fn instants_outside_rfc_3339_say_so() {
+        assert_eq!(format_instant(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(format_instant(253_402_300_800_000), "253402300800000 ms");
+        assert_eq!(format_instant(i64::MIN), format!("{} ms", i64::MIN));
+        assert_eq!(format_instant_u64(u64::MAX), format!("{} ms", u64::MAX));
     }
 
     #[test]

@@ -73,7 +73,8 @@ fn redact(output: &str) -> String {
             r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
             "[patient]",
         ),
-        (r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[instant]"),
+        // Exactly the CLI's one instant form: any other would show unredacted.
+        (r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "[instant]"),
         (r"\b[0-9a-f]{64}\b", "[hash]"),
         (r"\b[0-9a-f]{32}\b", "[network]"),
         (r"author [0-9a-f]{16}…", "author [author]…"),
@@ -602,8 +603,8 @@ fn consent_share_train_verify_predict_audit_through_the_cli() {
     assert_eq!(consent["rule"]["purposes"], serde_json::json!(["HRESCH"]));
     assert_eq!(consent["rule"]["grantees"][0]["id"], study_id.as_str());
     assert_eq!(consent["rule"]["grantees"][0]["name"], "study");
-    assert_eq!(consent["rule"]["from"], "2020-01-01");
-    assert_eq!(consent["rule"]["until"], "2099-12-31");
+    assert_eq!(consent["rule"]["from"], "2020-01-01T00:00:00.000Z");
+    assert_eq!(consent["rule"]["until"], "2099-12-31T23:59:59.999Z");
     assert_eq!(consent["recorded_by"]["kind"], "on_behalf");
     assert_eq!(consent["mark_matches"], true);
     assert_eq!(consent["fhir"]["resourceType"], "Consent");
@@ -637,6 +638,14 @@ fn consent_share_train_verify_predict_audit_through_the_cli() {
             "--patient",
             "wdbc-0",
         ],
+    );
+    // The period, before the snapshot's redaction hides it: typed as dates,
+    // printed as the first and last millisecond they stand for.
+    assert!(
+        text(&shown.stdout)
+            .contains("from 2020-01-01T00:00:00.000Z until 2099-12-31T23:59:59.999Z"),
+        "{}",
+        text(&shown.stdout)
     );
     insta::assert_snapshot!("consent_show", redact(&text(&shown.stdout)));
     let misstated = text(

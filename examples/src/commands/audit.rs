@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::ai::metrics_line;
 use crate::commands::predict::prediction_text;
 use crate::context::{resolve_network, Context};
-use crate::dates::{format_instant, Bound};
+use crate::dates::format_instant_u64;
 use crate::output::{print_json, short, table};
 
 /// Arguments of `audit`.
@@ -31,6 +31,9 @@ struct Audited {
     entry: String,
     author: String,
     author_name: String,
+    /// The author's claimed time, as every instant is printed
+    /// (`2026-12-02T20:40:01.500Z`).
+    time: String,
     time_ms: u64,
     #[serde(flatten)]
     record: Record,
@@ -81,6 +84,7 @@ fn audited(entry: AuditEntry) -> Audited {
         entry: id,
         author,
         author_name: entry.author_name,
+        time: format_instant_u64(entry.time_ms),
         time_ms: entry.time_ms,
         record,
     }
@@ -168,10 +172,7 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
     for entry in &entries {
         let (kind, what) = describe(&entry.record);
         table.add_row([
-            format_instant(
-                i64::try_from(entry.time_ms).unwrap_or(i64::MAX),
-                Bound::Start,
-            ),
+            entry.time.clone(),
             kind.to_owned(),
             short(&entry.entry, 12),
             entry.author_name.clone(),

@@ -225,14 +225,8 @@ impl Names<'_> {
                 .collect(),
             grantees: provision.actors.iter().map(|a| self.grantee(a)).collect(),
             classes: provision.classes.clone(),
-            from: provision
-                .period
-                .start_ms
-                .map(|ms| format_instant(ms, Bound::Start)),
-            until: provision
-                .period
-                .end_ms
-                .map(|ms| format_instant(ms, Bound::End)),
+            from: provision.period.start_ms.map(format_instant),
+            until: provision.period.end_ms.map(format_instant),
             exceptions: provision.provisions.iter().map(|p| self.rule(p)).collect(),
         }
     }
@@ -248,9 +242,7 @@ impl Names<'_> {
             status: consent.status().code(),
             scope: consent.scope().code(),
             rule: self.rule(consent.provision()),
-            given: consent
-                .date_time_ms()
-                .map(|ms| format_instant(ms, Bound::Start)),
+            given: consent.date_time_ms().map(format_instant),
             recorded_by: RecorderView {
                 kind,
                 node: author.to_hex(),
