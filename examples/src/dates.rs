@@ -43,9 +43,6 @@ pub fn parse_instant(text: &str, bound: Bound) -> Result<u64> {
     u64::try_from(ms).with_context(|| format!("`{text}` is out of range"))
 }
 
-/// Width of every instant the CLI prints: `2026-12-02T20:40:01.500Z`.
-pub const INSTANT_WIDTH: usize = 24;
-
 /// Unix milliseconds as the CLI prints every instant, in tables, in text and
 /// in `--json`: RFC 3339 in UTC with exactly three fractional digits
 /// (`2026-12-02T20:40:01.500Z`). One width for every instant of the years
@@ -75,6 +72,9 @@ pub fn format_instant_u64(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Width of every instant the CLI prints: `2026-12-02T20:40:01.500Z`.
+    const INSTANT_WIDTH: usize = 24;
 
     #[test]
     fn dates_are_whole_utc_days() {
