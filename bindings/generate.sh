@@ -8,6 +8,8 @@
 #   bindings/swift/Sources/CareLedger/CareLedger.swift
 #   bindings/swift/Sources/CareLedgerFFI/CareLedgerFFI.h
 #   bindings/swift/Sources/CareLedgerFFI/CareLedgerFFI.modulemap
+#   bindings/package/python/careledger.pyi  (type stubs for the wheel, written
+#                                            from careledger.py by make_stubs.py)
 #
 # Usage:
 #   bash bindings/generate.sh          rewrite the committed copies
@@ -54,6 +56,8 @@ cp "$stage/python/careledger.py" "$out/python/"
 cp -R "$stage/kotlin/." "$out/kotlin/"
 cp "$stage/swift/CareLedger.swift" "$out/swift/Sources/CareLedger/"
 cp "$stage/swift/CareLedgerFFI.h" "$stage/swift/CareLedgerFFI.modulemap" "$out/swift/Sources/CareLedgerFFI/"
+mkdir -p "$out/stubs"
+python3 bindings/package/python/make_stubs.py "$out/python/careledger.py" >"$out/stubs/careledger.pyi"
 
 # Every generated directory holds generated files only, except the SwiftPM
 # module map of the CareLedgerFFI target, which is written by hand.
@@ -62,6 +66,7 @@ if [ "$mode" = check ]; then
     diff -ru "$out/python" bindings/python || status=1
     diff -ru "$out/kotlin" bindings/kotlin || status=1
     diff -ru -x module.modulemap "$out/swift/Sources" bindings/swift/Sources || status=1
+    diff -u "$out/stubs/careledger.pyi" bindings/package/python/careledger.pyi || status=1
     if [ "$status" -ne 0 ]; then
         echo "bindings: the committed generated sources are out of date;" \
             "run \`bash bindings/generate.sh\` and commit the result" >&2
@@ -74,5 +79,6 @@ else
     mkdir -p bindings/swift/Sources
     cp -R "$out/python" "$out/kotlin" bindings/
     cp -R "$out/swift/Sources/." bindings/swift/Sources/
-    echo "bindings: regenerated python/, kotlin/ and swift/Sources/"
+    cp "$out/stubs/careledger.pyi" bindings/package/python/careledger.pyi
+    echo "bindings: regenerated python/, kotlin/, swift/Sources/ and package/python/careledger.pyi"
 fi

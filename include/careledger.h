@@ -18,8 +18,12 @@
  *   in the shape each function documents. Times are Unix milliseconds;
  *   a now_ms of 0 means the system clock.
  *
- * Link: -lcareledger_ffi (shared), or libcareledger_ffi.a plus
- *       -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc (static).
+ * Link: installed with cargo-c (`cargo cinstall -p careledger-ffi`), use
+ *       `pkg-config --cflags --libs careledger` (add --static for
+ *       libcareledger.a). From a cargo build: -lcareledger_ffi (shared), or
+ *       libcareledger_ffi.a plus -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc.
+ * Version: CARELEDGER_VERSION is the version this header belongs to;
+ *       careledger_version() is the loaded library's. They must be equal.
  */
 
 #ifndef CARELEDGER_H
@@ -46,6 +50,26 @@
  * four hex digits separated by spaces.
  */
 #define CARELEDGER_FINGERPRINT_LEN 39
+
+/**
+ * Major version of the library this header belongs to.
+ */
+#define CARELEDGER_VERSION_MAJOR 0
+
+/**
+ * Minor version of the library this header belongs to.
+ */
+#define CARELEDGER_VERSION_MINOR 1
+
+/**
+ * Patch version of the library this header belongs to.
+ */
+#define CARELEDGER_VERSION_PATCH 0
+
+/**
+ * `MAJOR * 1000000 + MINOR * 1000 + PATCH`, for `#if` comparisons.
+ */
+#define CARELEDGER_VERSION_NUMBER 1000
 
 /**
  * What a call did. `CARELEDGER_OK` is 0; every other code is a failure whose
@@ -1516,7 +1540,9 @@ careledger_status careledger_node_key_package(const struct careledger_node *node
                                               struct careledger_bytes **out_key_package);
 
 /**
- * The library version (e.g. "0.1.0"), NUL-terminated.
+ * The loaded library's version (e.g. "0.1.0"), NUL-terminated. It equals
+ * the `CARELEDGER_VERSION` of the header the library was built with: a
+ * program can compare the two to detect a header/library mismatch.
  *
  * Ownership: static; never free it. Never NULL. Thread safety: any thread.
  */

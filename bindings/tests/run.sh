@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The bindings' tests, from any directory, on a fresh machine or a warm one:
 #
-#   1. install what is missing: JNA (Debian libjna-java), kotlinc (the npm
-#      registry's kotlin-compiler package, unpacked into a cache dir);
+#   1. install what is missing: a JDK, JNA (Debian libjna-java), kotlinc (the
+#      npm registry's kotlin-compiler package, unpacked into a cache dir; see
+#      bindings/package/jvm/tools.sh);
 #   2. drift check: regenerate the Python/Kotlin/Swift bindings from the built
 #      library and fail if the committed copies differ (bindings/generate.sh);
 #   3. build the library with the test-only `panic-probe` feature;
 #   4. run the Python scenarios (python3, standard library unittest): the
 #      phone and the hospital (test_scenario), consent and verifiable AI
 #      (test_consent_ai);
-#   5. compile the Kotlin scenarios (Scenario.kt, ConsentAi.kt) with kotlinc
-#      and run them on the JVM.
+#   5. build the jar apps use (bindings/package/jvm/jar.sh --profile dev),
+#      compile the Kotlin scenarios (Scenario.kt, ConsentAi.kt) against it
+#      alone, and run them on the JVM with the panic-probe library first on
+#      JNA's path.
 #
 # Ends with one line, e.g.
 #   bindings: python 29 passed, kotlin 16 passed, generated sources up to date
@@ -27,60 +30,15 @@ cd "$root"
 started=$(date +%s)
 step() { echo; echo "== bindings: $* ($(($(date +%s) - started))s)"; }
 
-KOTLIN_VERSION=2.4.20
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/careledger"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 || {
-        echo "bindings: cannot install $* (no apt-get); install it by hand" >&2
-        return 1
-    }
-    if [ -z "${apt_updated:-}" ]; then
-        as_root apt-get update -qq
-        apt_updated=1
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-
 step "tools"
-command -v python3 >/dev/null 2>&1 || apt_install python3
-command -v java >/dev/null 2>&1 || apt_install openjdk-17-jdk-headless
-jna="${JNA_JAR:-/usr/share/java/jna.jar}"
-if [ ! -f "$jna" ]; then
-    apt_install libjna-java
-fi
-
-# A kotlinc of major version 2 or later: $KOTLINC, one on PATH, or the npm
-# package's JVM distribution unpacked once into the cache.
-kotlinc_ok() {
-    local version
-    version=$("$1" -version 2>&1 | sed -n 's/.*kotlinc-jvm \([0-9][0-9]*\)\..*/\1/p' | head -n 1)
-    [ -n "$version" ] && [ "$version" -ge 2 ]
-}
-kotlinc="${KOTLINC:-}"
-if [ -z "$kotlinc" ] && command -v kotlinc >/dev/null 2>&1 && kotlinc_ok kotlinc; then
-    kotlinc=kotlinc
-fi
-if [ -z "$kotlinc" ]; then
-    home="$cache/kotlin-$KOTLIN_VERSION"
-    if [ ! -x "$home/bin/kotlinc" ]; then
-        command -v npm >/dev/null 2>&1 || apt_install npm
-        echo "installing kotlinc $KOTLIN_VERSION (npm kotlin-compiler) into $home"
-        (cd "$work" && npm pack --silent "kotlin-compiler@$KOTLIN_VERSION" >/dev/null)
-        mkdir -p "$work/kotlin" "$cache"
-        tar -xzf "$work/kotlin-compiler-$KOTLIN_VERSION.tgz" -C "$work/kotlin"
-        chmod +x "$work/kotlin/package/bin/"*
-        rm -rf "$home"
-        mv "$work/kotlin/package" "$home"
-    fi
-    kotlinc="$home/bin/kotlinc"
-fi
+# JDK, JNA and kotlinc: found or installed (bindings/package/jvm/tools.sh).
+# shellcheck source=bindings/package/jvm/tools.sh
+source "$root/bindings/package/jvm/tools.sh"
+command -v python3 >/dev/null 2>&1 || jvm_tools_apt_install python3
+jvm_tools
 echo "python3: $(python3 --version 2>&1)"
 echo "java:    $(java -version 2>&1 | head -n 1)"
 echo "jna:     $jna"
@@ -89,6 +47,14 @@ echo "kotlinc: $kotlinc"
 step "drift check of the generated bindings"
 drift=ok
 bash bindings/generate.sh --check || drift=failed
+
+step "the jar apps use (bindings/package/jvm/jar.sh --profile dev)"
+# Built from the default (app) library the drift check just built; the Kotlin
+# scenarios compile against it alone and run below with the probe library
+# put first on JNA's path.
+jar_status=0
+careledger_jar=$(bash bindings/package/jvm/jar.sh --profile dev) || jar_status=$?
+careledger_jar=$(tail -n 1 <<<"$careledger_jar")
 
 step "build the library (debug, feature panic-probe)"
 cargo build --quiet --locked -p careledger-uniffi --features panic-probe
@@ -124,27 +90,14 @@ python_passed=$((python_ran - python_bad - python_skipped))
 [ "$python_passed" -ge 0 ] || python_passed=0
 
 step "kotlin scenarios"
-kotlin_out="$target_dir/bindings-tests/kotlin"
-generated_kt=bindings/kotlin/uniffi/careledger/careledger.kt
-scenario_kts=(bindings/tests/kotlin/*.kt)
-sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }
-stamp=$({ cat "$generated_kt" "${scenario_kts[@]}"; echo "$kotlinc"; } | sha256 | cut -d' ' -f1)
-mkdir -p "$kotlin_out"
-kotlin_status=0
-if [ -f "$kotlin_out/scenario.jar" ] && [ "$(cat "$kotlin_out/stamp" 2>/dev/null)" = "$stamp" ]; then
-    echo "scenario.jar is up to date"
-else
-    rm -f "$kotlin_out/stamp"
-    compile_started=$(date +%s)
-    "$kotlinc" -nowarn -cp "$jna" -include-runtime -d "$kotlin_out/scenario.jar" \
-        "$generated_kt" "${scenario_kts[@]}" || kotlin_status=$?
-    echo "kotlinc took $(($(date +%s) - compile_started))s"
-    [ "$kotlin_status" -ne 0 ] || echo "$stamp" >"$kotlin_out/stamp"
-fi
 kotlin_log="$work/kotlin.log"
+kotlin_status=$jar_status
+[ "$kotlin_status" -ne 0 ] || program=$(jvm_scenario_program "$careledger_jar" "$target_dir/bindings-tests/kotlin") || kotlin_status=$?
 if [ "$kotlin_status" -eq 0 ]; then
     echo "(the 'panicked at bindings/src/probe.rs' line below is the panic test's deliberate panic)"
-    java -Djna.library.path="$lib_dir" -cp "$kotlin_out/scenario.jar:$jna" ScenarioKt \
+    # jna.library.path comes before the class path, so the probe library
+    # wins over the one inside the jar.
+    java -Djna.library.path="$lib_dir" -cp "$program:$careledger_jar:$jna" ScenarioKt \
         "$data" "$work/kotlin-run" 2>&1 | tee "$kotlin_log" || kotlin_status=$?
 fi
 kotlin_passed=$(sed -n 's/^kotlin: \([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1/p' "$kotlin_log" 2>/dev/null | tail -n 1)

@@ -32,3 +32,9 @@ pub mod wire;
 
 /// This library's version, recorded where provenance matters.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The Rust guide's programs (`docs/guides/rust.md`), compiled and run as
+/// doctests so the guide cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guides/rust.md")]
+pub struct RustGuide;

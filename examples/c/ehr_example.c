@@ -100,6 +100,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s BUNDLE.json [WORKDIR]\n", argv[0]);
         return 2;
     }
+    /* The header this was compiled with must belong to the library loaded. */
+    if (strcmp(careledger_version(), CARELEDGER_VERSION) != 0) {
+        fprintf(stderr, "careledger.h is %s but the loaded library is %s\n", CARELEDGER_VERSION,
+                careledger_version());
+        return 1;
+    }
+    printf("careledger %s\n", careledger_version());
     dir = argc > 2 ? argv[2] : mkdtemp(dir_template);
     if (!dir || !storage_key(key_a) || !storage_key(key_b)) {
         fprintf(stderr, "cannot prepare a work directory and keys\n");

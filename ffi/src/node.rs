@@ -264,7 +264,9 @@ pub unsafe extern "C" fn careledger_node_key_package(
     })
 }
 
-/// The library version (e.g. "0.1.0"), NUL-terminated.
+/// The loaded library's version (e.g. "0.1.0"), NUL-terminated. It equals
+/// the `CARELEDGER_VERSION` of the header the library was built with: a
+/// program can compare the two to detect a header/library mismatch.
 ///
 /// Ownership: static; never free it. Never NULL. Thread safety: any thread.
 #[no_mangle]

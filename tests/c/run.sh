@@ -7,7 +7,8 @@
 # plain     gcc -std=c11 -Wall -Wextra -Werror -pedantic
 # asan      the same with -fsanitize=address,undefined (leak checking on)
 # valgrind  the plain build under valgrind: 0 errors and 0 leaks or it fails
-# The README's "Using careledger from C" snippet is compiled and run too.
+# The C guide's program (docs/guides/c.md, "Your own program") is compiled and
+# run too; tests/packages/c.sh builds it again against the installed package.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 mode=${1:-all}
@@ -24,10 +25,10 @@ libdir=$target/debug
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-# The README snippet, between its markers, exactly as written.
+# The guide's program, between its markers, exactly as written.
 awk '/<!-- c-snippet-start -->/ { on = 1; next } /<!-- c-snippet-end -->/ { on = 0 }
-     on && !/^```/' "$root/README.md" > "$out/readme_snippet.c"
-[ -s "$out/readme_snippet.c" ] || { echo "README C snippet not found" >&2; exit 1; }
+     on && !/^```/' "$root/docs/guides/c.md" > "$out/readme_snippet.c"
+[ -s "$out/readme_snippet.c" ] || { echo "the C guide's program (docs/guides/c.md) not found" >&2; exit 1; }
 
 cflags=(-std=c11 -Wall -Wextra -Werror -pedantic -g -I"$root/include")
 link=(-L"$libdir" -lcareledger_ffi -Wl,-rpath,"$libdir" -lpthread)
@@ -47,7 +48,7 @@ run_all() { # run FLAVOUR WRAPPER...
     "$@" "$out/$flavour-ehr_example" "$bundle" "$work"
     echo "-- $flavour: c_api_test"
     "$@" "$out/$flavour-c_api_test" "$ndjson" "$work"
-    echo "-- $flavour: README snippet"
+    echo "-- $flavour: the C guide's program"
     (cd "$work" && "$@" "$out/$flavour-readme_snippet")
 }
 
@@ -55,7 +56,7 @@ case $mode in
 plain | all)
     build plain
     run_all plain env
-    # The same example linked statically, as the README shows.
+    # The same example linked statically, as the C guide shows.
     gcc "${cflags[@]}" -o "$out/static-ehr_example" "$root/examples/c/ehr_example.c" \
         "$libdir/libcareledger_ffi.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
     echo "-- static: ehr_example"

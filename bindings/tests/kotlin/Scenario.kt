@@ -164,7 +164,19 @@ fun main(args: Array<String>) {
         expect(care.patients() == listOf(patientId), "no patient added")
     }
 
-    check("a panic inside Rust is an exception, not a crash") {
+    // bindings/tests/run.sh runs this program against a library built with the
+    // test-only panic-probe feature; tests/packages/jvm.sh against the jar, an
+    // app build, and says so with CARELEDGER_PANIC_PROBE=absent.
+    if (System.getenv("CARELEDGER_PANIC_PROBE") == "absent") check("an app build has no panic probe") {
+        Node.create(File(dir, "app.sqlite").path, randomKey(), "app.example").use { node ->
+            node.createNetwork("app").use { network ->
+                // The probe's source name is an ordinary import label here.
+                val patient = "{\"resourceType\":\"Patient\",\"id\":\"probe-label\"}".toByteArray()
+                expect(network.importFhir(PANIC_PROBE_SOURCE, patient).resources == 1UL, "imported")
+                expect(network.patients() == listOf("probe-label"), "the patient is there")
+            }
+        }
+    } else check("a panic inside Rust is an exception, not a crash") {
         val key = randomKey()
         val path = File(dir, "probe.sqlite").path
         Node.create(path, key, "probe.example").use { node ->

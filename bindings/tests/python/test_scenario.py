@@ -267,9 +267,33 @@ class PhoneAndHospital(unittest.TestCase):
         self.assertEqual(info.fingerprint, self.hospital.fingerprint())
 
 
+# `bindings/tests/run.sh` runs these tests against a library built with the
+# test-only `panic-probe` feature; `tests/packages/python.sh` runs them against
+# the installed wheel, an app build, and says so with
+# CARELEDGER_PANIC_PROBE=absent.
+APP_BUILD = os.environ.get("CARELEDGER_PANIC_PROBE") == "absent"
+
+
 class PanicInsideRust(unittest.TestCase):
     """A panic inside Rust arrives as an exception, and the node says so after."""
 
+    @unittest.skipUnless(APP_BUILD, "the library under test has the panic probe")
+    def test_an_app_build_has_no_panic_probe(self):
+        # In an app build the probe's source name is an ordinary import label.
+        directory = tempfile.mkdtemp(prefix="careledger-py-app-build-")
+        try:
+            node = Node.create(os.path.join(directory, "app.sqlite"), os.urandom(32), "app.example")
+            network = node.create_network("app")
+            patient = b'{"resourceType":"Patient","id":"probe-label"}'
+            report = network.import_fhir(PANIC_PROBE_SOURCE, patient)
+            self.assertEqual(report.resources, 1)
+            self.assertEqual(network.patients(), ["probe-label"])
+            del network, node
+            gc.collect()
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    @unittest.skipIf(APP_BUILD, "an app build has no panic probe (bindings/tests/run.sh runs this test)")
     def test_panic_is_an_exception_not_a_crash(self):
         directory = tempfile.mkdtemp(prefix="careledger-py-panic-")
         try:
