@@ -6,7 +6,14 @@
 #   2. the C API suite and example: plain, AddressSanitizer + UBSan, valgrind
 #      (tests/c/run.sh; installs valgrind with apt-get if missing);
 #   3. the Python and Kotlin binding scenarios and the generated-sources drift
-#      check (bindings/tests/run.sh; installs JNA and kotlinc if missing).
+#      check (bindings/tests/run.sh; installs JNA and kotlinc if missing);
+#   4. the packages: the C library installed by cargo-c into an empty prefix
+#      and built against with pkg-config and CMake, the Python wheel installed
+#      into a new virtualenv, the JVM jar under a Kotlin program compiled
+#      against it (tests/packages/run.sh; installs cargo-c, cmake, maturin and
+#      mypy if missing);
+#   5. the docs: every code block accounted for, the guides' shell blocks run
+#      (tests/docs/run.sh).
 # Needs no network beyond package installs and no nightly toolchain. Every stage
 # runs even after a failure; the exit status is non-zero if any failed.
 set -euo pipefail
@@ -61,6 +68,12 @@ if [ -f bindings/tests/run.sh ]; then
     stage "bindings (bindings/tests/run.sh)"
     bash bindings/tests/run.sh || failed+=("bindings (bindings/tests/run.sh)")
 fi
+
+stage "packages (tests/packages/run.sh)"
+bash tests/packages/run.sh || failed+=("packages (tests/packages/run.sh)")
+
+stage "docs (tests/docs/run.sh)"
+bash tests/docs/run.sh || failed+=("docs (tests/docs/run.sh)")
 
 echo "rust tests: $rust"
 if [ ${#failed[@]} -gt 0 ]; then

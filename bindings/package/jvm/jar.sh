@@ -68,7 +68,8 @@ resource_prefix=$os-$arch
 
 echo "jar: building libcareledger_uniffi ($profile profile)" >&2
 cargo build --quiet --locked -p careledger-uniffi --profile "$profile"
-native="$target_dir/$profile_dir/$library"
+# An explicit target (CARGO_BUILD_TARGET) puts the build under its own directory.
+native="$target_dir/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}$profile_dir/$library"
 
 # Compile the generated bindings once per source and compiler.
 generated=bindings/kotlin/uniffi/careledger/careledger.kt

@@ -65,7 +65,8 @@ jvm_tools() {
 }
 
 # Compiles the Kotlin scenarios (bindings/tests/kotlin/*.kt) against the
-# careledger jar alone (plus JNA), once per source, generated bindings and
+# careledger jar alone (JNA is needed to run them, not to compile), once per
+# source, generated bindings and
 # compiler: bindings/tests/run.sh runs them against a panic-probe library,
 # tests/packages/jvm.sh against the jar's own. Prints the program jar's path.
 jvm_scenario_program() { # jvm_scenario_program CARELEDGER_JAR OUT_DIR
@@ -79,7 +80,7 @@ jvm_scenario_program() { # jvm_scenario_program CARELEDGER_JAR OUT_DIR
     else
         rm -f "$out/stamp"
         started=$(date +%s)
-        "$kotlinc" -nowarn -cp "$careledger_jar:$jna" -include-runtime -d "$out/scenario.jar" "${sources[@]}" >&2
+        "$kotlinc" -nowarn -cp "$careledger_jar" -include-runtime -d "$out/scenario.jar" "${sources[@]}" >&2
         echo "kotlinc (scenarios against the jar) took $(($(date +%s) - started))s" >&2
         echo "$stamp" >"$out/stamp"
     fi
