@@ -31,9 +31,13 @@ esac
 
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+# An explicit target (CARGO_BUILD_TARGET) builds the library under
+# target/<triple>/; uniffi-bindgen is a tool for this machine and stays in
+# target/debug, where maturin's `cargo run --bin uniffi-bindgen` finds it too.
+library_dir="$target_dir/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}debug"
 case "$(uname -s)" in
-    Darwin) library="$target_dir/debug/libcareledger_uniffi.dylib" ;;
-    *) library="$target_dir/debug/libcareledger_uniffi.so" ;;
+    Darwin) library="$library_dir/libcareledger_uniffi.dylib" ;;
+    *) library="$library_dir/libcareledger_uniffi.so" ;;
 esac
 
 # The default feature set: what apps build. (The test build adds the
@@ -41,7 +45,7 @@ esac
 # check below, run after a test build too, would show it if it did.)
 cargo build --quiet --locked -p careledger-uniffi
 # Debug only: uniffi_bindgen takes minutes to build in release.
-cargo build --quiet --locked -p uniffi-bindgen
+env -u CARGO_BUILD_TARGET cargo build --quiet --locked -p uniffi-bindgen
 bindgen="$target_dir/debug/uniffi-bindgen"
 
 out=$(mktemp -d)

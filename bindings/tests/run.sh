@@ -60,9 +60,10 @@ step "build the library (debug, feature panic-probe)"
 cargo build --quiet --locked -p careledger-uniffi --features panic-probe
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+library_dir="$target_dir/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}debug"
 case "$(uname -s)" in
-    Darwin) library="$target_dir/debug/libcareledger_uniffi.dylib" ;;
-    *) library="$target_dir/debug/libcareledger_uniffi.so" ;;
+    Darwin) library="$library_dir/libcareledger_uniffi.dylib" ;;
+    *) library="$library_dir/libcareledger_uniffi.so" ;;
 esac
 lib_dir="$work/lib"
 mkdir -p "$lib_dir"

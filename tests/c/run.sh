@@ -21,7 +21,9 @@ cargo build --quiet --manifest-path "$root/Cargo.toml" -p careledger-ffi
 # cargo reads it), else the workspace's target/.
 target=${CARGO_TARGET_DIR:-$root/target}
 case $target in /*) ;; *) target=$PWD/$target ;; esac
-libdir=$target/debug
+# An explicit target (CARGO_BUILD_TARGET, as tests/run-all.sh sets to share
+# one dependency build with cargo-c's) builds under target/<triple>/.
+libdir=$target/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}debug
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

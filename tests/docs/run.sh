@@ -31,7 +31,8 @@ check=0
 python3 tests/docs/blocks.py check "${files[@]}" || check=1
 
 echo "== docs: the careledger CLI"
-cargo build --quiet --locked --bin careledger
+# The CLI cargo test built (workspace features, no explicit target).
+env -u CARGO_BUILD_TARGET cargo build --quiet --locked --bin careledger
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 bin_dir="$target_dir/debug"

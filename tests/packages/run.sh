@@ -33,7 +33,8 @@ for stage in "${stages[@]}"; do
 done
 
 echo "== package versions"
-cargo build --quiet --locked --bin careledger
+# The CLI cargo test built (workspace features, no explicit target).
+env -u CARGO_BUILD_TARGET cargo build --quiet --locked --bin careledger
 cli_version=$("$(cargo metadata --format-version 1 --no-deps --locked |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/careledger" --version)
 echo "CLI ${cli_version#careledger }" >>"$PACKAGE_VERSIONS_FILE"
