@@ -96,7 +96,7 @@ pub enum EditRecordError {
         member: String,
     },
     /// The edited resource would break a validation rule.
-    #[error("edit would make the resource invalid")]
+    #[error("edit would make the resource invalid: {0}")]
     InvalidResource(#[source] ParseFhirError),
     /// The current record could not be read.
     #[error("record could not be read before editing")]
@@ -342,7 +342,17 @@ impl RecordDoc {
             Some(text) => fields.insert(member.to_owned(), text.clone()),
             None => fields.remove(member),
         };
-        Resource::from_fields(fields).map_err(EditRecordError::InvalidResource)?;
+        let edited = Resource::from_fields(fields).map_err(EditRecordError::InvalidResource)?;
+        // The edit may not add an R4 problem; one the resource already had
+        // (written by another site, or merged from concurrent edits) does not
+        // block fixing something else.
+        if let Err(after) = edited.validate_r4() {
+            let before = current.validate_r4().err().map(|e| e.problems);
+            let before = before.unwrap_or_default();
+            if let Some(new) = after.problems.into_iter().find(|p| !before.contains(p)) {
+                return Err(EditRecordError::InvalidResource(new));
+            }
+        }
 
         let mut writes = Vec::new();
         for obj in self.resource_objects(resource_type, id)? {

@@ -90,3 +90,4 @@
 
 pub mod doc;
 pub mod fhir;
+pub mod r4;
