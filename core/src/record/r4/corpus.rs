@@ -290,7 +290,13 @@ fn check(text: &str, expect_kind: &str, expect_element: &str, failures: &mut Vec
         Ok(_) => failures.push(format!("accepted: {expect_kind} at {expect_element}: {text}")),
         Err(err) => {
             let first = &err.problems[0];
-            let element = first.location().element.as_deref().unwrap_or("");
+            // Structural rules (e.g. any member named `reference` is a string)
+            // name the field only; the R4 rules also name the element.
+            let location = first.location();
+            let element = location.element.clone().unwrap_or_else(|| {
+                let resource_type = expect_element.split('.').next().unwrap_or("");
+                format!("{resource_type}.{}", location.field)
+            });
             if err.total != 1 || kind(first) != expect_kind || element != expect_element {
                 failures.push(format!(
                     "expected one {expect_kind} at {expect_element}, got {} problem(s), first {first}: {text}",
@@ -332,20 +338,23 @@ fn one_corruption_per_primitive_datatype_is_refused_at_its_element() {
     let mut covered = BTreeSet::new();
     for (datatype, bad, expect) in invalid_primitives() {
         // The first resource (by name) with a non-choice, unbound element of this datatype.
-        let mut visited = HashSet::new();
-        let found = types.iter().find_map(|t| {
+        // Prefer a plain element; `oid` and `uuid` occur only in choices (Extension.value[x]).
+        let found = [false, true].into_iter().find_map(|allow_choice| {
+            let mut visited = HashSet::new();
+            types.iter().find_map(|t| {
             paths(defs, defs.resources[t], &mut visited)
                 .into_iter()
                 .find(|path| {
                     let last = path.last().unwrap();
                     let element = element(defs, last);
-                    !element.choice
+                    (allow_choice || !element.choice)
                         && element.value_set.is_none()
                         && !(path.len() == 1 && element.name == "id")
                         && matches!(element.types[last.ty].1,
                             ElementType::Primitive(p) if defs.primitives[p].name == datatype)
                 })
                 .map(|path| (*t, path))
+            })
         });
         let Some((resource_type, path)) = found else {
             failures.push(format!("no element of type {datatype}"));

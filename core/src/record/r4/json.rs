@@ -21,8 +21,8 @@ pub(crate) enum Json<'t> {
     String(&'t str, usize),
     /// A number: the raw token.
     Number(&'t str, usize),
-    /// `true` or `false`.
-    Bool(bool, usize),
+    /// `true` or `false` (which one does not matter to validation).
+    Bool(usize),
     /// `null`.
     Null(usize),
 }
@@ -35,7 +35,7 @@ impl<'t> Json<'t> {
             | Json::Array(_, at)
             | Json::String(_, at)
             | Json::Number(_, at)
-            | Json::Bool(_, at)
+            | Json::Bool(at)
             | Json::Null(at) => *at,
         }
     }
@@ -45,18 +45,6 @@ impl<'t> Json<'t> {
         match self {
             Json::String(token, _) => decode(token),
             _ => None,
-        }
-    }
-
-    /// The JSON type's name, for messages.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Json::Object(..) => "object",
-            Json::Array(..) => "array",
-            Json::String(..) => "string",
-            Json::Number(..) => "number",
-            Json::Bool(..) => "boolean",
-            Json::Null(_) => "null",
         }
     }
 }
@@ -154,8 +142,8 @@ impl<'t> Reader<'t> {
                 }
             }
             b'"' => Some(Json::String(self.string_token()?, start)),
-            b't' => self.literal("true", Json::Bool(true, start)),
-            b'f' => self.literal("false", Json::Bool(false, start)),
+            b't' => self.literal("true", Json::Bool(start)),
+            b'f' => self.literal("false", Json::Bool(start)),
             b'n' => self.literal("null", Json::Null(start)),
             b'-' | b'0'..=b'9' => {
                 while matches!(

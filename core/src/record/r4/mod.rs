@@ -66,4 +66,4 @@ mod validate;
 #[cfg(test)]
 mod corpus;
 
-pub(crate) use validate::{validate_members, Finding, Rule};
+pub(crate) use validate::{validate_members, Rule};

@@ -137,15 +137,21 @@ struct Walker<'d, 'r, 'a> {
 }
 
 impl<'a> Walker<'_, '_, 'a> {
-    /// Reports `rule` at the current path, plus `last` if given.
+    /// Reports `rule` at the current path, plus the member `last` if given
+    /// (a name from the input: masked unless it looks like an element name).
     fn find(&mut self, rule: Rule, offset: usize, last: Option<&str>) {
+        self.find_at(rule, offset, last.map(safe_name));
+    }
+
+    /// Reports `rule` at the current path, plus `last`, a name from the tables.
+    fn find_at(&mut self, rule: Rule, offset: usize, last: Option<&str>) {
         let mut json_path = String::new();
         let mut element = self.root.to_owned();
         let steps = self
             .path
             .iter()
             .map(|s| (s.json.as_ref(), s.element.as_ref(), s.index))
-            .chain(last.map(|name| (safe_name(name), safe_name(name), None)));
+            .chain(last.map(|name| (name, name, None)));
         for (json, name, index) in steps {
             if !json_path.is_empty() {
                 json_path.push('.');
@@ -245,7 +251,7 @@ impl<'a> Walker<'_, '_, 'a> {
                 } else {
                     element.name.to_owned()
                 };
-                self.find(Rule::Missing, offset, Some(&name));
+                self.find_at(Rule::Missing, offset, Some(&name));
             }
         }
     }
@@ -363,9 +369,9 @@ impl<'a> Walker<'_, '_, 'a> {
                 self.object(node, value, true);
             }
             None if resource_type.is_none() => {
-                self.find(Rule::Missing, *at, Some("resourceType"));
+                self.find_at(Rule::Missing, *at, Some("resourceType"));
             }
-            None => self.find(Rule::UnknownResourceType, *at, Some("resourceType")),
+            None => self.find_at(Rule::UnknownResourceType, *at, Some("resourceType")),
         }
     }
 
@@ -419,7 +425,7 @@ impl<'a> Walker<'_, '_, 'a> {
                 Some(text) => text,
                 None => return self.find(Rule::Shape("string"), at, None),
             },
-            (JsonKind::Boolean, Json::Bool(..)) => return,
+            (JsonKind::Boolean, Json::Bool(_)) => return,
             (JsonKind::Integer | JsonKind::Decimal, Json::Number(text, _)) => {
                 Cow::Borrowed(*text)
             }
