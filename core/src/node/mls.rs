@@ -8,7 +8,7 @@
 //! the new epoch. Every member thus applies the same Commit per epoch without
 //! any compare-and-set on the relay.
 
-use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::tls_codec::{self, Deserialize as _, Serialize as _};
 use openmls::prelude::{
     BasicCredential, Ciphersuite, KeyPackage, KeyPackageIn, LeafNodeIndex, LeafNodeParameters,
     MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn,
@@ -80,7 +80,51 @@ pub(crate) enum CommitOutcome {
 }
 
 fn mls_error(error: impl std::fmt::Display) -> NetworkError {
-    NetworkError::Mls(error.to_string())
+    NetworkError::Mls(plain_mls_text(&error.to_string()))
+}
+
+/// Why bytes could not be decoded as an MLS message, as a sentence (the
+/// decoder's own text is its `Debug` form, e.g. `EndOfStream`).
+pub(crate) fn decode_failure(what: &str, error: &tls_codec::Error) -> String {
+    match error {
+        tls_codec::Error::EndOfStream => {
+            format!("the {what} ends before it is complete (truncated, or cut off in transit)")
+        }
+        tls_codec::Error::TrailingData => {
+            format!("the {what} has extra bytes after its end (pass exactly the bytes careledger produced)")
+        }
+        tls_codec::Error::UnknownValue(code) => format!(
+            "the {what} holds a field value MLS (RFC 9420) does not define ({code}): \
+             these bytes are not an MLS message, or they were damaged"
+        ),
+        _ => format!("the {what} is malformed: a length or field value is out of range"),
+    }
+}
+
+/// openmls's error texts, with the decoder's `Debug` words (`EndOfStream`,
+/// `UnknownValue(772)`, ...) that some of them embed turned into words.
+pub(crate) fn plain_mls_text(text: &str) -> String {
+    let mut out = text
+        .replace("EndOfStream", "the data ends early")
+        .replace("TrailingData", "extra bytes after the end")
+        .replace("InvalidVectorLength", "a length field is wrong")
+        .replace("InvalidInput", "a field value is out of range")
+        .replace("LibraryError", "an internal MLS library error");
+    while let Some(start) = out.find("UnknownValue(") {
+        let end = out[start..].find(')').map_or(out.len(), |e| start + e + 1);
+        let code = out[start + "UnknownValue(".len()..end.saturating_sub(1)].to_owned();
+        out.replace_range(start..end, &format!("an unknown field value ({code})"));
+    }
+    out
+}
+
+/// Why a well-formed Welcome was refused, as a sentence.
+fn welcome_refused(reason: &str) -> String {
+    format!(
+        "the Welcome cannot be opened by this node (it was made for another node's key package, \
+         or that key package was already used): {}",
+        plain_mls_text(reason)
+    )
 }
 
 fn join_config() -> MlsGroupJoinConfig {
@@ -168,16 +212,19 @@ impl Node {
             _ => welcome.to_vec(),
         };
         let message = MlsMessageIn::tls_deserialize_exact(&welcome)
-            .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?;
+            .map_err(|e| NetworkError::InvalidWelcome(decode_failure("Welcome", &e)))?;
         let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
-            return Err(NetworkError::InvalidWelcome("not a Welcome message".into()));
+            return Err(NetworkError::InvalidWelcome(
+                "the bytes are an MLS message but not a Welcome (pass the message whose kind is Welcome)"
+                    .into(),
+            ));
         };
         self.atomically(|node| {
             let provider = node.store.provider();
             let group = StagedWelcome::new_from_welcome(&provider, &join_config(), welcome, None)
-                .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?
+                .map_err(|e| NetworkError::InvalidWelcome(welcome_refused(&e.to_string())))?
                 .into_group(&provider)
-                .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?;
+                .map_err(|e| NetworkError::InvalidWelcome(welcome_refused(&e.to_string())))?;
             let network = NetworkId(group.group_id().as_slice().to_vec());
             if node.store.network(&network.0)?.is_some() {
                 return Err(NetworkError::InvalidWelcome(
@@ -227,19 +274,25 @@ impl Node {
 
     fn validate_key_package(&self, bytes: &[u8]) -> Result<KeyPackage, NetworkError> {
         let message = MlsMessageIn::tls_deserialize_exact(bytes)
-            .map_err(|e| NetworkError::InvalidKeyPackage(e.to_string()))?;
+            .map_err(|e| NetworkError::InvalidKeyPackage(decode_failure("key package", &e)))?;
         let MlsMessageBodyIn::KeyPackage(key_package) = message.extract() else {
             return Err(NetworkError::InvalidKeyPackage(
-                "not a KeyPackage message".into(),
+                "the bytes are an MLS message but not a key package (pass what the invitee's key-package call produced)"
+                    .into(),
             ));
         };
         let key_package: KeyPackageIn = key_package;
         let key_package = key_package
             .validate(self.store.crypto(), ProtocolVersion::Mls10)
-            .map_err(|e| NetworkError::InvalidKeyPackage(e.to_string()))?;
+            .map_err(|e| {
+                NetworkError::InvalidKeyPackage(format!(
+                    "the key package does not verify (its signature or contents were altered): {}",
+                    plain_mls_text(&e.to_string())
+                ))
+            })?;
         if key_package.ciphersuite() != CIPHERSUITE {
             return Err(NetworkError::InvalidKeyPackage(
-                "unsupported ciphersuite".into(),
+                "the key package uses another MLS ciphersuite than careledger's".into(),
             ));
         }
         Ok(key_package)

@@ -34,7 +34,7 @@
 //!
 //! let ndjson = concat!(
 //!     r#"{"resourceType":"Patient","id":"p1","gender":"female"}"#, "\n",
-//!     r#"{"resourceType":"Observation","id":"o1","status":"final","#,
+//!     r#"{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"Weight"},"#,
 //!     r#""subject":{"reference":"Patient/p1"},"valueQuantity":{"value":1.50}}"#, "\n",
 //! );
 //! let resources = fhir::parse_auto("upload.ndjson", ndjson.as_bytes()).unwrap();
