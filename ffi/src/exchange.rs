@@ -359,10 +359,10 @@ pub unsafe extern "C" fn careledger_outgoing_kind(
     message: *const careledger_outgoing,
 ) -> careledger_message_kind {
     guard(careledger_message_kind::CARELEDGER_MESSAGE_UNKNOWN, || {
-        crate::handles::lookup(message).map_or(
-            careledger_message_kind::CARELEDGER_MESSAGE_UNKNOWN,
-            |m| m.kind,
-        )
+        crate::handles::lookup(message)
+            .map_or(careledger_message_kind::CARELEDGER_MESSAGE_UNKNOWN, |m| {
+                m.kind
+            })
     })
 }
 

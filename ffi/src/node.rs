@@ -100,6 +100,16 @@ unsafe fn open_store(
     // SAFETY: forwarded from the caller.
     let path = unsafe { arg_str(path, "path") }?;
     // SAFETY: forwarded from the caller.
+    let key = unsafe { storage_key_arg(key, key_len) }?;
+    Ok(Store::open(Path::new(path), &key)?)
+}
+
+/// The storage key argument: present and exactly 32 bytes.
+///
+/// # Safety
+/// `key` NULL or valid for `key_len` bytes.
+unsafe fn storage_key_arg(key: *const u8, key_len: usize) -> Result<StorageKey, Failure> {
+    // SAFETY: forwarded from the caller.
     let key = unsafe { arg_bytes(key, key_len, "storage_key") }?;
     let key: [u8; CARELEDGER_STORAGE_KEY_LEN] = key.try_into().map_err(|_| {
         Failure::new(
@@ -107,7 +117,7 @@ unsafe fn open_store(
             format!("storage key must be {CARELEDGER_STORAGE_KEY_LEN} bytes, got {key_len}"),
         )
     })?;
-    Ok(Store::open(Path::new(path), &StorageKey::from_bytes(key))?)
+    Ok(StorageKey::from_bytes(key))
 }
 
 /// The files a store at `path` may consist of: the database, SQLite's
@@ -131,10 +141,7 @@ fn store_files(path: &Path) -> Vec<std::path::PathBuf> {
 /// Runs `make` (which may create the store at `path`); if it fails, removes
 /// every store file that did not exist before, so a failed call leaves the
 /// filesystem as it found it.
-fn leave_no_files<T>(
-    path: &Path,
-    make: impl FnOnce() -> Result<T, Failure>,
-) -> Result<T, Failure> {
+fn leave_no_files<T>(path: &Path, make: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
     let absent: Vec<_> = store_files(path)
         .into_iter()
         .filter(|file| !file.exists())
@@ -219,6 +226,7 @@ pub unsafe extern "C" fn careledger_node_open(
         // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let out = unsafe { arg_out(out_node, "out_node") }?;
         let file = unsafe { arg_str(path, "path") }?;
+        unsafe { storage_key_arg(storage_key, storage_key_len) }?;
         if !Path::new(file).exists() {
             // Checked first: opening would create an empty store there.
             return Err(Failure::new(

@@ -236,7 +236,9 @@ pub enum ParseFhirError {
         location: FhirLocation,
     },
     /// An empty object, array or string, or `null`, where FHIR JSON needs a value.
-    #[error("{location}: FHIR JSON does not allow an empty object, array or string, or null, here")]
+    #[error(
+        "{location}: FHIR JSON does not allow an empty object, array or string, or null, here"
+    )]
     EmptyValue {
         /// The empty value.
         location: FhirLocation,
@@ -597,7 +599,10 @@ fn check_r4(
             Rule::Missing => ParseFhirError::MissingField { location },
             Rule::Shape(expected) => ParseFhirError::WrongType { location, expected },
             Rule::Primitive(datatype) => ParseFhirError::InvalidPrimitive { location, datatype },
-            Rule::NotInValueSet(value_set) => ParseFhirError::NotInValueSet { location, value_set },
+            Rule::NotInValueSet(value_set) => ParseFhirError::NotInValueSet {
+                location,
+                value_set,
+            },
             Rule::ChoiceConflict => ParseFhirError::ChoiceConflict { location },
             Rule::Empty => ParseFhirError::EmptyValue { location },
             Rule::UnknownResourceType => ParseFhirError::UnknownResourceType { location },
@@ -838,8 +843,7 @@ fn minify_member(member: &str, raw: &str, pass: &mut ReferencePass<'_, '_>) -> S
                 i = end;
             }
             b'{' | b'[' => {
-                if at_reference(member, &frames) && !REFERENCE_TYPED_MEMBERS.contains(&member)
-                {
+                if at_reference(member, &frames) && !REFERENCE_TYPED_MEMBERS.contains(&member) {
                     pass.report(member, raw, &frames, false);
                 }
                 frames.push(if b == b'{' {
@@ -1927,7 +1931,16 @@ mod tests {
         );
         let err = parse_ndjson("c.ndjson", &consent("[]")).unwrap_err();
         let problem = only_problem(err);
-        assert!(matches!(problem, ParseFhirError::WrongType { expected: "object", .. }), "{problem:?}");
+        assert!(
+            matches!(
+                problem,
+                ParseFhirError::WrongType {
+                    expected: "object",
+                    ..
+                }
+            ),
+            "{problem:?}"
+        );
         assert_eq!(
             problem.location().element.as_deref(),
             Some("Consent.provision.actor[0].reference")

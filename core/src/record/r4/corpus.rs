@@ -80,13 +80,25 @@ fn invalid_primitives() -> Vec<(&'static str, Value, &'static str)> {
         ("code", json!("a  b"), "InvalidPrimitive"),
         ("date", json!("Jane Doe"), "InvalidPrimitive"),
         ("date", json!("1970-02-30"), "InvalidPrimitive"),
-        ("dateTime", json!("2020-01-02T25:00:00Z"), "InvalidPrimitive"),
+        (
+            "dateTime",
+            json!("2020-01-02T25:00:00Z"),
+            "InvalidPrimitive",
+        ),
         ("dateTime", json!("2020-01-02T03:04"), "InvalidPrimitive"),
         ("decimal", json!("1.50"), "WrongType"),
         ("id", json!("a b"), "InvalidPrimitive"),
         ("instant", json!("2020-01-02"), "InvalidPrimitive"),
-        ("integer", serde_json::from_str("1.5").unwrap(), "InvalidPrimitive"),
-        ("integer", serde_json::from_str("2147483648").unwrap(), "InvalidPrimitive"),
+        (
+            "integer",
+            serde_json::from_str("1.5").unwrap(),
+            "InvalidPrimitive",
+        ),
+        (
+            "integer",
+            serde_json::from_str("2147483648").unwrap(),
+            "InvalidPrimitive",
+        ),
         ("markdown", json!("\u{b}"), "InvalidPrimitive"),
         ("oid", json!("1.2.3"), "InvalidPrimitive"),
         ("positiveInt", json!(0), "InvalidPrimitive"),
@@ -227,7 +239,13 @@ impl Builder<'_> {
                 // One type of a choice at a time.
                 for other in 0..element.types.len() {
                     if other != step.ty {
-                        object.remove(&json_name(self.defs, &Step { ty: other, ..step.clone() }));
+                        object.remove(&json_name(
+                            self.defs,
+                            &Step {
+                                ty: other,
+                                ..step.clone()
+                            },
+                        ));
                     }
                 }
             }
@@ -287,7 +305,9 @@ fn paths(defs: &Definitions, resource: NodeId, visited: &mut HashSet<NodeId>) ->
 
 fn check(text: &str, expect_kind: &str, expect_element: &str, failures: &mut Vec<String>) {
     match parse_ndjson("corpus.ndjson", text) {
-        Ok(_) => failures.push(format!("accepted: {expect_kind} at {expect_element}: {text}")),
+        Ok(_) => failures.push(format!(
+            "accepted: {expect_kind} at {expect_element}: {text}"
+        )),
         Err(err) => {
             let first = &err.problems[0];
             // Structural rules (e.g. any member named `reference` is a string)
@@ -342,18 +362,18 @@ fn one_corruption_per_primitive_datatype_is_refused_at_its_element() {
         let found = [false, true].into_iter().find_map(|allow_choice| {
             let mut visited = HashSet::new();
             types.iter().find_map(|t| {
-            paths(defs, defs.resources[t], &mut visited)
-                .into_iter()
-                .find(|path| {
-                    let last = path.last().unwrap();
-                    let element = element(defs, last);
-                    (allow_choice || !element.choice)
-                        && element.value_set.is_none()
-                        && !(path.len() == 1 && element.name == "id")
-                        && matches!(element.types[last.ty].1,
+                paths(defs, defs.resources[t], &mut visited)
+                    .into_iter()
+                    .find(|path| {
+                        let last = path.last().unwrap();
+                        let element = element(defs, last);
+                        (allow_choice || !element.choice)
+                            && element.value_set.is_none()
+                            && !(path.len() == 1 && element.name == "id")
+                            && matches!(element.types[last.ty].1,
                             ElementType::Primitive(p) if defs.primitives[p].name == datatype)
-                })
-                .map(|path| (*t, path))
+                    })
+                    .map(|path| (*t, path))
             })
         });
         let Some((resource_type, path)) = found else {
@@ -395,12 +415,21 @@ fn every_required_binding_refuses_a_code_outside_its_value_set() {
             };
             let mut resource = builder.resource(resource_type);
             let expected = builder.set(&mut resource, resource_type, &path, bad);
-            check(&to_line(&resource), "NotInValueSet", &expected, &mut failures);
+            check(
+                &to_line(&resource),
+                "NotInValueSet",
+                &expected,
+                &mut failures,
+            );
             bound_elements += 1;
             value_sets.insert(set);
         }
     }
-    assert!(failures.is_empty(), "{} failures: {failures:#?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} failures: {failures:#?}",
+        failures.len()
+    );
     // Every bound element of the tables is reached, so every enumerable value set is tested.
     let total_bound: usize = defs
         .nodes
@@ -485,6 +514,10 @@ fn cardinality_shape_unknown_and_choice_corruptions_are_refused() {
         );
         cases += 1;
     }
-    assert!(failures.is_empty(), "{} failures: {failures:#?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} failures: {failures:#?}",
+        failures.len()
+    );
     assert!(cases > 1_500, "{cases}");
 }

@@ -157,7 +157,10 @@ pub(crate) struct TableError {
 /// The definitions, read on first use.
 pub(crate) fn definitions() -> Result<&'static Definitions, TableError> {
     static DEFINITIONS: OnceLock<Result<Definitions, TableError>> = OnceLock::new();
-    DEFINITIONS.get_or_init(|| read(TABLE)).as_ref().map_err(Clone::clone)
+    DEFINITIONS
+        .get_or_init(|| read(TABLE))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// One element line before types are resolved (types may be defined later in the file).

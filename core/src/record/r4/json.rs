@@ -208,7 +208,15 @@ mod tests {
 
     #[test]
     fn malformed_text_is_none() {
-        for bad in ["{", "[1,", "{\"a\" 1}", "\"abc", "tru", "{} x", "{\"a\":1,}"] {
+        for bad in [
+            "{",
+            "[1,",
+            "{\"a\" 1}",
+            "\"abc",
+            "tru",
+            "{} x",
+            "{\"a\":1,}",
+        ] {
             assert!(parse(bad).is_none(), "{bad}");
         }
         let deep = "[".repeat(200) + &"]".repeat(200);

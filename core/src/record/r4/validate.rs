@@ -299,18 +299,13 @@ impl<'a> Walker<'_, '_, 'a> {
     /// A `_name` companion: `{id, extension}`, or an array of them (with nulls) if repeating.
     fn companion(&mut self, element: &Element, ty: usize, value: &Json<'a>) {
         let node = self.defs.primitive_element;
-        let primitive = matches!(
-            element.types.get(ty),
-            Some((_, ElementType::Primitive(_)))
-        );
+        let primitive = matches!(element.types.get(ty), Some((_, ElementType::Primitive(_))));
         if !primitive {
             self.find(Rule::UnknownElement, value.offset(), None);
             return;
         }
         match (element.repeats, value) {
-            (true, Json::Array(items, at)) if items.is_empty() => {
-                self.find(Rule::Empty, *at, None)
-            }
+            (true, Json::Array(items, at)) if items.is_empty() => self.find(Rule::Empty, *at, None),
             (true, Json::Array(items, _)) => {
                 for (i, item) in items.iter().enumerate() {
                     self.set_index(Some(i));
@@ -391,9 +386,9 @@ impl<'a> Walker<'_, '_, 'a> {
                     .and_then(|(_, v)| v.as_str())
             };
             match (get("system"), get("code")) {
-                (Some(system), Some(code)) => value_set
-                    .coded
-                    .contains(&(system.as_ref(), code.as_ref())),
+                (Some(system), Some(code)) => {
+                    value_set.coded.contains(&(system.as_ref(), code.as_ref()))
+                }
                 _ => false,
             }
         };
@@ -426,9 +421,7 @@ impl<'a> Walker<'_, '_, 'a> {
                 None => return self.find(Rule::Shape("string"), at, None),
             },
             (JsonKind::Boolean, Json::Bool(_)) => return,
-            (JsonKind::Integer | JsonKind::Decimal, Json::Number(text, _)) => {
-                Cow::Borrowed(*text)
-            }
+            (JsonKind::Integer | JsonKind::Decimal, Json::Number(text, _)) => Cow::Borrowed(*text),
             (JsonKind::String, _) => return self.find(Rule::Shape("string"), at, None),
             (JsonKind::Boolean, _) => return self.find(Rule::Shape("boolean"), at, None),
             (_, _) => return self.find(Rule::Shape("number"), at, None),
