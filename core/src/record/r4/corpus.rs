@@ -438,6 +438,7 @@ fn every_required_binding_refuses_a_code_outside_its_value_set() {
         .filter(|e| e.value_set.is_some())
         .count();
     assert_eq!(bound_elements, total_bound);
+    eprintln!("required bindings: {bound_elements} bound elements, {} value sets", value_sets.len());
     assert_eq!(value_sets.len(), defs.value_sets.len());
 }
 
@@ -520,4 +521,5 @@ fn cardinality_shape_unknown_and_choice_corruptions_are_refused() {
         failures.len()
     );
     assert!(cases > 1_500, "{cases}");
+    eprintln!("cardinality, shape, unknown and choice corruptions: {cases}");
 }
