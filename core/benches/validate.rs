@@ -19,15 +19,11 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use careledger::keys::StorageKey;
-use careledger::node::{NetworkId, Node};
 use careledger::record::fhir::{parse_auto, parse_auto_structure_only};
-use careledger::store::Store;
 use criterion::{BatchSize, Criterion, SamplingMode};
-use tempfile::TempDir;
 
 mod common;
-use common::{measure_both, ms, rate, thousands, T0};
+use common::{fresh_node, measure_both, ms, rate, thousands, FreshNode, T0};
 
 const REPS: usize = 5;
 const TARGET_RATIO: f64 = 1.2;
@@ -35,7 +31,8 @@ const TARGET_RATIO: f64 = 1.2;
 type Files = Vec<(String, Vec<u8>)>;
 
 fn load_bundles() -> Files {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data/fhir/synthea-hiv-bundles");
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/data/fhir/synthea-hiv-bundles");
     (0..10)
         .map(|i| {
             let name = format!("bundle_{i}.json");
@@ -43,25 +40,6 @@ fn load_bundles() -> Files {
             (name, bytes)
         })
         .collect()
-}
-
-struct FreshNode {
-    node: Node,
-    network: NetworkId,
-    _dir: TempDir,
-}
-
-fn fresh_node() -> FreshNode {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let key = StorageKey::from_bytes([7; 32]);
-    let store = Store::open(&dir.path().join("node.sqlite"), &key).expect("store");
-    let mut node = Node::create(store, "hospital-a.example").expect("node");
-    let network = node.create_network("care").expect("network");
-    FreshNode {
-        node,
-        network,
-        _dir: dir,
-    }
 }
 
 /// Every bundle through the node; `validate` picks the import. Returns resources imported.
@@ -123,7 +101,10 @@ fn main() {
         .sample_size(10)
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(1));
-    for (label, validate) in [("import_with_r4_validation", true), ("import_structure_only", false)] {
+    for (label, validate) in [
+        ("import_with_r4_validation", true),
+        ("import_structure_only", false),
+    ] {
         group.measurement_time(imports.careledger * 12);
         group.bench_function(label, |b| {
             b.iter_batched(
@@ -137,7 +118,9 @@ fn main() {
         });
     }
     group.measurement_time(parses.careledger * 12);
-    group.bench_function("parse_with_r4_validation", |b| b.iter(|| parse(&files, true)));
+    group.bench_function("parse_with_r4_validation", |b| {
+        b.iter(|| parse(&files, true))
+    });
     group.bench_function("parse_structure_only", |b| b.iter(|| parse(&files, false)));
     group.finish();
     criterion.final_summary();
@@ -157,7 +140,11 @@ fn main() {
         thousands(rate(resources, with)),
         ms(without),
         thousands(rate(resources, without)),
-        if ratio <= TARGET_RATIO { "met" } else { "NOT met" },
+        if ratio <= TARGET_RATIO {
+            "met"
+        } else {
+            "NOT met"
+        },
     );
     eprintln!(
         "VALIDATE parse alone: with R4 validation {:.0} ms, structure only {:.0} ms, ratio {:.2}; \

@@ -438,7 +438,10 @@ fn every_required_binding_refuses_a_code_outside_its_value_set() {
         .filter(|e| e.value_set.is_some())
         .count();
     assert_eq!(bound_elements, total_bound);
-    eprintln!("required bindings: {bound_elements} bound elements, {} value sets", value_sets.len());
+    eprintln!(
+        "required bindings: {bound_elements} bound elements, {} value sets",
+        value_sets.len()
+    );
     assert_eq!(value_sets.len(), defs.value_sets.len());
 }
 

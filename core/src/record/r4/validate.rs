@@ -349,7 +349,9 @@ impl<'a> Walker<'_, '_, 'a> {
     /// A resource inside a resource (`contained`, `Bundle.entry.resource`).
     fn resource(&mut self, value: &Json<'a>) {
         let (members, at) = match value {
-            Json::Object(members, at) if members.is_empty() => return self.find(Rule::Empty, *at, None),
+            Json::Object(members, at) if members.is_empty() => {
+                return self.find(Rule::Empty, *at, None)
+            }
             Json::Object(members, at) => (members, at),
             other => return self.find(Rule::Shape("object"), other.offset(), None),
         };
