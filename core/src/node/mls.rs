@@ -110,9 +110,15 @@ pub(crate) fn plain_mls_text(text: &str) -> String {
         .replace("InvalidVectorLength", "a length field is wrong")
         .replace("InvalidInput", "a field value is out of range")
         .replace("LibraryError", "an internal MLS library error");
-    while let Some(start) = out.find("UnknownValue(") {
-        let end = out[start..].find(')').map_or(out.len(), |e| start + e + 1);
-        let code = out[start + "UnknownValue(".len()..end.saturating_sub(1)].to_owned();
+    const UNKNOWN: &str = "UnknownValue(";
+    while let Some(start) = out.find(UNKNOWN) {
+        let digits = start + UNKNOWN.len();
+        let tail = out.get(digits..).unwrap_or("");
+        let code: String = tail.chars().take_while(char::is_ascii_digit).collect();
+        let mut end = digits + code.len();
+        if out.get(end..).is_some_and(|rest| rest.starts_with(')')) {
+            end += 1;
+        }
         out.replace_range(start..end, &format!("an unknown field value ({code})"));
     }
     out
@@ -601,4 +607,31 @@ fn member_name(credential: &openmls::prelude::Credential) -> String {
         .ok()
         .and_then(|c| String::from_utf8(c.identity().to_vec()).ok())
         .unwrap_or_else(|| "<unnamed>".to_owned())
+}
+
+#[cfg(test)]
+mod plain_text_tests {
+    use super::*;
+
+    #[test]
+    fn decoder_words_become_sentences() {
+        assert_eq!(
+            plain_mls_text("bad: UnknownValue(772), then EndOfStream"),
+            "bad: an unknown field value (772), then the data ends early"
+        );
+        assert_eq!(
+            plain_mls_text("cut UnknownValue("),
+            "cut an unknown field value ()"
+        );
+        let shown = decode_failure("key package", &tls_codec::Error::UnknownValue(772));
+        assert!(
+            shown.contains("772") && !shown.contains("UnknownValue"),
+            "{shown}"
+        );
+        let shown = decode_failure("Welcome", &tls_codec::Error::EndOfStream);
+        assert!(
+            shown.starts_with("the Welcome ends before it is complete"),
+            "{shown}"
+        );
+    }
 }

@@ -5,10 +5,12 @@
 //!
 //! 1. **Import.** The caller reads a file and calls [`fhir::parse_auto`]
 //!    (or [`fhir::parse_ndjson`] / [`fhir::parse_bundle`]). Every resource is
-//!    validated and split into top-level members; Bundle `urn:uuid:`
+//!    checked by the importer's structural rules and validated against FHIR
+//!    R4 ([`r4`]: elements, cardinality, datatypes, choice types, required
+//!    bindings), then split into top-level members; Bundle `urn:uuid:`
 //!    references are rewritten to `Type/id`. A batch is all-or-nothing: one
 //!    bad resource rejects it with an [`fhir::ImportFhirError`] listing the
-//!    problems by source, line and field.
+//!    problems by source, line, field and element path.
 //! 2. **Group.** [`fhir::group_by_patient`] splits the batch by patient id
 //!    (the Patient's own id, a `Patient/<id>` link, or the single Patient of
 //!    the Bundle the resource came in).
