@@ -154,8 +154,12 @@ enum careledger_status
    */
   CARELEDGER_NO_WELCOME = 207,
   /**
-   * The FHIR input is invalid; nothing was stored. The detail names the
-   * first problem by file, line and field (never by value).
+   * The FHIR input is not valid FHIR R4 JSON (malformed JSON, an element R4
+   * does not define, a missing required element, a value that breaks its
+   * datatype such as a `date` or `code`, a code outside a required value
+   * set, two types for one choice element) or breaks an import rule;
+   * nothing was stored. The detail names the first problem by file, line,
+   * JSON field and element path (`Patient.birthDate`), never by value.
    */
   CARELEDGER_INVALID_FHIR = 300,
   /**
@@ -274,6 +278,45 @@ typedef uint32_t careledger_status;
 #endif // __cplusplus
 
 /**
+ * What an outgoing message carries, so a transport can route it.
+ */
+enum careledger_message_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not a message careledger understands (careledger never produces one;
+   * also the answer for a NULL or freed message).
+   */
+  CARELEDGER_MESSAGE_UNKNOWN = 0,
+  /**
+   * A sealed, signed ledger entry: into the network's log.
+   */
+  CARELEDGER_MESSAGE_ENTRY = 1,
+  /**
+   * An MLS Commit (a membership or key change): into the network's log.
+   */
+  CARELEDGER_MESSAGE_COMMIT = 2,
+  /**
+   * An MLS Welcome: to the invited node, for `careledger_network_join`.
+   */
+  CARELEDGER_MESSAGE_WELCOME = 3,
+  /**
+   * A heads announcement (peers use it to re-send what was lost): into
+   * the network's log.
+   */
+  CARELEDGER_MESSAGE_HEADS = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum careledger_message_kind careledger_message_kind;
+#else
+typedef uint32_t careledger_message_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A byte buffer owned by careledger (an exported chart, a key package, a
  * message, an id). The bytes are followed by a NUL that `len` does not
  * count, so text outputs can be read as C strings with `careledger_bytes_str`.
@@ -300,10 +343,35 @@ typedef struct careledger_member_list careledger_member_list;
 typedef struct careledger_node careledger_node;
 
 /**
- * A message waiting in a node's outbox, to carry to every member of its
- * network through your transport in one total order per network (the order
- * decides races between membership changes). Free with
- * `careledger_outgoing_free`. Immutable: may be read from several threads.
+ * A message waiting in a node's outbox. How to carry it (the delivery rules
+ * of the sans-IO path):
+ *
+ * 1. **One log per network.** Append every message to the log of the network
+ *    `careledger_outgoing_network_id` names, and deliver each network's log
+ *    to every member in the same order. That order decides races between
+ *    membership changes (the first Commit for an epoch wins), so a log must
+ *    never be reordered; gaps, repeats and late delivery are fine.
+ * 2. **Acknowledge after durable hand-off.** Call
+ *    `careledger_node_ack_outgoing` once your transport has durably taken
+ *    the message; until then the same message comes back (at-least-once:
+ *    receivers drop duplicates).
+ * 3. **Welcomes go to the invitee.** A message of kind
+ *    `CARELEDGER_MESSAGE_WELCOME` is for the node whose key package was
+ *    invited: hand it to that node's `careledger_network_join` exactly as
+ *    taken (it may also go into the log: members ignore it). It appears only
+ *    after the invitation's Commit came back first in the log.
+ * 4. **A joiner reads the whole log.** After `careledger_network_join`, feed
+ *    the new member the network's log from its first message (its relay
+ *    cursor is 0), messages from before its Welcome included: the inviter's
+ *    key grant makes the earlier entries readable, and earlier Commits are
+ *    skipped. Feeding it only what came after its Welcome leaves the history
+ *    out.
+ * 5. **Resume from the cursor.** Pass each batch's last log position as
+ *    `relay_seq` to `careledger_network_receive`; after a restart continue
+ *    after `careledger_network_relay_cursor`.
+ *
+ * Free with `careledger_outgoing_free`. Immutable: may be read from several
+ * threads.
  */
 typedef struct careledger_outgoing careledger_outgoing;
 
@@ -780,7 +848,7 @@ const char *careledger_bytes_str(const struct careledger_bytes *bytes);
 
 /**
  * Frees a buffer. NULL, an already freed buffer and a handle of another
- * type are harmless no-ops.
+ * type are harmless no-ops; accessors given a freed buffer answer 0 or NULL.
  *
  * # Safety
  * `bytes` is NULL or a buffer from careledger not yet freed.
@@ -805,7 +873,8 @@ size_t careledger_string_list_count(const struct careledger_string_list *list);
 const char *careledger_string_list_get(const struct careledger_string_list *list, size_t index);
 
 /**
- * Frees a string list. NULL is a harmless no-op.
+ * Frees a string list. NULL, an already freed list and a handle of another
+ * type are harmless no-ops; accessors given a freed list answer 0 or NULL.
  *
  * # Safety
  * `list` is NULL or a list from careledger not yet freed.
@@ -850,7 +919,8 @@ const char *careledger_member_list_fingerprint(const struct careledger_member_li
                                                size_t index);
 
 /**
- * Frees a member list. NULL is a harmless no-op.
+ * Frees a member list. NULL, an already freed list and a handle of another
+ * type are harmless no-ops; accessors given a freed list answer 0 or NULL.
  *
  * # Safety
  * `list` is NULL or a list from careledger not yet freed.
@@ -1197,7 +1267,21 @@ const uint8_t *careledger_outgoing_data(const struct careledger_outgoing *messag
 size_t careledger_outgoing_len(const struct careledger_outgoing *message);
 
 /**
- * Frees a message. NULL is a harmless no-op.
+ * What `message` carries (see `careledger_message_kind` and the delivery
+ * rules at `careledger_outgoing`); `CARELEDGER_MESSAGE_UNKNOWN` if
+ * `message` is NULL or freed.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `message` is NULL or a message handle.
+ */
+careledger_message_kind careledger_outgoing_kind(const struct careledger_outgoing *message);
+
+/**
+ * Frees a message. NULL, an already freed message and a handle of another
+ * type are harmless no-ops; accessors given a freed message answer NULL, 0
+ * or `CARELEDGER_MESSAGE_UNKNOWN`.
  *
  * # Safety
  * `message` is NULL or a message from careledger not yet freed.
@@ -1345,9 +1429,13 @@ careledger_status careledger_network_invite(const struct careledger_node *node,
 /**
  * Joins a network from a Welcome made for one of this node's key packages.
  * `welcome` is either the message your transport carried from the
- * inviter's outbox (`careledger_outgoing_data`) or a bare MLS Welcome.
- * Afterwards feed the network's messages through `careledger_network_receive`
- * (or use `careledger_network_join_from_relay` instead, with a local relay).
+ * inviter's outbox (the one whose `careledger_outgoing_kind` is
+ * `CARELEDGER_MESSAGE_WELCOME`) or a bare MLS Welcome. Afterwards feed the
+ * network's log through `careledger_network_receive` **from its first
+ * message**, including what was written before the Welcome (the history the
+ * inviter's key grant makes readable); see the delivery rules at
+ * `careledger_outgoing`. Or use `careledger_network_join_from_relay`
+ * instead, with a local relay.
  *
  * Parameters: `label` a local name; `out_network_id` receives the network id
  * text on success only (the caller frees it with `careledger_bytes_free`).
@@ -1418,6 +1506,8 @@ careledger_status careledger_network_members(const struct careledger_node *node,
  *
  * Ownership: all inputs are borrowed for the call. The caller owns
  * `*out_node` and frees it with `careledger_node_free`.
+ * Files: a call that fails leaves the filesystem as it was: a store file it
+ * created (and SQLite's `-wal`/`-shm` files) is removed again.
  * Thread safety: safe from any thread.
  * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
  * `CARELEDGER_INVALID_ARGUMENT` (key length), `CARELEDGER_INVALID_NAME`,
@@ -1439,9 +1529,12 @@ careledger_status careledger_node_create(const char *path,
  *
  * Parameters and ownership as for `careledger_node_create`; `out_node`
  * receives the node on success only.
+ * Files: never creates one. A missing `path` answers `CARELEDGER_NO_IDENTITY`
+ * and leaves nothing behind.
  * Thread safety: safe from any thread.
  * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
- * `CARELEDGER_INVALID_ARGUMENT` (key length), `CARELEDGER_NO_IDENTITY` (use
+ * `CARELEDGER_INVALID_ARGUMENT` (key length), `CARELEDGER_NO_IDENTITY` (no
+ * store file at `path`, or one without an identity: use
  * `careledger_node_create`), `CARELEDGER_WRONG_STORAGE_KEY`,
  * `CARELEDGER_STORE_TOO_NEW`, `CARELEDGER_STORE_IO` (e.g. not a database),
  * `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_PANIC`.

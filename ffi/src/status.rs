@@ -82,8 +82,12 @@ pub enum careledger_status {
     CARELEDGER_NO_WELCOME = 207,
 
     // 300–399: records.
-    /// The FHIR input is invalid; nothing was stored. The detail names the
-    /// first problem by file, line and field (never by value).
+    /// The FHIR input is not valid FHIR R4 JSON (malformed JSON, an element R4
+    /// does not define, a missing required element, a value that breaks its
+    /// datatype such as a `date` or `code`, a code outside a required value
+    /// set, two types for one choice element) or breaks an import rule;
+    /// nothing was stored. The detail names the first problem by file, line,
+    /// JSON field and element path (`Patient.birthDate`), never by value.
     CARELEDGER_INVALID_FHIR = 300,
     /// No record for that patient in this network.
     CARELEDGER_UNKNOWN_PATIENT = 301,
@@ -241,7 +245,7 @@ impl careledger_status {
             CARELEDGER_UNKNOWN_MEMBER => c"no such member in the network",
             CARELEDGER_MLS_FAILED => c"MLS operation failed",
             CARELEDGER_NO_WELCOME => c"no welcome for this node on the relay yet",
-            CARELEDGER_INVALID_FHIR => c"invalid FHIR input; nothing was stored",
+            CARELEDGER_INVALID_FHIR => c"input is not valid FHIR R4; nothing was stored",
             CARELEDGER_UNKNOWN_PATIENT => c"no record for that patient in this network",
             CARELEDGER_RECORD_FAILED => c"record update failed",
             CARELEDGER_MESSAGE_REJECTED => c"a received message was rejected",

@@ -67,6 +67,45 @@ static careledger_node *create_node(const char *file, const uint8_t *key, const 
     return node;
 }
 
+/* True if `path` or any file SQLite or careledger keeps beside it exists. */
+static int store_files_exist(const char *path) {
+    static const char *suffixes[] = {"", "-wal", "-shm", "-journal", ".creating", ".creating-journal"};
+    char name[4200];
+    size_t i;
+    for (i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        FILE *file;
+        snprintf(name, sizeof name, "%s%s", path, suffixes[i]);
+        file = fopen(name, "rb");
+        if (file) {
+            fclose(file);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The last error is a sentence, not a Rust or MLS debug value. */
+static void check_plain_last_error(int line) {
+    static const char *debug_words[] = {"EndOfStream", "UnknownValue", "TrailingData", "InvalidVectorLength",
+                                        "DecodingError", "LibraryError", "Error {", "Some(", "None", "\\\""};
+    char detail[1024] = "";
+    size_t len = 0, i;
+    careledger_last_error(detail, sizeof detail, &len);
+    checks++;
+    if (len < 20) {
+        failures++;
+        fprintf(stderr, "%s:%d: last error too short to act on: %s\n", __FILE__, line, detail);
+    }
+    for (i = 0; i < sizeof debug_words / sizeof debug_words[0]; i++) {
+        checks++;
+        if (strstr(detail, debug_words[i])) {
+            failures++;
+            fprintf(stderr, "%s:%d: last error shows debug text '%s': %s\n", __FILE__, line, debug_words[i], detail);
+        }
+    }
+}
+#define CHECK_PLAIN_LAST_ERROR() check_plain_last_error(__LINE__)
+
 static size_t last_error_len(void) {
     size_t len = 0;
     careledger_last_error(NULL, 0, &len);
@@ -77,6 +116,7 @@ static size_t last_error_len(void) {
 typedef struct {
     uint8_t *data[256];
     size_t len[256];
+    careledger_message_kind kind[256];
     size_t count;
 } transport;
 
@@ -91,6 +131,8 @@ static void drain(careledger_node *from, transport *log) {
             log->data[log->count] = malloc(len);
             memcpy(log->data[log->count], careledger_outgoing_data(message), len);
             log->len[log->count] = len;
+            log->kind[log->count] = careledger_outgoing_kind(message);
+            CHECK(log->kind[log->count] != CARELEDGER_MESSAGE_UNKNOWN);
             log->count++;
         }
         EXPECT_OK(careledger_node_ack_outgoing(from, message));
@@ -313,8 +355,18 @@ static void test_store_misuse(void) {
     FILE *file;
 
     path_in_workdir(path, sizeof path, "misuse.sqlite");
-    /* Opening before creating. */
+    /* Opening before creating: refused, and no file is left behind. */
     EXPECT_STATUS(careledger_node_open(path, KEY_A, 32, &node), CARELEDGER_NO_IDENTITY);
+    CHECK(node == NULL);
+    CHECK(!store_files_exist(path));
+    CHECK_PLAIN_LAST_ERROR();
+    /* A failed create leaves nothing either: bad key length, invalid names. */
+    EXPECT_STATUS(careledger_node_create(path, KEY_A, 31, "misuse.example", &node), CARELEDGER_INVALID_ARGUMENT);
+    CHECK(!store_files_exist(path));
+    EXPECT_STATUS(careledger_node_create(path, KEY_A, 32, "has a space", &node), CARELEDGER_INVALID_NAME);
+    CHECK(!store_files_exist(path));
+    EXPECT_STATUS(careledger_node_create(path, KEY_A, 32, "", &node), CARELEDGER_INVALID_NAME);
+    CHECK(!store_files_exist(path));
     CHECK(node == NULL);
     node = create_node("misuse.sqlite", KEY_A, "misuse.example");
     careledger_node_free(node);
@@ -360,6 +412,31 @@ static void test_invalid_fhir_and_reopen(void) {
     CHECK(last_error_len() > 0);
     EXPECT_STATUS(careledger_import_fhir(node, net, "truncated.ndjson", (const uint8_t *)truncated, strlen(truncated), NULL),
                   CARELEDGER_INVALID_FHIR);
+    /* Valid JSON, invalid FHIR R4: named by file, line and element, never by value. */
+    {
+        const char *not_r4[] = {
+            "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"birthDate\":\"Jane Doe\"}",
+            "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"gender\":\"banana\"}",
+            "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"deceasedBoolean\":true,\"deceasedDateTime\":\"2020\"}",
+            "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"name\":{\"family\":\"Doe\"}}",
+            "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"nickname\":\"Jo\"}",
+        };
+        const char *element[] = {"Patient.birthDate", "Patient.gender", "Patient.deceasedDateTime", "Patient.name",
+                                 "Patient.nickname"};
+        const char *value[] = {"Jane", "banana", "2020", "Doe", "Jo\""};
+        size_t k;
+        for (k = 0; k < sizeof not_r4 / sizeof not_r4[0]; k++) {
+            char detail[1024] = "";
+            size_t len = 0;
+            char source[64];
+            snprintf(source, sizeof source, "upload-%u.ndjson", (unsigned)k);
+            EXPECT_STATUS(careledger_import_fhir(node, net, source, (const uint8_t *)not_r4[k], strlen(not_r4[k]), NULL),
+                          CARELEDGER_INVALID_FHIR);
+            EXPECT_OK(careledger_last_error(detail, sizeof detail, &len));
+            CHECK(strstr(detail, source) && strstr(detail, "line 1") && strstr(detail, element[k]));
+            CHECK(!strstr(detail, value[k]));
+        }
+    }
     /* A real file cut in half mid-line: all or nothing. */
     while (half > 0 && patients_data[half - 1] == '\n') half--;
     EXPECT_STATUS(careledger_import_fhir(node, net, "half.ndjson", patients_data, half, NULL), CARELEDGER_INVALID_FHIR);
@@ -413,7 +490,8 @@ static void test_sans_io(void) {
     careledger_receive_report report;
     careledger_import_report imported;
     careledger_ledger_report ledger;
-    transport log = {{0}, {0}, 0}, entries = {{0}, {0}, 0};
+    transport log = {{0}, {0}, {0}, 0}, entries = {{0}, {0}, {0}, 0};
+    careledger_bytes *joined_again = NULL, *probe = NULL;
     const char *net = "";
     size_t i;
     uint64_t cursor = 0;
@@ -435,10 +513,23 @@ static void test_sans_io(void) {
     drain(a, &log);
     CHECK(log.count >= 2);
     EXPECT_STATUS(careledger_network_join(b, (const uint8_t *)"x", 1, "care", &joined), CARELEDGER_INVALID_WELCOME);
-    /* Try each message as the Welcome until one opens (the transport does not know which is which). */
-    for (i = 0; i < log.count && !joined; i++) {
-        careledger_status s = careledger_network_join(b, log.data[i], log.len[i], "care", &joined);
-        CHECK(s == CARELEDGER_OK || s == CARELEDGER_INVALID_WELCOME);
+    CHECK_PLAIN_LAST_ERROR();
+    /* The message kinds say which message is the Welcome: exactly one, after the Commit. */
+    {
+        /* (announce re-queues the pending Commit, so it may travel twice) */
+        size_t welcomes = 0, commits = 0, welcome_at = 0, first_commit_at = 0;
+        for (i = 0; i < log.count; i++) {
+            if (log.kind[i] == CARELEDGER_MESSAGE_WELCOME) welcomes++, welcome_at = i;
+            if (log.kind[i] == CARELEDGER_MESSAGE_COMMIT && commits++ == 0) first_commit_at = i;
+        }
+        CHECK(welcomes == 1 && commits >= 1 && first_commit_at < welcome_at);
+        for (i = 0; i < log.count; i++) {
+            if (log.kind[i] == CARELEDGER_MESSAGE_WELCOME) continue;
+            EXPECT_STATUS(careledger_network_join(b, log.data[i], log.len[i], "care", &probe), CARELEDGER_INVALID_WELCOME);
+            CHECK_PLAIN_LAST_ERROR();
+        }
+        CHECK(probe == NULL);
+        EXPECT_OK(careledger_network_join(b, log.data[welcome_at], log.len[welcome_at], "care", &joined));
     }
     CHECK(joined && strcmp(careledger_bytes_str(joined), net) == 0);
     EXPECT_OK(deliver(b, net, &log, &report));
@@ -492,7 +583,7 @@ static void test_sans_io(void) {
             size_t one_len[1] = {len / 2};
             EXPECT_STATUS(careledger_network_receive(b, net, one, one_len, 1, 0, &report), CARELEDGER_MESSAGE_REJECTED);
             CHECK(report.rejected == 1);
-            CHECK(last_error_len() > 0);
+            CHECK_PLAIN_LAST_ERROR();
         }
     }
     /* Forged: random bytes, an empty message, and a mix with genuine ones. */
@@ -509,6 +600,20 @@ static void test_sans_io(void) {
         batch_len[2] = entries.count ? entries.len[0] : sizeof noise;
         EXPECT_STATUS(careledger_network_receive(b, net, batch, batch_len, 3, 0, &report), CARELEDGER_MESSAGE_REJECTED);
         CHECK(report.rejected == 2 && report.duplicates == 1);
+        CHECK_PLAIN_LAST_ERROR();
+        /* Garbage, truncated and damaged key packages and Welcomes: sentences, not decoder values. */
+        EXPECT_STATUS(careledger_network_invite(a, net, noise, sizeof noise), CARELEDGER_INVALID_KEY_PACKAGE);
+        CHECK_PLAIN_LAST_ERROR();
+        EXPECT_STATUS(careledger_network_invite(a, net, careledger_bytes_data(key_package), careledger_bytes_len(key_package) / 2),
+                      CARELEDGER_INVALID_KEY_PACKAGE);
+        CHECK_PLAIN_LAST_ERROR();
+        EXPECT_STATUS(careledger_network_join(b, noise, 7, "x", &joined_again), CARELEDGER_INVALID_WELCOME);
+        CHECK_PLAIN_LAST_ERROR();
+        EXPECT_STATUS(careledger_network_join(b, careledger_bytes_data(key_package), careledger_bytes_len(key_package), "x",
+                                              &joined_again),
+                      CARELEDGER_INVALID_WELCOME);
+        CHECK_PLAIN_LAST_ERROR();
+        CHECK(joined_again == NULL);
     }
     /* A message from A's outbox cannot be acknowledged on B. */
     EXPECT_OK(careledger_network_announce(a, net));
@@ -518,6 +623,8 @@ static void test_sans_io(void) {
     EXPECT_STATUS(careledger_node_ack_outgoing(b, foreign), CARELEDGER_INVALID_ARGUMENT);
     EXPECT_OK(careledger_node_ack_outgoing(a, foreign));
     EXPECT_OK(careledger_node_ack_outgoing(a, foreign)); /* twice is harmless */
+    CHECK(careledger_outgoing_kind(foreign) == CARELEDGER_MESSAGE_HEADS);
+    CHECK(careledger_outgoing_kind(NULL) == CARELEDGER_MESSAGE_UNKNOWN);
 
     /* Nothing B stored was affected; its ledger verifies. */
     EXPECT_OK(careledger_ledger_verify(b, net, &ledger));
@@ -532,10 +639,117 @@ static void test_sans_io(void) {
     careledger_bytes_free(chart_a);
     careledger_bytes_free(chart_b);
     careledger_bytes_free(joined);
+    careledger_bytes_free(joined_again);
     careledger_bytes_free(key_package);
     careledger_bytes_free(network);
     careledger_node_free(a);
     careledger_node_free(b);
+}
+
+/* A node that joins after records were written is fed the network's log from
+ * its first message (the delivery rules at careledger_outgoing) and reads the
+ * whole history, including what came before its Welcome. */
+static void test_joiner_reads_history(void) {
+    careledger_node *a = create_node("history-a.sqlite", KEY_A, "hospital-a.example");
+    careledger_node *c = create_node("history-c.sqlite", KEY_B, "clinic-c.example");
+    careledger_bytes *network = NULL, *key_package = NULL, *joined = NULL, *chart_a = NULL, *chart_c = NULL;
+    careledger_string_list *patients = NULL;
+    careledger_receive_report report;
+    careledger_import_report imported;
+    transport log = {{0}, {0}, {0}, 0};
+    const char *net = "";
+    size_t i, welcome_at = 0, welcomes = 0, before_welcome_entries = 0;
+
+    EXPECT_OK(careledger_network_create(a, "care", &network));
+    if (network) net = careledger_bytes_str(network);
+    EXPECT_OK(careledger_import_fhir(a, net, "Patient.ndjson", patients_data, patients_len, &imported));
+    drain(a, &log);
+    for (i = 0; i < log.count; i++) before_welcome_entries += log.kind[i] == CARELEDGER_MESSAGE_ENTRY;
+    CHECK(before_welcome_entries == imported.entries);
+
+    EXPECT_OK(careledger_node_key_package(c, &key_package));
+    EXPECT_OK(careledger_network_invite(a, net, careledger_bytes_data(key_package), careledger_bytes_len(key_package)));
+    EXPECT_OK(careledger_network_announce(a, net));
+    drain(a, &log);
+    EXPECT_OK(deliver(a, net, &log, &report));
+    drain(a, &log);
+    for (i = 0; i < log.count; i++)
+        if (log.kind[i] == CARELEDGER_MESSAGE_WELCOME) welcomes++, welcome_at = i;
+    CHECK(welcomes == 1 && welcome_at > before_welcome_entries);
+    if (welcomes == 1) EXPECT_OK(careledger_network_join(c, log.data[welcome_at], log.len[welcome_at], "care", &joined));
+    CHECK(joined && strcmp(careledger_bytes_str(joined), net) == 0);
+
+    /* The whole log, from its first message. */
+    EXPECT_OK(deliver(c, net, &log, &report));
+    CHECK(report.rejected == 0 && report.accepted >= imported.entries);
+    EXPECT_OK(careledger_patients(c, net, &patients));
+    CHECK(careledger_string_list_count(patients) == imported.patients);
+    if (careledger_string_list_count(patients) > 0) {
+        EXPECT_OK(careledger_export_patient(a, net, careledger_string_list_get(patients, 0), &chart_a));
+        EXPECT_OK(careledger_export_patient(c, net, careledger_string_list_get(patients, 0), &chart_c));
+        CHECK(chart_a && chart_c && careledger_bytes_len(chart_a) == careledger_bytes_len(chart_c) &&
+              memcmp(careledger_bytes_data(chart_a), careledger_bytes_data(chart_c), careledger_bytes_len(chart_a)) == 0);
+    }
+    EXPECT_OK(careledger_ledger_verify(c, net, NULL));
+
+    transport_free(&log);
+    careledger_string_list_free(patients);
+    careledger_bytes_free(chart_a);
+    careledger_bytes_free(chart_c);
+    careledger_bytes_free(joined);
+    careledger_bytes_free(key_package);
+    careledger_bytes_free(network);
+    careledger_node_free(a);
+    careledger_node_free(c);
+}
+
+/* Every freeable type: freeing twice is a no-op, and a freed handle's
+ * accessors answer NULL, 0 or CARELEDGER_MESSAGE_UNKNOWN. */
+static void test_double_free_every_type(void) {
+    careledger_node *node = create_node("free.sqlite", KEY_A, "free.example");
+    careledger_bytes *network = NULL;
+    careledger_string_list *list = NULL;
+    careledger_member_list *members = NULL;
+    careledger_outgoing *message = NULL;
+    const char *net = "";
+
+    EXPECT_OK(careledger_network_create(node, "care", &network));
+    if (network) net = careledger_bytes_str(network);
+    EXPECT_OK(careledger_node_networks(node, &list));
+    EXPECT_OK(careledger_network_members(node, net, &members));
+    EXPECT_OK(careledger_network_announce(node, net));
+    EXPECT_OK(careledger_node_poll_outgoing(node, &message));
+    CHECK(list && members && message);
+
+    careledger_string_list_free(list);
+    careledger_string_list_free(list);
+    CHECK(careledger_string_list_count(list) == 0 && careledger_string_list_get(list, 0) == NULL);
+
+    CHECK(careledger_member_list_count(members) == 1);
+    careledger_member_list_free(members);
+    careledger_member_list_free(members);
+    CHECK(careledger_member_list_count(members) == 0 && careledger_member_list_author_id(members, 0) == NULL);
+
+    CHECK(careledger_outgoing_kind(message) == CARELEDGER_MESSAGE_HEADS);
+    careledger_outgoing_free(message);
+    careledger_outgoing_free(message);
+    CHECK(careledger_outgoing_kind(message) == CARELEDGER_MESSAGE_UNKNOWN);
+    CHECK(careledger_outgoing_data(message) == NULL && careledger_outgoing_len(message) == 0);
+    CHECK(careledger_outgoing_network_id(message) == NULL);
+    EXPECT_STATUS(careledger_node_ack_outgoing(node, message), CARELEDGER_STALE_HANDLE);
+
+    /* One type freed through another type's free: nothing happens. */
+    EXPECT_OK(careledger_node_networks(node, &list));
+    careledger_member_list_free((careledger_member_list *)list);
+    careledger_outgoing_free((careledger_outgoing *)list);
+    CHECK(careledger_string_list_count(list) == 1);
+    careledger_string_list_free(list);
+
+    careledger_bytes_free(network);
+    careledger_bytes_free(network);
+    CHECK(careledger_bytes_len(network) == 0);
+    careledger_node_free(node);
+    careledger_node_free(node);
 }
 
 /* A node shared by several threads: calls are serialised, results are right,
@@ -1252,6 +1466,8 @@ int main(int argc, char **argv) {
     test_store_misuse();
     test_invalid_fhir_and_reopen();
     test_sans_io();
+    test_joiner_reads_history();
+    test_double_free_every_type();
     test_threads();
     test_study();
 

@@ -4,6 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use careledger::keys::StorageKey;
+use careledger::node::{NetworkId, Node};
+use careledger::store::Store;
+use tempfile::TempDir;
+
 /// Folder of the Synthea bulk NDJSON.
 pub const DATA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -113,5 +118,28 @@ pub fn measure_both<S, T>(
     Measured {
         careledger: median(careledger),
         plain: median(plain),
+    }
+}
+
+/// A new file-backed node with one network; the directory lives as long as it.
+pub struct FreshNode {
+    /// The node (hospital-a.example).
+    pub node: Node,
+    /// Its network `care`.
+    pub network: NetworkId,
+    _dir: TempDir,
+}
+
+/// A [`FreshNode`] in a new temporary directory.
+pub fn fresh_node() -> FreshNode {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = StorageKey::from_bytes([7; 32]);
+    let store = Store::open(&dir.path().join("node.sqlite"), &key).expect("store");
+    let mut node = Node::create(store, "hospital-a.example").expect("node");
+    let network = node.create_network("care").expect("network");
+    FreshNode {
+        node,
+        network,
+        _dir: dir,
     }
 }

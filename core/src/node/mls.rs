@@ -8,7 +8,7 @@
 //! the new epoch. Every member thus applies the same Commit per epoch without
 //! any compare-and-set on the relay.
 
-use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::tls_codec::{self, Deserialize as _, Serialize as _};
 use openmls::prelude::{
     BasicCredential, Ciphersuite, KeyPackage, KeyPackageIn, LeafNodeIndex, LeafNodeParameters,
     MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn,
@@ -80,7 +80,57 @@ pub(crate) enum CommitOutcome {
 }
 
 fn mls_error(error: impl std::fmt::Display) -> NetworkError {
-    NetworkError::Mls(error.to_string())
+    NetworkError::Mls(plain_mls_text(&error.to_string()))
+}
+
+/// Why bytes could not be decoded as an MLS message, as a sentence (the
+/// decoder's own text is its `Debug` form, e.g. `EndOfStream`).
+pub(crate) fn decode_failure(what: &str, error: &tls_codec::Error) -> String {
+    match error {
+        tls_codec::Error::EndOfStream => {
+            format!("the {what} ends before it is complete (truncated, or cut off in transit)")
+        }
+        tls_codec::Error::TrailingData => {
+            format!("the {what} has extra bytes after its end (pass exactly the bytes careledger produced)")
+        }
+        tls_codec::Error::UnknownValue(code) => format!(
+            "the {what} holds a field value MLS (RFC 9420) does not define ({code}): \
+             these bytes are not an MLS message, or they were damaged"
+        ),
+        _ => format!("the {what} is malformed: a length or field value is out of range"),
+    }
+}
+
+/// openmls's error texts, with the decoder's `Debug` words (`EndOfStream`,
+/// `UnknownValue(772)`, ...) that some of them embed turned into words.
+pub(crate) fn plain_mls_text(text: &str) -> String {
+    let mut out = text
+        .replace("EndOfStream", "the data ends early")
+        .replace("TrailingData", "extra bytes after the end")
+        .replace("InvalidVectorLength", "a length field is wrong")
+        .replace("InvalidInput", "a field value is out of range")
+        .replace("LibraryError", "an internal MLS library error");
+    const UNKNOWN: &str = "UnknownValue(";
+    while let Some(start) = out.find(UNKNOWN) {
+        let digits = start + UNKNOWN.len();
+        let tail = out.get(digits..).unwrap_or("");
+        let code: String = tail.chars().take_while(char::is_ascii_digit).collect();
+        let mut end = digits + code.len();
+        if out.get(end..).is_some_and(|rest| rest.starts_with(')')) {
+            end += 1;
+        }
+        out.replace_range(start..end, &format!("an unknown field value ({code})"));
+    }
+    out
+}
+
+/// Why a well-formed Welcome was refused, as a sentence.
+fn welcome_refused(reason: &str) -> String {
+    format!(
+        "the Welcome cannot be opened by this node (it was made for another node's key package, \
+         or that key package was already used): {}",
+        plain_mls_text(reason)
+    )
 }
 
 fn join_config() -> MlsGroupJoinConfig {
@@ -168,16 +218,19 @@ impl Node {
             _ => welcome.to_vec(),
         };
         let message = MlsMessageIn::tls_deserialize_exact(&welcome)
-            .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?;
+            .map_err(|e| NetworkError::InvalidWelcome(decode_failure("Welcome", &e)))?;
         let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
-            return Err(NetworkError::InvalidWelcome("not a Welcome message".into()));
+            return Err(NetworkError::InvalidWelcome(
+                "the bytes are an MLS message but not a Welcome (pass the message whose kind is Welcome)"
+                    .into(),
+            ));
         };
         self.atomically(|node| {
             let provider = node.store.provider();
             let group = StagedWelcome::new_from_welcome(&provider, &join_config(), welcome, None)
-                .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?
+                .map_err(|e| NetworkError::InvalidWelcome(welcome_refused(&e.to_string())))?
                 .into_group(&provider)
-                .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?;
+                .map_err(|e| NetworkError::InvalidWelcome(welcome_refused(&e.to_string())))?;
             let network = NetworkId(group.group_id().as_slice().to_vec());
             if node.store.network(&network.0)?.is_some() {
                 return Err(NetworkError::InvalidWelcome(
@@ -227,19 +280,25 @@ impl Node {
 
     fn validate_key_package(&self, bytes: &[u8]) -> Result<KeyPackage, NetworkError> {
         let message = MlsMessageIn::tls_deserialize_exact(bytes)
-            .map_err(|e| NetworkError::InvalidKeyPackage(e.to_string()))?;
+            .map_err(|e| NetworkError::InvalidKeyPackage(decode_failure("key package", &e)))?;
         let MlsMessageBodyIn::KeyPackage(key_package) = message.extract() else {
             return Err(NetworkError::InvalidKeyPackage(
-                "not a KeyPackage message".into(),
+                "the bytes are an MLS message but not a key package (pass what the invitee's key-package call produced)"
+                    .into(),
             ));
         };
         let key_package: KeyPackageIn = key_package;
         let key_package = key_package
             .validate(self.store.crypto(), ProtocolVersion::Mls10)
-            .map_err(|e| NetworkError::InvalidKeyPackage(e.to_string()))?;
+            .map_err(|e| {
+                NetworkError::InvalidKeyPackage(format!(
+                    "the key package does not verify (its signature or contents were altered): {}",
+                    plain_mls_text(&e.to_string())
+                ))
+            })?;
         if key_package.ciphersuite() != CIPHERSUITE {
             return Err(NetworkError::InvalidKeyPackage(
-                "unsupported ciphersuite".into(),
+                "the key package uses another MLS ciphersuite than careledger's".into(),
             ));
         }
         Ok(key_package)
@@ -548,4 +607,31 @@ fn member_name(credential: &openmls::prelude::Credential) -> String {
         .ok()
         .and_then(|c| String::from_utf8(c.identity().to_vec()).ok())
         .unwrap_or_else(|| "<unnamed>".to_owned())
+}
+
+#[cfg(test)]
+mod plain_text_tests {
+    use super::*;
+
+    #[test]
+    fn decoder_words_become_sentences() {
+        assert_eq!(
+            plain_mls_text("bad: UnknownValue(772), then EndOfStream"),
+            "bad: an unknown field value (772), then the data ends early"
+        );
+        assert_eq!(
+            plain_mls_text("cut UnknownValue("),
+            "cut an unknown field value ()"
+        );
+        let shown = decode_failure("key package", &tls_codec::Error::UnknownValue(772));
+        assert!(
+            shown.contains("772") && !shown.contains("UnknownValue"),
+            "{shown}"
+        );
+        let shown = decode_failure("Welcome", &tls_codec::Error::EndOfStream);
+        assert!(
+            shown.starts_with("the Welcome ends before it is complete"),
+            "{shown}"
+        );
+    }
 }
