@@ -58,7 +58,7 @@ pub enum ReadRecordError {
         resource_type: String,
         /// What is wrong, located by member (source `(fields)`).
         #[source]
-        source: ParseFhirError,
+        source: Box<ParseFhirError>,
     },
     /// The stored `resourceType` or `id` member differs from the keys the resource is stored under.
     #[error("record layout: a stored {resource_type} has resourceType or id members that differ from its keys")]
@@ -97,7 +97,7 @@ pub enum EditRecordError {
     },
     /// The edited resource would break a validation rule.
     #[error("edit would make the resource invalid: {0}")]
-    InvalidResource(#[source] ParseFhirError),
+    InvalidResource(#[source] Box<ParseFhirError>),
     /// The current record could not be read.
     #[error("record could not be read before editing")]
     Read(#[from] ReadRecordError),
@@ -342,7 +342,8 @@ impl RecordDoc {
             Some(text) => fields.insert(member.to_owned(), text.clone()),
             None => fields.remove(member),
         };
-        let edited = Resource::from_fields(fields).map_err(EditRecordError::InvalidResource)?;
+        let edited = Resource::from_fields(fields)
+            .map_err(|e| EditRecordError::InvalidResource(Box::new(e)))?;
         // The edit may not add an R4 problem; one the resource already had
         // (written by another site, or merged from concurrent edits) does not
         // block fixing something else.
@@ -350,7 +351,7 @@ impl RecordDoc {
             let before = current.validate_r4().err().map(|e| e.problems);
             let before = before.unwrap_or_default();
             if let Some(new) = after.problems.into_iter().find(|p| !before.contains(p)) {
-                return Err(EditRecordError::InvalidResource(new));
+                return Err(EditRecordError::InvalidResource(Box::new(new)));
             }
         }
 
@@ -734,7 +735,7 @@ impl RecordDoc {
         let resource =
             Resource::from_fields(members).map_err(|source| ReadRecordError::InvalidResource {
                 resource_type: resource_type.to_owned(),
-                source,
+                source: Box::new(source),
             })?;
         if resource.resource_type() != resource_type || resource.id() != id {
             return Err(ReadRecordError::KeyMismatch {
@@ -1318,10 +1319,9 @@ mod tests {
         assert!(matches!(err, EditRecordError::InvalidJson { .. }));
         assert!(!err.to_string().contains("secret"));
         let err = set(&mut doc, "subject", Some("\"Patient/p1\"")).unwrap_err();
-        assert!(matches!(
-            err,
-            EditRecordError::InvalidResource(ParseFhirError::WrongType { .. })
-        ));
+        assert!(
+            matches!(&err, EditRecordError::InvalidResource(e) if matches!(**e, ParseFhirError::WrongType { .. }))
+        );
         let err = doc
             .set_member("Observation", "nope", "status", Some("\"final\""), T0)
             .unwrap_err();

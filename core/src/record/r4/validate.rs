@@ -180,7 +180,9 @@ impl<'a> Walker<'_, '_, 'a> {
         }
     }
 
-    /// One member of an object of node `node`.
+    /// One member of an object of node `node`. The key stays a `Cow` so a
+    /// borrowed member name is kept borrowed in the location path.
+    #[allow(clippy::ptr_arg)]
     fn member_value(
         &mut self,
         node: NodeId,
