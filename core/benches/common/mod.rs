@@ -157,8 +157,13 @@ impl Goal {
 /// One row of the ratio table `tests/bench.sh` collects: a tab-separated
 /// line starting with `RATIO` on stdout (bench, case, ours, peer, ratio, goal, verdict).
 pub fn ratio_row(bench: &str, case: &str, ours: &str, peer: &str, ratio: f64, goal: Goal) {
+    let shown = if ratio < 0.095 {
+        format!("{ratio:.3}")
+    } else {
+        format!("{ratio:.2}")
+    };
     println!(
-        "RATIO\t{bench}\t{case}\t{ours}\t{peer}\t{ratio:.2}\t{}\t{}",
+        "RATIO\t{bench}\t{case}\t{ours}\t{peer}\t{shown}\t{}\t{}",
         goal.text(),
         goal.verdict(ratio)
     );
