@@ -143,3 +143,56 @@ pub fn fresh_node() -> FreshNode {
         _dir: dir,
     }
 }
+
+/// CPU time this thread has run (Linux `/proc/thread-self/schedstat`), so a
+/// rate is not skewed by other processes on a busy machine; `None` elsewhere.
+pub fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// How a ratio is judged against its goal.
+#[derive(Clone, Copy, Debug)]
+pub enum Goal {
+    /// Ours / peer time must be at most this.
+    AtMost(f64),
+    /// Ours / peer rate must be at least this.
+    AtLeast(f64),
+    /// Reported only.
+    None,
+}
+
+impl Goal {
+    fn text(self) -> String {
+        match self {
+            Goal::AtMost(x) => format!("≤ {x:.2}"),
+            Goal::AtLeast(x) => format!("≥ {x:.2}"),
+            Goal::None => "—".into(),
+        }
+    }
+
+    fn verdict(self, ratio: f64) -> &'static str {
+        match self {
+            Goal::AtMost(x) if ratio <= x => "met",
+            Goal::AtLeast(x) if ratio >= x => "met",
+            Goal::None => "",
+            _ => "not met",
+        }
+    }
+}
+
+/// One row of the ratio table `tests/bench.sh` collects: a tab-separated
+/// line starting with `RATIO` on stdout (bench, case, ours, peer, ratio, goal, verdict).
+pub fn ratio_row(bench: &str, case: &str, ours: &str, peer: &str, ratio: f64, goal: Goal) {
+    let shown = if ratio < 0.095 {
+        format!("{ratio:.3}")
+    } else {
+        format!("{ratio:.2}")
+    };
+    println!(
+        "RATIO\t{bench}\t{case}\t{ours}\t{peer}\t{shown}\t{}\t{}",
+        goal.text(),
+        goal.verdict(ratio)
+    );
+}

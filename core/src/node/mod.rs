@@ -465,6 +465,13 @@ impl Node {
         self.store.ack_outbox(id)
     }
 
+    /// The relay has durably taken every message in `ids`: forget them all
+    /// in one store commit.
+    pub fn ack_outgoing_all(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        self.store
+            .transaction(|| ids.iter().try_for_each(|id| self.store.ack_outbox(*id)))
+    }
+
     /// The relay position this node has consumed for a network.
     pub fn relay_cursor(&self, network: &NetworkId) -> Result<u64, NetworkError> {
         Ok(self.network_row(network)?.relay_cursor)

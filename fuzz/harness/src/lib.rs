@@ -17,6 +17,7 @@ pub mod interaction;
 pub mod mls_ingest;
 pub mod node_util;
 pub mod proofs;
+pub mod relay_chunks;
 pub mod store_open;
 pub mod wire;
 
@@ -67,6 +68,11 @@ pub const TARGETS: &[Target] = &[
         name: "bodies",
         fuzz: bodies::fuzz,
         seeds: bodies::seeds,
+    },
+    Target {
+        name: "relay_chunks",
+        fuzz: relay_chunks::fuzz,
+        seeds: relay_chunks::seeds,
     },
     Target {
         name: "store_open",
