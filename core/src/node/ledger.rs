@@ -505,6 +505,14 @@ impl Node {
                     return Ok(Err(RejectEntryError::MalformedBody(error)));
                 }
             }
+            EntryKind::RuleSet
+            | EntryKind::RuleOutcome
+            | EntryKind::Policy
+            | EntryKind::Endorsement => {
+                if let Err(error) = crate::rules::check_body(h.kind, &body) {
+                    return Ok(Err(RejectEntryError::MalformedBody(error)));
+                }
+            }
             EntryKind::RecordChange => {
                 match self.apply_record_change(network, &entry, &id, bytes, &body)? {
                     Ok(None) => {}
