@@ -206,6 +206,15 @@ struct RulesLedger {
     outcomes: Vec<(EntryId, AuthorId, OutcomeRecord)>,
 }
 
+/// What re-checking many outcomes shares: the rules entries, parsed rule
+/// sets, and records read at cited heads.
+#[derive(Default)]
+struct CheckCache {
+    ledger: Option<RulesLedger>,
+    sets: BTreeMap<Vec<u8>, Result<RuleSet, String>>,
+    charts: BTreeMap<(String, Vec<[u8; 32]>), Option<(Vec<Resource>, super::ChartConsents)>>,
+}
+
 /// The heads cut `(author → seq)`.
 type Cut = BTreeMap<AuthorId, u64>;
 
@@ -537,18 +546,15 @@ impl Node {
             RulesActivity::default()
         };
         let mut still = BTreeSet::new();
+        let mut cache = CheckCache::default();
         for id in to_check {
-            match self.verify_outcome(network, &id) {
-                Ok(OutcomeCheck::Confirmed) => activity.confirmed += 1,
-                Ok(OutcomeCheck::Mismatch { step, .. }) => {
-                    if let Some(bytes) = self.store.entry_by_id(&network.0, &id)? {
-                        if let Ok(entry) = Entry::decode(&bytes) {
-                            self.flag_mismatch(network, &entry.header.author, &id)?;
-                        }
-                    }
+            match self.verify_outcome_cached(network, &id, &mut cache) {
+                Ok((_, OutcomeCheck::Confirmed)) => activity.confirmed += 1,
+                Ok((author, OutcomeCheck::Mismatch { step, .. })) => {
+                    self.flag_mismatch(network, &author, &id)?;
                     activity.mismatches.push((id, step));
                 }
-                Ok(OutcomeCheck::Waiting { .. }) => {
+                Ok((_, OutcomeCheck::Waiting { .. })) => {
                     activity.waiting += 1;
                     still.insert(id);
                 }
@@ -779,6 +785,31 @@ impl Node {
         self.check_outcome(network, entry.header.author, &record, None)
     }
 
+    fn verify_outcome_cached(
+        &mut self,
+        network: &NetworkId,
+        id: &EntryId,
+        cache: &mut CheckCache,
+    ) -> Result<(AuthorId, OutcomeCheck), RulesError> {
+        let bytes = self
+            .store
+            .entry_by_id(&network.0, id)?
+            .ok_or(RulesError::Unknown("outcome"))?;
+        let entry = Entry::decode(&bytes).map_err(|_| StoreError::Corrupt("entries.bytes"))?;
+        let author = entry.header.author;
+        if entry.header.kind != EntryKind::RuleOutcome {
+            return Err(RulesError::Unknown("outcome"));
+        }
+        let body = self
+            .opened_body(network, &entry)?
+            .ok_or(RulesError::Unknown("outcome"))?;
+        let record = match OutcomeRecord::decode(&body) {
+            Ok(record) => record,
+            Err(error) => return Ok((author, mismatch(OutcomeStep::Outcome, error.to_string()))),
+        };
+        Ok((author, self.check_cached(network, author, &record, None, cache)?))
+    }
+
     /// Re-evaluate `record` (written by `executor`) against this replica,
     /// optionally with another rule set body instead of the one it cites
     /// (to check a document handed over by other means).
@@ -789,8 +820,21 @@ impl Node {
         record: &OutcomeRecord,
         rule_set_bytes: Option<&[u8]>,
     ) -> Result<OutcomeCheck, RulesError> {
+        self.check_cached(network, executor, record, rule_set_bytes, &mut CheckCache::default())
+    }
+
+    fn check_cached(
+        &mut self,
+        network: &NetworkId,
+        executor: AuthorId,
+        record: &OutcomeRecord,
+        rule_set_bytes: Option<&[u8]>,
+        cache: &mut CheckCache,
+    ) -> Result<OutcomeCheck, RulesError> {
         let limits = Limits::default();
-        let ledger = self.rules_ledger(network)?;
+        if cache.ledger.is_none() {
+            cache.ledger = Some(self.rules_ledger(network)?);
+        }
         // 1. Rule set.
         let set_bytes = match rule_set_bytes {
             Some(bytes) => bytes.to_vec(),
@@ -808,9 +852,13 @@ impl Node {
                 self.opened_body(network, &entry)?.unwrap_or_default()
             }
         };
-        let set = match RuleSet::parse(&set_bytes, &limits) {
-            Ok(set) => set,
-            Err(error) => return Ok(mismatch(OutcomeStep::RuleSet, error.to_string())),
+        let parsed = cache
+            .sets
+            .entry(set_bytes.clone())
+            .or_insert_with(|| RuleSet::parse(&set_bytes, &limits).map_err(|e| e.to_string()));
+        let set = match parsed {
+            Ok(set) => set.clone(),
+            Err(error) => return Ok(mismatch(OutcomeStep::RuleSet, error.clone())),
         };
         if set.hash_hex() != record.rule_set.hash {
             return Ok(mismatch(
@@ -818,7 +866,7 @@ impl Node {
                 format!("the rule set hashes to {}, the outcome cites {}", set.hash_hex(), record.rule_set.hash),
             ));
         }
-        let Some(compiled) = find_rule(&set, &record.rule) else {
+        let Some(compiled) = find_rule(&set, &record.rule).cloned() else {
             return Ok(mismatch(OutcomeStep::RuleSet, "the rule set has no such rule".into()));
         };
         // 2. Executor.
@@ -837,7 +885,8 @@ impl Node {
         if cut.iter().any(|(a, s)| mine.get(a).is_none_or(|m| m < s)) {
             return Ok(waiting("entries up to the cited ledger cut"));
         }
-        let governance = Governance::at(&Self::facts_within(&ledger.facts, &cut));
+        let facts = cache.ledger.as_ref().map(|l| l.facts.as_slice()).unwrap_or_default();
+        let governance = Governance::at(&Self::facts_within(facts, &cut));
         let activation = governance.activation(&Target::RuleSet(set.hash_hex()));
         let cited: Vec<String> = activation.endorsements.iter().map(|e| e.to_hex()).collect();
         if !activation.active
@@ -887,20 +936,25 @@ impl Node {
             return Ok(waiting("the subject's record"));
         }
         let me = self.identity.author_id();
-        let at = {
+        let chart_key = (record.subject.record.clone(), heads.clone());
+        if !cache.charts.contains_key(&chart_key) {
             let doc = self.doc_mut(network, &record.subject.record, me)?;
             if !doc.missing_deps(&heads).is_empty() {
                 return Ok(waiting("the record at the cited heads"));
             }
-            match doc.at(&heads) {
-                Ok(at) => at,
+            let read = match doc.at(&heads) {
+                Ok(at) => at.resources().ok().map(|resources| {
+                    let consents = chart_consents(&at, &resources);
+                    (resources, consents)
+                }),
                 Err(_) => return Ok(waiting("the record at the cited heads")),
-            }
-        };
-        let Ok(resources) = at.resources() else {
+            };
+            cache.charts.insert(chart_key.clone(), read);
+        }
+        let Some(Some((resources, consents))) = cache.charts.get(&chart_key) else {
             return Ok(mismatch(OutcomeStep::Inputs, "the record at the cited heads is unreadable".into()));
         };
-        let consents = chart_consents(&at, &resources);
+        let (resources, consents) = (resources.clone(), consents.clone());
         let Some(resource) = resources.iter().find(|r| {
             r.resource_type() == record.subject.resource_type && r.id() == record.subject.id
         }) else {
@@ -910,7 +964,7 @@ impl Node {
             return Ok(mismatch(OutcomeStep::Inputs, "the subject resource's version differs".into()));
         }
         let Some((mut inputs, consent_ids)) = read_inputs(
-            compiled,
+            &compiled,
             resource,
             &resources,
             &consents,
@@ -956,7 +1010,7 @@ impl Node {
             return Ok(mismatch(OutcomeStep::Inputs, "the inputs read here hash differently".into()));
         }
         // 7. Outcome.
-        match apply(compiled, &inputs, &limits) {
+        match apply(&compiled, &inputs, &limits) {
             Ok(Some(adjudication)) if record.same_decision(&adjudication) => Ok(OutcomeCheck::Confirmed),
             Ok(Some(adjudication)) => Ok(mismatch(
                 OutcomeStep::Outcome,
@@ -982,9 +1036,13 @@ impl Node {
         network: &NetworkId,
     ) -> Result<Vec<(StoredOutcome, OutcomeCheck)>, RulesError> {
         let outcomes = self.rule_outcomes(network)?;
+        let mut cache = CheckCache::default();
         let mut out = Vec::with_capacity(outcomes.len());
         for stored in outcomes {
-            let check = self.check_outcome(network, stored.author, &stored.record, None)?;
+            let check = self.check_cached(network, stored.author, &stored.record, None, &mut cache)?;
+            if matches!(check, OutcomeCheck::Mismatch { .. }) {
+                self.store.transaction(|| self.flag_mismatch(network, &stored.author, &stored.entry))?;
+            }
             out.push((stored, check));
         }
         Ok(out)
