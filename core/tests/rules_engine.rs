@@ -202,3 +202,26 @@ fn rule_documents_are_checked_whole() {
     ));
 }
 
+
+#[test]
+fn operator_chains_are_refused_before_the_parser_sees_them() {
+    for chain in [
+        format!("1{}", " + 1".repeat(3_000)),
+        format!("true{}", "&&true".repeat(2_000)),
+        format!("r'\\\\'{}", "+1".repeat(3_000)),
+        format!("'''x'''{}", "+1".repeat(3_000)),
+    ] {
+        let limits = Limits { max_source_len: 100_000, ..Limits::default() };
+        assert!(matches!(
+            compile(&chain, VARS, &limits),
+            Err(CompileExpressionError::TooManyNodes { .. })
+        ));
+    }
+    // Under the operator limit, a long chain still parses within the stack
+    // and is held to the tree depth.
+    let chain = format!("1{}", " + 1".repeat(400));
+    assert!(matches!(
+        compile(&chain, VARS, &Limits::default()),
+        Err(CompileExpressionError::TooDeep { .. })
+    ));
+}

@@ -73,6 +73,13 @@ pub struct Limits {
     pub max_source_len: usize,
     /// Most AST nodes after macro expansion.
     pub max_nodes: usize,
+    /// Most operator and separator characters (`+ - * / % ! < > = & | ? : . [ ( ,`,
+    /// string literals included) in the source, checked before parsing: a
+    /// chain of binary operators nests the parser's own tree as deep as it
+    /// is long, which the parser's recursion limit does not count.
+    pub max_operators: usize,
+    /// Deepest expression tree after parsing.
+    pub max_tree_depth: usize,
     /// Deepest nesting the parser accepts (and so the deepest tree).
     pub max_depth: u16,
     /// Most comprehensions nested inside each other.
@@ -91,6 +98,8 @@ impl Default for Limits {
         Limits {
             max_source_len: 8 * 1024,
             max_nodes: 1_000,
+            max_operators: 500,
+            max_tree_depth: 128,
             max_depth: 32,
             max_comprehension_nesting: 3,
             budget: 1_000_000,
@@ -119,6 +128,14 @@ pub enum CompileExpressionError {
     TooManyNodes {
         /// Nodes found (counting stops past the limit).
         nodes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The expression tree is deeper than the limit.
+    #[error("expression nests {depth} deep, more than the {max} allowed")]
+    TooDeep {
+        /// Depth found (checking stops past the limit).
+        depth: usize,
         /// The limit.
         max: usize,
     },
@@ -544,6 +561,13 @@ pub fn compile(
             max: limits.max_source_len,
         });
     }
+    let operators = operator_chars(source);
+    if operators > limits.max_operators {
+        return Err(CompileExpressionError::TooManyNodes {
+            nodes: operators,
+            max: limits.max_operators,
+        });
+    }
     let parsed = environment()
         .parser()
         .enable_optional_syntax(false)
@@ -563,7 +587,7 @@ pub fn compile(
         scope: variables.iter().map(|v| v.to_string()).collect(),
         nodes: 0,
     };
-    checker.check(&parsed, 0)?;
+    checker.check(&parsed, 0, 1)?;
     let nodes = checker.nodes;
     let mut metered = parsed.clone();
     let mut next_id = max_id(&parsed) + 1;
@@ -583,8 +607,20 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn check(&mut self, expr: &IdedExpr, nesting: usize) -> Result<(), CompileExpressionError> {
+    fn check(
+        &mut self,
+        expr: &IdedExpr,
+        nesting: usize,
+        depth: usize,
+    ) -> Result<(), CompileExpressionError> {
         self.nodes += 1;
+        if depth > self.limits.max_tree_depth {
+            return Err(CompileExpressionError::TooDeep {
+                depth,
+                max: self.limits.max_tree_depth,
+            });
+        }
+        let d = depth + 1;
         if self.nodes > self.limits.max_nodes {
             return Err(CompileExpressionError::TooManyNodes {
                 nodes: self.nodes,
@@ -600,20 +636,20 @@ impl Checker<'_> {
                     Err(CompileExpressionError::UnknownVariable(name.clone()))
                 }
             }
-            Expr::Select(select) => self.check(&select.operand, nesting),
-            Expr::Call(call) => self.check_call(call, nesting),
+            Expr::Select(select) => self.check(&select.operand, nesting, d),
+            Expr::Call(call) => self.check_call(call, nesting, d),
             Expr::List(list) => {
                 if !list.optional_indices.is_empty() {
                     return Err(CompileExpressionError::Optional);
                 }
                 list.elements
                     .iter()
-                    .try_for_each(|e| self.check(e, nesting))
+                    .try_for_each(|e| self.check(e, nesting, d))
             }
             Expr::Map(map) => map.entries.iter().try_for_each(|entry| match &entry.expr {
                 EntryExpr::MapEntry(e) if !e.optional => {
-                    self.check(&e.key, nesting)?;
-                    self.check(&e.value, nesting)
+                    self.check(&e.key, nesting, d)?;
+                    self.check(&e.value, nesting, d)
                 }
                 EntryExpr::MapEntry(_) => Err(CompileExpressionError::Optional),
                 EntryExpr::StructField(_) => Err(CompileExpressionError::Parse(
@@ -621,25 +657,25 @@ impl Checker<'_> {
                 )),
             }),
             Expr::Comprehension(c) => {
-                let depth = nesting + 1;
-                if depth > self.limits.max_comprehension_nesting {
+                let inner = nesting + 1;
+                if inner > self.limits.max_comprehension_nesting {
                     return Err(CompileExpressionError::NestingTooDeep {
-                        depth,
+                        depth: inner,
                         max: self.limits.max_comprehension_nesting,
                     });
                 }
-                self.check(&c.iter_range, nesting)?;
-                self.check(&c.accu_init, nesting)?;
+                self.check(&c.iter_range, nesting, d)?;
+                self.check(&c.accu_init, nesting, d)?;
                 let before = self.scope.len();
                 self.scope.push(c.accu_var.clone());
                 self.scope.push(c.iter_var.clone());
                 if let Some(var) = &c.iter_var2 {
                     self.scope.push(var.clone());
                 }
-                self.check(&c.loop_cond, depth)?;
-                self.check(&c.loop_step, depth)?;
+                self.check(&c.loop_cond, inner, d)?;
+                self.check(&c.loop_step, inner, d)?;
                 self.scope.truncate(before + 1);
-                self.check(&c.result, nesting)?;
+                self.check(&c.result, nesting, d)?;
                 self.scope.truncate(before);
                 Ok(())
             }
@@ -650,7 +686,12 @@ impl Checker<'_> {
         }
     }
 
-    fn check_call(&mut self, call: &CallExpr, nesting: usize) -> Result<(), CompileExpressionError> {
+    fn check_call(
+        &mut self,
+        call: &CallExpr,
+        nesting: usize,
+        d: usize,
+    ) -> Result<(), CompileExpressionError> {
         let name = call.func_name.as_str();
         let allowed = match &call.target {
             None => OPERATORS.contains(&name) || GLOBAL_FUNCTIONS.contains(&name),
@@ -673,10 +714,26 @@ impl Checker<'_> {
             }
         }
         if let Some(target) = &call.target {
-            self.check(target, nesting)?;
+            self.check(target, nesting, d)?;
         }
-        call.args.iter().try_for_each(|a| self.check(a, nesting))
+        call.args.iter().try_for_each(|a| self.check(a, nesting, d))
     }
+}
+
+/// Operator and separator characters anywhere in the source (inside string
+/// literals too: counting them is conservative, and no quoting rule of the
+/// lexer can hide an operator chain from the count).
+fn operator_chars(source: &str) -> usize {
+    source
+        .bytes()
+        .filter(|b| {
+            matches!(
+                b,
+                b'+' | b'-' | b'*' | b'/' | b'%' | b'!' | b'<' | b'>' | b'=' | b'&' | b'|' | b'?'
+                    | b':' | b'.' | b'[' | b'(' | b','
+            )
+        })
+        .count()
 }
 
 fn max_id(expr: &IdedExpr) -> u64 {
