@@ -97,10 +97,23 @@ fn govern(w: &mut World) -> String {
     hash
 }
 
+/// One world for the three parts: importing and sharing the ten bundles is
+/// most of the cost.
 #[test]
-fn every_claim_gets_exactly_one_outcome_and_two_members_confirm_each() {
+fn claims_network_adjudicates_by_itself() {
+    let started = std::time::Instant::now();
     let mut w = world();
+    eprintln!("world: {:?}", started.elapsed());
     let hash = govern(&mut w);
+    eprintln!("governed and adjudicated: {:?}", started.elapsed());
+    every_claim_gets_exactly_one_outcome_and_two_members_confirm_each(&mut w, &hash);
+    eprintln!("confirmed: {:?}", started.elapsed());
+    one_changed_byte_in_the_rule_inputs_or_outcome_is_named(&mut w);
+    withdrawal_below_quorum_deactivates_the_rule_set(&mut w, hash);
+    eprintln!("done: {:?}", started.elapsed());
+}
+
+fn every_claim_gets_exactly_one_outcome_and_two_members_confirm_each(w: &mut World, hash: &str) {
     let outcomes = w.i.rule_outcomes(&w.claims).unwrap();
     assert_eq!(outcomes.len(), 457, "one outcome per claim");
     assert!(outcomes.iter().all(|o| o.duplicates.is_empty()));
@@ -142,10 +155,7 @@ fn every_claim_gets_exactly_one_outcome_and_two_members_confirm_each() {
     assert_eq!(response["request"]["reference"], format!("Claim/{}", outcomes[0].record.subject.id));
 }
 
-#[test]
-fn one_changed_byte_in_the_rule_inputs_or_outcome_is_named() {
-    let mut w = world();
-    govern(&mut w);
+fn one_changed_byte_in_the_rule_inputs_or_outcome_is_named(w: &mut World) {
     let outcomes = w.i.rule_outcomes(&w.claims).unwrap();
     let approved = outcomes
         .iter()
@@ -194,10 +204,7 @@ fn one_changed_byte_in_the_rule_inputs_or_outcome_is_named() {
     assert!(matches!(check, OutcomeCheck::Mismatch { step: OutcomeStep::Executor, .. }));
 }
 
-#[test]
-fn withdrawal_below_quorum_deactivates_the_rule_set() {
-    let mut w = world();
-    let hash = govern(&mut w);
+fn withdrawal_below_quorum_deactivates_the_rule_set(w: &mut World, hash: String) {
     let target = Target::RuleSet(hash);
     assert!(w.i.activation(&w.claims, &target).unwrap().active);
     w.c.endorse(&w.claims, target.clone(), Stance::Withdraw, T0 + 8)

@@ -213,6 +213,8 @@ struct CheckCache {
     ledger: Option<RulesLedger>,
     sets: BTreeMap<Vec<u8>, Result<RuleSet, String>>,
     charts: BTreeMap<(String, Vec<[u8; 32]>), Option<(Vec<Resource>, super::ChartConsents)>>,
+    /// Trigger entries: `(is a record change, its record, its time)`.
+    triggers: BTreeMap<EntryId, Option<(bool, Option<String>, u64)>>,
 }
 
 /// The heads cut `(author → seq)`.
@@ -907,17 +909,32 @@ impl Node {
         let Some(trigger) = EntryId::from_hex(&record.trigger_entry) else {
             return Ok(mismatch(OutcomeStep::Trigger, "trigger entry is not an id".into()));
         };
-        let Some(trigger_bytes) = self.store.entry_by_id(&network.0, &trigger)? else {
+        if !cache.triggers.contains_key(&trigger) {
+            let found = match self.store.entry_by_id(&network.0, &trigger)? {
+                None => None,
+                Some(bytes) => {
+                    let entry =
+                        Entry::decode(&bytes).map_err(|_| StoreError::Corrupt("entries.bytes"))?;
+                    let change = entry.header.kind == EntryKind::RecordChange;
+                    let record = if change {
+                        self.opened_body(network, &entry)?
+                            .and_then(|body| RecordChangeBody::decode(&body).ok())
+                            .map(|body| body.record)
+                    } else {
+                        None
+                    };
+                    Some((change, record, entry.header.time_ms))
+                }
+            };
+            cache.triggers.insert(trigger, found);
+        }
+        let Some(Some((is_change, trigger_record, trigger_time))) = cache.triggers.get(&trigger)
+        else {
             return Ok(waiting("the trigger entry"));
         };
-        let trigger_entry = Entry::decode(&trigger_bytes).map_err(|_| StoreError::Corrupt("entries.bytes"))?;
-        let trigger_record = self
-            .opened_body(network, &trigger_entry)?
-            .and_then(|body| RecordChangeBody::decode(&body).ok())
-            .map(|body| body.record);
-        if trigger_entry.header.kind != EntryKind::RecordChange
+        if !is_change
             || trigger_record.as_deref() != Some(record.subject.record.as_str())
-            || trigger_entry.header.time_ms != record.trigger_time_ms
+            || *trigger_time != record.trigger_time_ms
         {
             return Ok(mismatch(
                 OutcomeStep::Trigger,
