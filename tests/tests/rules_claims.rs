@@ -110,20 +110,28 @@ fn govern(w: &mut World) -> String {
     hash
 }
 
+/// CPU seconds this process has used (the machine may be shared).
+fn cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// One world for the three parts: importing and sharing the ten bundles is
 /// most of the cost.
 #[test]
 fn claims_network_adjudicates_by_itself() {
     let started = std::time::Instant::now();
     let mut w = world();
-    eprintln!("world: {:?}", started.elapsed());
+    eprintln!("world: {:?} cpu {:.1}", started.elapsed(), cpu());
     let hash = govern(&mut w);
-    eprintln!("governed and adjudicated: {:?}", started.elapsed());
+    eprintln!("governed and adjudicated: {:?} cpu {:.1}", started.elapsed(), cpu());
     every_claim_gets_exactly_one_outcome_and_two_members_confirm_each(&mut w, &hash);
-    eprintln!("confirmed: {:?}", started.elapsed());
+    eprintln!("confirmed: {:?} cpu {:.1}", started.elapsed(), cpu());
     one_changed_byte_in_the_rule_inputs_or_outcome_is_named(&mut w);
     withdrawal_below_quorum_deactivates_the_rule_set(&mut w, hash);
-    eprintln!("done: {:?}", started.elapsed());
+    eprintln!("done: {:?} cpu {:.1}", started.elapsed(), cpu());
 }
 
 fn every_claim_gets_exactly_one_outcome_and_two_members_confirm_each(w: &mut World, hash: &str) {

@@ -44,6 +44,7 @@
 //! [`Node::share_types_to_network`].
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
@@ -211,8 +212,8 @@ struct RulesLedger {
 #[derive(Default)]
 struct CheckCache {
     ledger: Option<RulesLedger>,
-    sets: BTreeMap<Vec<u8>, Result<RuleSet, String>>,
-    charts: BTreeMap<(String, Vec<[u8; 32]>), Option<(Vec<Resource>, super::ChartConsents)>>,
+    sets: BTreeMap<Vec<u8>, Result<Rc<RuleSet>, String>>,
+    charts: BTreeMap<(String, Vec<[u8; 32]>), Option<Rc<(Vec<Resource>, super::ChartConsents)>>>,
     /// Trigger entries: `(is a record change, its record, its time)`.
     triggers: BTreeMap<EntryId, Option<(bool, Option<String>, u64)>>,
 }
@@ -236,14 +237,21 @@ impl Node {
     }
 
     fn rules_ledger(&self, network: &NetworkId) -> Result<RulesLedger, StoreError> {
+        self.rules_entries(network, true)
+    }
+
+    /// Rule sets, policies and endorsements, and with `outcomes` the outcomes too.
+    fn rules_entries(&self, network: &NetworkId, outcomes: bool) -> Result<RulesLedger, StoreError> {
         let mut ledger = RulesLedger::default();
-        let kinds = [
+        let all = [
             EntryKind::RuleSet,
             EntryKind::RuleOutcome,
             EntryKind::Policy,
             EntryKind::Endorsement,
         ];
-        for bytes in self.store.entries_of_kinds(&network.0, &kinds)? {
+        let governance = [EntryKind::RuleSet, EntryKind::Policy, EntryKind::Endorsement];
+        let kinds: &[EntryKind] = if outcomes { &all } else { &governance };
+        for bytes in self.store.entries_of_kinds(&network.0, kinds)? {
             let entry = Entry::decode(&bytes).map_err(|_| StoreError::Corrupt("entries.bytes"))?;
             let id = Entry::id_of(&bytes);
             let h = &entry.header;
@@ -617,15 +625,16 @@ impl Node {
         let mut activity = RulesActivity::default();
         let me = self.identity.author_id();
         let limits = Limits::default();
-        let ledger = self.rules_ledger(network)?;
+        let ledger = self.rules_entries(network, false)?;
         let governance = Governance::at(&ledger.facts);
         let sets: Vec<_> = Self::sets_in_force(&ledger, &governance, &limits)
             .into_iter()
             .filter(|(_, set, _)| set.is_executor(&me))
             .collect();
-        if sets.is_empty() {
+        if sets.is_empty() || records.as_ref().is_some_and(|r| r.is_empty()) {
             return Ok(activity);
         }
+        let ledger = self.rules_ledger(network)?;
         let records = match records {
             Some(records) => records,
             None => self.latest_changes(network)?,
@@ -857,9 +866,13 @@ impl Node {
         let parsed = cache
             .sets
             .entry(set_bytes.clone())
-            .or_insert_with(|| RuleSet::parse(&set_bytes, &limits).map_err(|e| e.to_string()));
+            .or_insert_with(|| {
+                RuleSet::parse(&set_bytes, &limits)
+                    .map(Rc::new)
+                    .map_err(|e| e.to_string())
+            });
         let set = match parsed {
-            Ok(set) => set.clone(),
+            Ok(set) => Rc::clone(set),
             Err(error) => return Ok(mismatch(OutcomeStep::RuleSet, error.clone())),
         };
         if set.hash_hex() != record.rule_set.hash {
@@ -868,7 +881,7 @@ impl Node {
                 format!("the rule set hashes to {}, the outcome cites {}", set.hash_hex(), record.rule_set.hash),
             ));
         }
-        let Some(compiled) = find_rule(&set, &record.rule).cloned() else {
+        let Some(compiled) = find_rule(&set, &record.rule) else {
             return Ok(mismatch(OutcomeStep::RuleSet, "the rule set has no such rule".into()));
         };
         // 2. Executor.
@@ -962,16 +975,17 @@ impl Node {
             let read = match doc.at(&heads) {
                 Ok(at) => at.resources().ok().map(|resources| {
                     let consents = chart_consents(&at, &resources);
-                    (resources, consents)
+                    Rc::new((resources, consents))
                 }),
                 Err(_) => return Ok(waiting("the record at the cited heads")),
             };
             cache.charts.insert(chart_key.clone(), read);
         }
-        let Some(Some((resources, consents))) = cache.charts.get(&chart_key) else {
+        let Some(Some(chart)) = cache.charts.get(&chart_key) else {
             return Ok(mismatch(OutcomeStep::Inputs, "the record at the cited heads is unreadable".into()));
         };
-        let (resources, consents) = (resources.clone(), consents.clone());
+        let chart = Rc::clone(chart);
+        let (resources, consents) = (&chart.0, &chart.1);
         let Some(resource) = resources.iter().find(|r| {
             r.resource_type() == record.subject.resource_type && r.id() == record.subject.id
         }) else {
@@ -981,10 +995,10 @@ impl Node {
             return Ok(mismatch(OutcomeStep::Inputs, "the subject resource's version differs".into()));
         }
         let Some((mut inputs, consent_ids)) = read_inputs(
-            &compiled,
+            compiled,
             resource,
-            &resources,
-            &consents,
+            resources,
+            consents,
             network,
             executor,
             trigger,
@@ -1027,7 +1041,7 @@ impl Node {
             return Ok(mismatch(OutcomeStep::Inputs, "the inputs read here hash differently".into()));
         }
         // 7. Outcome.
-        match apply(&compiled, &inputs, &limits) {
+        match apply(compiled, &inputs, &limits) {
             Ok(Some(adjudication)) if record.same_decision(&adjudication) => Ok(OutcomeCheck::Confirmed),
             Ok(Some(adjudication)) => Ok(mismatch(
                 OutcomeStep::Outcome,
