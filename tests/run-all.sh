@@ -6,7 +6,9 @@
 #   2. the C API suite and example: plain, AddressSanitizer + UBSan, valgrind
 #      (tests/c/run.sh; installs valgrind with apt-get if missing);
 #   3. the Python and Kotlin binding scenarios and the generated-sources drift
-#      check (bindings/tests/run.sh; installs JNA and kotlinc if missing).
+#      check (bindings/tests/run.sh; installs JNA and kotlinc if missing);
+#   4. the rule engine's differential test against the PyPI cel-python package
+#      (tests/rules/differential.sh; installs it into a venv under target/).
 # Needs no network beyond package installs and no nightly toolchain.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,6 +48,9 @@ if [ -f bindings/tests/run.sh ]; then
     stage "bindings (bindings/tests/run.sh)"
     bash bindings/tests/run.sh
 fi
+
+stage "rules differential test (tests/rules/differential.sh)"
+bash tests/rules/differential.sh 2000 1
 
 stage "all tests passed"
 echo "rust tests: $rust"
