@@ -319,6 +319,24 @@ type MeterFn = Box<
         + Sync,
 >;
 
+impl Expression {
+    /// Bare `cel` evaluation of the parsed tree: no meters, no budget (the
+    /// benchmark's peer; never for untrusted rules).
+    pub fn evaluate_unmetered(
+        &self,
+        root: &Context<'_, '_>,
+        inputs: &Inputs<'_>,
+    ) -> Result<Evaluated, String> {
+        let mut scope = root.new_inner_scope();
+        for (name, value) in &inputs.values {
+            scope.add_variable_as_val(name.clone(), value.clone_as_boxed());
+        }
+        cel::Value::resolve_val(&self.plain, &scope)
+            .map(|value| Evaluated::from_val(value.as_ref()))
+            .map_err(|error| describe(&error))
+    }
+}
+
 /// A root context with the meters registered; evaluations run in child
 /// scopes of it.
 pub fn metered_context(limits: &Limits) -> Context<'static, 'static> {
