@@ -682,6 +682,7 @@ impl Node {
                         };
                         let mut inputs = inputs;
                         let mut decision_entry = None;
+                        let mut pending_decision = None;
                         let mut model_endorsements = Vec::new();
                         if let Some(model) = &rule.model {
                             let card = EntryId::from_hex(&model.card).unwrap_or(EntryId::ZERO);
@@ -708,15 +709,8 @@ impl Node {
                                     continue;
                                 }
                             };
-                            let id = self.append_entry(
-                                network,
-                                EntryKind::Decision,
-                                &decision.encode_body(),
-                                now_ms,
-                            )?;
-                            activity.decisions_written += 1;
                             inputs.prediction = Some(prediction_json(&decision));
-                            decision_entry = Some(id.to_hex());
+                            pending_decision = Some(decision);
                             model_endorsements =
                                 card_activation.endorsements.iter().map(|e| e.to_hex()).collect();
                         }
@@ -731,6 +725,17 @@ impl Node {
                                 continue;
                             }
                         };
+                        // The decision is written only with the outcome that used it.
+                        if let Some(decision) = pending_decision {
+                            let id = self.append_entry(
+                                network,
+                                EntryKind::Decision,
+                                &decision.encode_body(),
+                                now_ms,
+                            )?;
+                            activity.decisions_written += 1;
+                            decision_entry = Some(id.to_hex());
+                        }
                         let (format, format_version) = OutcomeRecord::header();
                         let outcome = OutcomeRecord {
                             format,
