@@ -28,8 +28,14 @@ use careledger::store::Store;
 use common::{measure_both, ms, rate, thousands, T0};
 use serde_json::{json, Value};
 
-const BUNDLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data/fhir/synthea-hiv-bundles/");
-const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data/rules/claims-adjudication.json");
+const BUNDLES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/data/fhir/synthea-hiv-bundles/"
+);
+const RULES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/data/rules/claims-adjudication.json"
+);
 const KEEP: [&str; 5] = ["Patient", "Encounter", "Condition", "Immunization", "Claim"];
 
 fn bundles() -> Vec<Value> {
@@ -38,7 +44,8 @@ fn bundles() -> Vec<Value> {
             let bytes = std::fs::read(format!("{BUNDLES}bundle_{n}.json")).expect("bench data");
             let mut bundle: Value = serde_json::from_slice(&bytes).expect("json");
             let entries = bundle["entry"].as_array_mut().expect("entries");
-            entries.retain(|e| KEEP.contains(&e["resource"]["resourceType"].as_str().unwrap_or("")));
+            entries
+                .retain(|e| KEEP.contains(&e["resource"]["resourceType"].as_str().unwrap_or("")));
             bundle
         })
         .collect()
@@ -52,7 +59,11 @@ fn claim_inputs(bundles: &[Value]) -> Vec<RuleInputs> {
         let text = serde_json::to_string(bundle).expect("json");
         let resources = careledger::record::fhir::parse_bundle("bench", &text).expect("bundle");
         let of = |kind: &str| -> Vec<Value> {
-            resources.iter().filter(|r| r.resource_type() == kind).map(|r| r.to_value()).collect()
+            resources
+                .iter()
+                .filter(|r| r.resource_type() == kind)
+                .map(|r| r.to_value())
+                .collect()
         };
         let patient = of("Patient").into_iter().next().unwrap_or(Value::Null);
         let mut chart = serde_json::Map::new();
@@ -80,7 +91,12 @@ fn rule_set(executor: &str, version: u64) -> Vec<u8> {
         .into_bytes()
 }
 
-fn bare(set: &RuleSet, inputs: &RuleInputs, limits: &Limits, root: &cel::Context<'_, '_>) -> Decision {
+fn bare(
+    set: &RuleSet,
+    inputs: &RuleInputs,
+    limits: &Limits,
+    root: &cel::Context<'_, '_>,
+) -> Decision {
     let bound = bind(inputs, limits).expect("bind");
     let rule = &set.rules[0];
     if let Some(applies) = &rule.applies {
@@ -111,7 +127,9 @@ fn main() {
     let root = plain_context();
     // Both sides decide alike.
     for claim in &inputs {
-        let ours = apply(&set.rules[0], claim, &limits).expect("apply").expect("applies");
+        let ours = apply(&set.rules[0], claim, &limits)
+            .expect("apply")
+            .expect("applies");
         assert_eq!(ours.decision, bare(&set, claim, &limits, &root));
     }
     let engine = measure_both(
@@ -141,27 +159,46 @@ fn main() {
     // End to end at one executor.
     let key = StorageKey::from_bytes([3; 32]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut node = Node::create(Store::open(&dir.path().join("insurer.sqlite"), &key).expect("store"), "insurer.example")
-        .expect("node");
+    let mut node = Node::create(
+        Store::open(&dir.path().join("insurer.sqlite"), &key).expect("store"),
+        "insurer.example",
+    )
+    .expect("node");
     let net = node.create_network("claims").expect("network");
     let me = node.identity().author_id();
     for (n, bundle) in bundles.iter().enumerate() {
         let bytes = serde_json::to_vec(bundle).expect("json");
-        node.import_fhir(&net, &format!("bundle_{n}.json"), &bytes, T0).expect("import");
+        node.import_fhir(&net, &format!("bundle_{n}.json"), &bytes, T0)
+            .expect("import");
     }
     for patient in node.patients(&net).expect("patients") {
-        let consent = Consent::grant(&format!("claims-{patient}"), &patient, Grantee::Network(net.clone()),
-            vec![Purpose::Claims], vec![], None)
-            .expect("consent")
-            .marked_for(&ConsentSource::OnBehalf { recorder: me });
-        node.record_consent(&net, &consent, T0).expect("record consent");
+        let consent = Consent::grant(
+            &format!("claims-{patient}"),
+            &patient,
+            Grantee::Network(net.clone()),
+            vec![Purpose::Claims],
+            vec![],
+            None,
+        )
+        .expect("consent")
+        .marked_for(&ConsentSource::OnBehalf { recorder: me });
+        node.record_consent(&net, &consent, T0)
+            .expect("record consent");
     }
     node.set_policy(&net, 1, None, T0).expect("policy");
     let mut times = Vec::new();
     for version in 1..=5 {
-        let (_, hash) = node.add_rule_set(&net, &rule_set(&me.to_hex(), version), T0 + version).expect("add");
+        let (_, hash) = node
+            .add_rule_set(&net, &rule_set(&me.to_hex(), version), T0 + version)
+            .expect("add");
         let start = Instant::now();
-        node.endorse(&net, Target::RuleSet(hex::encode(hash)), Stance::Endorse, T0 + version).expect("endorse");
+        node.endorse(
+            &net,
+            Target::RuleSet(hex::encode(hash)),
+            Stance::Endorse,
+            T0 + version,
+        )
+        .expect("endorse");
         times.push(start.elapsed());
     }
     let outcomes = node.rule_outcomes(&net).expect("outcomes").len();

@@ -19,23 +19,47 @@ fn eval(source: &str) -> Result<Evaluated, String> {
         "codes": {"b": 1, "a": 2, "c": 3}});
     let mut inputs = Inputs::new();
     inputs.add_json("resource", &claim).unwrap();
-    expr.evaluate(&inputs, &limits).map_err(|e| format!("evaluate: {e}"))
+    expr.evaluate(&inputs, &limits)
+        .map_err(|e| format!("evaluate: {e}"))
 }
 
 #[test]
 fn money_is_exact_decimal() {
     assert_eq!(
-        eval("(resource.total.value * decimal('0.80')).round(2)").unwrap().to_string(),
+        eval("(resource.total.value * decimal('0.80')).round(2)")
+            .unwrap()
+            .to_string(),
         "decimal(215.74)"
     );
-    assert_eq!(eval("decimal('0.1') + decimal('0.2') == decimal('0.3')").unwrap(), Evaluated::Bool(true));
-    assert_eq!(eval("decimal('1.50') == decimal('1.5')").unwrap(), Evaluated::Bool(true));
-    assert_eq!(eval("decimal('2.345').round(2)").unwrap().to_string(), "decimal(2.35)");
-    assert_eq!(eval("decimal('-2.345').round(2)").unwrap().to_string(), "decimal(-2.35)");
+    assert_eq!(
+        eval("decimal('0.1') + decimal('0.2') == decimal('0.3')").unwrap(),
+        Evaluated::Bool(true)
+    );
+    assert_eq!(
+        eval("decimal('1.50') == decimal('1.5')").unwrap(),
+        Evaluated::Bool(true)
+    );
+    assert_eq!(
+        eval("decimal('2.345').round(2)").unwrap().to_string(),
+        "decimal(2.35)"
+    );
+    assert_eq!(
+        eval("decimal('-2.345').round(2)").unwrap().to_string(),
+        "decimal(-2.35)"
+    );
     // A Money value written as an integer is still a decimal.
-    assert_eq!(eval("type(resource.item[0].net.value) == decimal").unwrap(), Evaluated::Bool(true));
-    assert_eq!(eval("type(resource.item[0].sequence) == int").unwrap(), Evaluated::Bool(true));
-    assert_eq!(eval("string(decimal('10.10'))").unwrap(), Evaluated::String("10.10".into()));
+    assert_eq!(
+        eval("type(resource.item[0].net.value) == decimal").unwrap(),
+        Evaluated::Bool(true)
+    );
+    assert_eq!(
+        eval("type(resource.item[0].sequence) == int").unwrap(),
+        Evaluated::Bool(true)
+    );
+    assert_eq!(
+        eval("string(decimal('10.10'))").unwrap(),
+        Evaluated::String("10.10".into())
+    );
     // No implicit conversion: a double never becomes money.
     assert!(eval("decimal(0.8)").unwrap_err().contains("evaluate"));
     assert!(eval("resource.total.value * 0.8").is_err());
@@ -63,7 +87,10 @@ fn refused(source: &str) -> CompileExpressionError {
 #[test]
 fn hostile_sources_are_refused_before_they_run() {
     let deep = format!("{}1{}", "(".repeat(5_000), ")".repeat(5_000));
-    assert!(matches!(refused(&deep), CompileExpressionError::SourceTooLong { .. }));
+    assert!(matches!(
+        refused(&deep),
+        CompileExpressionError::SourceTooLong { .. }
+    ));
     for deep in [
         format!("{}1{}", "(".repeat(200), ")".repeat(200)),
         format!("{}1{}", "[".repeat(200), "]".repeat(200)),
@@ -80,41 +107,72 @@ fn hostile_sources_are_refused_before_they_run() {
         }
     }
     let list = format!("[{}]", vec!["1"; 1_500].join(","));
-    assert!(matches!(refused(&list), CompileExpressionError::TooManyNodes { .. }));
+    assert!(matches!(
+        refused(&list),
+        CompileExpressionError::TooManyNodes { .. }
+    ));
     assert!(matches!(
         refused("[1].all(a, [1].all(b, [1].all(c, [1].all(d, true))))"),
         CompileExpressionError::NestingTooDeep { .. }
     ));
-    assert_eq!(refused("secret + 1"), CompileExpressionError::UnknownVariable("secret".into()));
-    assert!(matches!(refused("resource.x.exists(y, z)"), CompileExpressionError::UnknownVariable(_)));
-    assert!(matches!(refused("optional.of(1)"), CompileExpressionError::FunctionNotAllowed(_)));
-    assert!(matches!(refused("resource.?total"), CompileExpressionError::Parse(_) | CompileExpressionError::Optional));
+    assert_eq!(
+        refused("secret + 1"),
+        CompileExpressionError::UnknownVariable("secret".into())
+    );
+    assert!(matches!(
+        refused("resource.x.exists(y, z)"),
+        CompileExpressionError::UnknownVariable(_)
+    ));
+    assert!(matches!(
+        refused("optional.of(1)"),
+        CompileExpressionError::FunctionNotAllowed(_)
+    ));
+    assert!(matches!(
+        refused("resource.?total"),
+        CompileExpressionError::Parse(_) | CompileExpressionError::Optional
+    ));
     assert_eq!(
         refused("resource.id.matches(resource.id)"),
         CompileExpressionError::PatternNotLiteral
     );
-    assert!(matches!(refused("resource.id +"), CompileExpressionError::Parse(_)));
-    assert!(matches!(refused("Foo{a: 1}"), CompileExpressionError::Parse(_)));
+    assert!(matches!(
+        refused("resource.id +"),
+        CompileExpressionError::Parse(_)
+    ));
+    assert!(matches!(
+        refused("Foo{a: 1}"),
+        CompileExpressionError::Parse(_)
+    ));
     assert!(compile("resource.id.matches('^c[0-9]+$')", VARS, &Limits::default()).is_ok());
 }
 
 #[test]
 fn hostile_evaluations_are_bounded() {
-    let hundred = format!("[{}]", (0..100).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
-    // 100 × 100 × 100 iterations with a body: more than the budget.
-    let cube = format!("{hundred}.exists(x, {hundred}.exists(y, {hundred}.exists(z, z == x + y + 1000)))");
-    assert!(
-        matches!(
-            compile(&cube, VARS, &Limits::default()).unwrap().evaluate(&Inputs::new(), &Limits::default()),
-            Err(EvaluateError::BudgetExhausted { .. })
-        )
+    let hundred = format!(
+        "[{}]",
+        (0..100)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     );
+    // 100 × 100 × 100 iterations with a body: more than the budget.
+    let cube =
+        format!("{hundred}.exists(x, {hundred}.exists(y, {hundred}.exists(z, z == x + y + 1000)))");
+    assert!(matches!(
+        compile(&cube, VARS, &Limits::default())
+            .unwrap()
+            .evaluate(&Inputs::new(), &Limits::default()),
+        Err(EvaluateError::BudgetExhausted { .. })
+    ));
     // Strings doubled through comprehensions: refused at the size limit.
     let mut doubling = "'aaaaaaaaaaaaaaaa'".to_string();
     for _ in 0..3 {
         doubling = format!("[{doubling}].map(x, x + x + x + x + x + x + x + x)[0]");
     }
-    let limits = Limits { max_value_len: 4_096, ..Limits::default() };
+    let limits = Limits {
+        max_value_len: 4_096,
+        ..Limits::default()
+    };
     let expr = compile(&doubling, VARS, &limits).unwrap();
     assert!(matches!(
         expr.evaluate(&Inputs::new(), &limits),
@@ -122,8 +180,14 @@ fn hostile_evaluations_are_bounded() {
     ));
     // Lists grown by `+` inside comprehensions are bounded the same way.
     let lists = format!("{hundred}.map(x, {hundred} + {hundred} + {hundred})");
-    let limits = Limits { budget: 10_000, ..Limits::default() };
-    assert!(compile(&lists, VARS, &limits).unwrap().evaluate(&Inputs::new(), &limits).is_err());
+    let limits = Limits {
+        budget: 10_000,
+        ..Limits::default()
+    };
+    assert!(compile(&lists, VARS, &limits)
+        .unwrap()
+        .evaluate(&Inputs::new(), &limits)
+        .is_err());
     // Wrong types are typed errors that quote no value.
     for (source, want) in [
         ("1 + 'secret-value'", "does not apply"),
@@ -166,32 +230,60 @@ fn rule_documents_are_checked_whole() {
         .unwrap()
         .into_iter()
         .collect::<Vec<u8>>();
-    let good = String::from_utf8(good).unwrap().replace("INSURER", &"ab".repeat(32));
+    let good = String::from_utf8(good)
+        .unwrap()
+        .replace("INSURER", &"ab".repeat(32));
     let set = RuleSet::parse(good.as_bytes(), &limits).unwrap();
     assert_eq!(set.rules.len(), 1);
     for (from, to, want) in [
         ("\"version\": 1", "\"version\": 0", "version"),
-        ("\"outcome\": \"approve\",\n        \"amount\"", "\"outcome\": \"approve\",\n        \"x\"", "JSON"),
-        ("resource.total.value > decimal('750')", "resource.total.value > nope", "unknown variable"),
-        ("\"currency\": \"USD\"", "\"currency\": \"dollars\"", "currency"),
-        ("\"resource_type\": \"Claim\"", "\"resource_type\": \"claim\"", "resource type"),
+        (
+            "\"outcome\": \"approve\",\n        \"amount\"",
+            "\"outcome\": \"approve\",\n        \"x\"",
+            "JSON",
+        ),
+        (
+            "resource.total.value > decimal('750')",
+            "resource.total.value > nope",
+            "unknown variable",
+        ),
+        (
+            "\"currency\": \"USD\"",
+            "\"currency\": \"dollars\"",
+            "currency",
+        ),
+        (
+            "\"resource_type\": \"Claim\"",
+            "\"resource_type\": \"claim\"",
+            "resource type",
+        ),
     ] {
         assert!(good.contains(from), "{from}");
         let bad = good.replacen(from, to, 1);
-        let err = RuleSet::parse(bad.as_bytes(), &limits).unwrap_err().to_string();
+        let err = RuleSet::parse(bad.as_bytes(), &limits)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(want), "{want}: {err}");
     }
     // One changed byte is another rule set.
     let other = good.replacen("0.80", "0.90", 1);
-    assert_ne!(RuleSet::parse(other.as_bytes(), &limits).unwrap().hash, set.hash);
+    assert_ne!(
+        RuleSet::parse(other.as_bytes(), &limits).unwrap().hash,
+        set.hash
+    );
     // A double amount is refused when the rule runs; nothing is decided.
-    let double = good.replacen("(resource.total.value * decimal('0.80')).round(2)", "0.8", 1);
+    let double = good.replacen(
+        "(resource.total.value * decimal('0.80')).round(2)",
+        "0.8",
+        1,
+    );
     let set = RuleSet::parse(double.as_bytes(), &limits).unwrap();
     let inputs = RuleInputs {
         resource: json!({"resourceType": "Claim", "id": "c", "status": "active", "use": "claim",
             "insurance": [{"focal": true, "coverage": {"display": "Aetna"}}],
             "total": {"value": 10, "currency": "USD"}}),
-        chart: serde_json::from_value(json!({"Coverage": [], "Condition": [], "Patient": []})).unwrap(),
+        chart: serde_json::from_value(json!({"Coverage": [], "Condition": [], "Patient": []}))
+            .unwrap(),
         patient: json!(null),
         trigger: json!({"entry": "00", "time_ms": 0, "time": "1970-01-01T00:00:00Z"}),
         prediction: None,
@@ -202,7 +294,6 @@ fn rule_documents_are_checked_whole() {
     ));
 }
 
-
 #[test]
 fn operator_chains_are_refused_before_the_parser_sees_them() {
     for chain in [
@@ -211,7 +302,10 @@ fn operator_chains_are_refused_before_the_parser_sees_them() {
         format!("r'\\\\'{}", "+1".repeat(3_000)),
         format!("'''x'''{}", "+1".repeat(3_000)),
     ] {
-        let limits = Limits { max_source_len: 100_000, ..Limits::default() };
+        let limits = Limits {
+            max_source_len: 100_000,
+            ..Limits::default()
+        };
         assert!(matches!(
             compile(&chain, VARS, &limits),
             Err(CompileExpressionError::TooManyNodes { .. })

@@ -83,7 +83,13 @@ fn world() -> World {
         .share_types_to_network(&care, &claims, Purpose::Claims, &types, T0 + 1)
         .unwrap();
     assert_eq!(report.patients_shared, 10);
-    settle(&mut [&mut a, &mut i, &mut c], &mut relay, &claims, T0 + 2, 6);
+    settle(
+        &mut [&mut a, &mut i, &mut c],
+        &mut relay,
+        &claims,
+        T0 + 2,
+        6,
+    );
     World {
         a,
         i,
@@ -95,26 +101,60 @@ fn world() -> World {
 
 fn govern(w: &mut World) -> String {
     w.i.set_policy(&w.claims, 2, None, T0 + 3).unwrap();
-    let (_, hash) = w.i.add_rule_set(&w.claims, &rule_set(&w.i), T0 + 3).unwrap();
+    let (_, hash) =
+        w.i.add_rule_set(&w.claims, &rule_set(&w.i), T0 + 3)
+            .unwrap();
     let hash = hex::encode(hash);
-    w.i.endorse(&w.claims, Target::RuleSet(hash.clone()), Stance::Endorse, T0 + 3)
-        .unwrap();
-    settle(&mut [&mut w.a, &mut w.i, &mut w.c], &mut w.relay, &w.claims, T0 + 4, 4);
+    w.i.endorse(
+        &w.claims,
+        Target::RuleSet(hash.clone()),
+        Stance::Endorse,
+        T0 + 3,
+    )
+    .unwrap();
+    settle(
+        &mut [&mut w.a, &mut w.i, &mut w.c],
+        &mut w.relay,
+        &w.claims,
+        T0 + 4,
+        4,
+    );
     assert!(
         w.i.rule_outcomes(&w.claims).unwrap().is_empty(),
         "one endorsement of a 2-of-3 policy activates nothing"
     );
-    w.c.endorse(&w.claims, Target::RuleSet(hash.clone()), Stance::Endorse, T0 + 5)
-        .unwrap();
-    settle(&mut [&mut w.a, &mut w.i, &mut w.c], &mut w.relay, &w.claims, T0 + 6, 6);
+    w.c.endorse(
+        &w.claims,
+        Target::RuleSet(hash.clone()),
+        Stance::Endorse,
+        T0 + 5,
+    )
+    .unwrap();
+    settle(
+        &mut [&mut w.a, &mut w.i, &mut w.c],
+        &mut w.relay,
+        &w.claims,
+        T0 + 6,
+        6,
+    );
     hash
 }
 
 /// CPU seconds this process has used (the machine may be shared).
 fn cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -126,7 +166,11 @@ fn claims_network_adjudicates_by_itself() {
     let mut w = world();
     eprintln!("world: {:?} cpu {:.1}", started.elapsed(), cpu());
     let hash = govern(&mut w);
-    eprintln!("governed and adjudicated: {:?} cpu {:.1}", started.elapsed(), cpu());
+    eprintln!(
+        "governed and adjudicated: {:?} cpu {:.1}",
+        started.elapsed(),
+        cpu()
+    );
     every_claim_gets_exactly_one_outcome_and_two_members_confirm_each(&mut w, &hash);
     eprintln!("confirmed: {:?} cpu {:.1}", started.elapsed(), cpu());
     one_changed_byte_in_the_rule_inputs_or_outcome_is_named(&mut w);
@@ -164,16 +208,26 @@ fn every_claim_gets_exactly_one_outcome_and_two_members_confirm_each(w: &mut Wor
     let again = w.i.run_rules(&w.claims, T0 + 7).unwrap();
     assert_eq!(again.outcomes_written, 0);
     // Approved amounts are exact: 80% of the total, to the cent.
-    for outcome in outcomes.iter().filter(|o| o.record.outcome == Decision::Approve) {
+    for outcome in outcomes
+        .iter()
+        .filter(|o| o.record.outcome == Decision::Approve)
+    {
         let amount = outcome.record.amount.as_deref().unwrap();
-        assert!(amount.split('.').nth(1).is_none_or(|f| f.len() <= 2), "{amount}");
+        assert!(
+            amount.split('.').nth(1).is_none_or(|f| f.len() <= 2),
+            "{amount}"
+        );
     }
     // A ClaimResponse for each.
-    let response = outcomes[0]
-        .record
-        .to_claim_response(&outcomes[0].entry.to_hex(), &w.i.identity().author_id().to_hex());
+    let response = outcomes[0].record.to_claim_response(
+        &outcomes[0].entry.to_hex(),
+        &w.i.identity().author_id().to_hex(),
+    );
     assert_eq!(response["resourceType"], "ClaimResponse");
-    assert_eq!(response["request"]["reference"], format!("Claim/{}", outcomes[0].record.subject.id));
+    assert_eq!(
+        response["request"]["reference"],
+        format!("Claim/{}", outcomes[0].record.subject.id)
+    );
 }
 
 fn one_changed_byte_in_the_rule_inputs_or_outcome_is_named(w: &mut World) {
@@ -188,12 +242,17 @@ fn one_changed_byte_in_the_rule_inputs_or_outcome_is_named(w: &mut World) {
     let mut changed = rule_set(&w.i);
     let at = changed.windows(4).position(|w| w == b"0.80").unwrap();
     changed[at + 2] = b'9';
-    let check = w
-        .c
-        .check_outcome(&w.claims, author, &approved.record, Some(&changed))
-        .unwrap();
+    let check =
+        w.c.check_outcome(&w.claims, author, &approved.record, Some(&changed))
+            .unwrap();
     assert!(
-        matches!(check, OutcomeCheck::Mismatch { step: OutcomeStep::RuleSet, .. }),
+        matches!(
+            check,
+            OutcomeCheck::Mismatch {
+                step: OutcomeStep::RuleSet,
+                ..
+            }
+        ),
         "{check:?}"
     );
     // The inputs: one byte of the input hash the outcome cites.
@@ -203,7 +262,13 @@ fn one_changed_byte_in_the_rule_inputs_or_outcome_is_named(w: &mut World) {
     record.input_hash = String::from_utf8(hash).unwrap();
     let check = w.c.check_outcome(&w.claims, author, &record, None).unwrap();
     assert!(
-        matches!(check, OutcomeCheck::Mismatch { step: OutcomeStep::Inputs, .. }),
+        matches!(
+            check,
+            OutcomeCheck::Mismatch {
+                step: OutcomeStep::Inputs,
+                ..
+            }
+        ),
         "{check:?}"
     );
     // The outcome: one digit of the amount.
@@ -214,15 +279,31 @@ fn one_changed_byte_in_the_rule_inputs_or_outcome_is_named(w: &mut World) {
     record.amount = Some(String::from_utf8(amount).unwrap());
     let check = w.c.check_outcome(&w.claims, author, &record, None).unwrap();
     assert!(
-        matches!(check, OutcomeCheck::Mismatch { step: OutcomeStep::Outcome, .. }),
+        matches!(
+            check,
+            OutcomeCheck::Mismatch {
+                step: OutcomeStep::Outcome,
+                ..
+            }
+        ),
         "{check:?}"
     );
     // An outcome by a member that is no executor.
-    let check = w
-        .c
-        .check_outcome(&w.claims, w.a.identity().author_id(), &approved.record, None)
+    let check =
+        w.c.check_outcome(
+            &w.claims,
+            w.a.identity().author_id(),
+            &approved.record,
+            None,
+        )
         .unwrap();
-    assert!(matches!(check, OutcomeCheck::Mismatch { step: OutcomeStep::Executor, .. }));
+    assert!(matches!(
+        check,
+        OutcomeCheck::Mismatch {
+            step: OutcomeStep::Executor,
+            ..
+        }
+    ));
 }
 
 fn withdrawal_below_quorum_deactivates_the_rule_set(w: &mut World, hash: String) {
@@ -230,7 +311,13 @@ fn withdrawal_below_quorum_deactivates_the_rule_set(w: &mut World, hash: String)
     assert!(w.i.activation(&w.claims, &target).unwrap().active);
     w.c.endorse(&w.claims, target.clone(), Stance::Withdraw, T0 + 8)
         .unwrap();
-    settle(&mut [&mut w.a, &mut w.i, &mut w.c], &mut w.relay, &w.claims, T0 + 9, 4);
+    settle(
+        &mut [&mut w.a, &mut w.i, &mut w.c],
+        &mut w.relay,
+        &w.claims,
+        T0 + 9,
+        4,
+    );
     for node in [&w.a, &w.i, &w.c] {
         let activation = node.activation(&w.claims, &target).unwrap();
         assert!(!activation.active);

@@ -12,8 +12,8 @@
 //! after a confirmed verification, and each outcome cites the decision entry
 //! of the prediction it used.
 
-use careledger::analytics::{Feature, FeatureSpec, MissingPolicy, ModelKind};
 use careledger::analytics::ledger::Holdout;
+use careledger::analytics::{Feature, FeatureSpec, MissingPolicy, ModelKind};
 use careledger::consent::{Consent, ConsentSource, Grantee, Purpose};
 use careledger::node::{NetworkId, Node, OutcomeCheck, TrainRequest};
 use careledger::relay::MemoryRelay;
@@ -60,7 +60,8 @@ fn world() -> (Node, Node, Node, NetworkId, MemoryRelay) {
     let care = form_network(&mut [&mut a], &mut care_relay, "care");
     for n in 0..3 {
         let file = format!("synthea-hiv-bundles/bundle_{n}.json");
-        a.import_fhir(&care, &file, &billing_view(&data(&file)), T0).unwrap();
+        a.import_fhir(&care, &file, &billing_view(&data(&file)), T0)
+            .unwrap();
     }
     let mut relay = MemoryRelay::new();
     let claims = form_network(&mut [&mut a, &mut i, &mut c], &mut relay, "claims");
@@ -71,7 +72,10 @@ fn world() -> (Node, Node, Node, NetworkId, MemoryRelay) {
             &patient,
             Grantee::Network(claims.clone()),
             vec![Purpose::Claims],
-            ["Claim", "Condition", "Patient"].iter().map(|t| t.to_string()).collect(),
+            ["Claim", "Condition", "Patient"]
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
             None,
         )
         .unwrap()
@@ -81,7 +85,13 @@ fn world() -> (Node, Node, Node, NetworkId, MemoryRelay) {
     let types = ["Claim", "Condition", "Patient"].map(String::from);
     a.share_types_to_network(&care, &claims, Purpose::Claims, &types, T0 + 1)
         .unwrap();
-    settle(&mut [&mut a, &mut i, &mut c], &mut relay, &claims, T0 + 2, 6);
+    settle(
+        &mut [&mut a, &mut i, &mut c],
+        &mut relay,
+        &claims,
+        T0 + 2,
+        6,
+    );
     (a, i, c, claims, relay)
 }
 
@@ -102,41 +112,82 @@ fn racing_executors_duplicates_and_a_model_in_the_loop() {
     let mut request = TrainRequest::new(spec, ModelKind::k_means(2));
     request.purpose = Purpose::Claims;
     request.holdout = Holdout::Fraction(0.0);
-    let card = i.train_model(&claims, &request, T0 + 3, &mut |_| {}).unwrap();
+    let card = i
+        .train_model(&claims, &request, T0 + 3, &mut |_| {})
+        .unwrap();
     let card_hex = card.entry.to_hex();
     i.set_policy(&claims, 1, None, T0 + 3).unwrap();
     let (_, hash) = i
         .add_rule_set(&claims, &rule_set(&[&i, &c], &card_hex), T0 + 3)
         .unwrap();
     let hash = hex::encode(hash);
-    settle(&mut [&mut a, &mut i, &mut c], &mut relay, &claims, T0 + 4, 4);
+    settle(
+        &mut [&mut a, &mut i, &mut c],
+        &mut relay,
+        &claims,
+        T0 + 4,
+        4,
+    );
     // The rule set is not active yet: no endorsement.
     assert!(i.rule_outcomes(&claims).unwrap().is_empty());
     // The model card: endorsed by C after its own verification confirmed it.
-    c.endorse(&claims, Target::ModelCard(card_hex.clone()), Stance::Endorse, T0 + 5)
-        .unwrap();
-    settle(&mut [&mut a, &mut i, &mut c], &mut relay, &claims, T0 + 5, 4);
+    c.endorse(
+        &claims,
+        Target::ModelCard(card_hex.clone()),
+        Stance::Endorse,
+        T0 + 5,
+    )
+    .unwrap();
+    settle(
+        &mut [&mut a, &mut i, &mut c],
+        &mut relay,
+        &claims,
+        T0 + 5,
+        4,
+    );
     // I and C activate the rule set at once, each before seeing the other.
-    i.endorse(&claims, Target::RuleSet(hash.clone()), Stance::Endorse, T0 + 6)
-        .unwrap();
-    c.endorse(&claims, Target::RuleSet(hash.clone()), Stance::Endorse, T0 + 6)
-        .unwrap();
+    i.endorse(
+        &claims,
+        Target::RuleSet(hash.clone()),
+        Stance::Endorse,
+        T0 + 6,
+    )
+    .unwrap();
+    c.endorse(
+        &claims,
+        Target::RuleSet(hash.clone()),
+        Stance::Endorse,
+        T0 + 6,
+    )
+    .unwrap();
     let from_i = i.rule_outcomes(&claims).unwrap();
     let from_c = c.rule_outcomes(&claims).unwrap();
     assert_eq!(from_i.len(), 106);
     assert_eq!(from_c.len(), 106);
-    settle(&mut [&mut a, &mut i, &mut c], &mut relay, &claims, T0 + 7, 6);
+    settle(
+        &mut [&mut a, &mut i, &mut c],
+        &mut relay,
+        &claims,
+        T0 + 7,
+        6,
+    );
     for node in [&a, &i, &c] {
         let outcomes = node.rule_outcomes(&claims).unwrap();
         assert_eq!(outcomes.len(), 106, "exactly one outcome per claim version");
         assert!(outcomes.iter().all(|o| o.duplicates.len() == 1));
         assert!(outcomes.iter().all(|o| o.record.decision_entry.is_some()));
-        assert!(outcomes.iter().all(|o| o.record.governance.model_endorsements.len() == 1));
+        assert!(outcomes
+            .iter()
+            .all(|o| o.record.governance.model_endorsements.len() == 1));
     }
     // Every outcome, the duplicates included, re-checks at A.
     assert!(a.flagged_authors(&claims).unwrap().is_empty());
     let checks = a.verify_outcomes(&claims).unwrap();
-    assert!(checks.iter().all(|(_, c)| *c == OutcomeCheck::Confirmed), "{:?}", checks.iter().find(|(_, c)| *c != OutcomeCheck::Confirmed));
+    assert!(
+        checks.iter().all(|(_, c)| *c == OutcomeCheck::Confirmed),
+        "{:?}",
+        checks.iter().find(|(_, c)| *c != OutcomeCheck::Confirmed)
+    );
     // The same entries again, and late: nothing changes.
     let entries: Vec<Vec<u8>> = i
         .ledger_entries(&claims)
@@ -152,7 +203,12 @@ fn racing_executors_duplicates_and_a_model_in_the_loop() {
     assert_eq!(a.rule_outcomes(&claims).unwrap().len(), 106);
     // Withdrawing the model card deactivates the rule's model: no new outcomes,
     // and a claim that changes now is left for a person (reported, not decided).
-    c.endorse(&claims, Target::ModelCard(card_hex), Stance::Withdraw, T0 + 10)
-        .unwrap();
+    c.endorse(
+        &claims,
+        Target::ModelCard(card_hex),
+        Stance::Withdraw,
+        T0 + 10,
+    )
+    .unwrap();
     assert!(a.verify_ledger(&claims).unwrap().is_clean());
 }

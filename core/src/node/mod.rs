@@ -59,9 +59,7 @@ pub use analytics::{
 };
 pub use consent::{ChartConsents, ConsentError, GranteeExport, PatientConsent, ShareReport};
 pub use ledger::{EntryOutcome, HoldReason, LedgerProblem, LedgerReport, ReceiveReport};
-pub use rules::{
-    OutcomeCheck, OutcomeStep, RuleSetInfo, RulesActivity, RulesError, StoredOutcome,
-};
+pub use rules::{OutcomeCheck, OutcomeStep, RuleSetInfo, RulesActivity, RulesError, StoredOutcome};
 
 /// A network's id: its MLS group id.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -62,8 +62,7 @@ use crate::rules::governance::{
     Activation, EndorsementBody, Fact, FactBody, Governance, PolicyBody, Stance, Target,
 };
 use crate::rules::outcome::{
-    apply, find_rule, GovernanceRef, OutcomeRecord, RuleInputs, RuleSetRef,
-    Subject,
+    apply, find_rule, GovernanceRef, OutcomeRecord, RuleInputs, RuleSetRef, Subject,
 };
 use crate::store::StoreError;
 
@@ -229,7 +228,11 @@ fn resource_version(resource: &Resource) -> String {
 }
 
 impl Node {
-    fn opened_body(&self, network: &NetworkId, entry: &Entry) -> Result<Option<Vec<u8>>, StoreError> {
+    fn opened_body(
+        &self,
+        network: &NetworkId,
+        entry: &Entry,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(key) = self.store.epoch_key(&network.0, entry.header.epoch)? else {
             return Ok(None);
         };
@@ -241,7 +244,11 @@ impl Node {
     }
 
     /// Rule sets, policies and endorsements, and with `outcomes` the outcomes too.
-    fn rules_entries(&self, network: &NetworkId, outcomes: bool) -> Result<RulesLedger, StoreError> {
+    fn rules_entries(
+        &self,
+        network: &NetworkId,
+        outcomes: bool,
+    ) -> Result<RulesLedger, StoreError> {
         let mut ledger = RulesLedger::default();
         let all = [
             EntryKind::RuleSet,
@@ -249,7 +256,11 @@ impl Node {
             EntryKind::Policy,
             EntryKind::Endorsement,
         ];
-        let governance = [EntryKind::RuleSet, EntryKind::Policy, EntryKind::Endorsement];
+        let governance = [
+            EntryKind::RuleSet,
+            EntryKind::Policy,
+            EntryKind::Endorsement,
+        ];
         let kinds: &[EntryKind] = if outcomes { &all } else { &governance };
         for bytes in self.store.entries_of_kinds(&network.0, kinds)? {
             let entry = Entry::decode(&bytes).map_err(|_| StoreError::Corrupt("entries.bytes"))?;
@@ -261,7 +272,10 @@ impl Node {
             match h.kind {
                 EntryKind::RuleSet => {
                     let hash: [u8; 32] = Sha256::digest(&body).into();
-                    let slot = ledger.sets.entry(hash).or_insert((id, h.author, body.clone()));
+                    let slot = ledger
+                        .sets
+                        .entry(hash)
+                        .or_insert((id, h.author, body.clone()));
                     if id < slot.0 {
                         *slot = (id, h.author, body);
                     }
@@ -400,9 +414,11 @@ impl Node {
                 }
             }
             Target::Policy(id) => {
-                if !ledger.facts.iter().any(|f| {
-                    matches!(f.body, FactBody::Policy(_)) && f.entry.to_hex() == *id
-                }) {
+                if !ledger
+                    .facts
+                    .iter()
+                    .any(|f| matches!(f.body, FactBody::Policy(_)) && f.entry.to_hex() == *id)
+                {
                     return Err(RulesError::Unknown("policy"));
                 }
             }
@@ -434,7 +450,11 @@ impl Node {
     }
 
     /// Whether a target is active now, and on what.
-    pub fn activation(&self, network: &NetworkId, target: &Target) -> Result<Activation, RulesError> {
+    pub fn activation(
+        &self,
+        network: &NetworkId,
+        target: &Target,
+    ) -> Result<Activation, RulesError> {
         self.network_row(network)?;
         let ledger = self.rules_ledger(network)?;
         Ok(Governance::at(&ledger.facts).activation(target))
@@ -463,7 +483,9 @@ impl Node {
                 set,
             });
         }
-        out.sort_by(|a, b| (&a.set.doc.name, a.set.doc.version).cmp(&(&b.set.doc.name, b.set.doc.version)));
+        out.sort_by(|a, b| {
+            (&a.set.doc.name, a.set.doc.version).cmp(&(&b.set.doc.name, b.set.doc.version))
+        });
         Ok(out)
     }
 
@@ -472,10 +494,15 @@ impl Node {
     pub fn rule_outcomes(&self, network: &NetworkId) -> Result<Vec<StoredOutcome>, RulesError> {
         self.network_row(network)?;
         let ledger = self.rules_ledger(network)?;
-        let mut by_key: BTreeMap<(String, String, Subject), Vec<(EntryId, AuthorId, OutcomeRecord)>> =
-            BTreeMap::new();
+        let mut by_key: BTreeMap<
+            (String, String, Subject),
+            Vec<(EntryId, AuthorId, OutcomeRecord)>,
+        > = BTreeMap::new();
         for (id, author, record) in ledger.outcomes {
-            by_key.entry(record.key()).or_default().push((id, author, record));
+            by_key
+                .entry(record.key())
+                .or_default()
+                .push((id, author, record));
         }
         let mut out: Vec<StoredOutcome> = by_key
             .into_values()
@@ -491,15 +518,22 @@ impl Node {
             })
             .collect();
         out.sort_by(|a, b| {
-            (&a.record.subject.record, &a.record.subject.id, a.entry)
-                .cmp(&(&b.record.subject.record, &b.record.subject.id, b.entry))
+            (&a.record.subject.record, &a.record.subject.id, a.entry).cmp(&(
+                &b.record.subject.record,
+                &b.record.subject.id,
+                b.entry,
+            ))
         });
         Ok(out)
     }
 
     /// Run the rules this node executes over every record of the network
     /// now (receive does this by itself for changed records).
-    pub fn run_rules(&mut self, network: &NetworkId, now_ms: u64) -> Result<RulesActivity, RulesError> {
+    pub fn run_rules(
+        &mut self,
+        network: &NetworkId,
+        now_ms: u64,
+    ) -> Result<RulesActivity, RulesError> {
         if !self.is_member(network)? {
             return Err(NetworkError::NotAMember.into());
         }
@@ -590,7 +624,11 @@ impl Node {
             .unwrap_or_default())
     }
 
-    fn set_pending_checks(&self, network: &NetworkId, ids: &BTreeSet<EntryId>) -> Result<(), StoreError> {
+    fn set_pending_checks(
+        &self,
+        network: &NetworkId,
+        ids: &BTreeSet<EntryId>,
+    ) -> Result<(), StoreError> {
         let key = format!("{PENDING_CHECKS}{}", network.to_hex());
         if ids.is_empty() && self.store.meta(&key)?.is_none() {
             return Ok(());
@@ -600,9 +638,15 @@ impl Node {
     }
 
     /// The latest record-change entry of each record (for full passes).
-    fn latest_changes(&self, network: &NetworkId) -> Result<BTreeMap<String, (EntryId, u64)>, StoreError> {
+    fn latest_changes(
+        &self,
+        network: &NetworkId,
+    ) -> Result<BTreeMap<String, (EntryId, u64)>, StoreError> {
         let mut out = BTreeMap::new();
-        for bytes in self.store.entries_of_kinds(&network.0, &[EntryKind::RecordChange])? {
+        for bytes in self
+            .store
+            .entries_of_kinds(&network.0, &[EntryKind::RecordChange])?
+        {
             let Ok(entry) = Entry::decode(&bytes) else {
                 continue;
             };
@@ -642,8 +686,7 @@ impl Node {
         let mut done: HashSet<(String, String, Subject)> =
             ledger.outcomes.iter().map(|(_, _, r)| r.key()).collect();
         let cut = self.current_cut(network)?;
-        let ledger_heads: Vec<(String, u64)> =
-            cut.iter().map(|(a, s)| (a.to_hex(), *s)).collect();
+        let ledger_heads: Vec<(String, u64)> = cut.iter().map(|(a, s)| (a.to_hex(), *s)).collect();
         for (record, (trigger, time_ms)) in records {
             if !self.store.has_record(&network.0, &record)? {
                 continue;
@@ -675,7 +718,8 @@ impl Node {
                             continue;
                         }
                         let Some((inputs, consent_ids)) = read_inputs(
-                            compiled, resource, &resources, &consents, network, me, trigger, time_ms,
+                            compiled, resource, &resources, &consents, network, me, trigger,
+                            time_ms,
                         ) else {
                             activity.consent_denied += 1;
                             continue;
@@ -705,14 +749,19 @@ impl Node {
                                 Ok(decision) => decision,
                                 Err(AiError::Store(error)) => return Err(error.into()),
                                 Err(error) => {
-                                    activity.failures.push(format!("rule `{}`: {error}", rule.id));
+                                    activity
+                                        .failures
+                                        .push(format!("rule `{}`: {error}", rule.id));
                                     continue;
                                 }
                             };
                             inputs.prediction = Some(prediction_json(&decision));
                             pending_decision = Some(decision);
-                            model_endorsements =
-                                card_activation.endorsements.iter().map(|e| e.to_hex()).collect();
+                            model_endorsements = card_activation
+                                .endorsements
+                                .iter()
+                                .map(|e| e.to_hex())
+                                .collect();
                         }
                         let adjudication = match apply(compiled, &inputs, &limits) {
                             Ok(Some(adjudication)) => adjudication,
@@ -721,7 +770,9 @@ impl Node {
                                 continue;
                             }
                             Err(error) => {
-                                activity.failures.push(format!("rule `{}`: {error}", rule.id));
+                                activity
+                                    .failures
+                                    .push(format!("rule `{}`: {error}", rule.id));
                                 continue;
                             }
                         };
@@ -771,7 +822,12 @@ impl Node {
                             currency: set.doc.currency.clone(),
                             reason: adjudication.reason,
                         };
-                        self.append_entry(network, EntryKind::RuleOutcome, &outcome.encode(), now_ms)?;
+                        self.append_entry(
+                            network,
+                            EntryKind::RuleOutcome,
+                            &outcome.encode(),
+                            now_ms,
+                        )?;
                         activity.outcomes_written += 1;
                         done.insert(key);
                     }
@@ -782,7 +838,11 @@ impl Node {
     }
 
     /// Re-evaluate outcome `id` on this replica (see the module docs).
-    pub fn verify_outcome(&mut self, network: &NetworkId, id: &EntryId) -> Result<OutcomeCheck, RulesError> {
+    pub fn verify_outcome(
+        &mut self,
+        network: &NetworkId,
+        id: &EntryId,
+    ) -> Result<OutcomeCheck, RulesError> {
         let bytes = self
             .store
             .entry_by_id(&network.0, id)?
@@ -823,7 +883,10 @@ impl Node {
             Ok(record) => record,
             Err(error) => return Ok((author, mismatch(OutcomeStep::Outcome, error.to_string()))),
         };
-        Ok((author, self.check_cached(network, author, &record, None, cache)?))
+        Ok((
+            author,
+            self.check_cached(network, author, &record, None, cache)?,
+        ))
     }
 
     /// Re-evaluate `record` (written by `executor`) against this replica,
@@ -836,7 +899,13 @@ impl Node {
         record: &OutcomeRecord,
         rule_set_bytes: Option<&[u8]>,
     ) -> Result<OutcomeCheck, RulesError> {
-        self.check_cached(network, executor, record, rule_set_bytes, &mut CheckCache::default())
+        self.check_cached(
+            network,
+            executor,
+            record,
+            rule_set_bytes,
+            &mut CheckCache::default(),
+        )
     }
 
     fn check_cached(
@@ -856,26 +925,30 @@ impl Node {
             Some(bytes) => bytes.to_vec(),
             None => {
                 let Some(set_entry) = EntryId::from_hex(&record.rule_set.entry) else {
-                    return Ok(mismatch(OutcomeStep::RuleSet, "rule set entry is not an id".into()));
+                    return Ok(mismatch(
+                        OutcomeStep::RuleSet,
+                        "rule set entry is not an id".into(),
+                    ));
                 };
                 let Some(bytes) = self.store.entry_by_id(&network.0, &set_entry)? else {
                     return Ok(waiting("the rule set entry"));
                 };
-                let entry = Entry::decode(&bytes).map_err(|_| StoreError::Corrupt("entries.bytes"))?;
+                let entry =
+                    Entry::decode(&bytes).map_err(|_| StoreError::Corrupt("entries.bytes"))?;
                 if entry.header.kind != EntryKind::RuleSet {
-                    return Ok(mismatch(OutcomeStep::RuleSet, "the cited entry is not a rule set".into()));
+                    return Ok(mismatch(
+                        OutcomeStep::RuleSet,
+                        "the cited entry is not a rule set".into(),
+                    ));
                 }
                 self.opened_body(network, &entry)?.unwrap_or_default()
             }
         };
-        let parsed = cache
-            .sets
-            .entry(set_bytes.clone())
-            .or_insert_with(|| {
-                RuleSet::parse(&set_bytes, &limits)
-                    .map(Rc::new)
-                    .map_err(|e| e.to_string())
-            });
+        let parsed = cache.sets.entry(set_bytes.clone()).or_insert_with(|| {
+            RuleSet::parse(&set_bytes, &limits)
+                .map(Rc::new)
+                .map_err(|e| e.to_string())
+        });
         let set = match parsed {
             Ok(set) => Rc::clone(set),
             Err(error) => return Ok(mismatch(OutcomeStep::RuleSet, error.clone())),
@@ -883,21 +956,34 @@ impl Node {
         if set.hash_hex() != record.rule_set.hash {
             return Ok(mismatch(
                 OutcomeStep::RuleSet,
-                format!("the rule set hashes to {}, the outcome cites {}", set.hash_hex(), record.rule_set.hash),
+                format!(
+                    "the rule set hashes to {}, the outcome cites {}",
+                    set.hash_hex(),
+                    record.rule_set.hash
+                ),
             ));
         }
         let Some(compiled) = find_rule(&set, &record.rule) else {
-            return Ok(mismatch(OutcomeStep::RuleSet, "the rule set has no such rule".into()));
+            return Ok(mismatch(
+                OutcomeStep::RuleSet,
+                "the rule set has no such rule".into(),
+            ));
         };
         // 2. Executor.
         if !set.is_executor(&executor) {
-            return Ok(mismatch(OutcomeStep::Executor, "the author is not an executor of the rule set".into()));
+            return Ok(mismatch(
+                OutcomeStep::Executor,
+                "the author is not an executor of the rule set".into(),
+            ));
         }
         // 3. Governance at the cited cut.
         let mut cut = Cut::new();
         for (author, seq) in &record.ledger_heads {
             let Some(author) = AuthorId::from_hex(author) else {
-                return Ok(mismatch(OutcomeStep::Governance, "a cited head is not an author id".into()));
+                return Ok(mismatch(
+                    OutcomeStep::Governance,
+                    "a cited head is not an author id".into(),
+                ));
             };
             cut.insert(author, *seq);
         }
@@ -905,7 +991,11 @@ impl Node {
         if cut.iter().any(|(a, s)| mine.get(a).is_none_or(|m| m < s)) {
             return Ok(waiting("entries up to the cited ledger cut"));
         }
-        let facts = cache.ledger.as_ref().map(|l| l.facts.as_slice()).unwrap_or_default();
+        let facts = cache
+            .ledger
+            .as_ref()
+            .map(|l| l.facts.as_slice())
+            .unwrap_or_default();
         let governance = Governance::at(&Self::facts_within(facts, &cut));
         let activation = governance.activation(&Target::RuleSet(set.hash_hex()));
         let cited: Vec<String> = activation.endorsements.iter().map(|e| e.to_hex()).collect();
@@ -925,7 +1015,10 @@ impl Node {
         }
         // 4. Trigger.
         let Some(trigger) = EntryId::from_hex(&record.trigger_entry) else {
-            return Ok(mismatch(OutcomeStep::Trigger, "trigger entry is not an id".into()));
+            return Ok(mismatch(
+                OutcomeStep::Trigger,
+                "trigger entry is not an id".into(),
+            ));
         };
         if !cache.triggers.contains_key(&trigger) {
             let found = match self.store.entry_by_id(&network.0, &trigger)? {
@@ -956,15 +1049,24 @@ impl Node {
         {
             return Ok(mismatch(
                 OutcomeStep::Trigger,
-                "the trigger entry is not a change of the subject's record at the cited time".into(),
+                "the trigger entry is not a change of the subject's record at the cited time"
+                    .into(),
             ));
         }
         // 5. Inputs, at the cited record heads.
         let mut heads = Vec::with_capacity(record.record_heads.len());
         for head in &record.record_heads {
-            match hex::decode(head).ok().and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()) {
+            match hex::decode(head)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            {
                 Some(h) => heads.push(h),
-                None => return Ok(mismatch(OutcomeStep::Inputs, "a record head is not a hash".into())),
+                None => {
+                    return Ok(mismatch(
+                        OutcomeStep::Inputs,
+                        "a record head is not a hash".into(),
+                    ))
+                }
             }
         }
         if !self.store.has_record(&network.0, &record.subject.record)? {
@@ -987,17 +1089,26 @@ impl Node {
             cache.charts.insert(chart_key.clone(), read);
         }
         let Some(Some(chart)) = cache.charts.get(&chart_key) else {
-            return Ok(mismatch(OutcomeStep::Inputs, "the record at the cited heads is unreadable".into()));
+            return Ok(mismatch(
+                OutcomeStep::Inputs,
+                "the record at the cited heads is unreadable".into(),
+            ));
         };
         let chart = Rc::clone(chart);
         let (resources, consents) = (&chart.0, &chart.1);
         let Some(resource) = resources.iter().find(|r| {
             r.resource_type() == record.subject.resource_type && r.id() == record.subject.id
         }) else {
-            return Ok(mismatch(OutcomeStep::Inputs, "the subject resource is not in the record at the cited heads".into()));
+            return Ok(mismatch(
+                OutcomeStep::Inputs,
+                "the subject resource is not in the record at the cited heads".into(),
+            ));
         };
         if resource_version(resource) != record.subject.version {
-            return Ok(mismatch(OutcomeStep::Inputs, "the subject resource's version differs".into()));
+            return Ok(mismatch(
+                OutcomeStep::Inputs,
+                "the subject resource's version differs".into(),
+            ));
         }
         let Some((mut inputs, consent_ids)) = read_inputs(
             compiled,
@@ -1009,15 +1120,25 @@ impl Node {
             trigger,
             record.trigger_time_ms,
         ) else {
-            return Ok(mismatch(OutcomeStep::Inputs, "consent does not let the executor read the subject".into()));
+            return Ok(mismatch(
+                OutcomeStep::Inputs,
+                "consent does not let the executor read the subject".into(),
+            ));
         };
         if consent_ids != record.consent_ids {
-            return Ok(mismatch(OutcomeStep::Inputs, "the consents relied on differ".into()));
+            return Ok(mismatch(
+                OutcomeStep::Inputs,
+                "the consents relied on differ".into(),
+            ));
         }
         // 6. Decision.
         if let Some(model) = &compiled.rule.model {
-            let Some(decision_id) = record.decision_entry.as_deref().and_then(EntryId::from_hex) else {
-                return Ok(mismatch(OutcomeStep::Decision, "the rule uses a model but no decision is cited".into()));
+            let Some(decision_id) = record.decision_entry.as_deref().and_then(EntryId::from_hex)
+            else {
+                return Ok(mismatch(
+                    OutcomeStep::Decision,
+                    "the rule uses a model but no decision is cited".into(),
+                ));
             };
             let Some(decision_bytes) = self.store.entry_by_id(&network.0, &decision_id)? else {
                 return Ok(waiting("the decision entry"));
@@ -1036,21 +1157,34 @@ impl Node {
                 return Ok(mismatch(OutcomeStep::Decision, "the cited decision is not the executor's prediction for this record with the rule's model".into()));
             };
             let card_activation = governance.activation(&Target::ModelCard(model.card.clone()));
-            let cited: Vec<String> = card_activation.endorsements.iter().map(|e| e.to_hex()).collect();
+            let cited: Vec<String> = card_activation
+                .endorsements
+                .iter()
+                .map(|e| e.to_hex())
+                .collect();
             if !card_activation.active || cited != record.governance.model_endorsements {
-                return Ok(mismatch(OutcomeStep::Governance, "the model card was not active at the cited cut".into()));
+                return Ok(mismatch(
+                    OutcomeStep::Governance,
+                    "the model card was not active at the cited cut".into(),
+                ));
             }
             inputs.prediction = Some(prediction_json(&decision));
         }
         if inputs.hash() != record.input_hash {
-            return Ok(mismatch(OutcomeStep::Inputs, "the inputs read here hash differently".into()));
+            return Ok(mismatch(
+                OutcomeStep::Inputs,
+                "the inputs read here hash differently".into(),
+            ));
         }
         // 7. Outcome.
         match apply(compiled, &inputs, &limits) {
-            Ok(Some(adjudication)) if record.same_decision(&adjudication) => Ok(OutcomeCheck::Confirmed),
-            Ok(Some(adjudication)) => Ok(mismatch(
-                OutcomeStep::Outcome,
-                format!(
+            Ok(Some(adjudication)) if record.same_decision(&adjudication) => {
+                Ok(OutcomeCheck::Confirmed)
+            }
+            Ok(Some(adjudication)) => {
+                Ok(mismatch(
+                    OutcomeStep::Outcome,
+                    format!(
                     "re-evaluation gives {} {} (clause {:?}), the outcome says {} {} (clause {:?})",
                     adjudication.decision.name(),
                     adjudication.amount.map(|a| a.to_string()).unwrap_or_default(),
@@ -1059,9 +1193,16 @@ impl Node {
                     record.amount.clone().unwrap_or_default(),
                     record.clause,
                 ),
+                ))
+            }
+            Ok(None) => Ok(mismatch(
+                OutcomeStep::Outcome,
+                "the rule does not apply to this resource".into(),
             )),
-            Ok(None) => Ok(mismatch(OutcomeStep::Outcome, "the rule does not apply to this resource".into())),
-            Err(error) => Ok(mismatch(OutcomeStep::Outcome, format!("re-evaluation failed: {error}"))),
+            Err(error) => Ok(mismatch(
+                OutcomeStep::Outcome,
+                format!("re-evaluation failed: {error}"),
+            )),
         }
     }
 
@@ -1075,18 +1216,28 @@ impl Node {
         let mut cache = CheckCache::default();
         let mut out = Vec::with_capacity(outcomes.len());
         for stored in outcomes {
-            let check = self.check_cached(network, stored.author, &stored.record, None, &mut cache)?;
+            let check =
+                self.check_cached(network, stored.author, &stored.record, None, &mut cache)?;
             if matches!(check, OutcomeCheck::Mismatch { .. }) {
-                self.store.transaction(|| self.flag_mismatch(network, &stored.author, &stored.entry))?;
+                self.store
+                    .transaction(|| self.flag_mismatch(network, &stored.author, &stored.entry))?;
             }
             out.push((stored, check));
         }
         Ok(out)
     }
 
-    pub(crate) fn flag_mismatch(&self, network: &NetworkId, author: &AuthorId, outcome: &EntryId) -> Result<(), StoreError> {
-        self.store
-            .flag_author(&network.0, author, &format!("{MISMATCH_FLAG}: {}", outcome.to_hex()))
+    pub(crate) fn flag_mismatch(
+        &self,
+        network: &NetworkId,
+        author: &AuthorId,
+        outcome: &EntryId,
+    ) -> Result<(), StoreError> {
+        self.store.flag_author(
+            &network.0,
+            author,
+            &format!("{MISMATCH_FLAG}: {}", outcome.to_hex()),
+        )
     }
 }
 
@@ -1133,11 +1284,18 @@ fn read_inputs(
     let rule = &rule.rule;
     let mut types: BTreeSet<String> = rule.inputs.iter().cloned().collect();
     types.insert(rule.trigger.resource_type.clone());
-    let list: Vec<_> = consents.consents.iter().map(|c| c.consent.clone()).collect();
+    let list: Vec<_> = consents
+        .consents
+        .iter()
+        .map(|c| c.consent.clone())
+        .collect();
     let decided = decide_types(
         &list,
         &types,
-        &[vec![Grantee::Network(network.clone()), Grantee::Node(executor)]],
+        &[vec![
+            Grantee::Network(network.clone()),
+            Grantee::Node(executor),
+        ]],
         &Purpose::Claims,
         time_ms,
         network,
@@ -1158,15 +1316,16 @@ fn read_inputs(
         };
         chart.insert(kind.clone(), serde_json::Value::Array(items));
     }
-    let patient = if rule.inputs.iter().any(|t| t == "Patient") && decided.allowed.contains("Patient") {
-        resources
-            .iter()
-            .find(|r| r.resource_type() == "Patient")
-            .map(Resource::to_value)
-            .unwrap_or(serde_json::Value::Null)
-    } else {
-        serde_json::Value::Null
-    };
+    let patient =
+        if rule.inputs.iter().any(|t| t == "Patient") && decided.allowed.contains("Patient") {
+            resources
+                .iter()
+                .find(|r| r.resource_type() == "Patient")
+                .map(Resource::to_value)
+                .unwrap_or(serde_json::Value::Null)
+        } else {
+            serde_json::Value::Null
+        };
     let inputs = RuleInputs {
         resource: resource.to_value(),
         chart,
@@ -1180,4 +1339,3 @@ fn read_inputs(
     };
     Some((inputs, decided.relied_on.into_iter().collect()))
 }
-

@@ -137,11 +137,9 @@ fn checked(
     operator: &str,
     value: Option<Decimal>,
 ) -> Result<CowVal<'static, 'static>, ExecutionError> {
-    value
-        .map(|d| CowVal::owned(CelDecimal(d)))
-        .ok_or_else(|| {
-            ExecutionError::function_error(operator, "decimal overflow or division by zero")
-        })
+    value.map(|d| CowVal::owned(CelDecimal(d))).ok_or_else(|| {
+        ExecutionError::function_error(operator, "decimal overflow or division by zero")
+    })
 }
 
 impl Adder for CelDecimal {

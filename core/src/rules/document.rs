@@ -283,14 +283,20 @@ impl RuleSet {
             return Err(field("currency", "an ISO 4217 code such as USD"));
         }
         if doc.executors.is_empty() || doc.executors.len() > MAX_EXECUTORS {
-            return Err(field("executors", format!("1 to {MAX_EXECUTORS} author ids")));
+            return Err(field(
+                "executors",
+                format!("1 to {MAX_EXECUTORS} author ids"),
+            ));
         }
         if let Some(i) = doc
             .executors
             .iter()
             .position(|e| crate::entry::AuthorId::from_hex(e).is_none())
         {
-            return Err(field(format!("executors[{i}]"), "not a 64-digit hex author id"));
+            return Err(field(
+                format!("executors[{i}]"),
+                "not a 64-digit hex author id",
+            ));
         }
         if doc.rules.is_empty() || doc.rules.len() > MAX_RULES {
             return Err(field("rules", format!("1 to {MAX_RULES} rules")));
@@ -298,46 +304,69 @@ impl RuleSet {
         let mut rules = Vec::with_capacity(doc.rules.len());
         for (i, rule) in doc.rules.iter().enumerate() {
             if !is_name(&rule.id, 64) {
-                return Err(field(format!("rules[{i}].id"), "1–64 characters of [A-Za-z0-9-_.]"));
+                return Err(field(
+                    format!("rules[{i}].id"),
+                    "1–64 characters of [A-Za-z0-9-_.]",
+                ));
             }
             if doc.rules[..i].iter().any(|r| r.id == rule.id) {
                 return Err(field(format!("rules[{i}].id"), "used twice"));
             }
             if !is_resource_type(&rule.trigger.resource_type) {
-                return Err(field(format!("rules[{i}].trigger.resource_type"), "not a FHIR resource type"));
+                return Err(field(
+                    format!("rules[{i}].trigger.resource_type"),
+                    "not a FHIR resource type",
+                ));
             }
             if rule.inputs.len() > MAX_INPUTS {
-                return Err(field(format!("rules[{i}].inputs"), format!("at most {MAX_INPUTS}")));
+                return Err(field(
+                    format!("rules[{i}].inputs"),
+                    format!("at most {MAX_INPUTS}"),
+                ));
             }
             if let Some(j) = rule.inputs.iter().position(|t| !is_resource_type(t)) {
-                return Err(field(format!("rules[{i}].inputs[{j}]"), "not a FHIR resource type"));
+                return Err(field(
+                    format!("rules[{i}].inputs[{j}]"),
+                    "not a FHIR resource type",
+                ));
             }
             if rule.inputs.iter().any(|t| t == "Consent") {
-                return Err(field(format!("rules[{i}].inputs"), "rules do not read consents"));
+                return Err(field(
+                    format!("rules[{i}].inputs"),
+                    "rules do not read consents",
+                ));
             }
             if let Some(model) = &rule.model {
                 if crate::entry::EntryId::from_hex(&model.card).is_none() {
-                    return Err(field(format!("rules[{i}].model.card"), "not a 64-digit hex entry id"));
+                    return Err(field(
+                        format!("rules[{i}].model.card"),
+                        "not a 64-digit hex entry id",
+                    ));
                 }
             }
             if rule.clauses.len() > MAX_CLAUSES {
-                return Err(field(format!("rules[{i}].clauses"), format!("at most {MAX_CLAUSES}")));
+                return Err(field(
+                    format!("rules[{i}].clauses"),
+                    format!("at most {MAX_CLAUSES}"),
+                ));
             }
             let expr = |name: String, source: &str| {
-                compile(source, VARIABLES, limits).map_err(|error| InvalidRuleSetError::Expression {
-                    rule: rule.id.clone(),
-                    field: name,
-                    error,
+                compile(source, VARIABLES, limits).map_err(|error| {
+                    InvalidRuleSetError::Expression {
+                        rule: rule.id.clone(),
+                        field: name,
+                        error,
+                    }
                 })
             };
-            let check_amount = |name: String, outcome: Decision, amount: &Option<String>| {
-                match (outcome, amount) {
-                    (Decision::Approve, None) => Err(field(name, "approve needs an amount")),
-                    (Decision::Deny | Decision::Pend, Some(_)) => {
-                        Err(field(name, "only approve has an amount"))
-                    }
-                    _ => Ok(()),
+            let check_amount = |name: String, outcome: Decision, amount: &Option<String>| match (
+                outcome, amount,
+            ) {
+                (Decision::Approve, None) => Err(field(name, "approve needs an amount")),
+                (Decision::Deny | Decision::Pend, Some(_)) => {
+                    Err(field(name, "only approve has an amount"))
                 }
+                _ => Ok(()),
             };
             let applies = match &rule.applies {
                 Some(source) => Some(expr("applies".into(), source)?),
@@ -345,7 +374,11 @@ impl RuleSet {
             };
             let mut clauses = Vec::with_capacity(rule.clauses.len());
             for (j, clause) in rule.clauses.iter().enumerate() {
-                check_amount(format!("rules[{i}].clauses[{j}].amount"), clause.outcome, &clause.amount)?;
+                check_amount(
+                    format!("rules[{i}].clauses[{j}].amount"),
+                    clause.outcome,
+                    &clause.amount,
+                )?;
                 let when = expr(format!("clauses[{j}].when"), &clause.when)?;
                 let amount = match &clause.amount {
                     Some(source) => Some(expr(format!("clauses[{j}].amount"), source)?),
@@ -353,7 +386,11 @@ impl RuleSet {
                 };
                 clauses.push((when, amount));
             }
-            check_amount(format!("rules[{i}].otherwise.amount"), rule.otherwise.outcome, &rule.otherwise.amount)?;
+            check_amount(
+                format!("rules[{i}].otherwise.amount"),
+                rule.otherwise.outcome,
+                &rule.otherwise.amount,
+            )?;
             let otherwise_amount = match &rule.otherwise.amount {
                 Some(source) => Some(expr("otherwise.amount".into(), source)?),
                 None => None,
@@ -381,6 +418,9 @@ impl RuleSet {
     /// Whether `author` (hex) is named as an executor.
     pub fn is_executor(&self, author: &crate::entry::AuthorId) -> bool {
         let hex = author.to_hex();
-        self.doc.executors.iter().any(|e| e.eq_ignore_ascii_case(&hex))
+        self.doc
+            .executors
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(&hex))
     }
 }

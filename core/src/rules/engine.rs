@@ -193,8 +193,7 @@ pub enum EvaluateError {
 /// Function and operator names a rule may call (besides the comparison and
 /// arithmetic operators, always allowed).
 const GLOBAL_FUNCTIONS: &[&str] = &[
-    "size", "int", "uint", "double", "string", "bool", "bytes", "type", "dyn", "decimal",
-    "matches",
+    "size", "int", "uint", "double", "string", "bool", "bytes", "type", "dyn", "decimal", "matches",
 ];
 const MEMBER_FUNCTIONS: &[&str] = &[
     "size",
@@ -284,7 +283,11 @@ impl Expression {
     }
 
     /// Evaluate against `inputs` within `limits.budget`.
-    pub fn evaluate(&self, inputs: &Inputs<'_>, limits: &Limits) -> Result<Evaluated, EvaluateError> {
+    pub fn evaluate(
+        &self,
+        inputs: &Inputs<'_>,
+        limits: &Limits,
+    ) -> Result<Evaluated, EvaluateError> {
         let root = metered_context(limits);
         self.evaluate_in(&root, inputs, limits)
     }
@@ -474,8 +477,7 @@ fn key_order(a: &dyn Val, b: &dyn Val) -> Ordering {
         if let (Some(x), Some(y)) = (a.downcast_ref::<CelUInt>(), b.downcast_ref::<CelUInt>()) {
             return x.inner().cmp(y.inner());
         }
-        if let (Some(x), Some(y)) = (a.downcast_ref::<CelString>(), b.downcast_ref::<CelString>())
-        {
+        if let (Some(x), Some(y)) = (a.downcast_ref::<CelString>(), b.downcast_ref::<CelString>()) {
             return x.inner().cmp(y.inner());
         }
         Ordering::Equal
@@ -727,7 +729,8 @@ impl Checker<'_> {
                 None => call.args.get(1),
             };
             match pattern.map(|p| &p.expr) {
-                Some(Expr::Literal(LiteralValue::String(s))) if s.inner().len() <= MAX_PATTERN_LEN => {}
+                Some(Expr::Literal(LiteralValue::String(s)))
+                    if s.inner().len() <= MAX_PATTERN_LEN => {}
                 _ => return Err(CompileExpressionError::PatternNotLiteral),
             }
         }
@@ -747,8 +750,22 @@ fn operator_chars(source: &str) -> usize {
         .filter(|b| {
             matches!(
                 b,
-                b'+' | b'-' | b'*' | b'/' | b'%' | b'!' | b'<' | b'>' | b'=' | b'&' | b'|' | b'?'
-                    | b':' | b'.' | b'[' | b'(' | b','
+                b'+' | b'-'
+                    | b'*'
+                    | b'/'
+                    | b'%'
+                    | b'!'
+                    | b'<'
+                    | b'>'
+                    | b'='
+                    | b'&'
+                    | b'|'
+                    | b'?'
+                    | b':'
+                    | b'.'
+                    | b'['
+                    | b'('
+                    | b','
             )
         })
         .count()
@@ -870,7 +887,10 @@ pub struct Inputs<'v> {
 impl std::fmt::Debug for Inputs<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inputs")
-            .field("names", &self.values.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field(
+                "names",
+                &self.values.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -976,7 +996,11 @@ impl<'v> Inputs<'v> {
         })
     }
 
-    fn convert_plain(&mut self, value: &'v Json, depth: usize) -> Result<Box<dyn Val + 'v>, EvaluateError> {
+    fn convert_plain(
+        &mut self,
+        value: &'v Json,
+        depth: usize,
+    ) -> Result<Box<dyn Val + 'v>, EvaluateError> {
         self.tick(depth)?;
         Ok(match value {
             Json::Number(n) => {
@@ -1069,7 +1093,12 @@ impl Evaluated {
         } else if let Some(d) = value.downcast_ref::<CelDecimal>() {
             Evaluated::Decimal(d.0)
         } else if let Some(l) = value.downcast_ref::<CelList>() {
-            Evaluated::List(l.inner().iter().map(|v| Evaluated::from_val(v.as_ref())).collect())
+            Evaluated::List(
+                l.inner()
+                    .iter()
+                    .map(|v| Evaluated::from_val(v.as_ref()))
+                    .collect(),
+            )
         } else if let Some(m) = value.downcast_ref::<CelMap>() {
             let mut keys = Vec::new();
             if let Some(iterable) = m.as_iterable() {

@@ -208,7 +208,10 @@ impl EndorsementBody {
             return Err(bad("unknown format or version".into()));
         }
         let id = body.target.id();
-        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        if id.len() != 64
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         {
             return Err(bad("target id is not 64 lowercase hex digits".into()));
         }
@@ -374,7 +377,11 @@ mod tests {
             entry: EntryId([entry; 32]),
             author: author(1),
             seq: 100 + entry as u64,
-            body: FactBody::Policy(PolicyBody::new(quorum, 5, replaces.map(|r| EntryId([r; 32])))),
+            body: FactBody::Policy(PolicyBody::new(
+                quorum,
+                5,
+                replaces.map(|r| EntryId([r; 32])),
+            )),
         }
     }
 
@@ -382,11 +389,17 @@ mod tests {
     fn policy_replacement_needs_the_old_quorum() {
         let p2 = Target::Policy(EntryId([20; 32]).to_hex());
         let mut facts = vec![policy(10, 2, None), policy(20, 1, Some(10))];
-        assert_eq!(Governance::at(&facts).policy(), Some((EntryId([10; 32]), 2)));
+        assert_eq!(
+            Governance::at(&facts).policy(),
+            Some((EntryId([10; 32]), 2))
+        );
         facts.push(endorse(30, 2, 1, &p2, Stance::Endorse));
         assert_eq!(Governance::at(&facts).policy().map(|p| p.1), Some(2));
         facts.push(endorse(31, 3, 1, &p2, Stance::Endorse));
-        assert_eq!(Governance::at(&facts).policy(), Some((EntryId([20; 32]), 1)));
+        assert_eq!(
+            Governance::at(&facts).policy(),
+            Some((EntryId([20; 32]), 1))
+        );
     }
 
     #[test]

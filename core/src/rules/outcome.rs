@@ -43,7 +43,9 @@ impl RuleInputs {
             "trigger": self.trigger,
             "prediction": self.prediction,
         });
-        hex::encode(Sha256::digest(serde_json::to_vec(&value).unwrap_or_default()))
+        hex::encode(Sha256::digest(
+            serde_json::to_vec(&value).unwrap_or_default(),
+        ))
     }
 }
 
@@ -150,14 +152,14 @@ pub fn bind<'v>(inputs: &'v RuleInputs, limits: &Limits) -> Result<Inputs<'v>, E
     let chart: &'v serde_json::Map<String, Json> = &inputs.chart;
     let mut map = std::collections::HashMap::new();
     for (kind, list) in chart {
-        let items: Vec<&'v Json> = list.as_array().map(|a| a.iter().collect()).unwrap_or_default();
+        let items: Vec<&'v Json> = list
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
         let list = bound.json_list(&items)?;
         map.insert(cel::common::types::CelMapKey::from(kind.as_str()), list);
     }
-    bound.add_val(
-        "chart",
-        Box::new(cel::common::types::CelMap::from(map)),
-    );
+    bound.add_val("chart", Box::new(cel::common::types::CelMap::from(map)));
     bound.add_json("patient", &inputs.patient)?;
     bound.add_json("trigger", &inputs.trigger)?;
     match &inputs.prediction {
@@ -189,7 +191,13 @@ pub fn apply(
         if boolean(when, &field, &bound, &root, limits)? {
             let clause = &rule.rule.clauses[i];
             let amount = match amount_expr {
-                Some(expr) => Some(amount(expr, &format!("clauses[{i}].amount"), &bound, &root, limits)?),
+                Some(expr) => Some(amount(
+                    expr,
+                    &format!("clauses[{i}].amount"),
+                    &bound,
+                    &root,
+                    limits,
+                )?),
                 None => None,
             };
             return Ok(Some(Adjudication {
@@ -332,7 +340,11 @@ impl OutcomeRecord {
 
     /// The key "exactly one outcome" is about: rule set, rule, resource version.
     pub fn key(&self) -> (String, String, Subject) {
-        (self.rule_set.hash.clone(), self.rule.clone(), self.subject.clone())
+        (
+            self.rule_set.hash.clone(),
+            self.rule.clone(),
+            self.subject.clone(),
+        )
     }
 
     /// Whether two outcomes decided the same thing.

@@ -56,7 +56,11 @@ pub fn fuzz(data: &[u8]) {
         assert_eq!(set.hash, <[u8; 32]>::from(sha2::Sha256::digest(payload)));
         for rule in &set.rules {
             let first = apply(rule, &inputs, &limits);
-            assert_eq!(first, apply(rule, &inputs, &limits), "rule evaluation is not deterministic");
+            assert_eq!(
+                first,
+                apply(rule, &inputs, &limits),
+                "rule evaluation is not deterministic"
+            );
         }
         return;
     }
@@ -70,7 +74,11 @@ pub fn fuzz(data: &[u8]) {
         return;
     };
     let first = expr.evaluate(&bound, &limits);
-    assert_eq!(first, expr.evaluate(&bound, &limits), "evaluation is not deterministic");
+    assert_eq!(
+        first,
+        expr.evaluate(&bound, &limits),
+        "evaluation is not deterministic"
+    );
     let _ = Inputs::new();
 }
 
@@ -80,7 +88,10 @@ use sha2::Digest;
 pub fn seeds() -> Vec<(String, Vec<u8>)> {
     let rule_set = include_str!("../../../examples/data/rules/claims-adjudication.json")
         .replace("INSURER", &"ab".repeat(32));
-    let mut out = vec![("rule-set".to_owned(), [&[0u8][..], rule_set.as_bytes()].concat())];
+    let mut out = vec![(
+        "rule-set".to_owned(),
+        [&[0u8][..], rule_set.as_bytes()].concat(),
+    )];
     let expressions = [
         "(resource.total.value * decimal('0.80')).round(2)",
         "resource.insurance.exists(i, i.focal && i.coverage.display != 'NO_INSURANCE')",
@@ -96,7 +107,10 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         "type(resource.total.value) == decimal",
     ];
     for (i, source) in expressions.iter().enumerate() {
-        out.push((format!("expr-{i:02}"), [&[1u8][..], source.as_bytes()].concat()));
+        out.push((
+            format!("expr-{i:02}"),
+            [&[1u8][..], source.as_bytes()].concat(),
+        ));
     }
     out
 }

@@ -31,10 +31,21 @@ impl Gen {
     }
 
     fn int(&mut self, depth: u32) -> String {
-        let choice = if depth == 0 { self.rng.random_range(0..3) } else { self.rng.random_range(0..11) };
+        let choice = if depth == 0 {
+            self.rng.random_range(0..3)
+        } else {
+            self.rng.random_range(0..11)
+        };
         match choice {
             0 => self.rng.random_range(-20i64..100).to_string(),
-            1 => self.pick(&["resource.n", "resource.m", "resource.nums[0]", "resource.nums[1]"]).to_owned(),
+            1 => self
+                .pick(&[
+                    "resource.n",
+                    "resource.m",
+                    "resource.nums[0]",
+                    "resource.nums[1]",
+                ])
+                .to_owned(),
             2 => {
                 if let Some(v) = self.vars.last().cloned() {
                     v
@@ -48,25 +59,47 @@ impl Gen {
             }
             6 => format!("size({})", self.list(depth - 1)),
             7 => format!("size({})", self.string(depth - 1)),
-            8 => format!("({} ? {} : {})", self.boolean(depth - 1), self.int(depth - 1), self.int(depth - 1)),
+            8 => format!(
+                "({} ? {} : {})",
+                self.boolean(depth - 1),
+                self.int(depth - 1),
+                self.int(depth - 1)
+            ),
             9 => format!("-{}", self.int(depth - 1)),
-            _ => format!("{}.filter(x, x > {}).size()", self.list(depth - 1), self.rng.random_range(0..20)),
+            _ => format!(
+                "{}.filter(x, x > {}).size()",
+                self.list(depth - 1),
+                self.rng.random_range(0..20)
+            ),
         }
     }
 
     fn string(&mut self, depth: u32) -> String {
-        let choice = if depth == 0 { self.rng.random_range(0..2) } else { self.rng.random_range(0..5) };
+        let choice = if depth == 0 {
+            self.rng.random_range(0..2)
+        } else {
+            self.rng.random_range(0..5)
+        };
         match choice {
             0 => format!("'{}'", self.pick(&["a", "bc", "Claim", "", "ab", "xyz"])),
             1 => self.pick(&["resource.s", "resource.t"]).to_owned(),
             2 => format!("({} + {})", self.string(depth - 1), self.string(depth - 1)),
-            3 => format!("({} ? {} : {})", self.boolean(depth - 1), self.string(depth - 1), self.string(depth - 1)),
+            3 => format!(
+                "({} ? {} : {})",
+                self.boolean(depth - 1),
+                self.string(depth - 1),
+                self.string(depth - 1)
+            ),
             _ => format!("string({})", self.int(depth - 1)),
         }
     }
 
     fn list(&mut self, depth: u32) -> String {
-        let choice = if depth == 0 { self.rng.random_range(0..2) } else { self.rng.random_range(0..6) };
+        let choice = if depth == 0 {
+            self.rng.random_range(0..2)
+        } else {
+            self.rng.random_range(0..6)
+        };
         match choice {
             0 => "resource.nums".into(),
             1 => format!(
@@ -98,17 +131,28 @@ impl Gen {
     }
 
     fn boolean(&mut self, depth: u32) -> String {
-        let choice = if depth == 0 { self.rng.random_range(0..2) } else { self.rng.random_range(0..12) };
+        let choice = if depth == 0 {
+            self.rng.random_range(0..2)
+        } else {
+            self.rng.random_range(0..12)
+        };
         match choice {
             0 => self.pick(&["true", "false", "resource.flag"]).to_owned(),
-            1 => format!("has(resource.{})", self.pick(&["n", "missing", "s", "nested"])),
+            1 => format!(
+                "has(resource.{})",
+                self.pick(&["n", "missing", "s", "nested"])
+            ),
             2 | 3 => {
                 let op = self.pick(&["<", "<=", ">", ">=", "==", "!="]);
                 format!("({} {op} {})", self.int(depth - 1), self.int(depth - 1))
             }
             4 => {
                 let op = self.pick(&["&&", "||"]);
-                format!("({} {op} {})", self.boolean(depth - 1), self.boolean(depth - 1))
+                format!(
+                    "({} {op} {})",
+                    self.boolean(depth - 1),
+                    self.boolean(depth - 1)
+                )
             }
             5 => format!("!{}", self.boolean(depth - 1)),
             6 => format!("({} in {})", self.int(depth - 1), self.list(depth - 1)),
@@ -183,6 +227,9 @@ fn main() {
                 }
             }
         };
-        println!("{}", json!({ "expr": expr, "input": input, "result": result }));
+        println!(
+            "{}",
+            json!({ "expr": expr, "input": input, "result": result })
+        );
     }
 }
