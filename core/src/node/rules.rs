@@ -843,22 +843,9 @@ impl Node {
         network: &NetworkId,
         id: &EntryId,
     ) -> Result<OutcomeCheck, RulesError> {
-        let bytes = self
-            .store
-            .entry_by_id(&network.0, id)?
-            .ok_or(RulesError::Unknown("outcome"))?;
-        let entry = Entry::decode(&bytes).map_err(|_| StoreError::Corrupt("entries.bytes"))?;
-        if entry.header.kind != EntryKind::RuleOutcome {
-            return Err(RulesError::Unknown("outcome"));
-        }
-        let body = self
-            .opened_body(network, &entry)?
-            .ok_or(RulesError::Unknown("outcome"))?;
-        let record = match OutcomeRecord::decode(&body) {
-            Ok(record) => record,
-            Err(error) => return Ok(mismatch(OutcomeStep::Outcome, error.to_string())),
-        };
-        self.check_outcome(network, entry.header.author, &record, None)
+        Ok(self
+            .verify_outcome_cached(network, id, &mut CheckCache::default())?
+            .1)
     }
 
     fn verify_outcome_cached(
