@@ -206,13 +206,19 @@ struct RulesLedger {
     outcomes: Vec<(EntryId, AuthorId, OutcomeRecord)>,
 }
 
+/// A record's resources and consents, read at some heads.
+type Chart = Rc<(Vec<Resource>, super::ChartConsents)>;
+
+/// Outcomes by key.
+type ByKey = BTreeMap<(String, String, Subject), Vec<(EntryId, AuthorId, OutcomeRecord)>>;
+
 /// What re-checking many outcomes shares: the rules entries, parsed rule
 /// sets, and records read at cited heads.
 #[derive(Default)]
 struct CheckCache {
     ledger: Option<RulesLedger>,
     sets: BTreeMap<Vec<u8>, Result<Rc<RuleSet>, String>>,
-    charts: BTreeMap<(String, Vec<[u8; 32]>), Option<Rc<(Vec<Resource>, super::ChartConsents)>>>,
+    charts: BTreeMap<(String, Vec<[u8; 32]>), Option<Chart>>,
     /// Trigger entries: `(is a record change, its record, its time)`.
     triggers: BTreeMap<EntryId, Option<(bool, Option<String>, u64)>>,
 }
@@ -442,11 +448,11 @@ impl Node {
             }
         }
         let bytes = body.encode();
-        Ok(self.atomically(|node| {
+        self.atomically(|node| {
             let entry = node.append_entry(network, EntryKind::Endorsement, &bytes, now_ms)?;
             node.rules_pass(network, None, now_ms)?;
             Ok::<_, RulesError>(entry)
-        })?)
+        })
     }
 
     /// Whether a target is active now, and on what.
@@ -494,10 +500,7 @@ impl Node {
     pub fn rule_outcomes(&self, network: &NetworkId) -> Result<Vec<StoredOutcome>, RulesError> {
         self.network_row(network)?;
         let ledger = self.rules_ledger(network)?;
-        let mut by_key: BTreeMap<
-            (String, String, Subject),
-            Vec<(EntryId, AuthorId, OutcomeRecord)>,
-        > = BTreeMap::new();
+        let mut by_key: ByKey = BTreeMap::new();
         for (id, author, record) in ledger.outcomes {
             by_key
                 .entry(record.key())
@@ -537,7 +540,7 @@ impl Node {
         if !self.is_member(network)? {
             return Err(NetworkError::NotAMember.into());
         }
-        Ok(self.atomically(|node| node.rules_pass(network, None, now_ms))?)
+        self.atomically(|node| node.rules_pass(network, None, now_ms))
     }
 
     /// After a receive batch: run the rules for records the batch changed
@@ -895,6 +898,7 @@ impl Node {
         )
     }
 
+    #[allow(clippy::map_entry)]
     fn check_cached(
         &mut self,
         network: &NetworkId,

@@ -58,7 +58,7 @@ use crate::entry::EntryKind;
 /// default [`engine::Limits`]: a hostile rule set is refused and nothing of
 /// it is stored.
 pub(crate) fn check_body(kind: EntryKind, body: &[u8]) -> Result<(), String> {
-    let result = match kind {
+    match kind {
         EntryKind::RuleSet => document::RuleSet::parse(body, &engine::Limits::default())
             .map(drop)
             .map_err(|e| e.to_string()),
@@ -72,6 +72,5 @@ pub(crate) fn check_body(kind: EntryKind, body: &[u8]) -> Result<(), String> {
             .map(drop)
             .map_err(|e| e.to_string()),
         _ => Ok(()),
-    };
-    result
+    }
 }
