@@ -6,7 +6,9 @@
 #   2. the C API suite and example: plain, AddressSanitizer + UBSan, valgrind
 #      (tests/c/run.sh; installs valgrind with apt-get if missing);
 #   3. the Python and Kotlin binding scenarios and the generated-sources drift
-#      check (bindings/tests/run.sh; installs JNA and kotlinc if missing).
+#      check (bindings/tests/run.sh; installs JNA and kotlinc if missing);
+#   4. the rule engine's differential test against the PyPI cel-python package
+#      (tests/rules/differential.sh; installs it into a venv under target/).
 # Needs no network beyond package installs and no nightly toolchain. Every stage
 # runs even after a failure; the exit status is non-zero if any failed.
 set -euo pipefail
@@ -61,6 +63,9 @@ if [ -f bindings/tests/run.sh ]; then
     stage "bindings (bindings/tests/run.sh)"
     bash bindings/tests/run.sh || failed+=("bindings (bindings/tests/run.sh)")
 fi
+
+stage "rules differential test (tests/rules/differential.sh)"
+bash tests/rules/differential.sh 2000 1 || failed+=("rules differential test")
 
 echo "rust tests: $rust"
 if [ ${#failed[@]} -gt 0 ]; then

@@ -140,6 +140,14 @@ pub enum EntryKind {
     /// Notice that a record's new key is withheld from this network (consent
     /// revoked or expired): later changes under that key are out of reach.
     KeyWithheld = 6,
+    /// A rule set document (CEL rules, their triggers and executors).
+    RuleSet = 10,
+    /// An outcome a rule wrote by itself (a FHIR `ClaimResponse` in substance).
+    RuleOutcome = 11,
+    /// A network policy: the governance quorum.
+    Policy = 12,
+    /// An endorsement (or its withdrawal) of a rule set, model card or policy.
+    Endorsement = 13,
 }
 
 impl EntryKind {
@@ -152,6 +160,10 @@ impl EntryKind {
             4 => Some(Self::Decision),
             5 => Some(Self::ModelUpdate),
             6 => Some(Self::KeyWithheld),
+            10 => Some(Self::RuleSet),
+            11 => Some(Self::RuleOutcome),
+            12 => Some(Self::Policy),
+            13 => Some(Self::Endorsement),
             _ => None,
         }
     }
@@ -165,6 +177,10 @@ impl EntryKind {
             Self::Decision => "decision",
             Self::ModelUpdate => "model-update",
             Self::KeyWithheld => "key-withheld",
+            Self::RuleSet => "rule-set",
+            Self::RuleOutcome => "rule-outcome",
+            Self::Policy => "policy",
+            Self::Endorsement => "endorsement",
         }
     }
 }

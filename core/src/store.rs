@@ -49,6 +49,7 @@ use crate::body::{EpochGrant, MemberSpan, RecordKeyGrant, RecordKeyId};
 use crate::entry::{AuthorId, EntryHeader, EntryId};
 use crate::keys::{SecretKey, StorageKey, NONCE_LEN};
 
+mod rules;
 mod seal;
 
 /// Current schema version; [`Store::open`] migrates older files up to it.

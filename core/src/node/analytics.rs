@@ -1023,6 +1023,23 @@ impl Node {
         purpose: Purpose,
         now_ms: u64,
     ) -> Result<DecisionOutcome, AiError> {
+        let decision = self.decide_prediction(network, id, input, purpose, now_ms)?;
+        let body = decision.encode_body();
+        let entry =
+            self.atomically(|node| node.append_entry(network, EntryKind::Decision, &body, now_ms))?;
+        Ok(DecisionOutcome { entry, decision })
+    }
+
+    /// Everything [`Node::predict`] does but writing the entry: the rules
+    /// engine writes it inside its own transaction.
+    pub(crate) fn decide_prediction(
+        &mut self,
+        network: &NetworkId,
+        id: &EntryId,
+        input: &PredictInput,
+        purpose: Purpose,
+        now_ms: u64,
+    ) -> Result<DecisionRecord, AiError> {
         if !self.is_member(network)? {
             return Err(NetworkError::NotAMember.into());
         }
@@ -1103,10 +1120,7 @@ impl Node {
             purpose: purpose.code().to_owned(),
             consent_ids,
         };
-        let body = decision.encode_body();
-        let entry =
-            self.atomically(|node| node.append_entry(network, EntryKind::Decision, &body, now_ms))?;
-        Ok(DecisionOutcome { entry, decision })
+        Ok(decision)
     }
 
     /// Train on this node's consented records of `source` (consent must

@@ -451,6 +451,32 @@ impl Node {
         purpose: Purpose,
         now_ms: u64,
     ) -> Result<ShareReport, ConsentError> {
+        self.share_filtered(from, to, purpose, None, now_ms)
+    }
+
+    /// [`Node::share_to_network`] limited to the resource types `types`
+    /// (e.g. the `Claim`, `Coverage` and `Condition` a claims network's
+    /// rules read): other types are never shared, whatever consent allows.
+    pub fn share_types_to_network(
+        &mut self,
+        from: &NetworkId,
+        to: &NetworkId,
+        purpose: Purpose,
+        types: &[String],
+        now_ms: u64,
+    ) -> Result<ShareReport, ConsentError> {
+        let only: BTreeSet<String> = types.iter().cloned().collect();
+        self.share_filtered(from, to, purpose, Some(&only), now_ms)
+    }
+
+    fn share_filtered(
+        &mut self,
+        from: &NetworkId,
+        to: &NetworkId,
+        purpose: Purpose,
+        only: Option<&BTreeSet<String>>,
+        now_ms: u64,
+    ) -> Result<ShareReport, ConsentError> {
         if from == to {
             return Err(ConsentError::SameNetwork);
         }
@@ -483,7 +509,10 @@ impl Node {
                     let consents = chart_consents(doc, &resources);
                     (resources, consents)
                 };
-                let types = data_types(&resources);
+                let mut types = data_types(&resources);
+                if let Some(only) = only {
+                    types.retain(|t| only.contains(t));
+                }
                 let decided = if consents.unreadable.is_empty() {
                     decide_types(
                         &consents.list(),
@@ -504,6 +533,7 @@ impl Node {
                 let data_count = resources
                     .iter()
                     .filter(|r| r.resource_type() != "Consent")
+                    .filter(|r| only.is_none_or(|only| only.contains(r.resource_type())))
                     .count();
                 let permitted: Vec<&Resource> = resources
                     .iter()

@@ -87,6 +87,8 @@ pub struct ReceiveReport {
     pub rejected: Vec<RejectEntryError>,
     /// MLS messages that failed to process (with the reason).
     pub mls_errors: Vec<String>,
+    /// What rules did: outcomes written by this node, others' re-checked.
+    pub rules: super::RulesActivity,
 }
 
 /// One problem found by [`Node::verify_ledger`].
@@ -211,11 +213,13 @@ impl Node {
     ) -> Result<ReceiveReport, ReceiveError> {
         self.network_row(network)?;
         self.atomically(|node| {
+            let before = node.store.last_local_order(&network.0)?;
             let mut report = ReceiveReport::default();
             for message in messages {
                 node.receive_one(network, message, now_ms, &mut report)?;
             }
             node.retry_pending(network, &mut report)?;
+            report.rules = node.rules_after_receive(network, before, now_ms)?;
             report.held = node.store.pending(&network.0)?.len();
             if let Some(seq) = relay_seq {
                 node.store.set_relay_cursor(&network.0, seq)?;
@@ -502,6 +506,14 @@ impl Node {
             },
             EntryKind::ModelCard | EntryKind::Decision | EntryKind::ModelUpdate => {
                 if let Err(error) = crate::analytics::ledger::check_body(h.kind, &body) {
+                    return Ok(Err(RejectEntryError::MalformedBody(error)));
+                }
+            }
+            EntryKind::RuleSet
+            | EntryKind::RuleOutcome
+            | EntryKind::Policy
+            | EntryKind::Endorsement => {
+                if let Err(error) = crate::rules::check_body(h.kind, &body) {
                     return Ok(Err(RejectEntryError::MalformedBody(error)));
                 }
             }

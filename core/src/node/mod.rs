@@ -36,6 +36,7 @@ mod consent;
 mod ledger;
 mod mls;
 mod records;
+mod rules;
 #[cfg(feature = "test-hooks")]
 mod testing;
 
@@ -58,6 +59,7 @@ pub use analytics::{
 };
 pub use consent::{ChartConsents, ConsentError, GranteeExport, PatientConsent, ShareReport};
 pub use ledger::{EntryOutcome, HoldReason, LedgerProblem, LedgerReport, ReceiveReport};
+pub use rules::{OutcomeCheck, OutcomeStep, RuleSetInfo, RulesActivity, RulesError, StoredOutcome};
 
 /// A network's id: its MLS group id.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

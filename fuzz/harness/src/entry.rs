@@ -54,6 +54,21 @@ pub fn decode_body(kind: EntryKind, body: &[u8]) {
         EntryKind::ModelUpdate => {
             let _ = UpdateFacts::decode_body(body);
         }
+        EntryKind::RuleSet => {
+            let _ = careledger::rules::document::RuleSet::parse(
+                body,
+                &careledger::rules::engine::Limits::default(),
+            );
+        }
+        EntryKind::RuleOutcome => {
+            let _ = careledger::rules::outcome::OutcomeRecord::decode(body);
+        }
+        EntryKind::Policy => {
+            let _ = careledger::rules::governance::PolicyBody::decode(body);
+        }
+        EntryKind::Endorsement => {
+            let _ = careledger::rules::governance::EndorsementBody::decode(body);
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod mls_ingest;
 pub mod node_util;
 pub mod proofs;
 pub mod relay_chunks;
+pub mod rules;
 pub mod store_open;
 pub mod wire;
 
@@ -83,6 +84,11 @@ pub const TARGETS: &[Target] = &[
         name: "c_api",
         fuzz: c_api::fuzz,
         seeds: c_api::seeds,
+    },
+    Target {
+        name: "rules",
+        fuzz: rules::fuzz,
+        seeds: rules::seeds,
     },
     Target {
         name: "interaction",
