@@ -97,6 +97,7 @@ pub mod ledger;
 pub mod metrics;
 mod model;
 pub mod secagg;
+pub mod secure_fl;
 mod spec;
 mod train;
 
