@@ -153,10 +153,11 @@ pub struct SiteBudget {
     pub name: String,
     /// Differentially private rounds, merged by parameters.
     pub compositions: Vec<Composition>,
-    /// Rounds without differential privacy (statistics, FedAvg).
+    /// Releases without differential privacy (statistics, FedAvg rounds):
+    /// not covered by ε, listed so nobody mistakes them for private ones.
     pub non_private_rounds: u64,
-    /// ε at [`Self::delta`]; `None` when a non-private round was run.
-    pub epsilon: Option<f64>,
+    /// ε of the differentially private rounds at [`Self::delta`].
+    pub epsilon: f64,
     /// The δ ε is stated at.
     pub delta: f64,
 }
@@ -169,7 +170,7 @@ impl SiteBudget {
             name: name.to_owned(),
             compositions: Vec::new(),
             non_private_rounds: 0,
-            epsilon: Some(0.0),
+            epsilon: 0.0,
             delta,
         }
     }
@@ -210,11 +211,7 @@ impl SiteBudget {
 
     /// Recompute ε from the compositions.
     pub fn recompute(&mut self) {
-        self.epsilon = if self.non_private_rounds > 0 {
-            None
-        } else {
-            Some(dp::epsilon(&self.compositions, self.delta).0)
-        };
+        self.epsilon = dp::epsilon(&self.compositions, self.delta).0;
     }
 }
 
@@ -759,6 +756,24 @@ impl RoundCard {
     pub fn header() -> (String, u32) {
         (ROUND_FORMAT.to_owned(), FL_FORMAT_VERSION)
     }
+}
+
+/// Check that an opened body of a federated-task kind decodes (receive
+/// refuses entries that do not).
+pub fn check_body(kind: crate::entry::EntryKind, body: &[u8]) -> Result<(), String> {
+    use crate::entry::EntryKind;
+    let result = match kind {
+        EntryKind::FlPolicy => PolicyMessage::decode(body).map(drop),
+        EntryKind::FlPlan => Plan::decode(body).map(drop),
+        EntryKind::FlKeys => KeysMessage::decode(body).map(drop),
+        EntryKind::FlShares => SharesMessage::decode(body).map(drop),
+        EntryKind::FlMasked => MaskedMessage::decode(body).map(drop),
+        EntryKind::FlSurvivors => SurvivorsMessage::decode(body).map(drop),
+        EntryKind::FlUnmask => UnmaskMessage::decode(body).map(drop),
+        EntryKind::FlRound => RoundCard::decode_body(body).map(drop),
+        _ => Ok(()),
+    };
+    result.map_err(|e| e.to_string())
 }
 
 /// A protocol step failed.

@@ -389,14 +389,14 @@ fn spec_types(spec: &FeatureSpec) -> BTreeSet<String> {
 }
 
 /// Everything the dataset depends on besides the ledger.
-struct DatasetInputs<'a> {
-    checkpoint: &'a Checkpoint,
-    spec: &'a FeatureSpec,
-    purpose: &'a Purpose,
-    grantee_network: &'a NetworkId,
-    requester: AuthorId,
-    as_of_ms: u64,
-    salt: [u8; 32],
+pub(crate) struct DatasetInputs<'a> {
+    pub(crate) checkpoint: &'a Checkpoint,
+    pub(crate) spec: &'a FeatureSpec,
+    pub(crate) purpose: &'a Purpose,
+    pub(crate) grantee_network: &'a NetworkId,
+    pub(crate) requester: AuthorId,
+    pub(crate) as_of_ms: u64,
+    pub(crate) salt: [u8; 32],
 }
 
 /// An opened entry of one of the analytics kinds.
@@ -500,7 +500,7 @@ impl Node {
         Ok(out)
     }
 
-    fn build_dataset_with(
+    pub(crate) fn build_dataset_with(
         &mut self,
         network: &NetworkId,
         inputs: &DatasetInputs<'_>,

@@ -54,6 +54,16 @@ pub fn decode_body(kind: EntryKind, body: &[u8]) {
         EntryKind::ModelUpdate => {
             let _ = UpdateFacts::decode_body(body);
         }
+        EntryKind::FlPolicy
+        | EntryKind::FlPlan
+        | EntryKind::FlKeys
+        | EntryKind::FlShares
+        | EntryKind::FlMasked
+        | EntryKind::FlSurvivors
+        | EntryKind::FlUnmask
+        | EntryKind::FlRound => {
+            let _ = careledger::analytics::secure_fl::check_body(kind, body);
+        }
     }
 }
 
