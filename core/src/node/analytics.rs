@@ -336,6 +336,12 @@ pub enum AuditRecord {
     Decision(Box<DecisionRecord>),
     /// A federated model update.
     ModelUpdate(Box<UpdateFacts>),
+    /// A member's privacy-budget policy for federated tasks.
+    FlPolicy(crate::analytics::dp::BudgetPolicy),
+    /// A federated task's plan (sites, rounds, DP parameters, budget).
+    FlPlan(Box<crate::analytics::secure_fl::Plan>),
+    /// A federated round card: the sum, parameters and the budget spent.
+    FlRound(Box<crate::analytics::secure_fl::RoundCard>),
     /// A record cut off by consent.
     KeyWithheld {
         /// The record.
@@ -682,6 +688,9 @@ impl Node {
                     | EntryKind::Decision
                     | EntryKind::ModelUpdate
                     | EntryKind::KeyWithheld
+                    | EntryKind::FlPolicy
+                    | EntryKind::FlPlan
+                    | EntryKind::FlRound
             ) {
                 continue;
             }
@@ -1269,8 +1278,9 @@ impl Node {
         Ok(TrainOutcome { entry, card, model })
     }
 
-    /// Model cards, decisions, model updates and consent cut-offs of a
-    /// network, in local order.
+    /// Model cards, decisions, model updates, consent cut-offs, and the
+    /// budget policies, plans and round cards of federated tasks (with the
+    /// privacy budget each round spent) of a network, in local order.
     pub fn audit(&mut self, network: &NetworkId) -> Result<Vec<AuditEntry>, AiError> {
         let names: HashMap<AuthorId, String> = self
             .store
@@ -1295,6 +1305,20 @@ impl Node {
                 )),
                 EntryKind::ModelUpdate => AuditRecord::ModelUpdate(Box::new(
                     UpdateFacts::decode_body(&entry.body)
+                        .map_err(|e| AiError::Body(e.to_string()))?
+                        .0,
+                )),
+                EntryKind::FlPolicy => AuditRecord::FlPolicy(
+                    crate::analytics::secure_fl::PolicyMessage::decode(&entry.body)
+                        .map_err(|e| AiError::Body(e.to_string()))?
+                        .policy,
+                ),
+                EntryKind::FlPlan => AuditRecord::FlPlan(Box::new(
+                    crate::analytics::secure_fl::Plan::decode(&entry.body)
+                        .map_err(|e| AiError::Body(e.to_string()))?,
+                )),
+                EntryKind::FlRound => AuditRecord::FlRound(Box::new(
+                    crate::analytics::secure_fl::RoundCard::decode_body(&entry.body)
                         .map_err(|e| AiError::Body(e.to_string()))?
                         .0,
                 )),

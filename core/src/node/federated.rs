@@ -660,6 +660,18 @@ impl Node {
         Ok((view.plan_entry, view.plan.clone()))
     }
 
+    /// Every round card of a network (any author), in chain order, with its
+    /// entry id. Cards not written by their task's coordinator are left out.
+    pub fn fl_round_cards(&self, network: &NetworkId) -> Result<Vec<(EntryId, RoundCard)>, FlError> {
+        let tasks = self.fl_tasks_view(network, None)?;
+        let mut out: Vec<(EntryId, RoundCard)> = tasks
+            .values()
+            .flat_map(|view| view.cards.values().map(|(id, _, card, _)| (*id, card.clone())))
+            .collect();
+        out.sort_by(|a, b| (&a.1.task, a.1.round).cmp(&(&b.1.task, b.1.round)));
+        Ok(out)
+    }
+
     /// A round card by entry id: `(card, model bytes)`.
     pub fn fl_round_card(
         &self,

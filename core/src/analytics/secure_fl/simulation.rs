@@ -28,7 +28,8 @@ use super::{
 };
 use crate::analytics::model::SiteContribution;
 use crate::analytics::secagg::SiteSecrets;
-use crate::analytics::{FeatureSpec, TrainedModel};
+use crate::analytics::dp::{noise_multiplier_for, DpParameters};
+use crate::analytics::{evaluate, Dataset, FeatureSpec, Metrics, TrainedModel};
 use crate::checkpoint::Checkpoint;
 use crate::node::NetworkId;
 
@@ -332,4 +333,145 @@ impl Simulation {
             .collect();
         final_model(&self.plan, &self.theta, self.round, sites)
     }
+}
+
+/// Settings of an accuracy-versus-ε sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepSettings {
+    /// DP-SGD rounds per task.
+    pub rounds: u32,
+    /// Poisson sampling rate.
+    pub sampling_rate: f64,
+    /// Per-record clipping norm.
+    pub clip_norm: f64,
+    /// DP-SGD step size.
+    pub learning_rate: f64,
+    /// L2 penalty.
+    pub l2: f64,
+    /// Seeds per ε (sampling and noise differ).
+    pub seeds: u64,
+    /// The δ of every ε.
+    pub delta: f64,
+    /// The non-private reference: FedAvg rounds and local steps.
+    pub fedavg_rounds: u32,
+    /// FedAvg local steps.
+    pub fedavg_local_steps: u32,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        SweepSettings {
+            rounds: 30,
+            sampling_rate: 1.0,
+            clip_norm: 1.0,
+            learning_rate: 1.0,
+            l2: 1e-3,
+            seeds: 5,
+            delta: 1e-5,
+            fedavg_rounds: 12,
+            fedavg_local_steps: 10,
+        }
+    }
+}
+
+/// Test accuracy at one ε (or without DP).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SweepPoint {
+    /// The ε (`None`: secure FedAvg without DP).
+    pub epsilon: Option<f64>,
+    /// The noise multiplier that spends exactly that ε in the rounds.
+    pub noise_multiplier: Option<f64>,
+    /// Accuracy per seed.
+    pub accuracies: Vec<f64>,
+}
+
+impl SweepPoint {
+    /// Mean accuracy over the seeds.
+    pub fn mean(&self) -> f64 {
+        self.accuracies.iter().sum::<f64>() / self.accuracies.len().max(1) as f64
+    }
+}
+
+fn test_accuracy(model: &TrainedModel, test: &Dataset) -> Result<f64, FlProtocolError> {
+    match evaluate(model, test).map_err(|e| FlProtocolError::Data(e.to_string()))? {
+        Metrics::Classification(m) => Ok(m.accuracy),
+        _ => Err(FlProtocolError::Data("not a classifier".into())),
+    }
+}
+
+/// Secure-aggregation logistic regression over `sites` in memory: first a
+/// moments round for the scaling, then secure FedAvg (no DP) and, for each
+/// of `epsilons`, DP-SGD with the noise multiplier that spends that ε in
+/// `settings.rounds` rounds; test accuracy on `test` for each seed.
+pub fn accuracy_sweep(
+    spec: &FeatureSpec,
+    sites: &[LocalData],
+    test: &Dataset,
+    epsilons: &[f64],
+    settings: &SweepSettings,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<SweepPoint>, FlProtocolError> {
+    let n = sites.len();
+    let threshold = (n / 2 + 1) as u32;
+    let stats = Simulation::plan(Objective::Moments, spec.clone(), None, n, threshold, 1, settings.delta)?;
+    let mut sim = Simulation::new(stats, sites.to_vec(), 0)?;
+    sim.run_round(&[])?;
+    let scaling = sim.scaling().cloned().ok_or(FlProtocolError::Data("no scaling".into()))?;
+    let total = 1 + epsilons.len() * settings.seeds as usize;
+    let mut done = 0;
+    let run = |objective: Objective, rounds: u32, seed: u64| -> Result<f64, FlProtocolError> {
+        let plan = Simulation::plan(objective, spec.clone(), Some(scaling.clone()), n, threshold, rounds, settings.delta)?;
+        let mut sim = Simulation::new(plan, sites.to_vec(), seed)?;
+        for _ in 0..rounds {
+            sim.run_round(&[])?;
+        }
+        test_accuracy(&sim.model()?, test)
+    };
+    let fedavg = Objective::LogisticRegression {
+        rule: super::UpdateRule::FedAvg {
+            local_steps: settings.fedavg_local_steps,
+            learning_rate: 0.5,
+        },
+        l2: settings.l2,
+    };
+    let mut points = vec![SweepPoint {
+        epsilon: None,
+        noise_multiplier: None,
+        accuracies: vec![run(fedavg, settings.fedavg_rounds, 0)?],
+    }];
+    done += 1;
+    progress(done, total);
+    for &epsilon in epsilons {
+        let sigma = noise_multiplier_for(
+            &[],
+            settings.sampling_rate,
+            u64::from(settings.rounds),
+            epsilon,
+            settings.delta,
+        )
+        .ok_or_else(|| FlProtocolError::Data(format!("no noise multiplier reaches ε = {epsilon}")))?;
+        let mut accuracies = Vec::with_capacity(settings.seeds as usize);
+        for seed in 0..settings.seeds {
+            let objective = Objective::LogisticRegression {
+                rule: super::UpdateRule::DpSgd {
+                    learning_rate: settings.learning_rate,
+                    dp: DpParameters {
+                        clip_norm: settings.clip_norm,
+                        noise_multiplier: sigma,
+                        sampling_rate: settings.sampling_rate,
+                    },
+                },
+                l2: settings.l2,
+            };
+            accuracies.push(run(objective, settings.rounds, seed + 1)?);
+            done += 1;
+            progress(done, total);
+        }
+        points.push(SweepPoint {
+            epsilon: Some(epsilon),
+            noise_multiplier: Some(sigma),
+            accuracies,
+        });
+    }
+    Ok(points)
 }
