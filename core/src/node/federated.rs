@@ -17,7 +17,8 @@
 //!    records, and then publishes keys, shares, masked inputs and unmask
 //!    shares as the task needs them ([`crate::analytics::secure_fl`]).
 //! 4. The coordinator calls [`Node::fl_coordinator_step`]: it confirms the
-//!    setup, names each round's survivors (all active sites, or those in
+//!    setup (or gives up after [`SETUP_PHASES`] phase timeouts without
+//!    every site's keys and shares), names each round's survivors (all active sites, or those in
 //!    time once the phase timeout passed, if at least the threshold), and
 //!    writes each round's card with the exact sum, the new parameters and
 //!    the budget spent. The last card carries the model.
@@ -60,6 +61,9 @@ use crate::consent::Purpose;
 use crate::entry::{AuthorId, Entry, EntryId, EntryKind};
 use crate::keys::EpochKey;
 use crate::store::StoreError;
+
+/// Setup (sites build their datasets) may take this many phase timeouts.
+pub const SETUP_PHASES: u64 = 10;
 
 /// The δ budgets are stated at when no policy names one.
 pub const DEFAULT_DELTA: f64 = 1e-5;
@@ -1108,7 +1112,8 @@ impl Node {
                         .map(|e| format!("{}: {e}", view.name(i))),
                 })
                 .collect();
-            let expired = now_ms >= view.plan_time.saturating_add(timeout);
+            // Setup is when sites read their records: it gets ten phases.
+            let expired = now_ms >= view.plan_time.saturating_add(timeout.saturating_mul(SETUP_PHASES));
             if !problems.is_empty() && !expired {
                 return Ok(None);
             }

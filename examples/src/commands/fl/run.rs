@@ -24,6 +24,10 @@ pub struct SiteArgs {
     /// This site's own network holding the records: hex id or unique label.
     #[arg(long, value_name = "NETWORK")]
     source: String,
+    /// Stop when this task (id or prefix) has ended [default: when every
+    /// task naming this node that was open during the run has ended].
+    #[arg(long, value_name = "TASK")]
+    task: Option<String>,
     /// Milliseconds between passes.
     #[arg(long, default_value_t = 200)]
     poll_ms: u64,
@@ -42,6 +46,10 @@ pub struct CoordinateArgs {
     /// The study network: hex id or unique label.
     #[arg(long, value_name = "NETWORK")]
     study: String,
+    /// Stop when this task (id or prefix) has ended [default: when every
+    /// task this node coordinates that was open during the run has ended].
+    #[arg(long, value_name = "TASK")]
+    task: Option<String>,
     /// Milliseconds between passes.
     #[arg(long, default_value_t = 200)]
     poll_ms: u64,
@@ -108,31 +116,31 @@ fn matches_exit(exit_after: Option<&str>, action: &FlAction) -> bool {
     }
 }
 
-/// Which of the study's tasks concern this node as site (`site == true`)
-/// or coordinator: `(seen any, all of them finished)`.
-fn progress(node: &Node, study: &NetworkInfo, site: bool) -> Result<(bool, bool)> {
+/// The study's tasks that concern this node as site (`site == true`) or
+/// coordinator, or only `task`: `(any open, any at all)`.
+fn open_tasks(node: &Node, study: &NetworkInfo, site: bool, task: Option<&str>) -> Result<(bool, bool)> {
     let me = node.identity().name().to_owned();
     let tasks = node.fl_tasks(&study.id)?;
     let mine: Vec<_> = tasks
         .iter()
-        .filter(|t| {
-            if site {
-                t.participants.contains(&me)
-            } else {
-                t.coordinator == me
-            }
+        .filter(|t| match task {
+            Some(prefix) => t.task.starts_with(prefix),
+            None if site => t.participants.contains(&me),
+            None => t.coordinator == me,
         })
         .collect();
-    Ok((!mine.is_empty(), mine.iter().all(|t| t.finished)))
+    Ok((mine.iter().any(|t| !t.finished), !mine.is_empty()))
 }
 
 fn run_loop(
     context: &Context,
     study_text: &str,
+    task: Option<&str>,
     poll_ms: u64,
     max_seconds: u64,
     site: Option<(&str, Option<&str>)>,
 ) -> Result<ExitCode> {
+    let task = task.map(|t| t.trim().to_ascii_lowercase());
     let mut node = context.open_node()?;
     let study = resolve_network(&mut node, study_text)?;
     let source = match site {
@@ -152,6 +160,7 @@ fn run_loop(
     );
     let started = Instant::now();
     let mut actions = Vec::new();
+    let mut seen_open = false;
     loop {
         sync_network(&mut node, relay.as_mut(), &study.id, &study.label, &hidden)?;
         let now = now_ms();
@@ -172,7 +181,9 @@ fn run_loop(
                 // Publish what was just written, then vanish mid-task.
                 sync_network(&mut node, relay.as_mut(), &study.id, &study.label, &hidden)?;
                 bar.finish_and_clear();
-                eprintln!("stopping after {} as --exit-after asked", describe(actions.last().unwrap_or(&FlAction::Shares { task: String::new() })));
+                if let Some(last) = actions.last() {
+                    eprintln!("stopping after {} as --exit-after asked", describe(last));
+                }
                 std::process::exit(3);
             }
         }
@@ -181,15 +192,18 @@ fn run_loop(
             sync_network(&mut node, relay.as_mut(), &study.id, &study.label, &hidden)?;
             continue;
         }
-        let (seen, finished) = progress(&node, &study, source.is_some())?;
-        if seen && finished {
+        let (open, any) = open_tasks(&node, &study, source.is_some(), task.as_deref())?;
+        seen_open |= open;
+        // A named task that already ended counts as done; otherwise wait
+        // for a task to open and then to end.
+        if !open && (seen_open || (task.is_some() && any)) {
             break;
         }
         if started.elapsed() > Duration::from_secs(max_seconds) {
             bar.finish_and_clear();
             bail!(
                 "gave up after {max_seconds} s: {}",
-                if seen { "the task has not ended" } else { "no task names this node" }
+                if seen_open { "the task has not ended" } else { "no open task names this node" }
             );
         }
         std::thread::sleep(Duration::from_millis(poll_ms));
@@ -217,6 +231,7 @@ pub fn site(context: &Context, args: SiteArgs) -> Result<ExitCode> {
     run_loop(
         context,
         &args.study,
+        args.task.as_deref(),
         args.poll_ms,
         args.max_seconds,
         Some((&args.source, args.exit_after.as_deref())),
@@ -225,5 +240,12 @@ pub fn site(context: &Context, args: SiteArgs) -> Result<ExitCode> {
 
 /// Coordinate until every task this node planned has ended.
 pub fn coordinate(context: &Context, args: CoordinateArgs) -> Result<ExitCode> {
-    run_loop(context, &args.study, args.poll_ms, args.max_seconds, None)
+    run_loop(
+        context,
+        &args.study,
+        args.task.as_deref(),
+        args.poll_ms,
+        args.max_seconds,
+        None,
+    )
 }

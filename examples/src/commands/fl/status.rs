@@ -23,16 +23,15 @@ pub struct StatusArgs {
 
 /// Arguments of `fl verify-round`.
 #[derive(Debug, clap::Args)]
-#[group(required = true, multiple = false, id = "what")]
 pub struct VerifyArgs {
     /// The study network: hex id or unique label.
     #[arg(long, value_name = "NETWORK")]
     study: String,
     /// One round card (entry id or prefix).
-    #[arg(long, group = "what", value_name = "CARD")]
+    #[arg(long, value_name = "CARD", conflicts_with = "task", required_unless_present = "task")]
     card: Option<String>,
     /// Every card of a task (task id or prefix).
-    #[arg(long, group = "what", value_name = "TASK")]
+    #[arg(long, value_name = "TASK")]
     task: Option<String>,
 }
 
