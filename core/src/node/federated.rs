@@ -159,7 +159,75 @@ pub struct PlanRequest {
     pub phase_timeout_ms: u64,
 }
 
+/// The JSON form of a [`PlanRequest`] (C API and bindings).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanRequestJson {
+    objective: Objective,
+    sites: Vec<String>,
+    rounds: u32,
+    spec: FeatureSpec,
+    #[serde(default)]
+    threshold: Option<u32>,
+    #[serde(default)]
+    purpose: Option<String>,
+    #[serde(default)]
+    scaling: Option<FeatureScaling>,
+    #[serde(default)]
+    scaling_from: Option<String>,
+    #[serde(default)]
+    frac_bits: Option<u32>,
+    #[serde(default)]
+    delta: Option<f64>,
+    #[serde(default)]
+    phase_timeout_ms: Option<u64>,
+}
+
 impl PlanRequest {
+    /// Read a request from JSON: `{"objective": "moments" |
+    /// {"logistic_regression": {"rule": {"fed_avg": {"local_steps": 10,
+    /// "learning_rate": 0.5}} | {"dp_sgd": {"learning_rate": 1.0, "dp":
+    /// {"clip_norm": 1.0, "noise_multiplier": 2.0, "sampling_rate": 0.5}}},
+    /// "l2": 0.001}}, "sites": ["<author id hex>", …], "rounds": 20,
+    /// "spec": {feature spec}}`, and optionally `threshold`, `purpose`
+    /// (default `HRESCH`), `scaling` (`{"center": […], "scale": […]}`) or
+    /// `scaling_from` (a moments task's last round card, hex), `frac_bits`,
+    /// `delta`, `phase_timeout_ms`.
+    pub fn from_json(text: &str) -> Result<PlanRequest, FlError> {
+        let json: PlanRequestJson =
+            serde_json::from_str(text).map_err(|e| FlError::Body(format!("plan request JSON: {e}")))?;
+        let sites = json
+            .sites
+            .iter()
+            .map(|s| AuthorId::from_hex(s).ok_or_else(|| FlError::NotAMember(s.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let scaling = match (json.scaling, json.scaling_from) {
+            (Some(_), Some(_)) => {
+                return Err(FlError::Scaling("give scaling or scaling_from, not both".into()))
+            }
+            (Some(given), None) => Some(ScalingSource::Given(given)),
+            (None, Some(card)) => Some(ScalingSource::Moments(
+                EntryId::from_hex(&card)
+                    .ok_or_else(|| FlError::Scaling("scaling_from is not an entry id".into()))?,
+            )),
+            (None, None) => None,
+        };
+        let mut request = PlanRequest::new(json.objective, sites, json.rounds, json.spec);
+        request.threshold = json.threshold;
+        if let Some(purpose) = json.purpose {
+            request.purpose = Purpose::from_code(&purpose);
+        }
+        request.scaling = scaling;
+        if let Some(bits) = json.frac_bits {
+            request.frac_bits = bits;
+        }
+        request.delta = json.delta;
+        if let Some(timeout) = json.phase_timeout_ms {
+            request.phase_timeout_ms = timeout;
+        }
+        Ok(request)
+    }
+
     /// A request with defaults: threshold majority, 24 fractional bits,
     /// research purpose, 30 s phase timeout.
     pub fn new(objective: Objective, sites: Vec<AuthorId>, rounds: u32, spec: FeatureSpec) -> Self {
