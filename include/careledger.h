@@ -268,6 +268,37 @@ enum careledger_status
    * different kinds or specs, …).
    */
   CARELEDGER_FEDERATION_FAILED = 712,
+  /**
+   * A site's dataset would exceed the network's privacy budget; nothing
+   * was written and no record was read. The detail names the site.
+   */
+  CARELEDGER_FL_BUDGET_EXCEEDED = 1000,
+  /**
+   * The network's budget policy refuses tasks without differential privacy.
+   */
+  CARELEDGER_FL_NON_PRIVATE_REFUSED = 1001,
+  /**
+   * No federated task with that id in the network.
+   */
+  CARELEDGER_FL_UNKNOWN_TASK = 1002,
+  /**
+   * No federated round card with that entry id in the network.
+   */
+  CARELEDGER_FL_UNKNOWN_ROUND_CARD = 1003,
+  /**
+   * A plan or policy breaks a rule (the detail names the field).
+   */
+  CARELEDGER_FL_INVALID_PLAN = 1004,
+  /**
+   * A secure-aggregation step failed (a value out of the fixed-point
+   * range, a malformed message from a site, too few valid shares).
+   */
+  CARELEDGER_FL_PROTOCOL = 1005,
+  /**
+   * Re-verifying a round card found a difference; the verification JSON
+   * names the step and, where one is to blame, the site.
+   */
+  CARELEDGER_FL_ROUND_MISMATCH = 1006,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -643,13 +674,16 @@ careledger_status careledger_model_verify(const struct careledger_node *node,
                                           struct careledger_bytes **out_verification);
 
 /**
- * Lists the network's model cards, decisions, federated model updates and
- * consent cut-offs (key-withheld notices), in local ledger order.
+ * Lists the network's model cards, decisions, federated model updates,
+ * consent cut-offs (key-withheld notices), and the budget policies, plans
+ * and round cards of federated tasks under secure aggregation, in local
+ * ledger order.
  *
  * `*out_audit` receives UTF-8 JSON, on success only:
  *
  * ```text
  * { "model_cards": 1, "decisions": 3, "model_updates": 0, "key_withheld": 1,
+ *   "fl_policies": 1, "fl_plans": 1, "fl_rounds": 4,
  *   "entries": [
  *     { "entry_id": "<hex>", "author": "<64 hex>", "author_name": "lab.example",
  *       "time_ms": …, "entry_kind": "model_card",
@@ -659,7 +693,10 @@ careledger_status careledger_model_verify(const struct careledger_node *node,
  *     { …, "entry_kind": "model_update", "update": { the update's facts } },
  *     { …, "entry_kind": "key_withheld", "record": "p07",
  *       "reason": "consent denies" | "consent expired" | "consent revoked" | "no consent",
- *       "consent": "c-p07" (the deciding or revoked consent; "" for no consent) } ] }
+ *       "consent": "c-p07" (the deciding or revoked consent; "" for no consent) },
+ *     { …, "entry_kind": "fl_policy", "policy": { "max_epsilon", "delta", "allow_non_private" } },
+ *     { …, "entry_kind": "fl_plan", "plan": { as careledger_fl_tasks' plans } },
+ *     { …, "entry_kind": "fl_round", "card": { round card, with "budget" per site } } ] }
  * ```
  *
  * Ownership: inputs borrowed; the caller owns `*out_audit` (free with
@@ -1342,6 +1379,199 @@ careledger_status careledger_network_receive(const struct careledger_node *node,
 careledger_status careledger_network_relay_cursor(const struct careledger_node *node,
                                                   const char *network_id,
                                                   uint64_t *out_seq);
+
+/**
+ * Writes this node's privacy-budget policy for the network: no site's
+ * dataset may spend more than `max_epsilon` at `delta` over the network's
+ * differentially private rounds; with `allow_non_private` 0, tasks without
+ * differential privacy (feature statistics, plain secure aggregation) are
+ * refused. The network's effective policy is the strictest of every
+ * member's latest. `now_ms` 0 means the system clock.
+ *
+ * On success only, `*out_entry_id` receives the policy entry's id (hex).
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_entry_id` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT` (network id), `CARELEDGER_ANALYTICS_ENTRY_INVALID`
+ * (ε not finite and positive, δ not in (0, 1)), `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_NOT_A_MEMBER`, `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_entry_id` NULL or writable.
+ */
+careledger_status careledger_fl_policy_set(const struct careledger_node *node,
+                                           const char *network_id,
+                                           double max_epsilon,
+                                           double delta,
+                                           int32_t allow_non_private,
+                                           uint64_t now_ms,
+                                           struct careledger_bytes **out_entry_id);
+
+/**
+ * Lists the network's federated tasks as this node sees them.
+ *
+ * `*out_tasks` receives UTF-8 JSON, on success only: an array of
+ * `{ "task": "<hex>", "plan_entry": "<hex>", "coordinator": "research.example",
+ *    "objective": "moments" | "logistic_regression", "private": true,
+ *    "participants": ["hospital-a.example", …], "rounds": 20,
+ *    "last_card_round": 3 | null, "finished": false,
+ *    "outcome": null | "completed" | {"aborted": {"reason": "…"}},
+ *    "last_card": "<hex>" | null }`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_tasks` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_tasks` NULL or writable.
+ */
+careledger_status careledger_fl_tasks(const struct careledger_node *node,
+                                      const char *network_id,
+                                      struct careledger_bytes **out_tasks);
+
+/**
+ * The privacy budget each site's dataset has spent in the network, and the
+ * network's effective policy. Unfinished tasks count with all their rounds.
+ *
+ * `*out_budget` receives UTF-8 JSON, on success only:
+ * `{ "policy": null | { "max_epsilon": 8.0, "delta": 1e-5, "allow_non_private": true },
+ *    "sites": [ { "site": "<author hex>", "name": "hospital-a.example",
+ *      "compositions": [ { "sampling_rate": 0.5, "noise_multiplier": 2.0, "steps": 4 } ],
+ *      "non_private_rounds": 1, "epsilon": 1.93, "delta": 1e-5 } ] }`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_budget` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns the statuses of `careledger_fl_tasks`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_budget` NULL or writable.
+ */
+careledger_status careledger_fl_budget(const struct careledger_node *node,
+                                       const char *network_id,
+                                       struct careledger_bytes **out_budget);
+
+/**
+ * One step of a site in every open task of the study network that names
+ * this node: with `source_network_id` as its data network, publishes
+ * whatever the tasks need from it now (keys and dataset facts, shares,
+ * a masked input, unmask shares). Before reading any record the site checks
+ * the privacy budget itself. Entries go out with the study's next sync.
+ *
+ * `*out_actions` receives UTF-8 JSON, on success only: an array (empty when
+ * there is nothing to do yet) of `{ "action": "keys", "task": "<hex>",
+ * "samples": 142 }`, `{ "action": "shares", "task" }`, `{ "action": "masked",
+ * "task", "round": 2 }` or `{ "action": "unmask", "task", "round": 2 }`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_actions` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_FL_BUDGET_EXCEEDED` and
+ * `CARELEDGER_FL_NON_PRIVATE_REFUSED` (the site refuses; nothing written or
+ * read), `CARELEDGER_FL_PROTOCOL`, `CARELEDGER_EMPTY_DATASET` (consent left
+ * no record), `CARELEDGER_TRAINING_FAILED` (the spec does not fit the
+ * records), `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_NOT_A_MEMBER`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_actions` NULL or writable.
+ */
+careledger_status careledger_fl_site_step(const struct careledger_node *node,
+                                          const char *study_network_id,
+                                          const char *source_network_id,
+                                          uint64_t now_ms,
+                                          struct careledger_bytes **out_actions);
+
+/**
+ * Writes a federated task's plan as its coordinator. `request_json` is
+ * `{"objective": "moments" | {"logistic_regression": {"rule": {"fed_avg":
+ * {"local_steps": 10, "learning_rate": 0.5}} | {"dp_sgd": {"learning_rate":
+ * 1.0, "dp": {"clip_norm": 1.0, "noise_multiplier": 2.0, "sampling_rate":
+ * 0.5}}}, "l2": 0.001}}, "sites": ["<author id hex>", …], "rounds": 20,
+ * "spec": {feature spec}}` with optional `threshold`, `purpose`, `scaling`
+ * or `scaling_from` (a moments task's last round card), `frac_bits`,
+ * `delta` and `phase_timeout_ms`. A plan that would take a site's dataset
+ * above the network's budget policy is refused and nothing is written.
+ *
+ * On success only, `*out_plan` receives `{ "plan_entry": "<hex>", "plan":
+ * { the plan: "task", "participants", "threshold", "prior", "projected", … } }`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_plan` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_FL_INVALID_PLAN`,
+ * `CARELEDGER_FL_BUDGET_EXCEEDED`, `CARELEDGER_FL_NON_PRIVATE_REFUSED`,
+ * `CARELEDGER_ANALYTICS_ENTRY_INVALID` (request JSON), `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_NOT_A_MEMBER`, `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_plan` NULL or writable.
+ */
+careledger_status careledger_fl_plan(const struct careledger_node *node,
+                                     const char *study_network_id,
+                                     const char *request_json,
+                                     uint64_t now_ms,
+                                     struct careledger_bytes **out_plan);
+
+/**
+ * One step of the coordinator in every open task it planned: confirms the
+ * setup, names a round's survivors (all active sites, or after the phase
+ * timeout those in time if at least the threshold), writes round cards.
+ *
+ * `*out_actions` receives UTF-8 JSON, on success only: an array of
+ * `{ "action": "survivors", "task", "round", "survivors": 3, "dropped": 0 }`
+ * or `{ "action": "card", "task", "round", "entry": "<hex>", "last": false,
+ * "completed": true }`.
+ *
+ * Ownership, thread safety and statuses as `careledger_fl_site_step`.
+ *
+ * # Safety
+ * `node` NULL or live; `study_network_id` NULL or NUL-terminated; `out_actions` NULL or writable.
+ */
+careledger_status careledger_fl_coordinator_step(const struct careledger_node *node,
+                                                 const char *study_network_id,
+                                                 uint64_t now_ms,
+                                                 struct careledger_bytes **out_actions);
+
+/**
+ * Re-checks a round card from this node's ledger: the plan and its budget
+ * figures, the setup, the masked inputs and survivors it names, every
+ * revealed share against its dealer's commitments, the exact sum, the
+ * parameters, the budget spent and, on the last round, the model.
+ *
+ * `*out_verification` receives UTF-8 JSON on `CARELEDGER_OK` and on
+ * `CARELEDGER_FL_ROUND_MISMATCH`: `{ "confirmed": false, "mismatch":
+ * "aggregate" | "plan" | "setup" | "inputs" | "survivors" | "shares" |
+ * "parameters" | "budget" | "model" | null, "site": "hospital-b.example" |
+ * null, "detail": "…" | null, "passed": ["plan", "setup", …] }`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_verification` (free
+ * with `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK` (confirmed), `CARELEDGER_FL_ROUND_MISMATCH`,
+ * `CARELEDGER_FL_UNKNOWN_ROUND_CARD`, `CARELEDGER_FL_UNKNOWN_TASK`,
+ * `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_verification` NULL or writable.
+ */
+careledger_status careledger_fl_verify_round(const struct careledger_node *node,
+                                             const char *network_id,
+                                             const char *card_entry_id,
+                                             struct careledger_bytes **out_verification);
 
 /**
  * Re-checks every stored entry of the network: hash chains, signatures

@@ -21,8 +21,8 @@ use careledger::checkpoint::DecodeProofError;
 use careledger::consent::ParseConsentError;
 use careledger::identity::CreateIdentityError;
 use careledger::node::{
-    AiError, ConsentError, ExportError, ImportError, NetworkError, OpenNodeError, ReceiveError,
-    ReceiveReport,
+    AiError, ConsentError, ExportError, FlError, ImportError, NetworkError, OpenNodeError,
+    ReceiveError, ReceiveReport,
 };
 use careledger::relay::RelayError;
 use careledger::store::{OpenStoreError, StoreError};
@@ -216,6 +216,28 @@ pub enum ApiError {
     #[error("{reason}")]
     InvalidProof {
         /// Which rule the proof breaks.
+        reason: String,
+    },
+    /// A federated task would take a site's dataset above the network's
+    /// privacy budget (or is not differentially private where the policy
+    /// requires it). Nothing was written and no record was read.
+    #[error("{reason}")]
+    BudgetExceeded {
+        /// The core's message (names the site and the ε).
+        reason: String,
+    },
+    /// No federated task or round card with that id in the network.
+    #[error("{reason}")]
+    UnknownTask {
+        /// The core's message.
+        reason: String,
+    },
+    /// A federated plan, policy or secure-aggregation step breaks a rule
+    /// (a field out of range, a malformed message from a site, too few
+    /// valid shares).
+    #[error("{reason}")]
+    FederationFailed {
+        /// The core's message.
         reason: String,
     },
     /// An earlier call panicked inside Rust while using this node, so its
@@ -463,6 +485,27 @@ impl From<AiError> for ApiError {
             AiError::Analytics(error) => error.into(),
             AiError::Network(error) => error.into(),
             AiError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<FlError> for ApiError {
+    fn from(error: FlError) -> Self {
+        let reason = error.to_string();
+        match error {
+            FlError::BudgetExceeded { .. } | FlError::NonPrivateRefused => {
+                ApiError::BudgetExceeded { reason }
+            }
+            FlError::UnknownTask | FlError::UnknownRoundCard => ApiError::UnknownTask { reason },
+            FlError::Plan(_)
+            | FlError::Scaling(_)
+            | FlError::NotAMember(_)
+            | FlError::NotCoordinator
+            | FlError::Protocol(_) => ApiError::FederationFailed { reason },
+            FlError::Body(_) => ApiError::InvalidLedgerEntry { reason },
+            FlError::Dataset(error) => error.into(),
+            FlError::Network(error) => error.into(),
+            FlError::Store(error) => error.into(),
         }
     }
 }

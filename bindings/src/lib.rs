@@ -28,6 +28,11 @@
 //!    them; [`Network::prove_membership`] answers a patient, who checks it
 //!    with [`verify_membership`] against [`model_card_dataset_commitment`].
 //!
+//! 7. Federated tasks under secure aggregation and differential privacy:
+//!    a site loops on [`Network::fl_site_step`]; a coordinator writes
+//!    [`Network::fl_plan`] and loops on [`Network::fl_coordinator_step`];
+//!    anyone checks [`Network::fl_verify_round`] and [`Network::fl_budget`].
+//!
 //! Every failure is an [`ApiError`] (mapped from the core's errors in
 //! `error.rs` only); a panic surfaces as uniffi's internal error.
 //!
@@ -51,6 +56,7 @@
 mod analytics;
 mod consent;
 mod error;
+mod federated;
 mod network;
 mod node;
 #[cfg(feature = "panic-probe")]
@@ -67,6 +73,7 @@ pub use consent::{
     PatientConsent, Purpose, ShareReport,
 };
 pub use error::ApiError;
+pub use federated::{FlPolicy, FlStep, FlTask, RoundVerification, SiteBudget};
 pub use network::Network;
 pub use node::Node;
 pub use types::{

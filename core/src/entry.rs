@@ -148,6 +148,22 @@ pub enum EntryKind {
     Policy = 12,
     /// An endorsement (or its withdrawal) of a rule set, model card or policy.
     Endorsement = 13,
+    /// A member's privacy-budget policy for federated tasks.
+    FlPolicy = 30,
+    /// A federated task's plan (secure aggregation, DP parameters, budget).
+    FlPlan = 31,
+    /// A site's channel key and dataset facts for a federated task.
+    FlKeys = 32,
+    /// A site's Feldman commitments and sealed share envelopes.
+    FlShares = 33,
+    /// A site's masked input for one round.
+    FlMasked = 34,
+    /// The coordinator's survivor list for one round.
+    FlSurvivors = 35,
+    /// A survivor's revealed shares for one round.
+    FlUnmask = 36,
+    /// The coordinator's round card: the exact sum, parameters, budget.
+    FlRound = 37,
 }
 
 impl EntryKind {
@@ -164,6 +180,14 @@ impl EntryKind {
             11 => Some(Self::RuleOutcome),
             12 => Some(Self::Policy),
             13 => Some(Self::Endorsement),
+            30 => Some(Self::FlPolicy),
+            31 => Some(Self::FlPlan),
+            32 => Some(Self::FlKeys),
+            33 => Some(Self::FlShares),
+            34 => Some(Self::FlMasked),
+            35 => Some(Self::FlSurvivors),
+            36 => Some(Self::FlUnmask),
+            37 => Some(Self::FlRound),
             _ => None,
         }
     }
@@ -181,6 +205,14 @@ impl EntryKind {
             Self::RuleOutcome => "rule-outcome",
             Self::Policy => "policy",
             Self::Endorsement => "endorsement",
+            Self::FlPolicy => "fl-policy",
+            Self::FlPlan => "fl-plan",
+            Self::FlKeys => "fl-keys",
+            Self::FlShares => "fl-shares",
+            Self::FlMasked => "fl-masked",
+            Self::FlSurvivors => "fl-survivors",
+            Self::FlUnmask => "fl-unmask",
+            Self::FlRound => "fl-round",
         }
     }
 }

@@ -35,6 +35,7 @@ mod boundary;
 mod buffers;
 mod consent;
 mod exchange;
+mod federated;
 mod handles;
 mod ledger;
 mod network;

@@ -10,7 +10,7 @@ use careledger::checkpoint::DecodeProofError;
 use careledger::consent::ParseConsentError;
 use careledger::identity::CreateIdentityError;
 use careledger::node::{
-    AiError, ConsentError, EditError, ExportError, ImportError, NetworkError, OpenNodeError,
+    AiError, ConsentError, EditError, FlError, ExportError, ImportError, NetworkError, OpenNodeError,
     ReceiveError,
 };
 use careledger::relay::RelayError;
@@ -157,12 +157,31 @@ pub enum careledger_status {
     /// The round's model updates cannot be averaged (a site published twice,
     /// different kinds or specs, …).
     CARELEDGER_FEDERATION_FAILED = 712,
+
+    // 1000–1099: federated tasks (secure aggregation, differential privacy).
+    /// A site's dataset would exceed the network's privacy budget; nothing
+    /// was written and no record was read. The detail names the site.
+    CARELEDGER_FL_BUDGET_EXCEEDED = 1000,
+    /// The network's budget policy refuses tasks without differential privacy.
+    CARELEDGER_FL_NON_PRIVATE_REFUSED = 1001,
+    /// No federated task with that id in the network.
+    CARELEDGER_FL_UNKNOWN_TASK = 1002,
+    /// No federated round card with that entry id in the network.
+    CARELEDGER_FL_UNKNOWN_ROUND_CARD = 1003,
+    /// A plan or policy breaks a rule (the detail names the field).
+    CARELEDGER_FL_INVALID_PLAN = 1004,
+    /// A secure-aggregation step failed (a value out of the fixed-point
+    /// range, a malformed message from a site, too few valid shares).
+    CARELEDGER_FL_PROTOCOL = 1005,
+    /// Re-verifying a round card found a difference; the verification JSON
+    /// names the step and, where one is to blame, the site.
+    CARELEDGER_FL_ROUND_MISMATCH = 1006,
 }
 
 use careledger_status::*;
 
 /// Every status, in code order.
-const ALL_STATUSES: [careledger_status; 47] = [
+const ALL_STATUSES: [careledger_status; 54] = [
     CARELEDGER_OK,
     CARELEDGER_PANIC,
     CARELEDGER_NULL_PARAMETER,
@@ -210,6 +229,13 @@ const ALL_STATUSES: [careledger_status; 47] = [
     CARELEDGER_PROOF_REJECTED,
     CARELEDGER_NO_UPDATES,
     CARELEDGER_FEDERATION_FAILED,
+    CARELEDGER_FL_BUDGET_EXCEEDED,
+    CARELEDGER_FL_NON_PRIVATE_REFUSED,
+    CARELEDGER_FL_UNKNOWN_TASK,
+    CARELEDGER_FL_UNKNOWN_ROUND_CARD,
+    CARELEDGER_FL_INVALID_PLAN,
+    CARELEDGER_FL_PROTOCOL,
+    CARELEDGER_FL_ROUND_MISMATCH,
 ];
 
 impl careledger_status {
@@ -273,6 +299,19 @@ impl careledger_status {
             CARELEDGER_PROOF_REJECTED => c"membership proof does not verify",
             CARELEDGER_NO_UPDATES => c"no model updates for this round",
             CARELEDGER_FEDERATION_FAILED => c"model updates cannot be averaged",
+            CARELEDGER_FL_BUDGET_EXCEEDED => {
+                c"refused: a dataset would exceed the network's privacy budget"
+            }
+            CARELEDGER_FL_NON_PRIVATE_REFUSED => {
+                c"refused: the network's budget policy requires differential privacy"
+            }
+            CARELEDGER_FL_UNKNOWN_TASK => c"no federated task with that id in this network",
+            CARELEDGER_FL_UNKNOWN_ROUND_CARD => {
+                c"no federated round card with that entry id in this network"
+            }
+            CARELEDGER_FL_INVALID_PLAN => c"invalid federated plan or policy",
+            CARELEDGER_FL_PROTOCOL => c"secure aggregation step failed",
+            CARELEDGER_FL_ROUND_MISMATCH => c"round card verification found a difference",
         }
     }
 
@@ -531,6 +570,27 @@ impl From<AiError> for Failure {
     }
 }
 
+impl From<FlError> for Failure {
+    fn from(e: FlError) -> Self {
+        let status = match e {
+            FlError::BudgetExceeded { .. } => CARELEDGER_FL_BUDGET_EXCEEDED,
+            FlError::NonPrivateRefused => CARELEDGER_FL_NON_PRIVATE_REFUSED,
+            FlError::UnknownTask => CARELEDGER_FL_UNKNOWN_TASK,
+            FlError::UnknownRoundCard => CARELEDGER_FL_UNKNOWN_ROUND_CARD,
+            FlError::Plan(_) | FlError::Scaling(_) | FlError::NotAMember(_) => {
+                CARELEDGER_FL_INVALID_PLAN
+            }
+            FlError::NotCoordinator => CARELEDGER_INVALID_ARGUMENT,
+            FlError::Protocol(_) => CARELEDGER_FL_PROTOCOL,
+            FlError::Body(_) => CARELEDGER_ANALYTICS_ENTRY_INVALID,
+            FlError::Dataset(e) => return e.into(),
+            FlError::Network(e) => return e.into(),
+            FlError::Store(e) => return e.into(),
+        };
+        fail(status, &e)
+    }
+}
+
 impl From<DecodeDatasetCommitmentError> for Failure {
     fn from(e: DecodeDatasetCommitmentError) -> Self {
         fail(CARELEDGER_INVALID_PROOF, &e)
@@ -574,6 +634,8 @@ mod tests {
         assert_eq!(CARELEDGER_INVALID_SPEC as u32, 700);
         assert_eq!(CARELEDGER_MODEL_MISMATCH as u32, 707);
         assert_eq!(CARELEDGER_FEDERATION_FAILED as u32, 712);
+        assert_eq!(CARELEDGER_FL_BUDGET_EXCEEDED as u32, 1000);
+        assert_eq!(CARELEDGER_FL_ROUND_MISMATCH as u32, 1006);
         for status in all {
             let code = status as u32;
             assert_eq!(careledger_status::from_code(code), Some(status));

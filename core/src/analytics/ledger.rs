@@ -393,7 +393,7 @@ pub(crate) fn check_body(kind: EntryKind, body: &[u8]) -> Result<(), String> {
         EntryKind::ModelCard => ModelCard::decode_body(body).map(drop),
         EntryKind::Decision => DecisionRecord::decode_body(body).map(drop),
         EntryKind::ModelUpdate => UpdateFacts::decode_body(body).map(drop),
-        _ => Ok(()),
+        _ => return super::secure_fl::check_body(kind, body),
     };
     result.map_err(|e| e.to_string())
 }

@@ -336,6 +336,12 @@ pub enum AuditRecord {
     Decision(Box<DecisionRecord>),
     /// A federated model update.
     ModelUpdate(Box<UpdateFacts>),
+    /// A member's privacy-budget policy for federated tasks.
+    FlPolicy(crate::analytics::dp::BudgetPolicy),
+    /// A federated task's plan (sites, rounds, DP parameters, budget).
+    FlPlan(Box<crate::analytics::secure_fl::Plan>),
+    /// A federated round card: the sum, parameters and the budget spent.
+    FlRound(Box<crate::analytics::secure_fl::RoundCard>),
     /// A record cut off by consent.
     KeyWithheld {
         /// The record.
@@ -389,14 +395,14 @@ fn spec_types(spec: &FeatureSpec) -> BTreeSet<String> {
 }
 
 /// Everything the dataset depends on besides the ledger.
-struct DatasetInputs<'a> {
-    checkpoint: &'a Checkpoint,
-    spec: &'a FeatureSpec,
-    purpose: &'a Purpose,
-    grantee_network: &'a NetworkId,
-    requester: AuthorId,
-    as_of_ms: u64,
-    salt: [u8; 32],
+pub(crate) struct DatasetInputs<'a> {
+    pub(crate) checkpoint: &'a Checkpoint,
+    pub(crate) spec: &'a FeatureSpec,
+    pub(crate) purpose: &'a Purpose,
+    pub(crate) grantee_network: &'a NetworkId,
+    pub(crate) requester: AuthorId,
+    pub(crate) as_of_ms: u64,
+    pub(crate) salt: [u8; 32],
 }
 
 /// An opened entry of one of the analytics kinds.
@@ -500,7 +506,7 @@ impl Node {
         Ok(out)
     }
 
-    fn build_dataset_with(
+    pub(crate) fn build_dataset_with(
         &mut self,
         network: &NetworkId,
         inputs: &DatasetInputs<'_>,
@@ -682,6 +688,9 @@ impl Node {
                     | EntryKind::Decision
                     | EntryKind::ModelUpdate
                     | EntryKind::KeyWithheld
+                    | EntryKind::FlPolicy
+                    | EntryKind::FlPlan
+                    | EntryKind::FlRound
             ) {
                 continue;
             }
@@ -1283,8 +1292,9 @@ impl Node {
         Ok(TrainOutcome { entry, card, model })
     }
 
-    /// Model cards, decisions, model updates and consent cut-offs of a
-    /// network, in local order.
+    /// Model cards, decisions, model updates, consent cut-offs, and the
+    /// budget policies, plans and round cards of federated tasks (with the
+    /// privacy budget each round spent) of a network, in local order.
     pub fn audit(&mut self, network: &NetworkId) -> Result<Vec<AuditEntry>, AiError> {
         let names: HashMap<AuthorId, String> = self
             .store
@@ -1309,6 +1319,20 @@ impl Node {
                 )),
                 EntryKind::ModelUpdate => AuditRecord::ModelUpdate(Box::new(
                     UpdateFacts::decode_body(&entry.body)
+                        .map_err(|e| AiError::Body(e.to_string()))?
+                        .0,
+                )),
+                EntryKind::FlPolicy => AuditRecord::FlPolicy(
+                    crate::analytics::secure_fl::PolicyMessage::decode(&entry.body)
+                        .map_err(|e| AiError::Body(e.to_string()))?
+                        .policy,
+                ),
+                EntryKind::FlPlan => AuditRecord::FlPlan(Box::new(
+                    crate::analytics::secure_fl::Plan::decode(&entry.body)
+                        .map_err(|e| AiError::Body(e.to_string()))?,
+                )),
+                EntryKind::FlRound => AuditRecord::FlRound(Box::new(
+                    crate::analytics::secure_fl::RoundCard::decode_body(&entry.body)
                         .map_err(|e| AiError::Body(e.to_string()))?
                         .0,
                 )),

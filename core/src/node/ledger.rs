@@ -504,7 +504,17 @@ impl Node {
                 }
                 Err(error) => return Ok(Err(RejectEntryError::MalformedBody(error.to_string()))),
             },
-            EntryKind::ModelCard | EntryKind::Decision | EntryKind::ModelUpdate => {
+            EntryKind::ModelCard
+            | EntryKind::Decision
+            | EntryKind::ModelUpdate
+            | EntryKind::FlPolicy
+            | EntryKind::FlPlan
+            | EntryKind::FlKeys
+            | EntryKind::FlShares
+            | EntryKind::FlMasked
+            | EntryKind::FlSurvivors
+            | EntryKind::FlUnmask
+            | EntryKind::FlRound => {
                 if let Err(error) = crate::analytics::ledger::check_body(h.kind, &body) {
                     return Ok(Err(RejectEntryError::MalformedBody(error)));
                 }

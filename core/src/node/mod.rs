@@ -33,6 +33,7 @@
 
 mod analytics;
 mod consent;
+mod federated;
 mod ledger;
 mod mls;
 mod records;
@@ -58,6 +59,10 @@ pub use analytics::{
     PARAMETER_TOLERANCE,
 };
 pub use consent::{ChartConsents, ConsentError, GranteeExport, PatientConsent, ShareReport};
+pub use federated::{
+    FlAction, FlError, FlVerifyStep, PlanRequest, RoundVerification, ScalingSource, TaskStatus,
+    DEFAULT_DELTA,
+};
 pub use ledger::{EntryOutcome, HoldReason, LedgerProblem, LedgerReport, ReceiveReport};
 pub use rules::{OutcomeCheck, OutcomeStep, RuleSetInfo, RulesActivity, RulesError, StoredOutcome};
 
@@ -337,6 +342,8 @@ pub struct Node {
     groups: HashMap<Vec<u8>, MlsGroup>,
     docs: HashMap<(Vec<u8>, String), RecordDoc>,
     dirty: BTreeSet<(Vec<u8>, String)>,
+    /// A site's rows per federated task, kept between steps.
+    fl_data: HashMap<(NetworkId, String), crate::analytics::secure_fl::LocalData>,
 }
 
 impl std::fmt::Debug for Node {
@@ -386,6 +393,7 @@ impl Node {
             groups: HashMap::new(),
             docs: HashMap::new(),
             dirty: BTreeSet::new(),
+            fl_data: HashMap::new(),
         }
     }
 

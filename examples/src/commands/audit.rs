@@ -1,12 +1,16 @@
 //! `careledger audit`: what a network's ledger says about its use of
 //! records: model cards, decisions (predictions), federated model updates,
-//! and charts cut off by consent. `--json` gives the full cards and
-//! decisions, each decision with its FHIR `Provenance` form.
+//! charts cut off by consent, and federated tasks under secure aggregation
+//! (budget policies, plans, round cards with the privacy budget each site's
+//! dataset has spent). `--json` gives the full cards and decisions, each
+//! decision with its FHIR `Provenance` form.
 
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
+use careledger::analytics::dp::BudgetPolicy;
 use careledger::analytics::ledger::{CardOrigin, DecisionRecord, ModelCard, UpdateFacts};
+use careledger::analytics::secure_fl::{Objective, Plan, RoundCard, RoundOutcome};
 use careledger::node::{AuditEntry, AuditRecord};
 use serde::Serialize;
 use serde_json::Value;
@@ -58,6 +62,15 @@ enum Record {
         reason: String,
         consent: String,
     },
+    FlPolicy {
+        policy: BudgetPolicy,
+    },
+    FlPlan {
+        plan: Box<Plan>,
+    },
+    FlRound {
+        card: Box<RoundCard>,
+    },
 }
 
 fn audited(entry: AuditEntry) -> Audited {
@@ -79,6 +92,9 @@ fn audited(entry: AuditEntry) -> Audited {
             reason,
             consent,
         },
+        AuditRecord::FlPolicy(policy) => Record::FlPolicy { policy },
+        AuditRecord::FlPlan(plan) => Record::FlPlan { plan },
+        AuditRecord::FlRound(card) => Record::FlRound { card },
     };
     Audited {
         entry: id,
@@ -144,6 +160,63 @@ fn describe(record: &Record) -> (&'static str, String) {
                 format!("chart {record}: {reason} (consent {consent})")
             },
         ),
+        Record::FlPolicy { policy } => (
+            "budget policy",
+            format!(
+                "ε ≤ {} per dataset at δ = {:e}, non-private tasks {}",
+                policy.max_epsilon,
+                policy.delta,
+                if policy.allow_non_private {
+                    "allowed"
+                } else {
+                    "refused"
+                }
+            ),
+        ),
+        Record::FlPlan { plan } => (
+            "fl plan",
+            format!(
+                "task {}: {}, {} sites, {} round(s), {}",
+                short(&plan.task, 8),
+                match plan.objective {
+                    Objective::Moments => "feature statistics",
+                    Objective::LogisticRegression { .. } => "logistic regression",
+                },
+                plan.participants.len(),
+                plan.rounds,
+                match plan.dp() {
+                    Some(dp) => format!("DP (σ {:.3}, q {})", dp.noise_multiplier, dp.sampling_rate),
+                    None => "not DP".to_owned(),
+                }
+            ),
+        ),
+        Record::FlRound { card } => {
+            let spent = card
+                .budget
+                .iter()
+                .map(|b| format!("{} ε {:.3}", b.name, b.epsilon))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let outcome = match &card.outcome {
+                RoundOutcome::Completed if card.round == 0 => "set up".to_owned(),
+                RoundOutcome::Completed => format!(
+                    "{} survivor(s), {} dropped",
+                    card.survivors.len(),
+                    card.dropped.len()
+                ),
+                RoundOutcome::Aborted { reason } => format!("aborted: {reason}"),
+            };
+            (
+                "fl round",
+                format!(
+                    "task {} round {}: {outcome}{}{}",
+                    short(&card.task, 8),
+                    card.round,
+                    if spent.is_empty() { String::new() } else { format!("; spent: {spent}") },
+                    if card.last { "; last" } else { "" }
+                ),
+            )
+        }
     }
 }
 
@@ -163,7 +236,7 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
     }
     if entries.is_empty() {
         outln!(
-            "{}: no model card, decision, model update or consent cut-off on the ledger",
+            "{}: no model card, decision, model update, consent cut-off or federated task on the ledger",
             info.label
         )?;
         return Ok(ExitCode::SUCCESS);

@@ -69,6 +69,16 @@ pub fn decode_body(kind: EntryKind, body: &[u8]) {
         EntryKind::Endorsement => {
             let _ = careledger::rules::governance::EndorsementBody::decode(body);
         }
+        EntryKind::FlPolicy
+        | EntryKind::FlPlan
+        | EntryKind::FlKeys
+        | EntryKind::FlShares
+        | EntryKind::FlMasked
+        | EntryKind::FlSurvivors
+        | EntryKind::FlUnmask
+        | EntryKind::FlRound => {
+            let _ = careledger::analytics::secure_fl::check_body(kind, body);
+        }
     }
 }
 

@@ -37,9 +37,22 @@
 //!     the chart; retraining leaves the patient out and a membership proof
 //!     against the new card says not included.
 //!
+//!
+//! Then federated learning that reveals only the sum ([`federated`]), with
+//! a coordinator and three clinics that each hold a non-IID share of the
+//! breast-cancer rows:
+//!
+//! 14. The clinics join a federated study; one sets its privacy budget.
+//! 15. Under secure aggregation they compute feature statistics, then train
+//!     by FedAvg; one clinic stops mid-round and the round completes
+//!     without it; another clinic re-verifies every round card.
+//! 16. A differentially private task spends ε = 3; a task that would exceed
+//!     the budget is refused before any record is read.
+//!
 //! Exit 0 only if every check held (2 otherwise); `--json` prints a summary.
 
 mod data;
+mod federated;
 mod story;
 mod study;
 
@@ -750,6 +763,8 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
             progress: &progress,
         },
     )?;
+
+    federated::run(&mut story, &dir, &mut relay, &progress)?;
 
     story.finish()?;
     if let Workspace::Kept(path) = &workspace {
