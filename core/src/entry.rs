@@ -140,6 +140,11 @@ pub enum EntryKind {
     /// Notice that a record's new key is withheld from this network (consent
     /// revoked or expired): later changes under that key are out of reach.
     KeyWithheld = 6,
+    /// Crypto-shredding: every honest node deletes the record's keys and
+    /// materialised copy; the ciphertext stays in the ledger, unreadable.
+    Erase = 20,
+    /// The remover's statement of where a removed member's chain ended.
+    MemberRemoved = 21,
 }
 
 impl EntryKind {
@@ -152,6 +157,8 @@ impl EntryKind {
             4 => Some(Self::Decision),
             5 => Some(Self::ModelUpdate),
             6 => Some(Self::KeyWithheld),
+            20 => Some(Self::Erase),
+            21 => Some(Self::MemberRemoved),
             _ => None,
         }
     }
@@ -165,6 +172,8 @@ impl EntryKind {
             Self::Decision => "decision",
             Self::ModelUpdate => "model-update",
             Self::KeyWithheld => "key-withheld",
+            Self::Erase => "erase",
+            Self::MemberRemoved => "member-removed",
         }
     }
 }

@@ -1039,7 +1039,9 @@ impl Node {
                 let doc = self
                     .existing_doc(network, patient)
                     .map_err(|error| match error {
-                        ExportError::UnknownPatient => AiError::UnknownPatient,
+                        ExportError::UnknownPatient | ExportError::Erased => {
+                            AiError::UnknownPatient
+                        }
                         ExportError::Record(text) => AiError::Body(text),
                         ExportError::Network(error) => AiError::Network(error),
                         ExportError::Store(error) => AiError::Store(error),
