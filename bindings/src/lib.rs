@@ -28,6 +28,12 @@
 //!    them; [`Network::prove_membership`] answers a patient, who checks it
 //!    with [`verify_membership`] against [`model_card_dataset_commitment`].
 //!
+//! 7. The patient's rights: [`Network::erase_chart`] and
+//!    [`Network::erase_resources`] crypto-shred a chart,
+//!    [`Network::erased_charts`] lists what was erased, [`Node::tick`] ends
+//!    grants whose period is over (the sync functions call it too), and
+//!    [`Node::verify_store`] audits the whole store file.
+//!
 //! Every failure is an [`ApiError`] (mapped from the core's errors in
 //! `error.rs` only); a panic surfaces as uniffi's internal error.
 //!
@@ -55,6 +61,7 @@ mod network;
 mod node;
 #[cfg(feature = "panic-probe")]
 pub mod probe;
+mod rights;
 mod types;
 
 pub use analytics::{
@@ -69,6 +76,7 @@ pub use consent::{
 pub use error::ApiError;
 pub use network::Network;
 pub use node::Node;
+pub use rights::{EraseReport, ErasedChart, ResourceRef, StoreAudit, TickReport};
 pub use types::{
     ImportReport, LedgerReport, MemberInfo, MessageKind, NetworkInfo, OutgoingMessage,
     ReceiveReport, SyncReport,

@@ -365,14 +365,17 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
+        if version >= SEALED_V4 {
+            // The key first (a wrong key is not tampering), read without the
+            // row MAC the key is needed to check.
+            self.check_storage_key_raw()?;
+        }
         if version == SCHEMA_VERSION {
             // Constant cost: the key check row and the schema.
-            self.check_storage_key(false)?;
             seal::check_schema(&self.conn, &self.storage_key)?;
         } else if version >= SEALED_V4 {
             // The old seal is checked in full once: the migration re-seals
             // what it finds, so it must find genuine content.
-            self.check_storage_key_v4()?;
             seal::verify_v4(&self.conn, &self.storage_key)?;
         }
         self.check_mls_migration_history()?;
@@ -507,8 +510,9 @@ impl Store {
         }
     }
 
-    /// Schema 4 rows have no MAC column yet.
-    fn check_storage_key_v4(&self) -> Result<(), OpenStoreError> {
+    /// The key check value read as it is (schema 4 rows have no MAC yet; a
+    /// wrong key cannot check one).
+    fn check_storage_key_raw(&self) -> Result<(), OpenStoreError> {
         let wrapped: Option<Vec<u8>> = self
             .conn
             .query_row(
@@ -630,6 +634,35 @@ impl Store {
                 .conn
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
+    }
+
+    /// Every MLS value in the store, opened (feature `test-hooks`): lets a
+    /// test name the private keys it must not find on disk.
+    #[cfg(feature = "test-hooks")]
+    pub fn mls_values_for_testing(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let Ok(tables) = seal::sealed_tables(&self.conn) else {
+            return out;
+        };
+        for table in tables.iter().filter(|t| t.starts_with("openmls_") && !t.ends_with("migrations")) {
+            let Ok(mut stmt) = self.conn.prepare(&format!("SELECT * FROM \"{table}\"")) else {
+                continue;
+            };
+            let columns = stmt.column_count();
+            let Ok(mut rows) = stmt.query([]) else {
+                continue;
+            };
+            while let Ok(Some(row)) = rows.next() {
+                for i in 0..columns {
+                    if let Ok(rusqlite::types::ValueRef::Blob(blob)) = row.get_ref(i) {
+                        if let Ok(plain) = self.mls_keys.open(blob) {
+                            out.push(plain);
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     // ---- meta -------------------------------------------------------------

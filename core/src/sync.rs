@@ -129,7 +129,6 @@ pub fn sync_with_progress(
         node.announce_heads(network)?;
     }
     report.published += publish_outbox(node, relay)?;
-    let mut progressed = false;
     loop {
         let cursor = node.relay_cursor(network)?;
         let page = relay.fetch(network, cursor, PAGE)?;
@@ -138,23 +137,23 @@ pub fn sync_with_progress(
         }
         report.fetched += page.len();
         let received = node.receive_from_relay(network, &page, now_ms)?;
-        progressed |= received.accepted > 0;
         add(&mut report.received, received);
         progress(report.fetched);
         report.published += publish_outbox(node, relay)?;
     }
     // The whole relay was read: what it lacks of our chain exists nowhere.
     node.settle_lost_chain(network)?;
+    // Read refused entries again: once per sync, and again while a pass
+    // lets held entries move on.
     for _ in 0..REFETCH_PASSES {
         let Some(mark) = node.refetch_after(network)? else {
             break;
         };
-        if !progressed {
-            break;
-        }
         let (read, accepted) = refetch_pass(node, relay, network, mark, now_ms, &mut report)?;
         report.refetched += read;
-        progressed = accepted > 0;
+        if accepted == 0 {
+            break;
+        }
     }
     if node.commit_pending(network)? {
         node.republish_commit(network)?;

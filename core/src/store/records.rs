@@ -727,7 +727,7 @@ impl Store {
         self.select(
             &CONSENT_DUE,
             "WHERE due_ms <= ?1 ORDER BY due_ms, network, record_tag",
-            [now_ms as i64],
+            [i64::try_from(now_ms).unwrap_or(i64::MAX)],
             |r| self.consent_due_row(r),
         )
     }
