@@ -149,8 +149,7 @@ pub enum StoreError {
 }
 
 impl From<rusqlite::Error> for StoreError {
-    /// SQLite's own corruption reports, and a seal trigger refusing to
-    /// re-seal an altered row, are tampering as far as the caller goes.
+    /// SQLite's own corruption reports are tampering as far as the caller goes.
     fn from(error: rusqlite::Error) -> Self {
         use rusqlite::ffi::ErrorCode;
         match &error {
@@ -164,9 +163,6 @@ impl From<rusqlite::Error> for StoreError {
                     "SQLite: {}",
                     message.as_deref().unwrap_or("database disk image is malformed")
                 ))
-            }
-            rusqlite::Error::SqliteFailure(_, Some(message)) if message.contains(seal::ALTERED) => {
-                StoreError::Tampered("an MLS row was altered at rest".into())
             }
             _ => StoreError::Sqlite(error),
         }
@@ -253,12 +249,14 @@ pub(crate) type OutboxRow = (i64, Vec<u8>, Vec<u8>);
 pub struct Store {
     conn: Connection,
     storage_key: StorageKey,
-    seal_key: seal::SealKey,
+    seal_key: seal::MacBase,
     tag_key: seal::SealKey,
     mls_keys: Arc<MlsKeys>,
     crypto: RustCrypto,
     depth: Cell<u32>,
     path: Option<PathBuf>,
+    /// The row checks of the MLS tables (see [`Store::verify_mls_rows`]).
+    foreign_checks: std::cell::OnceCell<Vec<(String, String)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -337,15 +335,18 @@ impl Store {
         // overwritten, not left in free pages.
         conn.pragma_update(None, "secure_delete", "ON")?;
         seal::register(&conn, storage_key)?;
+        // Every read is a cached statement (the store has some sixty).
+        conn.set_prepared_statement_cache_capacity(256);
         let mut store = Store {
             conn,
             storage_key: storage_key.clone(),
-            seal_key: seal::mac_key(storage_key),
+            seal_key: seal::mac_base(storage_key),
             tag_key: seal::derive(storage_key, b"careledger/v1/record-tag"),
             mls_keys: MlsKeys::new(storage_key),
             crypto: RustCrypto::default(),
             depth: Cell::new(0),
             path: None,
+            foreign_checks: std::cell::OnceCell::new(),
         };
         store.migrate()?;
         store.check_storage_key(true)?;
@@ -552,7 +553,22 @@ impl Store {
     /// Check the MAC of every MLS row before openmls reads them (a group is
     /// loaded, a Welcome is processed).
     pub(crate) fn verify_mls_rows(&self) -> Result<(), StoreError> {
-        seal::verify_foreign_rows(&self.conn)
+        let checks = match self.foreign_checks.get() {
+            Some(checks) => checks,
+            None => {
+                let checks = seal::foreign_checks(&self.conn)?;
+                self.foreign_checks.get_or_init(|| checks)
+            }
+        };
+        if self.depth.get() > 0 {
+            return seal::verify_foreign_rows(&self.conn, &self.seal_key, checks);
+        }
+        // One read snapshot, so another process's commit cannot land between
+        // the rows and their digest.
+        self.conn.execute_batch("BEGIN")?;
+        let outcome = seal::verify_foreign_rows(&self.conn, &self.seal_key, checks);
+        let _ = self.conn.execute_batch("COMMIT");
+        outcome
     }
 
     pub(crate) fn crypto(&self) -> &RustCrypto {
@@ -996,26 +1012,19 @@ impl Store {
         Ok(())
     }
 
-    /// The stored bytes of an entry, checked against its id.
+    /// The stored bytes of an entry (checked against its id by the read).
     fn entry_bytes(r: &tables::Verified<'_, '_>) -> Result<Vec<u8>, StoreError> {
-        let bytes: Vec<u8> = r.get("bytes")?;
-        let id: Vec<u8> = r.get("id")?;
-        if crate::entry::Entry::id_of(&bytes).0.as_slice() != id.as_slice() {
-            return Err(StoreError::Tampered(
-                "an entry does not hash to its id".into(),
-            ));
-        }
-        Ok(bytes)
+        r.get("bytes")
     }
 
+    /// Whether the entry is stored. An existence check reads no data: a row
+    /// forged to make it answer yes can only hide an entry, as deleting one
+    /// would, and the audit (`Store::verify`) finds both.
     pub(crate) fn has_entry(&self, network: &[u8], id: &EntryId) -> Result<bool, StoreError> {
-        let found = self.select_one(
-            &ENTRIES,
-            "WHERE network = ?1 AND id = ?2",
-            params![network, id.0.as_slice()],
-            |r| r.get::<Vec<u8>>("id"),
-        )?;
-        Ok(found.is_some_and(|found| found == id.0))
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM entries WHERE network = ?1 AND id = ?2")?
+            .exists(params![network, id.0.as_slice()])?)
     }
 
     pub(crate) fn entry_at(
@@ -1104,23 +1113,28 @@ impl Store {
             .select(&RELAYED, "WHERE network = ?1", [network], |r| r.get("id"))?
             .into_iter()
             .collect();
-        let rows = self.select(
+        let ids = self.select(
             &ENTRIES,
             "WHERE network = ?1 AND author = ?2 AND seq > ?3 ORDER BY seq",
             params![network, author.0.as_slice(), after as i64],
-            |r| Ok((r.get::<Vec<u8>>("id")?, Self::entry_bytes(r)?)),
+            |r| r.get::<Vec<u8>>("id"),
         )?;
-        Ok(rows
-            .into_iter()
-            .filter(|(id, _)| !relayed.contains(id))
-            .map(|(_, bytes)| bytes)
-            .take(limit)
-            .collect())
+        let mut out = Vec::new();
+        for id in ids.into_iter().filter(|id| !relayed.contains(id)).take(limit) {
+            let bytes = self.select_bytes(
+                &ENTRIES,
+                "WHERE network = ?1 AND id = ?2",
+                params![network, id],
+                Self::entry_bytes,
+            )?;
+            out.extend(bytes);
+        }
+        Ok(out)
     }
 
     /// Every stored entry of a network in local append order.
     pub(crate) fn entries(&self, network: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.select(
+        self.select_bytes(
             &ENTRIES,
             "WHERE network = ?1 ORDER BY local_order",
             [network],
@@ -1156,11 +1170,14 @@ impl Store {
         reason: &str,
         relay_pos: Option<u64>,
     ) -> Result<(), StoreError> {
-        let position = match self.pending_position(network, id)? {
-            // Keep where the relay first had it.
-            Some(known) => known.or(relay_pos),
-            None => relay_pos,
-        };
+        // Keep where the relay first had it (a hint for reading it again:
+        // a wrong one costs a re-read, never data).
+        let known: Option<Option<i64>> = self
+            .conn
+            .prepare_cached("SELECT relay_pos FROM pending WHERE network = ?1 AND id = ?2")?
+            .query_row(params![network, id.0.as_slice()], |r| r.get(0))
+            .optional()?;
+        let position = known.flatten().map(blob_u64).or(relay_pos);
         self.put(
             &PENDING,
             Put::OrReplace,
@@ -1169,33 +1186,27 @@ impl Store {
                 &id.0.as_slice(),
                 &header.author.0.as_slice(),
                 &(header.seq as i64),
-                &bytes,
                 &reason,
                 &position.map(|p| p as i64),
+                &bytes,
             ],
         )?;
         Ok(())
     }
 
-    fn pending_position(&self, network: &[u8], id: &EntryId) -> Result<Option<Option<u64>>, StoreError> {
-        self.select_one(
-            &PENDING,
-            "WHERE network = ?1 AND id = ?2",
-            params![network, id.0.as_slice()],
-            |r| Ok(r.get::<Option<i64>>("relay_pos")?.map(blob_u64)),
-        )
+    /// Whether an entry is held (an existence check; see [`Store::has_entry`]).
+    pub(crate) fn is_pending(&self, network: &[u8], id: &EntryId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM pending WHERE network = ?1 AND id = ?2")?
+            .exists(params![network, id.0.as_slice()])?)
     }
 
     fn pending_row(r: &tables::Verified<'_, '_>) -> Result<PendingRow, StoreError> {
         let bytes: Vec<u8> = r.get("bytes")?;
-        let id = crate::entry::Entry::id_of(&bytes);
-        if r.get::<Vec<u8>>("id")? != id.0 {
-            return Err(StoreError::Tampered(
-                "a held entry does not hash to its id".into(),
-            ));
-        }
         Ok(PendingRow {
-            id,
+            id: EntryId::from_slice(&r.get::<Vec<u8>>("id")?)
+                .ok_or(StoreError::Corrupt("pending.id"))?,
             author: AuthorId::from_slice(&r.get::<Vec<u8>>("author")?)
                 .ok_or(StoreError::Corrupt("pending.author"))?,
             seq: blob_u64(r.get("seq")?),
@@ -1206,20 +1217,28 @@ impl Store {
 
     /// Every held entry of a network, in arrival order.
     pub(crate) fn pending(&self, network: &[u8]) -> Result<Vec<PendingRow>, StoreError> {
-        self.select(&PENDING, "WHERE network = ?1 ORDER BY rowid", [network], Self::pending_row)
+        self.select_bytes(&PENDING, "WHERE network = ?1 ORDER BY rowid", [network], Self::pending_row)
     }
 
-    /// Held entries of one author, highest seq first.
-    pub(crate) fn pending_of(
+    /// `(seq, relay position, id)` of an author's held entries, highest seq
+    /// first, without their bytes.
+    pub(crate) fn pending_seqs(
         &self,
         network: &[u8],
         author: &AuthorId,
-    ) -> Result<Vec<PendingRow>, StoreError> {
+    ) -> Result<Vec<(u64, Option<u64>, EntryId)>, StoreError> {
         self.select(
             &PENDING,
             "WHERE network = ?1 AND author = ?2 ORDER BY seq DESC",
             params![network, author.0.as_slice()],
-            Self::pending_row,
+            |r| {
+                Ok((
+                    blob_u64(r.get("seq")?),
+                    r.get::<Option<i64>>("relay_pos")?.map(blob_u64),
+                    EntryId::from_slice(&r.get::<Vec<u8>>("id")?)
+                        .ok_or(StoreError::Corrupt("pending.id"))?,
+                ))
+            },
         )
     }
 
@@ -1417,12 +1436,14 @@ impl Store {
                     None => message,
                     Some(entry_id) => {
                         let bytes = self
-                            .select_one(
+                            .select_bytes(
                                 &ENTRIES,
                                 "WHERE network = ?1 AND id = ?2",
                                 params![network, entry_id],
                                 Self::entry_bytes,
                             )?
+                            .into_iter()
+                            .next()
                             .ok_or(StoreError::Corrupt("outbox.entry_id"))?;
                         crate::wire::WireMessage::Entry(bytes).encode()
                     }

@@ -588,12 +588,7 @@ impl Node {
         bytes: &[u8],
         reason: HoldReason,
     ) -> Result<Result<EntryOutcome, RejectEntryError>, StoreError> {
-        let held_already = self
-            .store
-            .pending_of(&network.0, &header.author)?
-            .iter()
-            .any(|row| row.id == *id);
-        if !held_already {
+        if !self.store.is_pending(&network.0, id)? {
             let (total, mine) = self.store.pending_counts(&network.0, &header.author)?;
             let limits = self.hold_limits;
             let over = if mine >= limits.per_author {
@@ -610,22 +605,22 @@ impl Node {
             if let Some((victim_author, limit)) = over {
                 // Keep the earliest entries of each chain: they are what
                 // releases the rest. A later one gives way.
-                let theirs = self.store.pending_of(&network.0, &victim_author)?;
+                let theirs = self.store.pending_seqs(&network.0, &victim_author)?;
                 let count = theirs.len();
                 let victim = theirs.into_iter().next();
                 let evict = match &victim {
-                    Some(v) if v.author == header.author => v.seq > header.seq,
+                    Some((seq, _, _)) if victim_author == header.author => *seq > header.seq,
                     // Another author holds more: the space goes to the one with less.
                     Some(_) => count > mine + 1,
                     None => false,
                 };
-                let Some(victim) = victim.filter(|_| evict) else {
+                let Some((_, position, victim)) = victim.filter(|_| evict) else {
                     self.mark_refetch(network, self.arrival.refetch_mark())?;
                     return Ok(Err(RejectEntryError::HoldLimit { limit }));
                 };
-                self.store.delete_pending(&network.0, &victim.id)?;
+                self.store.delete_pending(&network.0, &victim)?;
                 // A victim whose position is unknown is read again from the start.
-                self.mark_refetch(network, victim.relay_pos.map_or(0, |p| p.saturating_sub(1)))?;
+                self.mark_refetch(network, position.map_or(0, |p| p.saturating_sub(1)))?;
             }
         }
         self.store.put_pending(

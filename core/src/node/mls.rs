@@ -465,9 +465,9 @@ impl Node {
             let head = self.store.head_of(&network.0, author)?.map_or(0, |(seq, _)| seq);
             let held = self
                 .store
-                .pending_of(&network.0, author)?
+                .pending_seqs(&network.0, author)?
                 .first()
-                .map_or(0, |row| row.seq);
+                .map_or(0, |(seq, _, _)| *seq);
             let last_seq = head.max(held);
             self.store
                 .put_removed_member(&network.0, author, epoch, last_seq)?;

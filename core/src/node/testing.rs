@@ -97,4 +97,31 @@ impl Node {
         out.dedup();
         out
     }
+
+    /// Open a stored entry's body with the epoch key this node holds:
+    /// `(kind, body)`.
+    pub fn open_entry_for_testing(
+        &self,
+        network: &NetworkId,
+        bytes: &[u8],
+    ) -> Result<(EntryKind, Vec<u8>), RejectEntryError> {
+        let entry = Entry::decode(bytes)?;
+        let key = self
+            .store
+            .epoch_key(&network.0, entry.header.epoch)
+            .ok()
+            .flatten()
+            .ok_or(RejectEntryError::NoEpochKey(entry.header.epoch))?;
+        let body = entry
+            .open(&EpochKey::from(key))
+            .map_err(RejectEntryError::Seal)?;
+        Ok((entry.header.kind, body))
+    }
+
+    /// Every key id this node holds for a record.
+    pub fn record_key_ids_for_testing(&self, network: &NetworkId, record: &str) -> Vec<[u8; 16]> {
+        self.store
+            .record_key_ids(&network.0, record)
+            .unwrap_or_default()
+    }
 }

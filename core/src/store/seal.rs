@@ -2,26 +2,28 @@
 //!
 //! Secrets, records and MLS state are AEAD-sealed and entries are signed, but
 //! the plaintext columns around them (sequence numbers, epochs, cursors,
-//! rosters, the keys of MLS rows) are read as they are. So every row of every
-//! table carries a MAC: HMAC-SHA256, under a key derived from the storage
-//! key, over the table's name and the row's data columns (see
-//! [`row_mac`]). Where a row's position matters it is an explicit integer
-//! key column, so the MAC covers it.
+//! rosters, the keys of MLS rows) are read as they are. So every row is
+//! authenticated: HMAC-SHA256, under a key derived from the storage key,
+//! over the table's name and the row's data columns (see [`row_mac`]).
+//! Where a row's position matters it is an explicit integer key column, so
+//! the MAC covers it.
 //!
-//! - **On read.** The store's own rows are checked by the read that uses them
-//!   ([`super::tables`]); MLS rows are checked when a group is loaded
-//!   ([`verify_foreign_rows`]). Opening a store checks only the storage key
-//!   and the schema's digest, so it costs the same for a store of 100 charts
-//!   or of 100,000.
-//! - **Writes.** The store's own writes compute the MAC in Rust. MLS rows are
-//!   written by `openmls_sqlite_storage`, so SQLite triggers compute theirs;
-//!   an update of an MLS row whose MAC does not match is aborted, so a change
-//!   made at rest is never re-sealed as if it were genuine.
-//! - **Audit.** Triggers also keep, per table, the XOR of its rows' MACs
-//!   (started from a per-table secret, so a set of rows has one digest).
-//!   [`verify_full`] reads everything: `PRAGMA integrity_check`, every row's
-//!   MAC, every digest (which also reveals a deleted row, or a row put back
-//!   from an older copy of the file), the schema digest and the
+//! - **The store's own rows** carry their MAC in a `mac` column, computed in
+//!   Rust when written and checked by the read that uses the row
+//!   ([`super::tables`]).
+//! - **MLS rows**, written by `openmls_sqlite_storage`, are covered by their
+//!   table's digest (below), which SQLite triggers keep as the rows change,
+//!   and which is checked whenever a group is loaded
+//!   ([`verify_foreign_rows`]): a changed, removed, added or swapped MLS row,
+//!   or one put back from an older copy, is found before openmls reads it.
+//!   (Their values are also AEAD-sealed by the MLS codec.)
+//! - **Digests.** Triggers keep, per table, the XOR of its rows' MACs,
+//!   started from a per-table secret, so a set of rows has one digest.
+//! - **Opening** checks only the storage key and the schema's digest, so it
+//!   costs the same for a store of 100 charts or of 100,000.
+//! - **Audit.** [`verify_full`] reads everything: `PRAGMA integrity_check`,
+//!   every row's MAC, every digest (which also reveals a deleted row, or a
+//!   row put back from an older copy of the file), the schema digest and the
 //!   AUTOINCREMENT counters.
 
 use std::collections::BTreeMap;
@@ -45,15 +47,18 @@ const MAC_FN: &str = "careledger_row_mac";
 const XOR_FN: &str = "careledger_xor";
 const TRIGGER_PREFIX: &str = "careledger_seal_";
 const DIGEST_LEN: usize = 32;
-/// The message an aborted update of an altered MLS row carries.
-pub(super) const ALTERED: &str = "careledger: row altered at rest";
 
-/// The key row MACs are made with.
+/// A derived key.
 pub(super) type SealKey = Zeroizing<[u8; 32]>;
 
-/// Derive the sealing key from the storage key.
-pub(super) fn mac_key(storage_key: &StorageKey) -> SealKey {
-    derive(storage_key, b"careledger/v1/store-seal")
+/// HMAC-SHA256 keyed with the row-MAC key, ready to clone for each row (the
+/// key schedule is done once).
+pub(super) type MacBase = HmacSha256;
+
+/// The keyed HMAC row MACs are made with, derived from the storage key.
+pub(super) fn mac_base(storage_key: &StorageKey) -> MacBase {
+    let key = derive(storage_key, b"careledger/v1/store-seal");
+    new_mac(&key)
 }
 
 /// A 32-byte key for one purpose, derived from the storage key.
@@ -92,8 +97,8 @@ fn update_value(mac: &mut HmacSha256, value: ValueRef<'_>) {
     }
 }
 
-fn mac_of<'a>(key: &[u8; 32], values: impl IntoIterator<Item = ValueRef<'a>>) -> HmacSha256 {
-    let mut mac = new_mac(key);
+fn mac_of<'a>(base: &MacBase, values: impl IntoIterator<Item = ValueRef<'a>>) -> HmacSha256 {
+    let mut mac = base.clone();
     for value in values {
         update_value(&mut mac, value);
     }
@@ -101,14 +106,14 @@ fn mac_of<'a>(key: &[u8; 32], values: impl IntoIterator<Item = ValueRef<'a>>) ->
 }
 
 /// A row's MAC: what `careledger_row_mac('<table>', c1, …)` computes in SQL.
-pub(super) fn row_mac(key: &[u8; 32], table: &str, values: &[ValueRef<'_>]) -> [u8; DIGEST_LEN] {
+pub(super) fn row_mac(base: &MacBase, table: &str, values: &[ValueRef<'_>]) -> [u8; DIGEST_LEN] {
     let all = std::iter::once(ValueRef::Text(table.as_bytes())).chain(values.iter().copied());
-    mac_of(key, all).finalize().into_bytes().into()
+    mac_of(base, all).finalize().into_bytes().into()
 }
 
 /// Check a row read from `table` against its stored MAC (constant time).
 pub(super) fn check_row_mac(
-    key: &[u8; 32],
+    key: &MacBase,
     table: &str,
     values: &[ValueRef<'_>],
     stored: ValueRef<'_>,
@@ -129,8 +134,8 @@ pub(super) fn check_row_mac(
 
 /// The digest of an empty table: a secret per table, so emptying a table
 /// cannot be matched by a guessable value.
-fn base(key: &[u8; 32], table: &str) -> [u8; DIGEST_LEN] {
-    let mut mac = new_mac(key);
+fn base(key: &MacBase, table: &str) -> [u8; DIGEST_LEN] {
+    let mut mac = key.clone();
     mac.update(b"empty\0");
     mac.update(table.as_bytes());
     mac.finalize().into_bytes().into()
@@ -150,7 +155,7 @@ fn xor_into(acc: &mut [u8; DIGEST_LEN], other: &[u8]) -> Result<(), StoreError> 
 
 /// Register the SQL functions the seal triggers call on `conn`.
 pub(super) fn register(conn: &Connection, storage_key: &StorageKey) -> rusqlite::Result<()> {
-    let key = mac_key(storage_key);
+    let key = mac_base(storage_key);
     let flags = FunctionFlags::SQLITE_UTF8
         | FunctionFlags::SQLITE_DETERMINISTIC
         | FunctionFlags::SQLITE_INNOCUOUS;
@@ -243,7 +248,7 @@ fn fold_macs(
     Ok(acc)
 }
 
-fn schema_digest(conn: &Connection, key: &[u8; 32]) -> Result<[u8; DIGEST_LEN], StoreError> {
+fn schema_digest(conn: &Connection, key: &MacBase) -> Result<[u8; DIGEST_LEN], StoreError> {
     let sql = format!(
         "SELECT {MAC_FN}('{SCHEMA}', type, name, tbl_name, rootpage, sql) FROM sqlite_master"
     );
@@ -264,27 +269,30 @@ pub(super) fn drop_triggers(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Give every table its MAC column and triggers for the current schema, and
-/// compute every MAC and digest from the current content. Run inside the
-/// migration's transaction, only after a migration changed the schema (the
-/// content was verified before it).
+/// Give our tables their MAC column, every table its triggers for the
+/// current schema, and compute every MAC and digest from the current
+/// content. Run inside the migration's transaction, only after a migration
+/// changed the schema (the content was verified before it).
 pub(super) fn reseal(conn: &Connection, storage_key: &StorageKey) -> Result<(), StoreError> {
-    let key = mac_key(storage_key);
+    let key = mac_base(storage_key);
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {DIGESTS} (tbl TEXT PRIMARY KEY, digest BLOB NOT NULL)"
     ))?;
     drop_triggers(conn)?;
     conn.execute(&format!("DELETE FROM {DIGESTS}"), [])?;
     for table in sealed_tables(conn)? {
-        if !physical_columns(conn, &table)?.iter().any(|c| c == "mac") {
-            conn.execute_batch(&format!("ALTER TABLE {} ADD COLUMN mac BLOB", quote(&table)))?;
-        }
+        let ours = tables::ours(&table).is_some();
         let columns = mac_columns(conn, &table)?;
         let name = quote(&table);
-        conn.execute_batch(&format!(
-            "UPDATE {name} SET mac = {}",
-            mac_call(&table, &columns, "")
-        ))?;
+        if ours {
+            if !physical_columns(conn, &table)?.iter().any(|c| c == "mac") {
+                conn.execute_batch(&format!("ALTER TABLE {name} ADD COLUMN mac BLOB"))?;
+            }
+            conn.execute_batch(&format!(
+                "UPDATE {name} SET mac = {}",
+                mac_call(&table, &columns, "")
+            ))?;
+        }
         let digest_of = |expression: &str| {
             format!(
                 "UPDATE {DIGESTS} SET digest = {expression} WHERE tbl = {};",
@@ -300,41 +308,24 @@ pub(super) fn reseal(conn: &Connection, storage_key: &StorageKey) -> Result<(), 
             quote(&format!("{stem}_delete")),
             quote(&format!("{stem}_update")),
         );
-        let on_delete = digest_of(&format!("{XOR_FN}(digest, OLD.mac)"));
-        let triggers = if tables::ours(&table).is_some() {
-            // Our writes carry the MAC they computed.
-            format!(
-                "CREATE TRIGGER {ins} AFTER INSERT ON {name} BEGIN {} END;
-                 CREATE TRIGGER {del} AFTER DELETE ON {name} BEGIN {on_delete} END;
-                 CREATE TRIGGER {upd} AFTER UPDATE ON {name} BEGIN {} END;",
-                digest_of(&format!("{XOR_FN}(digest, NEW.mac)")),
-                digest_of(&format!("{XOR_FN}({XOR_FN}(digest, OLD.mac), NEW.mac)")),
-            )
+        // Our writes carry the MAC they computed; rows written by another
+        // crate are MAC'd here.
+        let (new_mac, old_mac) = if ours {
+            ("NEW.mac".to_owned(), "OLD.mac".to_owned())
         } else {
-            // Rows written by another crate: the trigger seals them.
-            let set_mac = format!(
-                "UPDATE {name} SET mac = {} WHERE rowid = NEW.rowid;",
-                mac_call(&table, &columns, "NEW.")
-            );
-            let stored = format!("(SELECT mac FROM {name} WHERE rowid = NEW.rowid)");
-            let of: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-            format!(
-                "CREATE TRIGGER {ins} AFTER INSERT ON {name} BEGIN {set_mac} {} END;
-                 CREATE TRIGGER {del} AFTER DELETE ON {name} BEGIN {on_delete} END;
-                 CREATE TRIGGER {upd} AFTER UPDATE OF {} ON {name} BEGIN
-                   SELECT RAISE(ABORT, {}) WHERE OLD.mac IS NOT {};
-                   {set_mac} {} END;",
-                digest_of(&format!("{XOR_FN}(digest, {stored})")),
-                of.join(", "),
-                literal(ALTERED),
-                mac_call(&table, &columns, "OLD."),
-                digest_of(&format!("{XOR_FN}({XOR_FN}(digest, OLD.mac), {stored})")),
-            )
+            (mac_call(&table, &columns, "NEW."), mac_call(&table, &columns, "OLD."))
         };
-        conn.execute_batch(&triggers)?;
+        conn.execute_batch(&format!(
+            "CREATE TRIGGER {ins} AFTER INSERT ON {name} BEGIN {} END;
+             CREATE TRIGGER {del} AFTER DELETE ON {name} BEGIN {} END;
+             CREATE TRIGGER {upd} AFTER UPDATE ON {name} BEGIN {} END;",
+            digest_of(&format!("{XOR_FN}(digest, {new_mac})")),
+            digest_of(&format!("{XOR_FN}(digest, {old_mac})")),
+            digest_of(&format!("{XOR_FN}({XOR_FN}(digest, {old_mac}), {new_mac})")),
+        ))?;
         let digest = fold_macs(
             conn,
-            &format!("SELECT mac FROM {name}"),
+            &format!("SELECT {} FROM {name}", mac_call(&table, &columns, "")),
             base(&key, &table),
         )?;
         conn.execute(
@@ -363,7 +354,7 @@ fn stored_digest(conn: &Connection, table: &str) -> Result<Option<Vec<u8>>, Stor
 /// At open: the schema (tables, indexes, triggers) is the one sealed.
 /// Constant cost: the schema is small and does not grow with the content.
 pub(super) fn check_schema(conn: &Connection, storage_key: &StorageKey) -> Result<(), StoreError> {
-    let key = mac_key(storage_key);
+    let key = mac_base(storage_key);
     match stored_digest(conn, SCHEMA)? {
         Some(stored) if stored == schema_digest(conn, &key)? => Ok(()),
         Some(_) => Err(StoreError::Tampered(
@@ -373,26 +364,48 @@ pub(super) fn check_schema(conn: &Connection, storage_key: &StorageKey) -> Resul
     }
 }
 
-/// Rows of tables written by other crates (MLS storage) whose MAC does not
-/// match, by table; run before such rows are used.
-pub(super) fn verify_foreign_rows(conn: &Connection) -> Result<(), StoreError> {
+/// For each table written by other crates (MLS storage): the query giving
+/// each row's MAC. Made once per open store (the schema does not change
+/// after the open).
+pub(super) fn foreign_checks(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut out = Vec::new();
     for table in sealed_tables(conn)? {
         if tables::ours(&table).is_some() {
             continue;
         }
         let columns = mac_columns(conn, &table)?;
-        let altered: i64 = conn.query_row(
-            &format!(
-                "SELECT count(*) FROM {} WHERE mac IS NOT {}",
-                quote(&table),
-                mac_call(&table, &columns, "")
-            ),
-            [],
-            |r| r.get(0),
-        )?;
-        if altered > 0 {
+        let sql = format!(
+            "SELECT {} FROM {}",
+            mac_call(&table, &columns, ""),
+            quote(&table)
+        );
+        out.push((table, sql));
+    }
+    Ok(out)
+}
+
+/// Check the tables written by other crates (MLS storage) against their
+/// digests before their rows are used. The caller holds a read snapshot
+/// (a transaction), so a writer in another process cannot interleave.
+pub(super) fn verify_foreign_rows(
+    conn: &Connection,
+    base_key: &MacBase,
+    checks: &[(String, String)],
+) -> Result<(), StoreError> {
+    for (table, sql) in checks {
+        let mut acc = base(base_key, table);
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let mac = row
+                .get_ref(0)?
+                .as_blob()
+                .map_err(|_| StoreError::Tampered("row MAC is not a blob".into()))?;
+            xor_into(&mut acc, mac)?;
+        }
+        if stored_digest(conn, table)?.as_deref() != Some(acc.as_slice()) {
             return Err(StoreError::Tampered(format!(
-                "{altered} row(s) of `{table}` do not match their MAC"
+                "MLS state in `{table}` was altered at rest"
             )));
         }
     }
@@ -423,14 +436,14 @@ pub(super) fn verify_full(
     conn: &Connection,
     storage_key: &StorageKey,
 ) -> Result<StoreVerifyReport, StoreError> {
-    let key = mac_key(storage_key);
+    let key = mac_base(storage_key);
     conn.execute_batch("BEGIN")?;
     let outcome = verify_in_snapshot(conn, &key);
     let _ = conn.execute_batch("COMMIT");
     outcome
 }
 
-fn verify_in_snapshot(conn: &Connection, key: &[u8; 32]) -> Result<StoreVerifyReport, StoreError> {
+fn verify_in_snapshot(conn: &Connection, key: &MacBase) -> Result<StoreVerifyReport, StoreError> {
     let mut report = StoreVerifyReport::default();
     let integrity: Vec<String> = {
         let mut stmt = conn.prepare("PRAGMA integrity_check(20)")?;
@@ -462,9 +475,16 @@ fn verify_in_snapshot(conn: &Connection, key: &[u8; 32]) -> Result<StoreVerifyRe
     for table in &tables {
         report.tables += 1;
         let columns = mac_columns(conn, table)?;
-        let has_mac = physical_columns(conn, table)?.iter().any(|c| c == "mac");
-        if !has_mac {
-            report.problems.push(format!("table `{table}` is not sealed"));
+        if tables::ours(table).is_none() {
+            // MLS tables: the digest over every row's MAC.
+            let sql = format!("SELECT {} FROM {}", mac_call(table, &columns, ""), quote(table));
+            let digest = fold_macs(conn, &sql, base(key, table))?;
+            report.rows += conn.query_row(
+                &format!("SELECT count(*) FROM {}", quote(table)),
+                [],
+                |r| r.get::<_, i64>(0),
+            )?.max(0) as u64;
+            compare(table, digest, &mut report);
             continue;
         }
         let select: Vec<String> = columns.iter().map(|c| quote(c)).collect();
@@ -499,6 +519,14 @@ fn verify_in_snapshot(conn: &Connection, key: &[u8; 32]) -> Result<StoreVerifyRe
                 "{altered} row(s) of `{table}` do not match their MAC"
             ));
         }
+        if let Some(hashed) = tables::ours(table).and_then(|t| t.hashed.as_ref()) {
+            let misfits = hash_misfits(conn, table, hashed)?;
+            if misfits > 0 {
+                report.problems.push(format!(
+                    "{misfits} row(s) of `{table}` do not hash to their id"
+                ));
+            }
+        }
         compare(table, digest, &mut report);
     }
     for table in stored.keys() {
@@ -508,6 +536,26 @@ fn verify_in_snapshot(conn: &Connection, key: &[u8; 32]) -> Result<StoreVerifyRe
     }
     report.problems.extend(check_counters(conn, &tables)?);
     Ok(report)
+}
+
+/// Rows whose content-addressed bytes do not hash to their (MAC'd) id.
+fn hash_misfits(conn: &Connection, table: &str, hashed: &tables::Hashed) -> Result<u64, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {}, {} FROM {}",
+        quote(hashed.id),
+        quote(hashed.bytes),
+        quote(table)
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut misfits = 0;
+    while let Some(row) = rows.next()? {
+        let fits = match (row.get_ref(0)?.as_blob(), row.get_ref(1)?.as_blob()) {
+            (Ok(id), Ok(bytes)) => tables::content_id(bytes).as_slice() == id,
+            _ => false,
+        };
+        misfits += u64::from(!fits);
+    }
+    Ok(misfits)
 }
 
 /// AUTOINCREMENT counters (SQLite's own table, no triggers): never below
@@ -551,14 +599,14 @@ fn check_counters(conn: &Connection, tables: &[String]) -> Result<Vec<String>, S
 /// checked once before such a store is migrated: the migration re-seals
 /// what it finds, so it must find genuine content.
 pub(super) fn verify_v4(conn: &Connection, storage_key: &StorageKey) -> Result<(), StoreError> {
-    let key = mac_key(storage_key);
+    let key = mac_base(storage_key);
     conn.execute_batch("BEGIN")?;
     let outcome = verify_v4_in_snapshot(conn, &key);
     let _ = conn.execute_batch("COMMIT");
     outcome
 }
 
-fn verify_v4_in_snapshot(conn: &Connection, key: &[u8; 32]) -> Result<(), StoreError> {
+fn verify_v4_in_snapshot(conn: &Connection, key: &MacBase) -> Result<(), StoreError> {
     let problems: Vec<String> = {
         let mut stmt = conn.prepare("PRAGMA integrity_check(1)")?;
         let rows = stmt.query_map([], |r| r.get(0))?;

@@ -18,14 +18,30 @@ use super::{seal, Store, StoreError};
 pub(super) struct Table {
     pub name: &'static str,
     pub columns: &'static [&'static str],
+    /// A column of content-addressed bytes, outside the MAC: the MAC covers
+    /// its SHA-256 id column, and a read that takes the bytes checks them
+    /// against it (so reads that do not need the bytes do not read them).
+    pub hashed: Option<Hashed>,
+}
+
+/// `bytes` hashes (SHA-256) to `id`.
+pub(super) struct Hashed {
+    pub bytes: &'static str,
+    pub id: &'static str,
 }
 
 macro_rules! tables {
-    ($($ident:ident = $name:literal [$($column:literal),+ $(,)?];)+) => {
-        $(pub(super) const $ident: Table = Table { name: $name, columns: &[$($column),+] };)+
+    ($($ident:ident = $name:literal [$($column:literal),+ $(,)?] $(hashed($bytes:literal by $id:literal))?;)+) => {
+        $(pub(super) const $ident: Table = Table {
+            name: $name,
+            columns: &[$($column),+],
+            hashed: tables!(@hashed $($bytes, $id)?),
+        };)+
         /// Every table of the store's own schema.
         pub(super) const ALL: &[&Table] = &[$(&$ident),+];
     };
+    (@hashed) => { None };
+    (@hashed $bytes:literal, $id:literal) => { Some(Hashed { bytes: $bytes, id: $id }) };
 }
 
 tables! {
@@ -34,10 +50,13 @@ tables! {
     EPOCHS = "epochs" ["network", "epoch", "key"];
     MEMBERS = "members" ["network", "author", "public_key", "name", "from_epoch", "to_epoch"];
     RECORD_KEYS = "record_keys" ["ordinal", "network", "record_tag", "key_id", "key"];
-    ENTRIES = "entries" ["local_order", "network", "id", "author", "seq", "epoch", "kind", "bytes"];
+    ENTRIES = "entries" ["local_order", "network", "id", "author", "seq", "epoch", "kind"]
+        hashed("bytes" by "id");
     RELAYED = "relayed" ["network", "id"];
-    PENDING = "pending" ["network", "id", "author", "seq", "bytes", "reason", "relay_pos"];
-    FORKS = "forks" ["network", "author", "seq", "kept_id", "other_id", "other_bytes"];
+    PENDING = "pending" ["network", "id", "author", "seq", "reason", "relay_pos"]
+        hashed("bytes" by "id");
+    FORKS = "forks" ["network", "author", "seq", "kept_id", "other_id"]
+        hashed("other_bytes" by "other_id");
     FLAGGED = "flagged" ["network", "author", "reason"];
     RECORDS = "records" ["network", "record_tag", "name", "doc"];
     RECORD_INCREMENTS = "record_increments" ["network", "record_tag", "seq", "bytes"];
@@ -52,6 +71,12 @@ tables! {
     REMOVED_MEMBERS = "removed_members" ["network", "author", "removed_epoch", "last_seq"];
 }
 
+/// SHA-256 of `bytes`.
+pub(super) fn content_id(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
 /// The table named `name`, if it is one of ours.
 pub(super) fn ours(name: &str) -> Option<&'static Table> {
     ALL.iter().copied().find(|t| t.name == name)
@@ -63,7 +88,13 @@ impl Table {
         self.columns.join(", ")
     }
 
+    /// Where `column` is in a row [`Store::select`] returns.
     fn index(&self, column: &str) -> usize {
+        if let Some(hashed) = &self.hashed {
+            if hashed.bytes == column {
+                return self.columns.len() + 2;
+            }
+        }
         self.columns
             .iter()
             .position(|c| *c == column)
@@ -116,30 +147,42 @@ impl Store {
         Ok(seal::row_mac(&self.seal_key, table.name, &refs).to_vec())
     }
 
-    /// Write one row of `table` (every data column, in order) with its MAC;
-    /// returns how many rows changed.
+    /// Write one row of `table` (every data column, in order, then the
+    /// hashed bytes if the table has them) with its MAC; returns how many
+    /// rows changed.
     pub(super) fn put(
         &self,
         table: &'static Table,
         mode: Put,
         values: &[&dyn ToSql],
     ) -> Result<usize, StoreError> {
-        debug_assert_eq!(values.len(), table.columns.len(), "{}", table.name);
-        let mac = self.row_mac(table, values)?;
+        let macced = table.columns.len();
+        debug_assert_eq!(
+            values.len(),
+            macced + usize::from(table.hashed.is_some()),
+            "{}",
+            table.name
+        );
+        let mac = self.row_mac(table, &values[..macced])?;
         let verb = match mode {
             Put::Insert => "INSERT",
             Put::OrIgnore => "INSERT OR IGNORE",
             Put::OrReplace => "INSERT OR REPLACE",
         };
         let placeholders: Vec<String> = (1..=values.len() + 1).map(|i| format!("?{i}")).collect();
+        let hashed = table
+            .hashed
+            .as_ref()
+            .map_or(String::new(), |h| format!(", {}", h.bytes));
         let sql = format!(
-            "{verb} INTO {} ({}, mac) VALUES ({})",
+            "{verb} INTO {} ({}, mac{hashed}) VALUES ({})",
             table.name,
             table.column_list(),
             placeholders.join(", ")
         );
-        let mut params: Vec<&dyn ToSql> = values.to_vec();
+        let mut params: Vec<&dyn ToSql> = values[..macced].to_vec();
         params.push(&mac);
+        params.extend_from_slice(&values[macced..]);
         Ok(self
             .conn
             .prepare_cached(&sql)?
@@ -178,16 +221,44 @@ impl Store {
     }
 
     /// Read rows of `table` (`tail` is everything after `FROM table`, e.g.
-    /// a WHERE and ORDER BY), check each row's MAC, and map it.
+    /// a WHERE and ORDER BY), check each row's MAC, and map it. A table's
+    /// hashed bytes are not read (see [`Store::select_bytes`]).
     pub(super) fn select<T, P: Params>(
         &self,
         table: &'static Table,
         tail: &str,
         params: P,
+        map: impl FnMut(&Verified<'_, '_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.query(table, false, tail, params, map)
+    }
+
+    /// [`Store::select`] with the table's hashed bytes too, checked against
+    /// their id.
+    pub(super) fn select_bytes<T, P: Params>(
+        &self,
+        table: &'static Table,
+        tail: &str,
+        params: P,
+        map: impl FnMut(&Verified<'_, '_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.query(table, true, tail, params, map)
+    }
+
+    fn query<T, P: Params>(
+        &self,
+        table: &'static Table,
+        with_bytes: bool,
+        tail: &str,
+        params: P,
         mut map: impl FnMut(&Verified<'_, '_>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
+        let bytes = match (&table.hashed, with_bytes) {
+            (Some(hashed), true) => format!(", {}", hashed.bytes),
+            _ => String::new(),
+        };
         let sql = format!(
-            "SELECT {}, mac, rowid FROM {} {tail}",
+            "SELECT {}, mac, rowid{bytes} FROM {} {tail}",
             table.column_list(),
             table.name
         );
@@ -196,6 +267,9 @@ impl Store {
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             self.check_row(table, row)?;
+            if with_bytes {
+                check_hashed(table, row)?;
+            }
             out.push(map(&Verified { row, table })?);
         }
         Ok(out)
@@ -237,6 +311,22 @@ impl Store {
         }
         let mac = row.get_ref(n)?;
         seal::check_row_mac(&self.seal_key, table.name, &values, mac)
+    }
+}
+
+/// The hashed bytes of a row (read as the last column) match its id.
+fn check_hashed(table: &'static Table, row: &Row<'_>) -> Result<(), StoreError> {
+    let Some(hashed) = &table.hashed else {
+        return Ok(());
+    };
+    let id: Vec<u8> = row.get(table.index(hashed.id))?;
+    let bytes = row.get_ref(table.columns.len() + 2)?;
+    match bytes.as_blob() {
+        Ok(bytes) if content_id(bytes).as_slice() == id.as_slice() => Ok(()),
+        _ => Err(StoreError::Tampered(format!(
+            "a row of `{}` does not hash to its id",
+            table.name
+        ))),
     }
 }
 
