@@ -133,7 +133,7 @@ pub enum OpenStoreError {
 pub enum StoreError {
     /// SQLite reported an error (disk full, locked…).
     #[error("store I/O failed: {}", describe_sqlite(.0))]
-    Sqlite(rusqlite::Error),
+    Sqlite(#[source] rusqlite::Error),
     /// A wrapped secret in the store does not open under the storage key.
     #[error("a secret in the store cannot be unwrapped (store tampered or corrupt): {0}")]
     Unwrap(&'static str),
@@ -1142,7 +1142,9 @@ impl Store {
         )
     }
 
-    /// Overwrite one stored entry's bytes, to model a tampered disk (feature `test-hooks`).
+    /// Overwrite one stored entry's bytes as an insider holding the storage
+    /// key could (the row re-sealed, its id the new bytes' hash), so only the
+    /// ledger's own checks can tell (feature `test-hooks`).
     #[cfg(feature = "test-hooks")]
     pub fn overwrite_entry_bytes_for_testing(
         &self,
@@ -1150,13 +1152,33 @@ impl Store {
         local_index: usize,
         bytes: &[u8],
     ) -> Result<bool, StoreError> {
-        let changed = self.conn.prepare_cached(
-            "UPDATE entries SET bytes = ?3 WHERE network = ?1 AND local_order =
-               (SELECT local_order FROM entries WHERE network = ?1 ORDER BY local_order LIMIT 1 OFFSET ?2)",
-        )?.execute(
-            params![network, local_index as i64, bytes],
+        let rows = self.select_with_rowid(
+            &ENTRIES,
+            "WHERE network = ?1 ORDER BY local_order LIMIT 1 OFFSET ?2",
+            params![network, local_index as i64],
+            |r| {
+                Ok((
+                    r.get::<i64>("local_order")?,
+                    r.get::<Vec<u8>>("author")?,
+                    r.get::<i64>("seq")?,
+                    r.get::<i64>("epoch")?,
+                    r.get::<i64>("kind")?,
+                ))
+            },
         )?;
-        Ok(changed == 1)
+        let Some((rowid, (order, author, seq, epoch, kind))) = rows.into_iter().next() else {
+            return Ok(false);
+        };
+        let id = tables::content_id(bytes);
+        self.rewrite(
+            &ENTRIES,
+            rowid,
+            &[&order, &network, &id.as_slice(), &author, &seq, &epoch, &kind],
+        )?;
+        self.conn
+            .prepare_cached("UPDATE entries SET bytes = ?1 WHERE rowid = ?2")?
+            .execute(params![bytes, rowid])?;
+        Ok(true)
     }
 
     // ---- pending, forks, flags --------------------------------------------

@@ -15,6 +15,9 @@
 //!    [`Node::receive`]. [`crate::sync::sync`] does both against a
 //!    [`Relay`](crate::relay::Relay).
 //! 5. Audit: [`Node::verify_ledger`] re-checks every signature, chain and seal.
+//! 6. The patient's rights: [`Node::erase`] crypto-shreds a chart at every
+//!    member; [`Node::tick`] (the sync pump calls it) cuts off shared charts
+//!    whose consent period ended.
 //!
 //! ```
 //! use careledger::keys::StorageKey;

@@ -253,10 +253,11 @@ fn version_one_file_is_migrated_in_place() {
     };
     conn.execute_batch(v1).unwrap();
     conn.pragma_update(None, "user_version", 1).unwrap();
+    let id = tables::content_id(b"entry bytes");
     conn.execute(
         "INSERT INTO entries (network, id, author, seq, epoch, kind, bytes)
-         VALUES (x'01', x'02', x'03', 1, 0, 1, x'04')",
-        [],
+         VALUES (x'01', ?1, x'03', 1, 0, 1, CAST('entry bytes' AS BLOB))",
+        [id.as_slice()],
     )
     .unwrap();
     drop(conn);
@@ -265,7 +266,8 @@ fn version_one_file_is_migrated_in_place() {
     let ids: Vec<Vec<u8>> = store
         .select(&tables::ENTRIES, "", [], |r| r.get("id"))
         .unwrap();
-    assert_eq!(ids, vec![vec![2u8]], "existing rows keep their data");
+    assert_eq!(ids, vec![id.to_vec()], "existing rows keep their data");
+    assert_eq!(store.entries(&[1]).unwrap(), vec![b"entry bytes".to_vec()]);
     assert!(store.verify().unwrap().is_clean());
 }
 

@@ -1330,7 +1330,14 @@ impl World {
                         .header
                         .author;
                     let by_member = members.iter().any(|&j| authors[j] == author);
-                    if by_member || self.model.written.contains_key(id) {
+                    // A removed member's entries that reached the relay after
+                    // its removal are refused by everyone alike (the heads
+                    // comparison below shows they agree).
+                    let removed_author = authors
+                        .iter()
+                        .position(|a| *a == author)
+                        .is_some_and(|j| self.model.removed_from.contains_key(&(n, j)));
+                    if by_member || (self.model.written.contains_key(id) && !removed_author) {
                         assert!(
                             held.contains(id),
                             "node {i}: a published entry never arrived"
