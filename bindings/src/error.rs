@@ -2,7 +2,7 @@
 //!
 //! Every core error (`OpenStoreError`, `OpenNodeError`, `StoreError`,
 //! `NetworkError`, `ImportError`, `ExportError`, `ReceiveError`, `SyncError`,
-//! `RelayError`, `ConsentError`, `ParseConsentError`, `AiError`,
+//! `RelayError`, `ConsentError`, `EraseError`, `ParseConsentError`, `AiError`,
 //! `InvalidSpecError`, the proof decoders, …) becomes an [`ApiError`] here and nowhere else. Variants are
 //! grouped by what an app can do about them; each carries the core's text in
 //! `reason`, which names fields and rules, never patient data (STYLE §5).
@@ -21,7 +21,8 @@ use careledger::checkpoint::DecodeProofError;
 use careledger::consent::ParseConsentError;
 use careledger::identity::CreateIdentityError;
 use careledger::node::{
-    AiError, ConsentError, ExportError, FlError, ImportError, NetworkError, OpenNodeError,
+    AiError, ConsentError, EraseError, ExportError, FlError, ImportError, NetworkError,
+    OpenNodeError,
     ReceiveError, ReceiveReport,
 };
 use careledger::relay::RelayError;
@@ -99,6 +100,27 @@ pub enum ApiError {
     /// No record for that patient in the network.
     #[error("{reason}")]
     UnknownPatient {
+        /// The core's message.
+        reason: String,
+    },
+    /// The patient's chart was erased (its keys shredded): it cannot be
+    /// read, exported or erased again.
+    #[error("{reason}")]
+    ChartErased {
+        /// The core's message.
+        reason: String,
+    },
+    /// The chart has no resource of that type and id to erase (or none was named).
+    #[error("{reason}")]
+    UnknownResource {
+        /// The core's message (names the resource type, never the id).
+        reason: String,
+    },
+    /// This store is older than entries this node already wrote in the
+    /// network (restored from a backup): sync first, which catches its own
+    /// chain up; writing before that would fork it.
+    #[error("{reason}")]
+    BehindOwnChain {
         /// The core's message.
         reason: String,
     },
@@ -341,6 +363,8 @@ impl From<NetworkError> for ApiError {
             NetworkError::InvalidWelcome(_) => ApiError::InvalidWelcome { reason },
             NetworkError::UnknownMember => ApiError::UnknownMember { reason },
             NetworkError::Mls(_) => ApiError::Mls { reason },
+            NetworkError::BehindOwnChain { .. } => ApiError::BehindOwnChain { reason },
+            NetworkError::ConsentDecision(_) => ApiError::Record { reason },
             NetworkError::Store(error) => error.into(),
         }
     }
@@ -366,6 +390,9 @@ impl From<ExportError> for ApiError {
     fn from(error: ExportError) -> Self {
         match error {
             ExportError::UnknownPatient => ApiError::UnknownPatient {
+                reason: error.to_string(),
+            },
+            ExportError::Erased => ApiError::ChartErased {
                 reason: error.to_string(),
             },
             ExportError::Record(_) => ApiError::Record {
@@ -404,6 +431,7 @@ impl From<SyncError> for ApiError {
             SyncError::NoWelcome => ApiError::InvalidWelcome {
                 reason: error.to_string(),
             },
+            SyncError::Consent(error) => error.into(),
         }
     }
 }
@@ -422,6 +450,9 @@ impl From<ConsentError> for ApiError {
             ConsentError::UnknownPatient => ApiError::UnknownPatient {
                 reason: error.to_string(),
             },
+            ConsentError::Erased => ApiError::ChartErased {
+                reason: error.to_string(),
+            },
             ConsentError::SameNetwork => ApiError::invalid_argument(error.to_string()),
             ConsentError::Record(_) => ApiError::Record {
                 reason: error.to_string(),
@@ -433,6 +464,22 @@ impl From<ConsentError> for ApiError {
             ConsentError::Import(error) => error.into(),
             ConsentError::Network(error) => error.into(),
             ConsentError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<EraseError> for ApiError {
+    fn from(error: EraseError) -> Self {
+        let reason = error.to_string();
+        match error {
+            EraseError::UnknownPatient => ApiError::UnknownPatient { reason },
+            EraseError::AlreadyErased => ApiError::ChartErased { reason },
+            EraseError::UnknownResource(_) | EraseError::NothingToErase => {
+                ApiError::UnknownResource { reason }
+            }
+            EraseError::Record(_) => ApiError::Record { reason },
+            EraseError::Network(error) => error.into(),
+            EraseError::Store(error) => error.into(),
         }
     }
 }

@@ -32,6 +32,11 @@
 //!    a site loops on [`Network::fl_site_step`]; a coordinator writes
 //!    [`Network::fl_plan`] and loops on [`Network::fl_coordinator_step`];
 //!    anyone checks [`Network::fl_verify_round`] and [`Network::fl_budget`].
+//! 8. The patient's rights: [`Network::erase_chart`] and
+//!    [`Network::erase_resources`] crypto-shred a chart,
+//!    [`Network::erased_charts`] lists what was erased, [`Node::tick`] ends
+//!    grants whose period is over (the sync functions call it too), and
+//!    [`Node::verify_store`] audits the whole store file.
 //!
 //! Every failure is an [`ApiError`] (mapped from the core's errors in
 //! `error.rs` only); a panic surfaces as uniffi's internal error.
@@ -61,6 +66,7 @@ mod network;
 mod node;
 #[cfg(feature = "panic-probe")]
 pub mod probe;
+mod rights;
 mod types;
 
 pub use analytics::{
@@ -76,6 +82,7 @@ pub use error::ApiError;
 pub use federated::{FlPolicy, FlStep, FlTask, RoundVerification, SiteBudget};
 pub use network::Network;
 pub use node::Node;
+pub use rights::{EraseReport, ErasedChart, ResourceRef, StoreAudit, TickReport};
 pub use types::{
     ImportReport, LedgerReport, MemberInfo, MessageKind, NetworkInfo, OutgoingMessage,
     ReceiveReport, SyncReport,

@@ -164,6 +164,11 @@ pub enum EntryKind {
     FlUnmask = 36,
     /// The coordinator's round card: the exact sum, parameters, budget.
     FlRound = 37,
+    /// Crypto-shredding: every honest node deletes the record's keys and
+    /// materialised copy; the ciphertext stays in the ledger, unreadable.
+    Erase = 20,
+    /// The remover's statement of where a removed member's chain ended.
+    MemberRemoved = 21,
 }
 
 impl EntryKind {
@@ -188,6 +193,8 @@ impl EntryKind {
             35 => Some(Self::FlSurvivors),
             36 => Some(Self::FlUnmask),
             37 => Some(Self::FlRound),
+            20 => Some(Self::Erase),
+            21 => Some(Self::MemberRemoved),
             _ => None,
         }
     }
@@ -213,6 +220,8 @@ impl EntryKind {
             Self::FlSurvivors => "fl-survivors",
             Self::FlUnmask => "fl-unmask",
             Self::FlRound => "fl-round",
+            Self::Erase => "erase",
+            Self::MemberRemoved => "member-removed",
         }
     }
 }

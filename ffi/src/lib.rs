@@ -41,6 +41,7 @@ mod ledger;
 mod network;
 mod node;
 mod records;
+mod rights;
 mod status;
 #[cfg(test)]
 mod test_support;
@@ -54,4 +55,5 @@ pub use ledger::*;
 pub use network::*;
 pub use node::*;
 pub use records::*;
+pub use rights::*;
 pub use status::{careledger_status, careledger_status_str};

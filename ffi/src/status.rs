@@ -10,8 +10,8 @@ use careledger::checkpoint::DecodeProofError;
 use careledger::consent::ParseConsentError;
 use careledger::identity::CreateIdentityError;
 use careledger::node::{
-    AiError, ConsentError, EditError, FlError, ExportError, ImportError, NetworkError, OpenNodeError,
-    ReceiveError,
+    AiError, ConsentError, EditError, EraseError, ExportError, FlError, ImportError,
+    NetworkError, OpenNodeError, ReceiveError,
 };
 use careledger::relay::RelayError;
 use careledger::store::{OpenStoreError, StoreError};
@@ -158,6 +158,19 @@ pub enum careledger_status {
     /// different kinds or specs, …).
     CARELEDGER_FEDERATION_FAILED = 712,
 
+    // 900–999: the patient's rights (erasure, expiry) and restored stores.
+    /// The patient's chart was erased (its keys shredded): nothing of it can
+    /// be read, exported or erased again.
+    CARELEDGER_CHART_ERASED = 900,
+    /// The chart has no resource of that type and id to erase, or none was named.
+    CARELEDGER_UNKNOWN_RESOURCE = 901,
+    /// The store is older than entries this node already wrote in the network
+    /// (restored from a backup): sync first, which catches its chain up.
+    CARELEDGER_BEHIND_OWN_CHAIN = 902,
+    /// A shared chart's consent was due to be decided again before the
+    /// write, and deciding failed; nothing was written.
+    CARELEDGER_CONSENT_DECISION_FAILED = 903,
+
     // 1000–1099: federated tasks (secure aggregation, differential privacy).
     /// A site's dataset would exceed the network's privacy budget; nothing
     /// was written and no record was read. The detail names the site.
@@ -181,7 +194,7 @@ pub enum careledger_status {
 use careledger_status::*;
 
 /// Every status, in code order.
-const ALL_STATUSES: [careledger_status; 54] = [
+const ALL_STATUSES: [careledger_status; 58] = [
     CARELEDGER_OK,
     CARELEDGER_PANIC,
     CARELEDGER_NULL_PARAMETER,
@@ -229,6 +242,10 @@ const ALL_STATUSES: [careledger_status; 54] = [
     CARELEDGER_PROOF_REJECTED,
     CARELEDGER_NO_UPDATES,
     CARELEDGER_FEDERATION_FAILED,
+    CARELEDGER_CHART_ERASED,
+    CARELEDGER_UNKNOWN_RESOURCE,
+    CARELEDGER_BEHIND_OWN_CHAIN,
+    CARELEDGER_CONSENT_DECISION_FAILED,
     CARELEDGER_FL_BUDGET_EXCEEDED,
     CARELEDGER_FL_NON_PRIVATE_REFUSED,
     CARELEDGER_FL_UNKNOWN_TASK,
@@ -299,6 +316,14 @@ impl careledger_status {
             CARELEDGER_PROOF_REJECTED => c"membership proof does not verify",
             CARELEDGER_NO_UPDATES => c"no model updates for this round",
             CARELEDGER_FEDERATION_FAILED => c"model updates cannot be averaged",
+            CARELEDGER_CHART_ERASED => c"the patient's chart was erased",
+            CARELEDGER_UNKNOWN_RESOURCE => c"the chart has no such resource to erase",
+            CARELEDGER_BEHIND_OWN_CHAIN => {
+                c"this store is older than the node's own chain (restored?); sync first"
+            }
+            CARELEDGER_CONSENT_DECISION_FAILED => {
+                c"deciding a shared chart's consent failed; nothing was written"
+            }
             CARELEDGER_FL_BUDGET_EXCEEDED => {
                 c"refused: a dataset would exceed the network's privacy budget"
             }
@@ -401,6 +426,8 @@ impl From<NetworkError> for Failure {
             NetworkError::InvalidWelcome(_) => CARELEDGER_INVALID_WELCOME,
             NetworkError::UnknownMember => CARELEDGER_UNKNOWN_MEMBER,
             NetworkError::Mls(_) => CARELEDGER_MLS_FAILED,
+            NetworkError::BehindOwnChain { .. } => CARELEDGER_BEHIND_OWN_CHAIN,
+            NetworkError::ConsentDecision(_) => CARELEDGER_CONSENT_DECISION_FAILED,
             NetworkError::Store(e) => return e.into(),
         };
         fail(status, &e)
@@ -422,6 +449,7 @@ impl From<ExportError> for Failure {
     fn from(e: ExportError) -> Self {
         match e {
             ExportError::UnknownPatient => fail(CARELEDGER_UNKNOWN_PATIENT, &e),
+            ExportError::Erased => fail(CARELEDGER_CHART_ERASED, &e),
             ExportError::Record(_) => fail(CARELEDGER_RECORD_FAILED, &e),
             ExportError::Network(e) => e.into(),
             ExportError::Store(e) => e.into(),
@@ -466,6 +494,7 @@ impl From<SyncError> for Failure {
             SyncError::Network(e) => e.into(),
             SyncError::Store(e) => e.into(),
             SyncError::NoWelcome => fail(CARELEDGER_NO_WELCOME, &e),
+            SyncError::Consent(e) => e.into(),
         }
     }
 }
@@ -506,11 +535,27 @@ impl From<ConsentError> for Failure {
     fn from(e: ConsentError) -> Self {
         match e {
             ConsentError::UnknownPatient => fail(CARELEDGER_UNKNOWN_PATIENT, &e),
+            ConsentError::Erased => fail(CARELEDGER_CHART_ERASED, &e),
             ConsentError::Import(e) => e.into(),
             ConsentError::SameNetwork => fail(CARELEDGER_SAME_NETWORK, &e),
             ConsentError::Record(_) => fail(CARELEDGER_RECORD_FAILED, &e),
             ConsentError::Network(e) => e.into(),
             ConsentError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<EraseError> for Failure {
+    fn from(e: EraseError) -> Self {
+        match e {
+            EraseError::UnknownPatient => fail(CARELEDGER_UNKNOWN_PATIENT, &e),
+            EraseError::AlreadyErased => fail(CARELEDGER_CHART_ERASED, &e),
+            EraseError::UnknownResource(_) | EraseError::NothingToErase => {
+                fail(CARELEDGER_UNKNOWN_RESOURCE, &e)
+            }
+            EraseError::Record(_) => fail(CARELEDGER_RECORD_FAILED, &e),
+            EraseError::Network(e) => e.into(),
+            EraseError::Store(e) => e.into(),
         }
     }
 }
@@ -634,6 +679,8 @@ mod tests {
         assert_eq!(CARELEDGER_INVALID_SPEC as u32, 700);
         assert_eq!(CARELEDGER_MODEL_MISMATCH as u32, 707);
         assert_eq!(CARELEDGER_FEDERATION_FAILED as u32, 712);
+        assert_eq!(CARELEDGER_CHART_ERASED as u32, 900);
+        assert_eq!(CARELEDGER_BEHIND_OWN_CHAIN as u32, 902);
         assert_eq!(CARELEDGER_FL_BUDGET_EXCEEDED as u32, 1000);
         assert_eq!(CARELEDGER_FL_ROUND_MISMATCH as u32, 1006);
         for status in all {

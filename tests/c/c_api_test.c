@@ -1392,6 +1392,116 @@ done:
     careledger_node_free(hospital);
 }
 
+/* The patient's rights: erasure by crypto-shredding, the clock-driven
+ * tick, and the store audit. */
+static void test_patient_rights(void) {
+    careledger_node *hospital = create_node("rights-hospital.sqlite", KEY_A, "hospital.example");
+    careledger_node *clinic = create_node("rights-clinic.sqlite", KEY_B, "clinic.example");
+    careledger_bytes *net_id = NULL, *key_package = NULL, *out = NULL, *bundle = NULL;
+    careledger_string_list *patients = NULL;
+    char relay[4096], first[128] = "", second[128] = "", resources[512];
+    const char *net = "", *text;
+    const char *bad_lists[] = {"[]", "{}", "not json", "[{\"id\":\"x\"}]"};
+    size_t i;
+
+    path_in_workdir(relay, sizeof relay, "rights-relay.sqlite");
+    EXPECT_OK(careledger_network_create(hospital, "care", &net_id));
+    if (!net_id) goto done;
+    net = careledger_bytes_str(net_id);
+    EXPECT_OK(careledger_node_key_package(clinic, &key_package));
+    EXPECT_OK(careledger_network_invite(hospital, net, careledger_bytes_data(key_package), careledger_bytes_len(key_package)));
+    EXPECT_OK(careledger_network_sync(hospital, net, relay, NULL));
+    EXPECT_OK(careledger_network_join_from_relay(clinic, relay, net, "care"));
+    EXPECT_OK(careledger_import_fhir(hospital, net, "Patient.ndjson", patients_data, patients_len, NULL));
+    EXPECT_OK(careledger_network_sync(hospital, net, relay, NULL));
+    EXPECT_OK(careledger_network_sync(clinic, net, relay, NULL));
+    EXPECT_OK(careledger_patients(clinic, net, &patients));
+    CHECK(careledger_string_list_count(patients) == 13);
+    if (careledger_string_list_count(patients) < 2) goto done;
+    snprintf(first, sizeof first, "%s", careledger_string_list_get(patients, 0));
+    snprintf(second, sizeof second, "%s", careledger_string_list_get(patients, 1));
+
+    /* Argument checks: nothing is erased by a refused call. */
+    EXPECT_STATUS(careledger_erase(NULL, net, first, NULL, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_erase(hospital, NULL, first, NULL, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_erase(hospital, net, NULL, NULL, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_erase(hospital, net, first, NULL, 0, 0, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_erase(hospital, net, "no-such-patient", NULL, 0, 0, &out), CARELEDGER_UNKNOWN_PATIENT);
+    for (i = 0; i < sizeof bad_lists / sizeof *bad_lists; i++) {
+        EXPECT_STATUS(careledger_erase(hospital, net, first, (const uint8_t *)bad_lists[i], strlen(bad_lists[i]), 0, &out),
+                      CARELEDGER_INVALID_ARGUMENT);
+    }
+    snprintf(resources, sizeof resources, "[{\"resourceType\":\"Observation\",\"id\":\"none\"}]");
+    EXPECT_STATUS(careledger_erase(hospital, net, first, (const uint8_t *)resources, strlen(resources), 0, &out),
+                  CARELEDGER_UNKNOWN_RESOURCE);
+    CHECK(out == NULL);
+    EXPECT_OK(careledger_export_patient(hospital, net, first, &bundle));
+    careledger_bytes_free(bundle);
+    bundle = NULL;
+
+    /* The whole chart of the first patient. */
+    EXPECT_OK(careledger_erase(hospital, net, first, NULL, 0, 0, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"keys_shredded\":") >= 1 && strstr(text, "\"by_patient\":false") != NULL);
+    CHECK(strstr(text, net) != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_STATUS(careledger_export_patient(hospital, net, first, &bundle), CARELEDGER_CHART_ERASED);
+    CHECK(bundle == NULL);
+    EXPECT_STATUS(careledger_erase(hospital, net, first, NULL, 0, 0, &out), CARELEDGER_CHART_ERASED);
+    /* One resource of the second: its Patient resource. */
+    snprintf(resources, sizeof resources, "[{\"resourceType\":\"Patient\",\"id\":\"%s\"}]", second);
+    EXPECT_OK(careledger_erase(hospital, net, second, (const uint8_t *)resources, strlen(resources), 1767225600000ull, &out));
+    CHECK(out && json_number(careledger_bytes_str(out), "\"resources_kept\":") == 0);
+    careledger_bytes_free(out);
+    out = NULL;
+
+    /* The clinic applies both when it syncs; the ledgers still verify. */
+    EXPECT_OK(careledger_network_sync(hospital, net, relay, NULL));
+    EXPECT_OK(careledger_network_sync(clinic, net, relay, NULL));
+    EXPECT_STATUS(careledger_export_patient(clinic, net, first, &bundle), CARELEDGER_CHART_ERASED);
+    EXPECT_OK(careledger_erased_charts(clinic, net, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(count_of(text, "\"patient\":") == 2 && strstr(text, first) && strstr(text, second));
+    CHECK(count_of(text, "\"whole_chart\":true") == 1 && count_of(text, "\"whole_chart\":false") == 1);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_STATUS(careledger_erased_charts(clinic, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_erased_charts(clinic, net, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_OK(careledger_ledger_verify(hospital, net, NULL));
+    EXPECT_OK(careledger_ledger_verify(clinic, net, NULL));
+
+    /* The tick: nothing shared, nothing due. */
+    EXPECT_OK(careledger_node_tick(hospital, 0, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"charts_decided\":") == 0 && strstr(text, "\"next_due_ms\":null") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_node_tick(hospital, 1767225600000ull, NULL));
+    EXPECT_STATUS(careledger_node_tick(NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+
+    /* The store audit reads everything and finds it intact. */
+    EXPECT_OK(careledger_store_verify(clinic, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(strstr(text, "\"clean\":true") && json_number(text, "\"rows\":") > 13);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_store_verify(clinic, NULL));
+    EXPECT_STATUS(careledger_store_verify(NULL, &out), CARELEDGER_NULL_PARAMETER);
+    CHECK(strcmp(careledger_status_str(CARELEDGER_CHART_ERASED), "unknown status code") != 0);
+    CHECK(strcmp(careledger_status_str(CARELEDGER_BEHIND_OWN_CHAIN), "unknown status code") != 0);
+    CHECK(CARELEDGER_CHART_ERASED == 900 && CARELEDGER_CONSENT_DECISION_FAILED == 903);
+
+done:
+    careledger_bytes_free(out);
+    careledger_bytes_free(bundle);
+    careledger_bytes_free(key_package);
+    careledger_bytes_free(net_id);
+    careledger_string_list_free(patients);
+    careledger_node_free(clinic);
+    careledger_node_free(hospital);
+}
+
 /* Freed, never-issued and wrong-type handles are detected: calls answer
  * CARELEDGER_STALE_HANDLE, accessors NULL or 0, frees do nothing. */
 static void test_stale_handles(void) {
@@ -1470,6 +1580,7 @@ int main(int argc, char **argv) {
     test_double_free_every_type();
     test_threads();
     test_study();
+    test_patient_rights();
 
     careledger_bytes_free(network);
     careledger_node_free(node);

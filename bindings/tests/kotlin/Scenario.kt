@@ -14,6 +14,7 @@ import uniffi.careledger.InternalException
 import uniffi.careledger.MessageKind
 import uniffi.careledger.Network
 import uniffi.careledger.Node
+import uniffi.careledger.ResourceRef
 
 private const val PANIC_PROBE_SOURCE = "careledger-panic-probe" // bindings/src/probe.rs
 
@@ -162,6 +163,25 @@ fun main(args: Array<String>) {
         expect(error.problems.isNotEmpty(), "problems listed")
         expect(care.verifyLedger().entries == before, "no entry written")
         expect(care.patients() == listOf(patientId), "no patient added")
+    }
+
+    check("the phone erases its chart; the hospital shreds it too; the store audits clean") {
+        expectThrows<ApiException.UnknownResource>("unknown resource") {
+            phoneCare.eraseResources(patientId, listOf(ResourceRef("Observation", "none")))
+        }
+        val report = phoneCare.eraseChart(patientId)
+        expect(report.keysShredded >= 1uL && report.networkIds == listOf(care.id()), "the chart's keys shredded")
+        expectThrows<ApiException.ChartErased>("export after erasure") { phoneCare.exportPatient(patientId) }
+        phoneCare.syncLocalRelay(relay)
+        care.syncLocalRelay(relay)
+        expectThrows<ApiException.ChartErased>("the hospital's export") { care.exportPatient(patientId) }
+        val erased = care.erasedCharts()
+        expect(erased.size == 1 && erased[0].patientId == patientId && erased[0].wholeChart, "listed as erased")
+        expect(care.verifyLedger().clean, "the ledger still verifies")
+        val tick = hospital.tick(null)
+        expect(tick.chartsDecided == 0uL && tick.nextDueMs == null, "nothing due")
+        val audit = hospital.verifyStore()
+        expect(audit.clean && audit.problems.isEmpty() && audit.rows > 0uL, "the store audit is clean")
     }
 
     check("a panic inside Rust is an exception, not a crash") {

@@ -197,6 +197,8 @@ pub struct BuiltDataset {
     pub consent_ids: Vec<String>,
     /// Charts left out by consent.
     pub excluded_by_consent: usize,
+    /// Charts of the network erased (crypto-shredded): in no dataset.
+    pub erased_charts: usize,
 }
 
 /// The result of training (or of a federated round).
@@ -571,11 +573,18 @@ impl Node {
         }
         let tree = DatasetCommitment::build(leaves)
             .map_err(|e| AiError::Body(format!("dataset commitment: {e}")))?;
+        let mut erased_charts = 0;
+        for stone in self.store.tombstones(&network.0)? {
+            if !self.store.has_record(&network.0, &stone.record)? {
+                erased_charts += 1;
+            }
+        }
         Ok(BuiltDataset {
             extracted,
             tree,
             consent_ids: consent_ids.into_iter().collect(),
             excluded_by_consent: excluded,
+            erased_charts,
         })
     }
 
@@ -1065,7 +1074,9 @@ impl Node {
                 let doc = self
                     .existing_doc(network, patient)
                     .map_err(|error| match error {
-                        ExportError::UnknownPatient => AiError::UnknownPatient,
+                        ExportError::UnknownPatient | ExportError::Erased => {
+                            AiError::UnknownPatient
+                        }
                         ExportError::Record(text) => AiError::Body(text),
                         ExportError::Network(error) => AiError::Network(error),
                         ExportError::Store(error) => AiError::Store(error),

@@ -17,7 +17,9 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider as _;
 
 use super::{MemberInfo, NetworkError, NetworkId, NetworkInfo, Node};
-use crate::body::{EpochGrant, KeyGrantBody, MemberSpan};
+use std::collections::BTreeSet;
+
+use crate::body::{EpochGrant, KeyGrantBody, MemberRemovedBody, MemberSpan};
 use crate::codec::Reader;
 use crate::entry::{AuthorId, EntryKind};
 use crate::identity::fingerprint_of;
@@ -143,6 +145,8 @@ fn join_config() -> MlsGroupJoinConfig {
 impl Node {
     pub(crate) fn group(&mut self, network: &NetworkId) -> Result<&mut MlsGroup, NetworkError> {
         if !self.groups.contains_key(&network.0) {
+            // openmls reads its rows unchecked: check them first.
+            self.store.verify_mls_rows()?;
             let group_id = openmls::prelude::GroupId::from_slice(&network.0);
             let group = MlsGroup::load(self.store.provider().storage(), &group_id)
                 .map_err(StoreError::Sqlite)?
@@ -226,6 +230,7 @@ impl Node {
             ));
         };
         self.atomically(|node| {
+            node.store.verify_mls_rows()?;
             let provider = node.store.provider();
             let group = StagedWelcome::new_from_welcome(&provider, &join_config(), welcome, None)
                 .map_err(|e| NetworkError::InvalidWelcome(welcome_refused(&e.to_string())))?
@@ -411,6 +416,7 @@ impl Node {
             // first in relay order; ignoring it keeps every member on one history.
             return Ok(CommitOutcome::Stale);
         }
+        let before = self.member_ids(network)?;
         let pending = self.store.pending_commit(&network.0)?;
         if let Some(row) = pending.as_ref().filter(|row| row.commit == bytes) {
             let row = row.clone();
@@ -420,14 +426,30 @@ impl Node {
                 .map_err(mls_error)?;
             store.clear_pending_commit(&network.0)?;
             self.record_epoch(network)?;
+            let removed = self.note_removals(network, &before)?;
             if let Some(welcome) = row.welcome {
                 self.store
                     .push_outbox(&network.0, &WireMessage::Welcome(welcome).encode())?;
             }
-            match Intent::decode(&row.intent)? {
-                Intent::Add(_) => self.grant_history(network, now_ms)?,
-                Intent::Remove(_) => self.rotate_record_keys(network, now_ms)?,
-                Intent::Update => {}
+            // A store restored from an older copy re-merges its commit but
+            // writes nothing: the entries it wrote after it come back from
+            // the relay (writing them again would fork its chain).
+            if !self.behind.contains_key(&network.0) {
+                match Intent::decode(&row.intent)? {
+                    Intent::Add(_) => self.grant_history(network, now_ms)?,
+                    Intent::Remove(_) => {
+                        for removed in &removed {
+                            self.append_entry(
+                                network,
+                                EntryKind::MemberRemoved,
+                                &removed.encode(),
+                                now_ms,
+                            )?;
+                        }
+                        self.rotate_record_keys(network, now_ms)?
+                    }
+                    Intent::Update => {}
+                }
             }
             return Ok(CommitOutcome::MergedOurs);
         }
@@ -456,6 +478,7 @@ impl Node {
             return Ok(CommitOutcome::RemovedUs);
         }
         self.record_epoch(network)?;
+        self.note_removals(network, &before)?;
         if let Some(row) = pending {
             let intent = Intent::decode(&row.intent)?;
             // The winning commit may have done what ours meant to (another
@@ -474,6 +497,46 @@ impl Node {
             return Ok(CommitOutcome::OursLostRetried);
         }
         Ok(CommitOutcome::Applied)
+    }
+
+    fn member_ids(&mut self, network: &NetworkId) -> Result<BTreeSet<AuthorId>, NetworkError> {
+        Ok(self
+            .group(network)?
+            .members()
+            .map(|m| AuthorId::of_public_key(&m.signature_key))
+            .collect())
+    }
+
+    /// After a commit: members it removed get their chain closed where it
+    /// stands now in relay order (the last entry of theirs accepted or
+    /// waiting), so entries they sign later, claiming an epoch before the
+    /// removal, are refused (see `ledger`).
+    fn note_removals(
+        &mut self,
+        network: &NetworkId,
+        before: &BTreeSet<AuthorId>,
+    ) -> Result<Vec<MemberRemovedBody>, NetworkError> {
+        let after = self.member_ids(network)?;
+        let epoch = self.epoch(network)?;
+        let me = self.identity.author_id();
+        let mut out = Vec::new();
+        for author in before.difference(&after).filter(|a| **a != me) {
+            let head = self.store.head_of(&network.0, author)?.map_or(0, |(seq, _)| seq);
+            let held = self
+                .store
+                .pending_seqs(&network.0, author)?
+                .first()
+                .map_or(0, |(seq, _, _)| *seq);
+            let last_seq = head.max(held);
+            self.store
+                .put_removed_member(&network.0, author, epoch, last_seq)?;
+            out.push(MemberRemovedBody {
+                author: author.0,
+                removed_epoch: epoch,
+                last_seq,
+            });
+        }
+        Ok(out)
     }
 
     /// Export the epoch key of the group's current epoch and store it with the roster.

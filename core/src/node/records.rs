@@ -164,6 +164,16 @@ impl Node {
         changes: Vec<(String, Vec<u8>)>,
         now_ms: u64,
     ) -> Result<usize, NetworkError> {
+        for (record, _) in &changes {
+            // A grant that ended by now is cut off before anything more is
+            // sealed for its grantee (see `expiry`).
+            self.decide_if_due(network, record, now_ms)
+                .map_err(|error| match error {
+                    super::ConsentError::Network(error) => error,
+                    super::ConsentError::Store(error) => NetworkError::Store(error),
+                    other => NetworkError::ConsentDecision(other.to_string()),
+                })?;
+        }
         let mut new_keys = Vec::new();
         for (record, _) in &changes {
             if self.store.current_record_key(&network.0, record)?.is_none() {
@@ -259,6 +269,9 @@ impl Node {
                 .docs
                 .contains_key(&(network.0.clone(), patient.to_owned()))
         {
+            if self.store.tombstone(&network.0, patient)?.is_some() {
+                return Err(ExportError::Erased);
+            }
             return Err(ExportError::UnknownPatient);
         }
         let actor = self.identity.author_id();

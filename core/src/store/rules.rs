@@ -1,18 +1,24 @@
 //! Store queries the rules engine needs: entries by kind, by id, and those
 //! appended since a point in local order (what one receive batch added).
+//! Every row read is checked like any other (its MAC, and its bytes against
+//! their content id).
 
-use rusqlite::OptionalExtension;
+use rusqlite::params;
 
+use super::tables::ENTRIES;
 use super::{Store, StoreError};
 use crate::entry::{EntryId, EntryKind};
 
 impl Store {
     /// The highest local append position of a network's entries (0 if none).
     pub(crate) fn last_local_order(&self, network: &[u8]) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT COALESCE(MAX(local_order), 0) FROM entries WHERE network = ?1")?
-            .query_row([network], |r| r.get(0))?)
+        let last = self.select_one(
+            &ENTRIES,
+            "WHERE network = ?1 ORDER BY local_order DESC LIMIT 1",
+            [network],
+            |r| r.get::<i64>("local_order"),
+        )?;
+        Ok(last.unwrap_or(0))
     }
 
     /// Entries appended after local position `after`, in order.
@@ -21,11 +27,12 @@ impl Store {
         network: &[u8],
         after: i64,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT bytes FROM entries WHERE network = ?1 AND local_order > ?2 ORDER BY local_order",
-        )?;
-        let rows = stmt.query_map(rusqlite::params![network, after], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.select_bytes(
+            &ENTRIES,
+            "WHERE network = ?1 AND local_order > ?2 ORDER BY local_order",
+            params![network, after],
+            Self::entry_bytes,
+        )
     }
 
     /// Entries of the given kinds, in local order.
@@ -34,23 +41,19 @@ impl Store {
         network: &[u8],
         kinds: &[EntryKind],
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT bytes, kind FROM entries WHERE network = ?1 AND kind >= ?2 AND kind <= ?3
-             ORDER BY local_order",
-        )?;
         let low = kinds.iter().map(|k| *k as u8).min().unwrap_or(0);
         let high = kinds.iter().map(|k| *k as u8).max().unwrap_or(0);
-        let rows = stmt.query_map(rusqlite::params![network, low, high], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (bytes, kind) = row?;
-            if kinds.iter().any(|k| *k as i64 == kind) {
-                out.push(bytes);
-            }
-        }
-        Ok(out)
+        let rows = self.select_bytes(
+            &ENTRIES,
+            "WHERE network = ?1 AND kind >= ?2 AND kind <= ?3 ORDER BY local_order",
+            params![network, low, high],
+            |r| Ok((r.get::<i64>("kind")?, r.get::<Vec<u8>>("bytes")?)),
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter(|(kind, _)| kinds.iter().any(|k| *k as i64 == *kind))
+            .map(|(_, bytes)| bytes)
+            .collect())
     }
 
     /// One entry by id.
@@ -59,10 +62,12 @@ impl Store {
         network: &[u8],
         id: &EntryId,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT bytes FROM entries WHERE network = ?1 AND id = ?2")?
-            .query_row(rusqlite::params![network, id.0.as_slice()], |r| r.get(0))
-            .optional()?)
+        let rows = self.select_bytes(
+            &ENTRIES,
+            "WHERE network = ?1 AND id = ?2",
+            params![network, id.0.as_slice()],
+            Self::entry_bytes,
+        )?;
+        Ok(rows.into_iter().next())
     }
 }

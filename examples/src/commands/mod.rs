@@ -5,6 +5,7 @@ mod consent;
 mod dataset;
 mod demo;
 mod edit;
+mod erase;
 mod export;
 mod export_doc;
 mod fl;
@@ -17,6 +18,7 @@ mod network;
 mod patients;
 mod predict;
 mod share;
+mod store;
 mod sync;
 mod train;
 mod verify;
@@ -48,11 +50,17 @@ pub enum Commands {
     Patients(patients::Args),
     /// Set or delete one top-level member of one resource in a patient's chart.
     Edit(edit::Args),
+    /// Erase a patient's chart, or some of its resources, by shredding its
+    /// keys at every member (--list: the charts erased).
+    Erase(erase::Args),
     /// Exchange messages with the relay: publish ours, receive the others'.
     Sync(sync::Args),
     /// Audit a network's ledger.
     #[command(subcommand)]
     Ledger(ledger::Command),
+    /// Audit the node's store file.
+    #[command(subcommand)]
+    Store(store::Command),
     /// Record, revoke and show patients' consents; link a patient's own node.
     #[command(subcommand)]
     Consent(consent::Command),
@@ -79,7 +87,8 @@ pub enum Commands {
     Fl(fl::Command),
     /// Run the whole story (three institutions, a care network, imports,
     /// concurrent edits, a removal, audits, then consent, a study, training,
-    /// verification, a decision and a revocation) in a temporary directory.
+    /// verification, a decision, a revocation and an erasure) in a temporary
+    /// directory.
     Demo(demo::Args),
 }
 
@@ -95,8 +104,10 @@ impl Commands {
             Commands::ExportDoc(args) => export_doc::run(context, args),
             Commands::Patients(args) => patients::run(context, args),
             Commands::Edit(args) => edit::run(context, args),
+            Commands::Erase(args) => erase::run(context, args),
             Commands::Sync(args) => sync::run(context, args),
             Commands::Ledger(command) => ledger::run(context, command),
+            Commands::Store(command) => store::run(context, command),
             Commands::Consent(command) => consent::run(context, command),
             Commands::Share(args) => share::run(context, args),
             Commands::Dataset(command) => dataset::run(context, command),

@@ -3,7 +3,9 @@
 //! the opened body by kind.
 
 use careledger::analytics::ledger::{DecisionRecord, ModelCard, UpdateFacts};
-use careledger::body::{KeyGrantBody, KeyWithheldBody, RecordChangeBody};
+use careledger::body::{
+    EraseBody, KeyGrantBody, KeyWithheldBody, MemberRemovedBody, RecordChangeBody,
+};
 use careledger::entry::{Entry, EntryKind};
 use careledger::wire::WireMessage;
 
@@ -78,6 +80,14 @@ pub fn decode_body(kind: EntryKind, body: &[u8]) {
         | EntryKind::FlUnmask
         | EntryKind::FlRound => {
             let _ = careledger::analytics::secure_fl::check_body(kind, body);
+        }
+        EntryKind::Erase => {
+            if let Ok(decoded) = EraseBody::decode(body) {
+                assert_eq!(decoded.encode(), body, "erase body not canonical");
+            }
+        }
+        EntryKind::MemberRemoved => {
+            let _ = MemberRemovedBody::decode(body);
         }
     }
 }

@@ -36,6 +36,10 @@
 //! 13. The phone's patient revokes; the next share cuts the study off from
 //!     the chart; retraining leaves the patient out and a membership proof
 //!     against the new card says not included.
+//! 14. The patient erases their chart from the phone: A shreds it in the
+//!     care network and in the study it shared it into, the researcher
+//!     shreds it too; every ledger still verifies and A's store audit is
+//!     clean.
 //!
 //!
 //! Then federated learning that reveals only the sum ([`federated`]), with
