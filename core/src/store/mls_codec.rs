@@ -20,20 +20,18 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use openmls_sqlite_storage::Codec;
 use sha2::Sha256;
 
 use super::seal::{derive, SealKey};
-use crate::keys::{StorageKey, NONCE_LEN, SEALED_VERSION};
+use crate::keys::{self, SecretKey, Sealed, StorageKey, NONCE_LEN, SEALED_VERSION};
 
 const AAD: &[u8] = b"careledger/v1/mls-storage";
 
 /// The two keys the codec uses, derived from the storage key.
 pub(super) struct MlsKeys {
-    cipher: SealKey,
+    cipher: SecretKey,
     nonce: SealKey,
 }
 
@@ -41,7 +39,10 @@ impl MlsKeys {
     /// Derive them.
     pub(super) fn new(storage_key: &StorageKey) -> Arc<Self> {
         Arc::new(MlsKeys {
-            cipher: derive(storage_key, b"careledger/v1/mls-storage-cipher"),
+            cipher: SecretKey::from_bytes(*derive(
+                storage_key,
+                b"careledger/v1/mls-storage-cipher",
+            )),
             nonce: derive(storage_key, b"careledger/v1/mls-storage-nonce"),
         })
     }
@@ -54,16 +55,9 @@ impl MlsKeys {
         let tag = mac.finalize().into_bytes();
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&tag[..NONCE_LEN]);
-        let cipher = XChaCha20Poly1305::new((&*self.cipher).into());
-        let sealed = cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: plain,
-                    aad: AAD,
-                },
-            )
-            .map_err(|_| MlsCodecError::Seal)?;
+        let sealed = keys::seal(&self.cipher, AAD, plain, nonce)
+            .map_err(|_| MlsCodecError::Seal)?
+            .ciphertext;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         out.push(SEALED_VERSION);
         out.extend_from_slice(&nonce);
@@ -78,16 +72,11 @@ impl MlsKeys {
             return Err(MlsCodecError::Malformed);
         }
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        let cipher = XChaCha20Poly1305::new((&*self.cipher).into());
-        cipher
-            .decrypt(
-                &XNonce::from(<[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| MlsCodecError::Malformed)?),
-                Payload {
-                    msg: sealed,
-                    aad: AAD,
-                },
-            )
-            .map_err(|_| MlsCodecError::Altered)
+        let sealed = Sealed {
+            nonce: <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| MlsCodecError::Malformed)?,
+            ciphertext: sealed.to_vec(),
+        };
+        keys::open(&self.cipher, AAD, &sealed).map_err(|_| MlsCodecError::Altered)
     }
 }
 
