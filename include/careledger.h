@@ -269,6 +269,25 @@ enum careledger_status
    */
   CARELEDGER_FEDERATION_FAILED = 712,
   /**
+   * The patient's chart was erased (its keys shredded): nothing of it can
+   * be read, exported or erased again.
+   */
+  CARELEDGER_CHART_ERASED = 900,
+  /**
+   * The chart has no resource of that type and id to erase, or none was named.
+   */
+  CARELEDGER_UNKNOWN_RESOURCE = 901,
+  /**
+   * The store is older than entries this node already wrote in the network
+   * (restored from a backup): sync first, which catches its chain up.
+   */
+  CARELEDGER_BEHIND_OWN_CHAIN = 902,
+  /**
+   * A shared chart's consent was due to be decided again before the
+   * write, and deciding failed; nothing was written.
+   */
+  CARELEDGER_CONSENT_DECISION_FAILED = 903,
+  /**
    * A site's dataset would exceed the network's privacy budget; nothing
    * was written and no record was read. The detail names the site.
    */
@@ -1913,6 +1932,114 @@ careledger_status careledger_export_patient(const struct careledger_node *node,
 careledger_status careledger_patients(const struct careledger_node *node,
                                       const char *network_id,
                                       struct careledger_string_list **out_patient_ids);
+
+/**
+ * Erases a patient's chart by crypto-shredding: writes an erase entry and
+ * deletes, at this node, every key of the chart and its materialised copy
+ * (every member does the same when it receives the entry; a node that
+ * shared the chart into other networks erases it there too). The
+ * ciphertext stays in the ledger, unreadable; ledger verification still
+ * passes. Nothing already decrypted elsewhere can be taken back.
+ *
+ * `resources_json` NULL erases the whole chart; otherwise it lists the
+ * resources to erase (`[{"resourceType": "Observation", "id": "o1"}]`, at
+ * least one) and the rest of the chart is written again under a fresh key.
+ * `now_ms` 0 means the system clock. `*out_report` receives JSON
+ * `{"networks": [hex…], "keys_shredded": n, "resources_kept": n,
+ * "entries": n, "by_patient": bool}` (`by_patient`: this node is one of the
+ * patient's own nodes; otherwise the entry is marked as recorded on the
+ * patient's behalf).
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_report` (free with
+ * `careledger_bytes_free`), written on success only.
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT` (network id, resources JSON),
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_NOT_A_MEMBER`,
+ * `CARELEDGER_UNKNOWN_PATIENT`, `CARELEDGER_CHART_ERASED` (erased already),
+ * `CARELEDGER_UNKNOWN_RESOURCE`, `CARELEDGER_BEHIND_OWN_CHAIN`,
+ * `CARELEDGER_RECORD_FAILED`, `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`,
+ * `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `resources_json`
+ * NULL or valid for `resources_json_len` bytes; `out_report` NULL or writable.
+ */
+careledger_status careledger_erase(const struct careledger_node *node,
+                                   const char *network_id,
+                                   const char *patient_id,
+                                   const uint8_t *resources_json,
+                                   size_t resources_json_len,
+                                   uint64_t now_ms,
+                                   struct careledger_bytes **out_report);
+
+/**
+ * Lists the charts erased in a network, as this node's tombstones show
+ * them: JSON `[{"patient": id, "entry": hex, "author": hex, "time_ms": n,
+ * "whole_chart": bool}, …]`, by patient id.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_json` (free with
+ * `careledger_bytes_free`), written on success only.
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`,
+ * `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_json` NULL or writable.
+ */
+careledger_status careledger_erased_charts(const struct careledger_node *node,
+                                           const char *network_id,
+                                           struct careledger_bytes **out_json);
+
+/**
+ * Takes the consent decisions that are due at `now_ms` (0: the system
+ * clock): every chart this node shared into another network whose consent
+ * period ended (or started) since is decided again, and cut off (its key
+ * rotated and withheld) if nothing of it may go there any more. Call it
+ * from a timer; `careledger_network_sync` calls it too, and a write into a
+ * chart whose decision is due takes it first. Cheap when nothing is due.
+ * `out_report` may be NULL; otherwise it receives JSON
+ * `{"charts_decided": n, "records_cut_off": n, "entries": n,
+ * "next_due_ms": n or null}` (when to call again at the latest).
+ *
+ * Ownership: the caller owns `*out_report` (free with
+ * `careledger_bytes_free`), written on success only.
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`,
+ * `CARELEDGER_RECORD_FAILED`, `CARELEDGER_INVALID_CONSENT`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`,
+ * `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `out_report` NULL or writable.
+ */
+careledger_status careledger_node_tick(const struct careledger_node *node,
+                                       uint64_t now_ms,
+                                       struct careledger_bytes **out_report);
+
+/**
+ * Audits the whole store file (reads everything): SQLite's integrity
+ * check, every row's MAC, every table's digest (which shows rows removed or
+ * put back from an older copy), the schema and the counters. Opening a
+ * store and every read check only what they touch; this is for audits.
+ * `out_report` may be NULL; otherwise it receives JSON `{"tables": n,
+ * "rows": n, "problems": [text…], "clean": bool}` on `CARELEDGER_OK` and
+ * on `CARELEDGER_STORE_CORRUPT` (problems found; the detail names the first).
+ * Problems name tables, never values.
+ *
+ * Ownership: the caller owns `*out_report` (free with `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK` (clean), `CARELEDGER_STORE_CORRUPT`,
+ * `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_STORE_IO`,
+ * `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `out_report` NULL or writable.
+ */
+careledger_status careledger_store_verify(const struct careledger_node *node,
+                                          struct careledger_bytes **out_report);
 
 /**
  * Static, NUL-terminated English text for a status code, for logs. Unknown

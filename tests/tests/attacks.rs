@@ -397,11 +397,11 @@ fn waiting_entries_are_capped_and_fetched_again_later() {
     // A and C each write 20 entries; the relay carries each one's first
     // entry last, so everything else of theirs waits for a predecessor.
     let mut batches = Vec::new();
-    for (node, tag) in [(&mut a, "a"), (&mut c, "c")] {
+    for (node, decade) in [(&mut a, 1950), (&mut c, 1980)] {
         let p = node.patients(&net).unwrap()[0].clone();
         for n in 0..20 {
-            let value = format!("\"{tag}{n}\"");
-            node.edit_member(&net, &p, "Patient", &p, "gender", Some(&value), T0 + n)
+            let value = format!("\"{}-01-01\"", decade + n);
+            node.edit_member(&net, &p, "Patient", &p, "birthDate", Some(&value), T0 + n)
                 .unwrap();
         }
         let mut batch: Vec<Vec<u8>> = node
