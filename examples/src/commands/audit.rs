@@ -183,7 +183,15 @@ fn rules_audit(node: &mut Node, network: &NetworkId) -> Result<Vec<Audited>> {
             },
         );
     }
-    out.sort_by(|a, b| (a.time_ms, &a.entry).cmp(&(b.time_ms, &b.entry)));
+    // Outcomes written in one pass share a time: list them by claim.
+    let key = |a: &Audited| match &a.record {
+        Record::RuleOutcome { record, .. } => (
+            a.time_ms,
+            record.subject.record.clone() + "/" + &record.subject.id,
+        ),
+        _ => (a.time_ms, a.entry.clone()),
+    };
+    out.sort_by_cached_key(key);
     Ok(out)
 }
 

@@ -606,7 +606,7 @@ fn outcomes(context: &Context, args: NetworkArgs) -> Result<ExitCode> {
             outcome,
             amount,
             view.record.reason.clone(),
-            short(&view.record.subject.id, 12),
+            short(&view.record.subject.id, 8),
             short(&view.entry, 12),
             view.executor_name.clone(),
         ]);
@@ -741,7 +741,7 @@ fn verify(context: &Context, args: VerifyArgs) -> Result<ExitCode> {
     if context.json {
         print_json(&verified)?;
     } else {
-        print_verified(&mut node, &info.id, &verified)?;
+        print_verified(&mut node, &info.id, &verified, args.outcome_file.is_some())?;
     }
     Ok(if verified.mismatches == 0 {
         ExitCode::SUCCESS
@@ -828,7 +828,12 @@ fn check_all(
         .collect())
 }
 
-fn print_verified(node: &mut Node, network: &NetworkId, verified: &Verified) -> Result<()> {
+fn print_verified(
+    node: &mut Node,
+    network: &NetworkId,
+    verified: &Verified,
+    handed_over: bool,
+) -> Result<()> {
     if verified.outcomes.is_empty() {
         outln!("no outcome to re-check")?;
         return Ok(());
@@ -846,7 +851,7 @@ fn print_verified(node: &mut Node, network: &NetworkId, verified: &Verified) -> 
             } else {
                 c.outcome.clone()
             },
-            short(&c.claim, 12),
+            short(&c.claim, 8),
             c.decision.clone(),
             c.amount.clone().unwrap_or_default(),
             executor,
@@ -861,7 +866,7 @@ fn print_verified(node: &mut Node, network: &NetworkId, verified: &Verified) -> 
         verified.mismatches,
         verified.waiting
     )?;
-    if verified.mismatches > 0 && verified.rule_file.is_none() {
+    if verified.mismatches > 0 && verified.rule_file.is_none() && !handed_over {
         outln!(
             "an outcome on the ledger that does not re-check stays there as evidence; \
              `careledger ledger verify` lists its executor as flagged"
