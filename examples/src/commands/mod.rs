@@ -93,8 +93,9 @@ pub enum Commands {
     Fl(fl::Command),
     /// Run the whole story (three institutions, a care network, imports,
     /// concurrent edits, a removal, audits, then consent, a study, training,
-    /// verification, a decision, a revocation and an erasure) in a temporary
-    /// directory.
+    /// verification, a decision, a revocation, an erasure, federated
+    /// learning and an insurer's automatic claims adjudication) in a
+    /// temporary directory.
     Demo(demo::Args),
 }
 
