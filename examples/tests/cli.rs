@@ -183,7 +183,9 @@ fn demo_json_summary_holds_every_check_and_kept_nodes_work_with_the_cli() {
     assert_eq!(audit[3]["card"]["dataset"]["size"], 568);
     assert_eq!(audit[2]["reason"], "consent revoked");
     let hospital = kept.join("hospital-a.example");
-    let phone_patient = json(
+    // The phone's patient revoked, then asked to be erased (step 14): the
+    // chart, consents included, can no longer be read anywhere.
+    let erased = expect_code(
         &hospital,
         &[
             "consent",
@@ -193,12 +195,13 @@ fn demo_json_summary_holds_every_check_and_kept_nodes_work_with_the_cli() {
             "--patient",
             "wdbc-0",
         ],
+        1,
     );
-    let consent = &phone_patient["consents"][0];
-    assert_eq!(consent["status"], "inactive");
-    assert_eq!(consent["recorded_by"]["kind"], "patient_node");
-    assert_eq!(consent["recorded_by"]["name"], "patient-phone.example");
-    assert_eq!(consent["mark_matches"], true);
+    assert!(
+        text(&erased.stderr).contains("the patient's chart was erased"),
+        "{}",
+        text(&erased.stderr)
+    );
     let other = json(
         &hospital,
         &[
@@ -215,6 +218,24 @@ fn demo_json_summary_holds_every_check_and_kept_nodes_work_with_the_cli() {
         other["consents"][0]["recorded_by"]["name"],
         "hospital-a.example"
     );
+
+    // The claims chapter: the insurer adjudicated every claim by itself,
+    // and the kept hospital re-checks every outcome through the CLI.
+    let adjudicated = &summary["steps"][18]["facts"];
+    assert_eq!(
+        adjudicated["outcomes"],
+        summary["steps"][17]["facts"]["claims"]
+    );
+    let verified = json(&hospital, &["rules", "verify", "--network", "claims"]);
+    assert_eq!(
+        verified["confirmed"], adjudicated["outcomes"],
+        "{verified:#}"
+    );
+    assert_eq!(verified["mismatches"], 0);
+    let insurer = kept.join("insurer.example");
+    let sets = json(&insurer, &["rules", "list", "--network", "claims"]);
+    assert_eq!(sets[0]["active"], true);
+    assert_eq!(sets[0]["endorsements"].as_array().unwrap().len(), 2);
 }
 
 #[test]
