@@ -1138,6 +1138,69 @@ fn consent_share_train_verify_predict_audit_through_the_cli() {
     );
     assert_eq!(audit[3]["decision"]["subject"], Value::Null);
 
+    // Endorsing a model card re-verifies it first; with a 1-of-2 policy the
+    // hospital's endorsement activates it, and the withdrawal deactivates.
+    let policy = json(
+        &a,
+        &["rules", "policy", "--network", "study", "--quorum", "1"],
+    );
+    assert_eq!(policy["members"], 2);
+    let endorse = [
+        "rules",
+        "endorse",
+        "--network",
+        "study",
+        "--card",
+        &card_id[..8],
+    ];
+    let endorsed = json(&a, &endorse);
+    assert_eq!(endorsed["target_kind"], "model_card");
+    assert_eq!(endorsed["target"], card_id.as_str());
+    assert_eq!(endorsed["active"], true);
+    let mut withdraw = endorse.to_vec();
+    withdraw.push("--withdraw");
+    let withdrawn = ok(&a, &withdraw);
+    assert!(
+        text(&withdrawn.stdout).contains("inactive: 0 of 1 endorsements"),
+        "{}",
+        text(&withdrawn.stdout)
+    );
+    let audit = json(&a, &["audit", "--network", "study"]);
+    let endorsements: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "endorsement")
+        .collect();
+    assert_eq!(endorsements.len(), 2);
+    assert_eq!(endorsements[0]["stance"], "endorse");
+    assert_eq!(
+        endorsements[0]["verified_steps"].as_array().unwrap().len(),
+        7
+    );
+    assert_eq!(endorsements[1]["stance"], "withdraw");
+    let policy_id = &policy["policy"].as_str().unwrap()[..8];
+    let unknown = expect_code(
+        &a,
+        &["rules", "endorse", "--network", "study", "--card", "0000"],
+        1,
+    );
+    assert!(text(&unknown.stderr).contains("no model card `0000`"));
+    assert_eq!(
+        json(
+            &a,
+            &[
+                "rules",
+                "endorse",
+                "--network",
+                "study",
+                "--policy",
+                policy_id
+            ]
+        )["target_kind"],
+        "policy"
+    );
+
     // Membership, then a revocation that cuts the study off.
     let included = json(
         &r,

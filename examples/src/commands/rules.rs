@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _, Result};
 use careledger::entry::{AuthorId, Entry, EntryId};
 use careledger::node::{NetworkId, Node, OutcomeCheck, RuleSetInfo, StoredOutcome};
-use careledger::rules::governance::{Stance, Target};
+use careledger::rules::governance::{FactBody, Stance, Target};
 use careledger::rules::outcome::OutcomeRecord;
 use clap::Subcommand;
 use serde::Serialize;
@@ -181,6 +181,18 @@ fn unique_prefix<'a>(what: &str, ids: impl Iterator<Item = &'a str>, text: &str)
     }
 }
 
+/// A policy entry named by its id or a unique prefix of it.
+fn resolve_policy(node: &Node, network: &NetworkId, text: &str) -> Result<String> {
+    let ids: Vec<String> = node
+        .governance_facts(network)
+        .context("cannot read the network's policies")?
+        .iter()
+        .filter(|f| matches!(f.body, FactBody::Policy(_)))
+        .map(|f| f.entry.to_hex())
+        .collect();
+    unique_prefix("policy", ids.iter().map(String::as_str), text)
+}
+
 #[derive(Serialize)]
 struct PolicySet {
     network: String,
@@ -193,18 +205,7 @@ fn policy(context: &Context, args: PolicyArgs) -> Result<ExitCode> {
     let mut node = context.open_node()?;
     let info = resolve_network(&mut node, &args.network.network)?;
     let replaces = match &args.replaces {
-        Some(text) => {
-            let facts = node
-                .governance_facts(&info.id)
-                .context("cannot read the network's policies")?;
-            let ids: Vec<String> = facts
-                .iter()
-                .filter(|f| matches!(f.body, careledger::rules::governance::FactBody::Policy(_)))
-                .map(|f| f.entry.to_hex())
-                .collect();
-            let hex = unique_prefix("policy", ids.iter().map(String::as_str), text)?;
-            EntryId::from_hex(&hex)
-        }
+        Some(text) => EntryId::from_hex(&resolve_policy(&node, &info.id, text)?),
         None => None,
     };
     let entry = node
@@ -396,19 +397,7 @@ fn endorse(context: &Context, args: EndorseArgs) -> Result<ExitCode> {
         (None, Some(text), _) => {
             Target::ModelCard(resolve_card(&mut node, &info.id, text)?.to_hex())
         }
-        (None, None, Some(text)) => {
-            let facts = node.governance_facts(&info.id)?;
-            let ids: Vec<String> = facts
-                .iter()
-                .filter(|f| matches!(f.body, careledger::rules::governance::FactBody::Policy(_)))
-                .map(|f| f.entry.to_hex())
-                .collect();
-            Target::Policy(unique_prefix(
-                "policy",
-                ids.iter().map(String::as_str),
-                text,
-            )?)
-        }
+        (None, None, Some(text)) => Target::Policy(resolve_policy(&node, &info.id, text)?),
         (None, None, None) => bail!("give --rule-set HASH, --card ENTRY or --policy ENTRY"),
     };
     let stance = if args.withdraw {
