@@ -1506,6 +1506,20 @@ fn an_insurer_adjudicates_claims_by_itself_and_others_recheck_through_the_cli() 
     insta::assert_snapshot!("rules_outcomes", redact(&text(&listed.stdout)));
     let sets = ok(&i, &["rules", "list", "--network", "claims"]);
     insta::assert_snapshot!("rules_list_active", redact(&text(&sets.stdout)));
+    // JSON: a rule set and one outcome with its ClaimResponse (Unix ms and
+    // ledger sequence numbers redacted besides what `redact` covers).
+    let numbers = Regex::new(r#"("\w*time_ms": )\d+|(\[\s*"\[hash\]",\s*)\d+(\s*\])"#).unwrap();
+    let redact_json = |value: &Value| {
+        numbers
+            .replace_all(
+                &redact(&serde_json::to_string_pretty(value).unwrap()),
+                "${1}${2}[n]${3}",
+            )
+            .into_owned()
+    };
+    let sets = json(&i, &["rules", "list", "--network", "claims"]);
+    insta::assert_snapshot!("rules_list_json", redact_json(&sets));
+    insta::assert_snapshot!("rules_outcome_json", redact_json(&outcomes[0]));
 
     // The hospital and the auditor re-check every outcome: confirmed.
     for home in [&a, &c] {
