@@ -22,8 +22,7 @@ use careledger::consent::ParseConsentError;
 use careledger::identity::CreateIdentityError;
 use careledger::node::{
     AiError, ConsentError, EraseError, ExportError, FlError, ImportError, NetworkError,
-    OpenNodeError,
-    ReceiveError, ReceiveReport,
+    OpenNodeError, ReceiveError, ReceiveReport,
 };
 use careledger::relay::RelayError;
 use careledger::store::{OpenStoreError, StoreError};

@@ -156,11 +156,8 @@ impl Network {
             delta,
             allow_non_private,
         };
-        self.shared.with(|node| {
-            Ok(node
-                .fl_set_policy(&self.id, policy, now_ms())?
-                .to_hex())
-        })
+        self.shared
+            .with(|node| Ok(node.fl_set_policy(&self.id, policy, now_ms())?.to_hex()))
     }
 
     /// The network's effective budget policy, if any member wrote one.

@@ -137,11 +137,8 @@ impl Network {
 
 impl Network {
     fn erase(&self, patient_id: &str, scope: EraseScope) -> Result<EraseReport, ApiError> {
-        self.shared.with(|node| {
-            Ok(node
-                .erase(&self.id, patient_id, scope, now_ms())?
-                .into())
-        })
+        self.shared
+            .with(|node| Ok(node.erase(&self.id, patient_id, scope, now_ms())?.into()))
     }
 }
 

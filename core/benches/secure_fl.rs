@@ -95,7 +95,11 @@ impl Setup {
             .map(|i| make_shares(&plan, i as u32 + 1, "s", &secrets[i], &channel).unwrap())
             .collect();
         let updates = (0..n)
-            .map(|i| (0..=FEATURES).map(|j| ((i * 7 + j) % 13) as f64 - 6.0).collect())
+            .map(|i| {
+                (0..=FEATURES)
+                    .map(|j| ((i * 7 + j) % 13) as f64 - 6.0)
+                    .collect()
+            })
             .collect();
         Setup {
             plan,
@@ -183,7 +187,13 @@ impl Setup {
             unmasks: &refs,
         })
         .unwrap();
-        next_parameters(&self.plan, &self.plan.initial_parameters(), &result.sum, 1000).unwrap();
+        next_parameters(
+            &self.plan,
+            &self.plan.initial_parameters(),
+            &result.sum,
+            1000,
+        )
+        .unwrap();
         result.sum
     }
 
@@ -210,7 +220,10 @@ impl Setup {
         let fp = FixedPoint::new(self.plan.frac_bits).unwrap();
         let mut sum = vec![0u64; FEATURES + 1];
         for update in &self.updates {
-            add_into(&mut sum, &fp.encode(update, self.updates.len() as u64).unwrap());
+            add_into(
+                &mut sum,
+                &fp.encode(update, self.updates.len() as u64).unwrap(),
+            );
         }
         next_parameters(&self.plan, &self.plan.initial_parameters(), &sum, 1000).unwrap();
         sum
@@ -227,20 +240,25 @@ fn time<T>(iterations: u32, mut f: impl FnMut() -> T) -> Duration {
 
 fn quality() {
     let dir = format!("{}/../examples/data/ml", env!("CARGO_MANIFEST_DIR"));
-    let data = BreastCancerData::parse(&std::fs::read_to_string(format!("{dir}/breast_cancer.csv")).unwrap())
-        .unwrap();
-    let test: BTreeSet<usize> = std::fs::read_to_string(format!("{dir}/breast_cancer_split_test_idx.txt"))
-        .unwrap()
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect();
+    let data = BreastCancerData::parse(
+        &std::fs::read_to_string(format!("{dir}/breast_cancer.csv")).unwrap(),
+    )
+    .unwrap();
+    let test: BTreeSet<usize> =
+        std::fs::read_to_string(format!("{dir}/breast_cancer_split_test_idx.txt"))
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect();
     let train: Vec<usize> = (0..data.len()).filter(|r| !test.contains(r)).collect();
     let sites: Vec<LocalData> = data
         .split_by_feature(&train, 0, 3)
         .into_iter()
         .map(|rows| {
             LocalData::new(
-                rows.iter().map(|&r| data.features().row(r).to_vec()).collect(),
+                rows.iter()
+                    .map(|&r| data.features().row(r).to_vec())
+                    .collect(),
                 rows.iter().map(|&r| data.targets()[r]).collect(),
             )
             .unwrap()
@@ -280,7 +298,11 @@ fn quality() {
 fn bench(c: &mut Criterion) {
     quality();
     let ten = Setup::new(10);
-    assert_eq!(ten.round(&[]), ten.plain(), "the secure sum must equal the plain sum");
+    assert_eq!(
+        ten.round(&[]),
+        ten.plain(),
+        "the secure sum must equal the plain sum"
+    );
     // Side by side, printed as ratios.
     let plain = time(2000, || ten.plain());
     let secagg = time(20, || ten.round(&[]));
@@ -289,19 +311,30 @@ fn bench(c: &mut Criterion) {
     let one_site = time(50, || ten.mask(1, &active));
     let survivors = ten.survivors(&[]);
     let one_unmask = time(50, || ten.unmask(1, &active, &survivors));
-    let masked: BTreeMap<u32, MaskedMessage> = active.iter().map(|&u| (u, ten.mask(u, &active))).collect();
-    let unmasks: Vec<(u32, UnmaskMessage)> = active.iter().map(|&u| (u, ten.unmask(u, &active, &survivors))).collect();
+    let masked: BTreeMap<u32, MaskedMessage> =
+        active.iter().map(|&u| (u, ten.mask(u, &active))).collect();
+    let unmasks: Vec<(u32, UnmaskMessage)> = active
+        .iter()
+        .map(|&u| (u, ten.unmask(u, &active, &survivors)))
+        .collect();
     let aggregator = time(20, || ten.aggregate(&masked, &survivors, &unmasks, &active));
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!("round overhead at 10 sites, excluding training (31 parameters):");
-    println!("  plain (no secure aggregation): {:.4} ms (goal ≤ 1 ms)", ms(plain));
+    println!(
+        "  plain (no secure aggregation): {:.4} ms (goal ≤ 1 ms)",
+        ms(plain)
+    );
     println!(
         "  SecAgg, all parties on one core: {:.2} ms (goal ≤ 20 ms; {:.0}× plain; Flower 1.42's no-op round: 78 ms, {:.1}× this)",
         ms(secagg),
         ms(secagg) / ms(plain),
         78.0 / ms(secagg)
     );
-    println!("  SecAgg with one dropout recovered: {:.2} ms ({:.2}× without)", ms(dropout), ms(dropout) / ms(secagg));
+    println!(
+        "  SecAgg with one dropout recovered: {:.2} ms ({:.2}× without)",
+        ms(dropout),
+        ms(dropout) / ms(secagg)
+    );
     println!(
         "  critical path (one site masks and unmasks, the aggregator recovers): {:.2} ms = {:.2} + {:.2} + {:.2} ms",
         ms(one_site + one_unmask + aggregator),
@@ -313,7 +346,10 @@ fn bench(c: &mut Criterion) {
     let fifty = Setup::new(50);
     let active50: Vec<u32> = (1..=50).collect();
     let survivors50 = fifty.survivors(&[]);
-    for (n, setup, active, survivors) in [(10, &ten, &active, &survivors), (50, &fifty, &active50, &survivors50)] {
+    for (n, setup, active, survivors) in [
+        (10, &ten, &active, &survivors),
+        (50, &fifty, &active50, &survivors50),
+    ] {
         let per_site = time(20, || setup.mask(1, active));
         let unmask = time(20, || setup.unmask(1, active, survivors));
         let share = time(3, || {
@@ -335,8 +371,13 @@ fn bench(c: &mut Criterion) {
     group.finish();
     let mut group = c.benchmark_group("secure_fl_per_site");
     group.sample_size(20);
-    for (n, setup, active, survivors) in [(10, &ten, &active, &survivors), (50, &fifty, &active50, &survivors50)] {
-        group.bench_with_input(BenchmarkId::new("mask", n), &n, |b, _| b.iter(|| setup.mask(1, active)));
+    for (n, setup, active, survivors) in [
+        (10, &ten, &active, &survivors),
+        (50, &fifty, &active50, &survivors50),
+    ] {
+        group.bench_with_input(BenchmarkId::new("mask", n), &n, |b, _| {
+            b.iter(|| setup.mask(1, active))
+        });
         group.bench_with_input(BenchmarkId::new("unmask", n), &n, |b, _| {
             b.iter(|| setup.unmask(1, active, survivors))
         });

@@ -49,7 +49,10 @@ fn templates() -> Vec<(String, Vec<String>)> {
         .lines()
         .map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).expect("json");
-            (v["id"].as_str().expect("id").to_owned(), vec![line.to_owned()])
+            (
+                v["id"].as_str().expect("id").to_owned(),
+                vec![line.to_owned()],
+            )
         })
         .collect();
     for (file, keep) in [
@@ -117,7 +120,10 @@ fn store(patients: usize) -> (PathBuf, NetworkId) {
     }
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("store dir");
-    eprintln!("generating the {patients}-patient store under {} …", dir.display());
+    eprintln!(
+        "generating the {patients}-patient store under {} …",
+        dir.display()
+    );
     let started = Instant::now();
     let templates = templates();
     let store = Store::open(&path, &StorageKey::from_bytes(KEY)).expect("store");
@@ -125,7 +131,10 @@ fn store(patients: usize) -> (PathBuf, NetworkId) {
     let network = node.create_network("care").expect("network");
     let mut resources = 0;
     for batch in (0..patients).collect::<Vec<_>>().chunks(PER_BATCH) {
-        let ndjson: String = batch.iter().map(|&n| synthetic_patient(&templates, n)).collect();
+        let ndjson: String = batch
+            .iter()
+            .map(|&n| synthetic_patient(&templates, n))
+            .collect();
         let report = node
             .import_fhir(&network, "synthetic.ndjson", ndjson.as_bytes(), T0)
             .expect("import");
@@ -209,7 +218,9 @@ struct Row {
 fn measure(patients: usize) -> Row {
     let (path, network) = store(patients);
     let patient = patient_id(patients / 2);
-    let probes: Vec<Probe> = (0..RUNS).map(|_| run_probe(&path, &network, &patient)).collect();
+    let probes: Vec<Probe> = (0..RUNS)
+        .map(|_| run_probe(&path, &network, &patient))
+        .collect();
     let audits: Vec<Duration> = (0..3)
         .map(|_| {
             let store = Store::open(&path, &StorageKey::from_bytes(KEY)).expect("open");

@@ -50,11 +50,11 @@ use crate::body::{EpochGrant, MemberSpan};
 use crate::entry::{AuthorId, EntryHeader, EntryId};
 use crate::keys::{SecretKey, StorageKey, NONCE_LEN};
 
-mod rules;
 pub(crate) mod chain_marker;
 mod migrate;
 pub mod mls_codec;
 mod records;
+mod rules;
 mod seal;
 mod tables;
 
@@ -162,7 +162,9 @@ impl From<rusqlite::Error> for StoreError {
             {
                 StoreError::Tampered(format!(
                     "SQLite: {}",
-                    message.as_deref().unwrap_or("database disk image is malformed")
+                    message
+                        .as_deref()
+                        .unwrap_or("database disk image is malformed")
                 ))
             }
             _ => StoreError::Sqlite(error),
@@ -393,7 +395,11 @@ impl Store {
             };
             let tx = self.conn.transaction()?;
             seal::drop_triggers(&tx)?;
-            for (index, migration) in migrate::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            for (index, migration) in migrate::MIGRATIONS
+                .iter()
+                .enumerate()
+                .skip(version as usize)
+            {
                 migration.apply(&tx, &keys)?;
                 tx.pragma_update(None, "user_version", index as i64 + 1)?;
             }
@@ -404,11 +410,11 @@ impl Store {
             // full before the seal is remade over the new tables (MLS values
             // are authenticated by their codec).
             let report = seal::verify_full(&self.conn, &self.storage_key)?;
-            if let Some(problem) = report
-                .problems
-                .iter()
-                .find(|p| tables::ALL.iter().any(|t| p.contains(&format!("`{}`", t.name))))
-            {
+            if let Some(problem) = report.problems.iter().find(|p| {
+                tables::ALL
+                    .iter()
+                    .any(|t| p.contains(&format!("`{}`", t.name)))
+            }) {
                 return Err(StoreError::Tampered(problem.clone()).into());
             }
             let tx = self.conn.transaction()?;
@@ -661,7 +667,10 @@ impl Store {
         let Ok(tables) = seal::sealed_tables(&self.conn) else {
             return out;
         };
-        for table in tables.iter().filter(|t| t.starts_with("openmls_") && !t.ends_with("migrations")) {
+        for table in tables
+            .iter()
+            .filter(|t| t.starts_with("openmls_") && !t.ends_with("migrations"))
+        {
             let Ok(mut stmt) = self.conn.prepare(&format!("SELECT * FROM \"{table}\"")) else {
                 continue;
             };
@@ -831,7 +840,13 @@ impl Store {
             "WHERE network = ?1 AND author = ?2 AND public_key = ?3
              AND from_epoch <= ?5 + 1 AND to_epoch + 1 >= ?4",
             params![network, author.0.as_slice(), span.public_key, from, to],
-            |r| Ok((r.get::<String>("name")?, r.get::<i64>("from_epoch")?, r.get::<i64>("to_epoch")?)),
+            |r| {
+                Ok((
+                    r.get::<String>("name")?,
+                    r.get::<i64>("from_epoch")?,
+                    r.get::<i64>("to_epoch")?,
+                ))
+            },
         )?;
         if spans.is_empty() {
             self.put(
@@ -1121,7 +1136,11 @@ impl Store {
             |r| r.get::<Vec<u8>>("id"),
         )?;
         let mut out = Vec::new();
-        for id in ids.into_iter().filter(|id| !relayed.contains(id)).take(limit) {
+        for id in ids
+            .into_iter()
+            .filter(|id| !relayed.contains(id))
+            .take(limit)
+        {
             let bytes = self.select_bytes(
                 &ENTRIES,
                 "WHERE network = ?1 AND id = ?2",
@@ -1174,7 +1193,15 @@ impl Store {
         self.rewrite(
             &ENTRIES,
             rowid,
-            &[&order, &network, &id.as_slice(), &author, &seq, &epoch, &kind],
+            &[
+                &order,
+                &network,
+                &id.as_slice(),
+                &author,
+                &seq,
+                &epoch,
+                &kind,
+            ],
         )?;
         self.conn
             .prepare_cached("UPDATE entries SET bytes = ?1 WHERE rowid = ?2")?
@@ -1240,7 +1267,12 @@ impl Store {
 
     /// Every held entry of a network, in arrival order.
     pub(crate) fn pending(&self, network: &[u8]) -> Result<Vec<PendingRow>, StoreError> {
-        self.select_bytes(&PENDING, "WHERE network = ?1 ORDER BY rowid", [network], Self::pending_row)
+        self.select_bytes(
+            &PENDING,
+            "WHERE network = ?1 ORDER BY rowid",
+            [network],
+            Self::pending_row,
+        )
     }
 
     /// `(seq, relay position, id)` of an author's held entries, highest seq
@@ -1299,9 +1331,12 @@ impl Store {
     }
 
     pub(crate) fn pending_reasons(&self, network: &[u8]) -> Result<Vec<String>, StoreError> {
-        self.select(&PENDING, "WHERE network = ?1 ORDER BY rowid", [network], |r| {
-            r.get("reason")
-        })
+        self.select(
+            &PENDING,
+            "WHERE network = ?1 ORDER BY rowid",
+            [network],
+            |r| r.get("reason"),
+        )
     }
 
     pub(crate) fn delete_pending(&self, network: &[u8], id: &EntryId) -> Result<(), StoreError> {

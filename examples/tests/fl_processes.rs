@@ -19,7 +19,11 @@ use careledger::entry::AuthorId;
 use careledger::node::NetworkId;
 use serde_json::Value;
 
-const SITES: [&str; 3] = ["hospital-a.example", "hospital-b.example", "hospital-c.example"];
+const SITES: [&str; 3] = [
+    "hospital-a.example",
+    "hospital-b.example",
+    "hospital-c.example",
+];
 
 struct Federation {
     root: tempfile::TempDir,
@@ -72,8 +76,12 @@ fn check(output: &Output, what: &str) -> Value {
 }
 
 fn ml_file(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/ml").join(name))
-        .unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("data/ml")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// Site `s`'s charts: every fifth training row of its `mean radius`
@@ -128,13 +136,34 @@ fn charts(data: &BreastCancerData, s: usize, study: &NetworkId, recorder: &Autho
 fn run_task(f: &Federation, task: &str, exit_after: [Option<&str>; 3]) -> Vec<Option<i32>> {
     let coordinator = f.spawn(
         "r",
-        &["fl", "coordinate", "--study", "study", "--task", task, "--poll-ms", "100", "--max-seconds", "300"],
+        &[
+            "fl",
+            "coordinate",
+            "--study",
+            "study",
+            "--task",
+            task,
+            "--poll-ms",
+            "100",
+            "--max-seconds",
+            "300",
+        ],
     );
     let sites: Vec<Child> = (0..3)
         .map(|s| {
             let mut args = vec![
-                "fl", "site", "--study", "study", "--source", "care", "--task", task, "--poll-ms",
-                "100", "--max-seconds", "300",
+                "fl",
+                "site",
+                "--study",
+                "study",
+                "--source",
+                "care",
+                "--task",
+                task,
+                "--poll-ms",
+                "100",
+                "--max-seconds",
+                "300",
             ];
             if let Some(step) = exit_after[s] {
                 args.extend(["--exit-after", step]);
@@ -174,8 +203,20 @@ fn federated_rounds_across_processes(relay: Option<String>) {
         let created = f.run(&home, &["init", "--name", name]);
         let author = AuthorId::from_hex(created["author"].as_str().unwrap()).unwrap();
         let key_package = f.root.path().join(format!("{s}.keypackage"));
-        f.run(&home, &["key-package", "--out", key_package.to_str().unwrap()]);
-        f.run("r", &["network", "invite", "study", "--key-package", key_package.to_str().unwrap()]);
+        f.run(
+            &home,
+            &["key-package", "--out", key_package.to_str().unwrap()],
+        );
+        f.run(
+            "r",
+            &[
+                "network",
+                "invite",
+                "study",
+                "--key-package",
+                key_package.to_str().unwrap(),
+            ],
+        );
         f.run(&home, &["network", "join", &study, "--label", "study"]);
         f.run(&home, &["network", "create", "care"]);
         let file = f.root.path().join(format!("{s}.ndjson"));
@@ -186,14 +227,27 @@ fn federated_rounds_across_processes(relay: Option<String>) {
         f.run(home, &["sync", "study"]);
     }
     let sites = SITES.join(",");
-    f.run("s0", &["fl", "policy", "--study", "study", "--max-epsilon", "8"]);
+    f.run(
+        "s0",
+        &["fl", "policy", "--study", "study", "--max-epsilon", "8"],
+    );
 
     // Feature statistics for the scaling.
     let moments = f.run(
         "r",
         &[
-            "fl", "plan", "--study", "study", "--sites", &sites, "--objective", "moments",
-            "--example", "breast-cancer", "--phase-timeout", "3",
+            "fl",
+            "plan",
+            "--study",
+            "study",
+            "--sites",
+            &sites,
+            "--objective",
+            "moments",
+            "--example",
+            "breast-cancer",
+            "--phase-timeout",
+            "3",
         ],
     );
     let task = moments["plan"]["task"].as_str().unwrap().to_owned();
@@ -206,9 +260,22 @@ fn federated_rounds_across_processes(relay: Option<String>) {
     let plan = f.run(
         "r",
         &[
-            "fl", "plan", "--study", "study", "--sites", &sites, "--objective", "fedavg",
-            "--rounds", "3", "--example", "breast-cancer", "--scaling-from", &scaling_card,
-            "--phase-timeout", "3",
+            "fl",
+            "plan",
+            "--study",
+            "study",
+            "--sites",
+            &sites,
+            "--objective",
+            "fedavg",
+            "--rounds",
+            "3",
+            "--example",
+            "breast-cancer",
+            "--scaling-from",
+            &scaling_card,
+            "--phase-timeout",
+            "3",
         ],
     );
     let task = plan["plan"]["task"].as_str().unwrap().to_owned();
@@ -237,10 +304,16 @@ fn federated_rounds_across_processes(relay: Option<String>) {
     assert_eq!(fedavg["last_card_round"], 3);
     // Every member that stayed re-verifies every card of both tasks.
     for home in ["s0", "s1", "r"] {
-        let verified = f.run(home, &["fl", "verify-round", "--study", "study", "--task", &task]);
+        let verified = f.run(
+            home,
+            &["fl", "verify-round", "--study", "study", "--task", &task],
+        );
         let cards = verified.as_array().unwrap();
         assert_eq!(cards.len(), 4, "setup and three rounds");
-        assert!(cards.iter().all(|c| c["verification"]["confirmed"] == true), "{verified:#}");
+        assert!(
+            cards.iter().all(|c| c["verification"]["confirmed"] == true),
+            "{verified:#}"
+        );
     }
     let audit = f.run("s1", &["audit", "--network", "study"]);
     let rounds: Vec<&Value> = audit

@@ -10,8 +10,8 @@ use careledger::checkpoint::DecodeProofError;
 use careledger::consent::ParseConsentError;
 use careledger::identity::CreateIdentityError;
 use careledger::node::{
-    AiError, ConsentError, EditError, EraseError, ExportError, FlError, ImportError,
-    NetworkError, OpenNodeError, ReceiveError,
+    AiError, ConsentError, EditError, EraseError, ExportError, FlError, ImportError, NetworkError,
+    OpenNodeError, ReceiveError,
 };
 use careledger::relay::RelayError;
 use careledger::store::{OpenStoreError, StoreError};

@@ -225,7 +225,9 @@ pub fn run(world: &mut World, op: Op, now: u64) -> Result<(), String> {
                 .map_err(|e| format!("record consent: {e}"))?;
             node.share_to_network(net, study, Purpose::Research, now)
                 .map_err(|e| format!("share: {e}"))?;
-            node.tick(now + 10).map(|_| ()).map_err(|e| format!("tick: {e}"))
+            node.tick(now + 10)
+                .map(|_| ())
+                .map_err(|e| format!("tick: {e}"))
         }
     }
 }

@@ -342,7 +342,11 @@ fn a_removed_member_cannot_back_date_entries_to_before_its_removal() {
         .unwrap();
     settle(&mut [&mut a, &mut b, &mut lab], &mut relay, &net, T0, 5);
     let old_epoch = lab.epoch(&net).unwrap();
-    let lab_head = a.heads(&net).unwrap().into_iter().find(|h| h.author == lab_id);
+    let lab_head = a
+        .heads(&net)
+        .unwrap()
+        .into_iter()
+        .find(|h| h.author == lab_id);
     a.remove(&net, &lab_id).unwrap();
     settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 5);
     assert!(a.epoch(&net).unwrap() > old_epoch);
@@ -353,7 +357,13 @@ fn a_removed_member_cannot_back_date_entries_to_before_its_removal() {
     let header = next_header(&lab, &net, lab_id, EntryKind::RecordChange, old_epoch);
     let seq = header.seq;
     let change = b"not a real change".to_vec();
-    let entry = record_change(header, &old_key, &record, &change, &lab.signing_key_for_testing());
+    let entry = record_change(
+        header,
+        &old_key,
+        &record,
+        &change,
+        &lab.signing_key_for_testing(),
+    );
     relay
         .publish(&net, &WireMessage::Entry(entry.clone()).encode())
         .unwrap();
@@ -364,7 +374,10 @@ fn a_removed_member_cannot_back_date_entries_to_before_its_removal() {
             vec![RejectEntryError::AfterRemoval { seq }]
         );
         assert_eq!(
-            node.heads(&net).unwrap().into_iter().find(|h| h.author == lab_id),
+            node.heads(&net)
+                .unwrap()
+                .into_iter()
+                .find(|h| h.author == lab_id),
             lab_head
         );
     }
@@ -373,8 +386,8 @@ fn a_removed_member_cannot_back_date_entries_to_before_its_removal() {
     let mut d = memory_node("registry.example");
     a.invite(&net, &d.key_package().unwrap()).unwrap();
     sync(&mut a, &mut relay, &net, T0 + 2).unwrap();
-    let joined = careledger::sync::join_from_relay(&mut d, &mut relay, &net, "care", T0 + 2)
-        .unwrap();
+    let joined =
+        careledger::sync::join_from_relay(&mut d, &mut relay, &net, "care", T0 + 2).unwrap();
     assert!(joined
         .received
         .rejected
@@ -444,7 +457,12 @@ fn waiting_entries_are_capped_and_fetched_again_later() {
     assert_eq!(b.held_entries(&net).unwrap(), Vec::<String>::new());
     for writer in [&a, &c] {
         let me = writer.identity().author_id();
-        let mine = |node: &Node| node.heads(&net).unwrap().into_iter().find(|h| h.author == me);
+        let mine = |node: &Node| {
+            node.heads(&net)
+                .unwrap()
+                .into_iter()
+                .find(|h| h.author == me)
+        };
         assert_eq!(mine(&b), mine(writer), "nothing was lost");
     }
     assert!(b.verify_ledger(&net).unwrap().is_clean());

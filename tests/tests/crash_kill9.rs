@@ -187,7 +187,11 @@ fn check(dir: &Path, promised: &Promised, iteration: u64, depth: &Depth) {
                 );
             }
             let audit = node.store().verify().unwrap();
-            assert!(audit.is_clean(), "iteration {iteration}: {:?}", audit.problems);
+            assert!(
+                audit.is_clean(),
+                "iteration {iteration}: {:?}",
+                audit.problems
+            );
         }
     }
     // Converge, then commit and exchange an entry: the stores are usable.
@@ -279,7 +283,9 @@ fn no_half_erasure(writer: &mut Node, net: &NetworkId, iteration: u64) {
         );
     }
     assert!(
-        stones.values().all(|entry| latest.values().any(|(id, _)| id == entry)),
+        stones
+            .values()
+            .all(|entry| latest.values().any(|(id, _)| id == entry)),
         "iteration {iteration}: a tombstone without its erase entry"
     );
 }

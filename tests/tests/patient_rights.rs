@@ -32,7 +32,13 @@ fn care(dir: &Path) -> Care {
     let net = network_sharing_patients(&mut [&mut a, &mut b, &mut c], &mut relay);
     import_bulk(&mut a, &net, "AllergyIntolerance", T0);
     settle(&mut [&mut a, &mut b, &mut c], &mut relay, &net, T0, 10);
-    Care { a, b, c, net, relay }
+    Care {
+        a,
+        b,
+        c,
+        net,
+        relay,
+    }
 }
 
 /// The wrapped record-key blobs in a store file (read with plain SQLite).
@@ -88,7 +94,11 @@ fn an_erased_chart_is_shredded_everywhere_and_the_ledger_still_verifies() {
     } = care(dir.path());
     let patients = a.patients(&net).unwrap();
     let patient = patients[3].clone();
-    let others: Vec<String> = patients.iter().filter(|p| **p != patient).cloned().collect();
+    let others: Vec<String> = patients
+        .iter()
+        .filter(|p| **p != patient)
+        .cloned()
+        .collect();
     let before_b = canonical_state(&mut b, &net);
     assert!(readable_changes_of(&b, &net, &patient, &a) > 0);
     let b_path = dir.path().join("clinic-b.example.sqlite");
@@ -121,12 +131,18 @@ fn an_erased_chart_is_shredded_everywhere_and_the_ledger_still_verifies() {
         assert!(erased[0].whole_chart);
         let ledger = node.verify_ledger(&net).unwrap();
         assert!(ledger.is_clean(), "{:?}", ledger.problems);
-        assert!(ledger.record_keys_missing > 0, "the ciphertext stays, unread");
+        assert!(
+            ledger.record_keys_missing > 0,
+            "the ciphertext stays, unread"
+        );
     }
     assert_eq!(readable_changes_of(&b, &net, &patient, &a), 0);
     // The other charts are untouched.
     let after_b = canonical_state(&mut b, &net);
-    let kept: Vec<_> = before_b.into_iter().filter(|(p, _)| *p != patient).collect();
+    let kept: Vec<_> = before_b
+        .into_iter()
+        .filter(|(p, _)| *p != patient)
+        .collect();
     assert_eq!(after_b, kept);
     // Rebuilding the cache from the ledger cannot bring it back.
     b.rebuild_records(&net).unwrap();
@@ -142,7 +158,11 @@ fn an_erased_chart_is_shredded_everywhere_and_the_ledger_still_verifies() {
         .cloned()
         .collect();
     assert!(!gone.is_empty());
-    assert_eq!(hits_in_files(&b_path, &gone), 0, "a shredded key stayed on disk");
+    assert_eq!(
+        hits_in_files(&b_path, &gone),
+        0,
+        "a shredded key stayed on disk"
+    );
     let mut b = reopen(dir.path(), "clinic-b.example");
 
     // C was offline: it applies the erasure when it syncs.
@@ -160,7 +180,13 @@ fn an_erased_chart_is_shredded_everywhere_and_the_ledger_still_verifies() {
     a.invite(&net, &d.key_package().unwrap()).unwrap();
     sync(&mut a, &mut relay, &net, T0 + 40).unwrap();
     join_from_relay(&mut d, &mut relay, &net, "care", T0 + 40).unwrap();
-    settle(&mut [&mut a, &mut b, &mut c, &mut d], &mut relay, &net, T0 + 40, 10);
+    settle(
+        &mut [&mut a, &mut b, &mut c, &mut d],
+        &mut relay,
+        &net,
+        T0 + 40,
+        10,
+    );
     assert!(d.record_key_for_testing(&net, &patient).is_none());
     assert_eq!(d.held_entries(&net).unwrap(), Vec::<String>::new());
     assert_eq!(d.heads(&net).unwrap(), a.heads(&net).unwrap());
@@ -190,13 +216,16 @@ fn erasing_some_resources_keeps_the_rest_under_a_fresh_key() {
             let ndjson = a.export_patient(&net, &p, ExportFormat::Ndjson).unwrap();
             let allergy = ndjson.lines().find_map(|line| {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                (v["resourceType"] == "AllergyIntolerance").then(|| v["id"].as_str().unwrap().to_owned())
+                (v["resourceType"] == "AllergyIntolerance")
+                    .then(|| v["id"].as_str().unwrap().to_owned())
             })?;
             Some((p, allergy))
         })
         .expect("a patient with an allergy");
     let old_key = b.record_key_for_testing(&net, &patient).unwrap();
-    let before = a.export_patient(&net, &patient, ExportFormat::Ndjson).unwrap();
+    let before = a
+        .export_patient(&net, &patient, ExportFormat::Ndjson)
+        .unwrap();
     let scope = EraseScope::Resources(vec![("AllergyIntolerance".into(), allergy.clone())]);
     // B records the erasure this time (on the patient's behalf).
     let report = b.erase(&net, &patient, scope, T0 + 10).unwrap();
@@ -207,10 +236,15 @@ fn erasing_some_resources_keeps_the_rest_under_a_fresh_key() {
         .filter(|line| !line.contains(&format!("\"id\":\"{allergy}\"")))
         .collect();
     for node in [&mut a, &mut b, &mut c] {
-        let now = node.export_patient(&net, &patient, ExportFormat::Ndjson).unwrap();
+        let now = node
+            .export_patient(&net, &patient, ExportFormat::Ndjson)
+            .unwrap();
         assert_eq!(now.lines().collect::<Vec<_>>(), expected);
         let key = node.record_key_for_testing(&net, &patient).unwrap();
-        assert_ne!(key.key_id, old_key.key_id, "the chart lives on under a fresh key");
+        assert_ne!(
+            key.key_id, old_key.key_id,
+            "the chart lives on under a fresh key"
+        );
         assert!(node.verify_ledger(&net).unwrap().is_clean());
         let erased = node.erased_charts(&net).unwrap();
         assert!(!erased[0].whole_chart);
@@ -220,7 +254,9 @@ fn erasing_some_resources_keeps_the_rest_under_a_fresh_key() {
     for bytes in &ledger {
         if let Ok((record, change)) = a.open_record_change_for_testing(&net, bytes) {
             if record == patient {
-                assert!(!change.windows(allergy.len()).any(|w| w == allergy.as_bytes()));
+                assert!(!change
+                    .windows(allergy.len())
+                    .any(|w| w == allergy.as_bytes()));
             }
         }
     }
@@ -258,8 +294,12 @@ fn study_world(period: Option<(u64, u64)>) -> Study {
     let mut relay = MemoryRelay::new();
     let care = form_network(&mut [&mut a, &mut b, &mut phone], &mut relay, "care");
     let study = form_network(&mut [&mut a, &mut r], &mut relay, "study");
-    let ndjson: String = ["p1", "p2", "p3"].iter().map(|p| patient_ndjson(p)).collect();
-    a.import_fhir(&care, "charts.ndjson", ndjson.as_bytes(), T0).unwrap();
+    let ndjson: String = ["p1", "p2", "p3"]
+        .iter()
+        .map(|p| patient_ndjson(p))
+        .collect();
+    a.import_fhir(&care, "charts.ndjson", ndjson.as_bytes(), T0)
+        .unwrap();
     let phone_id = phone.identity().author_id();
     a.link_patient_node(&care, "p1", &phone_id, T0).unwrap();
     for p in ["p1", "p2", "p3"] {
@@ -275,7 +315,8 @@ fn study_world(period: Option<(u64, u64)>) -> Study {
         a.record_consent(&care, &consent, T0).unwrap();
     }
     settle(&mut [&mut a, &mut b, &mut phone], &mut relay, &care, T0, 10);
-    a.share_to_network(&care, &study, Purpose::Research, T0 + 1).unwrap();
+    a.share_to_network(&care, &study, Purpose::Research, T0 + 1)
+        .unwrap();
     settle(&mut [&mut a, &mut r], &mut relay, &study, T0 + 1, 10);
     assert_eq!(r.patients(&study).unwrap(), ["p1", "p2", "p3"]);
     Study {
@@ -304,7 +345,13 @@ fn erasure_reaches_the_networks_a_chart_was_shared_into() {
     // the study when it applies the erasure.
     let report = phone.erase(&care, "p1", EraseScope::Chart, T0 + 5).unwrap();
     assert!(report.by_patient);
-    settle(&mut [&mut a, &mut b, &mut phone], &mut relay, &care, T0 + 6, 10);
+    settle(
+        &mut [&mut a, &mut b, &mut phone],
+        &mut relay,
+        &care,
+        T0 + 6,
+        10,
+    );
     settle(&mut [&mut a, &mut r], &mut relay, &study, T0 + 6, 10);
     for (node, net) in [(&mut a, &study), (&mut r, &study), (&mut b, &care)] {
         assert!(matches!(
@@ -336,7 +383,12 @@ fn erasure_reaches_the_networks_a_chart_was_shared_into() {
 
 /// Whether `reader` can open the newest record change of `patient` in `net`
 /// that `writer` wrote.
-fn reader_opens_latest_change(writer: &Node, reader: &Node, net: &NetworkId, patient: &str) -> bool {
+fn reader_opens_latest_change(
+    writer: &Node,
+    reader: &Node,
+    net: &NetworkId,
+    patient: &str,
+) -> bool {
     let me = writer.identity().author_id();
     let latest = writer
         .ledger_entries(net)
@@ -364,8 +416,16 @@ fn a_grant_ends_by_itself_through_the_sync_pump() {
         ..
     } = study_world(Some((T0 - DAY, end)));
     let edit = |node: &mut Node, n: u64, at: u64| {
-        node.edit_member(&study, "p2", "Patient", "p2", "birthDate", Some(&format!("\"19{n:02}-01-01\"")), at)
-            .unwrap();
+        node.edit_member(
+            &study,
+            "p2",
+            "Patient",
+            "p2",
+            "birthDate",
+            Some(&format!("\"19{n:02}-01-01\"")),
+            at,
+        )
+        .unwrap();
     };
     // Before the end: the study reads what A writes to the shared chart.
     edit(&mut a, 50, end - DAY);
@@ -383,7 +443,11 @@ fn a_grant_ends_by_itself_through_the_sync_pump() {
     assert!(!reader_opens_latest_change(&a, &r, &study, "p2"));
     assert!(r.verify_ledger(&study).unwrap().is_clean());
     assert_eq!(r.held_entries(&study).unwrap(), Vec::<String>::new());
-    assert_eq!(a.tick(end + 3).unwrap().charts_decided, 0, "nothing due any more");
+    assert_eq!(
+        a.tick(end + 3).unwrap().charts_decided,
+        0,
+        "nothing due any more"
+    );
 }
 
 #[test]
@@ -399,14 +463,24 @@ fn a_change_written_after_the_end_is_sealed_away_even_with_no_tick() {
     let next = a.tick(T0 + 2).unwrap();
     assert_eq!((next.charts_decided, next.next_due_ms), (0, Some(end + 1)));
     // No tick, no sync, no share after the end: the write itself decides.
-    a.edit_member(&study, "p3", "Patient", "p3", "gender", Some("\"male\""), end + 1)
-        .unwrap();
+    a.edit_member(
+        &study,
+        "p3",
+        "Patient",
+        "p3",
+        "gender",
+        Some("\"male\""),
+        end + 1,
+    )
+    .unwrap();
     assert!(a.is_withholding(&study, "p3").unwrap());
     sync(&mut a, &mut relay, &study, end + 1).unwrap();
     sync(&mut r, &mut relay, &study, end + 1).unwrap();
     assert!(!reader_opens_latest_change(&a, &r, &study, "p3"));
     // The grantee's copy shows the chart as it was before the end.
-    let chart = r.export_patient(&study, "p3", ExportFormat::Ndjson).unwrap();
+    let chart = r
+        .export_patient(&study, "p3", ExportFormat::Ndjson)
+        .unwrap();
     assert!(chart.contains("\"gender\":\"female\""));
     // An unexpiring grant is never decided again.
     let Study { mut a, .. } = study_world(None);
@@ -444,7 +518,10 @@ fn nothing_readable_at_rest_in_the_store_or_its_wal() {
     // What the test knows: every patient id and name in the data, and the
     // node's MLS private keys (HPKE leaf keys, signature keys).
     let mut needles: Vec<Vec<u8>> = Vec::new();
-    for line in String::from_utf8(data("bulk-10-patients/Patient.000.ndjson")).unwrap().lines() {
+    for line in String::from_utf8(data("bulk-10-patients/Patient.000.ndjson"))
+        .unwrap()
+        .lines()
+    {
         let patient: serde_json::Value = serde_json::from_str(line).unwrap();
         needles.push(patient["id"].as_str().unwrap().as_bytes().to_vec());
         for name in patient["name"].as_array().unwrap() {
@@ -461,8 +538,13 @@ fn nothing_readable_at_rest_in_the_store_or_its_wal() {
     // Erase one chart too (its tombstone keeps the id, sealed).
     let p = a.patients(&net).unwrap()[0].clone();
     a.erase(&net, &p, EraseScope::Chart, T0 + 5).unwrap();
-    a.import_fhir(&net, "more.ndjson", &data("bulk-10-patients/Immunization.000.ndjson"), T0 + 6)
-        .unwrap();
+    a.import_fhir(
+        &net,
+        "more.ndjson",
+        &data("bulk-10-patients/Immunization.000.ndjson"),
+        T0 + 6,
+    )
+    .unwrap();
     // The WAL as the running node leaves it, then the file after closing.
     let path = dir.path().join("hospital-a.example.sqlite");
     let wal = std::fs::read(format!("{}-wal", path.display())).unwrap_or_default();

@@ -103,9 +103,14 @@ fn a_second_process_opens_and_reads_the_store_while_the_first_writes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    for (n, file) in ["AllergyIntolerance", "Immunization", "Condition", "MedicationRequest"]
-        .iter()
-        .enumerate()
+    for (n, file) in [
+        "AllergyIntolerance",
+        "Immunization",
+        "Condition",
+        "MedicationRequest",
+    ]
+    .iter()
+    .enumerate()
     {
         import_bulk(&mut app, &net, file, T0 + n as u64);
         let p = app.patients(&net).unwrap()[n].clone();
@@ -169,9 +174,16 @@ fn a_store_restored_from_an_old_backup_catches_up_before_it_writes() {
     }
     std::fs::write(&path, &backup).unwrap();
     let mut a = reopen(dir.path(), "hospital-a.example");
-    assert_eq!(a.lost_chains().len(), 1, "the node knows its store went back");
+    assert_eq!(
+        a.lost_chains().len(),
+        1,
+        "the node knows its store went back"
+    );
     match edit(&mut a, 6) {
-        Err(careledger::node::EditError::Network(NetworkError::BehindOwnChain { stored, marked })) => {
+        Err(careledger::node::EditError::Network(NetworkError::BehindOwnChain {
+            stored,
+            marked,
+        })) => {
             assert!(stored < marked);
         }
         other => panic!("a write before catching up was not refused: {other:?}"),

@@ -72,7 +72,12 @@ fn site_rows(data: &BreastCancerData, site: usize) -> BTreeSet<usize> {
         .collect()
 }
 
-fn charts(data: &BreastCancerData, rows: &BTreeSet<usize>, study: &NetworkId, recorder: &Node) -> String {
+fn charts(
+    data: &BreastCancerData,
+    rows: &BTreeSet<usize>,
+    study: &NetworkId,
+    recorder: &Node,
+) -> String {
     let mut out = String::new();
     let mut seen = BTreeSet::new();
     for line in data.to_ndjson().lines() {
@@ -116,22 +121,32 @@ impl Federation {
     /// The federation over the training rows that `keep` selects.
     fn new(keep: fn(usize) -> bool) -> Federation {
         let mut r = memory_node("research.example");
-        let mut sites: Vec<Node> = ["hospital-a.example", "hospital-b.example", "hospital-c.example"]
-            .iter()
-            .map(|n| memory_node(n))
-            .collect();
+        let mut sites: Vec<Node> = [
+            "hospital-a.example",
+            "hospital-b.example",
+            "hospital-c.example",
+        ]
+        .iter()
+        .map(|n| memory_node(n))
+        .collect();
         let mut relay = MemoryRelay::new();
         let study = {
-            let [a, b, c] = &mut sites[..] else { unreachable!() };
+            let [a, b, c] = &mut sites[..] else {
+                unreachable!()
+            };
             form_network(&mut [&mut r, a, b, c], &mut relay, "study")
         };
         let data = BreastCancerData::parse(&ml_file("breast_cancer.csv")).unwrap();
         let mut sources = Vec::new();
         for (s, site) in sites.iter_mut().enumerate() {
             let care = site.create_network("care").unwrap();
-            let rows: BTreeSet<usize> = site_rows(&data, s).into_iter().filter(|r| keep(*r)).collect();
+            let rows: BTreeSet<usize> = site_rows(&data, s)
+                .into_iter()
+                .filter(|r| keep(*r))
+                .collect();
             let ndjson = charts(&data, &rows, &study, site);
-            site.import_fhir(&care, "wdbc.ndjson", ndjson.as_bytes(), T0).unwrap();
+            site.import_fhir(&care, "wdbc.ndjson", ndjson.as_bytes(), T0)
+                .unwrap();
             sources.push(care);
         }
         let mut f = Federation {
@@ -148,12 +163,23 @@ impl Federation {
     }
 
     fn settle(&mut self) {
-        let [a, b, c] = &mut self.sites[..] else { unreachable!() };
-        settle(&mut [&mut self.r, a, b, c], &mut self.relay, &self.study, self.now, 10);
+        let [a, b, c] = &mut self.sites[..] else {
+            unreachable!()
+        };
+        settle(
+            &mut [&mut self.r, a, b, c],
+            &mut self.relay,
+            &self.study,
+            self.now,
+            10,
+        );
     }
 
     fn site_ids(&self) -> Vec<careledger::entry::AuthorId> {
-        self.sites.iter().map(|s| s.identity().author_id()).collect()
+        self.sites
+            .iter()
+            .map(|s| s.identity().author_id())
+            .collect()
     }
 
     /// Step every site not in `stopped` and the coordinator until the
@@ -166,7 +192,10 @@ impl Federation {
                 if halted[s] {
                     continue;
                 }
-                for action in site.fl_site_step(&self.study, &self.sources[s], self.now).unwrap() {
+                for action in site
+                    .fl_site_step(&self.study, &self.sources[s], self.now)
+                    .unwrap()
+                {
                     if stopped(s as u32, &action) {
                         halted[s] = true;
                     }
@@ -256,9 +285,14 @@ fn default_rows(row: usize) -> bool {
 fn local_data(data: &BreastCancerData, keep: fn(usize) -> bool) -> Vec<LocalData> {
     (0..3)
         .map(|s| {
-            let rows: Vec<usize> = site_rows(data, s).into_iter().filter(|r| keep(*r)).collect();
+            let rows: Vec<usize> = site_rows(data, s)
+                .into_iter()
+                .filter(|r| keep(*r))
+                .collect();
             LocalData::new(
-                rows.iter().map(|&r| data.features().row(r).to_vec()).collect(),
+                rows.iter()
+                    .map(|&r| data.features().row(r).to_vec())
+                    .collect(),
                 rows.iter().map(|&r| data.targets()[r]).collect(),
             )
             .unwrap()
@@ -301,7 +335,10 @@ fn three_non_iid_hospitals_train_under_secure_aggregation_and_every_member_confi
     let model = TrainedModel::from_bytes(&model).unwrap();
     let accuracy = f.test_accuracy(&model);
     eprintln!("3 non-IID sites ({rows} rows), secure FedAvg, {rounds} rounds through the ledger: test accuracy {accuracy:.4}");
-    assert!(accuracy >= if rows == 426 { 0.97 } else { 0.93 }, "accuracy {accuracy}");
+    assert!(
+        accuracy >= if rows == 426 { 0.97 } else { 0.93 },
+        "accuracy {accuracy}"
+    );
 
     // The ledger path computes what the in-memory protocol computes on the
     // same rows (up to the order rows are summed in at each site).
@@ -311,10 +348,16 @@ fn three_non_iid_hospitals_train_under_secure_aggregation_and_every_member_confi
     sim.run_round(&[]).unwrap();
     let scaling = sim.scaling().unwrap().clone();
     let ledger_scaling = moments_card.scaling.unwrap();
-    for (a, b) in scaling.center.iter().chain(&scaling.scale).zip(ledger_scaling.center.iter().chain(&ledger_scaling.scale)) {
+    for (a, b) in scaling
+        .center
+        .iter()
+        .chain(&scaling.scale)
+        .zip(ledger_scaling.center.iter().chain(&ledger_scaling.scale))
+    {
         assert!((a - b).abs() <= 1e-9 * a.abs().max(1.0));
     }
-    let train = Simulation::plan(objective, spec, Some(ledger_scaling), 3, 2, rounds, 1e-5).unwrap();
+    let train =
+        Simulation::plan(objective, spec, Some(ledger_scaling), 3, 2, rounds, 1e-5).unwrap();
     let mut sim = Simulation::new(train, sites, 1).unwrap();
     for _ in 0..rounds {
         sim.run_round(&[]).unwrap();
@@ -356,7 +399,9 @@ fn a_site_that_drops_mid_round_is_recovered_and_the_round_completes() {
     // Hospital C stops right after its masked input of round 1: it drops
     // in round 2, after round 2 began.
     let actions = f.run(&|s, a| s == 2 && matches!(a, FlAction::Masked { round: 1, .. }));
-    let c = plan.index_of(&f.sites[2].identity().author_id().to_hex()).unwrap();
+    let c = plan
+        .index_of(&f.sites[2].identity().author_id().to_hex())
+        .unwrap();
     let others: Vec<u32> = (1..=3).filter(|i| *i != c).collect();
     let cards = Federation::cards(&actions);
     assert_eq!(cards.len(), 5);
@@ -376,7 +421,9 @@ fn a_site_that_drops_mid_round_is_recovered_and_the_round_completes() {
     let mut sorted = steps.clone();
     sorted.sort();
     assert_eq!(sorted, vec![1, 4, 4], "{budget:?}");
-    assert!(budget.iter().all(|b| b.epsilon > 0.0 && b.non_private_rounds == 1));
+    assert!(budget
+        .iter()
+        .all(|b| b.epsilon > 0.0 && b.non_private_rounds == 1));
     f.verify_everywhere(&cards);
 }
 
@@ -441,7 +488,8 @@ fn budget_refusal_happens_before_any_data_is_touched() {
     // Enough noise fits; a second such task would not, and is refused while
     // the first is still running (its rounds are reserved).
     let sigma = careledger::analytics::dp::noise_multiplier_for(&[], 0.2, 10, 1.5, 1e-5).unwrap();
-    f.r.fl_plan(&f.study, &dp_request(sigma, 10), f.now).unwrap();
+    f.r.fl_plan(&f.study, &dp_request(sigma, 10), f.now)
+        .unwrap();
     f.settle();
     assert!(matches!(
         f.r.fl_plan(&f.study, &dp_request(sigma, 10), f.now),
@@ -500,7 +548,10 @@ fn a_tampered_card_is_named_by_step() {
     assert!(check(a, &card, &model).confirmed);
     let mut sum = card.clone();
     sum.aggregate[0] = sum.aggregate[0].wrapping_add(1);
-    assert_eq!(check(a, &sum, &model).mismatch, Some(FlVerifyStep::Aggregate));
+    assert_eq!(
+        check(a, &sum, &model).mismatch,
+        Some(FlVerifyStep::Aggregate)
+    );
     let mut parameters = card.clone();
     parameters.parameters[3] += 1e-9;
     assert_eq!(
@@ -515,9 +566,15 @@ fn a_tampered_card_is_named_by_step() {
     assert_eq!(verification.site, Some(plan.participants[0].name.clone()));
     let mut budget = card.clone();
     budget.budget[0].non_private_rounds = 0;
-    assert_eq!(check(a, &budget, &model).mismatch, Some(FlVerifyStep::Budget));
+    assert_eq!(
+        check(a, &budget, &model).mismatch,
+        Some(FlVerifyStep::Budget)
+    );
     let mut tweaked = model.clone();
     let at = tweaked.len() - 3;
     tweaked[at] ^= 1;
-    assert_eq!(check(a, &card, &tweaked).mismatch, Some(FlVerifyStep::Model));
+    assert_eq!(
+        check(a, &card, &tweaked).mismatch,
+        Some(FlVerifyStep::Model)
+    );
 }

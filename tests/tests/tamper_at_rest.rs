@@ -441,7 +441,9 @@ fn every_flip_at_rest_is_detected_or_provably_benign() {
         if same {
             if audited != Ok(true) {
                 t.failures += 1;
-                failures.push(format!("{label}: the audit flags an unchanged file: {audited:?}"));
+                failures.push(format!(
+                    "{label}: the audit flags an unchanged file: {audited:?}"
+                ));
                 continue;
             }
             t.benign += 1;

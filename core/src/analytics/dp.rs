@@ -226,7 +226,8 @@ fn log_a_integer(q: f64, sigma: f64, alpha: u64) -> f64 {
     let s2 = 2.0 * sigma * sigma;
     for i in 0..=alpha {
         let fi = i as f64;
-        let term = log_binom(alpha as f64, fi) + fi * lq + (alpha - i) as f64 * l1q + (fi * fi - fi) / s2;
+        let term =
+            log_binom(alpha as f64, fi) + fi * lq + (alpha - i) as f64 * l1q + (fi * fi - fi) / s2;
         log_a = log_add(log_a, term);
     }
     log_a
@@ -298,7 +299,8 @@ pub fn compute_rdp(compositions: &[Composition], orders: &[f64]) -> Vec<f64> {
                     if c.steps == 0 {
                         0.0
                     } else {
-                        c.steps as f64 * rdp_sampled_gaussian(c.sampling_rate, c.noise_multiplier, alpha)
+                        c.steps as f64
+                            * rdp_sampled_gaussian(c.sampling_rate, c.noise_multiplier, alpha)
                     }
                 })
                 .sum()
@@ -396,10 +398,7 @@ fn uniform_open(rng: &mut impl Rng) -> f64 {
 pub fn gaussian_vector(rng: &mut impl Rng, std: f64, len: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(len + 1);
     while out.len() < len {
-        let (u, v) = (
-            2.0 * uniform_open(rng) - 1.0,
-            2.0 * uniform_open(rng) - 1.0,
-        );
+        let (u, v) = (2.0 * uniform_open(rng) - 1.0, 2.0 * uniform_open(rng) - 1.0);
         let s = u * u + v * v;
         if s >= 1.0 || s == 0.0 {
             continue;

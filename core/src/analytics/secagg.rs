@@ -119,7 +119,9 @@ type VssVerifier = ShareVerifierGroup<RistrettoPoint>;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecAggError {
     /// A value does not fit the fixed-point grid for this many parties.
-    #[error("value {index} does not fit the fixed-point range (|x| < {bound}) for the parties summed")]
+    #[error(
+        "value {index} does not fit the fixed-point range (|x| < {bound}) for the parties summed"
+    )]
     OutOfRange {
         /// Position in the vector.
         index: usize,
@@ -220,12 +222,16 @@ impl FixedPoint {
 
 /// `acc += x` modulo 2⁶⁴, element-wise.
 pub fn add_into(acc: &mut [u64], x: &[u64]) {
-    acc.iter_mut().zip(x).for_each(|(a, b)| *a = a.wrapping_add(*b));
+    acc.iter_mut()
+        .zip(x)
+        .for_each(|(a, b)| *a = a.wrapping_add(*b));
 }
 
 /// `acc -= x` modulo 2⁶⁴, element-wise.
 pub fn sub_from(acc: &mut [u64], x: &[u64]) {
-    acc.iter_mut().zip(x).for_each(|(a, b)| *a = a.wrapping_sub(*b));
+    acc.iter_mut()
+        .zip(x)
+        .for_each(|(a, b)| *a = a.wrapping_sub(*b));
 }
 
 /// The ChaCha20 stream of `seed` as `len` words modulo 2⁶⁴.
@@ -348,7 +354,9 @@ fn scalar(bytes: &[u8; 32]) -> Result<Scalar, SecAggError> {
 /// `DH(secret, public)`: the compressed point `secret·public`. The identity
 /// and non-canonical encodings are refused.
 pub fn diffie_hellman(secret: &Scalar, public: &[u8; 32]) -> Result<[u8; 32], SecAggError> {
-    Ok((point(public, "public key")? * secret).compress().to_bytes())
+    Ok((point(public, "public key")? * secret)
+        .compress()
+        .to_bytes())
 }
 
 fn kdf(ikm: &[u8], salt: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
@@ -420,12 +428,11 @@ pub fn deal(
         &mut rng,
     )
     .map_err(|e| SecAggError::Combine(e.to_string()))?;
-    let commitments = <Vec<VssVerifier> as FeldmanVerifierSet<VssShare, VssVerifier>>::verifiers(
-        &verifiers,
-    )
-        .iter()
-        .map(|v| v.0.compress().to_bytes())
-        .collect();
+    let commitments =
+        <Vec<VssVerifier> as FeldmanVerifierSet<VssShare, VssVerifier>>::verifiers(&verifiers)
+            .iter()
+            .map(|v| v.0.compress().to_bytes())
+            .collect();
     let shares = shares.iter().map(|s| s.value.0.to_bytes()).collect();
     Ok(Dealt {
         shares,
@@ -527,7 +534,11 @@ mod tests {
         let mut forged = dealt.shares[1];
         forged[0] ^= 1;
         assert!(!verify_share(&dealt.commitments, 2, &forged));
-        let picked = [(2, dealt.shares[1]), (4, dealt.shares[3]), (5, dealt.shares[4])];
+        let picked = [
+            (2, dealt.shares[1]),
+            (4, dealt.shares[3]),
+            (5, dealt.shares[4]),
+        ];
         assert_eq!(combine(&picked).unwrap(), secret);
         // The same seed deals the same polynomial.
         assert_eq!(deal(&secret, 3, 5, [1; 32]).unwrap(), dealt);

@@ -300,7 +300,11 @@ impl Plan {
             "participants",
             "must be 2 to 255 sites",
         )?;
-        let distinct: BTreeSet<&str> = self.participants.iter().map(|p| p.author.as_str()).collect();
+        let distinct: BTreeSet<&str> = self
+            .participants
+            .iter()
+            .map(|p| p.author.as_str())
+            .collect();
         rule(distinct.len() == n, "participants", "must be distinct")?;
         rule(
             self.participants
@@ -743,7 +747,9 @@ impl RoundCard {
         let card: RoundCard =
             serde_json::from_slice(&pair.json).map_err(|e| bad(format!("JSON: {e}")))?;
         if card.format != ROUND_FORMAT || card.format_version != FL_FORMAT_VERSION {
-            return Err(bad(format!("not {ROUND_FORMAT} version {FL_FORMAT_VERSION}")));
+            return Err(bad(format!(
+                "not {ROUND_FORMAT} version {FL_FORMAT_VERSION}"
+            )));
         }
         let hash = (!pair.bytes.is_empty()).then(|| super::ledger::sha256_hex(&pair.bytes));
         if hash != card.model_hash {
@@ -845,7 +851,9 @@ impl LocalData {
             ));
         }
         if rows.iter().flatten().any(|v| !v.is_finite()) {
-            return Err(FlProtocolError::Data("feature values must be finite".into()));
+            return Err(FlProtocolError::Data(
+                "feature values must be finite".into(),
+            ));
         }
         if !labels.is_empty()
             && (labels.len() != rows.len() || labels.iter().any(|y| *y != 0.0 && *y != 1.0))
@@ -965,8 +973,7 @@ pub fn site_update(
                     Ok(local.iter().zip(theta).map(|(a, b)| n * (a - b)).collect())
                 }
                 UpdateRule::DpSgd { dp, .. } => {
-                    let mut sampler =
-                        ChaCha20Rng::from_seed(*secrets.stream_seed("sample", round));
+                    let mut sampler = ChaCha20Rng::from_seed(*secrets.stream_seed("sample", round));
                     let kept = dp::poisson_sample(&mut sampler, data.len(), dp.sampling_rate);
                     let mut sum = vec![0.0; d + 1];
                     for i in kept {
@@ -975,7 +982,8 @@ pub fn site_update(
                         sum.iter_mut().zip(&g).for_each(|(s, gi)| *s += gi);
                     }
                     let std = dp.noise_multiplier * dp.clip_norm / f64::from(plan.threshold).sqrt();
-                    let mut noise_rng = ChaCha20Rng::from_seed(*secrets.stream_seed("noise", round));
+                    let mut noise_rng =
+                        ChaCha20Rng::from_seed(*secrets.stream_seed("noise", round));
                     let noise = dp::gaussian_vector(&mut noise_rng, std, d + 1);
                     sum.iter_mut().zip(&noise).for_each(|(s, e)| *s += e);
                     Ok(sum)
@@ -1036,12 +1044,15 @@ pub fn make_shares(
 ) -> Result<SharesMessage, FlProtocolError> {
     let n = plan.participants.len();
     if channel_publics.len() != n {
-        return Err(FlProtocolError::Data("one channel key per participant".into()));
+        return Err(FlProtocolError::Data(
+            "one channel key per participant".into(),
+        ));
     }
     let mut mask_commitments = Vec::with_capacity(plan.rounds as usize);
     let mut self_commitments = Vec::with_capacity(plan.rounds as usize);
-    let mut plaintexts: Vec<zeroize::Zeroizing<Vec<u8>>> =
-        (0..n).map(|_| zeroize::Zeroizing::new(Vec::new())).collect();
+    let mut plaintexts: Vec<zeroize::Zeroizing<Vec<u8>>> = (0..n)
+        .map(|_| zeroize::Zeroizing::new(Vec::new()))
+        .collect();
     for round in 1..=plan.rounds {
         let (mask, own) = deal_round(plan, secrets, round)?;
         mask_commitments.push(mask.commitments.iter().map(hex::encode).collect());
@@ -1086,7 +1097,11 @@ pub fn make_shares(
 
 /// Check a shares message against the plan: one commitment list of `t`
 /// valid points per round and secret, one envelope per other participant.
-pub fn check_shares(plan: &Plan, dealer: u32, shares: &SharesMessage) -> Result<(), FlProtocolError> {
+pub fn check_shares(
+    plan: &Plan,
+    dealer: u32,
+    shares: &SharesMessage,
+) -> Result<(), FlProtocolError> {
     let t = plan.threshold as usize;
     let rounds = plan.rounds as usize;
     let well_formed = |lists: &Vec<Vec<String>>| {
@@ -1112,7 +1127,10 @@ pub fn check_shares(plan: &Plan, dealer: u32, shares: &SharesMessage) -> Result<
         .filter(|h| *h != dealer)
         .collect();
     if holders != expected || shares.envelopes.len() != expected.len() {
-        return Err(site_error(dealer, "needs exactly one envelope per other participant"));
+        return Err(site_error(
+            dealer,
+            "needs exactly one envelope per other participant",
+        ));
     }
     Ok(())
 }
@@ -1125,7 +1143,9 @@ fn commitments(list: &[Vec<String>], round: u32) -> Vec<[u8; 32]> {
 
 /// The mask public key `S_{u,r}` in a dealer's shares message.
 pub fn mask_public(shares: &SharesMessage, round: u32) -> Option<[u8; 32]> {
-    commitments(&shares.mask_commitments, round).first().copied()
+    commitments(&shares.mask_commitments, round)
+        .first()
+        .copied()
 }
 
 /// Site `me`'s masked input for `round`: `update` quantised for
@@ -1177,8 +1197,14 @@ pub fn open_envelope(
         .ok_or_else(|| site_error(dealer, "no envelope for this holder"))?;
     let public = hex32(dealer_channel_public)
         .ok_or_else(|| site_error(dealer, "channel key is not 32 bytes of hex"))?;
-    let key = envelope_key(&secrets.channel_secret(), &public, &plan.context(0), dealer, me)
-        .map_err(|_| site_error(dealer, "channel key is not a valid point"))?;
+    let key = envelope_key(
+        &secrets.channel_secret(),
+        &public,
+        &plan.context(0),
+        dealer,
+        me,
+    )
+    .map_err(|_| site_error(dealer, "channel key is not a valid point"))?;
     let sealed = hex::decode(&envelope.sealed)
         .ok()
         .and_then(|b| Sealed::from_bytes(&b).ok())
@@ -1188,7 +1214,10 @@ pub fn open_envelope(
             .map_err(|_| site_error(dealer, "envelope does not open"))?,
     );
     if plain.len() != plan.rounds as usize * 64 {
-        return Err(site_error(dealer, "envelope holds the wrong number of shares"));
+        return Err(site_error(
+            dealer,
+            "envelope holds the wrong number of shares",
+        ));
     }
     Ok(plain
         .chunks_exact(64)
@@ -1337,7 +1366,10 @@ pub fn aggregate(inputs: &RoundInputs<'_>) -> Result<Aggregate, FlProtocolError>
             .get(&u)
             .ok_or_else(|| site_error(u, "no masked input for a survivor"))?;
         if masked.task != plan.task || masked.round != round || masked.masked.len() != len {
-            return Err(site_error(u, "masked input of the wrong task, round or length"));
+            return Err(site_error(
+                u,
+                "masked input of the wrong task, round or length",
+            ));
         }
         secagg::add_into(&mut sum, &masked.masked);
     }
@@ -1399,7 +1431,11 @@ pub fn aggregate(inputs: &RoundInputs<'_>) -> Result<Aggregate, FlProtocolError>
                 let share = hex32(&revealed.share);
                 match share {
                     Some(share) if verify_share(&commitments(list, round), holder, &share) => {
-                        valid.entry((dealer, mask)).or_default().entry(holder).or_insert(share);
+                        valid
+                            .entry((dealer, mask))
+                            .or_default()
+                            .entry(holder)
+                            .or_insert(share);
                     }
                     _ => refuse(dealer, "share does not match the dealer's commitments"),
                 }
@@ -1408,20 +1444,21 @@ pub fn aggregate(inputs: &RoundInputs<'_>) -> Result<Aggregate, FlProtocolError>
     }
     let t = plan.threshold as usize;
     let context = plan.context(round);
-    let mut recover = |dealer: u32, mask: bool| -> Result<curve25519_dalek::scalar::Scalar, FlProtocolError> {
-        let found = valid.remove(&(dealer, mask)).unwrap_or_default();
-        let what = if mask { "mask key" } else { "self-mask key" };
-        if found.len() < t {
-            return Err(FlProtocolError::TooFewShares {
-                dealer,
-                what,
-                valid: found.len(),
-                needed: t,
-            });
-        }
-        let picked: Vec<(u32, [u8; 32])> = found.into_iter().take(t).collect();
-        Ok(combine(&picked)?)
-    };
+    let mut recover =
+        |dealer: u32, mask: bool| -> Result<curve25519_dalek::scalar::Scalar, FlProtocolError> {
+            let found = valid.remove(&(dealer, mask)).unwrap_or_default();
+            let what = if mask { "mask key" } else { "self-mask key" };
+            if found.len() < t {
+                return Err(FlProtocolError::TooFewShares {
+                    dealer,
+                    what,
+                    valid: found.len(),
+                    needed: t,
+                });
+            }
+            let picked: Vec<(u32, [u8; 32])> = found.into_iter().take(t).collect();
+            Ok(combine(&picked)?)
+        };
     for &u in &inputs.survivors.survivors {
         let b = recover(u, false)?;
         remove_self_mask(&mut sum, &self_seed(&b, &context));
@@ -1430,7 +1467,10 @@ pub fn aggregate(inputs: &RoundInputs<'_>) -> Result<Aggregate, FlProtocolError>
         let s = recover(d, true)?;
         let expected = inputs.shares.get(&d).and_then(|m| mask_public(m, round));
         if expected != Some(public_of(&s)) {
-            return Err(site_error(d, "recovered mask key does not match its public key"));
+            return Err(site_error(
+                d,
+                "recovered mask key does not match its public key",
+            ));
         }
         for &u in &inputs.survivors.survivors {
             let public = inputs
@@ -1481,7 +1521,11 @@ pub fn next_parameters(
                 let var = (sum[1 + d + j] / n - mean * mean).max(0.0);
                 let sd = var.sqrt();
                 center.push(mean);
-                scale.push(if sd.is_finite() && sd > 1e-12 { sd } else { 1.0 });
+                scale.push(if sd.is_finite() && sd > 1e-12 {
+                    sd
+                } else {
+                    1.0
+                });
             }
             Ok(RoundResult::Scaling(FeatureScaling { center, scale }))
         }
@@ -1494,7 +1538,9 @@ pub fn next_parameters(
             }
             let n = samples as f64;
             let next: Vec<f64> = match rule {
-                UpdateRule::FedAvg { .. } => theta.iter().zip(&sum).map(|(t, s)| t + s / n).collect(),
+                UpdateRule::FedAvg { .. } => {
+                    theta.iter().zip(&sum).map(|(t, s)| t + s / n).collect()
+                }
                 UpdateRule::DpSgd { learning_rate, dp } => {
                     let batch = dp.sampling_rate * n;
                     (0..=d)
@@ -1521,9 +1567,12 @@ pub fn final_model(
     rounds: u32,
     sites: Vec<SiteContribution>,
 ) -> Result<TrainedModel, FlProtocolError> {
-    let (Objective::LogisticRegression { l2, .. }, Some(scaling)) = (&plan.objective, &plan.scaling)
+    let (Objective::LogisticRegression { l2, .. }, Some(scaling)) =
+        (&plan.objective, &plan.scaling)
     else {
-        return Err(FlProtocolError::Data("only logistic regression makes a model".into()));
+        return Err(FlProtocolError::Data(
+            "only logistic regression makes a model".into(),
+        ));
     };
     let d = plan.features();
     if theta.len() != d + 1 {

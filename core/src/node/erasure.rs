@@ -330,7 +330,14 @@ impl Node {
         let mut report = EraseReport::default();
         let now_ms = self.clock.max(header.time_ms);
         for target in self.share_targets(network)? {
-            match self.erase_here(&target, &body.record, &body.scope, now_ms, &mut visited, &mut report) {
+            match self.erase_here(
+                &target,
+                &body.record,
+                &body.scope,
+                now_ms,
+                &mut visited,
+                &mut report,
+            ) {
                 Ok(()) => {}
                 Err(EraseError::Store(error)) => return Err(error),
                 Err(EraseError::Network(NetworkError::Store(error))) => return Err(error),

@@ -64,7 +64,11 @@ impl Node {
                 Ok::<_, ConsentError>(report)
             })?
         };
-        report.next_due_ms = self.store.consent_due_by(u64::MAX)?.first().map(|d| d.due_ms);
+        report.next_due_ms = self
+            .store
+            .consent_due_by(u64::MAX)?
+            .first()
+            .map(|d| d.due_ms);
         Ok(report)
     }
 

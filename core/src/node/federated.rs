@@ -52,8 +52,8 @@ use crate::analytics::secure_fl::{
     aggregate, channel_public, check_shares, check_survivors, final_model, make_shares,
     masked_input, next_parameters, open_envelope, site_update, unmask_message, FeatureScaling,
     FlProtocolError, InvalidPlanError, KeysMessage, LocalData, MaskedMessage, Objective,
-    Participant, Plan, PolicyMessage, Refusal, RoundCard, RoundInputs, RoundOutcome,
-    RoundResult, SharesMessage, SiteBudget, SurvivorsMessage, UnmaskMessage,
+    Participant, Plan, PolicyMessage, Refusal, RoundCard, RoundInputs, RoundOutcome, RoundResult,
+    SharesMessage, SiteBudget, SurvivorsMessage, UnmaskMessage,
 };
 use crate::analytics::{FeatureSpec, SiteContribution};
 use crate::checkpoint::Checkpoint;
@@ -90,7 +90,9 @@ pub enum FlError {
         delta: f64,
     },
     /// The network's policy refuses rounds without differential privacy.
-    #[error("refused: the network's budget policy does not allow rounds without differential privacy")]
+    #[error(
+        "refused: the network's budget policy does not allow rounds without differential privacy"
+    )]
     NonPrivateRefused,
     /// No task with that id in this network.
     #[error("no federated task with that id in this network")]
@@ -194,8 +196,8 @@ impl PlanRequest {
     /// `scaling_from` (a moments task's last round card, hex), `frac_bits`,
     /// `delta`, `phase_timeout_ms`.
     pub fn from_json(text: &str) -> Result<PlanRequest, FlError> {
-        let json: PlanRequestJson =
-            serde_json::from_str(text).map_err(|e| FlError::Body(format!("plan request JSON: {e}")))?;
+        let json: PlanRequestJson = serde_json::from_str(text)
+            .map_err(|e| FlError::Body(format!("plan request JSON: {e}")))?;
         let sites = json
             .sites
             .iter()
@@ -203,7 +205,9 @@ impl PlanRequest {
             .collect::<Result<Vec<_>, _>>()?;
         let scaling = match (json.scaling, json.scaling_from) {
             (Some(_), Some(_)) => {
-                return Err(FlError::Scaling("give scaling or scaling_from, not both".into()))
+                return Err(FlError::Scaling(
+                    "give scaling or scaling_from, not both".into(),
+                ))
             }
             (Some(given), None) => Some(ScalingSource::Given(given)),
             (None, Some(card)) => Some(ScalingSource::Moments(
@@ -556,7 +560,9 @@ impl Node {
             let task_of = |task: &str| tasks.contains_key(task);
             match e.kind {
                 EntryKind::FlKeys => {
-                    let Ok(m) = KeysMessage::decode(&e.body) else { continue };
+                    let Ok(m) = KeysMessage::decode(&e.body) else {
+                        continue;
+                    };
                     if !task_of(&m.task) {
                         continue;
                     }
@@ -566,7 +572,9 @@ impl Node {
                     }
                 }
                 EntryKind::FlShares => {
-                    let Ok(m) = SharesMessage::decode(&e.body) else { continue };
+                    let Ok(m) = SharesMessage::decode(&e.body) else {
+                        continue;
+                    };
                     if !task_of(&m.task) {
                         continue;
                     }
@@ -576,7 +584,9 @@ impl Node {
                     }
                 }
                 EntryKind::FlMasked => {
-                    let Ok(m) = MaskedMessage::decode(&e.body) else { continue };
+                    let Ok(m) = MaskedMessage::decode(&e.body) else {
+                        continue;
+                    };
                     if !task_of(&m.task) {
                         continue;
                     }
@@ -586,17 +596,23 @@ impl Node {
                     }
                 }
                 EntryKind::FlSurvivors => {
-                    let Ok(m) = SurvivorsMessage::decode(&e.body) else { continue };
+                    let Ok(m) = SurvivorsMessage::decode(&e.body) else {
+                        continue;
+                    };
                     if !task_of(&m.task) {
                         continue;
                     }
                     let view = tasks.get_mut(&m.task).ok_or(FlError::UnknownTask)?;
                     if e.author == view.coordinator {
-                        view.survivors.entry(m.round).or_insert((e.id, e.time_ms, m));
+                        view.survivors
+                            .entry(m.round)
+                            .or_insert((e.id, e.time_ms, m));
                     }
                 }
                 EntryKind::FlUnmask => {
-                    let Ok(m) = UnmaskMessage::decode(&e.body) else { continue };
+                    let Ok(m) = UnmaskMessage::decode(&e.body) else {
+                        continue;
+                    };
                     if !task_of(&m.task) {
                         continue;
                     }
@@ -606,13 +622,17 @@ impl Node {
                     }
                 }
                 EntryKind::FlRound => {
-                    let Ok((card, model)) = RoundCard::decode_body(&e.body) else { continue };
+                    let Ok((card, model)) = RoundCard::decode_body(&e.body) else {
+                        continue;
+                    };
                     if !task_of(&card.task) {
                         continue;
                     }
                     let view = tasks.get_mut(&card.task).ok_or(FlError::UnknownTask)?;
                     if e.author == view.coordinator {
-                        view.cards.entry(card.round).or_insert((e.id, e.time_ms, card, model));
+                        view.cards
+                            .entry(card.round)
+                            .or_insert((e.id, e.time_ms, card, model));
                     }
                 }
                 _ => {}
@@ -714,11 +734,18 @@ impl Node {
                         Objective::LogisticRegression { .. } => "logistic_regression",
                     },
                     private: view.plan.dp().is_some(),
-                    participants: view.plan.participants.iter().map(|p| p.name.clone()).collect(),
+                    participants: view
+                        .plan
+                        .participants
+                        .iter()
+                        .map(|p| p.name.clone())
+                        .collect(),
                     rounds: view.plan.rounds,
                     last_card_round: last.map(|(_, _, c, _)| c.round),
                     finished: view.finished(),
-                    outcome: last.filter(|(_, _, c, _)| c.last).map(|(_, _, c, _)| c.outcome.clone()),
+                    outcome: last
+                        .filter(|(_, _, c, _)| c.last)
+                        .map(|(_, _, c, _)| c.outcome.clone()),
                     last_card: last.map(|(id, _, _, _)| id.to_hex()),
                 }
             })
@@ -734,11 +761,18 @@ impl Node {
 
     /// Every round card of a network (any author), in chain order, with its
     /// entry id. Cards not written by their task's coordinator are left out.
-    pub fn fl_round_cards(&self, network: &NetworkId) -> Result<Vec<(EntryId, RoundCard)>, FlError> {
+    pub fn fl_round_cards(
+        &self,
+        network: &NetworkId,
+    ) -> Result<Vec<(EntryId, RoundCard)>, FlError> {
         let tasks = self.fl_tasks_view(network, None)?;
         let mut out: Vec<(EntryId, RoundCard)> = tasks
             .values()
-            .flat_map(|view| view.cards.values().map(|(id, _, card, _)| (*id, card.clone())))
+            .flat_map(|view| {
+                view.cards
+                    .values()
+                    .map(|(id, _, card, _)| (*id, card.clone()))
+            })
             .collect();
         out.sort_by(|a, b| (&a.1.task, a.1.round).cmp(&(&b.1.task, b.1.round)));
         Ok(out)
@@ -831,9 +865,9 @@ impl Node {
             None => (None, None),
             Some(ScalingSource::Given(scaling)) => (Some(scaling.clone()), None),
             Some(ScalingSource::Moments(card)) => {
-                let (found, _) = self.fl_round_card(network, card).map_err(|_| {
-                    FlError::Scaling("no round card with that entry id".into())
-                })?;
+                let (found, _) = self
+                    .fl_round_card(network, card)
+                    .map_err(|_| FlError::Scaling("no round card with that entry id".into()))?;
                 let scaling = found.scaling.filter(|_| found.last).ok_or_else(|| {
                     FlError::Scaling("the card is not the last card of a moments task".into())
                 })?;
@@ -866,7 +900,8 @@ impl Node {
         plan.validate()?;
         check_budget(&plan)?;
         let body = plan.encode();
-        let entry = self.atomically(|node| node.append_entry(network, EntryKind::FlPlan, &body, now_ms))?;
+        let entry =
+            self.atomically(|node| node.append_entry(network, EntryKind::FlPlan, &body, now_ms))?;
         Ok((entry, plan))
     }
 
@@ -902,14 +937,19 @@ impl Node {
         if self.store.meta(&key)?.is_some_and(|v| !v.is_empty()) {
             self.store.transaction(|| -> Result<(), StoreError> {
                 self.store.set_meta(&key, &[])?;
-                self.store.set_meta(&meta_key(network, task, "session"), &[])
+                self.store
+                    .set_meta(&meta_key(network, task, "session"), &[])
             })?;
             self.fl_data.remove(&(network.clone(), task.to_owned()));
         }
         Ok(())
     }
 
-    fn site_secrets(&self, network: &NetworkId, task: &str) -> Result<Option<SiteSecrets>, FlError> {
+    fn site_secrets(
+        &self,
+        network: &NetworkId,
+        task: &str,
+    ) -> Result<Option<SiteSecrets>, FlError> {
         let Some(wrapped) = self
             .store
             .meta(&meta_key(network, task, "seed"))?
@@ -917,7 +957,9 @@ impl Node {
         else {
             return Ok(None);
         };
-        let secret = self.store.unwrap_secret(SEED_LABEL, &wrapped, "federated task secret")?;
+        let secret = self
+            .store
+            .unwrap_secret(SEED_LABEL, &wrapped, "federated task secret")?;
         let task_bytes = hex::decode(task).unwrap_or_default();
         Ok(Some(SiteSecrets::new(*secret.as_bytes(), &task_bytes)))
     }
@@ -935,7 +977,8 @@ impl Node {
             .filter(|v| !v.is_empty())
             .and_then(|v| serde_json::from_slice(&v).ok())
             .ok_or(StoreError::Corrupt("federated task session"))?;
-        let source = NetworkId::from_hex(&session.source).ok_or(StoreError::Corrupt("federated task session"))?;
+        let source = NetworkId::from_hex(&session.source)
+            .ok_or(StoreError::Corrupt("federated task session"))?;
         let salt = hex::decode(&session.salt)
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
@@ -993,10 +1036,8 @@ impl Node {
             let tasks = self.fl_tasks_view(network, None)?;
             let policy = self.fl_policies(network, None)?;
             let mine = self.identity.author_id().to_hex();
-            let others: BTreeMap<String, TaskView> = tasks
-                .into_iter()
-                .filter(|(t, _)| *t != task)
-                .collect();
+            let others: BTreeMap<String, TaskView> =
+                tasks.into_iter().filter(|(t, _)| *t != task).collect();
             let mut budget = SiteBudget::empty(&mine, self.identity.name(), plan.delta);
             if let Some(s) = spent(&others, None, plan.delta).get(&mine) {
                 budget.merge(s);
@@ -1048,7 +1089,8 @@ impl Node {
                     .set_meta(&meta_key(network, &task, "session"), &session)?;
                 node.append_entry(network, EntryKind::FlKeys, &body, now_ms)
             })?;
-            self.fl_data.insert((network.clone(), task.clone()), data.clone());
+            self.fl_data
+                .insert((network.clone(), task.clone()), data.clone());
             return Ok(Some(FlAction::Keys {
                 task,
                 samples: data.len() as u64,
@@ -1065,7 +1107,12 @@ impl Node {
                 return Ok(None);
             }
             let channels: Vec<String> = (1..=plan.participants.len() as u32)
-                .map(|i| view.keys.get(&i).map(|(_, k)| k.channel_public.clone()).unwrap_or_default())
+                .map(|i| {
+                    view.keys
+                        .get(&i)
+                        .map(|(_, k)| k.channel_public.clone())
+                        .unwrap_or_default()
+                })
                 .collect();
             let shares = make_shares(plan, me, self.identity.name(), &secrets, &channels)?;
             let body = shares.encode();
@@ -1093,12 +1140,25 @@ impl Node {
                 let keys = view
                     .keys
                     .get(&dealer)
-                    .ok_or_else(|| FlProtocolError::Site { site: dealer, problem: "no keys".into() })?;
+                    .ok_or_else(|| FlProtocolError::Site {
+                        site: dealer,
+                        problem: "no keys".into(),
+                    })?;
                 let shares = view
                     .shares
                     .get(&dealer)
-                    .ok_or_else(|| FlProtocolError::Site { site: dealer, problem: "no shares".into() })?;
-                open_envelope(plan, me, &secrets, dealer, &keys.1.channel_public, &shares.1)
+                    .ok_or_else(|| FlProtocolError::Site {
+                        site: dealer,
+                        problem: "no shares".into(),
+                    })?;
+                open_envelope(
+                    plan,
+                    me,
+                    &secrets,
+                    dealer,
+                    &keys.1.channel_public,
+                    &shares.1,
+                )
             };
             let message = unmask_message(
                 plan,
@@ -1112,11 +1172,17 @@ impl Node {
             )?;
             let body = message.encode();
             self.atomically(|node| node.append_entry(network, EntryKind::FlUnmask, &body, now_ms))?;
-            return Ok(Some(FlAction::Unmask { task, round: current }));
+            return Ok(Some(FlAction::Unmask {
+                task,
+                round: current,
+            }));
         }
         // 3. Masked input for the current round.
         let active = view.active(current);
-        if current > plan.rounds || !active.contains(&me) || view.masked.contains_key(&(current, me)) {
+        if current > plan.rounds
+            || !active.contains(&me)
+            || view.masked.contains_key(&(current, me))
+        {
             return Ok(None);
         }
         let data = self.site_data(network, plan)?;
@@ -1135,7 +1201,10 @@ impl Node {
         }
         .encode();
         self.atomically(|node| node.append_entry(network, EntryKind::FlMasked, &body, now_ms))?;
-        Ok(Some(FlAction::Masked { task, round: current }))
+        Ok(Some(FlAction::Masked {
+            task,
+            round: current,
+        }))
     }
 
     /// One step of every open task this node coordinates: confirm setup,
@@ -1181,7 +1250,10 @@ impl Node {
                 })
                 .collect();
             // Setup is when sites read their records: it gets ten phases.
-            let expired = now_ms >= view.plan_time.saturating_add(timeout.saturating_mul(SETUP_PHASES));
+            let expired = now_ms
+                >= view
+                    .plan_time
+                    .saturating_add(timeout.saturating_mul(SETUP_PHASES));
             if !problems.is_empty() && !expired {
                 return Ok(None);
             }
@@ -1235,11 +1307,17 @@ impl Node {
                 format_version,
                 task: plan.task.clone(),
                 round,
-                dropped: active.iter().copied().filter(|u| !arrived.contains(u)).collect(),
+                dropped: active
+                    .iter()
+                    .copied()
+                    .filter(|u| !arrived.contains(u))
+                    .collect(),
                 survivors: arrived,
             };
             let body = message.encode();
-            self.atomically(|node| node.append_entry(network, EntryKind::FlSurvivors, &body, now_ms))?;
+            self.atomically(|node| {
+                node.append_entry(network, EntryKind::FlSurvivors, &body, now_ms)
+            })?;
             return Ok(Some(FlAction::Survivors {
                 task: plan.task.clone(),
                 round,
@@ -1279,7 +1357,8 @@ impl Node {
                 card.last = round == plan.rounds;
                 match (&plan.objective, card.last) {
                     (Objective::LogisticRegression { .. }, true) => {
-                        let model = final_model(plan, &card.parameters, round, result.contributions)?;
+                        let model =
+                            final_model(plan, &card.parameters, round, result.contributions)?;
                         model.to_bytes()
                     }
                     _ => Vec::new(),
@@ -1334,7 +1413,8 @@ impl Node {
     ) -> Result<Option<FlAction>, FlError> {
         card.model_hash = (!model.is_empty()).then(|| sha256_hex(&model));
         let body = card.encode_body(&model);
-        let entry = self.atomically(|node| node.append_entry(network, EntryKind::FlRound, &body, now_ms))?;
+        let entry =
+            self.atomically(|node| node.append_entry(network, EntryKind::FlRound, &body, now_ms))?;
         Ok(Some(FlAction::Card {
             task: card.task,
             round: card.round,
@@ -1378,7 +1458,12 @@ impl Node {
         };
         // Plan: valid, and its budget figures follow from its checkpoint.
         if card.plan_entry != view.plan_entry.to_hex() {
-            return mismatch(passed, FlVerifyStep::Plan, None, "the card names another plan entry".into());
+            return mismatch(
+                passed,
+                FlVerifyStep::Plan,
+                None,
+                "the card names another plan entry".into(),
+            );
         }
         let plan = &view.plan;
         let before = self.fl_tasks_view(network, Some(&plan.checkpoint))?;
@@ -1394,7 +1479,8 @@ impl Node {
                     passed,
                     FlVerifyStep::Plan,
                     Some(p.name.clone()),
-                    "the plan's prior budget does not follow from the ledger at its checkpoint".into(),
+                    "the plan's prior budget does not follow from the ledger at its checkpoint"
+                        .into(),
                 );
             }
             let mut projected = expected;
@@ -1429,7 +1515,8 @@ impl Node {
                 (_, Some((_, s))) => check_shares(plan, i, s).err().map(|e| e.to_string()),
             };
             if let Some(problem) = problem {
-                let aborted_setup = card.round == 0 && matches!(card.outcome, RoundOutcome::Aborted { .. });
+                let aborted_setup =
+                    card.round == 0 && matches!(card.outcome, RoundOutcome::Aborted { .. });
                 if !aborted_setup {
                     return mismatch(passed, FlVerifyStep::Setup, Some(view.name(i)), problem);
                 }
@@ -1458,7 +1545,12 @@ impl Node {
                     passed,
                 });
             }
-            return mismatch(passed, FlVerifyStep::Survivors, None, "no survivor list for the round".into());
+            return mismatch(
+                passed,
+                FlVerifyStep::Survivors,
+                None,
+                "no survivor list for the round".into(),
+            );
         };
         for (k, u) in survivors.survivors.iter().enumerate() {
             let listed = card.inputs.get(k);
@@ -1473,7 +1565,12 @@ impl Node {
             }
         }
         if card.inputs.len() != survivors.survivors.len() {
-            return mismatch(passed, FlVerifyStep::Inputs, None, "the card names extra masked inputs".into());
+            return mismatch(
+                passed,
+                FlVerifyStep::Inputs,
+                None,
+                "the card names extra masked inputs".into(),
+            );
         }
         passed.push(FlVerifyStep::Inputs);
         let active = view.active(round);
@@ -1561,7 +1658,11 @@ impl Node {
         }
         passed.push(FlVerifyStep::Parameters);
         if computed.budget.len() != card.budget.len()
-            || computed.budget.iter().zip(&card.budget).any(|(a, b)| !budget_close(a, b))
+            || computed
+                .budget
+                .iter()
+                .zip(&card.budget)
+                .any(|(a, b)| !budget_close(a, b))
         {
             return mismatch(
                 passed,
@@ -1582,7 +1683,12 @@ impl Node {
                 );
             }
         } else if !model.is_empty() {
-            return mismatch(passed, FlVerifyStep::Model, None, "an unexpected model".into());
+            return mismatch(
+                passed,
+                FlVerifyStep::Model,
+                None,
+                "an unexpected model".into(),
+            );
         }
         passed.push(FlVerifyStep::Model);
         Ok(RoundVerification {
@@ -1620,7 +1726,8 @@ fn compute_round(
         .iter()
         .filter_map(|u| view.masked.get(&(round, *u)).map(|(_, m)| (*u, m)))
         .collect();
-    let shares: BTreeMap<u32, &SharesMessage> = view.shares.iter().map(|(i, (_, s))| (*i, s)).collect();
+    let shares: BTreeMap<u32, &SharesMessage> =
+        view.shares.iter().map(|(i, (_, s))| (*i, s)).collect();
     let list: Vec<(u32, &UnmaskMessage)> = unmasks.iter().map(|(i, _, m)| (*i, m)).collect();
     let result = aggregate(&RoundInputs {
         plan,
@@ -1681,14 +1788,21 @@ fn spent(
     delta: f64,
 ) -> BTreeMap<String, SiteBudget> {
     let mut out: BTreeMap<String, SiteBudget> = BTreeMap::new();
-    for view in tasks.values().filter(|v| Some(v.plan.task.as_str()) != skip) {
+    for view in tasks
+        .values()
+        .filter(|v| Some(v.plan.task.as_str()) != skip)
+    {
         let plan = &view.plan;
         for (i, p) in plan.participants.iter().enumerate() {
             let index = i as u32 + 1;
             let rounds = if view.finished() {
                 view.cards
                     .values()
-                    .filter(|(_, _, c, _)| c.round > 0 && c.outcome == RoundOutcome::Completed && c.survivors.contains(&index))
+                    .filter(|(_, _, c, _)| {
+                        c.round > 0
+                            && c.outcome == RoundOutcome::Completed
+                            && c.survivors.contains(&index)
+                    })
                     .count() as u64
             } else {
                 u64::from(plan.rounds)

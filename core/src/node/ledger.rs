@@ -31,9 +31,7 @@
 use std::collections::BTreeMap;
 
 use super::{Head, NetworkError, NetworkId, Node, ReceiveError, RejectEntryError};
-use crate::body::{
-    EraseBody, KeyGrantBody, KeyWithheldBody, MemberRemovedBody, RecordChangeBody,
-};
+use crate::body::{EraseBody, KeyGrantBody, KeyWithheldBody, MemberRemovedBody, RecordChangeBody};
 use crate::entry::{AuthorId, Entry, EntryHeader, EntryId, EntryKind};
 use crate::keys::{open, EpochKey, Sealed};
 use crate::record::doc::{ApplyChangeError, RecordDoc};
@@ -816,16 +814,14 @@ impl Node {
                     return Ok(Err(RejectEntryError::MalformedBody(error)));
                 }
             }
-            EntryKind::RecordChange => {
-                match self.apply_record_change(network, &entry, &body)? {
-                    Ok(None) => {}
-                    Ok(Some(reason)) => {
-                        let header = entry.header.clone();
-                        return self.hold(network, &header, &id, bytes, reason);
-                    }
-                    Err(error) => return Ok(Err(error)),
+            EntryKind::RecordChange => match self.apply_record_change(network, &entry, &body)? {
+                Ok(None) => {}
+                Ok(Some(reason)) => {
+                    let header = entry.header.clone();
+                    return self.hold(network, &header, &id, bytes, reason);
                 }
-            }
+                Err(error) => return Ok(Err(error)),
+            },
             EntryKind::Erase => match EraseBody::decode(&body) {
                 Ok(erase) => self.apply_erase(network, &erase, h, &id)?,
                 Err(error) => return malformed(error),

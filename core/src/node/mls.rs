@@ -521,7 +521,10 @@ impl Node {
         let me = self.identity.author_id();
         let mut out = Vec::new();
         for author in before.difference(&after).filter(|a| **a != me) {
-            let head = self.store.head_of(&network.0, author)?.map_or(0, |(seq, _)| seq);
+            let head = self
+                .store
+                .head_of(&network.0, author)?
+                .map_or(0, |(seq, _)| seq);
             let held = self
                 .store
                 .pending_seqs(&network.0, author)?

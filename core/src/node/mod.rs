@@ -492,7 +492,10 @@ impl Node {
         if self.behind.remove(&network.0).is_some() {
             let me = self.identity.author_id();
             let mut marks = chain_marker::read(&self.store, &me);
-            let stored = self.store.head_of(&network.0, &me)?.map_or(0, |(seq, _)| seq);
+            let stored = self
+                .store
+                .head_of(&network.0, &me)?
+                .map_or(0, |(seq, _)| seq);
             marks.insert(network.0.clone(), stored);
             chain_marker::write(&self.store, &me, &marks);
         }

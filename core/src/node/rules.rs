@@ -466,6 +466,13 @@ impl Node {
         Ok(Governance::at(&ledger.facts).activation(target))
     }
 
+    /// Every policy, endorsement and withdrawal of a network as found on
+    /// the ledger (for audits), in the order the store holds them.
+    pub fn governance_facts(&self, network: &NetworkId) -> Result<Vec<Fact>, RulesError> {
+        self.network_row(network)?;
+        Ok(self.rules_entries(network, false)?.facts)
+    }
+
     /// The rule sets of a network, with their activation now.
     pub fn rule_sets(&self, network: &NetworkId) -> Result<Vec<RuleSetInfo>, RulesError> {
         self.network_row(network)?;

@@ -189,7 +189,12 @@ impl Sealer<'_> {
             .map_err(|_| StoreError::Corrupt("secret"))
     }
 
-    fn unwrap(&self, label: &[u8], wrapped: &[u8], what: &'static str) -> Result<Vec<u8>, StoreError> {
+    fn unwrap(
+        &self,
+        label: &[u8],
+        wrapped: &[u8],
+        what: &'static str,
+    ) -> Result<Vec<u8>, StoreError> {
         self.keys
             .storage
             .unwrap_secret(label, wrapped)
@@ -224,11 +229,16 @@ fn to_v5(conn: &Connection, keys: &Keys<'_>) -> Result<(), StoreError> {
     conn.execute_batch(V5_TABLES)?;
 
     // Epoch keys: re-wrapped under a label bound to network and epoch.
-    for (rowid, network, epoch, wrapped) in rows(
-        conn,
-        "SELECT rowid, network, epoch, key FROM epochs",
-        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?, r.get::<_, Vec<u8>>(3)?)),
-    )? {
+    for (rowid, network, epoch, wrapped) in
+        rows(conn, "SELECT rowid, network, epoch, key FROM epochs", |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })?
+    {
         let key = zeroize::Zeroizing::new(sealer.unwrap(
             b"careledger/v1/epoch-key",
             &wrapped,
@@ -245,7 +255,14 @@ fn to_v5(conn: &Connection, keys: &Keys<'_>) -> Result<(), StoreError> {
     let old_keys = rows(
         conn,
         "SELECT network, record, key_id, key FROM record_keys ORDER BY rowid",
-        |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?)),
+        |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        },
     )?;
     for (ordinal, (network, record, key_id, wrapped)) in old_keys.into_iter().enumerate() {
         let key = zeroize::Zeroizing::new(sealer.unwrap(
@@ -284,7 +301,10 @@ fn to_v5(conn: &Connection, keys: &Keys<'_>) -> Result<(), StoreError> {
                 |r| r.get(0),
             )
             .ok();
-        let name = sealer.wrap(&row_label(b"record-name", &network, &tag, &[]), record.as_bytes())?;
+        let name = sealer.wrap(
+            &row_label(b"record-name", &network, &tag, &[]),
+            record.as_bytes(),
+        )?;
         conn.execute(
             "INSERT INTO records_v5 (network, record_tag, name, doc) VALUES (?1, ?2, ?3, ?4)",
             params![network, tag.as_slice(), name, doc],
@@ -304,7 +324,13 @@ fn to_v5(conn: &Connection, keys: &Keys<'_>) -> Result<(), StoreError> {
         for (network, record, key_id) in rows(
             conn,
             &format!("SELECT network, record, key_id FROM {table}"),
-            |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?)),
+            |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            },
         )? {
             let tag = sealer.tag(&network, &record);
             conn.execute(
@@ -321,7 +347,14 @@ fn to_v5(conn: &Connection, keys: &Keys<'_>) -> Result<(), StoreError> {
     for (network, id, bytes, reason) in rows(
         conn,
         "SELECT network, id, bytes, reason FROM pending ORDER BY rowid",
-        |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, String>(3)?)),
+        |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        },
     )? {
         let Ok(entry) = Entry::decode(&bytes) else {
             continue;
@@ -362,21 +395,23 @@ fn seal_mls_values(conn: &Connection, keys: &MlsKeys) -> Result<(), StoreError> 
         if !is_mls_table(&table) {
             continue;
         }
-        let blob_columns = rows(
-            conn,
-            &format!("PRAGMA table_info(\"{table}\")"),
-            |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
-        )?
+        let blob_columns = rows(conn, &format!("PRAGMA table_info(\"{table}\")"), |r| {
+            Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })?
         .into_iter()
         .filter(|(_, kind)| kind.eq_ignore_ascii_case("BLOB"))
         .map(|(name, _)| name);
         for column in blob_columns {
             for (rowid, plain) in rows(
                 conn,
-                &format!("SELECT rowid, \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"),
+                &format!(
+                    "SELECT rowid, \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"
+                ),
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
             )? {
-                let sealed = keys.seal(&plain).map_err(|_| StoreError::Corrupt("MLS state"))?;
+                let sealed = keys
+                    .seal(&plain)
+                    .map_err(|_| StoreError::Corrupt("MLS state"))?;
                 conn.execute(
                     &format!("UPDATE \"{table}\" SET \"{column}\" = ?1 WHERE rowid = ?2"),
                     params![sealed, rowid],

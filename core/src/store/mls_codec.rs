@@ -25,7 +25,7 @@ use openmls_sqlite_storage::Codec;
 use sha2::Sha256;
 
 use super::seal::{derive, SealKey};
-use crate::keys::{self, SecretKey, Sealed, StorageKey, NONCE_LEN, SEALED_VERSION};
+use crate::keys::{self, Sealed, SecretKey, StorageKey, NONCE_LEN, SEALED_VERSION};
 
 const AAD: &[u8] = b"careledger/v1/mls-storage";
 
@@ -167,7 +167,10 @@ mod tests {
         for i in 0..a.len() {
             let mut bad = a.clone();
             bad[i] ^= 1;
-            assert!(MlsCodec::from_slice::<Vec<u8>>(&bad).is_err(), "flip at {i}");
+            assert!(
+                MlsCodec::from_slice::<Vec<u8>>(&bad).is_err(),
+                "flip at {i}"
+            );
         }
         let other = MlsKeys::new(&StorageKey::from_bytes([6; 32]));
         let inner = CodecScope::enter(&other);

@@ -83,19 +83,28 @@ impl Store {
         tag_of(&self.tag_key, network, record)
     }
 
-    fn seal_name(&self, network: &[u8], tag: &RecordTag, record: &str) -> Result<Vec<u8>, StoreError> {
+    fn seal_name(
+        &self,
+        network: &[u8],
+        tag: &RecordTag,
+        record: &str,
+    ) -> Result<Vec<u8>, StoreError> {
         self.wrap(&label(b"record-name", network, tag, &[]), record.as_bytes())
     }
 
     fn open_name(&self, network: &[u8], tag: &[u8], sealed: &[u8]) -> Result<String, StoreError> {
-        let tag: RecordTag = tag.try_into().map_err(|_| StoreError::Corrupt("record_tag"))?;
+        let tag: RecordTag = tag
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("record_tag"))?;
         let plain = self
             .storage_key
             .unwrap_secret(&label(b"record-name", network, &tag, &[]), sealed)
             .map_err(|_| StoreError::Unwrap("record name"))?;
         let name = String::from_utf8(plain).map_err(|_| StoreError::Corrupt("record name"))?;
         if self.record_tag(network, &name) != tag {
-            return Err(StoreError::Tampered("a record name does not match its tag".into()));
+            return Err(StoreError::Tampered(
+                "a record name does not match its tag".into(),
+            ));
         }
         Ok(name)
     }
@@ -108,7 +117,8 @@ impl Store {
         tag: &RecordTag,
         grant: &RecordKeyGrant,
     ) -> Result<Vec<u8>, StoreError> {
-        let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(1 + grant.record.len() + KEY_LEN));
+        let mut plain =
+            zeroize::Zeroizing::new(Vec::with_capacity(1 + grant.record.len() + KEY_LEN));
         plain.push(grant.record.len() as u8);
         plain.extend_from_slice(grant.record.as_bytes());
         plain.extend_from_slice(grant.key.as_bytes());
@@ -122,7 +132,9 @@ impl Store {
         key_id: &[u8],
         wrapped: &[u8],
     ) -> Result<RecordKeyGrant, StoreError> {
-        let tag: RecordTag = tag.try_into().map_err(|_| StoreError::Corrupt("record_tag"))?;
+        let tag: RecordTag = tag
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("record_tag"))?;
         let key_id: RecordKeyId = key_id
             .try_into()
             .map_err(|_| StoreError::Corrupt("record_keys.key_id"))?;
@@ -131,15 +143,19 @@ impl Store {
                 .unwrap_secret(&label(b"record-key", network, &tag, &key_id), wrapped)
                 .map_err(|_| StoreError::Unwrap("record key"))?,
         );
-        let (&len, rest) = plain.split_first().ok_or(StoreError::Corrupt("record key"))?;
+        let (&len, rest) = plain
+            .split_first()
+            .ok_or(StoreError::Corrupt("record key"))?;
         let len = usize::from(len);
         if rest.len() != len + KEY_LEN {
             return Err(StoreError::Corrupt("record key"));
         }
-        let record =
-            String::from_utf8(rest[..len].to_vec()).map_err(|_| StoreError::Corrupt("record key"))?;
+        let record = String::from_utf8(rest[..len].to_vec())
+            .map_err(|_| StoreError::Corrupt("record key"))?;
         if self.record_tag(network, &record) != tag {
-            return Err(StoreError::Tampered("a record key does not match its tag".into()));
+            return Err(StoreError::Tampered(
+                "a record key does not match its tag".into(),
+            ));
         }
         Ok(RecordKeyGrant {
             record,
@@ -165,7 +181,13 @@ impl Store {
         self.put(
             &RECORD_KEYS,
             Put::Insert,
-            &[&ordinal, &network, &tag.as_slice(), &grant.key_id.as_slice(), &wrapped],
+            &[
+                &ordinal,
+                &network,
+                &tag.as_slice(),
+                &grant.key_id.as_slice(),
+                &wrapped,
+            ],
         )?;
         Ok(())
     }
@@ -420,7 +442,11 @@ impl Store {
         if !self.has_record(network, record)? {
             let name = self.seal_name(network, &tag, record)?;
             let none: Option<Vec<u8>> = None;
-            self.put(&RECORDS, Put::Insert, &[&network, &tag.as_slice(), &name, &none])?;
+            self.put(
+                &RECORDS,
+                Put::Insert,
+                &[&network, &tag.as_slice(), &name, &none],
+            )?;
         }
         Ok(tag)
     }
@@ -437,9 +463,7 @@ impl Store {
         let doc = self.wrap(&doc_label(network, record), doc)?;
         let name = self.seal_name(network, &tag, record)?;
         self.conn
-            .prepare_cached(
-                "DELETE FROM record_increments WHERE network = ?1 AND record_tag = ?2",
-            )?
+            .prepare_cached("DELETE FROM record_increments WHERE network = ?1 AND record_tag = ?2")?
             .execute(params![network, tag.as_slice()])?;
         self.put(
             &RECORDS,
@@ -569,7 +593,11 @@ impl Store {
     // ---- erasure ----------------------------------------------------------
 
     /// Record that a chart was erased (replacing an older tombstone).
-    pub(crate) fn put_tombstone(&self, network: &[u8], stone: &Tombstone) -> Result<(), StoreError> {
+    pub(crate) fn put_tombstone(
+        &self,
+        network: &[u8],
+        stone: &Tombstone,
+    ) -> Result<(), StoreError> {
         let tag = self.record_tag(network, &stone.record);
         let name = self.seal_name(network, &tag, &stone.record)?;
         self.put(
@@ -666,7 +694,12 @@ impl Store {
     // ---- shares and consent deadlines --------------------------------------
 
     /// Remember that this node shares `from` into `to` for `purpose`.
-    pub(crate) fn put_share(&self, from: &[u8], to: &[u8], purpose: &str) -> Result<(), StoreError> {
+    pub(crate) fn put_share(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        purpose: &str,
+    ) -> Result<(), StoreError> {
         self.put(&SHARES, Put::OrIgnore, &[&from, &to, &purpose])?;
         Ok(())
     }
@@ -696,7 +729,14 @@ impl Store {
                 self.put(
                     &CONSENT_DUE,
                     Put::OrReplace,
-                    &[&network, &tag.as_slice(), &name, &from, &purpose, &(due_ms as i64)],
+                    &[
+                        &network,
+                        &tag.as_slice(),
+                        &name,
+                        &from,
+                        &purpose,
+                        &(due_ms as i64),
+                    ],
                 )?;
             }
             None => {
@@ -710,7 +750,10 @@ impl Store {
         Ok(())
     }
 
-    fn consent_due_row(&self, r: &super::tables::Verified<'_, '_>) -> Result<ConsentDue, StoreError> {
+    fn consent_due_row(
+        &self,
+        r: &super::tables::Verified<'_, '_>,
+    ) -> Result<ConsentDue, StoreError> {
         let network: Vec<u8> = r.get("network")?;
         let tag: Vec<u8> = r.get("record_tag")?;
         Ok(ConsentDue {

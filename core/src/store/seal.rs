@@ -313,7 +313,10 @@ pub(super) fn reseal(conn: &Connection, storage_key: &StorageKey) -> Result<(), 
         let (new_mac, old_mac) = if ours {
             ("NEW.mac".to_owned(), "OLD.mac".to_owned())
         } else {
-            (mac_call(&table, &columns, "NEW."), mac_call(&table, &columns, "OLD."))
+            (
+                mac_call(&table, &columns, "NEW."),
+                mac_call(&table, &columns, "OLD."),
+            )
         };
         conn.execute_batch(&format!(
             "CREATE TRIGGER {ins} AFTER INSERT ON {name} BEGIN {} END;
@@ -451,24 +454,29 @@ fn verify_in_snapshot(conn: &Connection, key: &MacBase) -> Result<StoreVerifyRep
         rows.collect::<Result<_, _>>()?
     };
     if integrity != ["ok"] {
-        report
-            .problems
-            .extend(integrity.into_iter().map(|p| format!("integrity check: {p}")));
+        report.problems.extend(
+            integrity
+                .into_iter()
+                .map(|p| format!("integrity check: {p}")),
+        );
     }
     let mut stored: BTreeMap<String, Vec<u8>> = {
         let mut stmt = conn.prepare(&format!("SELECT tbl, digest FROM {DIGESTS}"))?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };
-    let mut compare = |table: &str, digest: [u8; DIGEST_LEN], report: &mut StoreVerifyReport| {
-        match stored.remove(table) {
+    let mut compare =
+        |table: &str, digest: [u8; DIGEST_LEN], report: &mut StoreVerifyReport| match stored
+            .remove(table)
+        {
             Some(recorded) if recorded == digest => {}
             Some(_) => report.problems.push(format!(
                 "table `{table}` does not match its digest (a row was removed, added or put back)"
             )),
-            None => report.problems.push(format!("table `{table}` has no digest")),
-        }
-    };
+            None => report
+                .problems
+                .push(format!("table `{table}` has no digest")),
+        };
     report.tables += 1;
     compare(SCHEMA, schema_digest(conn, key)?, &mut report);
     let tables = sealed_tables(conn)?;
@@ -477,13 +485,17 @@ fn verify_in_snapshot(conn: &Connection, key: &MacBase) -> Result<StoreVerifyRep
         let columns = mac_columns(conn, table)?;
         if tables::ours(table).is_none() {
             // MLS tables: the digest over every row's MAC.
-            let sql = format!("SELECT {} FROM {}", mac_call(table, &columns, ""), quote(table));
+            let sql = format!(
+                "SELECT {} FROM {}",
+                mac_call(table, &columns, ""),
+                quote(table)
+            );
             let digest = fold_macs(conn, &sql, base(key, table))?;
-            report.rows += conn.query_row(
-                &format!("SELECT count(*) FROM {}", quote(table)),
-                [],
-                |r| r.get::<_, i64>(0),
-            )?.max(0) as u64;
+            report.rows += conn
+                .query_row(&format!("SELECT count(*) FROM {}", quote(table)), [], |r| {
+                    r.get::<_, i64>(0)
+                })?
+                .max(0) as u64;
             compare(table, digest, &mut report);
             continue;
         }
@@ -539,7 +551,11 @@ fn verify_in_snapshot(conn: &Connection, key: &MacBase) -> Result<StoreVerifyRep
 }
 
 /// Rows whose content-addressed bytes do not hash to their (MAC'd) id.
-fn hash_misfits(conn: &Connection, table: &str, hashed: &tables::Hashed) -> Result<u64, StoreError> {
+fn hash_misfits(
+    conn: &Connection,
+    table: &str,
+    hashed: &tables::Hashed,
+) -> Result<u64, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {}, {} FROM {}",
         quote(hashed.id),

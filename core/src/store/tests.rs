@@ -115,9 +115,7 @@ fn removed_rows_and_schema_changes_are_found() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("removed.sqlite");
     let key = sealed_store(&path);
-    forger(&path)
-        .execute_batch("DELETE FROM networks")
-        .unwrap();
+    forger(&path).execute_batch("DELETE FROM networks").unwrap();
     let store = Store::open(&path, &key).unwrap();
     let report = store.verify().unwrap();
     assert!(

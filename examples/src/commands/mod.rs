@@ -17,6 +17,7 @@ mod membership;
 mod network;
 mod patients;
 mod predict;
+mod rules;
 mod share;
 mod store;
 mod sync;
@@ -77,18 +78,24 @@ pub enum Commands {
     /// Re-verify a model card: rebuild its dataset, retrain, compare; exit 2
     /// on a mismatch.
     Verify(verify::Args),
-    /// List the model cards, decisions, model updates and consent cut-offs
-    /// of a network.
+    /// List the model cards, decisions, model updates, consent cut-offs,
+    /// rule sets, policies, endorsements and outcomes of a network.
     Audit(audit::Args),
     /// Prove whether a patient's chart is in a model card's dataset.
     Membership(membership::Args),
+    /// Rules that act by themselves: the network's policy (quorum), rule sets
+    /// in CEL, endorsements of rule sets and model cards, outcomes
+    /// (ClaimResponses) and their re-check (exit 2 on a mismatch).
+    #[command(subcommand)]
+    Rules(rules::Command),
     /// Federated learning: publish a site's update, average a round.
     #[command(subcommand)]
     Fl(fl::Command),
     /// Run the whole story (three institutions, a care network, imports,
     /// concurrent edits, a removal, audits, then consent, a study, training,
-    /// verification, a decision, a revocation and an erasure) in a temporary
-    /// directory.
+    /// verification, a decision, a revocation, an erasure, federated
+    /// learning and an insurer's automatic claims adjudication) in a
+    /// temporary directory.
     Demo(demo::Args),
 }
 
@@ -115,6 +122,7 @@ impl Commands {
             Commands::Predict(args) => predict::run(context, args),
             Commands::Verify(args) => verify::run(context, args),
             Commands::Audit(args) => audit::run(context, args),
+            Commands::Rules(command) => rules::run(context, command),
             Commands::Membership(args) => membership::run(context, args),
             Commands::Fl(command) => fl::run(context, command),
             Commands::Demo(args) => demo::run(context, args),

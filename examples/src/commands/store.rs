@@ -27,7 +27,10 @@ pub fn run(context: &Context, command: Command) -> Result<ExitCode> {
 
 fn verify(context: &Context) -> Result<ExitCode> {
     let node = context.open_node()?;
-    let report = node.store().verify().context("cannot read the store file")?;
+    let report = node
+        .store()
+        .verify()
+        .context("cannot read the store file")?;
     if context.json {
         print_json(&serde_json::json!({
             "clean": report.is_clean(),
@@ -42,7 +45,10 @@ fn verify(context: &Context) -> Result<ExitCode> {
             report.rows
         )?;
     } else {
-        outln!("store altered at rest: {} problem(s)", report.problems.len())?;
+        outln!(
+            "store altered at rest: {} problem(s)",
+            report.problems.len()
+        )?;
         for problem in &report.problems {
             outln!("  {problem}")?;
         }

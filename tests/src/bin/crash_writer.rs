@@ -36,7 +36,10 @@ fn main() {
     let mut world = open_world(&dir);
     let networks = [world.net.clone(), world.study.clone()];
     let all_ids = |node: &careledger::node::Node| -> Vec<String> {
-        networks.iter().flat_map(|net| entry_ids(node, net)).collect()
+        networks
+            .iter()
+            .flat_map(|net| entry_ids(node, net))
+            .collect()
     };
     let mut known = [all_ids(&world.writer), all_ids(&world.peer)];
     let stdout = std::io::stdout();
@@ -56,7 +59,11 @@ fn main() {
             };
             let ids = all_ids(node);
             let seen: std::collections::HashSet<&String> = known[index].iter().collect();
-            let new: Vec<String> = ids.iter().filter(|id| !seen.contains(id)).cloned().collect();
+            let new: Vec<String> = ids
+                .iter()
+                .filter(|id| !seen.contains(id))
+                .cloned()
+                .collect();
             let ack = Ack {
                 op: n,
                 node: tag,

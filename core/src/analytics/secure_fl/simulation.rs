@@ -26,9 +26,9 @@ use super::{
     LocalData, MaskedMessage, Objective, Participant, Plan, RoundInputs, RoundResult,
     SharesMessage, SiteBudget, SurvivorsMessage, FL_FORMAT_VERSION,
 };
+use crate::analytics::dp::{noise_multiplier_for, DpParameters};
 use crate::analytics::model::SiteContribution;
 use crate::analytics::secagg::SiteSecrets;
-use crate::analytics::dp::{noise_multiplier_for, DpParameters};
 use crate::analytics::{evaluate, Dataset, FeatureSpec, Metrics, TrainedModel};
 use crate::checkpoint::Checkpoint;
 use crate::node::NetworkId;
@@ -264,7 +264,8 @@ impl Simulation {
                 )?,
             ));
         }
-        let masked_refs: BTreeMap<u32, &MaskedMessage> = masked.iter().map(|(k, v)| (*k, v)).collect();
+        let masked_refs: BTreeMap<u32, &MaskedMessage> =
+            masked.iter().map(|(k, v)| (*k, v)).collect();
         let shares_refs: BTreeMap<u32, &SharesMessage> = self
             .shares
             .iter()
@@ -413,14 +414,33 @@ pub fn accuracy_sweep(
 ) -> Result<Vec<SweepPoint>, FlProtocolError> {
     let n = sites.len();
     let threshold = (n / 2 + 1) as u32;
-    let stats = Simulation::plan(Objective::Moments, spec.clone(), None, n, threshold, 1, settings.delta)?;
+    let stats = Simulation::plan(
+        Objective::Moments,
+        spec.clone(),
+        None,
+        n,
+        threshold,
+        1,
+        settings.delta,
+    )?;
     let mut sim = Simulation::new(stats, sites.to_vec(), 0)?;
     sim.run_round(&[])?;
-    let scaling = sim.scaling().cloned().ok_or(FlProtocolError::Data("no scaling".into()))?;
+    let scaling = sim
+        .scaling()
+        .cloned()
+        .ok_or(FlProtocolError::Data("no scaling".into()))?;
     let total = 1 + epsilons.len() * settings.seeds as usize;
     let mut done = 0;
     let run = |objective: Objective, rounds: u32, seed: u64| -> Result<f64, FlProtocolError> {
-        let plan = Simulation::plan(objective, spec.clone(), Some(scaling.clone()), n, threshold, rounds, settings.delta)?;
+        let plan = Simulation::plan(
+            objective,
+            spec.clone(),
+            Some(scaling.clone()),
+            n,
+            threshold,
+            rounds,
+            settings.delta,
+        )?;
         let mut sim = Simulation::new(plan, sites.to_vec(), seed)?;
         for _ in 0..rounds {
             sim.run_round(&[])?;
@@ -449,7 +469,9 @@ pub fn accuracy_sweep(
             epsilon,
             settings.delta,
         )
-        .ok_or_else(|| FlProtocolError::Data(format!("no noise multiplier reaches ε = {epsilon}")))?;
+        .ok_or_else(|| {
+            FlProtocolError::Data(format!("no noise multiplier reaches ε = {epsilon}"))
+        })?;
         let mut accuracies = Vec::with_capacity(settings.seeds as usize);
         for seed in 0..settings.seeds {
             let objective = Objective::LogisticRegression {

@@ -24,7 +24,11 @@ fn spec(d: usize) -> FeatureSpec {
 
 fn data(site: usize, rows: usize, d: usize) -> LocalData {
     let rows_v: Vec<Vec<f64>> = (0..rows)
-        .map(|r| (0..d).map(|j| ((site * 31 + r * 7 + j * 3) % 11) as f64 - 5.0).collect())
+        .map(|r| {
+            (0..d)
+                .map(|j| ((site * 31 + r * 7 + j * 3) % 11) as f64 - 5.0)
+                .collect()
+        })
         .collect();
     let labels = (0..rows).map(|r| ((r + site) % 2) as f64).collect();
     LocalData::new(rows_v, labels).unwrap()
@@ -121,12 +125,27 @@ impl Round {
             )
             .unwrap();
             let shares_of = |v: u32| shares.get(v as usize - 1);
-            let y = masked_input(&plan, round, u, &secrets[u as usize - 1], &update, &active, &shares_of)
-                .unwrap();
+            let y = masked_input(
+                &plan,
+                round,
+                u,
+                &secrets[u as usize - 1],
+                &update,
+                &active,
+                &shares_of,
+            )
+            .unwrap();
             let (format, format_version) = MaskedMessage::header();
             masked.insert(
                 u,
-                MaskedMessage { format, format_version, task: plan.task.clone(), round, site: "s".into(), masked: y },
+                MaskedMessage {
+                    format,
+                    format_version,
+                    task: plan.task.clone(),
+                    round,
+                    site: "s".into(),
+                    masked: y,
+                },
             );
         }
         let (format, format_version) = SurvivorsMessage::header();
@@ -138,7 +157,15 @@ impl Round {
             survivors: masked.keys().copied().collect(),
             dropped: drop.to_vec(),
         };
-        Round { plan, secrets, channel, shares, masked, survivors, active }
+        Round {
+            plan,
+            secrets,
+            channel,
+            shares,
+            masked,
+            survivors,
+            active,
+        }
     }
 
     fn unmask(&self, u: u32) -> UnmaskMessage {
@@ -166,9 +193,14 @@ impl Round {
     }
 
     fn aggregate(&self, unmasks: &[(u32, UnmaskMessage)]) -> Result<Aggregate, FlProtocolError> {
-        let masked: BTreeMap<u32, &MaskedMessage> = self.masked.iter().map(|(k, v)| (*k, v)).collect();
-        let shares: BTreeMap<u32, &SharesMessage> =
-            self.shares.iter().enumerate().map(|(i, s)| (i as u32 + 1, s)).collect();
+        let masked: BTreeMap<u32, &MaskedMessage> =
+            self.masked.iter().map(|(k, v)| (*k, v)).collect();
+        let shares: BTreeMap<u32, &SharesMessage> = self
+            .shares
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u32 + 1, s))
+            .collect();
         let refs: Vec<(u32, &UnmaskMessage)> = unmasks.iter().map(|(u, m)| (*u, m)).collect();
         aggregate(&RoundInputs {
             plan: &self.plan,
@@ -193,7 +225,10 @@ impl Round {
                 &self.secrets[u as usize - 1],
             )
             .unwrap();
-            crate::analytics::secagg::add_into(&mut sum, &fp.encode(&update, self.active.len() as u64).unwrap());
+            crate::analytics::secagg::add_into(
+                &mut sum,
+                &fp.encode(&update, self.active.len() as u64).unwrap(),
+            );
         }
         sum
     }
@@ -210,12 +245,24 @@ fn forged_shares_are_refused_and_named() {
     unmasks[1].1.self_shares[0].share = seven.clone();
     unmasks[1].1.mask_shares[0].share = seven.clone();
     let result = round.aggregate(&unmasks).unwrap();
-    assert_eq!(result.sum, round.plain_sum(), "three honest shares still recover both");
+    assert_eq!(
+        result.sum,
+        round.plain_sum(),
+        "three honest shares still recover both"
+    );
     assert_eq!(
         result.refused,
         vec![
-            Refusal { site: 2, dealer: 1, reason: "share does not match the dealer's commitments".into() },
-            Refusal { site: 2, dealer: 5, reason: "share does not match the dealer's commitments".into() },
+            Refusal {
+                site: 2,
+                dealer: 1,
+                reason: "share does not match the dealer's commitments".into()
+            },
+            Refusal {
+                site: 2,
+                dealer: 5,
+                reason: "share does not match the dealer's commitments".into()
+            },
         ]
     );
     // Four sites, threshold 3, one dropped: a forged share leaves two valid
@@ -225,7 +272,12 @@ fn forged_shares_are_refused_and_named() {
     unmasks[1].1.self_shares[0].share = seven;
     assert_eq!(
         round.aggregate(&unmasks).unwrap_err(),
-        FlProtocolError::TooFewShares { dealer: 1, what: "self-mask key", valid: 2, needed: 3 }
+        FlProtocolError::TooFewShares {
+            dealer: 1,
+            what: "self-mask key",
+            valid: 2,
+            needed: 3
+        }
     );
 }
 
@@ -244,10 +296,19 @@ fn replayed_and_misdirected_shares_are_refused() {
     unmasks.push((2, second.unmask(2)));
     // Site 3 reveals a mask-key share of a survivor (would unmask it).
     let mut greedy = unmasks[2].1.clone();
-    greedy.mask_shares.push(RevealedShare { dealer: 4, share: greedy.self_shares[3].share.clone() });
+    greedy.mask_shares.push(RevealedShare {
+        dealer: 4,
+        share: greedy.self_shares[3].share.clone(),
+    });
     unmasks[2].1 = greedy;
     // A non-survivor speaks.
-    unmasks.push((5, UnmaskMessage { site: "s".into(), ..unmasks[3].1.clone() }));
+    unmasks.push((
+        5,
+        UnmaskMessage {
+            site: "s".into(),
+            ..unmasks[3].1.clone()
+        },
+    ));
     let result = second.aggregate(&unmasks).unwrap();
     assert_eq!(result.sum, second.plain_sum());
     let reasons: Vec<(u32, u32, &str)> = result
@@ -257,7 +318,9 @@ fn replayed_and_misdirected_shares_are_refused() {
         .collect();
     let replayed: Vec<_> = reasons.iter().filter(|r| r.0 == 1).collect();
     assert_eq!(replayed.len(), 5, "{reasons:?}");
-    assert!(replayed.iter().all(|r| r.2 == "share does not match the dealer's commitments"));
+    assert!(replayed
+        .iter()
+        .all(|r| r.2 == "share does not match the dealer's commitments"));
     assert!(reasons.contains(&(2, 0, "second unmask message for this round")));
     assert!(reasons.contains(&(3, 4, "mask-key share of a site that is not dropped")));
     assert!(reasons.contains(&(5, 0, "only survivors reveal shares")));
@@ -265,7 +328,10 @@ fn replayed_and_misdirected_shares_are_refused() {
     let mut stale = vec![(1, first.unmask(1))];
     stale.extend((2..=4).map(|u| (u, second.unmask(u))));
     let result = second.aggregate(&stale).unwrap();
-    assert_eq!(result.refused[0].reason, "unmask message of another task or round");
+    assert_eq!(
+        result.refused[0].reason,
+        "unmask message of another task or round"
+    );
     assert_eq!(result.sum, second.plain_sum());
 }
 
@@ -275,16 +341,7 @@ fn replayed_and_misdirected_shares_are_refused() {
 #[test]
 fn a_masked_update_is_not_the_update_and_fails_an_independence_test() {
     let d = 63;
-    let plan = Simulation::plan(
-        Objective::Moments,
-        spec(d),
-        None,
-        3,
-        2,
-        1,
-        1e-5,
-    )
-    .unwrap();
+    let plan = Simulation::plan(Objective::Moments, spec(d), None, 3, 2, 1, 1e-5).unwrap();
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for seed in 0..16 {
         let data: Vec<LocalData> = (0..3).map(|s| data(s + seed as usize, 5, d)).collect();
@@ -303,7 +360,10 @@ fn a_masked_update_is_not_the_update_and_fails_an_independence_test() {
         buckets[(*y / 2f64.powi(60)).min(15.0) as usize] += 1.0;
     }
     let expected = n / 16.0;
-    let chi2: f64 = buckets.iter().map(|b| (b - expected).powi(2) / expected).sum();
+    let chi2: f64 = buckets
+        .iter()
+        .map(|b| (b - expected).powi(2) / expected)
+        .sum();
     // 15 degrees of freedom: 37.7 is the 0.1 % critical value.
     assert!(chi2 < 37.7, "chi-square {chi2} over {buckets:?}");
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
@@ -341,10 +401,22 @@ fn plans_are_validated() {
     let mut plan = fedavg_plan(4, 3, 2, 2);
     assert!(plan.validate().is_ok());
     plan.threshold = 2; // not more than half of 4
-    assert!(matches!(plan.validate(), Err(InvalidPlanError::Field { field: "threshold", .. })));
+    assert!(matches!(
+        plan.validate(),
+        Err(InvalidPlanError::Field {
+            field: "threshold",
+            ..
+        })
+    ));
     let mut plan = fedavg_plan(3, 2, 2, 2);
     plan.feature_spec_hash = "00".repeat(32);
-    assert!(matches!(plan.validate(), Err(InvalidPlanError::Field { field: "feature_spec_hash", .. })));
+    assert!(matches!(
+        plan.validate(),
+        Err(InvalidPlanError::Field {
+            field: "feature_spec_hash",
+            ..
+        })
+    ));
     let mut plan = fedavg_plan(3, 2, 2, 2);
     plan.scaling = None;
     assert!(plan.validate().is_err());

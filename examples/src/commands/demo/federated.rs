@@ -34,7 +34,11 @@ use crate::context::now_ms;
 use crate::exchange::sync_until_committed;
 
 const COORDINATOR: &str = "fl-research.example";
-const CLINICS: [&str; 3] = ["clinic-north.example", "clinic-central.example", "clinic-south.example"];
+const CLINICS: [&str; 3] = [
+    "clinic-north.example",
+    "clinic-central.example",
+    "clinic-south.example",
+];
 const STUDY: &str = "fl-study";
 const PHASE_MS: u64 = 2_000;
 /// Every fourth training row of each tercile, to keep the demo quick.
@@ -75,13 +79,18 @@ impl Federation<'_> {
                     continue;
                 }
                 for action in clinic.fl_site_step(&self.study, &self.sources[s], now_ms())? {
-                    if let (FlAction::Masked { round, .. }, Some((who, after))) = (&action, stop_after) {
+                    if let (FlAction::Masked { round, .. }, Some((who, after))) =
+                        (&action, stop_after)
+                    {
                         halted[s] |= who == s && *round == after;
                     }
                 }
             }
             let mut last = false;
-            for action in self.coordinator.fl_coordinator_step(&self.study, now_ms())? {
+            for action in self
+                .coordinator
+                .fl_coordinator_step(&self.study, now_ms())?
+            {
                 if let FlAction::Card { entry, last: l, .. } = action {
                     cards.extend(EntryId::from_hex(&entry));
                     last |= l;
@@ -110,7 +119,12 @@ fn accuracy(model: &TrainedModel, data: &BreastCancerData, test: &[usize]) -> Re
 }
 
 /// Run steps 14 to 16.
-pub fn run(story: &mut Story, dir: &Path, relay: &mut dyn Relay, progress: &MultiProgress) -> Result<()> {
+pub fn run(
+    story: &mut Story,
+    dir: &Path,
+    relay: &mut dyn Relay,
+    progress: &MultiProgress,
+) -> Result<()> {
     let data = breast_cancer()?;
     let test: Vec<usize> = breast_cancer_test_ids()?
         .iter()
@@ -137,16 +151,32 @@ pub fn run(story: &mut Story, dir: &Path, relay: &mut dyn Relay, progress: &Mult
     let mut benign = Vec::new();
     for (s, clinic) in clinics.iter_mut().enumerate() {
         let rows: Vec<usize> = groups[s].iter().copied().step_by(EVERY).collect();
-        benign.push(rows.iter().filter(|r| data.targets()[**r] == 1.0).count() * 100 / rows.len().max(1));
-        let keep: Vec<String> = rows.iter().map(|r| BreastCancerData::patient_id(*r)).collect();
+        benign.push(
+            rows.iter().filter(|r| data.targets()[**r] == 1.0).count() * 100 / rows.len().max(1),
+        );
+        let keep: Vec<String> = rows
+            .iter()
+            .map(|r| BreastCancerData::patient_id(*r))
+            .collect();
         let recorder = clinic.identity().author_id();
-        let (ndjson, _) = super::data::with_consents(&all, |p| keep.iter().any(|k| k == p), |p| {
-            Ok(Some(
-                Consent::grant(&format!("fl-{p}"), p, Grantee::Network(study.clone()), vec![Purpose::Research], vec![], None)?
+        let (ndjson, _) = super::data::with_consents(
+            &all,
+            |p| keep.iter().any(|k| k == p),
+            |p| {
+                Ok(Some(
+                    Consent::grant(
+                        &format!("fl-{p}"),
+                        p,
+                        Grantee::Network(study.clone()),
+                        vec![Purpose::Research],
+                        vec![],
+                        None,
+                    )?
                     .marked_for(&ConsentSource::OnBehalf { recorder })
                     .to_json(),
-            ))
-        })?;
+                ))
+            },
+        )?;
         let own = clinic.create_network("clinic-records")?;
         import(clinic, &own, "breast-cancer share", &ndjson, progress)?;
         sources.push(own);
@@ -181,7 +211,10 @@ pub fn run(story: &mut Story, dir: &Path, relay: &mut dyn Relay, progress: &Mult
     story.check(
         "fl_budget_policy",
         policy.is_some_and(|p| p.max_epsilon == 8.0),
-        format!("{} set the study's budget: ε ≤ 8 per dataset at δ = 1e-5", CLINICS[0]),
+        format!(
+            "{} set the study's budget: ε ≤ 8 per dataset at δ = 1e-5",
+            CLINICS[0]
+        ),
         || "the policy did not arrive".into(),
     )?;
     story.end_step()?;
@@ -219,7 +252,9 @@ pub fn run(story: &mut Story, dir: &Path, relay: &mut dyn Relay, progress: &Mult
     // clinic-south stops right after its masked input of round 2.
     let cards = f.run(Some((2, 2)))?;
     let (round3, _) = f.coordinator.fl_round_card(&f.study, &cards[3])?;
-    let (last, model) = f.coordinator.fl_round_card(&f.study, cards.last().context("no card")?)?;
+    let (last, model) = f
+        .coordinator
+        .fl_round_card(&f.study, cards.last().context("no card")?)?;
     story.line(format!(
         "round 3: {} survivors, {} dropped; the dropped clinic's masks were recovered from the others' shares",
         round3.survivors.len(),
@@ -229,7 +264,13 @@ pub fn run(story: &mut Story, dir: &Path, relay: &mut dyn Relay, progress: &Mult
         "fl_dropout_recovered",
         round3.outcome == RoundOutcome::Completed && round3.dropped.len() == 1 && last.last,
         format!("the round with a dropout completed, and all {rounds} rounds ran"),
-        || format!("round 3 {:?}, {} dropped", round3.outcome, round3.dropped.len()),
+        || {
+            format!(
+                "round 3 {:?}, {} dropped",
+                round3.outcome,
+                round3.dropped.len()
+            )
+        },
     )?;
     let model = TrainedModel::from_bytes(&model)?;
     let test_accuracy = accuracy(&model, &data, &test)?;
@@ -247,7 +288,11 @@ pub fn run(story: &mut Story, dir: &Path, relay: &mut dyn Relay, progress: &Mult
     story.check(
         "fl_cards_verify",
         confirmed == cards.len() + 1,
-        format!("{} re-verified all {} round cards from its own ledger: confirmed", CLINICS[1], cards.len() + 1),
+        format!(
+            "{} re-verified all {} round cards from its own ledger: confirmed",
+            CLINICS[1],
+            cards.len() + 1
+        ),
         || format!("{confirmed} of {} confirmed", cards.len() + 1),
     )?;
     story.end_step()?;
@@ -278,7 +323,8 @@ pub fn run(story: &mut Story, dir: &Path, relay: &mut dyn Relay, progress: &Mult
             spec.clone(),
         )
     };
-    f.coordinator.fl_plan(&f.study, &dp_request(sigma), now_ms())?;
+    f.coordinator
+        .fl_plan(&f.study, &dp_request(sigma), now_ms())?;
     f.settle()?;
     f.run(None)?;
     let budget = f.clinics[0].fl_budget(&f.study)?;
@@ -295,7 +341,10 @@ pub fn run(story: &mut Story, dir: &Path, relay: &mut dyn Relay, progress: &Mult
     // A task that would spend ε = 8 on its own, on top of the 3 spent.
     let greedy = noise_multiplier_for(&[], 1.0, dp_rounds, 8.0, 1e-5).context("no σ")?;
     let before = f.coordinator.ledger_entries(&f.study)?.len();
-    let refused = match f.coordinator.fl_plan(&f.study, &dp_request(greedy), now_ms()) {
+    let refused = match f
+        .coordinator
+        .fl_plan(&f.study, &dp_request(greedy), now_ms())
+    {
         Err(FlError::BudgetExceeded { projected, .. }) => Some(projected),
         _ => None,
     };
@@ -313,7 +362,9 @@ pub fn run(story: &mut Story, dir: &Path, relay: &mut dyn Relay, progress: &Mult
         .iter()
         .filter(|e| matches!(e.record, careledger::node::AuditRecord::FlRound(_)))
         .count();
-    story.line(format!("the audit lists {rounds_audited} round cards with the budget each spent"))?;
+    story.line(format!(
+        "the audit lists {rounds_audited} round cards with the budget each spent"
+    ))?;
     story.end_step()?;
     Ok(())
 }

@@ -53,8 +53,20 @@
 //! 16. A differentially private task spends ε = 3; a task that would exceed
 //!     the budget is refused before any record is read.
 //!
+//! Then rules that act by themselves ([`claims`]), with an insurer
+//! (`insurer.example`):
+//!
+//! 18. The insurer joins a claims network; hospital A records a claims
+//!     consent (CLMATTCH) for the HIV Bundle's patient and shares only the
+//!     types the rules read.
+//! 19. Both members endorse the insurer's rule set (policy 2 of 2); the
+//!     insurer writes one outcome per claim by itself on its next sync.
+//! 20. Hospital A re-checks every outcome: confirmed.
+//! 21. A changed byte in the rule set and a forged outcome are named.
+//!
 //! Exit 0 only if every check held (2 otherwise); `--json` prints a summary.
 
+mod claims;
 mod data;
 mod federated;
 mod story;
@@ -769,6 +781,17 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
     )?;
 
     federated::run(&mut story, &dir, &mut relay, &progress)?;
+
+    claims::run(
+        &mut story,
+        claims::Claims {
+            dir: &dir,
+            relay: &mut relay,
+            hospital: &mut a,
+            care: &net,
+            progress: &progress,
+        },
+    )?;
 
     story.finish()?;
     if let Workspace::Kept(path) = &workspace {

@@ -21,8 +21,8 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use careledger::analytics::ledger::Holdout;
 use careledger::analytics::ModelKind;
-use careledger::checkpoint::dataset::Membership;
 use careledger::body::EraseScope;
+use careledger::checkpoint::dataset::Membership;
 use careledger::consent::{Consent, ConsentSource, Grantee, Purpose};
 use careledger::entry::EntryId;
 use careledger::node::{
@@ -502,7 +502,10 @@ pub fn run(story: &mut Story, care: Care<'_>) -> Result<()> {
 
     // 14. Erasure.
     story.step("The patient asks to be erased; every node shreds the chart")?;
-    let entries_before = (a.ledger_entries(care_net)?.len(), r.ledger_entries(&study)?.len());
+    let entries_before = (
+        a.ledger_entries(care_net)?.len(),
+        r.ledger_entries(&study)?.len(),
+    );
     let erased = phone
         .erase(care_net, &phone_patient, EraseScope::Chart, now_ms())
         .context("the phone cannot erase the chart")?;
@@ -517,7 +520,9 @@ pub fn run(story: &mut Story, care: Care<'_>) -> Result<()> {
         matches!(
             node.export_patient(network, &phone_patient, ExportFormat::Bundle),
             Err(ExportError::Erased)
-        ) && !node.patients(network).is_ok_and(|p| p.contains(&phone_patient))
+        ) && !node
+            .patients(network)
+            .is_ok_and(|p| p.contains(&phone_patient))
     };
     let shredded = gone(a, care_net) && gone(a, &study) && gone(&mut r, &study);
     story.check(
@@ -545,7 +550,12 @@ pub fn run(story: &mut Story, care: Care<'_>) -> Result<()> {
         "ledgers_verify_after_erasure",
         clean && kept && audit.is_clean(),
         "every ledger still verifies, nothing was removed from it, and the store audit is clean",
-        || format!("ledgers clean: {clean}, entries kept: {kept}, audit: {:?}", audit.problems),
+        || {
+            format!(
+                "ledgers clean: {clean}, entries kept: {kept}, audit: {:?}",
+                audit.problems
+            )
+        },
     )?;
     story.end_step()?;
     Ok(())

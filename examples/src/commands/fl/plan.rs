@@ -126,14 +126,12 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
         ObjectiveChoice::DpSgd => {
             let noise_multiplier = match (args.noise_multiplier, args.epsilon) {
                 (Some(sigma), _) => sigma,
-                (None, Some(epsilon)) => noise_multiplier_for(
-                    &[],
-                    args.sampling_rate,
-                    u64::from(rounds),
-                    epsilon,
-                    delta,
-                )
-                .with_context(|| format!("no noise multiplier reaches ε = {epsilon} in {rounds} rounds"))?,
+                (None, Some(epsilon)) => {
+                    noise_multiplier_for(&[], args.sampling_rate, u64::from(rounds), epsilon, delta)
+                        .with_context(|| {
+                            format!("no noise multiplier reaches ε = {epsilon} in {rounds} rounds")
+                        })?
+                }
                 (None, None) => bail!("dp-sgd needs --epsilon or --noise-multiplier"),
             };
             Objective::LogisticRegression {
@@ -150,9 +148,13 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
         }
     };
     let scaling = match (&args.scaling_from, args.objective) {
-        (Some(card), _) => Some(ScalingSource::Moments(resolve_round_card(&mut node, &study.id, card)?)),
+        (Some(card), _) => Some(ScalingSource::Moments(resolve_round_card(
+            &mut node, &study.id, card,
+        )?)),
         (None, ObjectiveChoice::Moments) => None,
-        (None, _) => bail!("logistic regression needs --scaling-from (the last card of a moments task)"),
+        (None, _) => {
+            bail!("logistic regression needs --scaling-from (the last card of a moments task)")
+        }
     };
     if !(args.phase_timeout.is_finite() && args.phase_timeout > 0.0) {
         bail!("--phase-timeout must be a positive number of seconds");
@@ -188,7 +190,14 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
-        ("threshold", format!("{} of {} must survive each round", plan.threshold, plan.participants.len())),
+        (
+            "threshold",
+            format!(
+                "{} of {} must survive each round",
+                plan.threshold,
+                plan.participants.len()
+            ),
+        ),
         ("rounds", plan.rounds.to_string()),
     ];
     if let Some(dp) = plan.dp() {
@@ -200,11 +209,17 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
             ),
         ));
     } else {
-        lines.push(("privacy", "secure aggregation only (not differentially private)".into()));
+        lines.push((
+            "privacy",
+            "secure aggregation only (not differentially private)".into(),
+        ));
     }
     print_lines(&lines)?;
     outln!("budget after this task, per site:")?;
     outln!("{}", budget_rows(&plan.projected))?;
-    outln!("run `careledger fl coordinate --study {}` to run it", study.label)?;
+    outln!(
+        "run `careledger fl coordinate --study {}` to run it",
+        study.label
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -69,9 +69,15 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
         outln!("wrote this node's budget policy to {} (entry {entry}); run `careledger sync` to publish it", study.label)?;
     }
     match &shown.policy {
-        None => outln!("{} has no budget policy: tasks are not limited", study.label)?,
+        None => outln!(
+            "{} has no budget policy: tasks are not limited",
+            study.label
+        )?,
         Some(policy) => print_lines(&[
-            ("effective policy", "the strictest of every member's latest".into()),
+            (
+                "effective policy",
+                "the strictest of every member's latest".into(),
+            ),
             ("max ε per dataset", format!("{}", policy.max_epsilon)),
             ("δ", format!("{:e}", policy.delta)),
             (

@@ -72,7 +72,10 @@ fn describe(action: &FlAction) -> String {
         }
         FlAction::Shares { task } => format!("task {}: published shares", short(task, 8)),
         FlAction::Masked { task, round } => {
-            format!("task {}: round {round}: published masked input", short(task, 8))
+            format!(
+                "task {}: round {round}: published masked input",
+                short(task, 8)
+            )
         }
         FlAction::Unmask { task, round } => {
             format!("task {}: round {round}: revealed shares", short(task, 8))
@@ -118,7 +121,12 @@ fn matches_exit(exit_after: Option<&str>, action: &FlAction) -> bool {
 
 /// The study's tasks that concern this node as site (`site == true`) or
 /// coordinator, or only `task`: `(any open, any at all)`.
-fn open_tasks(node: &Node, study: &NetworkInfo, site: bool, task: Option<&str>) -> Result<(bool, bool)> {
+fn open_tasks(
+    node: &Node,
+    study: &NetworkInfo,
+    site: bool,
+    task: Option<&str>,
+) -> Result<(bool, bool)> {
     let me = node.identity().name().to_owned();
     let tasks = node.fl_tasks(&study.id)?;
     let mine: Vec<_> = tasks
@@ -154,7 +162,11 @@ fn run_loop(
         &multi,
         format!(
             "{} on {}: waiting for a task",
-            if source.is_some() { "site" } else { "coordinator" },
+            if source.is_some() {
+                "site"
+            } else {
+                "coordinator"
+            },
             study.label
         ),
     );
@@ -203,7 +215,11 @@ fn run_loop(
             bar.finish_and_clear();
             bail!(
                 "gave up after {max_seconds} s: {}",
-                if seen_open { "the task has not ended" } else { "no open task names this node" }
+                if seen_open {
+                    "the task has not ended"
+                } else {
+                    "no open task names this node"
+                }
             );
         }
         std::thread::sleep(Duration::from_millis(poll_ms));

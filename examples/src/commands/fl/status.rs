@@ -28,7 +28,12 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "NETWORK")]
     study: String,
     /// One round card (entry id or prefix).
-    #[arg(long, value_name = "CARD", conflicts_with = "task", required_unless_present = "task")]
+    #[arg(
+        long,
+        value_name = "CARD",
+        conflicts_with = "task",
+        required_unless_present = "task"
+    )]
     card: Option<String>,
     /// Every card of a task (task id or prefix).
     #[arg(long, value_name = "TASK")]
@@ -58,7 +63,10 @@ pub fn resolve_round_card(node: &mut Node, study: &NetworkId, text: &str) -> Res
     match found.as_slice() {
         [one] => Ok(*one),
         [] => bail!("no round card `{wanted}` in this network (sync first if it was just written)"),
-        many => bail!("{} round cards start with `{wanted}`; give more hex digits", many.len()),
+        many => bail!(
+            "{} round cards start with `{wanted}`; give more hex digits",
+            many.len()
+        ),
     }
 }
 
@@ -70,7 +78,11 @@ pub fn budget_rows(budgets: &[SiteBudget]) -> Table {
             b.name.clone(),
             format!("{:.3}", b.epsilon),
             format!("{:e}", b.delta),
-            b.compositions.iter().map(|c| c.steps).sum::<u64>().to_string(),
+            b.compositions
+                .iter()
+                .map(|c| c.steps)
+                .sum::<u64>()
+                .to_string(),
             b.non_private_rounds.to_string(),
         ]);
     }
@@ -91,7 +103,15 @@ pub fn status(context: &Context, args: StatusArgs) -> Result<ExitCode> {
         outln!("{} has no federated task", study.label)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = table(["task", "objective", "DP", "sites", "coordinator", "rounds", "state"]);
+    let mut t = table([
+        "task",
+        "objective",
+        "DP",
+        "sites",
+        "coordinator",
+        "rounds",
+        "state",
+    ]);
     for task in &tasks {
         let state = match (&task.outcome, task.last_card_round) {
             (Some(RoundOutcome::Completed), _) => "completed".to_owned(),
@@ -196,7 +216,9 @@ pub fn budget(context: &Context, args: BudgetArgs) -> Result<ExitCode> {
     let budgets = node.fl_budget(&study.id)?;
     let policy = node.fl_policy(&study.id)?;
     if context.json {
-        print_json(&serde_json::json!({ "study": study.id.to_hex(), "policy": policy, "sites": budgets }))?;
+        print_json(
+            &serde_json::json!({ "study": study.id.to_hex(), "policy": policy, "sites": budgets }),
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     match policy {
@@ -205,7 +227,11 @@ pub fn budget(context: &Context, args: BudgetArgs) -> Result<ExitCode> {
             study.label,
             p.max_epsilon,
             p.delta,
-            if p.allow_non_private { "allowed" } else { "refused" }
+            if p.allow_non_private {
+                "allowed"
+            } else {
+                "refused"
+            }
         )?,
         None => outln!("{}: no budget policy", study.label)?,
     }

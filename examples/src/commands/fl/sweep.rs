@@ -84,7 +84,9 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
         .iter()
         .map(|rows| {
             LocalData::new(
-                rows.iter().map(|&r| data.features().row(r).to_vec()).collect(),
+                rows.iter()
+                    .map(|&r| data.features().row(r).to_vec())
+                    .collect(),
                 rows.iter().map(|&r| data.targets()[r]).collect(),
             )
         })
@@ -125,7 +127,10 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
                 Some((eps, p.mean(), low, high))
             })
             .collect();
-        let reference = points.iter().find(|p| p.epsilon.is_none()).map(SweepPoint::mean);
+        let reference = points
+            .iter()
+            .find(|p| p.epsilon.is_none())
+            .map(SweepPoint::mean);
         write_accuracy_vs_epsilon(
             path,
             &format!("{} non-IID sites, breast cancer", args.sites),
@@ -151,13 +156,24 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
         swept.sites.iter().map(ToString::to_string).collect::<Vec<_>>().join("/"),
         test.len()
     )?;
-    let mut t = table(["ε", "noise multiplier", "mean accuracy", "lowest", "highest", "seeds"]);
+    let mut t = table([
+        "ε",
+        "noise multiplier",
+        "mean accuracy",
+        "lowest",
+        "highest",
+        "seeds",
+    ]);
     for p in &swept.points {
         let low = p.accuracies.iter().copied().fold(1.0, f64::min);
         let high = p.accuracies.iter().copied().fold(0.0, f64::max);
         t.add_row([
-            p.epsilon.map(|e| format!("{e}")).unwrap_or_else(|| "no DP".into()),
-            p.noise_multiplier.map(|s| format!("{s:.3}")).unwrap_or_else(|| "-".into()),
+            p.epsilon
+                .map(|e| format!("{e}"))
+                .unwrap_or_else(|| "no DP".into()),
+            p.noise_multiplier
+                .map(|s| format!("{s:.3}"))
+                .unwrap_or_else(|| "-".into()),
             format!("{:.4}", p.mean()),
             format!("{low:.4}"),
             format!("{high:.4}"),
