@@ -97,7 +97,7 @@ fn hostile_sources_are_refused_before_they_run() {
         format!("{}true", "!".repeat(2_000)),
         format!("{}1", "-".repeat(2_000)),
         format!("1{}", " + 1".repeat(1_500)),
-        "a.b".repeat(1) + &".c".repeat(2_000),
+        format!("a.b{}", ".c".repeat(2_000)),
     ] {
         // Refused, or (`!!…!x`, `--…-1`) folded by the parser into a few
         // nodes that evaluate at once.

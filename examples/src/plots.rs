@@ -100,7 +100,8 @@ pub(crate) fn write_accuracy_vs_epsilon(
         bail!("no ε to plot");
     }
     for (i, &(eps, mean, low, high)) in points.iter().enumerate() {
-        if !(eps.is_finite() && eps > 0.0) || ![mean, low, high].iter().all(|v| is_rate(*v)) {
+        let valid_eps = eps.is_finite() && eps > 0.0;
+        if !valid_eps || ![mean, low, high].iter().all(|v| is_rate(*v)) {
             bail!("point {i} has an ε that is not positive or an accuracy outside 0..1");
         }
     }

@@ -106,7 +106,7 @@ fn an_erased_chart_is_shredded_everywhere_and_the_ledger_still_verifies() {
 
     // C is offline. A erases on the patient's behalf.
     let report = a.erase(&net, &patient, EraseScope::Chart, T0 + 10).unwrap();
-    assert_eq!(report.networks, [net.clone()]);
+    assert_eq!(report.networks, std::slice::from_ref(&net));
     assert!(report.keys_shredded >= 1 && !report.by_patient);
     assert!(matches!(
         a.export_patient(&net, &patient, ExportFormat::Bundle),

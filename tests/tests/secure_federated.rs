@@ -202,17 +202,11 @@ impl Federation {
                     actions.push(action);
                 }
             }
-            let done = self
-                .r
-                .fl_coordinator_step(&self.study, self.now)
-                .unwrap()
-                .into_iter()
-                .map(|a| {
-                    let last = matches!(a, FlAction::Card { last: true, .. });
-                    actions.push(a);
-                    last
-                })
-                .fold(false, |acc, last| acc || last);
+            let steps = self.r.fl_coordinator_step(&self.study, self.now).unwrap();
+            let done = steps
+                .iter()
+                .any(|a| matches!(a, FlAction::Card { last: true, .. }));
+            actions.extend(steps);
             self.settle();
             self.now += 1_000;
             if done {
@@ -278,7 +272,7 @@ impl Federation {
 /// Every third training row by default (the test stays fast in debug
 /// builds); every training row with `CARELEDGER_FL_FULL=1`.
 fn default_rows(row: usize) -> bool {
-    std::env::var_os("CARELEDGER_FL_FULL").is_some() || row % 3 == 0
+    std::env::var_os("CARELEDGER_FL_FULL").is_some() || row.is_multiple_of(3)
 }
 
 /// The same sites' rows straight from the CSV, for the in-memory run.

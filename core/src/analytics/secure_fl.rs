@@ -1180,6 +1180,9 @@ pub fn masked_input<'a>(
     Ok(masked)
 }
 
+/// Per round, a holder's share of a dealer's `s_r` and of its `b_r`.
+pub type RoundShares = Vec<([u8; 32], [u8; 32])>;
+
 /// Open the envelope dealer `dealer` sealed for `me`: per round, the share
 /// of `s_r` and of `b_r`.
 pub fn open_envelope(
@@ -1189,7 +1192,7 @@ pub fn open_envelope(
     dealer: u32,
     dealer_channel_public: &str,
     shares: &SharesMessage,
-) -> Result<Vec<([u8; 32], [u8; 32])>, FlProtocolError> {
+) -> Result<RoundShares, FlProtocolError> {
     let envelope = shares
         .envelopes
         .iter()
@@ -1266,6 +1269,7 @@ pub fn check_survivors(
 /// Site `me`'s unmask message for a round: its shares of every survivor's
 /// `b_r` and every dropped site's `s_r` (never both for one site). `opened`
 /// gives the shares of each other dealer (from [`open_envelope`]).
+#[allow(clippy::too_many_arguments)] // one per protocol input, all needed
 pub fn unmask_message(
     plan: &Plan,
     round: u32,
@@ -1274,7 +1278,7 @@ pub fn unmask_message(
     secrets: &SiteSecrets,
     active: &[u32],
     survivors: &SurvivorsMessage,
-    opened: &dyn Fn(u32) -> Result<Vec<([u8; 32], [u8; 32])>, FlProtocolError>,
+    opened: &dyn Fn(u32) -> Result<RoundShares, FlProtocolError>,
 ) -> Result<UnmaskMessage, FlProtocolError> {
     check_survivors(plan, active, survivors)?;
     if !survivors.survivors.contains(&me) {

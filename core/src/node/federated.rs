@@ -659,7 +659,7 @@ impl Node {
                 continue;
             }
             if let Some(checkpoint) = within {
-                if !checkpoint.head(&e.author).is_some_and(|h| e.seq <= h.seq) {
+                if checkpoint.head(&e.author).is_none_or(|h| e.seq > h.seq) {
                     continue;
                 }
             }

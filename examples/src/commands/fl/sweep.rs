@@ -106,7 +106,7 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
         ..SweepSettings::default()
     };
     let multi = multi_progress(context.quiet || context.json);
-    let total = (1 + args.epsilons.len() as u64 * settings.seeds) as u64;
+    let total = 1 + args.epsilons.len() as u64 * settings.seeds;
     let bar = steps_bar(&multi, total, "trainings");
     let points = accuracy_sweep(
         &data.spec(),
