@@ -388,9 +388,7 @@ pub unsafe extern "C" fn careledger_audit(
                         ("consent", json!(consent)),
                     ],
                 ),
-                AuditRecord::FlPolicy(policy) => {
-                    ("fl_policy", 4, vec![("policy", to_json(policy)?)])
-                }
+                AuditRecord::FlPolicy(policy) => ("fl_policy", 4, vec![("policy", to_json(policy)?)]),
                 AuditRecord::FlPlan(plan) => ("fl_plan", 5, vec![("plan", to_json(plan)?)]),
                 AuditRecord::FlRound(card) => ("fl_round", 6, vec![("card", to_json(card)?)]),
             };

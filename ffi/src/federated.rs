@@ -357,8 +357,9 @@ mod tests {
         };
         assert_eq!(status, CARELEDGER_OK);
         assert_eq!(take_json(out), json!([]));
-        let status =
-            unsafe { careledger_fl_coordinator_step(t.node, t.network.as_ptr(), 0, &mut out) };
+        let status = unsafe {
+            careledger_fl_coordinator_step(t.node, t.network.as_ptr(), 0, &mut out)
+        };
         assert_eq!(status, CARELEDGER_OK);
         assert_eq!(take_json(out), json!([]));
 
@@ -377,20 +378,13 @@ mod tests {
         assert_eq!(status, CARELEDGER_FL_UNKNOWN_ROUND_CARD);
         assert!(out.is_null());
         let bad = c"{\"objective\":\"moments\",\"sites\":[],\"rounds\":1,\"spec\":{}}";
-        let status =
-            unsafe { careledger_fl_plan(t.node, t.network.as_ptr(), bad.as_ptr(), 0, &mut out) };
-        assert_eq!(
-            status,
-            CARELEDGER_ANALYTICS_ENTRY_INVALID,
-            "{}",
-            last_error()
-        );
+        let status = unsafe { careledger_fl_plan(t.node, t.network.as_ptr(), bad.as_ptr(), 0, &mut out) };
+        assert_eq!(status, CARELEDGER_ANALYTICS_ENTRY_INVALID, "{}", last_error());
         let status = unsafe { careledger_fl_tasks(null(), t.network.as_ptr(), &mut out) };
         assert_eq!(status, CARELEDGER_NULL_PARAMETER);
         let status = unsafe { careledger_fl_budget(t.node, null(), &mut out) };
         assert_eq!(status, CARELEDGER_NULL_PARAMETER);
-        let status =
-            unsafe { careledger_fl_site_step(t.node, t.network.as_ptr(), null(), 0, &mut out) };
+        let status = unsafe { careledger_fl_site_step(t.node, t.network.as_ptr(), null(), 0, &mut out) };
         assert_eq!(status, CARELEDGER_NULL_PARAMETER);
         let status = unsafe { careledger_fl_tasks(t.node, t.network.as_ptr(), null_mut()) };
         assert_eq!(status, CARELEDGER_NULL_PARAMETER);

@@ -254,13 +254,7 @@ mod tests {
             resources_arg(br#"[{"resourceType":"Observation","id":"o1"}]"#).unwrap(),
             vec![("Observation".to_owned(), "o1".to_owned())]
         );
-        for bad in [
-            &b"[]"[..],
-            b"{}",
-            b"nope",
-            br#"[{"id":"o1"}]"#,
-            br#"[{"resourceType":"","id":"x"}]"#,
-        ] {
+        for bad in [&b"[]"[..], b"{}", b"nope", br#"[{"id":"o1"}]"#, br#"[{"resourceType":"","id":"x"}]"#] {
             assert_eq!(
                 resources_arg(bad).unwrap_err().status,
                 CARELEDGER_INVALID_ARGUMENT
