@@ -126,12 +126,15 @@ class Rules(unittest.TestCase):
         cls.before_quorum = insurer.rule_outcomes()
         cls.sync_all()
         cls.claims["auditor"].endorse(cls.target)
-        cls.reports = cls.sync_all()
+        # Round 1 carries the endorsement out, round 2 brings it to the
+        # insurer (which adjudicates during that sync) and the outcomes to
+        # the auditor, round 3 brings them to the hospital.
+        cls.reports = cls.sync_all(rounds=3)
 
     @classmethod
-    def sync_all(cls):
+    def sync_all(cls, rounds=2):
         reports = []
-        for _ in range(2):
+        for _ in range(rounds):
             for name in ("hospital", "insurer", "auditor"):
                 reports.append((name, cls.claims[name].sync_local_relay(cls.relay)))
         return reports
