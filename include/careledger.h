@@ -269,6 +269,45 @@ enum careledger_status
    */
   CARELEDGER_FEDERATION_FAILED = 712,
   /**
+   * The rule set document was refused: not JSON of the rule-set shape, a
+   * field that breaks a rule of the format, or an expression that does
+   * not compile or is beyond the limits (size, nesting, comprehensions).
+   * The detail names the rule and the field. Nothing was stored.
+   */
+  CARELEDGER_INVALID_RULE_SET = 800,
+  /**
+   * A policy's quorum is 0 or above the members of the network.
+   */
+  CARELEDGER_INVALID_POLICY = 801,
+  /**
+   * No rule set with that hash in the network.
+   */
+  CARELEDGER_UNKNOWN_RULE_SET = 802,
+  /**
+   * No policy with that entry id in the network.
+   */
+  CARELEDGER_UNKNOWN_POLICY = 803,
+  /**
+   * No rule outcome with that entry id in the network.
+   */
+  CARELEDGER_UNKNOWN_OUTCOME = 804,
+  /**
+   * A model card is endorsed only after this node's own verification
+   * confirms it; it answered mismatch (the detail names the step).
+   * Nothing was written.
+   */
+  CARELEDGER_ENDORSEMENT_NOT_CONFIRMED = 805,
+  /**
+   * Re-evaluating a rule outcome on this replica gave another result; the
+   * verification JSON names the step. The executor is flagged.
+   */
+  CARELEDGER_OUTCOME_MISMATCH = 806,
+  /**
+   * This replica lacks what the outcome cites (its rule set, trigger,
+   * inputs or decision have not arrived): sync and verify again.
+   */
+  CARELEDGER_OUTCOME_WAITING = 807,
+  /**
    * The patient's chart was erased (its keys shredded): nothing of it can
    * be read, exported or erased again.
    */
@@ -2040,6 +2079,308 @@ careledger_status careledger_node_tick(const struct careledger_node *node,
  */
 careledger_status careledger_store_verify(const struct careledger_node *node,
                                           struct careledger_bytes **out_report);
+
+/**
+ * Writes the network's rules policy: a rule set, a model card used by a
+ * rule, or a later policy is active only once `quorum` members have
+ * endorsed it (k of the network's n members now). `replaces_policy_id` is
+ * NULL for the first policy, else the entry id (hex) of the policy this one
+ * replaces; a replacing policy takes effect once the replaced policy's
+ * quorum endorsed it. `now_ms` 0 means the system clock.
+ *
+ * On success only, `*out_entry_id` receives the policy entry's id (64 hex
+ * characters; read it with `careledger_bytes_str`).
+ *
+ * Ownership: inputs borrowed for the call; the caller owns `*out_entry_id`
+ * (free with `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT` (network or policy id), `CARELEDGER_INVALID_POLICY`
+ * (quorum 0 or above the members), `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_NOT_A_MEMBER`, `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`. On failure nothing is written.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated;
+ * `replaces_policy_id` NULL or NUL-terminated; `out_entry_id` NULL or writable.
+ */
+careledger_status careledger_rules_policy_set(const struct careledger_node *node,
+                                              const char *network_id,
+                                              uint32_t quorum,
+                                              const char *replaces_policy_id,
+                                              uint64_t now_ms,
+                                              struct careledger_bytes **out_entry_id);
+
+/**
+ * Adds a rule set: `document`/`document_len` are the bytes of a rule-set
+ * JSON document (`{"format": "careledger.rule_set", "format_version": 1,
+ * "name", "version", "currency", "executors": [author ids], "rules": [{"id",
+ * "trigger": {"resource_type": "Claim"}, "inputs": ["Coverage", …],
+ * "applies", "clauses": [{"when", "outcome": "approve"|"deny"|"pend",
+ * "amount", "reason"}], "otherwise": {…}}]}`, expressions in CEL). It is
+ * parsed and every expression compiled under the engine's limits first: a
+ * refused document (malformed, hostile: too large, too deep, too many
+ * nested comprehensions, wrong types) stores nothing. The set is inactive
+ * until the policy's quorum endorses it (`careledger_rules_endorse`).
+ *
+ * On success only, `*out_entry_id` receives the rule-set entry's id and
+ * `*out_hash` the document's SHA-256 (both 64 hex characters): the hash is
+ * what endorsements and outcomes name.
+ *
+ * Ownership: inputs borrowed for the call; the caller owns both outputs
+ * (free each with `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER` (also `document`
+ * NULL with a length), `CARELEDGER_INVALID_UTF8`, `CARELEDGER_INVALID_ARGUMENT`,
+ * `CARELEDGER_INVALID_RULE_SET` (the detail names the rule, field and
+ * limit), `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_NOT_A_MEMBER`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `document` NULL
+ * or valid for `document_len` bytes; outputs NULL or writable.
+ */
+careledger_status careledger_rule_set_add(const struct careledger_node *node,
+                                          const char *network_id,
+                                          const uint8_t *document,
+                                          size_t document_len,
+                                          uint64_t now_ms,
+                                          struct careledger_bytes **out_entry_id,
+                                          struct careledger_bytes **out_hash);
+
+/**
+ * Endorses (`stance` `"endorse"`) or withdraws an endorsement from
+ * (`"withdraw"`) a target: `target_kind` `"rule_set"` with `target_id` the
+ * rule set's hash, `"model_card"` with the card's entry id, or `"policy"`
+ * with the policy's entry id (all 64 hex characters). Once the policy's
+ * quorum stands endorsed the target is active; a withdrawal below quorum
+ * deactivates it. A model card is endorsed only after this node re-runs its
+ * verification and gets *confirmed* (the steps passed go into the
+ * endorsement). Activation may start rules at once: when this node is an
+ * executor, its outcomes are written in the same call.
+ *
+ * On success only, `*out_entry_id` receives the endorsement entry's id.
+ *
+ * Ownership: inputs borrowed for the call; the caller owns `*out_entry_id`
+ * (free with `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node). Endorsing a
+ * model card retrains it and holds the node's lock meanwhile.
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT` (target kind or id, stance, network id),
+ * `CARELEDGER_UNKNOWN_RULE_SET`, `CARELEDGER_UNKNOWN_POLICY`,
+ * `CARELEDGER_UNKNOWN_MODEL_CARD`, `CARELEDGER_ENDORSEMENT_NOT_CONFIRMED`
+ * (the detail names the step that differed), `CARELEDGER_NOT_CAUGHT_UP`,
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_NOT_A_MEMBER`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`. On
+ * failure nothing is written.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_entry_id` NULL or writable.
+ */
+careledger_status careledger_rules_endorse(const struct careledger_node *node,
+                                           const char *network_id,
+                                           const char *target_kind,
+                                           const char *target_id,
+                                           const char *stance,
+                                           uint64_t now_ms,
+                                           struct careledger_bytes **out_entry_id);
+
+/**
+ * Whether a target (as for `careledger_rules_endorse`) is active now.
+ *
+ * `*out_activation` receives UTF-8 JSON, on success only: `{ "active":
+ * true, "policy": "<policy entry hex>" | null, "quorum": 2, "endorsements":
+ * ["<endorsement entry hex>", …] }` (the members standing endorsed, sorted
+ * by entry id). A target nobody wrote or endorsed is simply not active.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_activation` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_activation` NULL or writable.
+ */
+careledger_status careledger_rules_activation(const struct careledger_node *node,
+                                              const char *network_id,
+                                              const char *target_kind,
+                                              const char *target_id,
+                                              struct careledger_bytes **out_activation);
+
+/**
+ * Lists the network's rule sets with their activation now, sorted by name
+ * and version.
+ *
+ * `*out_rule_sets` receives UTF-8 JSON, on success only: an array of
+ * `{ "entry": "<hex>", "author": "<author hex>", "hash": "<hex>", "name":
+ * "claims-auto-adjudication", "version": 1, "description": "…", "currency":
+ * "USD", "executors": ["<author hex>"], "rules": [{ "id", "trigger": "Claim",
+ * "inputs": ["Coverage"], "model": "<card hex>" | null }], "activation": {
+ * as `careledger_rules_activation` }, "in_force": true }`. `in_force` is
+ * true for the active set of the highest active version of its name: the
+ * one executors run.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_rule_sets` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_rule_sets` NULL or writable.
+ */
+careledger_status careledger_rule_sets(const struct careledger_node *node,
+                                       const char *network_id,
+                                       struct careledger_bytes **out_rule_sets);
+
+/**
+ * Runs the rules this node executes over every record of the network now.
+ * Receiving entries does this by itself for the records they change; call
+ * it after a crash or to catch up. An outcome already on this replica for a
+ * (rule set, rule, resource version) is never written again.
+ *
+ * `*out_activity` receives UTF-8 JSON, on success only: `{
+ * "outcomes_written": 3, "decisions_written": 0, "consent_denied": 1,
+ * "failures": ["rule `pay`: …"], "confirmed": 0, "mismatches": [{ "entry":
+ * "<hex>", "step": "outcome" }], "waiting": 0 }`. A rule whose evaluation
+ * fails (a typed error: a budget or limit reached, a wrong type) writes
+ * nothing and is listed in `failures`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_activity` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_NOT_A_MEMBER`, `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`,
+ * `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_activity` NULL or writable.
+ */
+careledger_status careledger_rules_run(const struct careledger_node *node,
+                                       const char *network_id,
+                                       uint64_t now_ms,
+                                       struct careledger_bytes **out_activity);
+
+/**
+ * Lists the network's rule outcomes: exactly one per (rule set, rule,
+ * resource version); when two executors raced, the smaller entry id is the
+ * outcome and the others are listed as its duplicates.
+ *
+ * `*out_outcomes` receives UTF-8 JSON, on success only: an array, by
+ * record and resource, of `{ "entry": "<hex>", "executor": "<author hex>",
+ * "duplicates": ["<hex>"], "outcome": { the outcome entry's body:
+ * "rule_set": {"entry", "hash", "name", "version"}, "rule", "subject":
+ * {"record", "resource_type", "id", "version"}, "trigger_entry",
+ * "trigger_time_ms", "record_heads", "ledger_heads", "input_hash",
+ * "consent_ids", "governance": {"policy", "quorum", "endorsements",
+ * "model_endorsements"?}, "decision_entry"?, "outcome": "approve" | "deny"
+ * | "pend", "clause": 0 | null, "amount": "215.74"?, "currency", "reason" },
+ * "claim_response": { the outcome as a FHIR R4 ClaimResponse } }`.
+ * Amounts are exact decimal text.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_outcomes` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns the statuses of `careledger_rule_sets`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_outcomes` NULL or writable.
+ */
+careledger_status careledger_rule_outcomes(const struct careledger_node *node,
+                                           const char *network_id,
+                                           struct careledger_bytes **out_outcomes);
+
+/**
+ * Re-evaluates rule outcome `outcome_entry_id` on this replica: the rule set
+ * by hash, the executor, the governance at the cited ledger cut, the
+ * trigger entry and its time, the inputs at the cited record heads (consent
+ * applied for the executor), the decision of a prediction used, and the
+ * outcome itself.
+ *
+ * `*out_check` receives UTF-8 JSON on `CARELEDGER_OK`,
+ * `CARELEDGER_OUTCOME_MISMATCH` and `CARELEDGER_OUTCOME_WAITING`: `{
+ * "result": "confirmed" | "mismatch" | "waiting", "step": null | "rule set"
+ * | "executor" | "governance" | "trigger" | "inputs" | "decision" |
+ * "outcome", "detail": null | "…" }` (the detail names what differed or
+ * what has not arrived, never record data).
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_check` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK` (confirmed), `CARELEDGER_OUTCOME_MISMATCH`,
+ * `CARELEDGER_OUTCOME_WAITING` (sync and verify again),
+ * `CARELEDGER_UNKNOWN_OUTCOME`, `CARELEDGER_NULL_PARAMETER`,
+ * `CARELEDGER_INVALID_UTF8`, `CARELEDGER_INVALID_ARGUMENT`,
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_STORE_IO`,
+ * `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_check` NULL or writable.
+ */
+careledger_status careledger_rule_outcome_verify(const struct careledger_node *node,
+                                                 const char *network_id,
+                                                 const char *outcome_entry_id,
+                                                 struct careledger_bytes **out_check);
+
+/**
+ * Re-checks every rule outcome of the network (duplicates included) on this
+ * replica, as `careledger_rule_outcome_verify` does for one, and flags the
+ * executor of each that does not re-check (`careledger_ledger_verify` then
+ * reports it).
+ *
+ * `*out_report` receives UTF-8 JSON on `CARELEDGER_OK` and on
+ * `CARELEDGER_OUTCOME_MISMATCH`: `{ "checked": 457, "confirmed": 455,
+ * "mismatches": 1, "waiting": 1, "outcomes": [{ "entry": "<hex>",
+ * "executor": "<author hex>", "result": "confirmed" | "mismatch" |
+ * "waiting", "step": …, "detail": … }] }`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_report` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK` (no mismatch; some may be waiting),
+ * `CARELEDGER_OUTCOME_MISMATCH` (at least one), `CARELEDGER_NULL_PARAMETER`,
+ * `CARELEDGER_INVALID_UTF8`, `CARELEDGER_INVALID_ARGUMENT`,
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_STORE_IO`,
+ * `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_report` NULL or writable.
+ */
+careledger_status careledger_rule_outcomes_verify(const struct careledger_node *node,
+                                                  const char *network_id,
+                                                  struct careledger_bytes **out_report);
+
+/**
+ * Shares the charts of `from_network_id` into `to_network_id` (a claims
+ * network) as `careledger_network_share` does, but only resources of the
+ * types in `types` (comma-separated, e.g. `"Claim,Coverage,Condition"`;
+ * at least one): an insurer's network gets only what its rules need, and
+ * only what consent permits `purpose` (normally `CLMATTCH`).
+ *
+ * `*out_report` receives the JSON of `careledger_network_share`, on success only.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_report` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns the statuses of `careledger_network_share`;
+ * `CARELEDGER_INVALID_ARGUMENT` also for an empty or malformed `types`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_report` NULL or writable.
+ */
+careledger_status careledger_network_share_types(const struct careledger_node *node,
+                                                 const char *from_network_id,
+                                                 const char *to_network_id,
+                                                 const char *purpose,
+                                                 const char *types,
+                                                 uint64_t now_ms,
+                                                 struct careledger_bytes **out_report);
 
 /**
  * Static, NUL-terminated English text for a status code, for logs. Unknown

@@ -3,9 +3,10 @@
 //! Every core error (`OpenStoreError`, `OpenNodeError`, `StoreError`,
 //! `NetworkError`, `ImportError`, `ExportError`, `ReceiveError`, `SyncError`,
 //! `RelayError`, `ConsentError`, `EraseError`, `ParseConsentError`, `AiError`,
-//! `InvalidSpecError`, the proof decoders, …) becomes an [`ApiError`] here and nowhere else. Variants are
-//! grouped by what an app can do about them; each carries the core's text in
-//! `reason`, which names fields and rules, never patient data (STYLE §5).
+//! `InvalidSpecError`, `FlError`, `RulesError`, the proof decoders, …) becomes
+//! an [`ApiError`] here and nowhere else. Variants are grouped by what an app
+//! can do about them; each carries the core's text in `reason`, which names
+//! fields and rules, never patient data (STYLE §5).
 //!
 //! Swift sees `ApiError.wrongStorageKey(reason:)`, Kotlin
 //! `ApiException.WrongStorageKey`, Python `ApiError.WrongStorageKey`.
@@ -22,7 +23,7 @@ use careledger::consent::ParseConsentError;
 use careledger::identity::CreateIdentityError;
 use careledger::node::{
     AiError, ConsentError, EraseError, ExportError, FlError, ImportError, NetworkError,
-    OpenNodeError, ReceiveError, ReceiveReport,
+    OpenNodeError, ReceiveError, ReceiveReport, RulesError,
 };
 use careledger::relay::RelayError;
 use careledger::store::{OpenStoreError, StoreError};
@@ -260,6 +261,48 @@ pub enum ApiError {
     FederationFailed {
         /// The core's message.
         reason: String,
+    },
+    /// The rule-set document was refused: not JSON of the rule-set shape, a
+    /// field that breaks a rule of the format, or an expression that does
+    /// not compile or is beyond the engine's limits (size, nesting,
+    /// comprehensions). Nothing was stored.
+    #[error("{reason}")]
+    InvalidRuleSet {
+        /// The core's message (names the rule, the field and the limit).
+        reason: String,
+    },
+    /// A rules policy's quorum is 0 or above the members of the network.
+    #[error("{reason}")]
+    InvalidPolicy {
+        /// The core's message.
+        reason: String,
+    },
+    /// No rule set with that hash in the network.
+    #[error("{reason}")]
+    UnknownRuleSet {
+        /// The core's message.
+        reason: String,
+    },
+    /// No rules policy with that entry id in the network.
+    #[error("{reason}")]
+    UnknownPolicy {
+        /// The core's message.
+        reason: String,
+    },
+    /// No rule outcome with that entry id in the network.
+    #[error("{reason}")]
+    UnknownOutcome {
+        /// The core's message.
+        reason: String,
+    },
+    /// A model card is endorsed only after this node's own verification
+    /// confirms it, and it answered mismatch. Nothing was written.
+    #[error("{reason}")]
+    NotConfirmed {
+        /// The core's message.
+        reason: String,
+        /// The verification step that differed.
+        step: String,
     },
     /// An earlier call panicked inside Rust while using this node, so its
     /// in-memory state cannot be trusted. Drop every object of this node and
@@ -556,6 +599,24 @@ impl From<FlError> for ApiError {
     }
 }
 
+impl From<RulesError> for ApiError {
+    fn from(error: RulesError) -> Self {
+        let reason = error.to_string();
+        match error {
+            RulesError::InvalidRuleSet(_) => ApiError::InvalidRuleSet { reason },
+            RulesError::InvalidPolicy(_) => ApiError::InvalidPolicy { reason },
+            RulesError::Unknown("rule set") => ApiError::UnknownRuleSet { reason },
+            RulesError::Unknown("policy") => ApiError::UnknownPolicy { reason },
+            RulesError::Unknown("model card") => ApiError::UnknownModelCard { reason },
+            RulesError::Unknown(_) => ApiError::UnknownOutcome { reason },
+            RulesError::NotConfirmed { step } => ApiError::NotConfirmed { reason, step },
+            RulesError::Ai(error) => error.into(),
+            RulesError::Network(error) => error.into(),
+            RulesError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<DecodeDatasetCommitmentError> for ApiError {
     fn from(error: DecodeDatasetCommitmentError) -> Self {
         ApiError::InvalidProof {
@@ -674,6 +735,35 @@ mod tests {
         assert!(matches!(
             ApiError::from(ConsentError::Import(ImportError::Record("merge".into()))),
             ApiError::Record { .. }
+        ));
+    }
+
+    #[test]
+    fn rules_errors_keep_their_meaning() {
+        assert!(matches!(
+            ApiError::from(RulesError::Unknown("rule set")),
+            ApiError::UnknownRuleSet { .. }
+        ));
+        assert!(matches!(
+            ApiError::from(RulesError::Unknown("model card")),
+            ApiError::UnknownModelCard { .. }
+        ));
+        assert!(matches!(
+            ApiError::from(RulesError::Unknown("outcome")),
+            ApiError::UnknownOutcome { .. }
+        ));
+        match ApiError::from(RulesError::NotConfirmed {
+            step: "model".into(),
+        }) {
+            ApiError::NotConfirmed { step, reason } => {
+                assert_eq!(step, "model");
+                assert!(reason.contains("mismatch at model"), "{reason}");
+            }
+            other => panic!("expected NotConfirmed, got {other:?}"),
+        }
+        assert!(matches!(
+            ApiError::from(RulesError::Network(NetworkError::NotAMember)),
+            ApiError::NotAMember { .. }
         ));
     }
 

@@ -37,6 +37,14 @@
 //!    [`Network::erased_charts`] lists what was erased, [`Node::tick`] ends
 //!    grants whose period is over (the sync functions call it too), and
 //!    [`Node::verify_store`] audits the whole store file.
+//! 9. Rules that act by themselves (an insurer's auto-adjudication):
+//!    [`Network::share_types_to_network`] shares consented claims,
+//!    [`Network::set_rules_policy`] sets the quorum, [`Network::add_rule_set`]
+//!    stores a CEL rule set, [`Network::endorse`] /
+//!    [`Network::withdraw_endorsement`] govern it; executors then write
+//!    outcomes by themselves while they sync, and every member lists them
+//!    ([`Network::rule_outcomes`]) and re-checks them
+//!    ([`Network::verify_outcome`], [`Network::verify_outcomes`]).
 //!
 //! Every failure is an [`ApiError`] (mapped from the core's errors in
 //! `error.rs` only); a panic surfaces as uniffi's internal error.
@@ -67,6 +75,7 @@ mod node;
 #[cfg(feature = "panic-probe")]
 pub mod probe;
 mod rights;
+mod rules;
 mod types;
 
 pub use analytics::{
@@ -83,6 +92,10 @@ pub use federated::{FlPolicy, FlStep, FlTask, RoundVerification, SiteBudget};
 pub use network::Network;
 pub use node::Node;
 pub use rights::{EraseReport, ErasedChart, ResourceRef, StoreAudit, TickReport};
+pub use rules::{
+    Activation, EndorsementTarget, OutcomeVerification, RuleDecision, RuleOutcome, RuleSetAdded,
+    RuleSetInfo, RulesActivity,
+};
 pub use types::{
     ImportReport, LedgerReport, MemberInfo, MessageKind, NetworkInfo, OutgoingMessage,
     ReceiveReport, SyncReport,

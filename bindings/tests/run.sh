@@ -9,8 +9,9 @@
 #   4. run the Python scenarios (python3, standard library unittest): the
 #      phone and the hospital (test_scenario), consent and verifiable AI
 #      (test_consent_ai), federated tasks under secure aggregation
-#      (test_federated);
-#   5. compile the Kotlin scenarios (Scenario.kt, ConsentAi.kt) with kotlinc
+#      (test_federated), rules that adjudicate claims by themselves
+#      (test_rules);
+#   5. compile the Kotlin scenarios (Scenario.kt, ConsentAi.kt, Rules.kt) with kotlinc
 #      and run them on the JVM.
 #
 # Ends with one line, e.g.
@@ -111,7 +112,7 @@ echo "(the 'panicked at bindings/src/probe.rs' line below is the panic test's de
 python_log="$work/python.log"
 python_status=0
 (cd bindings/tests/python && PYTHONPATH="$lib_dir" PYTHONDONTWRITEBYTECODE=1 \
-    python3 -m unittest -v test_scenario test_consent_ai test_federated) 2>&1 | tee "$python_log" || python_status=$?
+    python3 -m unittest -v test_scenario test_consent_ai test_federated test_rules) 2>&1 | tee "$python_log" || python_status=$?
 python_ran=$(sed -n 's/^Ran \([0-9][0-9]*\) tests\{0,1\}.*/\1/p' "$python_log" | tail -n 1)
 python_bad=$(awk '/^FAILED \(/ { n = 0; while (match($0, /(failures|errors|unexpected successes)=[0-9]+/)) {
         part = substr($0, RSTART, RLENGTH); sub(/.*=/, "", part); n += part; $0 = substr($0, RSTART + RLENGTH) }

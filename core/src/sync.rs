@@ -119,6 +119,14 @@ fn add(total: &mut ReceiveReport, page: ReceiveReport) {
     total.rejected.extend(page.rejected);
     total.deferred += page.deferred;
     total.mls_errors.extend(page.mls_errors);
+    let rules = &mut total.rules;
+    rules.outcomes_written += page.rules.outcomes_written;
+    rules.decisions_written += page.rules.decisions_written;
+    rules.consent_denied += page.rules.consent_denied;
+    rules.failures.extend(page.rules.failures);
+    rules.confirmed += page.rules.confirmed;
+    rules.mismatches.extend(page.rules.mismatches);
+    rules.waiting = page.rules.waiting;
 }
 
 /// One full exchange for `network`; `progress` is told the messages fetched so far.

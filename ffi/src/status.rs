@@ -11,7 +11,7 @@ use careledger::consent::ParseConsentError;
 use careledger::identity::CreateIdentityError;
 use careledger::node::{
     AiError, ConsentError, EditError, EraseError, ExportError, FlError, ImportError, NetworkError,
-    OpenNodeError, ReceiveError,
+    OpenNodeError, ReceiveError, RulesError,
 };
 use careledger::relay::RelayError;
 use careledger::store::{OpenStoreError, StoreError};
@@ -158,6 +158,31 @@ pub enum careledger_status {
     /// different kinds or specs, …).
     CARELEDGER_FEDERATION_FAILED = 712,
 
+    // 800–899: rules (rule sets, policy, endorsements, outcomes).
+    /// The rule set document was refused: not JSON of the rule-set shape, a
+    /// field that breaks a rule of the format, or an expression that does
+    /// not compile or is beyond the limits (size, nesting, comprehensions).
+    /// The detail names the rule and the field. Nothing was stored.
+    CARELEDGER_INVALID_RULE_SET = 800,
+    /// A policy's quorum is 0 or above the members of the network.
+    CARELEDGER_INVALID_POLICY = 801,
+    /// No rule set with that hash in the network.
+    CARELEDGER_UNKNOWN_RULE_SET = 802,
+    /// No policy with that entry id in the network.
+    CARELEDGER_UNKNOWN_POLICY = 803,
+    /// No rule outcome with that entry id in the network.
+    CARELEDGER_UNKNOWN_OUTCOME = 804,
+    /// A model card is endorsed only after this node's own verification
+    /// confirms it; it answered mismatch (the detail names the step).
+    /// Nothing was written.
+    CARELEDGER_ENDORSEMENT_NOT_CONFIRMED = 805,
+    /// Re-evaluating a rule outcome on this replica gave another result; the
+    /// verification JSON names the step. The executor is flagged.
+    CARELEDGER_OUTCOME_MISMATCH = 806,
+    /// This replica lacks what the outcome cites (its rule set, trigger,
+    /// inputs or decision have not arrived): sync and verify again.
+    CARELEDGER_OUTCOME_WAITING = 807,
+
     // 900–999: the patient's rights (erasure, expiry) and restored stores.
     /// The patient's chart was erased (its keys shredded): nothing of it can
     /// be read, exported or erased again.
@@ -194,7 +219,7 @@ pub enum careledger_status {
 use careledger_status::*;
 
 /// Every status, in code order.
-const ALL_STATUSES: [careledger_status; 58] = [
+const ALL_STATUSES: [careledger_status; 66] = [
     CARELEDGER_OK,
     CARELEDGER_PANIC,
     CARELEDGER_NULL_PARAMETER,
@@ -242,6 +267,14 @@ const ALL_STATUSES: [careledger_status; 58] = [
     CARELEDGER_PROOF_REJECTED,
     CARELEDGER_NO_UPDATES,
     CARELEDGER_FEDERATION_FAILED,
+    CARELEDGER_INVALID_RULE_SET,
+    CARELEDGER_INVALID_POLICY,
+    CARELEDGER_UNKNOWN_RULE_SET,
+    CARELEDGER_UNKNOWN_POLICY,
+    CARELEDGER_UNKNOWN_OUTCOME,
+    CARELEDGER_ENDORSEMENT_NOT_CONFIRMED,
+    CARELEDGER_OUTCOME_MISMATCH,
+    CARELEDGER_OUTCOME_WAITING,
     CARELEDGER_CHART_ERASED,
     CARELEDGER_UNKNOWN_RESOURCE,
     CARELEDGER_BEHIND_OWN_CHAIN,
@@ -316,6 +349,20 @@ impl careledger_status {
             CARELEDGER_PROOF_REJECTED => c"membership proof does not verify",
             CARELEDGER_NO_UPDATES => c"no model updates for this round",
             CARELEDGER_FEDERATION_FAILED => c"model updates cannot be averaged",
+            CARELEDGER_INVALID_RULE_SET => c"rule set refused; nothing was stored",
+            CARELEDGER_INVALID_POLICY => {
+                c"policy quorum must be between 1 and the members of the network"
+            }
+            CARELEDGER_UNKNOWN_RULE_SET => c"no rule set with that hash in this network",
+            CARELEDGER_UNKNOWN_POLICY => c"no policy with that entry id in this network",
+            CARELEDGER_UNKNOWN_OUTCOME => c"no rule outcome with that entry id in this network",
+            CARELEDGER_ENDORSEMENT_NOT_CONFIRMED => {
+                c"model card not endorsed: this node's verification did not confirm it"
+            }
+            CARELEDGER_OUTCOME_MISMATCH => c"rule outcome verification found a difference",
+            CARELEDGER_OUTCOME_WAITING => {
+                c"this replica lacks what the rule outcome cites; sync and verify again"
+            }
             CARELEDGER_CHART_ERASED => c"the patient's chart was erased",
             CARELEDGER_UNKNOWN_RESOURCE => c"the chart has no such resource to erase",
             CARELEDGER_BEHIND_OWN_CHAIN => {
@@ -636,6 +683,24 @@ impl From<FlError> for Failure {
     }
 }
 
+impl From<RulesError> for Failure {
+    fn from(e: RulesError) -> Self {
+        let status = match e {
+            RulesError::Ai(e) => return e.into(),
+            RulesError::Network(e) => return e.into(),
+            RulesError::Store(e) => return e.into(),
+            RulesError::InvalidRuleSet(_) => CARELEDGER_INVALID_RULE_SET,
+            RulesError::InvalidPolicy(_) => CARELEDGER_INVALID_POLICY,
+            RulesError::Unknown("rule set") => CARELEDGER_UNKNOWN_RULE_SET,
+            RulesError::Unknown("policy") => CARELEDGER_UNKNOWN_POLICY,
+            RulesError::Unknown("model card") => CARELEDGER_UNKNOWN_MODEL_CARD,
+            RulesError::Unknown(_) => CARELEDGER_UNKNOWN_OUTCOME,
+            RulesError::NotConfirmed { .. } => CARELEDGER_ENDORSEMENT_NOT_CONFIRMED,
+        };
+        fail_chain(status, &e)
+    }
+}
+
 impl From<DecodeDatasetCommitmentError> for Failure {
     fn from(e: DecodeDatasetCommitmentError) -> Self {
         fail(CARELEDGER_INVALID_PROOF, &e)
@@ -679,6 +744,8 @@ mod tests {
         assert_eq!(CARELEDGER_INVALID_SPEC as u32, 700);
         assert_eq!(CARELEDGER_MODEL_MISMATCH as u32, 707);
         assert_eq!(CARELEDGER_FEDERATION_FAILED as u32, 712);
+        assert_eq!(CARELEDGER_INVALID_RULE_SET as u32, 800);
+        assert_eq!(CARELEDGER_OUTCOME_WAITING as u32, 807);
         assert_eq!(CARELEDGER_CHART_ERASED as u32, 900);
         assert_eq!(CARELEDGER_BEHIND_OWN_CHAIN as u32, 902);
         assert_eq!(CARELEDGER_FL_BUDGET_EXCEEDED as u32, 1000);

@@ -3,8 +3,9 @@
  * crashes; the sans-IO path carries a network between two hospitals; a node
  * is shared by several threads; a hospital shares consented charts into a
  * study where a lab trains, predicts, is audited and re-verified, and a
- * revocation takes a patient out. Run by tests/c/run.sh, plainly, under
- * AddressSanitizer + UBSan, and under valgrind.
+ * revocation takes a patient out; an insurer's rules adjudicate shared
+ * claims by themselves and the hospital re-checks every outcome. Run by
+ * tests/c/run.sh, plainly, under AddressSanitizer + UBSan, and under valgrind.
  *
  *   c_api_test PATIENTS.ndjson WORKDIR
  */
@@ -1392,6 +1393,331 @@ done:
     careledger_node_free(hospital);
 }
 
+/* ---- Rules that act by themselves --------------------------------------- */
+
+/* A rule set in which `executor` runs one rule on every Claim: pend above
+ * 500, otherwise approve 80% of the total; `when` replaces the clause. */
+static char *claims_rule_set(const char *executor, const char *when, size_t *len) {
+    static const char *format =
+        "{\"format\":\"careledger.rule_set\",\"format_version\":1,\"name\":\"c-claims\",\"version\":1,"
+        "\"currency\":\"USD\",\"executors\":[\"%s\"],\"rules\":[{\"id\":\"pay\","
+        "\"trigger\":{\"resource_type\":\"Claim\"},\"inputs\":[\"Patient\"],"
+        "\"clauses\":[{\"when\":\"%s\",\"outcome\":\"pend\",\"reason\":\"above the limit\"}],"
+        "\"otherwise\":{\"outcome\":\"approve\",\"amount\":\"(resource.total.value * decimal('0.8')).round(2)\","
+        "\"reason\":\"covered at 80%%\"}}]}";
+    size_t cap = strlen(format) + strlen(executor) + strlen(when) + 1;
+    char *text = malloc(cap);
+    if (!text) return NULL;
+    snprintf(text, cap, format, executor, when);
+    *len = strlen(text);
+    return text;
+}
+
+/* NDJSON for patients r1..r3, each with a Patient and two Claims: one of
+ * 269.68 (approved at 80%: 215.74) and one of 1200.00 (pended). */
+static char *claims_ndjson(size_t *len) {
+    static const char *claim =
+        "{\"resourceType\":\"Claim\",\"id\":\"%s-%s\",\"status\":\"active\","
+        "\"type\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/claim-type\",\"code\":\"institutional\"}]},"
+        "\"use\":\"claim\",\"patient\":{\"reference\":\"Patient/%s\"},\"created\":\"2025-03-01\","
+        "\"provider\":{\"display\":\"Hospital\"},\"priority\":{\"coding\":[{\"code\":\"normal\"}]},"
+        "\"insurance\":[{\"sequence\":1,\"focal\":true,\"coverage\":{\"display\":\"Acme Health\"}}],"
+        "\"total\":{\"value\":%s,\"currency\":\"USD\"}}\n";
+    size_t cap = 16384, used = 0;
+    char *out = malloc(cap);
+    int i;
+    if (!out) return NULL;
+    out[0] = '\0';
+    for (i = 1; i <= 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "r%d", i);
+        used += (size_t)snprintf(out + used, cap - used,
+                                 "{\"resourceType\":\"Patient\",\"id\":\"%s\",\"gender\":\"female\",\"birthDate\":\"1970-01-01\"}\n", id);
+        used += (size_t)snprintf(out + used, cap - used, claim, id, "small", id, "269.68");
+        used += (size_t)snprintf(out + used, cap - used, claim, id, "large", id, "1200.00");
+    }
+    *len = used;
+    return out;
+}
+
+/* NULL, bad UTF-8, malformed ids, unknown ids and hostile rule sets for
+ * every rules function; nothing is written and no output is touched. */
+static void test_rules_misuse(careledger_node *node, const char *net) {
+    careledger_bytes *out = NULL, *out2 = NULL;
+    char author[CARELEDGER_AUTHOR_ID_LEN + 1];
+    size_t len = 0, doc_len = 0;
+    char *doc;
+    const uint8_t not_utf8[3] = {'{', 0xff, '}'};
+
+    EXPECT_STATUS(careledger_rules_policy_set(NULL, net, 1, NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_policy_set(node, NULL, 1, NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_policy_set(node, net, 1, NULL, 0, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_set_add(NULL, net, not_utf8, 3, 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_set_add(node, NULL, not_utf8, 3, 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_set_add(node, net, NULL, 3, 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_set_add(node, net, not_utf8, 3, 0, NULL, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_set_add(node, net, not_utf8, 3, 0, &out, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_endorse(NULL, net, "rule_set", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_endorse(node, NULL, "rule_set", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, NULL, UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", NULL, "endorse", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", UNKNOWN_ENTRY, NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", UNKNOWN_ENTRY, "endorse", 0, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_activation(NULL, net, "rule_set", UNKNOWN_ENTRY, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_activation(node, net, NULL, UNKNOWN_ENTRY, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_activation(node, net, "rule_set", UNKNOWN_ENTRY, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_sets(NULL, net, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_sets(node, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_sets(node, net, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_run(NULL, net, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_run(node, NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_run(node, net, 0, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcomes(NULL, net, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcomes(node, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcomes(node, net, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcome_verify(NULL, net, UNKNOWN_ENTRY, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcome_verify(node, NULL, UNKNOWN_ENTRY, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcome_verify(node, net, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcome_verify(node, net, UNKNOWN_ENTRY, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcomes_verify(NULL, net, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcomes_verify(node, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcomes_verify(node, net, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share_types(NULL, net, UNKNOWN_NET, "CLMATTCH", "Claim", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share_types(node, NULL, UNKNOWN_NET, "CLMATTCH", "Claim", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share_types(node, net, NULL, "CLMATTCH", "Claim", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share_types(node, net, UNKNOWN_NET, NULL, "Claim", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share_types(node, net, UNKNOWN_NET, "CLMATTCH", NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share_types(node, net, UNKNOWN_NET, "CLMATTCH", "Claim", 0, NULL), CARELEDGER_NULL_PARAMETER);
+
+    /* Bad UTF-8 in every kind of string argument. */
+    EXPECT_STATUS(careledger_rules_policy_set(node, "\xff", 1, NULL, 0, &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_rules_policy_set(node, net, 1, "\xfe\xff", 0, &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule\xff", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", "\xff", "endorse", 0, &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", UNKNOWN_ENTRY, "\xc3", 0, &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_rule_outcome_verify(node, net, "\xff", &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_network_share_types(node, net, UNKNOWN_NET, "CLMATTCH", "Claim\xff", 0, &out), CARELEDGER_INVALID_UTF8);
+
+    /* Malformed arguments. */
+    EXPECT_STATUS(careledger_rules_policy_set(node, net, 1, "not hex", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    CHECK_PLAIN_LAST_ERROR();
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", "abc", "endorse", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", UNKNOWN_ENTRY, "approve", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_rule_outcome_verify(node, net, "xyz", &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_rule_outcomes(node, "zz", &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_network_share_types(node, net, UNKNOWN_NET, "CLMATTCH", "", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_network_share_types(node, net, UNKNOWN_NET, "CLMATTCH", "Claim,,Coverage", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_network_share_types(node, net, net, "CLMATTCH", "Claim", 0, &out), CARELEDGER_SAME_NETWORK);
+
+    /* Unknown ids and networks. */
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_UNKNOWN_RULE_SET);
+    CHECK_PLAIN_LAST_ERROR();
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "policy", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_UNKNOWN_POLICY);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "model_card", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_UNKNOWN_MODEL_CARD);
+    EXPECT_STATUS(careledger_rule_outcome_verify(node, net, UNKNOWN_ENTRY, &out), CARELEDGER_UNKNOWN_OUTCOME);
+    CHECK_PLAIN_LAST_ERROR();
+    EXPECT_STATUS(careledger_rule_outcomes(node, UNKNOWN_NET, &out), CARELEDGER_UNKNOWN_NETWORK);
+    EXPECT_STATUS(careledger_rules_run(node, UNKNOWN_NET, 0, &out), CARELEDGER_UNKNOWN_NETWORK);
+    EXPECT_STATUS(careledger_rules_policy_set(node, net, 0, NULL, 0, &out), CARELEDGER_INVALID_POLICY);
+    EXPECT_STATUS(careledger_rules_policy_set(node, net, 2, NULL, 0, &out), CARELEDGER_INVALID_POLICY);
+    CHECK_PLAIN_LAST_ERROR();
+
+    /* Hostile and malformed rule sets are refused with a typed status. */
+    EXPECT_OK(careledger_node_author_id(node, author, sizeof author, &len));
+    doc = claims_rule_set(author, "[1].all(a, [1].all(b, [1].all(c, [1].all(d, true))))", &doc_len);
+    CHECK(doc != NULL);
+    if (doc) {
+        EXPECT_STATUS(careledger_rule_set_add(node, net, (const uint8_t *)doc, doc_len, 0, &out, &out2), CARELEDGER_INVALID_RULE_SET);
+        CHECK_PLAIN_LAST_ERROR();
+        free(doc);
+    }
+    /* Rules have no clock: an unknown variable is refused before anything runs. */
+    doc = claims_rule_set(author, "clock.now > trigger.time_ms", &doc_len);
+    if (doc) {
+        EXPECT_STATUS(careledger_rule_set_add(node, net, (const uint8_t *)doc, doc_len, 0, &out, &out2), CARELEDGER_INVALID_RULE_SET);
+        free(doc);
+    }
+    {
+        /* 200 nested parentheses: deeper than the parser accepts. */
+        char when[512];
+        int i;
+        for (i = 0; i < 200; i++) when[i] = '(';
+        when[200] = '1';
+        for (i = 0; i < 200; i++) when[201 + i] = ')';
+        memcpy(when + 401, " > 0", 5);
+        doc = claims_rule_set(author, when, &doc_len);
+        if (doc) {
+            EXPECT_STATUS(careledger_rule_set_add(node, net, (const uint8_t *)doc, doc_len, 0, &out, &out2), CARELEDGER_INVALID_RULE_SET);
+            free(doc);
+        }
+    }
+    EXPECT_STATUS(careledger_rule_set_add(node, net, not_utf8, sizeof not_utf8, 0, &out, &out2), CARELEDGER_INVALID_RULE_SET);
+    EXPECT_STATUS(careledger_rule_set_add(node, net, NULL, 0, 0, &out, &out2), CARELEDGER_INVALID_RULE_SET);
+    CHECK(out == NULL && out2 == NULL);
+    /* Nothing of them was stored. */
+    EXPECT_OK(careledger_rule_sets(node, net, &out));
+    CHECK(out && strcmp(careledger_bytes_str(out), "[]") == 0);
+    careledger_bytes_free(out);
+    careledger_bytes_free(out); /* a double free is a no-op */
+    CHECK(careledger_bytes_len(out) == 0 && careledger_bytes_str(out) == NULL);
+}
+
+/* A hospital shares consented claims into a claims network with an insurer;
+ * under a 2-of-2 policy the insurer's rule set becomes active once the
+ * hospital endorses it too, and from the next sync on the insurer writes one
+ * outcome per claim by itself; the hospital re-checks every one. */
+static void test_rules(void) {
+    careledger_node *hospital = create_node("rules-hospital.sqlite", KEY_A, "hospital.example");
+    careledger_node *insurer = create_node("rules-insurer.sqlite", KEY_B, "insurer.example");
+    careledger_bytes *care_id = NULL, *claims_id = NULL, *key_package = NULL, *out = NULL, *out2 = NULL;
+    careledger_bytes *outcomes = NULL;
+    careledger_import_report imported;
+    char relay[4096], insurer_author[CARELEDGER_AUTHOR_ID_LEN + 1], hash[65] = "", entry[65] = "";
+    const char *care = "", *claims = "", *text;
+    char *ndjson = NULL, *doc = NULL;
+    size_t len = 0, doc_len = 0;
+    int i;
+
+    path_in_workdir(relay, sizeof relay, "rules-relay.sqlite");
+    EXPECT_OK(careledger_node_author_id(insurer, insurer_author, sizeof insurer_author, &len));
+    EXPECT_OK(careledger_network_create(hospital, "care", &care_id));
+    EXPECT_OK(careledger_network_create(hospital, "claims", &claims_id));
+    if (!care_id || !claims_id) goto done;
+    care = careledger_bytes_str(care_id);
+    claims = careledger_bytes_str(claims_id);
+    EXPECT_OK(careledger_node_key_package(insurer, &key_package));
+    if (!key_package) goto done;
+    EXPECT_OK(careledger_network_invite(hospital, claims, careledger_bytes_data(key_package), careledger_bytes_len(key_package)));
+    EXPECT_OK(careledger_network_sync(hospital, claims, relay, NULL));
+    EXPECT_OK(careledger_network_join_from_relay(insurer, relay, claims, "claims"));
+
+    /* Three patients with two claims each; r1 and r2 consent to claims use
+     * of their claims, r3 does not. */
+    ndjson = claims_ndjson(&len);
+    if (!ndjson) goto done;
+    EXPECT_OK(careledger_import_fhir(hospital, care, "claims.ndjson", (const uint8_t *)ndjson, len, &imported));
+    CHECK(imported.patients == 3 && imported.resources == 9);
+    for (i = 1; i <= 2; i++) {
+        char consent_id[16], patient[8];
+        snprintf(consent_id, sizeof consent_id, "claims-r%d", i);
+        snprintf(patient, sizeof patient, "r%d", i);
+        EXPECT_OK(careledger_consent_grant(hospital, care, consent_id, patient, "network", claims, "CLMATTCH", "Claim,Patient", 0, 0, 0, &out));
+        careledger_bytes_free(out);
+        out = NULL;
+    }
+    EXPECT_OK(careledger_network_share_types(hospital, care, claims, "CLMATTCH", "Claim,Patient", 0, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"patients\":") == 3 && json_number(text, "\"patients_shared\":") == 2);
+    CHECK(json_number(text, "\"resources_permitted\":") == 6);
+    careledger_bytes_free(out);
+    out = NULL;
+    sync_pair(hospital, insurer, claims, relay);
+
+    /* Governance: 2 of the 2 members. */
+    EXPECT_STATUS(careledger_rules_policy_set(insurer, claims, 3, NULL, 0, &out), CARELEDGER_INVALID_POLICY);
+    EXPECT_OK(careledger_rules_policy_set(insurer, claims, 2, NULL, 0, &out));
+    CHECK(out && careledger_bytes_len(out) == 64);
+    careledger_bytes_free(out);
+    out = NULL;
+    doc = claims_rule_set(insurer_author, "resource.total.value > decimal('500')", &doc_len);
+    if (!doc) goto done;
+    EXPECT_OK(careledger_rule_set_add(insurer, claims, (const uint8_t *)doc, doc_len, 0, &out, &out2));
+    if (!out || !out2) goto done;
+    CHECK(careledger_bytes_len(out) == 64 && careledger_bytes_len(out2) == 64);
+    snprintf(hash, sizeof hash, "%s", careledger_bytes_str(out2));
+    careledger_bytes_free(out);
+    careledger_bytes_free(out2);
+    out = out2 = NULL;
+    EXPECT_OK(careledger_rules_endorse(insurer, claims, "rule_set", hash, "endorse", 0, &out));
+    careledger_bytes_free(out);
+    out = NULL;
+    /* One endorsement of a 2-of-2 policy activates nothing. */
+    EXPECT_OK(careledger_rules_activation(insurer, claims, "rule_set", hash, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(strstr(text, "\"active\":false") && json_number(text, "\"quorum\":") == 2);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_rule_outcomes(insurer, claims, &out));
+    CHECK(out && strcmp(careledger_bytes_str(out), "[]") == 0);
+    careledger_bytes_free(out);
+    out = NULL;
+
+    /* The hospital endorses; the insurer adjudicates on its next sync, by itself. */
+    sync_pair(insurer, hospital, claims, relay);
+    EXPECT_OK(careledger_rules_endorse(hospital, claims, "rule_set", hash, "endorse", 0, &out));
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_rule_outcomes(hospital, claims, &out));
+    CHECK(out && strcmp(careledger_bytes_str(out), "[]") == 0); /* the hospital executes nothing */
+    careledger_bytes_free(out);
+    out = NULL;
+    sync_pair(hospital, insurer, claims, relay);
+    EXPECT_OK(careledger_rule_outcomes(insurer, claims, &outcomes));
+    text = outcomes ? careledger_bytes_str(outcomes) : "";
+    CHECK(count_of(text, "\"resourceType\":\"ClaimResponse\"") == 4); /* r3's claims: no consent */
+    CHECK(count_of(text, "\"outcome\":\"approve\"") == 2 && count_of(text, "\"outcome\":\"pend\"") == 2);
+    CHECK(count_of(text, "\"amount\":\"215.74\"") == 2);
+    CHECK(count_of(text, "\"request\":{\"reference\":\"Claim/r1-small\"}") == 1);
+    CHECK(count_of(text, "\"duplicates\":[]") == 4 && count_of(text, "\"consent_ids\":[\"claims-r") == 4);
+    CHECK(strstr(text, "\"r3") == NULL);
+    careledger_bytes_free(outcomes);
+    outcomes = NULL;
+    EXPECT_OK(careledger_rules_run(insurer, claims, 0, &out));
+    CHECK(out && json_number(careledger_bytes_str(out), "\"outcomes_written\":") == 0);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_rule_sets(insurer, claims, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(strstr(text, "\"active\":true") && strstr(text, "\"in_force\":true") && strstr(text, hash));
+    careledger_bytes_free(out);
+    out = NULL;
+
+    /* The hospital receives the outcomes, re-checks each on its replica. */
+    sync_pair(insurer, hospital, claims, relay);
+    EXPECT_OK(careledger_rule_outcomes(hospital, claims, &outcomes));
+    text = outcomes ? careledger_bytes_str(outcomes) : "";
+    CHECK(count_of(text, "\"resourceType\":\"ClaimResponse\"") == 4);
+    CHECK(json_string(text, "\"entry\":\"", entry, sizeof entry));
+    careledger_bytes_free(outcomes);
+    outcomes = NULL;
+    EXPECT_OK(careledger_rule_outcome_verify(hospital, claims, entry, &out));
+    CHECK(out && strstr(careledger_bytes_str(out), "\"result\":\"confirmed\"") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_rule_outcomes_verify(hospital, claims, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"checked\":") == 4 && json_number(text, "\"confirmed\":") == 4);
+    CHECK(json_number(text, "\"mismatches\":") == 0 && json_number(text, "\"waiting\":") == 0);
+    careledger_bytes_free(out);
+    careledger_bytes_free(out); /* a double free is a no-op */
+    out = NULL;
+    EXPECT_OK(careledger_ledger_verify(hospital, claims, NULL));
+    /* A rule set id is not an outcome id. */
+    EXPECT_STATUS(careledger_rule_outcome_verify(hospital, claims, hash, &out), CARELEDGER_UNKNOWN_OUTCOME);
+
+    /* The insurer withdraws: below quorum, the rule set is inactive. */
+    EXPECT_OK(careledger_rules_endorse(insurer, claims, "rule_set", hash, "withdraw", 0, &out));
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_rules_activation(insurer, claims, "rule_set", hash, &out));
+    CHECK(out && strstr(careledger_bytes_str(out), "\"active\":false") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+
+done:
+    free(ndjson);
+    free(doc);
+    careledger_bytes_free(out);
+    careledger_bytes_free(out2);
+    careledger_bytes_free(outcomes);
+    careledger_bytes_free(key_package);
+    careledger_bytes_free(care_id);
+    careledger_bytes_free(claims_id);
+    careledger_node_free(insurer);
+    careledger_node_free(hospital);
+}
+
 /* The patient's rights: erasure by crypto-shredding, the clock-driven
  * tick, and the store audit. */
 static void test_patient_rights(void) {
@@ -1581,6 +1907,8 @@ int main(int argc, char **argv) {
     test_threads();
     test_study();
     test_patient_rights();
+    test_rules_misuse(node, net);
+    test_rules();
 
     careledger_bytes_free(network);
     careledger_node_free(node);

@@ -1,7 +1,7 @@
 // A patient's phone and a hospital, through careledger's Kotlin bindings, on
 // the JVM with JNA. Compiled and run by `bash bindings/tests/run.sh`:
 //
-//   kotlinc Scenario.kt ConsentAi.kt ../../kotlin/uniffi/careledger/careledger.kt -cp jna.jar -include-runtime -d scenario.jar
+//   kotlinc Scenario.kt ConsentAi.kt Rules.kt ../../kotlin/uniffi/careledger/careledger.kt -cp jna.jar -include-runtime -d scenario.jar
 //   java -Djna.library.path=<dir of libcareledger_uniffi.so> -cp scenario.jar:jna.jar ScenarioKt <patient.ndjson> <work dir>
 //
 // Failure messages never contain patient data: values are compared, never printed.
@@ -200,6 +200,7 @@ fun main(args: Array<String>) {
     }
 
     consentAndAiScenario(File(dir, "consent-ai"))
+    rulesScenario(File(dir, "rules"))
 
     println("kotlin: $passed passed, $failed failed")
     exitProcess(if (failed == 0 && passed > 0) 0 else 1)
