@@ -15,7 +15,7 @@ use std::path::Path;
 use careledger::body::EraseScope;
 use careledger::consent::{Consent, Grantee, Purpose};
 use careledger::entry::Entry;
-use careledger::node::{EraseError, NetworkId, Node};
+use careledger::node::{EraseError, ExportFormat, NetworkId, Node};
 use careledger::relay::LocalRelay;
 use careledger::sync::sync;
 
@@ -34,6 +34,22 @@ pub const IMPORTS: &[&str] = &[
     "bulk-10-patients/AllergyIntolerance.000.ndjson",
     "bulk-10-patients/Immunization.000.ndjson",
 ];
+
+/// The charts that hold their `Patient` resource. A chart erased and then
+/// written again by a later import (an `AllergyIntolerance` file) is a new
+/// chart without one.
+pub fn charts_with_patient(node: &mut Node, net: &NetworkId) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for patient in node.patients(net).map_err(|e| e.to_string())? {
+        let Ok(text) = node.export_patient(net, &patient, ExportFormat::Ndjson) else {
+            continue;
+        };
+        if text.contains("\"resourceType\":\"Patient\"") {
+            out.push(patient);
+        }
+    }
+    Ok(out)
+}
 
 /// Both nodes, the relay and the networks they share.
 pub struct World {
@@ -170,7 +186,7 @@ pub fn run(world: &mut World, op: Op, now: u64) -> Result<(), String> {
                 .map_err(|e| format!("import: {e}"))
         }
         Op::Edit(_, n) => {
-            let patients = node.patients(net).map_err(|e| format!("patients: {e}"))?;
+            let patients = charts_with_patient(node, net).map_err(|e| format!("patients: {e}"))?;
             if patients.is_empty() {
                 return Ok(());
             }
