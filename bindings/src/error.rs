@@ -560,12 +560,12 @@ mod tests {
 
     #[test]
     fn a_refused_consent_keeps_every_fhir_problem() {
-        // Two refused consents: a numeric inner reference, and an array
-        // where a Reference object belongs.
+        // Two consents, valid R4 but for one problem each: a numeric inner
+        // reference, and an array where a Reference object belongs.
         let consents = concat!(
-            r#"{"resourceType":"Consent","id":"a","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":{"reference":7}}]}}"#,
+            r#"{"resourceType":"Consent","id":"a","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/p"},"provision":{"actor":[{"role":{"text":"grantee"},"reference":{"reference":7}}]}}"#,
             "\n",
-            r#"{"resourceType":"Consent","id":"b","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":[]}]}}"#,
+            r#"{"resourceType":"Consent","id":"b","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/p"},"provision":{"actor":[{"role":{"text":"grantee"},"reference":[]}]}}"#,
         );
         let Err(fhir) = careledger::record::fhir::parse_ndjson("consent.json", consents) else {
             panic!("the importer accepted malformed actor references");
