@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every test of careledger, the README's test command and what CI runs:
-#   1. cargo test --no-fail-fast: unit, property, scenario, CLI, header-drift and doc tests,
+#   1. cargo test: unit, property, scenario, CLI, header-drift and doc tests,
 #      and the NATS relay tests against real nats-server processes (started
 #      here with tests/nats/servers.sh unless CARELEDGER_NATS_URL is set);
+#      built by cargo, the test binaries run two at a time (tests/cargo-tests.py:
+#      the same binaries, environment and output as `cargo test --no-fail-fast`);
 #   2. the C API suite and example: plain, AddressSanitizer + UBSan, valgrind
 #      (tests/c/run.sh; installs valgrind with apt-get if missing);
 #   3. the Python and Kotlin binding scenarios and the generated-sources drift
@@ -39,10 +41,16 @@ fi
 # Every stage runs even when an earlier one failed, and cargo runs every test
 # binary (--no-fail-fast), so one failure never hides another; the script
 # still exits non-zero, naming what failed.
+# The test runner is a Python script (the binding scenarios need Python too).
+if ! command -v python3 >/dev/null 2>&1; then
+    sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_=sudo
+    $sudo_ apt-get update -qq && $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null
+fi
+
 failed=()
-stage "cargo test"
+stage "cargo test (tests/cargo-tests.py)"
 set +e
-cargo test --no-fail-fast 2>&1 | tee "$log"
+python3 tests/cargo-tests.py 2>&1 | tee "$log"
 cargo_status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary).

@@ -571,17 +571,26 @@ impl Node {
     /// After adding members: grant every past epoch key, membership span and record key
     /// under the new epoch key, so late joiners can read the whole history.
     fn grant_history(&mut self, network: &NetworkId, now_ms: u64) -> Result<(), NetworkError> {
-        let body = KeyGrantBody {
-            epochs: self.store.epoch_grants(&network.0)?,
-            members: self.store.member_spans(&network.0)?,
-            record_keys: self.store.record_key_grants(&network.0)?,
-        };
+        let body = self.history_grant(network)?;
         self.append_entry(network, EntryKind::KeyGrant, &body.encode(), now_ms)?;
         Ok(())
     }
 
+    /// Every epoch key, membership span and record key this node holds (keys
+    /// withheld from the network or shredded by an erasure excluded).
+    fn history_grant(&self, network: &NetworkId) -> Result<KeyGrantBody, NetworkError> {
+        Ok(KeyGrantBody {
+            epochs: self.store.epoch_grants(&network.0)?,
+            members: self.store.member_spans(&network.0)?,
+            record_keys: self.store.record_key_grants(&network.0)?,
+        })
+    }
+
     /// After removing members: a fresh key for every record, granted to the
-    /// remaining members only (under the new epoch key).
+    /// remaining members only (under the new epoch key), together with the
+    /// history again. A joiner whose history grant came from the member just
+    /// removed, and reached the relay after the removal, has that grant refused
+    /// (`RejectEntryError::AfterRemoval`): this one gives it the history instead.
     fn rotate_record_keys(&mut self, network: &NetworkId, now_ms: u64) -> Result<(), NetworkError> {
         let records: std::collections::BTreeSet<String> = self
             .store
@@ -589,20 +598,11 @@ impl Node {
             .into_iter()
             .map(|g| g.record)
             .collect();
-        if records.is_empty() {
-            return Ok(());
-        }
-        let mut grants = Vec::with_capacity(records.len());
         for record in records {
             let grant = self.fresh_record_key(&record)?;
             self.store.put_record_key(&network.0, &grant)?;
-            grants.push(grant);
         }
-        let body = KeyGrantBody {
-            epochs: Vec::new(),
-            members: Vec::new(),
-            record_keys: grants,
-        };
+        let body = self.history_grant(network)?;
         self.append_entry(network, EntryKind::KeyGrant, &body.encode(), now_ms)?;
         Ok(())
     }

@@ -1297,7 +1297,8 @@ impl World {
                 );
                 assert!(
                     node.held_entries(&net).expect("held").is_empty(),
-                    "node {i}: entries still held after reliable delivery"
+                    "node {i}: entries still held after reliable delivery: {:?}",
+                    node.held_entries(&net).expect("held")
                 );
                 let report = node.verify_ledger(&net).expect("verify");
                 assert!(
