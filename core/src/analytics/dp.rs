@@ -27,7 +27,7 @@
 //! analysis as TensorFlow Privacy, Opacus and Google's `dp_accounting`
 //! (`RdpAccountant`), and the tests check this implementation against the
 //! figures published in `dp_accounting`'s test suite;
-//! `scripts/dp_accounting_crosscheck.py` compares it with `dp_accounting`
+//! `tests/dp/crosscheck.sh` (with `tests/dp/dp_accounting_reference.py`) compares it with `dp_accounting`
 //! itself on random parameters. RDP composes by addition over rounds; the
 //! conversion to `(ε, δ)` is Proposition 12 of Canonne, Kamath and Steinke
 //! (2020), as `dp_accounting` does it.

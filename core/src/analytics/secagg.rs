@@ -52,7 +52,7 @@
 //! * Shamir with threshold `t`: fewer than `t` shares of a secret reveal
 //!   nothing about it. Honest sites answer only the first survivor list a
 //!   round has on the coordinator's hash chain (a second list for the same
-//!   round is ignored and reported), and each reveals once per round, so the
+//!   round is ignored), and each reveals once per round, so the
 //!   coordinator cannot obtain both `b_r` and `s_r` of one site by telling
 //!   different sites different stories — on the ledger everyone sees the
 //!   same signed story. With `t > n/2` two disjoint halves cannot both reach
@@ -464,6 +464,79 @@ pub fn verify_share(commitments: &[[u8; 32]], holder: u32, share: &[u8; 32]) -> 
         .is_ok()
 }
 
+/// [`verify_share`] for many holders' shares of one secret at once: one
+/// multi-scalar multiplication checks a random linear combination of all the
+/// Feldman equations, `(Σ rᵢsᵢ)·G = Σ_k (Σ rᵢhᵢᵏ)·C_k`, with the `rᵢ` a
+/// SHA-512 hash of the commitments and every share (so no share can be chosen
+/// to cancel another's error). Only when that fails is each share checked on
+/// its own, to name the bad ones. The answer per share is exactly
+/// [`verify_share`]'s.
+pub fn verify_shares(commitments: &[[u8; 32]], shares: &[(u32, [u8; 32])]) -> Vec<bool> {
+    use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+    use sha2::{Digest, Sha512};
+    let mut out = vec![false; shares.len()];
+    let points: Option<Vec<RistrettoPoint>> = commitments
+        .iter()
+        .map(|c| CompressedRistretto(*c).decompress())
+        .collect();
+    let Some(points) = points.filter(|p| !p.is_empty()) else {
+        return out;
+    };
+    let values: Vec<(usize, Scalar, Scalar)> = shares
+        .iter()
+        .enumerate()
+        .filter(|(_, (holder, _))| *holder != 0)
+        .filter_map(|(i, (holder, share))| {
+            scalar(share)
+                .ok()
+                .map(|v| (i, Scalar::from(u64::from(*holder)), v))
+        })
+        .collect();
+    let check = |items: &[(usize, Scalar, Scalar)], weights: &[Scalar]| -> bool {
+        let mut coefficients = vec![Scalar::ZERO; points.len() + 1];
+        for ((_, holder, value), r) in items.iter().zip(weights) {
+            coefficients[0] += r * value;
+            let mut power = -r;
+            for c in coefficients.iter_mut().skip(1) {
+                *c += power;
+                power *= holder;
+            }
+        }
+        let bases = std::iter::once(RISTRETTO_BASEPOINT_POINT).chain(points.iter().copied());
+        RistrettoPoint::vartime_multiscalar_mul(coefficients.iter(), bases).is_identity()
+    };
+    let mut hash = Sha512::new();
+    hash.update(b"careledger secagg share batch v1");
+    for c in commitments {
+        hash.update(c);
+    }
+    for (i, _, _) in &values {
+        hash.update(shares[*i].0.to_le_bytes());
+        hash.update(shares[*i].1);
+    }
+    let seed = hash.finalize();
+    let weights: Vec<Scalar> = (0..values.len() as u64)
+        .map(|k| {
+            let wide: [u8; 64] = Sha512::new()
+                .chain_update(seed)
+                .chain_update(k.to_le_bytes())
+                .finalize()
+                .into();
+            Scalar::from_bytes_mod_order_wide(&wide)
+        })
+        .collect();
+    if check(&values, &weights) {
+        for (i, _, _) in &values {
+            out[*i] = true;
+        }
+    } else {
+        for item in &values {
+            out[item.0] = check(std::slice::from_ref(item), &[Scalar::ONE]);
+        }
+    }
+    out
+}
+
 /// Interpolate the secret from `(holder, share)` pairs (at least the
 /// threshold, distinct holders).
 pub fn combine(shares: &[(u32, [u8; 32])]) -> Result<Scalar, SecAggError> {
@@ -520,6 +593,30 @@ mod tests {
             Err(SecAggError::NonFinite { index: 0 })
         );
         assert_eq!(FixedPoint::new(0), Err(SecAggError::FracBits));
+    }
+
+    #[test]
+    fn batched_share_checks_agree_with_single_ones() {
+        let dealt = deal(&Scalar::from(77u64), 3, 5, [9; 32]).unwrap();
+        let mut shares: Vec<(u32, [u8; 32])> = dealt
+            .shares
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u32 + 1, *s))
+            .collect();
+        assert_eq!(verify_shares(&dealt.commitments, &shares), vec![true; 5]);
+        shares[1].1[0] ^= 1; // a forged value
+        shares[3].0 = 2; // a share claimed by another holder
+        shares.push((0, dealt.shares[0])); // holder 0
+        shares.push((6, [0xff; 32])); // not a canonical scalar
+        let batch = verify_shares(&dealt.commitments, &shares);
+        let single: Vec<bool> = shares
+            .iter()
+            .map(|(h, s)| verify_share(&dealt.commitments, *h, s))
+            .collect();
+        assert_eq!(batch, single);
+        assert_eq!(batch, vec![true, false, true, false, true, false, false]);
+        assert_eq!(verify_shares(&[], &shares[..1]), vec![false]);
     }
 
     #[test]

@@ -64,7 +64,7 @@ use super::model::{
 };
 use super::secagg::{
     self, apply_masks, combine, deal, diffie_hellman, envelope_key, pair_seed, public_of,
-    remove_pair_mask, remove_self_mask, self_seed, verify_share, FixedPoint, SiteSecrets,
+    remove_pair_mask, remove_self_mask, self_seed, verify_shares, FixedPoint, SiteSecrets,
 };
 use super::{FeatureSpec, ModelKind, TrainedModel};
 use crate::body::PairBody;
@@ -1383,9 +1383,21 @@ pub fn aggregate(inputs: &RoundInputs<'_>) -> Result<Aggregate, FlProtocolError>
     // Valid shares per (dealer, is-mask), first message per holder only.
     let mut valid: BTreeMap<(u32, bool), BTreeMap<u32, [u8; 32]>> = BTreeMap::new();
     let mut seen = BTreeSet::new();
+    enum Pending {
+        Check {
+            dealer: u32,
+            mask: bool,
+            index: usize,
+        },
+    }
+    type Checks = BTreeMap<(u32, bool), (Vec<[u8; 32]>, Vec<(u32, [u8; 32])>)>;
+    let mut checks: Checks = BTreeMap::new();
+    let mut order: Vec<Pending> = Vec::new();
+    // For each pending check, how many refusals came before it.
+    let mut refused_before: Vec<usize> = Vec::new();
     for (holder, message) in inputs.unmasks {
         let holder = *holder;
-        let mut refuse = |dealer: u32, reason: &str| {
+        let refuse = |refused: &mut Vec<Refusal>, dealer: u32, reason: &str| {
             refused.push(Refusal {
                 site: holder,
                 dealer,
@@ -1393,15 +1405,15 @@ pub fn aggregate(inputs: &RoundInputs<'_>) -> Result<Aggregate, FlProtocolError>
             })
         };
         if message.task != plan.task || message.round != round {
-            refuse(0, "unmask message of another task or round");
+            refuse(&mut refused, 0, "unmask message of another task or round");
             continue;
         }
         if !survivors.contains(&holder) {
-            refuse(0, "only survivors reveal shares");
+            refuse(&mut refused, 0, "only survivors reveal shares");
             continue;
         }
         if !seen.insert(holder) {
-            refuse(0, "second unmask message for this round");
+            refuse(&mut refused, 0, "second unmask message for this round");
             continue;
         }
         for (list, mask) in [(&message.self_shares, false), (&message.mask_shares, true)] {
@@ -1414,6 +1426,7 @@ pub fn aggregate(inputs: &RoundInputs<'_>) -> Result<Aggregate, FlProtocolError>
                 };
                 if !wanted {
                     refuse(
+                        &mut refused,
                         dealer,
                         if mask {
                             "mask-key share of a site that is not dropped"
@@ -1424,7 +1437,7 @@ pub fn aggregate(inputs: &RoundInputs<'_>) -> Result<Aggregate, FlProtocolError>
                     continue;
                 }
                 let Some(shares) = inputs.shares.get(&dealer) else {
-                    refuse(dealer, "no commitments from this dealer");
+                    refuse(&mut refused, dealer, "no commitments from this dealer");
                     continue;
                 };
                 let list = if mask {
@@ -1432,20 +1445,64 @@ pub fn aggregate(inputs: &RoundInputs<'_>) -> Result<Aggregate, FlProtocolError>
                 } else {
                     &shares.self_commitments
                 };
-                let share = hex32(&revealed.share);
-                match share {
-                    Some(share) if verify_share(&commitments(list, round), holder, &share) => {
-                        valid
+                match hex32(&revealed.share) {
+                    Some(share) => {
+                        // Checked below, all of one dealer's key at once.
+                        let group = checks
                             .entry((dealer, mask))
-                            .or_default()
-                            .entry(holder)
-                            .or_insert(share);
+                            .or_insert_with(|| (commitments(list, round), Vec::new()));
+                        group.1.push((holder, share));
+                        order.push(Pending::Check {
+                            dealer,
+                            mask,
+                            index: group.1.len() - 1,
+                        });
+                        refused_before.push(refused.len());
                     }
-                    _ => refuse(dealer, "share does not match the dealer's commitments"),
+                    None => refuse(
+                        &mut refused,
+                        dealer,
+                        "share does not match the dealer's commitments",
+                    ),
                 }
             }
         }
     }
+    // Feldman checks, batched per (dealer, key); refusals keep their order.
+    let verdicts: BTreeMap<(u32, bool), Vec<bool>> = checks
+        .iter()
+        .map(|(key, (commitments, shares))| (*key, verify_shares(commitments, shares)))
+        .collect();
+    let mut merged = Vec::with_capacity(refused.len() + order.len());
+    let mut taken = 0;
+    for (
+        Pending::Check {
+            dealer,
+            mask,
+            index,
+        },
+        before,
+    ) in order.iter().zip(&refused_before)
+    {
+        merged.extend(refused[taken..*before].iter().cloned());
+        taken = *before;
+        let (holder, share) = checks[&(*dealer, *mask)].1[*index];
+        if verdicts[&(*dealer, *mask)][*index] {
+            valid
+                .entry((*dealer, *mask))
+                .or_default()
+                .entry(holder)
+                .or_insert(share);
+        } else {
+            merged.push(Refusal {
+                site: holder,
+                dealer: *dealer,
+                reason: "share does not match the dealer's commitments".to_owned(),
+            });
+        }
+    }
+    merged.extend(refused[taken..].iter().cloned());
+    let refused = merged;
     let t = plan.threshold as usize;
     let context = plan.context(round);
     let mut recover =

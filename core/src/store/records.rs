@@ -355,13 +355,7 @@ impl Store {
         record: &str,
         key_id: &RecordKeyId,
     ) -> Result<(), StoreError> {
-        let tag = self.record_tag(network, record);
-        self.put(
-            &WITHHELD_KEYS,
-            Put::OrIgnore,
-            &[&network, &tag.as_slice(), &key_id.as_slice()],
-        )?;
-        Ok(())
+        self.put_key_mark(&WITHHELD_KEYS, network, record, key_id)
     }
 
     /// Whether a record key is known to be withheld from the network.
@@ -371,15 +365,7 @@ impl Store {
         record: &str,
         key_id: &RecordKeyId,
     ) -> Result<bool, StoreError> {
-        let tag = self.record_tag(network, record);
-        Ok(self
-            .select_one(
-                &WITHHELD_KEYS,
-                "WHERE network = ?1 AND record_tag = ?2 AND key_id = ?3",
-                params![network, tag.as_slice(), key_id.as_slice()],
-                |_| Ok(()),
-            )?
-            .is_some())
+        self.has_key_mark(&WITHHELD_KEYS, network, record, key_id)
     }
 
     /// Start (`Some`) or stop (`None`) writing a record under a withheld key.
@@ -664,13 +650,7 @@ impl Store {
         record: &str,
         key_id: &RecordKeyId,
     ) -> Result<(), StoreError> {
-        let tag = self.record_tag(network, record);
-        self.put(
-            &SHREDDED_KEYS,
-            Put::OrIgnore,
-            &[&network, &tag.as_slice(), &key_id.as_slice()],
-        )?;
-        Ok(())
+        self.put_key_mark(&SHREDDED_KEYS, network, record, key_id)
     }
 
     /// Whether a record key was shredded by an erasure.
@@ -680,10 +660,37 @@ impl Store {
         record: &str,
         key_id: &RecordKeyId,
     ) -> Result<bool, StoreError> {
+        self.has_key_mark(&SHREDDED_KEYS, network, record, key_id)
+    }
+
+    /// A (network, record, key id) row in a table of marked keys (withheld, shredded).
+    fn put_key_mark(
+        &self,
+        table: &'static super::tables::Table,
+        network: &[u8],
+        record: &str,
+        key_id: &RecordKeyId,
+    ) -> Result<(), StoreError> {
+        let tag = self.record_tag(network, record);
+        self.put(
+            table,
+            Put::OrIgnore,
+            &[&network, &tag.as_slice(), &key_id.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    fn has_key_mark(
+        &self,
+        table: &'static super::tables::Table,
+        network: &[u8],
+        record: &str,
+        key_id: &RecordKeyId,
+    ) -> Result<bool, StoreError> {
         let tag = self.record_tag(network, record);
         Ok(self
             .select_one(
-                &SHREDDED_KEYS,
+                table,
                 "WHERE network = ?1 AND record_tag = ?2 AND key_id = ?3",
                 params![network, tag.as_slice(), key_id.as_slice()],
                 |_| Ok(()),

@@ -41,16 +41,15 @@
 //!     shreds it too; every ledger still verifies and A's store audit is
 //!     clean.
 //!
-//!
 //! Then federated learning that reveals only the sum ([`federated`]), with
 //! a coordinator and three clinics that each hold a non-IID share of the
 //! breast-cancer rows:
 //!
-//! 14. The clinics join a federated study; one sets its privacy budget.
-//! 15. Under secure aggregation they compute feature statistics, then train
+//! 15. The clinics join a federated study; one sets its privacy budget.
+//! 16. Under secure aggregation they compute feature statistics, then train
 //!     by FedAvg; one clinic stops mid-round and the round completes
 //!     without it; another clinic re-verifies every round card.
-//! 16. A differentially private task spends ε = 3; a task that would exceed
+//! 17. A differentially private task spends ε = 3; a task that would exceed
 //!     the budget is refused before any record is read.
 //!
 //! Then rules that act by themselves ([`claims`]), with an insurer
