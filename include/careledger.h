@@ -178,8 +178,12 @@ enum careledger_status
    */
   CARELEDGER_NO_WELCOME = 207,
   /**
-   * The FHIR input is invalid; nothing was stored. The detail names the
-   * first problem by file, line and field (never by value).
+   * The FHIR input is not valid FHIR R4 JSON (malformed JSON, an element R4
+   * does not define, a missing required element, a value that breaks its
+   * datatype such as a `date` or `code`, a code outside a required value
+   * set, two types for one choice element) or breaks an import rule;
+   * nothing was stored. The detail names the first problem by file, line,
+   * JSON field and element path (`Patient.birthDate`), never by value.
    */
   CARELEDGER_INVALID_FHIR = 300,
   /**
@@ -288,12 +292,140 @@ enum careledger_status
    * different kinds or specs, …).
    */
   CARELEDGER_FEDERATION_FAILED = 712,
+  /**
+   * The rule set document was refused: not JSON of the rule-set shape, a
+   * field that breaks a rule of the format, or an expression that does
+   * not compile or is beyond the limits (size, nesting, comprehensions).
+   * The detail names the rule and the field. Nothing was stored.
+   */
+  CARELEDGER_INVALID_RULE_SET = 800,
+  /**
+   * A policy's quorum is 0 or above the members of the network.
+   */
+  CARELEDGER_INVALID_POLICY = 801,
+  /**
+   * No rule set with that hash in the network.
+   */
+  CARELEDGER_UNKNOWN_RULE_SET = 802,
+  /**
+   * No policy with that entry id in the network.
+   */
+  CARELEDGER_UNKNOWN_POLICY = 803,
+  /**
+   * No rule outcome with that entry id in the network.
+   */
+  CARELEDGER_UNKNOWN_OUTCOME = 804,
+  /**
+   * A model card is endorsed only after this node's own verification
+   * confirms it; it answered mismatch (the detail names the step).
+   * Nothing was written.
+   */
+  CARELEDGER_ENDORSEMENT_NOT_CONFIRMED = 805,
+  /**
+   * Re-evaluating a rule outcome on this replica gave another result; the
+   * verification JSON names the step. The executor is flagged.
+   */
+  CARELEDGER_OUTCOME_MISMATCH = 806,
+  /**
+   * This replica lacks what the outcome cites (its rule set, trigger,
+   * inputs or decision have not arrived): sync and verify again.
+   */
+  CARELEDGER_OUTCOME_WAITING = 807,
+  /**
+   * The patient's chart was erased (its keys shredded): nothing of it can
+   * be read, exported or erased again.
+   */
+  CARELEDGER_CHART_ERASED = 900,
+  /**
+   * The chart has no resource of that type and id to erase, or none was named.
+   */
+  CARELEDGER_UNKNOWN_RESOURCE = 901,
+  /**
+   * The store is older than entries this node already wrote in the network
+   * (restored from a backup): sync first, which catches its chain up.
+   */
+  CARELEDGER_BEHIND_OWN_CHAIN = 902,
+  /**
+   * A shared chart's consent was due to be decided again before the
+   * write, and deciding failed; nothing was written.
+   */
+  CARELEDGER_CONSENT_DECISION_FAILED = 903,
+  /**
+   * A site's dataset would exceed the network's privacy budget; nothing
+   * was written and no record was read. The detail names the site.
+   */
+  CARELEDGER_FL_BUDGET_EXCEEDED = 1000,
+  /**
+   * The network's budget policy refuses tasks without differential privacy.
+   */
+  CARELEDGER_FL_NON_PRIVATE_REFUSED = 1001,
+  /**
+   * No federated task with that id in the network.
+   */
+  CARELEDGER_FL_UNKNOWN_TASK = 1002,
+  /**
+   * No federated round card with that entry id in the network.
+   */
+  CARELEDGER_FL_UNKNOWN_ROUND_CARD = 1003,
+  /**
+   * A plan or policy breaks a rule (the detail names the field).
+   */
+  CARELEDGER_FL_INVALID_PLAN = 1004,
+  /**
+   * A secure-aggregation step failed (a value out of the fixed-point
+   * range, a malformed message from a site, too few valid shares).
+   */
+  CARELEDGER_FL_PROTOCOL = 1005,
+  /**
+   * Re-verifying a round card found a difference; the verification JSON
+   * names the step and, where one is to blame, the site.
+   */
+  CARELEDGER_FL_ROUND_MISMATCH = 1006,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum careledger_status careledger_status;
 #else
 typedef uint32_t careledger_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What an outgoing message carries, so a transport can route it.
+ */
+enum careledger_message_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not a message careledger understands (careledger never produces one;
+   * also the answer for a NULL or freed message).
+   */
+  CARELEDGER_MESSAGE_UNKNOWN = 0,
+  /**
+   * A sealed, signed ledger entry: into the network's log.
+   */
+  CARELEDGER_MESSAGE_ENTRY = 1,
+  /**
+   * An MLS Commit (a membership or key change): into the network's log.
+   */
+  CARELEDGER_MESSAGE_COMMIT = 2,
+  /**
+   * An MLS Welcome: to the invited node, for `careledger_network_join`.
+   */
+  CARELEDGER_MESSAGE_WELCOME = 3,
+  /**
+   * A heads announcement (peers use it to re-send what was lost): into
+   * the network's log.
+   */
+  CARELEDGER_MESSAGE_HEADS = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum careledger_message_kind careledger_message_kind;
+#else
+typedef uint32_t careledger_message_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -324,10 +456,35 @@ typedef struct careledger_member_list careledger_member_list;
 typedef struct careledger_node careledger_node;
 
 /**
- * A message waiting in a node's outbox, to carry to every member of its
- * network through your transport in one total order per network (the order
- * decides races between membership changes). Free with
- * `careledger_outgoing_free`. Immutable: may be read from several threads.
+ * A message waiting in a node's outbox. How to carry it (the delivery rules
+ * of the sans-IO path):
+ *
+ * 1. **One log per network.** Append every message to the log of the network
+ *    `careledger_outgoing_network_id` names, and deliver each network's log
+ *    to every member in the same order. That order decides races between
+ *    membership changes (the first Commit for an epoch wins), so a log must
+ *    never be reordered; gaps, repeats and late delivery are fine.
+ * 2. **Acknowledge after durable hand-off.** Call
+ *    `careledger_node_ack_outgoing` once your transport has durably taken
+ *    the message; until then the same message comes back (at-least-once:
+ *    receivers drop duplicates).
+ * 3. **Welcomes go to the invitee.** A message of kind
+ *    `CARELEDGER_MESSAGE_WELCOME` is for the node whose key package was
+ *    invited: hand it to that node's `careledger_network_join` exactly as
+ *    taken (it may also go into the log: members ignore it). It appears only
+ *    after the invitation's Commit came back first in the log.
+ * 4. **A joiner reads the whole log.** After `careledger_network_join`, feed
+ *    the new member the network's log from its first message (its relay
+ *    cursor is 0), messages from before its Welcome included: the inviter's
+ *    key grant makes the earlier entries readable, and earlier Commits are
+ *    skipped. Feeding it only what came after its Welcome leaves the history
+ *    out.
+ * 5. **Resume from the cursor.** Pass each batch's last log position as
+ *    `relay_seq` to `careledger_network_receive`; after a restart continue
+ *    after `careledger_network_relay_cursor`.
+ *
+ * Free with `careledger_outgoing_free`. Immutable: may be read from several
+ * threads.
  */
 typedef struct careledger_outgoing careledger_outgoing;
 
@@ -599,13 +756,16 @@ careledger_status careledger_model_verify(const struct careledger_node *node,
                                           struct careledger_bytes **out_verification);
 
 /**
- * Lists the network's model cards, decisions, federated model updates and
- * consent cut-offs (key-withheld notices), in local ledger order.
+ * Lists the network's model cards, decisions, federated model updates,
+ * consent cut-offs (key-withheld notices), and the budget policies, plans
+ * and round cards of federated tasks under secure aggregation, in local
+ * ledger order.
  *
  * `*out_audit` receives UTF-8 JSON, on success only:
  *
  * ```text
  * { "model_cards": 1, "decisions": 3, "model_updates": 0, "key_withheld": 1,
+ *   "fl_policies": 1, "fl_plans": 1, "fl_rounds": 4,
  *   "entries": [
  *     { "entry_id": "<hex>", "author": "<64 hex>", "author_name": "lab.example",
  *       "time_ms": …, "entry_kind": "model_card",
@@ -615,7 +775,10 @@ careledger_status careledger_model_verify(const struct careledger_node *node,
  *     { …, "entry_kind": "model_update", "update": { the update's facts } },
  *     { …, "entry_kind": "key_withheld", "record": "p07",
  *       "reason": "consent denies" | "consent expired" | "consent revoked" | "no consent",
- *       "consent": "c-p07" (the deciding or revoked consent; "" for no consent) } ] }
+ *       "consent": "c-p07" (the deciding or revoked consent; "" for no consent) },
+ *     { …, "entry_kind": "fl_policy", "policy": { "max_epsilon", "delta", "allow_non_private" } },
+ *     { …, "entry_kind": "fl_plan", "plan": { as careledger_fl_tasks' plans } },
+ *     { …, "entry_kind": "fl_round", "card": { round card, with "budget" per site } } ] }
  * ```
  *
  * Ownership: inputs borrowed; the caller owns `*out_audit` (free with
@@ -804,7 +967,7 @@ const char *careledger_bytes_str(const struct careledger_bytes *bytes);
 
 /**
  * Frees a buffer. NULL, an already freed buffer and a handle of another
- * type are harmless no-ops.
+ * type are harmless no-ops; accessors given a freed buffer answer 0 or NULL.
  *
  * # Safety
  * `bytes` is NULL or a buffer from careledger not yet freed.
@@ -829,7 +992,8 @@ size_t careledger_string_list_count(const struct careledger_string_list *list);
 const char *careledger_string_list_get(const struct careledger_string_list *list, size_t index);
 
 /**
- * Frees a string list. NULL is a harmless no-op.
+ * Frees a string list. NULL, an already freed list and a handle of another
+ * type are harmless no-ops; accessors given a freed list answer 0 or NULL.
  *
  * # Safety
  * `list` is NULL or a list from careledger not yet freed.
@@ -874,7 +1038,8 @@ const char *careledger_member_list_fingerprint(const struct careledger_member_li
                                                size_t index);
 
 /**
- * Frees a member list. NULL is a harmless no-op.
+ * Frees a member list. NULL, an already freed list and a handle of another
+ * type are harmless no-ops; accessors given a freed list answer 0 or NULL.
  *
  * # Safety
  * `list` is NULL or a list from careledger not yet freed.
@@ -1221,7 +1386,21 @@ const uint8_t *careledger_outgoing_data(const struct careledger_outgoing *messag
 size_t careledger_outgoing_len(const struct careledger_outgoing *message);
 
 /**
- * Frees a message. NULL is a harmless no-op.
+ * What `message` carries (see `careledger_message_kind` and the delivery
+ * rules at `careledger_outgoing`); `CARELEDGER_MESSAGE_UNKNOWN` if
+ * `message` is NULL or freed.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `message` is NULL or a message handle.
+ */
+careledger_message_kind careledger_outgoing_kind(const struct careledger_outgoing *message);
+
+/**
+ * Frees a message. NULL, an already freed message and a handle of another
+ * type are harmless no-ops; accessors given a freed message answer NULL, 0
+ * or `CARELEDGER_MESSAGE_UNKNOWN`.
  *
  * # Safety
  * `message` is NULL or a message from careledger not yet freed.
@@ -1282,6 +1461,199 @@ careledger_status careledger_network_receive(const struct careledger_node *node,
 careledger_status careledger_network_relay_cursor(const struct careledger_node *node,
                                                   const char *network_id,
                                                   uint64_t *out_seq);
+
+/**
+ * Writes this node's privacy-budget policy for the network: no site's
+ * dataset may spend more than `max_epsilon` at `delta` over the network's
+ * differentially private rounds; with `allow_non_private` 0, tasks without
+ * differential privacy (feature statistics, plain secure aggregation) are
+ * refused. The network's effective policy is the strictest of every
+ * member's latest. `now_ms` 0 means the system clock.
+ *
+ * On success only, `*out_entry_id` receives the policy entry's id (hex).
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_entry_id` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT` (network id), `CARELEDGER_ANALYTICS_ENTRY_INVALID`
+ * (ε not finite and positive, δ not in (0, 1)), `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_NOT_A_MEMBER`, `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_entry_id` NULL or writable.
+ */
+careledger_status careledger_fl_policy_set(const struct careledger_node *node,
+                                           const char *network_id,
+                                           double max_epsilon,
+                                           double delta,
+                                           int32_t allow_non_private,
+                                           uint64_t now_ms,
+                                           struct careledger_bytes **out_entry_id);
+
+/**
+ * Lists the network's federated tasks as this node sees them.
+ *
+ * `*out_tasks` receives UTF-8 JSON, on success only: an array of
+ * `{ "task": "<hex>", "plan_entry": "<hex>", "coordinator": "research.example",
+ *    "objective": "moments" | "logistic_regression", "private": true,
+ *    "participants": ["hospital-a.example", …], "rounds": 20,
+ *    "last_card_round": 3 | null, "finished": false,
+ *    "outcome": null | "completed" | {"aborted": {"reason": "…"}},
+ *    "last_card": "<hex>" | null }`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_tasks` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_tasks` NULL or writable.
+ */
+careledger_status careledger_fl_tasks(const struct careledger_node *node,
+                                      const char *network_id,
+                                      struct careledger_bytes **out_tasks);
+
+/**
+ * The privacy budget each site's dataset has spent in the network, and the
+ * network's effective policy. Unfinished tasks count with all their rounds.
+ *
+ * `*out_budget` receives UTF-8 JSON, on success only:
+ * `{ "policy": null | { "max_epsilon": 8.0, "delta": 1e-5, "allow_non_private": true },
+ *    "sites": [ { "site": "<author hex>", "name": "hospital-a.example",
+ *      "compositions": [ { "sampling_rate": 0.5, "noise_multiplier": 2.0, "steps": 4 } ],
+ *      "non_private_rounds": 1, "epsilon": 1.93, "delta": 1e-5 } ] }`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_budget` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns the statuses of `careledger_fl_tasks`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_budget` NULL or writable.
+ */
+careledger_status careledger_fl_budget(const struct careledger_node *node,
+                                       const char *network_id,
+                                       struct careledger_bytes **out_budget);
+
+/**
+ * One step of a site in every open task of the study network that names
+ * this node: with `source_network_id` as its data network, publishes
+ * whatever the tasks need from it now (keys and dataset facts, shares,
+ * a masked input, unmask shares). Before reading any record the site checks
+ * the privacy budget itself. Entries go out with the study's next sync.
+ *
+ * `*out_actions` receives UTF-8 JSON, on success only: an array (empty when
+ * there is nothing to do yet) of `{ "action": "keys", "task": "<hex>",
+ * "samples": 142 }`, `{ "action": "shares", "task" }`, `{ "action": "masked",
+ * "task", "round": 2 }` or `{ "action": "unmask", "task", "round": 2 }`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_actions` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_FL_BUDGET_EXCEEDED` and
+ * `CARELEDGER_FL_NON_PRIVATE_REFUSED` (the site refuses; nothing written or
+ * read), `CARELEDGER_FL_PROTOCOL`, `CARELEDGER_EMPTY_DATASET` (consent left
+ * no record), `CARELEDGER_TRAINING_FAILED` (the spec does not fit the
+ * records), `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_NOT_A_MEMBER`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_actions` NULL or writable.
+ */
+careledger_status careledger_fl_site_step(const struct careledger_node *node,
+                                          const char *study_network_id,
+                                          const char *source_network_id,
+                                          uint64_t now_ms,
+                                          struct careledger_bytes **out_actions);
+
+/**
+ * Writes a federated task's plan as its coordinator. `request_json` is
+ * `{"objective": "moments" | {"logistic_regression": {"rule": {"fed_avg":
+ * {"local_steps": 10, "learning_rate": 0.5}} | {"dp_sgd": {"learning_rate":
+ * 1.0, "dp": {"clip_norm": 1.0, "noise_multiplier": 2.0, "sampling_rate":
+ * 0.5}}}, "l2": 0.001}}, "sites": ["<author id hex>", …], "rounds": 20,
+ * "spec": {feature spec}}` with optional `threshold`, `purpose`, `scaling`
+ * or `scaling_from` (a moments task's last round card), `frac_bits`,
+ * `delta` and `phase_timeout_ms`. A plan that would take a site's dataset
+ * above the network's budget policy is refused and nothing is written.
+ *
+ * On success only, `*out_plan` receives `{ "plan_entry": "<hex>", "plan":
+ * { the plan: "task", "participants", "threshold", "prior", "projected", … } }`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_plan` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_FL_INVALID_PLAN`,
+ * `CARELEDGER_FL_BUDGET_EXCEEDED`, `CARELEDGER_FL_NON_PRIVATE_REFUSED`,
+ * `CARELEDGER_ANALYTICS_ENTRY_INVALID` (request JSON), `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_NOT_A_MEMBER`, `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_plan` NULL or writable.
+ */
+careledger_status careledger_fl_plan(const struct careledger_node *node,
+                                     const char *study_network_id,
+                                     const char *request_json,
+                                     uint64_t now_ms,
+                                     struct careledger_bytes **out_plan);
+
+/**
+ * One step of the coordinator in every open task it planned: confirms the
+ * setup, names a round's survivors (all active sites, or after the phase
+ * timeout those in time if at least the threshold), writes round cards.
+ *
+ * `*out_actions` receives UTF-8 JSON, on success only: an array of
+ * `{ "action": "survivors", "task", "round", "survivors": 3, "dropped": 0 }`
+ * or `{ "action": "card", "task", "round", "entry": "<hex>", "last": false,
+ * "completed": true }`.
+ *
+ * Ownership, thread safety and statuses as `careledger_fl_site_step`.
+ *
+ * # Safety
+ * `node` NULL or live; `study_network_id` NULL or NUL-terminated; `out_actions` NULL or writable.
+ */
+careledger_status careledger_fl_coordinator_step(const struct careledger_node *node,
+                                                 const char *study_network_id,
+                                                 uint64_t now_ms,
+                                                 struct careledger_bytes **out_actions);
+
+/**
+ * Re-checks a round card from this node's ledger: the plan and its budget
+ * figures, the setup, the masked inputs and survivors it names, every
+ * revealed share against its dealer's commitments, the exact sum, the
+ * parameters, the budget spent and, on the last round, the model.
+ *
+ * `*out_verification` receives UTF-8 JSON on `CARELEDGER_OK` and on
+ * `CARELEDGER_FL_ROUND_MISMATCH`: `{ "confirmed": false, "mismatch":
+ * "aggregate" | "plan" | "setup" | "inputs" | "survivors" | "shares" |
+ * "parameters" | "budget" | "model" | null, "site": "hospital-b.example" |
+ * null, "detail": "…" | null, "passed": ["plan", "setup", …] }`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_verification` (free
+ * with `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK` (confirmed), `CARELEDGER_FL_ROUND_MISMATCH`,
+ * `CARELEDGER_FL_UNKNOWN_ROUND_CARD`, `CARELEDGER_FL_UNKNOWN_TASK`,
+ * `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_verification` NULL or writable.
+ */
+careledger_status careledger_fl_verify_round(const struct careledger_node *node,
+                                             const char *network_id,
+                                             const char *card_entry_id,
+                                             struct careledger_bytes **out_verification);
 
 /**
  * Re-checks every stored entry of the network: hash chains, signatures
@@ -1369,9 +1741,13 @@ careledger_status careledger_network_invite(const struct careledger_node *node,
 /**
  * Joins a network from a Welcome made for one of this node's key packages.
  * `welcome` is either the message your transport carried from the
- * inviter's outbox (`careledger_outgoing_data`) or a bare MLS Welcome.
- * Afterwards feed the network's messages through `careledger_network_receive`
- * (or use `careledger_network_join_from_relay` instead, with a local relay).
+ * inviter's outbox (the one whose `careledger_outgoing_kind` is
+ * `CARELEDGER_MESSAGE_WELCOME`) or a bare MLS Welcome. Afterwards feed the
+ * network's log through `careledger_network_receive` **from its first
+ * message**, including what was written before the Welcome (the history the
+ * inviter's key grant makes readable); see the delivery rules at
+ * `careledger_outgoing`. Or use `careledger_network_join_from_relay`
+ * instead, with a local relay.
  *
  * Parameters: `label` a local name; `out_network_id` receives the network id
  * text on success only (the caller frees it with `careledger_bytes_free`).
@@ -1442,6 +1818,8 @@ careledger_status careledger_network_members(const struct careledger_node *node,
  *
  * Ownership: all inputs are borrowed for the call. The caller owns
  * `*out_node` and frees it with `careledger_node_free`.
+ * Files: a call that fails leaves the filesystem as it was: a store file it
+ * created (and SQLite's `-wal`/`-shm` files) is removed again.
  * Thread safety: safe from any thread.
  * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
  * `CARELEDGER_INVALID_ARGUMENT` (key length), `CARELEDGER_INVALID_NAME`,
@@ -1463,9 +1841,12 @@ careledger_status careledger_node_create(const char *path,
  *
  * Parameters and ownership as for `careledger_node_create`; `out_node`
  * receives the node on success only.
+ * Files: never creates one. A missing `path` answers `CARELEDGER_NO_IDENTITY`
+ * and leaves nothing behind.
  * Thread safety: safe from any thread.
  * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
- * `CARELEDGER_INVALID_ARGUMENT` (key length), `CARELEDGER_NO_IDENTITY` (use
+ * `CARELEDGER_INVALID_ARGUMENT` (key length), `CARELEDGER_NO_IDENTITY` (no
+ * store file at `path`, or one without an identity: use
  * `careledger_node_create`), `CARELEDGER_WRONG_STORAGE_KEY`,
  * `CARELEDGER_STORE_TOO_NEW`, `CARELEDGER_STORE_IO` (e.g. not a database),
  * `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_PANIC`.
@@ -1616,6 +1997,416 @@ careledger_status careledger_export_patient(const struct careledger_node *node,
 careledger_status careledger_patients(const struct careledger_node *node,
                                       const char *network_id,
                                       struct careledger_string_list **out_patient_ids);
+
+/**
+ * Erases a patient's chart by crypto-shredding: writes an erase entry and
+ * deletes, at this node, every key of the chart and its materialised copy
+ * (every member does the same when it receives the entry; a node that
+ * shared the chart into other networks erases it there too). The
+ * ciphertext stays in the ledger, unreadable; ledger verification still
+ * passes. Nothing already decrypted elsewhere can be taken back.
+ *
+ * `resources_json` NULL erases the whole chart; otherwise it lists the
+ * resources to erase (`[{"resourceType": "Observation", "id": "o1"}]`, at
+ * least one) and the rest of the chart is written again under a fresh key.
+ * `now_ms` 0 means the system clock. `*out_report` receives JSON
+ * `{"networks": [hex…], "keys_shredded": n, "resources_kept": n,
+ * "entries": n, "by_patient": bool}` (`by_patient`: this node is one of the
+ * patient's own nodes; otherwise the entry is marked as recorded on the
+ * patient's behalf).
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_report` (free with
+ * `careledger_bytes_free`), written on success only.
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT` (network id, resources JSON),
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_NOT_A_MEMBER`,
+ * `CARELEDGER_UNKNOWN_PATIENT`, `CARELEDGER_CHART_ERASED` (erased already),
+ * `CARELEDGER_UNKNOWN_RESOURCE`, `CARELEDGER_BEHIND_OWN_CHAIN`,
+ * `CARELEDGER_RECORD_FAILED`, `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`,
+ * `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `resources_json`
+ * NULL or valid for `resources_json_len` bytes; `out_report` NULL or writable.
+ */
+careledger_status careledger_erase(const struct careledger_node *node,
+                                   const char *network_id,
+                                   const char *patient_id,
+                                   const uint8_t *resources_json,
+                                   size_t resources_json_len,
+                                   uint64_t now_ms,
+                                   struct careledger_bytes **out_report);
+
+/**
+ * Lists the charts erased in a network, as this node's tombstones show
+ * them: JSON `[{"patient": id, "entry": hex, "author": hex, "time_ms": n,
+ * "whole_chart": bool}, …]`, by patient id.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_json` (free with
+ * `careledger_bytes_free`), written on success only.
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`,
+ * `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_json` NULL or writable.
+ */
+careledger_status careledger_erased_charts(const struct careledger_node *node,
+                                           const char *network_id,
+                                           struct careledger_bytes **out_json);
+
+/**
+ * Takes the consent decisions that are due at `now_ms` (0: the system
+ * clock): every chart this node shared into another network whose consent
+ * period ended (or started) since is decided again, and cut off (its key
+ * rotated and withheld) if nothing of it may go there any more. Call it
+ * from a timer; `careledger_network_sync` calls it too, and a write into a
+ * chart whose decision is due takes it first. Cheap when nothing is due.
+ * `out_report` may be NULL; otherwise it receives JSON
+ * `{"charts_decided": n, "records_cut_off": n, "entries": n,
+ * "next_due_ms": n or null}` (when to call again at the latest).
+ *
+ * Ownership: the caller owns `*out_report` (free with
+ * `careledger_bytes_free`), written on success only.
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`,
+ * `CARELEDGER_RECORD_FAILED`, `CARELEDGER_INVALID_CONSENT`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`,
+ * `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `out_report` NULL or writable.
+ */
+careledger_status careledger_node_tick(const struct careledger_node *node,
+                                       uint64_t now_ms,
+                                       struct careledger_bytes **out_report);
+
+/**
+ * Audits the whole store file (reads everything): SQLite's integrity
+ * check, every row's MAC, every table's digest (which shows rows removed or
+ * put back from an older copy), the schema and the counters. Opening a
+ * store and every read check only what they touch; this is for audits.
+ * `out_report` may be NULL; otherwise it receives JSON `{"tables": n,
+ * "rows": n, "problems": [text…], "clean": bool}` on `CARELEDGER_OK` and
+ * on `CARELEDGER_STORE_CORRUPT` (problems found; the detail names the first).
+ * Problems name tables, never values.
+ *
+ * Ownership: the caller owns `*out_report` (free with `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK` (clean), `CARELEDGER_STORE_CORRUPT`,
+ * `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_STORE_IO`,
+ * `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `out_report` NULL or writable.
+ */
+careledger_status careledger_store_verify(const struct careledger_node *node,
+                                          struct careledger_bytes **out_report);
+
+/**
+ * Writes the network's rules policy: a rule set, a model card used by a
+ * rule, or a later policy is active only once `quorum` members have
+ * endorsed it (k of the network's n members now). `replaces_policy_id` is
+ * NULL for the first policy, else the entry id (hex) of the policy this one
+ * replaces; a replacing policy takes effect once the replaced policy's
+ * quorum endorsed it. `now_ms` 0 means the system clock.
+ *
+ * On success only, `*out_entry_id` receives the policy entry's id (64 hex
+ * characters; read it with `careledger_bytes_str`).
+ *
+ * Ownership: inputs borrowed for the call; the caller owns `*out_entry_id`
+ * (free with `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT` (network or policy id), `CARELEDGER_INVALID_POLICY`
+ * (quorum 0 or above the members), `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_NOT_A_MEMBER`, `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`. On failure nothing is written.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated;
+ * `replaces_policy_id` NULL or NUL-terminated; `out_entry_id` NULL or writable.
+ */
+careledger_status careledger_rules_policy_set(const struct careledger_node *node,
+                                              const char *network_id,
+                                              uint32_t quorum,
+                                              const char *replaces_policy_id,
+                                              uint64_t now_ms,
+                                              struct careledger_bytes **out_entry_id);
+
+/**
+ * Adds a rule set: `document`/`document_len` are the bytes of a rule-set
+ * JSON document (`{"format": "careledger.rule_set", "format_version": 1,
+ * "name", "version", "currency", "executors": [author ids], "rules": [{"id",
+ * "trigger": {"resource_type": "Claim"}, "inputs": ["Coverage", …],
+ * "applies", "clauses": [{"when", "outcome": "approve"|"deny"|"pend",
+ * "amount", "reason"}], "otherwise": {…}}]}`, expressions in CEL). It is
+ * parsed and every expression compiled under the engine's limits first: a
+ * refused document (malformed, hostile: too large, too deep, too many
+ * nested comprehensions, wrong types) stores nothing. The set is inactive
+ * until the policy's quorum endorses it (`careledger_rules_endorse`).
+ *
+ * On success only, `*out_entry_id` receives the rule-set entry's id and
+ * `*out_hash` the document's SHA-256 (both 64 hex characters): the hash is
+ * what endorsements and outcomes name.
+ *
+ * Ownership: inputs borrowed for the call; the caller owns both outputs
+ * (free each with `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER` (also `document`
+ * NULL with a length), `CARELEDGER_INVALID_UTF8`, `CARELEDGER_INVALID_ARGUMENT`,
+ * `CARELEDGER_INVALID_RULE_SET` (the detail names the rule, field and
+ * limit), `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_NOT_A_MEMBER`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `document` NULL
+ * or valid for `document_len` bytes; outputs NULL or writable.
+ */
+careledger_status careledger_rule_set_add(const struct careledger_node *node,
+                                          const char *network_id,
+                                          const uint8_t *document,
+                                          size_t document_len,
+                                          uint64_t now_ms,
+                                          struct careledger_bytes **out_entry_id,
+                                          struct careledger_bytes **out_hash);
+
+/**
+ * Endorses (`stance` `"endorse"`) or withdraws an endorsement from
+ * (`"withdraw"`) a target: `target_kind` `"rule_set"` with `target_id` the
+ * rule set's hash, `"model_card"` with the card's entry id, or `"policy"`
+ * with the policy's entry id (all 64 hex characters). Once the policy's
+ * quorum stands endorsed the target is active; a withdrawal below quorum
+ * deactivates it. A model card is endorsed only after this node re-runs its
+ * verification and gets *confirmed* (the steps passed go into the
+ * endorsement). Activation may start rules at once: when this node is an
+ * executor, its outcomes are written in the same call.
+ *
+ * On success only, `*out_entry_id` receives the endorsement entry's id.
+ *
+ * Ownership: inputs borrowed for the call; the caller owns `*out_entry_id`
+ * (free with `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node). Endorsing a
+ * model card retrains it and holds the node's lock meanwhile.
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT` (target kind or id, stance, network id),
+ * `CARELEDGER_UNKNOWN_RULE_SET`, `CARELEDGER_UNKNOWN_POLICY`,
+ * `CARELEDGER_UNKNOWN_MODEL_CARD`, `CARELEDGER_ENDORSEMENT_NOT_CONFIRMED`
+ * (the detail names the step that differed), `CARELEDGER_NOT_CAUGHT_UP`,
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_NOT_A_MEMBER`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`. On
+ * failure nothing is written.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_entry_id` NULL or writable.
+ */
+careledger_status careledger_rules_endorse(const struct careledger_node *node,
+                                           const char *network_id,
+                                           const char *target_kind,
+                                           const char *target_id,
+                                           const char *stance,
+                                           uint64_t now_ms,
+                                           struct careledger_bytes **out_entry_id);
+
+/**
+ * Whether a target (as for `careledger_rules_endorse`) is active now.
+ *
+ * `*out_activation` receives UTF-8 JSON, on success only: `{ "active":
+ * true, "policy": "<policy entry hex>" | null, "quorum": 2, "endorsements":
+ * ["<endorsement entry hex>", …] }` (the members standing endorsed, sorted
+ * by entry id). A target nobody wrote or endorsed is simply not active.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_activation` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_activation` NULL or writable.
+ */
+careledger_status careledger_rules_activation(const struct careledger_node *node,
+                                              const char *network_id,
+                                              const char *target_kind,
+                                              const char *target_id,
+                                              struct careledger_bytes **out_activation);
+
+/**
+ * Lists the network's rule sets with their activation now, sorted by name
+ * and version.
+ *
+ * `*out_rule_sets` receives UTF-8 JSON, on success only: an array of
+ * `{ "entry": "<hex>", "author": "<author hex>", "hash": "<hex>", "name":
+ * "claims-auto-adjudication", "version": 1, "description": "…", "currency":
+ * "USD", "executors": ["<author hex>"], "rules": [{ "id", "trigger": "Claim",
+ * "inputs": ["Coverage"], "model": "<card hex>" | null }], "activation": {
+ * as `careledger_rules_activation` }, "in_force": true }`. `in_force` is
+ * true for the active set of the highest active version of its name: the
+ * one executors run.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_rule_sets` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`,
+ * `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_rule_sets` NULL or writable.
+ */
+careledger_status careledger_rule_sets(const struct careledger_node *node,
+                                       const char *network_id,
+                                       struct careledger_bytes **out_rule_sets);
+
+/**
+ * Runs the rules this node executes over every record of the network now.
+ * Receiving entries does this by itself for the records they change; call
+ * it after a crash or to catch up. An outcome already on this replica for a
+ * (rule set, rule, resource version) is never written again.
+ *
+ * `*out_activity` receives UTF-8 JSON, on success only: `{
+ * "outcomes_written": 3, "decisions_written": 0, "consent_denied": 1,
+ * "failures": ["rule `pay`: …"], "confirmed": 0, "mismatches": [{ "entry":
+ * "<hex>", "step": "outcome" }], "waiting": 0 }`. A rule whose evaluation
+ * fails (a typed error: a budget or limit reached, a wrong type) writes
+ * nothing and is listed in `failures`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_activity` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
+ * `CARELEDGER_INVALID_ARGUMENT`, `CARELEDGER_UNKNOWN_NETWORK`,
+ * `CARELEDGER_NOT_A_MEMBER`, `CARELEDGER_STORE_IO`, `CARELEDGER_STORE_CORRUPT`,
+ * `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_activity` NULL or writable.
+ */
+careledger_status careledger_rules_run(const struct careledger_node *node,
+                                       const char *network_id,
+                                       uint64_t now_ms,
+                                       struct careledger_bytes **out_activity);
+
+/**
+ * Lists the network's rule outcomes: exactly one per (rule set, rule,
+ * resource version); when two executors raced, the smaller entry id is the
+ * outcome and the others are listed as its duplicates.
+ *
+ * `*out_outcomes` receives UTF-8 JSON, on success only: an array, by
+ * record and resource, of `{ "entry": "<hex>", "executor": "<author hex>",
+ * "duplicates": ["<hex>"], "outcome": { the outcome entry's body:
+ * "rule_set": {"entry", "hash", "name", "version"}, "rule", "subject":
+ * {"record", "resource_type", "id", "version"}, "trigger_entry",
+ * "trigger_time_ms", "record_heads", "ledger_heads", "input_hash",
+ * "consent_ids", "governance": {"policy", "quorum", "endorsements",
+ * "model_endorsements"?}, "decision_entry"?, "outcome": "approve" | "deny"
+ * | "pend", "clause": 0 | null, "amount": "215.74"?, "currency", "reason" },
+ * "claim_response": { the outcome as a FHIR R4 ClaimResponse } }`.
+ * Amounts are exact decimal text.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_outcomes` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns the statuses of `careledger_rule_sets`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_outcomes` NULL or writable.
+ */
+careledger_status careledger_rule_outcomes(const struct careledger_node *node,
+                                           const char *network_id,
+                                           struct careledger_bytes **out_outcomes);
+
+/**
+ * Re-evaluates rule outcome `outcome_entry_id` on this replica: the rule set
+ * by hash, the executor, the governance at the cited ledger cut, the
+ * trigger entry and its time, the inputs at the cited record heads (consent
+ * applied for the executor), the decision of a prediction used, and the
+ * outcome itself.
+ *
+ * `*out_check` receives UTF-8 JSON on `CARELEDGER_OK`,
+ * `CARELEDGER_OUTCOME_MISMATCH` and `CARELEDGER_OUTCOME_WAITING`: `{
+ * "result": "confirmed" | "mismatch" | "waiting", "step": null | "rule set"
+ * | "executor" | "governance" | "trigger" | "inputs" | "decision" |
+ * "outcome", "detail": null | "…" }` (the detail names what differed or
+ * what has not arrived, never record data).
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_check` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK` (confirmed), `CARELEDGER_OUTCOME_MISMATCH`,
+ * `CARELEDGER_OUTCOME_WAITING` (sync and verify again),
+ * `CARELEDGER_UNKNOWN_OUTCOME`, `CARELEDGER_NULL_PARAMETER`,
+ * `CARELEDGER_INVALID_UTF8`, `CARELEDGER_INVALID_ARGUMENT`,
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_STORE_IO`,
+ * `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_check` NULL or writable.
+ */
+careledger_status careledger_rule_outcome_verify(const struct careledger_node *node,
+                                                 const char *network_id,
+                                                 const char *outcome_entry_id,
+                                                 struct careledger_bytes **out_check);
+
+/**
+ * Re-checks every rule outcome of the network (duplicates included) on this
+ * replica, as `careledger_rule_outcome_verify` does for one, and flags the
+ * executor of each that does not re-check (`careledger_ledger_verify` then
+ * reports it).
+ *
+ * `*out_report` receives UTF-8 JSON on `CARELEDGER_OK` and on
+ * `CARELEDGER_OUTCOME_MISMATCH`: `{ "checked": 457, "confirmed": 455,
+ * "mismatches": 1, "waiting": 1, "outcomes": [{ "entry": "<hex>",
+ * "executor": "<author hex>", "result": "confirmed" | "mismatch" |
+ * "waiting", "step": …, "detail": … }] }`.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_report` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns `CARELEDGER_OK` (no mismatch; some may be waiting),
+ * `CARELEDGER_OUTCOME_MISMATCH` (at least one), `CARELEDGER_NULL_PARAMETER`,
+ * `CARELEDGER_INVALID_UTF8`, `CARELEDGER_INVALID_ARGUMENT`,
+ * `CARELEDGER_UNKNOWN_NETWORK`, `CARELEDGER_STORE_IO`,
+ * `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_NODE_UNUSABLE`, `CARELEDGER_PANIC`.
+ *
+ * # Safety
+ * `node` NULL or live; `network_id` NULL or NUL-terminated; `out_report` NULL or writable.
+ */
+careledger_status careledger_rule_outcomes_verify(const struct careledger_node *node,
+                                                  const char *network_id,
+                                                  struct careledger_bytes **out_report);
+
+/**
+ * Shares the charts of `from_network_id` into `to_network_id` (a claims
+ * network) as `careledger_network_share` does, but only resources of the
+ * types in `types` (comma-separated, e.g. `"Claim,Coverage,Condition"`;
+ * at least one): an insurer's network gets only what its rules need, and
+ * only what consent permits `purpose` (normally `CLMATTCH`).
+ *
+ * `*out_report` receives the JSON of `careledger_network_share`, on success only.
+ *
+ * Ownership: inputs borrowed; the caller owns `*out_report` (free with
+ * `careledger_bytes_free`).
+ * Thread safety: safe from any thread (serialised per node).
+ * Returns the statuses of `careledger_network_share`;
+ * `CARELEDGER_INVALID_ARGUMENT` also for an empty or malformed `types`.
+ *
+ * # Safety
+ * `node` NULL or live; strings NULL or NUL-terminated; `out_report` NULL or writable.
+ */
+careledger_status careledger_network_share_types(const struct careledger_node *node,
+                                                 const char *from_network_id,
+                                                 const char *to_network_id,
+                                                 const char *purpose,
+                                                 const char *types,
+                                                 uint64_t now_ms,
+                                                 struct careledger_bytes **out_report);
 
 /**
  * Static, NUL-terminated English text for a status code, for logs. Unknown

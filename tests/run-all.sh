@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Every test of careledger, the README's test command and what CI runs:
-#   1. cargo test --no-fail-fast: unit, property, scenario, CLI, header-drift and doc tests,
+#   1. cargo test: unit, property, scenario, CLI, header-drift and doc tests,
 #      and the NATS relay tests against real nats-server processes (started
 #      here with tests/nats/servers.sh unless CARELEDGER_NATS_URL is set);
+#      built by cargo, the test binaries run two at a time (tests/cargo-tests.py:
+#      the same binaries, environment and output as `cargo test --no-fail-fast`);
 #   2. the C API suite and example: plain, AddressSanitizer + UBSan, valgrind
 #      (tests/c/run.sh; installs valgrind with apt-get if missing);
 #   3. the Python and Kotlin binding scenarios and the generated-sources drift
 #      check (bindings/tests/run.sh; installs JNA and kotlinc if missing);
-#   4. the packages: the C library installed by cargo-c into an empty prefix
+#   4. the rule engine's differential test against the PyPI cel-python package
+#      (tests/rules/differential.sh; installs it into a venv under target/);
+#   5. the packages: the C library installed by cargo-c into an empty prefix
 #      and built against with pkg-config and CMake, the Python wheel installed
 #      into a new virtualenv, the JVM jar under a Kotlin program compiled
 #      against it (tests/packages/run.sh; installs cargo-c, cmake, maturin and
 #      mypy if missing);
-#   5. the docs: every code block accounted for, the guides' shell blocks run
+#   6. the docs: every code block accounted for, the guides' shell blocks run
 #      (tests/docs/run.sh).
 # Needs no network beyond package installs and no nightly toolchain. Every stage
 # runs even after a failure; the exit status is non-zero if any failed.
@@ -44,10 +48,16 @@ fi
 # Every stage runs even when an earlier one failed, and cargo runs every test
 # binary (--no-fail-fast), so one failure never hides another; the script
 # still exits non-zero, naming what failed.
+# The test runner is a Python script (the binding scenarios need Python too).
+if ! command -v python3 >/dev/null 2>&1; then
+    sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_=sudo
+    $sudo_ apt-get update -qq && $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null
+fi
+
 failed=()
-stage "cargo test"
+stage "cargo test (tests/cargo-tests.py)"
 set +e
-cargo test --no-fail-fast 2>&1 | tee "$log"
+python3 tests/cargo-tests.py 2>&1 | tee "$log"
 cargo_status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
@@ -68,6 +78,9 @@ if [ -f bindings/tests/run.sh ]; then
     stage "bindings (bindings/tests/run.sh)"
     bash bindings/tests/run.sh || failed+=("bindings (bindings/tests/run.sh)")
 fi
+
+stage "rules differential test (tests/rules/differential.sh)"
+bash tests/rules/differential.sh 2000 1 || failed+=("rules differential test")
 
 stage "packages (tests/packages/run.sh)"
 bash tests/packages/run.sh || failed+=("packages (tests/packages/run.sh)")

@@ -528,17 +528,45 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_func_verify_membership() != 36673:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_activation() != 42300:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_add_rule_set() != 54675:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_announce_heads() != 56628:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_audit() != 16346:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_consents() != 9464:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_endorse() != 45770:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_erase_chart() != 39167:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_erase_resources() != 19567:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_erased_charts() != 13210:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_export_for_grantee() != 59220:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_export_patient() != 22114:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_export_patient_ndjson() != 57583:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_fl_budget() != 53583:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_fl_coordinator_step() != 29654:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_fl_plan() != 29453:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_fl_policy() != 58413:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_fl_set_policy() != 18148:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_fl_site_step() != 6851:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_fl_tasks() != 8951:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_fl_verify_round() != 7707:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_grant_consent() != 49854:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -570,7 +598,17 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_revoke_consent() != 48904:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_rule_outcomes() != 27570:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_rule_sets() != 50636:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_run_rules() != 26425:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_set_rules_policy() != 22963:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_share_to_network() != 22584:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_share_types_to_network() != 48736:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_sync_local_relay() != 1981:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -581,6 +619,12 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_careledger_uniffi_checksum_method_network_verify_ledger() != 6250:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_network_verify_model() != 15917:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_verify_outcome() != 6830:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_verify_outcomes() != 52852:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_network_withdraw_endorsement() != 898:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_node_ack_outgoing() != 65325:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -607,6 +651,10 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_careledger_uniffi_checksum_method_node_outgoing() != 32891:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_method_node_poll_outgoing() != 4767:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_node_tick() != 57718:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_careledger_uniffi_checksum_method_node_verify_store() != 49254:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_careledger_uniffi_checksum_constructor_node_create() != 55843:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -647,6 +695,12 @@ _UniffiLib.uniffi_careledger_uniffi_checksum_func_model_card_dataset_commitment.
 _UniffiLib.uniffi_careledger_uniffi_checksum_func_verify_membership.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_func_verify_membership.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_activation.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_activation.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_add_rule_set.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_add_rule_set.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_announce_heads.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_announce_heads.restype = ctypes.c_uint16
@@ -656,6 +710,18 @@ _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_audit.restype = ctyp
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_consents.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_consents.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_endorse.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_endorse.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_erase_chart.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_erase_chart.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_erase_resources.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_erase_resources.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_erased_charts.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_erased_charts.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_export_for_grantee.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_export_for_grantee.restype = ctypes.c_uint16
@@ -665,6 +731,30 @@ _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_export_patient.resty
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_export_patient_ndjson.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_export_patient_ndjson.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_budget.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_budget.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_coordinator_step.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_coordinator_step.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_plan.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_plan.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_policy.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_policy.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_set_policy.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_set_policy.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_site_step.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_site_step.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_tasks.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_tasks.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_verify_round.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_fl_verify_round.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_grant_consent.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_grant_consent.restype = ctypes.c_uint16
@@ -710,9 +800,24 @@ _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_republish_commit.res
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_revoke_consent.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_revoke_consent.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_rule_outcomes.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_rule_outcomes.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_rule_sets.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_rule_sets.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_run_rules.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_run_rules.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_set_rules_policy.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_set_rules_policy.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_share_to_network.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_share_to_network.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_share_types_to_network.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_share_types_to_network.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_sync_local_relay.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_sync_local_relay.restype = ctypes.c_uint16
@@ -728,6 +833,15 @@ _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_verify_ledger.restyp
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_verify_model.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_network_verify_model.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_verify_outcome.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_verify_outcome.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_verify_outcomes.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_verify_outcomes.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_withdraw_endorsement.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_network_withdraw_endorsement.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_node_ack_outgoing.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_node_ack_outgoing.restype = ctypes.c_uint16
@@ -767,6 +881,12 @@ _UniffiLib.uniffi_careledger_uniffi_checksum_method_node_outgoing.restype = ctyp
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_node_poll_outgoing.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_method_node_poll_outgoing.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_node_tick.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_node_tick.restype = ctypes.c_uint16
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_node_verify_store.argtypes = (
+)
+_UniffiLib.uniffi_careledger_uniffi_checksum_method_node_verify_store.restype = ctypes.c_uint16
 _UniffiLib.uniffi_careledger_uniffi_checksum_constructor_node_create.argtypes = (
 )
 _UniffiLib.uniffi_careledger_uniffi_checksum_constructor_node_create.restype = ctypes.c_uint16
@@ -785,6 +905,18 @@ _UniffiLib.uniffi_careledger_uniffi_fn_func_verify_membership.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_func_verify_membership.restype = ctypes.c_int8
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_activation.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_activation.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_add_rule_set.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_add_rule_set.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_announce_heads.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -801,6 +933,30 @@ _UniffiLib.uniffi_careledger_uniffi_fn_method_network_consents.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_consents.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_endorse.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_endorse.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_erase_chart.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_erase_chart.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_erase_resources.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_erase_resources.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_erased_charts.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_erased_charts.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_export_for_grantee.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -822,6 +978,52 @@ _UniffiLib.uniffi_careledger_uniffi_fn_method_network_export_patient_ndjson.argt
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_export_patient_ndjson.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_budget.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_budget.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_coordinator_step.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_coordinator_step.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_plan.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_plan.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_policy.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_policy.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_set_policy.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_double,
+    ctypes.c_double,
+    ctypes.c_int8,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_set_policy.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_site_step.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_site_step.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_tasks.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_tasks.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_verify_round.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_verify_round.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_grant_consent.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -919,6 +1121,28 @@ _UniffiLib.uniffi_careledger_uniffi_fn_method_network_revoke_consent.argtypes = 
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_revoke_consent.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_rule_outcomes.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_rule_outcomes.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_rule_sets.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_rule_sets.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_run_rules.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_run_rules.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_set_rules_policy.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_set_rules_policy.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_share_to_network.argtypes = (
     ctypes.c_uint64,
     ctypes.c_uint64,
@@ -926,6 +1150,14 @@ _UniffiLib.uniffi_careledger_uniffi_fn_method_network_share_to_network.argtypes 
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_share_to_network.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_share_types_to_network.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_share_types_to_network.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_sync_local_relay.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -957,6 +1189,23 @@ _UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_model.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_model.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_outcome.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_outcome.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_outcomes.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_outcomes.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_withdraw_endorsement.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_network_withdraw_endorsement.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_method_node_ack_outgoing.argtypes = (
     ctypes.c_uint64,
     ctypes.c_int64,
@@ -1032,6 +1281,17 @@ _UniffiLib.uniffi_careledger_uniffi_fn_method_node_poll_outgoing.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_careledger_uniffi_fn_method_node_poll_outgoing.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_node_tick.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_node_tick.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_careledger_uniffi_fn_method_node_verify_store.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_careledger_uniffi_fn_method_node_verify_store.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_careledger_uniffi_fn_constructor_node_create.argtypes = (
     _UniffiRustBuffer,
     _UniffiRustBuffer,
@@ -1074,6 +1334,27 @@ _uniffi_check_contract_api_version(_UniffiLib)
 # Public interface members begin here.
 
 
+class _UniffiFfiConverterBoolean:
+    @classmethod
+    def check_lower(cls, value):
+        return not not value
+
+    @classmethod
+    def lower(cls, value):
+        return 1 if value else 0
+
+    @staticmethod
+    def lift(value):
+        return value != 0
+
+    @classmethod
+    def read(cls, buf):
+        return cls.lift(buf.read_u8())
+
+    @classmethod
+    def write(cls, value, buf):
+        buf.write_u8(value)
+
 class _UniffiFfiConverterString:
     @staticmethod
     def check_lower(value):
@@ -1105,19 +1386,6 @@ class _UniffiFfiConverterString:
         with _UniffiRustBuffer.alloc_with_builder() as builder:
             builder.write(value.encode("utf-8"))
             return builder.finalize()
-
-class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "u64"
-    VALUE_MIN = 0
-    VALUE_MAX = 2**64
-
-    @staticmethod
-    def read(buf):
-        return buf.read_u64()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_u64(value)
 
 class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
     @classmethod
@@ -1156,6 +1424,93 @@ class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
     @staticmethod
     def write(value, buf):
         buf.write_u32(value)
+
+class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterString.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterString.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterString.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class Activation:
+    """
+    Whether a target is active, and on what.
+"""
+    def __init__(self, *, active:bool, policy_id:typing.Optional[str], quorum:int, endorsement_ids:typing.List[str]):
+        self.active = active
+        self.policy_id = policy_id
+        self.quorum = quorum
+        self.endorsement_ids = endorsement_ids
+        
+        
+
+    
+    def __str__(self):
+        return "Activation(active={}, policy_id={}, quorum={}, endorsement_ids={})".format(self.active, self.policy_id, self.quorum, self.endorsement_ids)
+    def __eq__(self, other):
+        if self.active != other.active:
+            return False
+        if self.policy_id != other.policy_id:
+            return False
+        if self.quorum != other.quorum:
+            return False
+        if self.endorsement_ids != other.endorsement_ids:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeActivation(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Activation(
+            active=_UniffiFfiConverterBoolean.read(buf),
+            policy_id=_UniffiFfiConverterOptionalString.read(buf),
+            quorum=_UniffiFfiConverterUInt32.read(buf),
+            endorsement_ids=_UniffiFfiConverterSequenceString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterBoolean.check_lower(value.active)
+        _UniffiFfiConverterOptionalString.check_lower(value.policy_id)
+        _UniffiFfiConverterUInt32.check_lower(value.quorum)
+        _UniffiFfiConverterSequenceString.check_lower(value.endorsement_ids)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterBoolean.write(value.active, buf)
+        _UniffiFfiConverterOptionalString.write(value.policy_id, buf)
+        _UniffiFfiConverterUInt32.write(value.quorum, buf)
+        _UniffiFfiConverterSequenceString.write(value.endorsement_ids, buf)
+
+class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u64"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**64
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u64()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u64(value)
 
 class _UniffiFfiConverterFloat64(_UniffiConverterPrimitiveFloat):
     @staticmethod
@@ -1552,29 +1907,6 @@ class _UniffiFfiConverterTypePurpose(_UniffiConverterRustBuffer):
 
 
 
-class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        for item in value:
-            _UniffiFfiConverterString.check_lower(item)
-
-    @classmethod
-    def write(cls, value, buf):
-        items = len(value)
-        buf.write_i32(items)
-        for item in value:
-            _UniffiFfiConverterString.write(item, buf)
-
-    @classmethod
-    def read(cls, buf):
-        count = buf.read_i32()
-        if count < 0:
-            raise InternalError("Unexpected negative sequence length")
-
-        return [
-            _UniffiFfiConverterString.read(buf) for i in range(count)
-        ]
-
 @dataclass
 class Decision:
     """
@@ -1792,6 +2124,112 @@ class AuditRecord:
             return True
 
     @dataclass
+    class FL_POLICY:
+        """
+        A member's privacy-budget policy for federated tasks.
+"""
+        
+        def __init__(self, max_epsilon:float, delta:float, allow_non_private:bool):
+            self.max_epsilon = max_epsilon
+            
+            """
+        Largest ε a site's dataset may reach.
+"""
+        
+            self.delta = delta
+            
+            """
+        The δ it is stated at.
+"""
+        
+            self.allow_non_private = allow_non_private
+            
+            """
+        Whether tasks without differential privacy are allowed.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "AuditRecord.FL_POLICY(max_epsilon={}, delta={}, allow_non_private={})".format(self.max_epsilon, self.delta, self.allow_non_private)
+        def __eq__(self, other):
+            if not isinstance(other, AuditRecord):
+                return NotImplemented
+            if not other.is_FL_POLICY():
+                return False
+            if self.max_epsilon != other.max_epsilon:
+                return False
+            if self.delta != other.delta:
+                return False
+            if self.allow_non_private != other.allow_non_private:
+                return False
+            return True
+
+    @dataclass
+    class FL_PLAN:
+        """
+        A federated task's plan, as JSON.
+"""
+        
+        def __init__(self, plan_json:str):
+            self.plan_json = plan_json
+            
+            """
+        The plan (sites, rounds, DP parameters, budget prior and projected).
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "AuditRecord.FL_PLAN(plan_json={})".format(self.plan_json)
+        def __eq__(self, other):
+            if not isinstance(other, AuditRecord):
+                return NotImplemented
+            if not other.is_FL_PLAN():
+                return False
+            if self.plan_json != other.plan_json:
+                return False
+            return True
+
+    @dataclass
+    class FL_ROUND:
+        """
+        A federated round card, as JSON (sum, parameters, budget spent).
+"""
+        
+        def __init__(self, card_json:str):
+            self.card_json = card_json
+            
+            """
+        The card.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "AuditRecord.FL_ROUND(card_json={})".format(self.card_json)
+        def __eq__(self, other):
+            if not isinstance(other, AuditRecord):
+                return NotImplemented
+            if not other.is_FL_ROUND():
+                return False
+            if self.card_json != other.card_json:
+                return False
+            return True
+
+    @dataclass
     class KEY_WITHHELD:
         """
         A record cut off by consent: its key withheld from the network.
@@ -1854,6 +2292,18 @@ class AuditRecord:
         return isinstance(self, AuditRecord.MODEL_UPDATE)
     def is_model_update(self) -> bool:
         return isinstance(self, AuditRecord.MODEL_UPDATE)
+    def is_FL_POLICY(self) -> bool:
+        return isinstance(self, AuditRecord.FL_POLICY)
+    def is_fl_policy(self) -> bool:
+        return isinstance(self, AuditRecord.FL_POLICY)
+    def is_FL_PLAN(self) -> bool:
+        return isinstance(self, AuditRecord.FL_PLAN)
+    def is_fl_plan(self) -> bool:
+        return isinstance(self, AuditRecord.FL_PLAN)
+    def is_FL_ROUND(self) -> bool:
+        return isinstance(self, AuditRecord.FL_ROUND)
+    def is_fl_round(self) -> bool:
+        return isinstance(self, AuditRecord.FL_ROUND)
     def is_KEY_WITHHELD(self) -> bool:
         return isinstance(self, AuditRecord.KEY_WITHHELD)
     def is_key_withheld(self) -> bool:
@@ -1866,6 +2316,9 @@ class AuditRecord:
 AuditRecord.MODEL_CARD = type("AuditRecord.MODEL_CARD", (AuditRecord.MODEL_CARD, AuditRecord,), {})  # type: ignore
 AuditRecord.DECISION_MADE = type("AuditRecord.DECISION_MADE", (AuditRecord.DECISION_MADE, AuditRecord,), {})  # type: ignore
 AuditRecord.MODEL_UPDATE = type("AuditRecord.MODEL_UPDATE", (AuditRecord.MODEL_UPDATE, AuditRecord,), {})  # type: ignore
+AuditRecord.FL_POLICY = type("AuditRecord.FL_POLICY", (AuditRecord.FL_POLICY, AuditRecord,), {})  # type: ignore
+AuditRecord.FL_PLAN = type("AuditRecord.FL_PLAN", (AuditRecord.FL_PLAN, AuditRecord,), {})  # type: ignore
+AuditRecord.FL_ROUND = type("AuditRecord.FL_ROUND", (AuditRecord.FL_ROUND, AuditRecord,), {})  # type: ignore
 AuditRecord.KEY_WITHHELD = type("AuditRecord.KEY_WITHHELD", (AuditRecord.KEY_WITHHELD, AuditRecord,), {})  # type: ignore
 
 
@@ -1892,6 +2345,20 @@ class _UniffiFfiConverterTypeAuditRecord(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterSequenceString.read(buf),
             )
         if variant == 4:
+            return AuditRecord.FL_POLICY(
+                _UniffiFfiConverterFloat64.read(buf),
+                _UniffiFfiConverterFloat64.read(buf),
+                _UniffiFfiConverterBoolean.read(buf),
+            )
+        if variant == 5:
+            return AuditRecord.FL_PLAN(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 6:
+            return AuditRecord.FL_ROUND(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 7:
             return AuditRecord.KEY_WITHHELD(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
@@ -1913,6 +2380,17 @@ class _UniffiFfiConverterTypeAuditRecord(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.site)
             _UniffiFfiConverterUInt64.check_lower(value.samples)
             _UniffiFfiConverterSequenceString.check_lower(value.consent_ids)
+            return
+        if value.is_FL_POLICY():
+            _UniffiFfiConverterFloat64.check_lower(value.max_epsilon)
+            _UniffiFfiConverterFloat64.check_lower(value.delta)
+            _UniffiFfiConverterBoolean.check_lower(value.allow_non_private)
+            return
+        if value.is_FL_PLAN():
+            _UniffiFfiConverterString.check_lower(value.plan_json)
+            return
+        if value.is_FL_ROUND():
+            _UniffiFfiConverterString.check_lower(value.card_json)
             return
         if value.is_KEY_WITHHELD():
             _UniffiFfiConverterString.check_lower(value.record_id)
@@ -1936,8 +2414,19 @@ class _UniffiFfiConverterTypeAuditRecord(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.write(value.site, buf)
             _UniffiFfiConverterUInt64.write(value.samples, buf)
             _UniffiFfiConverterSequenceString.write(value.consent_ids, buf)
-        if value.is_KEY_WITHHELD():
+        if value.is_FL_POLICY():
             buf.write_i32(4)
+            _UniffiFfiConverterFloat64.write(value.max_epsilon, buf)
+            _UniffiFfiConverterFloat64.write(value.delta, buf)
+            _UniffiFfiConverterBoolean.write(value.allow_non_private, buf)
+        if value.is_FL_PLAN():
+            buf.write_i32(5)
+            _UniffiFfiConverterString.write(value.plan_json, buf)
+        if value.is_FL_ROUND():
+            buf.write_i32(6)
+            _UniffiFfiConverterString.write(value.card_json, buf)
+        if value.is_KEY_WITHHELD():
+            buf.write_i32(7)
             _UniffiFfiConverterString.write(value.record_id, buf)
             _UniffiFfiConverterString.write(value.reason, buf)
             _UniffiFfiConverterOptionalString.write(value.consent_id, buf)
@@ -2537,27 +3026,6 @@ class _UniffiFfiConverterTypeConsentSource(_UniffiConverterRustBuffer):
 
 
 
-class _UniffiFfiConverterBoolean:
-    @classmethod
-    def check_lower(cls, value):
-        return not not value
-
-    @classmethod
-    def lower(cls, value):
-        return 1 if value else 0
-
-    @staticmethod
-    def lift(value):
-        return value != 0
-
-    @classmethod
-    def read(cls, buf):
-        return cls.lift(buf.read_u8())
-
-    @classmethod
-    def write(cls, value, buf):
-        buf.write_u8(value)
-
 @dataclass
 class PatientConsent:
     """
@@ -2664,6 +3132,359 @@ class _UniffiFfiConverterTypeChartConsents(_UniffiConverterRustBuffer):
     def write(value, buf):
         _UniffiFfiConverterSequenceTypePatientConsent.write(value.consents, buf)
         _UniffiFfiConverterSequenceString.write(value.unreadable_ids, buf)
+
+@dataclass
+class EraseReport:
+    """
+    What an erasure did.
+"""
+    def __init__(self, *, network_ids:typing.List[str], keys_shredded:int, resources_kept:int, entries:int, by_patient:bool):
+        self.network_ids = network_ids
+        self.keys_shredded = keys_shredded
+        self.resources_kept = resources_kept
+        self.entries = entries
+        self.by_patient = by_patient
+        
+        
+
+    
+    def __str__(self):
+        return "EraseReport(network_ids={}, keys_shredded={}, resources_kept={}, entries={}, by_patient={})".format(self.network_ids, self.keys_shredded, self.resources_kept, self.entries, self.by_patient)
+    def __eq__(self, other):
+        if self.network_ids != other.network_ids:
+            return False
+        if self.keys_shredded != other.keys_shredded:
+            return False
+        if self.resources_kept != other.resources_kept:
+            return False
+        if self.entries != other.entries:
+            return False
+        if self.by_patient != other.by_patient:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeEraseReport(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return EraseReport(
+            network_ids=_UniffiFfiConverterSequenceString.read(buf),
+            keys_shredded=_UniffiFfiConverterUInt64.read(buf),
+            resources_kept=_UniffiFfiConverterUInt64.read(buf),
+            entries=_UniffiFfiConverterUInt64.read(buf),
+            by_patient=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterSequenceString.check_lower(value.network_ids)
+        _UniffiFfiConverterUInt64.check_lower(value.keys_shredded)
+        _UniffiFfiConverterUInt64.check_lower(value.resources_kept)
+        _UniffiFfiConverterUInt64.check_lower(value.entries)
+        _UniffiFfiConverterBoolean.check_lower(value.by_patient)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterSequenceString.write(value.network_ids, buf)
+        _UniffiFfiConverterUInt64.write(value.keys_shredded, buf)
+        _UniffiFfiConverterUInt64.write(value.resources_kept, buf)
+        _UniffiFfiConverterUInt64.write(value.entries, buf)
+        _UniffiFfiConverterBoolean.write(value.by_patient, buf)
+
+@dataclass
+class ErasedChart:
+    """
+    A chart erased in a network.
+"""
+    def __init__(self, *, patient_id:str, entry_id:str, author_id:str, time_ms:int, whole_chart:bool):
+        self.patient_id = patient_id
+        self.entry_id = entry_id
+        self.author_id = author_id
+        self.time_ms = time_ms
+        self.whole_chart = whole_chart
+        
+        
+
+    
+    def __str__(self):
+        return "ErasedChart(patient_id={}, entry_id={}, author_id={}, time_ms={}, whole_chart={})".format(self.patient_id, self.entry_id, self.author_id, self.time_ms, self.whole_chart)
+    def __eq__(self, other):
+        if self.patient_id != other.patient_id:
+            return False
+        if self.entry_id != other.entry_id:
+            return False
+        if self.author_id != other.author_id:
+            return False
+        if self.time_ms != other.time_ms:
+            return False
+        if self.whole_chart != other.whole_chart:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeErasedChart(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ErasedChart(
+            patient_id=_UniffiFfiConverterString.read(buf),
+            entry_id=_UniffiFfiConverterString.read(buf),
+            author_id=_UniffiFfiConverterString.read(buf),
+            time_ms=_UniffiFfiConverterUInt64.read(buf),
+            whole_chart=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.patient_id)
+        _UniffiFfiConverterString.check_lower(value.entry_id)
+        _UniffiFfiConverterString.check_lower(value.author_id)
+        _UniffiFfiConverterUInt64.check_lower(value.time_ms)
+        _UniffiFfiConverterBoolean.check_lower(value.whole_chart)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.patient_id, buf)
+        _UniffiFfiConverterString.write(value.entry_id, buf)
+        _UniffiFfiConverterString.write(value.author_id, buf)
+        _UniffiFfiConverterUInt64.write(value.time_ms, buf)
+        _UniffiFfiConverterBoolean.write(value.whole_chart, buf)
+
+@dataclass
+class FlPolicy:
+    """
+    A network's privacy-budget policy.
+"""
+    def __init__(self, *, max_epsilon:float, delta:float, allow_non_private:bool):
+        self.max_epsilon = max_epsilon
+        self.delta = delta
+        self.allow_non_private = allow_non_private
+        
+        
+
+    
+    def __str__(self):
+        return "FlPolicy(max_epsilon={}, delta={}, allow_non_private={})".format(self.max_epsilon, self.delta, self.allow_non_private)
+    def __eq__(self, other):
+        if self.max_epsilon != other.max_epsilon:
+            return False
+        if self.delta != other.delta:
+            return False
+        if self.allow_non_private != other.allow_non_private:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeFlPolicy(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return FlPolicy(
+            max_epsilon=_UniffiFfiConverterFloat64.read(buf),
+            delta=_UniffiFfiConverterFloat64.read(buf),
+            allow_non_private=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterFloat64.check_lower(value.max_epsilon)
+        _UniffiFfiConverterFloat64.check_lower(value.delta)
+        _UniffiFfiConverterBoolean.check_lower(value.allow_non_private)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterFloat64.write(value.max_epsilon, buf)
+        _UniffiFfiConverterFloat64.write(value.delta, buf)
+        _UniffiFfiConverterBoolean.write(value.allow_non_private, buf)
+
+class _UniffiFfiConverterOptionalUInt32(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt32.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt32.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt32.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class FlStep:
+    """
+    One step a node took.
+"""
+    def __init__(self, *, action:str, task_id:str, round:typing.Optional[int], card_id:typing.Optional[str]):
+        self.action = action
+        self.task_id = task_id
+        self.round = round
+        self.card_id = card_id
+        
+        
+
+    
+    def __str__(self):
+        return "FlStep(action={}, task_id={}, round={}, card_id={})".format(self.action, self.task_id, self.round, self.card_id)
+    def __eq__(self, other):
+        if self.action != other.action:
+            return False
+        if self.task_id != other.task_id:
+            return False
+        if self.round != other.round:
+            return False
+        if self.card_id != other.card_id:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeFlStep(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return FlStep(
+            action=_UniffiFfiConverterString.read(buf),
+            task_id=_UniffiFfiConverterString.read(buf),
+            round=_UniffiFfiConverterOptionalUInt32.read(buf),
+            card_id=_UniffiFfiConverterOptionalString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.action)
+        _UniffiFfiConverterString.check_lower(value.task_id)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.round)
+        _UniffiFfiConverterOptionalString.check_lower(value.card_id)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.action, buf)
+        _UniffiFfiConverterString.write(value.task_id, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.round, buf)
+        _UniffiFfiConverterOptionalString.write(value.card_id, buf)
+
+class _UniffiFfiConverterOptionalBoolean(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterBoolean.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterBoolean.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterBoolean.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class FlTask:
+    """
+    A federated task as this node sees it.
+"""
+    def __init__(self, *, task_id:str, plan_entry_id:str, coordinator:str, objective:str, private:bool, participants:typing.List[str], rounds:int, last_card_round:typing.Optional[int], finished:bool, completed:typing.Optional[bool], last_card_id:typing.Optional[str]):
+        self.task_id = task_id
+        self.plan_entry_id = plan_entry_id
+        self.coordinator = coordinator
+        self.objective = objective
+        self.private = private
+        self.participants = participants
+        self.rounds = rounds
+        self.last_card_round = last_card_round
+        self.finished = finished
+        self.completed = completed
+        self.last_card_id = last_card_id
+        
+        
+
+    
+    def __str__(self):
+        return "FlTask(task_id={}, plan_entry_id={}, coordinator={}, objective={}, private={}, participants={}, rounds={}, last_card_round={}, finished={}, completed={}, last_card_id={})".format(self.task_id, self.plan_entry_id, self.coordinator, self.objective, self.private, self.participants, self.rounds, self.last_card_round, self.finished, self.completed, self.last_card_id)
+    def __eq__(self, other):
+        if self.task_id != other.task_id:
+            return False
+        if self.plan_entry_id != other.plan_entry_id:
+            return False
+        if self.coordinator != other.coordinator:
+            return False
+        if self.objective != other.objective:
+            return False
+        if self.private != other.private:
+            return False
+        if self.participants != other.participants:
+            return False
+        if self.rounds != other.rounds:
+            return False
+        if self.last_card_round != other.last_card_round:
+            return False
+        if self.finished != other.finished:
+            return False
+        if self.completed != other.completed:
+            return False
+        if self.last_card_id != other.last_card_id:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeFlTask(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return FlTask(
+            task_id=_UniffiFfiConverterString.read(buf),
+            plan_entry_id=_UniffiFfiConverterString.read(buf),
+            coordinator=_UniffiFfiConverterString.read(buf),
+            objective=_UniffiFfiConverterString.read(buf),
+            private=_UniffiFfiConverterBoolean.read(buf),
+            participants=_UniffiFfiConverterSequenceString.read(buf),
+            rounds=_UniffiFfiConverterUInt32.read(buf),
+            last_card_round=_UniffiFfiConverterOptionalUInt32.read(buf),
+            finished=_UniffiFfiConverterBoolean.read(buf),
+            completed=_UniffiFfiConverterOptionalBoolean.read(buf),
+            last_card_id=_UniffiFfiConverterOptionalString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.task_id)
+        _UniffiFfiConverterString.check_lower(value.plan_entry_id)
+        _UniffiFfiConverterString.check_lower(value.coordinator)
+        _UniffiFfiConverterString.check_lower(value.objective)
+        _UniffiFfiConverterBoolean.check_lower(value.private)
+        _UniffiFfiConverterSequenceString.check_lower(value.participants)
+        _UniffiFfiConverterUInt32.check_lower(value.rounds)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.last_card_round)
+        _UniffiFfiConverterBoolean.check_lower(value.finished)
+        _UniffiFfiConverterOptionalBoolean.check_lower(value.completed)
+        _UniffiFfiConverterOptionalString.check_lower(value.last_card_id)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.task_id, buf)
+        _UniffiFfiConverterString.write(value.plan_entry_id, buf)
+        _UniffiFfiConverterString.write(value.coordinator, buf)
+        _UniffiFfiConverterString.write(value.objective, buf)
+        _UniffiFfiConverterBoolean.write(value.private, buf)
+        _UniffiFfiConverterSequenceString.write(value.participants, buf)
+        _UniffiFfiConverterUInt32.write(value.rounds, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.last_card_round, buf)
+        _UniffiFfiConverterBoolean.write(value.finished, buf)
+        _UniffiFfiConverterOptionalBoolean.write(value.completed, buf)
+        _UniffiFfiConverterOptionalString.write(value.last_card_id, buf)
 
 @dataclass
 class GranteeExport:
@@ -3022,6 +3843,64 @@ class _UniffiFfiConverterTypeNetworkInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterBoolean.write(value.active, buf)
         _UniffiFfiConverterBoolean.write(value.commit_pending, buf)
 
+@dataclass
+class OutcomeVerification:
+    """
+    A rule outcome re-checked on this replica. A difference is an answer
+    (`confirmed` false, with the step), not an error.
+"""
+    def __init__(self, *, entry_id:str, confirmed:bool, waiting:bool, mismatch_step:typing.Optional[str], detail:typing.Optional[str]):
+        self.entry_id = entry_id
+        self.confirmed = confirmed
+        self.waiting = waiting
+        self.mismatch_step = mismatch_step
+        self.detail = detail
+        
+        
+
+    
+    def __str__(self):
+        return "OutcomeVerification(entry_id={}, confirmed={}, waiting={}, mismatch_step={}, detail={})".format(self.entry_id, self.confirmed, self.waiting, self.mismatch_step, self.detail)
+    def __eq__(self, other):
+        if self.entry_id != other.entry_id:
+            return False
+        if self.confirmed != other.confirmed:
+            return False
+        if self.waiting != other.waiting:
+            return False
+        if self.mismatch_step != other.mismatch_step:
+            return False
+        if self.detail != other.detail:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeOutcomeVerification(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return OutcomeVerification(
+            entry_id=_UniffiFfiConverterString.read(buf),
+            confirmed=_UniffiFfiConverterBoolean.read(buf),
+            waiting=_UniffiFfiConverterBoolean.read(buf),
+            mismatch_step=_UniffiFfiConverterOptionalString.read(buf),
+            detail=_UniffiFfiConverterOptionalString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.entry_id)
+        _UniffiFfiConverterBoolean.check_lower(value.confirmed)
+        _UniffiFfiConverterBoolean.check_lower(value.waiting)
+        _UniffiFfiConverterOptionalString.check_lower(value.mismatch_step)
+        _UniffiFfiConverterOptionalString.check_lower(value.detail)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.entry_id, buf)
+        _UniffiFfiConverterBoolean.write(value.confirmed, buf)
+        _UniffiFfiConverterBoolean.write(value.waiting, buf)
+        _UniffiFfiConverterOptionalString.write(value.mismatch_step, buf)
+        _UniffiFfiConverterOptionalString.write(value.detail, buf)
+
 
 
 
@@ -3162,7 +4041,7 @@ class ReceiveReport:
     What receiving a batch did (a batch with refused messages raises
     `ApiError.MessageRejected` instead).
 """
-    def __init__(self, *, accepted:int, duplicates:int, held:int, commits_applied:int, commits_stale:int, commits_retried:int, removed:bool, resent:int):
+    def __init__(self, *, accepted:int, duplicates:int, held:int, commits_applied:int, commits_stale:int, commits_retried:int, removed:bool, resent:int, rule_outcomes_written:int, rule_outcomes_confirmed:int, rule_outcome_mismatches:int):
         self.accepted = accepted
         self.duplicates = duplicates
         self.held = held
@@ -3171,12 +4050,15 @@ class ReceiveReport:
         self.commits_retried = commits_retried
         self.removed = removed
         self.resent = resent
+        self.rule_outcomes_written = rule_outcomes_written
+        self.rule_outcomes_confirmed = rule_outcomes_confirmed
+        self.rule_outcome_mismatches = rule_outcome_mismatches
         
         
 
     
     def __str__(self):
-        return "ReceiveReport(accepted={}, duplicates={}, held={}, commits_applied={}, commits_stale={}, commits_retried={}, removed={}, resent={})".format(self.accepted, self.duplicates, self.held, self.commits_applied, self.commits_stale, self.commits_retried, self.removed, self.resent)
+        return "ReceiveReport(accepted={}, duplicates={}, held={}, commits_applied={}, commits_stale={}, commits_retried={}, removed={}, resent={}, rule_outcomes_written={}, rule_outcomes_confirmed={}, rule_outcome_mismatches={})".format(self.accepted, self.duplicates, self.held, self.commits_applied, self.commits_stale, self.commits_retried, self.removed, self.resent, self.rule_outcomes_written, self.rule_outcomes_confirmed, self.rule_outcome_mismatches)
     def __eq__(self, other):
         if self.accepted != other.accepted:
             return False
@@ -3194,6 +4076,12 @@ class ReceiveReport:
             return False
         if self.resent != other.resent:
             return False
+        if self.rule_outcomes_written != other.rule_outcomes_written:
+            return False
+        if self.rule_outcomes_confirmed != other.rule_outcomes_confirmed:
+            return False
+        if self.rule_outcome_mismatches != other.rule_outcome_mismatches:
+            return False
         return True
 
 class _UniffiFfiConverterTypeReceiveReport(_UniffiConverterRustBuffer):
@@ -3208,6 +4096,9 @@ class _UniffiFfiConverterTypeReceiveReport(_UniffiConverterRustBuffer):
             commits_retried=_UniffiFfiConverterUInt64.read(buf),
             removed=_UniffiFfiConverterBoolean.read(buf),
             resent=_UniffiFfiConverterUInt64.read(buf),
+            rule_outcomes_written=_UniffiFfiConverterUInt64.read(buf),
+            rule_outcomes_confirmed=_UniffiFfiConverterUInt64.read(buf),
+            rule_outcome_mismatches=_UniffiFfiConverterUInt64.read(buf),
         )
 
     @staticmethod
@@ -3220,6 +4111,9 @@ class _UniffiFfiConverterTypeReceiveReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.commits_retried)
         _UniffiFfiConverterBoolean.check_lower(value.removed)
         _UniffiFfiConverterUInt64.check_lower(value.resent)
+        _UniffiFfiConverterUInt64.check_lower(value.rule_outcomes_written)
+        _UniffiFfiConverterUInt64.check_lower(value.rule_outcomes_confirmed)
+        _UniffiFfiConverterUInt64.check_lower(value.rule_outcome_mismatches)
 
     @staticmethod
     def write(value, buf):
@@ -3231,6 +4125,508 @@ class _UniffiFfiConverterTypeReceiveReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.commits_retried, buf)
         _UniffiFfiConverterBoolean.write(value.removed, buf)
         _UniffiFfiConverterUInt64.write(value.resent, buf)
+        _UniffiFfiConverterUInt64.write(value.rule_outcomes_written, buf)
+        _UniffiFfiConverterUInt64.write(value.rule_outcomes_confirmed, buf)
+        _UniffiFfiConverterUInt64.write(value.rule_outcome_mismatches, buf)
+
+@dataclass
+class ResourceRef:
+    """
+    One resource of a chart, by type and id.
+"""
+    def __init__(self, *, resource_type:str, id:str):
+        self.resource_type = resource_type
+        self.id = id
+        
+        
+
+    
+    def __str__(self):
+        return "ResourceRef(resource_type={}, id={})".format(self.resource_type, self.id)
+    def __eq__(self, other):
+        if self.resource_type != other.resource_type:
+            return False
+        if self.id != other.id:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeResourceRef(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ResourceRef(
+            resource_type=_UniffiFfiConverterString.read(buf),
+            id=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.resource_type)
+        _UniffiFfiConverterString.check_lower(value.id)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.resource_type, buf)
+        _UniffiFfiConverterString.write(value.id, buf)
+
+@dataclass
+class RoundVerification:
+    """
+    A round card's re-verification.
+"""
+    def __init__(self, *, confirmed:bool, mismatch_step:typing.Optional[str], site:typing.Optional[str], detail:typing.Optional[str], passed:typing.List[str]):
+        self.confirmed = confirmed
+        self.mismatch_step = mismatch_step
+        self.site = site
+        self.detail = detail
+        self.passed = passed
+        
+        
+
+    
+    def __str__(self):
+        return "RoundVerification(confirmed={}, mismatch_step={}, site={}, detail={}, passed={})".format(self.confirmed, self.mismatch_step, self.site, self.detail, self.passed)
+    def __eq__(self, other):
+        if self.confirmed != other.confirmed:
+            return False
+        if self.mismatch_step != other.mismatch_step:
+            return False
+        if self.site != other.site:
+            return False
+        if self.detail != other.detail:
+            return False
+        if self.passed != other.passed:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeRoundVerification(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return RoundVerification(
+            confirmed=_UniffiFfiConverterBoolean.read(buf),
+            mismatch_step=_UniffiFfiConverterOptionalString.read(buf),
+            site=_UniffiFfiConverterOptionalString.read(buf),
+            detail=_UniffiFfiConverterOptionalString.read(buf),
+            passed=_UniffiFfiConverterSequenceString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterBoolean.check_lower(value.confirmed)
+        _UniffiFfiConverterOptionalString.check_lower(value.mismatch_step)
+        _UniffiFfiConverterOptionalString.check_lower(value.site)
+        _UniffiFfiConverterOptionalString.check_lower(value.detail)
+        _UniffiFfiConverterSequenceString.check_lower(value.passed)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterBoolean.write(value.confirmed, buf)
+        _UniffiFfiConverterOptionalString.write(value.mismatch_step, buf)
+        _UniffiFfiConverterOptionalString.write(value.site, buf)
+        _UniffiFfiConverterOptionalString.write(value.detail, buf)
+        _UniffiFfiConverterSequenceString.write(value.passed, buf)
+
+
+
+
+
+
+class RuleDecision(enum.Enum):
+    """
+    What a rule decided.
+"""
+    
+    APPROVE = 0
+    """
+    Pay `amount`.
+"""
+    
+    DENY = 1
+    """
+    Pay nothing.
+"""
+    
+    PEND = 2
+    """
+    Left for a person to decide.
+"""
+    
+
+
+class _UniffiFfiConverterTypeRuleDecision(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return RuleDecision.APPROVE
+        if variant == 2:
+            return RuleDecision.DENY
+        if variant == 3:
+            return RuleDecision.PEND
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == RuleDecision.APPROVE:
+            return
+        if value == RuleDecision.DENY:
+            return
+        if value == RuleDecision.PEND:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == RuleDecision.APPROVE:
+            buf.write_i32(1)
+        if value == RuleDecision.DENY:
+            buf.write_i32(2)
+        if value == RuleDecision.PEND:
+            buf.write_i32(3)
+
+
+
+@dataclass
+class RuleOutcome:
+    """
+    A rule outcome on the ledger: exactly one per (rule set, rule, resource
+    version).
+"""
+    def __init__(self, *, entry_id:str, executor_id:str, rule_set_hash:str, rule_set_name:str, rule_set_version:int, rule_id:str, patient_id:str, resource_type:str, resource_id:str, decision:RuleDecision, amount:typing.Optional[str], currency:str, reason:str, clause:typing.Optional[int], decision_entry_id:typing.Optional[str], endorsement_ids:typing.List[str], duplicate_ids:typing.List[str], claim_response_json:str, outcome_json:str):
+        self.entry_id = entry_id
+        self.executor_id = executor_id
+        self.rule_set_hash = rule_set_hash
+        self.rule_set_name = rule_set_name
+        self.rule_set_version = rule_set_version
+        self.rule_id = rule_id
+        self.patient_id = patient_id
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.decision = decision
+        self.amount = amount
+        self.currency = currency
+        self.reason = reason
+        self.clause = clause
+        self.decision_entry_id = decision_entry_id
+        self.endorsement_ids = endorsement_ids
+        self.duplicate_ids = duplicate_ids
+        self.claim_response_json = claim_response_json
+        self.outcome_json = outcome_json
+        
+        
+
+    
+    def __str__(self):
+        return "RuleOutcome(entry_id={}, executor_id={}, rule_set_hash={}, rule_set_name={}, rule_set_version={}, rule_id={}, patient_id={}, resource_type={}, resource_id={}, decision={}, amount={}, currency={}, reason={}, clause={}, decision_entry_id={}, endorsement_ids={}, duplicate_ids={}, claim_response_json={}, outcome_json={})".format(self.entry_id, self.executor_id, self.rule_set_hash, self.rule_set_name, self.rule_set_version, self.rule_id, self.patient_id, self.resource_type, self.resource_id, self.decision, self.amount, self.currency, self.reason, self.clause, self.decision_entry_id, self.endorsement_ids, self.duplicate_ids, self.claim_response_json, self.outcome_json)
+    def __eq__(self, other):
+        if self.entry_id != other.entry_id:
+            return False
+        if self.executor_id != other.executor_id:
+            return False
+        if self.rule_set_hash != other.rule_set_hash:
+            return False
+        if self.rule_set_name != other.rule_set_name:
+            return False
+        if self.rule_set_version != other.rule_set_version:
+            return False
+        if self.rule_id != other.rule_id:
+            return False
+        if self.patient_id != other.patient_id:
+            return False
+        if self.resource_type != other.resource_type:
+            return False
+        if self.resource_id != other.resource_id:
+            return False
+        if self.decision != other.decision:
+            return False
+        if self.amount != other.amount:
+            return False
+        if self.currency != other.currency:
+            return False
+        if self.reason != other.reason:
+            return False
+        if self.clause != other.clause:
+            return False
+        if self.decision_entry_id != other.decision_entry_id:
+            return False
+        if self.endorsement_ids != other.endorsement_ids:
+            return False
+        if self.duplicate_ids != other.duplicate_ids:
+            return False
+        if self.claim_response_json != other.claim_response_json:
+            return False
+        if self.outcome_json != other.outcome_json:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeRuleOutcome(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return RuleOutcome(
+            entry_id=_UniffiFfiConverterString.read(buf),
+            executor_id=_UniffiFfiConverterString.read(buf),
+            rule_set_hash=_UniffiFfiConverterString.read(buf),
+            rule_set_name=_UniffiFfiConverterString.read(buf),
+            rule_set_version=_UniffiFfiConverterUInt64.read(buf),
+            rule_id=_UniffiFfiConverterString.read(buf),
+            patient_id=_UniffiFfiConverterString.read(buf),
+            resource_type=_UniffiFfiConverterString.read(buf),
+            resource_id=_UniffiFfiConverterString.read(buf),
+            decision=_UniffiFfiConverterTypeRuleDecision.read(buf),
+            amount=_UniffiFfiConverterOptionalString.read(buf),
+            currency=_UniffiFfiConverterString.read(buf),
+            reason=_UniffiFfiConverterString.read(buf),
+            clause=_UniffiFfiConverterOptionalUInt32.read(buf),
+            decision_entry_id=_UniffiFfiConverterOptionalString.read(buf),
+            endorsement_ids=_UniffiFfiConverterSequenceString.read(buf),
+            duplicate_ids=_UniffiFfiConverterSequenceString.read(buf),
+            claim_response_json=_UniffiFfiConverterString.read(buf),
+            outcome_json=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.entry_id)
+        _UniffiFfiConverterString.check_lower(value.executor_id)
+        _UniffiFfiConverterString.check_lower(value.rule_set_hash)
+        _UniffiFfiConverterString.check_lower(value.rule_set_name)
+        _UniffiFfiConverterUInt64.check_lower(value.rule_set_version)
+        _UniffiFfiConverterString.check_lower(value.rule_id)
+        _UniffiFfiConverterString.check_lower(value.patient_id)
+        _UniffiFfiConverterString.check_lower(value.resource_type)
+        _UniffiFfiConverterString.check_lower(value.resource_id)
+        _UniffiFfiConverterTypeRuleDecision.check_lower(value.decision)
+        _UniffiFfiConverterOptionalString.check_lower(value.amount)
+        _UniffiFfiConverterString.check_lower(value.currency)
+        _UniffiFfiConverterString.check_lower(value.reason)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.clause)
+        _UniffiFfiConverterOptionalString.check_lower(value.decision_entry_id)
+        _UniffiFfiConverterSequenceString.check_lower(value.endorsement_ids)
+        _UniffiFfiConverterSequenceString.check_lower(value.duplicate_ids)
+        _UniffiFfiConverterString.check_lower(value.claim_response_json)
+        _UniffiFfiConverterString.check_lower(value.outcome_json)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.entry_id, buf)
+        _UniffiFfiConverterString.write(value.executor_id, buf)
+        _UniffiFfiConverterString.write(value.rule_set_hash, buf)
+        _UniffiFfiConverterString.write(value.rule_set_name, buf)
+        _UniffiFfiConverterUInt64.write(value.rule_set_version, buf)
+        _UniffiFfiConverterString.write(value.rule_id, buf)
+        _UniffiFfiConverterString.write(value.patient_id, buf)
+        _UniffiFfiConverterString.write(value.resource_type, buf)
+        _UniffiFfiConverterString.write(value.resource_id, buf)
+        _UniffiFfiConverterTypeRuleDecision.write(value.decision, buf)
+        _UniffiFfiConverterOptionalString.write(value.amount, buf)
+        _UniffiFfiConverterString.write(value.currency, buf)
+        _UniffiFfiConverterString.write(value.reason, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.clause, buf)
+        _UniffiFfiConverterOptionalString.write(value.decision_entry_id, buf)
+        _UniffiFfiConverterSequenceString.write(value.endorsement_ids, buf)
+        _UniffiFfiConverterSequenceString.write(value.duplicate_ids, buf)
+        _UniffiFfiConverterString.write(value.claim_response_json, buf)
+        _UniffiFfiConverterString.write(value.outcome_json, buf)
+
+@dataclass
+class RuleSetAdded:
+    """
+    A rule set stored by `add_rule_set`.
+"""
+    def __init__(self, *, entry_id:str, hash:str):
+        self.entry_id = entry_id
+        self.hash = hash
+        
+        
+
+    
+    def __str__(self):
+        return "RuleSetAdded(entry_id={}, hash={})".format(self.entry_id, self.hash)
+    def __eq__(self, other):
+        if self.entry_id != other.entry_id:
+            return False
+        if self.hash != other.hash:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeRuleSetAdded(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return RuleSetAdded(
+            entry_id=_UniffiFfiConverterString.read(buf),
+            hash=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.entry_id)
+        _UniffiFfiConverterString.check_lower(value.hash)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.entry_id, buf)
+        _UniffiFfiConverterString.write(value.hash, buf)
+
+@dataclass
+class RuleSetInfo:
+    """
+    A rule set on the ledger, with its activation now.
+"""
+    def __init__(self, *, entry_id:str, author_id:str, hash:str, name:str, version:int, description:str, currency:str, executors:typing.List[str], rule_ids:typing.List[str], activation:Activation, in_force:bool):
+        self.entry_id = entry_id
+        self.author_id = author_id
+        self.hash = hash
+        self.name = name
+        self.version = version
+        self.description = description
+        self.currency = currency
+        self.executors = executors
+        self.rule_ids = rule_ids
+        self.activation = activation
+        self.in_force = in_force
+        
+        
+
+    
+    def __str__(self):
+        return "RuleSetInfo(entry_id={}, author_id={}, hash={}, name={}, version={}, description={}, currency={}, executors={}, rule_ids={}, activation={}, in_force={})".format(self.entry_id, self.author_id, self.hash, self.name, self.version, self.description, self.currency, self.executors, self.rule_ids, self.activation, self.in_force)
+    def __eq__(self, other):
+        if self.entry_id != other.entry_id:
+            return False
+        if self.author_id != other.author_id:
+            return False
+        if self.hash != other.hash:
+            return False
+        if self.name != other.name:
+            return False
+        if self.version != other.version:
+            return False
+        if self.description != other.description:
+            return False
+        if self.currency != other.currency:
+            return False
+        if self.executors != other.executors:
+            return False
+        if self.rule_ids != other.rule_ids:
+            return False
+        if self.activation != other.activation:
+            return False
+        if self.in_force != other.in_force:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeRuleSetInfo(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return RuleSetInfo(
+            entry_id=_UniffiFfiConverterString.read(buf),
+            author_id=_UniffiFfiConverterString.read(buf),
+            hash=_UniffiFfiConverterString.read(buf),
+            name=_UniffiFfiConverterString.read(buf),
+            version=_UniffiFfiConverterUInt64.read(buf),
+            description=_UniffiFfiConverterString.read(buf),
+            currency=_UniffiFfiConverterString.read(buf),
+            executors=_UniffiFfiConverterSequenceString.read(buf),
+            rule_ids=_UniffiFfiConverterSequenceString.read(buf),
+            activation=_UniffiFfiConverterTypeActivation.read(buf),
+            in_force=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.entry_id)
+        _UniffiFfiConverterString.check_lower(value.author_id)
+        _UniffiFfiConverterString.check_lower(value.hash)
+        _UniffiFfiConverterString.check_lower(value.name)
+        _UniffiFfiConverterUInt64.check_lower(value.version)
+        _UniffiFfiConverterString.check_lower(value.description)
+        _UniffiFfiConverterString.check_lower(value.currency)
+        _UniffiFfiConverterSequenceString.check_lower(value.executors)
+        _UniffiFfiConverterSequenceString.check_lower(value.rule_ids)
+        _UniffiFfiConverterTypeActivation.check_lower(value.activation)
+        _UniffiFfiConverterBoolean.check_lower(value.in_force)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.entry_id, buf)
+        _UniffiFfiConverterString.write(value.author_id, buf)
+        _UniffiFfiConverterString.write(value.hash, buf)
+        _UniffiFfiConverterString.write(value.name, buf)
+        _UniffiFfiConverterUInt64.write(value.version, buf)
+        _UniffiFfiConverterString.write(value.description, buf)
+        _UniffiFfiConverterString.write(value.currency, buf)
+        _UniffiFfiConverterSequenceString.write(value.executors, buf)
+        _UniffiFfiConverterSequenceString.write(value.rule_ids, buf)
+        _UniffiFfiConverterTypeActivation.write(value.activation, buf)
+        _UniffiFfiConverterBoolean.write(value.in_force, buf)
+
+@dataclass
+class RulesActivity:
+    """
+    What a rules pass did (`run_rules`).
+"""
+    def __init__(self, *, outcomes_written:int, decisions_written:int, consent_denied:int, failures:typing.List[str], confirmed:int, mismatches:typing.List[str], waiting:int):
+        self.outcomes_written = outcomes_written
+        self.decisions_written = decisions_written
+        self.consent_denied = consent_denied
+        self.failures = failures
+        self.confirmed = confirmed
+        self.mismatches = mismatches
+        self.waiting = waiting
+        
+        
+
+    
+    def __str__(self):
+        return "RulesActivity(outcomes_written={}, decisions_written={}, consent_denied={}, failures={}, confirmed={}, mismatches={}, waiting={})".format(self.outcomes_written, self.decisions_written, self.consent_denied, self.failures, self.confirmed, self.mismatches, self.waiting)
+    def __eq__(self, other):
+        if self.outcomes_written != other.outcomes_written:
+            return False
+        if self.decisions_written != other.decisions_written:
+            return False
+        if self.consent_denied != other.consent_denied:
+            return False
+        if self.failures != other.failures:
+            return False
+        if self.confirmed != other.confirmed:
+            return False
+        if self.mismatches != other.mismatches:
+            return False
+        if self.waiting != other.waiting:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeRulesActivity(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return RulesActivity(
+            outcomes_written=_UniffiFfiConverterUInt64.read(buf),
+            decisions_written=_UniffiFfiConverterUInt64.read(buf),
+            consent_denied=_UniffiFfiConverterUInt64.read(buf),
+            failures=_UniffiFfiConverterSequenceString.read(buf),
+            confirmed=_UniffiFfiConverterUInt64.read(buf),
+            mismatches=_UniffiFfiConverterSequenceString.read(buf),
+            waiting=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.outcomes_written)
+        _UniffiFfiConverterUInt64.check_lower(value.decisions_written)
+        _UniffiFfiConverterUInt64.check_lower(value.consent_denied)
+        _UniffiFfiConverterSequenceString.check_lower(value.failures)
+        _UniffiFfiConverterUInt64.check_lower(value.confirmed)
+        _UniffiFfiConverterSequenceString.check_lower(value.mismatches)
+        _UniffiFfiConverterUInt64.check_lower(value.waiting)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.outcomes_written, buf)
+        _UniffiFfiConverterUInt64.write(value.decisions_written, buf)
+        _UniffiFfiConverterUInt64.write(value.consent_denied, buf)
+        _UniffiFfiConverterSequenceString.write(value.failures, buf)
+        _UniffiFfiConverterUInt64.write(value.confirmed, buf)
+        _UniffiFfiConverterSequenceString.write(value.mismatches, buf)
+        _UniffiFfiConverterUInt64.write(value.waiting, buf)
 
 @dataclass
 class ShareReport:
@@ -3314,6 +4710,120 @@ class _UniffiFfiConverterTypeShareReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterSequenceString.write(value.consent_ids, buf)
 
 @dataclass
+class SiteBudget:
+    """
+    What one site's dataset has spent.
+"""
+    def __init__(self, *, site_id:str, name:str, epsilon:float, delta:float, dp_rounds:int, non_private_rounds:int):
+        self.site_id = site_id
+        self.name = name
+        self.epsilon = epsilon
+        self.delta = delta
+        self.dp_rounds = dp_rounds
+        self.non_private_rounds = non_private_rounds
+        
+        
+
+    
+    def __str__(self):
+        return "SiteBudget(site_id={}, name={}, epsilon={}, delta={}, dp_rounds={}, non_private_rounds={})".format(self.site_id, self.name, self.epsilon, self.delta, self.dp_rounds, self.non_private_rounds)
+    def __eq__(self, other):
+        if self.site_id != other.site_id:
+            return False
+        if self.name != other.name:
+            return False
+        if self.epsilon != other.epsilon:
+            return False
+        if self.delta != other.delta:
+            return False
+        if self.dp_rounds != other.dp_rounds:
+            return False
+        if self.non_private_rounds != other.non_private_rounds:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSiteBudget(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SiteBudget(
+            site_id=_UniffiFfiConverterString.read(buf),
+            name=_UniffiFfiConverterString.read(buf),
+            epsilon=_UniffiFfiConverterFloat64.read(buf),
+            delta=_UniffiFfiConverterFloat64.read(buf),
+            dp_rounds=_UniffiFfiConverterUInt64.read(buf),
+            non_private_rounds=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.site_id)
+        _UniffiFfiConverterString.check_lower(value.name)
+        _UniffiFfiConverterFloat64.check_lower(value.epsilon)
+        _UniffiFfiConverterFloat64.check_lower(value.delta)
+        _UniffiFfiConverterUInt64.check_lower(value.dp_rounds)
+        _UniffiFfiConverterUInt64.check_lower(value.non_private_rounds)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.site_id, buf)
+        _UniffiFfiConverterString.write(value.name, buf)
+        _UniffiFfiConverterFloat64.write(value.epsilon, buf)
+        _UniffiFfiConverterFloat64.write(value.delta, buf)
+        _UniffiFfiConverterUInt64.write(value.dp_rounds, buf)
+        _UniffiFfiConverterUInt64.write(value.non_private_rounds, buf)
+
+@dataclass
+class StoreAudit:
+    """
+    What a full audit of the store file found.
+"""
+    def __init__(self, *, tables:int, rows:int, problems:typing.List[str], clean:bool):
+        self.tables = tables
+        self.rows = rows
+        self.problems = problems
+        self.clean = clean
+        
+        
+
+    
+    def __str__(self):
+        return "StoreAudit(tables={}, rows={}, problems={}, clean={})".format(self.tables, self.rows, self.problems, self.clean)
+    def __eq__(self, other):
+        if self.tables != other.tables:
+            return False
+        if self.rows != other.rows:
+            return False
+        if self.problems != other.problems:
+            return False
+        if self.clean != other.clean:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeStoreAudit(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return StoreAudit(
+            tables=_UniffiFfiConverterUInt64.read(buf),
+            rows=_UniffiFfiConverterUInt64.read(buf),
+            problems=_UniffiFfiConverterSequenceString.read(buf),
+            clean=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.tables)
+        _UniffiFfiConverterUInt64.check_lower(value.rows)
+        _UniffiFfiConverterSequenceString.check_lower(value.problems)
+        _UniffiFfiConverterBoolean.check_lower(value.clean)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.tables, buf)
+        _UniffiFfiConverterUInt64.write(value.rows, buf)
+        _UniffiFfiConverterSequenceString.write(value.problems, buf)
+        _UniffiFfiConverterBoolean.write(value.clean, buf)
+
+@dataclass
 class SyncReport:
     """
     What a sync with a relay did.
@@ -3363,6 +4873,82 @@ class _UniffiFfiConverterTypeSyncReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.fetched, buf)
         _UniffiFfiConverterTypeReceiveReport.write(value.received, buf)
         _UniffiFfiConverterSequenceString.write(value.rejected, buf)
+
+class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class TickReport:
+    """
+    What `Node.tick` did.
+"""
+    def __init__(self, *, charts_decided:int, records_cut_off:int, entries:int, next_due_ms:typing.Optional[int]):
+        self.charts_decided = charts_decided
+        self.records_cut_off = records_cut_off
+        self.entries = entries
+        self.next_due_ms = next_due_ms
+        
+        
+
+    
+    def __str__(self):
+        return "TickReport(charts_decided={}, records_cut_off={}, entries={}, next_due_ms={})".format(self.charts_decided, self.records_cut_off, self.entries, self.next_due_ms)
+    def __eq__(self, other):
+        if self.charts_decided != other.charts_decided:
+            return False
+        if self.records_cut_off != other.records_cut_off:
+            return False
+        if self.entries != other.entries:
+            return False
+        if self.next_due_ms != other.next_due_ms:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeTickReport(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return TickReport(
+            charts_decided=_UniffiFfiConverterUInt64.read(buf),
+            records_cut_off=_UniffiFfiConverterUInt64.read(buf),
+            entries=_UniffiFfiConverterUInt64.read(buf),
+            next_due_ms=_UniffiFfiConverterOptionalUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.charts_decided)
+        _UniffiFfiConverterUInt64.check_lower(value.records_cut_off)
+        _UniffiFfiConverterUInt64.check_lower(value.entries)
+        _UniffiFfiConverterOptionalUInt64.check_lower(value.next_due_ms)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.charts_decided, buf)
+        _UniffiFfiConverterUInt64.write(value.records_cut_off, buf)
+        _UniffiFfiConverterUInt64.write(value.entries, buf)
+        _UniffiFfiConverterOptionalUInt64.write(value.next_due_ms, buf)
 
 class _UniffiFfiConverterOptionalFloat64(_UniffiConverterRustBuffer):
     @classmethod
@@ -4144,6 +5730,51 @@ class ApiError:  # type: ignore
         def __repr__(self):
             return "ApiError.UnknownPatient({})".format(str(self))
     _UniffiTempApiError.UnknownPatient = UnknownPatient # type: ignore
+    class ChartErased(_UniffiTempApiError):
+        """
+        The patient's chart was erased (its keys shredded): it cannot be
+        read, exported or erased again.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.ChartErased({})".format(str(self))
+    _UniffiTempApiError.ChartErased = ChartErased # type: ignore
+    class UnknownResource(_UniffiTempApiError):
+        """
+        The chart has no resource of that type and id to erase (or none was named).
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.UnknownResource({})".format(str(self))
+    _UniffiTempApiError.UnknownResource = UnknownResource # type: ignore
+    class BehindOwnChain(_UniffiTempApiError):
+        """
+        This store is older than entries this node already wrote in the
+        network (restored from a backup): sync first, which catches its own
+        chain up; writing before that would fork it.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.BehindOwnChain({})".format(str(self))
+    _UniffiTempApiError.BehindOwnChain = BehindOwnChain # type: ignore
     class InvalidFhir(_UniffiTempApiError):
         """
         The data is not valid FHIR R4; nothing was stored. Problems name the
@@ -4380,6 +6011,142 @@ class ApiError:  # type: ignore
         def __repr__(self):
             return "ApiError.InvalidProof({})".format(str(self))
     _UniffiTempApiError.InvalidProof = InvalidProof # type: ignore
+    class BudgetExceeded(_UniffiTempApiError):
+        """
+        A federated task would take a site's dataset above the network's
+        privacy budget (or is not differentially private where the policy
+        requires it). Nothing was written and no record was read.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.BudgetExceeded({})".format(str(self))
+    _UniffiTempApiError.BudgetExceeded = BudgetExceeded # type: ignore
+    class UnknownTask(_UniffiTempApiError):
+        """
+        No federated task or round card with that id in the network.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.UnknownTask({})".format(str(self))
+    _UniffiTempApiError.UnknownTask = UnknownTask # type: ignore
+    class FederationFailed(_UniffiTempApiError):
+        """
+        A federated plan, policy or secure-aggregation step breaks a rule
+        (a field out of range, a malformed message from a site, too few
+        valid shares).
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.FederationFailed({})".format(str(self))
+    _UniffiTempApiError.FederationFailed = FederationFailed # type: ignore
+    class InvalidRuleSet(_UniffiTempApiError):
+        """
+        The rule-set document was refused: not JSON of the rule-set shape, a
+        field that breaks a rule of the format, or an expression that does
+        not compile or is beyond the engine's limits (size, nesting,
+        comprehensions). Nothing was stored.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.InvalidRuleSet({})".format(str(self))
+    _UniffiTempApiError.InvalidRuleSet = InvalidRuleSet # type: ignore
+    class InvalidPolicy(_UniffiTempApiError):
+        """
+        A rules policy's quorum is 0 or above the members of the network.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.InvalidPolicy({})".format(str(self))
+    _UniffiTempApiError.InvalidPolicy = InvalidPolicy # type: ignore
+    class UnknownRuleSet(_UniffiTempApiError):
+        """
+        No rule set with that hash in the network.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.UnknownRuleSet({})".format(str(self))
+    _UniffiTempApiError.UnknownRuleSet = UnknownRuleSet # type: ignore
+    class UnknownPolicy(_UniffiTempApiError):
+        """
+        No rules policy with that entry id in the network.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.UnknownPolicy({})".format(str(self))
+    _UniffiTempApiError.UnknownPolicy = UnknownPolicy # type: ignore
+    class UnknownOutcome(_UniffiTempApiError):
+        """
+        No rule outcome with that entry id in the network.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ApiError.UnknownOutcome({})".format(str(self))
+    _UniffiTempApiError.UnknownOutcome = UnknownOutcome # type: ignore
+    class NotConfirmed(_UniffiTempApiError):
+        """
+        A model card is endorsed only after this node's own verification
+        confirms it, and it answered mismatch. Nothing was written.
+"""
+        
+        def __init__(self, reason, step):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+                "step={!r}".format(step),
+            ]))
+            self.reason = reason
+            self.step = step
+
+        def __repr__(self):
+            return "ApiError.NotConfirmed({})".format(str(self))
+    _UniffiTempApiError.NotConfirmed = NotConfirmed # type: ignore
     class NodeUnusable(_UniffiTempApiError):
         """
         An earlier call panicked inside Rust while using this node, so its
@@ -4450,69 +6217,118 @@ class _UniffiFfiConverterTypeApiError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 12:
+            return ApiError.ChartErased(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 13:
+            return ApiError.UnknownResource(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 14:
+            return ApiError.BehindOwnChain(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 15:
             return ApiError.InvalidFhir(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterSequenceString.read(buf),
             )
-        if variant == 13:
+        if variant == 16:
             return ApiError.Mls(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 14:
+        if variant == 17:
             return ApiError.Record(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 15:
+        if variant == 18:
             return ApiError.Relay(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 16:
+        if variant == 19:
             return ApiError.MessageRejected(
                 _UniffiFfiConverterUInt32.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 17:
+        if variant == 20:
             return ApiError.InvalidConsent(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 18:
+        if variant == 21:
             return ApiError.UnknownConsent(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 19:
+        if variant == 22:
             return ApiError.ConsentDenied(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 20:
+        if variant == 23:
             return ApiError.EmptyAfterConsent(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterUInt64.read(buf),
             )
-        if variant == 21:
+        if variant == 24:
             return ApiError.UnknownModelCard(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 22:
+        if variant == 25:
             return ApiError.InvalidSpec(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 23:
+        if variant == 26:
             return ApiError.NotCaughtUp(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 24:
+        if variant == 27:
             return ApiError.TrainingFailed(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 25:
+        if variant == 28:
             return ApiError.InvalidLedgerEntry(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 26:
+        if variant == 29:
             return ApiError.InvalidProof(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 27:
+        if variant == 30:
+            return ApiError.BudgetExceeded(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 31:
+            return ApiError.UnknownTask(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 32:
+            return ApiError.FederationFailed(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 33:
+            return ApiError.InvalidRuleSet(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 34:
+            return ApiError.InvalidPolicy(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 35:
+            return ApiError.UnknownRuleSet(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 36:
+            return ApiError.UnknownPolicy(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 37:
+            return ApiError.UnknownOutcome(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 38:
+            return ApiError.NotConfirmed(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 39:
             return ApiError.NodeUnusable(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -4551,6 +6367,15 @@ class _UniffiFfiConverterTypeApiError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, ApiError.UnknownPatient):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.ChartErased):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.UnknownResource):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.BehindOwnChain):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, ApiError.InvalidFhir):
@@ -4601,6 +6426,34 @@ class _UniffiFfiConverterTypeApiError(_UniffiConverterRustBuffer):
         if isinstance(value, ApiError.InvalidProof):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
+        if isinstance(value, ApiError.BudgetExceeded):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.UnknownTask):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.FederationFailed):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.InvalidRuleSet):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.InvalidPolicy):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.UnknownRuleSet):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.UnknownPolicy):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.UnknownOutcome):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ApiError.NotConfirmed):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            _UniffiFfiConverterString.check_lower(value.step)
+            return
         if isinstance(value, ApiError.NodeUnusable):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
@@ -4640,57 +6493,271 @@ class _UniffiFfiConverterTypeApiError(_UniffiConverterRustBuffer):
         if isinstance(value, ApiError.UnknownPatient):
             buf.write_i32(11)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, ApiError.InvalidFhir):
+        if isinstance(value, ApiError.ChartErased):
             buf.write_i32(12)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.UnknownResource):
+            buf.write_i32(13)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.BehindOwnChain):
+            buf.write_i32(14)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.InvalidFhir):
+            buf.write_i32(15)
             _UniffiFfiConverterString.write(value.reason, buf)
             _UniffiFfiConverterSequenceString.write(value.problems, buf)
         if isinstance(value, ApiError.Mls):
-            buf.write_i32(13)
+            buf.write_i32(16)
             _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, ApiError.Record):
-            buf.write_i32(14)
+            buf.write_i32(17)
             _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, ApiError.Relay):
-            buf.write_i32(15)
+            buf.write_i32(18)
             _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, ApiError.MessageRejected):
-            buf.write_i32(16)
+            buf.write_i32(19)
             _UniffiFfiConverterUInt32.write(value.count, buf)
             _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, ApiError.InvalidConsent):
-            buf.write_i32(17)
+            buf.write_i32(20)
             _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, ApiError.UnknownConsent):
-            buf.write_i32(18)
+            buf.write_i32(21)
             _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, ApiError.ConsentDenied):
-            buf.write_i32(19)
+            buf.write_i32(22)
             _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, ApiError.EmptyAfterConsent):
-            buf.write_i32(20)
+            buf.write_i32(23)
             _UniffiFfiConverterString.write(value.reason, buf)
             _UniffiFfiConverterUInt64.write(value.excluded, buf)
         if isinstance(value, ApiError.UnknownModelCard):
-            buf.write_i32(21)
-            _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, ApiError.InvalidSpec):
-            buf.write_i32(22)
-            _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, ApiError.NotCaughtUp):
-            buf.write_i32(23)
-            _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, ApiError.TrainingFailed):
             buf.write_i32(24)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, ApiError.InvalidLedgerEntry):
+        if isinstance(value, ApiError.InvalidSpec):
             buf.write_i32(25)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, ApiError.InvalidProof):
+        if isinstance(value, ApiError.NotCaughtUp):
             buf.write_i32(26)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, ApiError.NodeUnusable):
+        if isinstance(value, ApiError.TrainingFailed):
             buf.write_i32(27)
             _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.InvalidLedgerEntry):
+            buf.write_i32(28)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.InvalidProof):
+            buf.write_i32(29)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.BudgetExceeded):
+            buf.write_i32(30)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.UnknownTask):
+            buf.write_i32(31)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.FederationFailed):
+            buf.write_i32(32)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.InvalidRuleSet):
+            buf.write_i32(33)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.InvalidPolicy):
+            buf.write_i32(34)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.UnknownRuleSet):
+            buf.write_i32(35)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.UnknownPolicy):
+            buf.write_i32(36)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.UnknownOutcome):
+            buf.write_i32(37)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ApiError.NotConfirmed):
+            buf.write_i32(38)
+            _UniffiFfiConverterString.write(value.reason, buf)
+            _UniffiFfiConverterString.write(value.step, buf)
+        if isinstance(value, ApiError.NodeUnusable):
+            buf.write_i32(39)
+            _UniffiFfiConverterString.write(value.reason, buf)
+
+
+
+
+
+
+class EndorsementTarget:
+    """
+    What an endorsement is about.
+"""
+    def __init__(self):
+        raise RuntimeError("EndorsementTarget cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class RULE_SET:
+        """
+        A rule set, by the hash `add_rule_set` returned.
+"""
+        
+        def __init__(self, hash:str):
+            self.hash = hash
+            
+            """
+        The rule set's hash (64 hex digits).
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "EndorsementTarget.RULE_SET(hash={})".format(self.hash)
+        def __eq__(self, other):
+            if not isinstance(other, EndorsementTarget):
+                return NotImplemented
+            if not other.is_RULE_SET():
+                return False
+            if self.hash != other.hash:
+                return False
+            return True
+
+    @dataclass
+    class MODEL_CARD:
+        """
+        A model card, by its entry id (endorsed only after this node's own
+        verification confirms it).
+"""
+        
+        def __init__(self, card_id:str):
+            self.card_id = card_id
+            
+            """
+        The card's entry id (64 hex digits).
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "EndorsementTarget.MODEL_CARD(card_id={})".format(self.card_id)
+        def __eq__(self, other):
+            if not isinstance(other, EndorsementTarget):
+                return NotImplemented
+            if not other.is_MODEL_CARD():
+                return False
+            if self.card_id != other.card_id:
+                return False
+            return True
+
+    @dataclass
+    class POLICY:
+        """
+        A policy, by its entry id.
+"""
+        
+        def __init__(self, policy_id:str):
+            self.policy_id = policy_id
+            
+            """
+        The policy's entry id (64 hex digits).
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "EndorsementTarget.POLICY(policy_id={})".format(self.policy_id)
+        def __eq__(self, other):
+            if not isinstance(other, EndorsementTarget):
+                return NotImplemented
+            if not other.is_POLICY():
+                return False
+            if self.policy_id != other.policy_id:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_RULE_SET(self) -> bool:
+        return isinstance(self, EndorsementTarget.RULE_SET)
+    def is_rule_set(self) -> bool:
+        return isinstance(self, EndorsementTarget.RULE_SET)
+    def is_MODEL_CARD(self) -> bool:
+        return isinstance(self, EndorsementTarget.MODEL_CARD)
+    def is_model_card(self) -> bool:
+        return isinstance(self, EndorsementTarget.MODEL_CARD)
+    def is_POLICY(self) -> bool:
+        return isinstance(self, EndorsementTarget.POLICY)
+    def is_policy(self) -> bool:
+        return isinstance(self, EndorsementTarget.POLICY)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+EndorsementTarget.RULE_SET = type("EndorsementTarget.RULE_SET", (EndorsementTarget.RULE_SET, EndorsementTarget,), {})  # type: ignore
+EndorsementTarget.MODEL_CARD = type("EndorsementTarget.MODEL_CARD", (EndorsementTarget.MODEL_CARD, EndorsementTarget,), {})  # type: ignore
+EndorsementTarget.POLICY = type("EndorsementTarget.POLICY", (EndorsementTarget.POLICY, EndorsementTarget,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeEndorsementTarget(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return EndorsementTarget.RULE_SET(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 2:
+            return EndorsementTarget.MODEL_CARD(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 3:
+            return EndorsementTarget.POLICY(
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_RULE_SET():
+            _UniffiFfiConverterString.check_lower(value.hash)
+            return
+        if value.is_MODEL_CARD():
+            _UniffiFfiConverterString.check_lower(value.card_id)
+            return
+        if value.is_POLICY():
+            _UniffiFfiConverterString.check_lower(value.policy_id)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_RULE_SET():
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.hash, buf)
+        if value.is_MODEL_CARD():
+            buf.write_i32(2)
+            _UniffiFfiConverterString.write(value.card_id, buf)
+        if value.is_POLICY():
+            buf.write_i32(3)
+            _UniffiFfiConverterString.write(value.policy_id, buf)
+
+
 
 
 
@@ -5197,11 +7264,103 @@ class _UniffiFfiConverterSequenceTypeAuditEntry(_UniffiConverterRustBuffer):
             _UniffiFfiConverterTypeAuditEntry.read(buf) for i in range(count)
         ]
 
-class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
+class _UniffiFfiConverterSequenceTypeResourceRef(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeResourceRef.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeResourceRef.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeResourceRef.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeErasedChart(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeErasedChart.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeErasedChart.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeErasedChart.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeSiteBudget(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeSiteBudget.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeSiteBudget.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeSiteBudget.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeFlStep(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeFlStep.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeFlStep.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeFlStep.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterOptionalTypeFlPolicy(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
         if value is not None:
-            _UniffiFfiConverterUInt64.check_lower(value)
+            _UniffiFfiConverterTypeFlPolicy.check_lower(value)
 
     @classmethod
     def write(cls, value, buf):
@@ -5210,7 +7369,7 @@ class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
             return
 
         buf.write_u8(1)
-        _UniffiFfiConverterUInt64.write(value, buf)
+        _UniffiFfiConverterTypeFlPolicy.write(value, buf)
 
     @classmethod
     def read(cls, buf):
@@ -5218,9 +7377,32 @@ class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
         if flag == 0:
             return None
         elif flag == 1:
-            return _UniffiFfiConverterUInt64.read(buf)
+            return _UniffiFfiConverterTypeFlPolicy.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterSequenceTypeFlTask(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeFlTask.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeFlTask.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeFlTask.read(buf) for i in range(count)
+        ]
 
 class _UniffiFfiConverterSequenceTypeMemberInfo(_UniffiConverterRustBuffer):
     @classmethod
@@ -5268,6 +7450,75 @@ class _UniffiFfiConverterSequenceBytes(_UniffiConverterRustBuffer):
             _UniffiFfiConverterBytes.read(buf) for i in range(count)
         ]
 
+class _UniffiFfiConverterSequenceTypeRuleOutcome(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeRuleOutcome.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeRuleOutcome.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeRuleOutcome.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeRuleSetInfo(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeRuleSetInfo.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeRuleSetInfo.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeRuleSetInfo.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeOutcomeVerification(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeOutcomeVerification.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeOutcomeVerification.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeOutcomeVerification.read(buf) for i in range(count)
+        ]
+
 
 class NetworkProtocol(typing.Protocol):
     """
@@ -5280,6 +7531,22 @@ class NetworkProtocol(typing.Protocol):
     once their Commit comes back first in relay order: sync afterwards.
 """
     
+    def activation(self, target: EndorsementTarget) -> Activation:
+        """
+        Whether a target is active now.
+"""
+        raise NotImplementedError
+    def add_rule_set(self, document: bytes) -> RuleSetAdded:
+        """
+        Store a rule-set document (JSON bytes, expressions in CEL). It is
+        parsed and every expression compiled under the engine's limits
+        first; it is inactive until the policy's quorum endorses it.
+
+        Errors: `InvalidRuleSet` (malformed, or hostile: too large, too deep,
+        comprehensions nested too deeply, wrong types; nothing stored),
+        `NotAMember`.
+"""
+        raise NotImplementedError
     def announce_heads(self, ) -> None:
         """
         Queue an announcement of this node's chain heads; peers answer by
@@ -5297,6 +7564,43 @@ class NetworkProtocol(typing.Protocol):
         The consents in `patient_id`'s chart, with who wrote each.
 
         Errors: `UnknownPatient`, `Record`.
+"""
+        raise NotImplementedError
+    def endorse(self, target: EndorsementTarget) -> str:
+        """
+        Endorse a rule set, model card or policy. A model card is endorsed
+        only after this node's own verification confirms it. When this node
+        executes a rule set the endorsement activates, its outcomes are
+        written in the same call. Returns the endorsement entry id.
+
+        Errors: `UnknownRuleSet`, `UnknownPolicy`, `UnknownModelCard`,
+        `NotConfirmed` (the model card's verification answered mismatch),
+        `InvalidArgument`, `NotAMember`.
+"""
+        raise NotImplementedError
+    def erase_chart(self, patient_id: str) -> EraseReport:
+        """
+        Erase a patient's whole chart by crypto-shredding: an erase entry, and
+        every key of the chart and its local copy deleted here (every member
+        does the same when it syncs; the chart is erased too in the networks
+        this node shared it into). The ciphertext stays in the ledger,
+        unreadable. What another node already decrypted or exported cannot
+        be taken back.
+
+        Errors: `UnknownPatient`, `ChartErased`, `NotAMember`, `BehindOwnChain`.
+"""
+        raise NotImplementedError
+    def erase_resources(self, patient_id: str,resources: typing.List[ResourceRef]) -> EraseReport:
+        """
+        Erase some resources of a chart: the chart is shredded as by
+        `erase_chart`, then the rest of it is written again under a fresh key.
+
+        Errors: as `erase_chart`, and `UnknownResource`.
+"""
+        raise NotImplementedError
+    def erased_charts(self, ) -> typing.List[ErasedChart]:
+        """
+        The charts erased in this network.
 """
         raise NotImplementedError
     def export_for_grantee(self, patient_id: str,grantees: typing.List[Grantee],purpose: Purpose,format: ExportFormat) -> GranteeExport:
@@ -5319,6 +7623,62 @@ class NetworkProtocol(typing.Protocol):
     def export_patient_ndjson(self, patient_id: str) -> str:
         """
         A patient's chart as FHIR NDJSON (one resource per line).
+"""
+        raise NotImplementedError
+    def fl_budget(self, ) -> typing.List[SiteBudget]:
+        """
+        What each site's dataset has spent (unfinished tasks count with all
+        their rounds).
+"""
+        raise NotImplementedError
+    def fl_coordinator_step(self, ) -> typing.List[FlStep]:
+        """
+        One coordinator step in every open task this node planned.
+"""
+        raise NotImplementedError
+    def fl_plan(self, request_json: str) -> str:
+        """
+        Write a task plan as coordinator from the request JSON of the core's
+        `PlanRequest::from_json`; returns the plan as JSON.
+
+        Errors: `BudgetExceeded` (nothing written), `FederationFailed`
+        (a field breaks a rule), `InvalidLedgerEntry` (request JSON), `NotAMember`.
+"""
+        raise NotImplementedError
+    def fl_policy(self, ) -> typing.Optional[FlPolicy]:
+        """
+        The network's effective budget policy, if any member wrote one.
+"""
+        raise NotImplementedError
+    def fl_set_policy(self, max_epsilon: float,delta: float,allow_non_private: bool) -> str:
+        """
+        Write this node's privacy-budget policy for the network; the
+        effective policy is the strictest of every member's latest. Returns
+        the entry id.
+
+        Errors: `InvalidLedgerEntry` (ε not positive, δ not in (0, 1)), `NotAMember`.
+"""
+        raise NotImplementedError
+    def fl_site_step(self, source_network_id: str) -> typing.List[FlStep]:
+        """
+        One site step in every open task naming this node, with
+        `source_network_id` as its data network (see the module docs).
+
+        Errors: `BudgetExceeded` (the site refuses before reading a record),
+        `EmptyAfterConsent`, `TrainingFailed`, `FederationFailed`, `NotAMember`.
+"""
+        raise NotImplementedError
+    def fl_tasks(self, ) -> typing.List[FlTask]:
+        """
+        The network's federated tasks.
+"""
+        raise NotImplementedError
+    def fl_verify_round(self, card_id: str) -> RoundVerification:
+        """
+        Re-check round card `card_id` from this replica. A difference is an
+        answer (`confirmed` false, with the step), not an error.
+
+        Errors: `UnknownTask` (no such card), `InvalidArgument`.
 """
         raise NotImplementedError
     def grant_consent(self, consent_id: str,patient_id: str,grantee: Grantee,purposes: typing.List[Purpose],classes: typing.Union[object, typing.List[str]] = _DEFAULT,start_ms: typing.Union[object, typing.Optional[int]] = _DEFAULT,end_ms: typing.Union[object, typing.Optional[int]] = _DEFAULT) -> Consent:
@@ -5447,6 +7807,35 @@ class NetworkProtocol(typing.Protocol):
         Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
 """
         raise NotImplementedError
+    def rule_outcomes(self, ) -> typing.List[RuleOutcome]:
+        """
+        The network's rule outcomes: one per (rule set, rule, resource
+        version), each with its `ClaimResponse`.
+"""
+        raise NotImplementedError
+    def rule_sets(self, ) -> typing.List[RuleSetInfo]:
+        """
+        The network's rule sets with their activation now, by name and version.
+"""
+        raise NotImplementedError
+    def run_rules(self, ) -> RulesActivity:
+        """
+        Run the rules this node executes over every record now (receiving
+        does this by itself for changed records). Never writes a second
+        outcome for a resource version.
+"""
+        raise NotImplementedError
+    def set_rules_policy(self, quorum: int,replaces_policy_id: typing.Union[object, typing.Optional[str]] = _DEFAULT) -> str:
+        """
+        Write the network's rules policy: a rule set, a model card a rule
+        uses, or a later policy is active once `quorum` members endorse it.
+        `replaces_policy_id` names the policy this one replaces (it takes
+        effect once that policy's quorum endorses it). Returns the entry id.
+
+        Errors: `InvalidPolicy` (quorum 0 or above the members),
+        `InvalidArgument`, `NotAMember`.
+"""
+        raise NotImplementedError
     def share_to_network(self, target: Network,purpose: Purpose) -> ShareReport:
         """
         Share this network's charts into `target` (another network of the
@@ -5458,6 +7847,16 @@ class NetworkProtocol(typing.Protocol):
 
         Errors: `InvalidArgument` (the same network, or a `target` of another
         node), `NotAMember`, `Record`.
+"""
+        raise NotImplementedError
+    def share_types_to_network(self, target: Network,purpose: Purpose,types: typing.List[str]) -> ShareReport:
+        """
+        Share this network's charts into `target` (a claims network of the
+        same node) as `share_to_network` does, but only resources of the
+        `types` named (at least one, e.g. `["Claim", "Coverage"]`).
+
+        Errors: `InvalidArgument` (no type, a malformed type, the same
+        network, a `target` of another node), `NotAMember`, `Record`.
 """
         raise NotImplementedError
     def sync_local_relay(self, relay_path: str) -> SyncReport:
@@ -5500,6 +7899,27 @@ class NetworkProtocol(typing.Protocol):
         Errors: `UnknownModelCard`, `InvalidLedgerEntry`, `InvalidArgument`.
 """
         raise NotImplementedError
+    def verify_outcome(self, entry_id: str) -> OutcomeVerification:
+        """
+        Re-evaluate outcome `entry_id` on this replica.
+
+        Errors: `UnknownOutcome`, `InvalidArgument`.
+"""
+        raise NotImplementedError
+    def verify_outcomes(self, ) -> typing.List[OutcomeVerification]:
+        """
+        Re-check every outcome (duplicates included); executors of those
+        that differ are flagged (`verify_ledger` reports them).
+"""
+        raise NotImplementedError
+    def withdraw_endorsement(self, target: EndorsementTarget) -> str:
+        """
+        Withdraw this node's endorsement of a target; below quorum it is no
+        longer active (no new outcomes). Returns the entry id.
+
+        Errors: as `endorse`.
+"""
+        raise NotImplementedError
 
 class Network(NetworkProtocol):
     """
@@ -5534,6 +7954,48 @@ class Network(NetworkProtocol):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
+    def activation(self, target: EndorsementTarget) -> Activation:
+        """
+        Whether a target is active now.
+"""
+        
+        _UniffiFfiConverterTypeEndorsementTarget.check_lower(target)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeEndorsementTarget.lower(target),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeActivation.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_activation,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def add_rule_set(self, document: bytes) -> RuleSetAdded:
+        """
+        Store a rule-set document (JSON bytes, expressions in CEL). It is
+        parsed and every expression compiled under the engine's limits
+        first; it is inactive until the policy's quorum endorses it.
+
+        Errors: `InvalidRuleSet` (malformed, or hostile: too large, too deep,
+        comprehensions nested too deeply, wrong types; nothing stored),
+        `NotAMember`.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(document)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(document),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeRuleSetAdded.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_add_rule_set,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def announce_heads(self, ) -> None:
         """
         Queue an announcement of this node's chain heads; peers answer by
@@ -5583,6 +8045,95 @@ class Network(NetworkProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_careledger_uniffi_fn_method_network_consents,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def endorse(self, target: EndorsementTarget) -> str:
+        """
+        Endorse a rule set, model card or policy. A model card is endorsed
+        only after this node's own verification confirms it. When this node
+        executes a rule set the endorsement activates, its outcomes are
+        written in the same call. Returns the endorsement entry id.
+
+        Errors: `UnknownRuleSet`, `UnknownPolicy`, `UnknownModelCard`,
+        `NotConfirmed` (the model card's verification answered mismatch),
+        `InvalidArgument`, `NotAMember`.
+"""
+        
+        _UniffiFfiConverterTypeEndorsementTarget.check_lower(target)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeEndorsementTarget.lower(target),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_endorse,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def erase_chart(self, patient_id: str) -> EraseReport:
+        """
+        Erase a patient's whole chart by crypto-shredding: an erase entry, and
+        every key of the chart and its local copy deleted here (every member
+        does the same when it syncs; the chart is erased too in the networks
+        this node shared it into). The ciphertext stays in the ledger,
+        unreadable. What another node already decrypted or exported cannot
+        be taken back.
+
+        Errors: `UnknownPatient`, `ChartErased`, `NotAMember`, `BehindOwnChain`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(patient_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(patient_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeEraseReport.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_erase_chart,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def erase_resources(self, patient_id: str,resources: typing.List[ResourceRef]) -> EraseReport:
+        """
+        Erase some resources of a chart: the chart is shredded as by
+        `erase_chart`, then the rest of it is written again under a fresh key.
+
+        Errors: as `erase_chart`, and `UnknownResource`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(patient_id)
+
+        _UniffiFfiConverterSequenceTypeResourceRef.check_lower(resources)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(patient_id),
+            _UniffiFfiConverterSequenceTypeResourceRef.lower(resources),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeEraseReport.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_erase_resources,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def erased_charts(self, ) -> typing.List[ErasedChart]:
+        """
+        The charts erased in this network.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeErasedChart.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_erased_charts,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -5653,6 +8204,160 @@ class Network(NetworkProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_careledger_uniffi_fn_method_network_export_patient_ndjson,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def fl_budget(self, ) -> typing.List[SiteBudget]:
+        """
+        What each site's dataset has spent (unfinished tasks count with all
+        their rounds).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeSiteBudget.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_budget,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def fl_coordinator_step(self, ) -> typing.List[FlStep]:
+        """
+        One coordinator step in every open task this node planned.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeFlStep.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_coordinator_step,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def fl_plan(self, request_json: str) -> str:
+        """
+        Write a task plan as coordinator from the request JSON of the core's
+        `PlanRequest::from_json`; returns the plan as JSON.
+
+        Errors: `BudgetExceeded` (nothing written), `FederationFailed`
+        (a field breaks a rule), `InvalidLedgerEntry` (request JSON), `NotAMember`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(request_json)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(request_json),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_plan,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def fl_policy(self, ) -> typing.Optional[FlPolicy]:
+        """
+        The network's effective budget policy, if any member wrote one.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeFlPolicy.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_policy,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def fl_set_policy(self, max_epsilon: float,delta: float,allow_non_private: bool) -> str:
+        """
+        Write this node's privacy-budget policy for the network; the
+        effective policy is the strictest of every member's latest. Returns
+        the entry id.
+
+        Errors: `InvalidLedgerEntry` (ε not positive, δ not in (0, 1)), `NotAMember`.
+"""
+        
+        _UniffiFfiConverterFloat64.check_lower(max_epsilon)
+
+        _UniffiFfiConverterFloat64.check_lower(delta)
+
+        _UniffiFfiConverterBoolean.check_lower(allow_non_private)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterFloat64.lower(max_epsilon),
+            _UniffiFfiConverterFloat64.lower(delta),
+            _UniffiFfiConverterBoolean.lower(allow_non_private),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_set_policy,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def fl_site_step(self, source_network_id: str) -> typing.List[FlStep]:
+        """
+        One site step in every open task naming this node, with
+        `source_network_id` as its data network (see the module docs).
+
+        Errors: `BudgetExceeded` (the site refuses before reading a record),
+        `EmptyAfterConsent`, `TrainingFailed`, `FederationFailed`, `NotAMember`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(source_network_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(source_network_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeFlStep.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_site_step,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def fl_tasks(self, ) -> typing.List[FlTask]:
+        """
+        The network's federated tasks.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeFlTask.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_tasks,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def fl_verify_round(self, card_id: str) -> RoundVerification:
+        """
+        Re-check round card `card_id` from this replica. A difference is an
+        answer (`confirmed` false, with the step), not an error.
+
+        Errors: `UnknownTask` (no such card), `InvalidArgument`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(card_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(card_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeRoundVerification.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_verify_round,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -6004,6 +8709,83 @@ class Network(NetworkProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def rule_outcomes(self, ) -> typing.List[RuleOutcome]:
+        """
+        The network's rule outcomes: one per (rule set, rule, resource
+        version), each with its `ClaimResponse`.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeRuleOutcome.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_rule_outcomes,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def rule_sets(self, ) -> typing.List[RuleSetInfo]:
+        """
+        The network's rule sets with their activation now, by name and version.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeRuleSetInfo.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_rule_sets,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def run_rules(self, ) -> RulesActivity:
+        """
+        Run the rules this node executes over every record now (receiving
+        does this by itself for changed records). Never writes a second
+        outcome for a resource version.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeRulesActivity.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_run_rules,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def set_rules_policy(self, quorum: int,replaces_policy_id: typing.Union[object, typing.Optional[str]] = _DEFAULT) -> str:
+        """
+        Write the network's rules policy: a rule set, a model card a rule
+        uses, or a later policy is active once `quorum` members endorse it.
+        `replaces_policy_id` names the policy this one replaces (it takes
+        effect once that policy's quorum endorses it). Returns the entry id.
+
+        Errors: `InvalidPolicy` (quorum 0 or above the members),
+        `InvalidArgument`, `NotAMember`.
+"""
+        
+        _UniffiFfiConverterUInt32.check_lower(quorum)
+
+        if replaces_policy_id is _DEFAULT:
+            replaces_policy_id = None
+        _UniffiFfiConverterOptionalString.check_lower(replaces_policy_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt32.lower(quorum),
+            _UniffiFfiConverterOptionalString.lower(replaces_policy_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_set_rules_policy,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def share_to_network(self, target: Network,purpose: Purpose) -> ShareReport:
         """
         Share this network's charts into `target` (another network of the
@@ -6030,6 +8812,35 @@ class Network(NetworkProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_careledger_uniffi_fn_method_network_share_to_network,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def share_types_to_network(self, target: Network,purpose: Purpose,types: typing.List[str]) -> ShareReport:
+        """
+        Share this network's charts into `target` (a claims network of the
+        same node) as `share_to_network` does, but only resources of the
+        `types` named (at least one, e.g. `["Claim", "Coverage"]`).
+
+        Errors: `InvalidArgument` (no type, a malformed type, the same
+        network, a `target` of another node), `NotAMember`, `Record`.
+"""
+        
+        _UniffiFfiConverterTypeNetwork.check_lower(target)
+
+        _UniffiFfiConverterTypePurpose.check_lower(purpose)
+
+        _UniffiFfiConverterSequenceString.check_lower(types)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeNetwork.lower(target),
+            _UniffiFfiConverterTypePurpose.lower(purpose),
+            _UniffiFfiConverterSequenceString.lower(types),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeShareReport.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_share_types_to_network,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -6138,6 +8949,63 @@ class Network(NetworkProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_model,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def verify_outcome(self, entry_id: str) -> OutcomeVerification:
+        """
+        Re-evaluate outcome `entry_id` on this replica.
+
+        Errors: `UnknownOutcome`, `InvalidArgument`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(entry_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(entry_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOutcomeVerification.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_outcome,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def verify_outcomes(self, ) -> typing.List[OutcomeVerification]:
+        """
+        Re-check every outcome (duplicates included); executors of those
+        that differ are flagged (`verify_ledger` reports them).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeOutcomeVerification.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_outcomes,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def withdraw_endorsement(self, target: EndorsementTarget) -> str:
+        """
+        Withdraw this node's endorsement of a target; below quorum it is no
+        longer active (no new outcomes). Returns the entry id.
+
+        Errors: as `endorse`.
+"""
+        
+        _UniffiFfiConverterTypeEndorsementTarget.check_lower(target)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeEndorsementTarget.lower(target),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_network_withdraw_endorsement,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -6332,6 +9200,22 @@ class NodeProtocol(typing.Protocol):
         The oldest message waiting for the transport, if any (for an app that
         carries messages itself rather than through `Network.sync_local_relay`).
         It stays queued until `ack_outgoing`.
+"""
+        raise NotImplementedError
+    def tick(self, now_ms: typing.Optional[int]) -> TickReport:
+        """
+        Take the consent decisions that are due: every chart this node shared
+        into another network whose consent period ended since is cut off
+        there (its key rotated and withheld). Call it from a timer or when
+        the app wakes; `sync_local_relay` calls it too. `now_ms` defaults to
+        the system clock.
+"""
+        raise NotImplementedError
+    def verify_store(self, ) -> StoreAudit:
+        """
+        Audit the whole store file (reads all of it; opening and every read
+        check only what they touch): integrity, every row's MAC, every
+        table's digest, the schema.
 """
         raise NotImplementedError
 
@@ -6661,6 +9545,45 @@ class Node(NodeProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def tick(self, now_ms: typing.Optional[int]) -> TickReport:
+        """
+        Take the consent decisions that are due: every chart this node shared
+        into another network whose consent period ended since is cut off
+        there (its key rotated and withheld). Call it from a timer or when
+        the app wakes; `sync_local_relay` calls it too. `now_ms` defaults to
+        the system clock.
+"""
+        
+        _UniffiFfiConverterOptionalUInt64.check_lower(now_ms)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterOptionalUInt64.lower(now_ms),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeTickReport.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_node_tick,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def verify_store(self, ) -> StoreAudit:
+        """
+        Audit the whole store file (reads all of it; opening and every read
+        check only what they touch): integrity, every row's MAC, every
+        table's digest, the schema.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeStoreAudit.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeApiError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_careledger_uniffi_fn_method_node_verify_store,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
 
 
 
@@ -6751,27 +9674,45 @@ __all__ = [
     "Grantee",
     "ConsentSource",
     "MessageKind",
+    "RuleDecision",
     "ModelMetrics",
     "VerifyStep",
     "ApiError",
+    "EndorsementTarget",
     "ExportFormat",
     "ModelKind",
     "PredictInput",
+    "Activation",
     "Decision",
     "AuditEntry",
     "Consent",
     "PatientConsent",
     "ChartConsents",
+    "EraseReport",
+    "ErasedChart",
+    "FlPolicy",
+    "FlStep",
+    "FlTask",
     "GranteeExport",
     "ImportReport",
     "LedgerReport",
     "MemberInfo",
     "MembershipProofBytes",
     "NetworkInfo",
+    "OutcomeVerification",
     "OutgoingMessage",
     "ReceiveReport",
+    "ResourceRef",
+    "RoundVerification",
+    "RuleOutcome",
+    "RuleSetAdded",
+    "RuleSetInfo",
+    "RulesActivity",
     "ShareReport",
+    "SiteBudget",
+    "StoreAudit",
     "SyncReport",
+    "TickReport",
     "TrainResult",
     "Verification",
     "model_card_dataset_commitment",

@@ -403,6 +403,25 @@ pub enum AuditRecord {
         /// Consent ids relied on at the site, sorted.
         consent_ids: Vec<String>,
     },
+    /// A member's privacy-budget policy for federated tasks.
+    FlPolicy {
+        /// Largest ε a site's dataset may reach.
+        max_epsilon: f64,
+        /// The δ it is stated at.
+        delta: f64,
+        /// Whether tasks without differential privacy are allowed.
+        allow_non_private: bool,
+    },
+    /// A federated task's plan, as JSON.
+    FlPlan {
+        /// The plan (sites, rounds, DP parameters, budget prior and projected).
+        plan_json: String,
+    },
+    /// A federated round card, as JSON (sum, parameters, budget spent).
+    FlRound {
+        /// The card.
+        card_json: String,
+    },
     /// A record cut off by consent: its key withheld from the network.
     KeyWithheld {
         /// The record (patient id).
@@ -445,6 +464,17 @@ impl From<CoreAuditEntry> for AuditEntry {
                 site: facts.site,
                 samples: facts.samples,
                 consent_ids: facts.consent_ids,
+            },
+            CoreAuditRecord::FlPolicy(policy) => AuditRecord::FlPolicy {
+                max_epsilon: policy.max_epsilon,
+                delta: policy.delta,
+                allow_non_private: policy.allow_non_private,
+            },
+            CoreAuditRecord::FlPlan(plan) => AuditRecord::FlPlan {
+                plan_json: String::from_utf8_lossy(&plan.encode()).into_owned(),
+            },
+            CoreAuditRecord::FlRound(card) => AuditRecord::FlRound {
+                card_json: serde_json::to_string(&card).unwrap_or_default(),
             },
             CoreAuditRecord::KeyWithheld {
                 record,

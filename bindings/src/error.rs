@@ -2,10 +2,11 @@
 //!
 //! Every core error (`OpenStoreError`, `OpenNodeError`, `StoreError`,
 //! `NetworkError`, `ImportError`, `ExportError`, `ReceiveError`, `SyncError`,
-//! `RelayError`, `ConsentError`, `ParseConsentError`, `AiError`,
-//! `InvalidSpecError`, the proof decoders, …) becomes an [`ApiError`] here and nowhere else. Variants are
-//! grouped by what an app can do about them; each carries the core's text in
-//! `reason`, which names fields and rules, never patient data (STYLE §5).
+//! `RelayError`, `ConsentError`, `EraseError`, `ParseConsentError`, `AiError`,
+//! `InvalidSpecError`, `FlError`, `RulesError`, the proof decoders, …) becomes
+//! an [`ApiError`] here and nowhere else. Variants are grouped by what an app
+//! can do about them; each carries the core's text in `reason`, which names
+//! fields and rules, never patient data (STYLE §5).
 //!
 //! Swift sees `ApiError.wrongStorageKey(reason:)`, Kotlin
 //! `ApiException.WrongStorageKey`, Python `ApiError.WrongStorageKey`.
@@ -21,8 +22,8 @@ use careledger::checkpoint::DecodeProofError;
 use careledger::consent::ParseConsentError;
 use careledger::identity::CreateIdentityError;
 use careledger::node::{
-    AiError, ConsentError, ExportError, ImportError, NetworkError, OpenNodeError, ReceiveError,
-    ReceiveReport,
+    AiError, ConsentError, EraseError, ExportError, FlError, ImportError, NetworkError,
+    OpenNodeError, ReceiveError, ReceiveReport, RulesError,
 };
 use careledger::relay::RelayError;
 use careledger::store::{OpenStoreError, StoreError};
@@ -99,6 +100,27 @@ pub enum ApiError {
     /// No record for that patient in the network.
     #[error("{reason}")]
     UnknownPatient {
+        /// The core's message.
+        reason: String,
+    },
+    /// The patient's chart was erased (its keys shredded): it cannot be
+    /// read, exported or erased again.
+    #[error("{reason}")]
+    ChartErased {
+        /// The core's message.
+        reason: String,
+    },
+    /// The chart has no resource of that type and id to erase (or none was named).
+    #[error("{reason}")]
+    UnknownResource {
+        /// The core's message (names the resource type, never the id).
+        reason: String,
+    },
+    /// This store is older than entries this node already wrote in the
+    /// network (restored from a backup): sync first, which catches its own
+    /// chain up; writing before that would fork it.
+    #[error("{reason}")]
+    BehindOwnChain {
         /// The core's message.
         reason: String,
     },
@@ -218,6 +240,70 @@ pub enum ApiError {
         /// Which rule the proof breaks.
         reason: String,
     },
+    /// A federated task would take a site's dataset above the network's
+    /// privacy budget (or is not differentially private where the policy
+    /// requires it). Nothing was written and no record was read.
+    #[error("{reason}")]
+    BudgetExceeded {
+        /// The core's message (names the site and the ε).
+        reason: String,
+    },
+    /// No federated task or round card with that id in the network.
+    #[error("{reason}")]
+    UnknownTask {
+        /// The core's message.
+        reason: String,
+    },
+    /// A federated plan, policy or secure-aggregation step breaks a rule
+    /// (a field out of range, a malformed message from a site, too few
+    /// valid shares).
+    #[error("{reason}")]
+    FederationFailed {
+        /// The core's message.
+        reason: String,
+    },
+    /// The rule-set document was refused: not JSON of the rule-set shape, a
+    /// field that breaks a rule of the format, or an expression that does
+    /// not compile or is beyond the engine's limits (size, nesting,
+    /// comprehensions). Nothing was stored.
+    #[error("{reason}")]
+    InvalidRuleSet {
+        /// The core's message (names the rule, the field and the limit).
+        reason: String,
+    },
+    /// A rules policy's quorum is 0 or above the members of the network.
+    #[error("{reason}")]
+    InvalidPolicy {
+        /// The core's message.
+        reason: String,
+    },
+    /// No rule set with that hash in the network.
+    #[error("{reason}")]
+    UnknownRuleSet {
+        /// The core's message.
+        reason: String,
+    },
+    /// No rules policy with that entry id in the network.
+    #[error("{reason}")]
+    UnknownPolicy {
+        /// The core's message.
+        reason: String,
+    },
+    /// No rule outcome with that entry id in the network.
+    #[error("{reason}")]
+    UnknownOutcome {
+        /// The core's message.
+        reason: String,
+    },
+    /// A model card is endorsed only after this node's own verification
+    /// confirms it, and it answered mismatch. Nothing was written.
+    #[error("{reason}")]
+    NotConfirmed {
+        /// The core's message.
+        reason: String,
+        /// The verification step that differed.
+        step: String,
+    },
     /// An earlier call panicked inside Rust while using this node, so its
     /// in-memory state cannot be trusted. Drop every object of this node and
     /// open the store again (the store itself is transactional).
@@ -319,6 +405,8 @@ impl From<NetworkError> for ApiError {
             NetworkError::InvalidWelcome(_) => ApiError::InvalidWelcome { reason },
             NetworkError::UnknownMember => ApiError::UnknownMember { reason },
             NetworkError::Mls(_) => ApiError::Mls { reason },
+            NetworkError::BehindOwnChain { .. } => ApiError::BehindOwnChain { reason },
+            NetworkError::ConsentDecision(_) => ApiError::Record { reason },
             NetworkError::Store(error) => error.into(),
         }
     }
@@ -344,6 +432,9 @@ impl From<ExportError> for ApiError {
     fn from(error: ExportError) -> Self {
         match error {
             ExportError::UnknownPatient => ApiError::UnknownPatient {
+                reason: error.to_string(),
+            },
+            ExportError::Erased => ApiError::ChartErased {
                 reason: error.to_string(),
             },
             ExportError::Record(_) => ApiError::Record {
@@ -382,6 +473,7 @@ impl From<SyncError> for ApiError {
             SyncError::NoWelcome => ApiError::InvalidWelcome {
                 reason: error.to_string(),
             },
+            SyncError::Consent(error) => error.into(),
         }
     }
 }
@@ -400,6 +492,9 @@ impl From<ConsentError> for ApiError {
             ConsentError::UnknownPatient => ApiError::UnknownPatient {
                 reason: error.to_string(),
             },
+            ConsentError::Erased => ApiError::ChartErased {
+                reason: error.to_string(),
+            },
             ConsentError::SameNetwork => ApiError::invalid_argument(error.to_string()),
             ConsentError::Record(_) => ApiError::Record {
                 reason: error.to_string(),
@@ -411,6 +506,22 @@ impl From<ConsentError> for ApiError {
             ConsentError::Import(error) => error.into(),
             ConsentError::Network(error) => error.into(),
             ConsentError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<EraseError> for ApiError {
+    fn from(error: EraseError) -> Self {
+        let reason = error.to_string();
+        match error {
+            EraseError::UnknownPatient => ApiError::UnknownPatient { reason },
+            EraseError::AlreadyErased => ApiError::ChartErased { reason },
+            EraseError::UnknownResource(_) | EraseError::NothingToErase => {
+                ApiError::UnknownResource { reason }
+            }
+            EraseError::Record(_) => ApiError::Record { reason },
+            EraseError::Network(error) => error.into(),
+            EraseError::Store(error) => error.into(),
         }
     }
 }
@@ -463,6 +574,45 @@ impl From<AiError> for ApiError {
             AiError::Analytics(error) => error.into(),
             AiError::Network(error) => error.into(),
             AiError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<FlError> for ApiError {
+    fn from(error: FlError) -> Self {
+        let reason = error.to_string();
+        match error {
+            FlError::BudgetExceeded { .. } | FlError::NonPrivateRefused => {
+                ApiError::BudgetExceeded { reason }
+            }
+            FlError::UnknownTask | FlError::UnknownRoundCard => ApiError::UnknownTask { reason },
+            FlError::Plan(_)
+            | FlError::Scaling(_)
+            | FlError::NotAMember(_)
+            | FlError::NotCoordinator
+            | FlError::Protocol(_) => ApiError::FederationFailed { reason },
+            FlError::Body(_) => ApiError::InvalidLedgerEntry { reason },
+            FlError::Dataset(error) => error.into(),
+            FlError::Network(error) => error.into(),
+            FlError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<RulesError> for ApiError {
+    fn from(error: RulesError) -> Self {
+        let reason = error.to_string();
+        match error {
+            RulesError::InvalidRuleSet(_) => ApiError::InvalidRuleSet { reason },
+            RulesError::InvalidPolicy(_) => ApiError::InvalidPolicy { reason },
+            RulesError::Unknown("rule set") => ApiError::UnknownRuleSet { reason },
+            RulesError::Unknown("policy") => ApiError::UnknownPolicy { reason },
+            RulesError::Unknown("model card") => ApiError::UnknownModelCard { reason },
+            RulesError::Unknown(_) => ApiError::UnknownOutcome { reason },
+            RulesError::NotConfirmed { step } => ApiError::NotConfirmed { reason, step },
+            RulesError::Ai(error) => error.into(),
+            RulesError::Network(error) => error.into(),
+            RulesError::Store(error) => error.into(),
         }
     }
 }
@@ -560,12 +710,12 @@ mod tests {
 
     #[test]
     fn a_refused_consent_keeps_every_fhir_problem() {
-        // Two refused consents: a numeric inner reference, and an array
-        // where a Reference object belongs.
+        // Two consents, valid R4 but for one problem each: a numeric inner
+        // reference, and an array where a Reference object belongs.
         let consents = concat!(
-            r#"{"resourceType":"Consent","id":"a","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":{"reference":7}}]}}"#,
+            r#"{"resourceType":"Consent","id":"a","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/p"},"provision":{"actor":[{"role":{"text":"grantee"},"reference":{"reference":7}}]}}"#,
             "\n",
-            r#"{"resourceType":"Consent","id":"b","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":[]}]}}"#,
+            r#"{"resourceType":"Consent","id":"b","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/p"},"provision":{"actor":[{"role":{"text":"grantee"},"reference":[]}]}}"#,
         );
         let Err(fhir) = careledger::record::fhir::parse_ndjson("consent.json", consents) else {
             panic!("the importer accepted malformed actor references");
@@ -585,6 +735,35 @@ mod tests {
         assert!(matches!(
             ApiError::from(ConsentError::Import(ImportError::Record("merge".into()))),
             ApiError::Record { .. }
+        ));
+    }
+
+    #[test]
+    fn rules_errors_keep_their_meaning() {
+        assert!(matches!(
+            ApiError::from(RulesError::Unknown("rule set")),
+            ApiError::UnknownRuleSet { .. }
+        ));
+        assert!(matches!(
+            ApiError::from(RulesError::Unknown("model card")),
+            ApiError::UnknownModelCard { .. }
+        ));
+        assert!(matches!(
+            ApiError::from(RulesError::Unknown("outcome")),
+            ApiError::UnknownOutcome { .. }
+        ));
+        match ApiError::from(RulesError::NotConfirmed {
+            step: "model".into(),
+        }) {
+            ApiError::NotConfirmed { step, reason } => {
+                assert_eq!(step, "model");
+                assert!(reason.contains("mismatch at model"), "{reason}");
+            }
+            other => panic!("expected NotConfirmed, got {other:?}"),
+        }
+        assert!(matches!(
+            ApiError::from(RulesError::Network(NetworkError::NotAMember)),
+            ApiError::NotAMember { .. }
         ));
     }
 

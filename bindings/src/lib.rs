@@ -28,6 +28,24 @@
 //!    them; [`Network::prove_membership`] answers a patient, who checks it
 //!    with [`verify_membership`] against [`model_card_dataset_commitment`].
 //!
+//! 7. Federated tasks under secure aggregation and differential privacy:
+//!    a site loops on [`Network::fl_site_step`]; a coordinator writes
+//!    [`Network::fl_plan`] and loops on [`Network::fl_coordinator_step`];
+//!    anyone checks [`Network::fl_verify_round`] and [`Network::fl_budget`].
+//! 8. The patient's rights: [`Network::erase_chart`] and
+//!    [`Network::erase_resources`] crypto-shred a chart,
+//!    [`Network::erased_charts`] lists what was erased, [`Node::tick`] ends
+//!    grants whose period is over (the sync functions call it too), and
+//!    [`Node::verify_store`] audits the whole store file.
+//! 9. Rules that act by themselves (an insurer's auto-adjudication):
+//!    [`Network::share_types_to_network`] shares consented claims,
+//!    [`Network::set_rules_policy`] sets the quorum, [`Network::add_rule_set`]
+//!    stores a CEL rule set, [`Network::endorse`] /
+//!    [`Network::withdraw_endorsement`] govern it; executors then write
+//!    outcomes by themselves while they sync, and every member lists them
+//!    ([`Network::rule_outcomes`]) and re-checks them
+//!    ([`Network::verify_outcome`], [`Network::verify_outcomes`]).
+//!
 //! Every failure is an [`ApiError`] (mapped from the core's errors in
 //! `error.rs` only); a panic surfaces as uniffi's internal error.
 //!
@@ -51,10 +69,13 @@
 mod analytics;
 mod consent;
 mod error;
+mod federated;
 mod network;
 mod node;
 #[cfg(feature = "panic-probe")]
 pub mod probe;
+mod rights;
+mod rules;
 mod types;
 
 pub use analytics::{
@@ -67,8 +88,14 @@ pub use consent::{
     PatientConsent, Purpose, ShareReport,
 };
 pub use error::ApiError;
+pub use federated::{FlPolicy, FlStep, FlTask, RoundVerification, SiteBudget};
 pub use network::Network;
 pub use node::Node;
+pub use rights::{EraseReport, ErasedChart, ResourceRef, StoreAudit, TickReport};
+pub use rules::{
+    Activation, EndorsementTarget, OutcomeVerification, RuleDecision, RuleOutcome, RuleSetAdded,
+    RuleSetInfo, RulesActivity,
+};
 pub use types::{
     ImportReport, LedgerReport, MemberInfo, MessageKind, NetworkInfo, OutgoingMessage,
     ReceiveReport, SyncReport,

@@ -62,7 +62,7 @@ fn storage_key(mut bytes: Vec<u8>) -> Result<StorageKey, ApiError> {
 /// synchronous and may do disk I/O: call it off the UI thread.
 #[derive(uniffi::Object)]
 pub struct Node {
-    shared: Arc<SharedNode>,
+    pub(crate) shared: Arc<SharedNode>,
     name: String,
     author_id: String,
     fingerprint: String,

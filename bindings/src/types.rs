@@ -157,6 +157,12 @@ pub struct ReceiveReport {
     pub removed: bool,
     /// Entries queued again because a peer showed it lacked them.
     pub resent: u64,
+    /// Rule outcomes this node wrote by itself as an executor.
+    pub rule_outcomes_written: u64,
+    /// Others' rule outcomes re-checked here and confirmed.
+    pub rule_outcomes_confirmed: u64,
+    /// Others' rule outcomes that did not re-check (their executor is flagged).
+    pub rule_outcome_mismatches: u64,
 }
 
 impl From<&node::ReceiveReport> for ReceiveReport {
@@ -170,6 +176,9 @@ impl From<&node::ReceiveReport> for ReceiveReport {
             commits_retried: count(report.commits_retried),
             removed: report.removed,
             resent: count(report.resent),
+            rule_outcomes_written: count(report.rules.outcomes_written),
+            rule_outcomes_confirmed: count(report.rules.confirmed),
+            rule_outcome_mismatches: count(report.rules.mismatches.len()),
         }
     }
 }

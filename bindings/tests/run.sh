@@ -9,11 +9,13 @@
 #   3. build the library with the test-only `panic-probe` feature;
 #   4. run the Python scenarios (python3, standard library unittest): the
 #      phone and the hospital (test_scenario), consent and verifiable AI
-#      (test_consent_ai);
+#      (test_consent_ai), federated tasks under secure aggregation
+#      (test_federated), rules that adjudicate claims by themselves
+#      (test_rules);
 #   5. build the jar apps use (bindings/package/jvm/jar.sh --profile dev),
-#      compile the Kotlin scenarios (Scenario.kt, ConsentAi.kt) against it
-#      alone, and run them on the JVM with the panic-probe library first on
-#      JNA's path.
+#      compile the Kotlin scenarios (Scenario.kt, ConsentAi.kt, Rules.kt)
+#      against it alone, and run them on the JVM with the panic-probe library
+#      first on JNA's path.
 #
 # Ends with one line, e.g.
 #   bindings: python 29 passed, kotlin 16 passed, generated sources up to date
@@ -77,7 +79,7 @@ echo "(the 'panicked at bindings/src/probe.rs' line below is the panic test's de
 python_log="$work/python.log"
 python_status=0
 (cd bindings/tests/python && PYTHONPATH="$lib_dir" PYTHONDONTWRITEBYTECODE=1 \
-    python3 -m unittest -v test_scenario test_consent_ai) 2>&1 | tee "$python_log" || python_status=$?
+    python3 -m unittest -v test_scenario test_consent_ai test_federated test_rules) 2>&1 | tee "$python_log" || python_status=$?
 python_ran=$(sed -n 's/^Ran \([0-9][0-9]*\) tests\{0,1\}.*/\1/p' "$python_log" | tail -n 1)
 python_bad=$(awk '/^FAILED \(/ { n = 0; while (match($0, /(failures|errors|unexpected successes)=[0-9]+/)) {
         part = substr($0, RSTART, RLENGTH); sub(/.*=/, "", part); n += part; $0 = substr($0, RSTART + RLENGTH) }

@@ -16,42 +16,21 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use careledger::keys::StorageKey;
-use careledger::node::{NetworkId, Node};
 use careledger::record::doc::RecordDoc;
 use careledger::record::fhir::{group_by_patient, parse_auto};
-use careledger::store::Store;
 use criterion::{BatchSize, Criterion, SamplingMode};
 
 mod common;
-use common::{load_files, measure_side_by_side, rate, thousands, Measured, RESOURCES, T0};
-use tempfile::TempDir;
+use common::{
+    fresh_node, load_files, measure_side_by_side, rate, ratio_row, thousands, FreshNode, Goal,
+    Measured, RESOURCES, T0,
+};
 
 const REPS: usize = 7;
 const TARGET_RATIO: f64 = 1.25;
 const TARGET_RATE: f64 = 5_000.0;
 
 type Files = Vec<(&'static str, Vec<u8>)>;
-
-/// A new file-backed node with one network; the directory lives as long as it.
-struct FreshNode {
-    node: Node,
-    network: NetworkId,
-    _dir: TempDir,
-}
-
-fn fresh_node() -> FreshNode {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let key = StorageKey::from_bytes([7; 32]);
-    let store = Store::open(&dir.path().join("node.sqlite"), &key).expect("store");
-    let mut node = Node::create(store, "hospital-a.example").expect("node");
-    let network = node.create_network("care").expect("network");
-    FreshNode {
-        node,
-        network,
-        _dir: dir,
-    }
-}
 
 /// careledger: every file through `import_fhir`. Returns resources imported.
 fn ingest_careledger(fresh: &mut FreshNode, files: &Files) -> usize {
@@ -143,6 +122,14 @@ fn main() {
         measured.plain.as_secs_f64() * 1e3,
         thousands(TARGET_RATE),
         if ours >= TARGET_RATE { "met" } else { "MISSED" },
+    );
+    ratio_row(
+        "ingest",
+        &format!("ingest {RESOURCES} Synthea resources (FHIR → Automerge → sealed, signed entries → SQLite) vs plain Automerge, same mapping"),
+        &format!("{} res/s", thousands(ours)),
+        &format!("{} res/s", thousands(peer)),
+        ratio,
+        Goal::AtMost(TARGET_RATIO),
     );
     eprintln!("INGEST bench took {:.1} s", started.elapsed().as_secs_f64());
 }

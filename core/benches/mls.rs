@@ -30,7 +30,7 @@ use careledger::store::Store;
 use careledger::sync::sync;
 use careledger::wire::WireMessage;
 mod common;
-use common::{median, ms, T0};
+use common::{median, ms, ratio_row, Goal, T0};
 use criterion::{BatchSize, Criterion, SamplingMode};
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{
@@ -364,6 +364,14 @@ fn main() {
         ms(openmls),
         ms(median(peer_steps.adder)),
         ms(median(peer_steps.other)),
+    );
+    ratio_row(
+        "mls",
+        &format!("MLS: add one member to a {MEMBERS}-member network and process the Commit vs raw openmls"),
+        &format!("{:.1} ms", ms(careledger)),
+        &format!("{:.1} ms", ms(openmls)),
+        ratio,
+        Goal::AtMost(TARGET_RATIO),
     );
     eprintln!(
         "MLS setup: careledger {MEMBERS}-node network built in {:.1} s, openmls group in {:.1} s; bench took {:.1} s",

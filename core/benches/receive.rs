@@ -26,7 +26,7 @@ use careledger::sync::{join_from_relay, publish_outbox, sync};
 use criterion::{BatchSize, Criterion, SamplingMode};
 
 mod common;
-use common::{measure_side_by_side, Measured, DATA, FILES, T0};
+use common::{measure_side_by_side, ms, ratio_row, Goal, Measured, DATA, FILES, T0};
 use tempfile::TempDir;
 
 const REPS: usize = 7;
@@ -217,6 +217,18 @@ fn main() {
         per_s(measured.careledger),
         measured.plain.as_secs_f64() * 1e3,
         per_s(measured.plain),
+    );
+    ratio_row(
+        "receive",
+        &format!(
+            "receive {} entries ({} KiB of changes): verify, open, apply, store vs Automerge `apply_changes`",
+            prepared.entries,
+            change_bytes / 1024
+        ),
+        &format!("{:.0} ms", ms(measured.careledger)),
+        &format!("{:.0} ms", ms(measured.plain)),
+        ratio,
+        Goal::AtMost(TARGET_RATIO),
     );
     eprintln!(
         "RECEIVE bench took {:.1} s",

@@ -18,7 +18,9 @@ use careledger::store::Store;
 use careledger::sync::{join_from_relay, publish_outbox, sync};
 use criterion::Criterion;
 
-const T0: u64 = 1_764_000_000_000;
+mod common;
+use common::{ratio_row, Goal, T0};
+
 const BATCH: usize = 500;
 const LATENCY_SAMPLES: usize = 200;
 const PATIENT: &str = r#"{"resourceType":"Patient","id":"p1","gender":"female"}"#;
@@ -181,5 +183,22 @@ fn main() {
         nats_p99.as_secs_f64() * 1e3,
         nats_p50.as_secs_f64() / local_p50.as_secs_f64(),
         nats_p99.as_secs_f64() / local_p99.as_secs_f64()
+    );
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+    ratio_row(
+        "relay_nats",
+        &format!("relay throughput, {BATCH} entries publish → deliver → verify → apply: NATS vs local relay file"),
+        &format!("{:.0} entries/s", rate(means[1])),
+        &format!("{:.0} entries/s", rate(means[0])),
+        means[1].as_secs_f64() / means[0].as_secs_f64(),
+        Goal::None,
+    );
+    ratio_row(
+        "relay_nats",
+        "relay latency, one entry A → B, p50: NATS vs local relay file",
+        &ms(nats_p50),
+        &ms(local_p50),
+        nats_p50.as_secs_f64() / local_p50.as_secs_f64(),
+        Goal::None,
     );
 }

@@ -34,7 +34,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 mod common;
-use common::{median, ms};
+use common::{median, ms, ratio_row, Goal};
 
 const SYNTHETIC_ROWS: usize = 100_000;
 const COLUMNS: usize = 30;
@@ -267,6 +267,22 @@ fn report(case: &Case, ours: &Ours, sklearn: &Result<serde_json::Value, String>)
                 sk["logistic"]["n_iter"],
                 threads("logistic"),
                 if log_ratio <= TARGET_RATIO { "met" } else { "MISSED" },
+            );
+            ratio_row(
+                "train",
+                &format!("train logistic regression, {} vs scikit-learn", case.name),
+                &format!("{:.1} ms", ms(ours.logistic)),
+                &format!("{:.1} ms", sk_log * 1e3),
+                log_ratio,
+                Goal::AtMost(TARGET_RATIO),
+            );
+            ratio_row(
+                "train",
+                &format!("train k-means k={K}, {} vs scikit-learn", case.name),
+                &format!("{:.1} ms", ms(ours.kmeans)),
+                &format!("{:.1} ms", sk_km * 1e3),
+                km_ratio,
+                Goal::AtMost(TARGET_RATIO),
             );
             eprintln!(
                 "  (linfa logistic regression called plainly: {:.1} ms, ratio {:.2})",

@@ -26,6 +26,19 @@
 //!     uint8 reason;                     // 1 consent denies, 2 expired, 3 no consent, 4 revoked
 //!     opaque consent<0..255>;           // the consent id that decided (empty for 3)
 //! } KeyWithheldBody;
+//! struct {                              // Erase (crypto-shredding)
+//!     opaque record<0..255>;            // the chart erased
+//!     uint8 scope;                      // 1 the whole chart, 2 the resources listed
+//!     uint16 count; ResourceRef resources[count];        // scope 2: what goes
+//!     uint16 key_count; opaque key_ids[key_count][16];   // every key of the record the writer held
+//!     uint8 source;                     // 1 written by the patient's node, 2 on the patient's behalf
+//! } EraseBody;
+//! struct { opaque type<0..255>; opaque id<0..255>; } ResourceRef;
+//! struct {                              // MemberRemoved
+//!     opaque author[32];                // the member removed
+//!     uint64 removed_epoch;             // first epoch without it
+//!     uint64 last_seq;                  // its last entry that came before the removal
+//! } MemberRemovedBody;
 //! struct { opaque card<0..2^32-1>; opaque model<0..2^32-1>; } ModelCardBody;   // JSON card, model bytes
 //! struct { opaque json<0..2^32-1>; } DecisionBody;                             // JSON decision
 //! struct { opaque json<0..2^32-1>; opaque update<0..2^32-1>; } ModelUpdateBody; // JSON facts, update bytes
@@ -298,6 +311,150 @@ impl KeyWithheldBody {
     }
 }
 
+/// What an erase entry shreds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EraseScope {
+    /// The whole chart.
+    Chart,
+    /// These resources `(resource type, id)`; the rest of the chart is
+    /// written again under a fresh key by the erasing node.
+    Resources(Vec<(String, String)>),
+}
+
+/// Who asked for an erasure, as its writer states it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum EraseSource {
+    /// One of the patient's own nodes (their phone) wrote it.
+    PatientNode = 1,
+    /// A member institution recorded it on the patient's behalf.
+    OnBehalf = 2,
+}
+
+/// The body of an erase entry: every honest node deletes the record's keys
+/// and its materialised copy; the record's ciphertext stays in the ledger.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EraseBody {
+    /// The chart.
+    pub record: String,
+    /// What is erased.
+    pub scope: EraseScope,
+    /// Every key of the record the writer held: changes sealed under them
+    /// are accepted into the ledger unread, by members who never had them too.
+    pub key_ids: Vec<RecordKeyId>,
+    /// Who asked.
+    pub source: EraseSource,
+}
+
+impl std::fmt::Debug for EraseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let resources = match &self.scope {
+            EraseScope::Chart => None,
+            EraseScope::Resources(list) => Some(list.len()),
+        };
+        f.debug_struct("EraseBody")
+            .field("resources", &resources)
+            .field("keys", &self.key_ids.len())
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EraseBody {
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_vec8(&mut out, self.record.as_bytes());
+        match &self.scope {
+            EraseScope::Chart => {
+                out.push(1);
+                out.extend_from_slice(&0u16.to_be_bytes());
+            }
+            EraseScope::Resources(list) => {
+                out.push(2);
+                out.extend_from_slice(&(list.len().min(u16::MAX as usize) as u16).to_be_bytes());
+                for (resource_type, id) in list.iter().take(u16::MAX as usize) {
+                    put_vec8(&mut out, resource_type.as_bytes());
+                    put_vec8(&mut out, id.as_bytes());
+                }
+            }
+        }
+        out.extend_from_slice(&(self.key_ids.len().min(u16::MAX as usize) as u16).to_be_bytes());
+        for key_id in self.key_ids.iter().take(u16::MAX as usize) {
+            out.extend_from_slice(key_id);
+        }
+        out.push(self.source as u8);
+        out
+    }
+
+    /// Decode.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(bytes);
+        let record = r.string8("record")?;
+        let scope_code = r.u8("scope")?;
+        let mut resources = Vec::new();
+        for _ in 0..r.u16("resource_count")? {
+            resources.push((r.string8("resource_type")?, r.string8("resource_id")?));
+        }
+        let scope = match scope_code {
+            1 if resources.is_empty() => EraseScope::Chart,
+            2 if !resources.is_empty() => EraseScope::Resources(resources),
+            _ => return Err(CodecError::Invalid("erase scope")),
+        };
+        let mut key_ids = Vec::new();
+        for _ in 0..r.u16("key_count")? {
+            key_ids.push(r.array("key_id")?);
+        }
+        let source = match r.u8("source")? {
+            1 => EraseSource::PatientNode,
+            2 => EraseSource::OnBehalf,
+            _ => return Err(CodecError::Invalid("erase source")),
+        };
+        r.finish()?;
+        Ok(Self {
+            record,
+            scope,
+            key_ids,
+            source,
+        })
+    }
+}
+
+/// The body of a member-removed entry: the remover states where the removed
+/// member's chain ended when its removal took effect in relay order, so
+/// members who did not see that commit (joiners) refuse the same entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberRemovedBody {
+    /// The removed member.
+    pub author: [u8; 32],
+    /// The first epoch it was no longer a member of.
+    pub removed_epoch: u64,
+    /// Its last entry that arrived before the removal (0: none).
+    pub last_seq: u64,
+}
+
+impl MemberRemovedBody {
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.author.to_vec();
+        out.extend_from_slice(&self.removed_epoch.to_be_bytes());
+        out.extend_from_slice(&self.last_seq.to_be_bytes());
+        out
+    }
+
+    /// Decode.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader::new(bytes);
+        let body = Self {
+            author: r.array("author")?,
+            removed_epoch: r.u64("removed_epoch")?,
+            last_seq: r.u64("last_seq")?,
+        };
+        r.finish()?;
+        Ok(body)
+    }
+}
+
 /// Two length-prefixed byte strings: the shape of the model-card and
 /// model-update bodies (JSON facts, then model bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -388,6 +545,41 @@ mod tests {
         assert_eq!(PairBody::decode(&pair.encode()), Ok(pair));
     }
 
+    #[test]
+    fn erase_and_member_removed_round_trip() {
+        for scope in [
+            EraseScope::Chart,
+            EraseScope::Resources(vec![("Observation".into(), "o-1".into())]),
+        ] {
+            let body = EraseBody {
+                record: "patient-1".into(),
+                scope,
+                key_ids: vec![[1; 16], [2; 16]],
+                source: EraseSource::OnBehalf,
+            };
+            assert_eq!(EraseBody::decode(&body.encode()), Ok(body.clone()));
+            assert!(!format!("{body:?}").contains("patient-1"));
+        }
+        let mut bad = EraseBody {
+            record: "p".into(),
+            scope: EraseScope::Chart,
+            key_ids: vec![],
+            source: EraseSource::PatientNode,
+        }
+        .encode();
+        bad[2] = 2; // scope 2 with no resources
+        assert_eq!(
+            EraseBody::decode(&bad),
+            Err(CodecError::Invalid("erase scope"))
+        );
+        let removed = MemberRemovedBody {
+            author: [9; 32],
+            removed_epoch: 4,
+            last_seq: 17,
+        };
+        assert_eq!(MemberRemovedBody::decode(&removed.encode()), Ok(removed));
+    }
+
     proptest! {
         #[test]
         fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
@@ -395,6 +587,8 @@ mod tests {
             let _ = RecordChangeBody::decode(&bytes);
             let _ = KeyWithheldBody::decode(&bytes);
             let _ = PairBody::decode(&bytes);
+            let _ = EraseBody::decode(&bytes);
+            let _ = MemberRemovedBody::decode(&bytes);
         }
     }
 }

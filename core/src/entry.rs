@@ -140,6 +140,35 @@ pub enum EntryKind {
     /// Notice that a record's new key is withheld from this network (consent
     /// revoked or expired): later changes under that key are out of reach.
     KeyWithheld = 6,
+    /// A rule set document (CEL rules, their triggers and executors).
+    RuleSet = 10,
+    /// An outcome a rule wrote by itself (a FHIR `ClaimResponse` in substance).
+    RuleOutcome = 11,
+    /// A network policy: the governance quorum.
+    Policy = 12,
+    /// An endorsement (or its withdrawal) of a rule set, model card or policy.
+    Endorsement = 13,
+    /// A member's privacy-budget policy for federated tasks.
+    FlPolicy = 30,
+    /// A federated task's plan (secure aggregation, DP parameters, budget).
+    FlPlan = 31,
+    /// A site's channel key and dataset facts for a federated task.
+    FlKeys = 32,
+    /// A site's Feldman commitments and sealed share envelopes.
+    FlShares = 33,
+    /// A site's masked input for one round.
+    FlMasked = 34,
+    /// The coordinator's survivor list for one round.
+    FlSurvivors = 35,
+    /// A survivor's revealed shares for one round.
+    FlUnmask = 36,
+    /// The coordinator's round card: the exact sum, parameters, budget.
+    FlRound = 37,
+    /// Crypto-shredding: every honest node deletes the record's keys and
+    /// materialised copy; the ciphertext stays in the ledger, unreadable.
+    Erase = 20,
+    /// The remover's statement of where a removed member's chain ended.
+    MemberRemoved = 21,
 }
 
 impl EntryKind {
@@ -152,6 +181,20 @@ impl EntryKind {
             4 => Some(Self::Decision),
             5 => Some(Self::ModelUpdate),
             6 => Some(Self::KeyWithheld),
+            10 => Some(Self::RuleSet),
+            11 => Some(Self::RuleOutcome),
+            12 => Some(Self::Policy),
+            13 => Some(Self::Endorsement),
+            30 => Some(Self::FlPolicy),
+            31 => Some(Self::FlPlan),
+            32 => Some(Self::FlKeys),
+            33 => Some(Self::FlShares),
+            34 => Some(Self::FlMasked),
+            35 => Some(Self::FlSurvivors),
+            36 => Some(Self::FlUnmask),
+            37 => Some(Self::FlRound),
+            20 => Some(Self::Erase),
+            21 => Some(Self::MemberRemoved),
             _ => None,
         }
     }
@@ -165,6 +208,20 @@ impl EntryKind {
             Self::Decision => "decision",
             Self::ModelUpdate => "model-update",
             Self::KeyWithheld => "key-withheld",
+            Self::RuleSet => "rule-set",
+            Self::RuleOutcome => "rule-outcome",
+            Self::Policy => "policy",
+            Self::Endorsement => "endorsement",
+            Self::FlPolicy => "fl-policy",
+            Self::FlPlan => "fl-plan",
+            Self::FlKeys => "fl-keys",
+            Self::FlShares => "fl-shares",
+            Self::FlMasked => "fl-masked",
+            Self::FlSurvivors => "fl-survivors",
+            Self::FlUnmask => "fl-unmask",
+            Self::FlRound => "fl-round",
+            Self::Erase => "erase",
+            Self::MemberRemoved => "member-removed",
         }
     }
 }

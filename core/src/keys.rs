@@ -9,6 +9,15 @@
 //! Every sealed value is `{version, nonce, ciphertext}` with XChaCha20-Poly1305
 //! and a random 24-byte nonce, so nonces never need coordination between nodes.
 //!
+//! XChaCha20-Poly1305 is built as its specification does
+//! (draft-irtf-cfrg-xchacha): HChaCha20 of the key and the nonce's first 16
+//! bytes (RustCrypto `chacha20`) gives a subkey for IETF ChaCha20-Poly1305
+//! with nonce `0‖0‖0‖0‖nonce[16..24]`, which `ring` computes (BoringSSL's
+//! stitched AVX2 assembly on x86-64, NEON on ARM): about three times faster
+//! than RustCrypto's `chacha20poly1305` at 1 KiB and twice at 16 KiB
+//! (`cargo bench --bench aead`). Byte for byte the same sealed values; a
+//! test checks every output against `chacha20poly1305::XChaCha20Poly1305`.
+//!
 //! ```
 //! use careledger::keys::{open, seal, RecordKey, Sealed};
 //! let key = RecordKey::from_bytes([7; 32]);
@@ -19,8 +28,7 @@
 //! assert!(open(key.secret(), b"other header", &back).is_err());
 //! ```
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Version byte of the sealed-value format.
@@ -29,6 +37,8 @@ pub const SEALED_VERSION: u8 = 1;
 pub const NONCE_LEN: usize = 24;
 /// Length of every symmetric key in careledger.
 pub const KEY_LEN: usize = 32;
+/// Length of the Poly1305 tag at the end of every ciphertext.
+pub const TAG_LEN: usize = 16;
 
 /// 32 secret bytes, wiped on drop and never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
@@ -141,6 +151,23 @@ pub enum OpenSealedError {
     Authentication,
 }
 
+/// The IETF ChaCha20-Poly1305 key and nonce an XChaCha20-Poly1305 key and
+/// nonce stand for.
+fn xchacha(key: &SecretKey, nonce: &[u8; NONCE_LEN]) -> Option<(LessSafeKey, Nonce)> {
+    let mut subkey = chacha20::hchacha::<chacha20::R20>(
+        key.as_bytes().into(),
+        <&[u8; 16]>::try_from(&nonce[..16]).ok()?.into(),
+    );
+    let cipher = UnboundKey::new(&CHACHA20_POLY1305, subkey.as_slice()).ok();
+    subkey.as_mut_slice().zeroize();
+    let mut ietf = [0u8; 12];
+    ietf[4..].copy_from_slice(&nonce[16..]);
+    Some((
+        LessSafeKey::new(cipher?),
+        Nonce::assume_unique_for_key(ietf),
+    ))
+}
+
 /// Seal `plaintext` under `key`, binding `aad`; `nonce` must be fresh randomness.
 pub fn seal(
     key: &SecretKey,
@@ -148,31 +175,25 @@ pub fn seal(
     plaintext: &[u8],
     nonce: [u8; NONCE_LEN],
 ) -> Result<Sealed, SealError> {
-    let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
-    let ciphertext = cipher
-        .encrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
+    let (cipher, ietf) = xchacha(key, &nonce).ok_or(SealError::TooLarge)?;
+    let mut ciphertext = Vec::with_capacity(plaintext.len() + TAG_LEN);
+    ciphertext.extend_from_slice(plaintext);
+    cipher
+        .seal_in_place_append_tag(ietf, Aad::from(aad), &mut ciphertext)
         .map_err(|_| SealError::TooLarge)?;
     Ok(Sealed { nonce, ciphertext })
 }
 
 /// Open a sealed value under `key` with the same `aad` it was sealed with.
 pub fn open(key: &SecretKey, aad: &[u8], sealed: &Sealed) -> Result<Vec<u8>, OpenSealedError> {
-    let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
-    cipher
-        .decrypt(
-            &XNonce::from(sealed.nonce),
-            Payload {
-                msg: &sealed.ciphertext,
-                aad,
-            },
-        )
-        .map_err(|_| OpenSealedError::Authentication)
+    let (cipher, ietf) = xchacha(key, &sealed.nonce).ok_or(OpenSealedError::Malformed("nonce"))?;
+    let mut plaintext = sealed.ciphertext.clone();
+    let len = cipher
+        .open_in_place(ietf, Aad::from(aad), &mut plaintext)
+        .map_err(|_| OpenSealedError::Authentication)?
+        .len();
+    plaintext.truncate(len);
+    Ok(plaintext)
 }
 
 impl Sealed {
@@ -193,7 +214,7 @@ impl Sealed {
         if version != SEALED_VERSION {
             return Err(OpenSealedError::Malformed("unsupported version"));
         }
-        if rest.len() < NONCE_LEN + 16 {
+        if rest.len() < NONCE_LEN + TAG_LEN {
             return Err(OpenSealedError::Malformed("truncated"));
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
@@ -255,6 +276,31 @@ mod tests {
             open(&key, b"aad", &Sealed::from_bytes(&bytes).unwrap()).unwrap(),
             b"secret text"
         );
+    }
+
+    proptest::proptest! {
+        /// The same bytes as RustCrypto's XChaCha20-Poly1305, both ways.
+        #[test]
+        fn matches_the_reference_xchacha20poly1305(
+            key in proptest::array::uniform32(proptest::prelude::any::<u8>()),
+            nonce in proptest::array::uniform24(proptest::prelude::any::<u8>()),
+            aad in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            plaintext in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+        ) {
+            use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+            let reference = chacha20poly1305::XChaCha20Poly1305::new(&key.into());
+            let expected = reference
+                .encrypt(&nonce.into(), Payload { msg: &plaintext, aad: &aad })
+                .unwrap();
+            let secret = SecretKey::from_bytes(key);
+            let sealed = seal(&secret, &aad, &plaintext, nonce).unwrap();
+            proptest::prop_assert_eq!(&sealed.ciphertext, &expected);
+            proptest::prop_assert_eq!(open(&secret, &aad, &sealed).unwrap(), plaintext.clone());
+            let opened = reference
+                .decrypt(&nonce.into(), Payload { msg: &sealed.ciphertext, aad: &aad })
+                .unwrap();
+            proptest::prop_assert_eq!(opened, plaintext);
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod merkle;
 pub mod node;
 pub mod record;
 pub mod relay;
+pub mod rules;
 pub mod store;
 pub mod sync;
 pub mod wire;

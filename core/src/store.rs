@@ -11,143 +11,79 @@
 //! Durability: WAL mode with `synchronous = FULL`; the node wraps each ingest
 //! batch in one transaction ([`Store::transaction`]), and only after it commits
 //! does it acknowledge the batch, so a crash leaves no torn ledger or MLS state.
-//! A second process may open the same file (busy timeout 5 s).
+//! A second process (say a phone's notification extension) may open the same
+//! file while the app has it open (busy timeout 5 s).
 //!
-//! The in-memory store is the same code on SQLite's in-memory database, so
-//! tests exercise the real schema and transactions.
+//! Nothing readable at rest: secrets, charts and record names are sealed
+//! under the storage key; MLS state is sealed by its codec
+//! ([`mls_codec`]); columns that look a record up hold a keyed hash of the
+//! patient id (a *record tag*), never the id. `secure_delete` overwrites
+//! deleted content, so a shredded key leaves no copy in free pages.
 //!
-//! Known limit: MLS transport secrets written by `openmls_sqlite_storage`
-//! (HPKE leaf keys, ratchet secrets of recent epochs) are stored as that crate
-//! writes them, not wrapped under the storage key; the identity key and all
-//! content keys (epoch and record keys) are wrapped.
-//!
-//! Tampering at rest: every row of every table, MLS state included, is
-//! authenticated under the storage key (`seal`: triggers keep a per-table
-//! XOR of row HMACs). Opening verifies the whole file (`PRAGMA
-//! integrity_check` and every digest) and refuses an altered one with
-//! [`StoreError::Tampered`].
+//! Tampering at rest: every row carries a MAC under a key derived from the
+//! storage key, checked by the read that uses it (see `seal`). Opening
+//! checks only the storage key and the schema, in constant time;
+//! [`Store::verify`] audits the whole file.
 //!
 //! ```
 //! use careledger::keys::StorageKey;
 //! use careledger::store::{OpenStoreError, Store};
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("node.sqlite");
-//! drop(Store::open(&path, &StorageKey::from_bytes([1; 32])).unwrap());
+//! let store = Store::open(&path, &StorageKey::from_bytes([1; 32])).unwrap();
+//! assert!(store.verify().unwrap().is_clean());
+//! drop(store);
 //! let wrong = Store::open(&path, &StorageKey::from_bytes([2; 32]));
 //! assert!(matches!(wrong, Err(OpenStoreError::WrongStorageKey)));
 //! ```
 
 use std::cell::Cell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use openmls_rust_crypto::RustCrypto;
-use openmls_sqlite_storage::{Codec, SqliteStorageProvider};
+use openmls_sqlite_storage::SqliteStorageProvider;
 use openmls_traits::random::OpenMlsRand;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::body::{EpochGrant, MemberSpan, RecordKeyGrant, RecordKeyId};
+use crate::body::{EpochGrant, MemberSpan};
 use crate::entry::{AuthorId, EntryHeader, EntryId};
 use crate::keys::{SecretKey, StorageKey, NONCE_LEN};
 
+pub(crate) mod chain_marker;
+mod migrate;
+pub mod mls_codec;
+mod records;
+mod rules;
 mod seal;
+mod tables;
+
+pub use records::{ConsentDue, Tombstone};
+pub use seal::StoreVerifyReport;
+
+use mls_codec::{CodecScope, MlsCodec, MlsKeys};
+use tables::{Put, ENTRIES, EPOCHS, FLAGGED, FORKS, MEMBERS, META, NETWORKS, OUTBOX, PENDING};
+use tables::{PENDING_COMMIT, RELAYED, REMOVED_MEMBERS};
 
 /// Current schema version; [`Store::open`] migrates older files up to it.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = migrate::MIGRATIONS.len() as i64;
 
-/// First schema version whose content is sealed (verified on open).
-const SEALED_SINCE: i64 = 4;
+/// First schema version whose content is sealed with whole-table digests only
+/// (verified in full before such a store is migrated).
+const SEALED_V4: i64 = 4;
 
 const KEY_CHECK_LABEL: &[u8] = b"careledger/v1/storage-key-check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"careledger storage key check";
 
-const MIGRATIONS: &[&str] = &[
-    // Version 1.
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-     CREATE TABLE networks (
-        id BLOB PRIMARY KEY, label TEXT NOT NULL, state TEXT NOT NULL,
-        joined_epoch INTEGER NOT NULL, relay_cursor INTEGER NOT NULL DEFAULT 0);
-     CREATE TABLE epochs (
-        network BLOB NOT NULL, epoch INTEGER NOT NULL, key BLOB NOT NULL,
-        PRIMARY KEY (network, epoch));
-     CREATE TABLE members (
-        network BLOB NOT NULL, author BLOB NOT NULL, public_key BLOB NOT NULL,
-        name TEXT NOT NULL, from_epoch INTEGER NOT NULL, to_epoch INTEGER NOT NULL);
-     CREATE INDEX members_by_author ON members (network, author);
-     CREATE TABLE record_keys (
-        network BLOB NOT NULL, record TEXT NOT NULL, key_id BLOB NOT NULL, key BLOB NOT NULL,
-        PRIMARY KEY (network, record, key_id));
-     CREATE TABLE entries (
-        local_order INTEGER PRIMARY KEY AUTOINCREMENT,
-        network BLOB NOT NULL, id BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL,
-        epoch INTEGER NOT NULL, kind INTEGER NOT NULL, bytes BLOB NOT NULL,
-        UNIQUE (network, id), UNIQUE (network, author, seq));
-     CREATE TABLE pending (
-        network BLOB NOT NULL, id BLOB NOT NULL, bytes BLOB NOT NULL, reason TEXT NOT NULL,
-        PRIMARY KEY (network, id));
-     CREATE TABLE forks (
-        network BLOB NOT NULL, author BLOB NOT NULL, seq INTEGER NOT NULL,
-        kept_id BLOB NOT NULL, other_id BLOB NOT NULL, other_bytes BLOB NOT NULL,
-        PRIMARY KEY (network, other_id));
-     CREATE TABLE flagged (
-        network BLOB NOT NULL, author BLOB NOT NULL, reason TEXT NOT NULL,
-        PRIMARY KEY (network, author, reason));
-     CREATE TABLE records (
-        network BLOB NOT NULL, record TEXT NOT NULL, doc BLOB NOT NULL,
-        PRIMARY KEY (network, record));
-     CREATE TABLE pending_commit (
-        network BLOB PRIMARY KEY, epoch INTEGER NOT NULL, commit_msg BLOB NOT NULL,
-        welcome BLOB, intent BLOB NOT NULL);
-     CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, network BLOB NOT NULL, message BLOB NOT NULL);",
-    // Version 2: remember which of our entries came back through the relay,
-    // so heads announcements only trigger resends of entries lost in transit.
-    // Outbox rows for our entries point at the stored entry instead of
-    // holding a second copy of it.
-    // Records are saved as a base plus increments (the changes of each
-    // later transaction), compacted now and then.
-    "ALTER TABLE entries ADD COLUMN relayed INTEGER NOT NULL DEFAULT 0;
-     ALTER TABLE outbox ADD COLUMN entry_id BLOB;
-     CREATE TABLE record_increments (
-        network BLOB NOT NULL, record TEXT NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL,
-        PRIMARY KEY (network, record, seq));",
-    // Version 3: consent enforcement. `withheld_keys` lists record keys that
-    // are never granted to a network (announced by key-withheld entries,
-    // ours or others'); `withholding` names the records this node currently
-    // writes under such a key, one per record.
-    "CREATE TABLE withheld_keys (
-        network BLOB NOT NULL, record TEXT NOT NULL, key_id BLOB NOT NULL,
-        PRIMARY KEY (network, record, key_id));
-     CREATE TABLE withholding (
-        network BLOB NOT NULL, record TEXT NOT NULL, key_id BLOB NOT NULL,
-        PRIMARY KEY (network, record));",
-    // Version 4: every row of every table is sealed under the storage key
-    // (see `seal`); the triggers and digests are (re)made after migrating.
-    "CREATE TABLE row_digests (tbl TEXT PRIMARY KEY, digest BLOB NOT NULL);",
-];
-
-/// JSON codec for openmls state; openmls types are plain serde structs.
-#[derive(Default)]
-pub struct JsonCodec;
-
-impl Codec for JsonCodec {
-    type Error = serde_json::Error;
-
-    fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
-        serde_json::to_vec(value)
-    }
-
-    fn from_slice<T: serde::de::DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
-        serde_json::from_slice(slice)
-    }
-}
-
 /// The openmls storage provider on the store's connection.
-pub(crate) type MlsStorage<'a> = SqliteStorageProvider<JsonCodec, &'a Connection>;
+pub(crate) type MlsStorage<'a> = SqliteStorageProvider<MlsCodec, &'a Connection>;
 
-/// The provider openmls calls need: RustCrypto plus storage on our connection.
+/// The provider openmls calls need: RustCrypto plus storage on our
+/// connection, sealing MLS state under the storage key while it lives.
 pub(crate) struct Provider<'a> {
     crypto: &'a RustCrypto,
     storage: MlsStorage<'a>,
+    _scope: CodecScope,
 }
 
 impl<'a> openmls_traits::OpenMlsProvider for Provider<'a> {
@@ -196,9 +132,9 @@ pub enum OpenStoreError {
 /// A store read or write failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite reported an error (disk full, locked, corrupt file…).
+    /// SQLite reported an error (disk full, locked…).
     #[error("store I/O failed: {}", describe_sqlite(.0))]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[source] rusqlite::Error),
     /// A wrapped secret in the store does not open under the storage key.
     #[error("a secret in the store cannot be unwrapped (store tampered or corrupt): {0}")]
     Unwrap(&'static str),
@@ -211,6 +147,29 @@ pub enum StoreError {
     /// The file's content does not match its seal: changed on disk.
     #[error("store content altered at rest (tampered or corrupt): {0}")]
     Tampered(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// SQLite's own corruption reports are tampering as far as the caller goes.
+    fn from(error: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        match &error {
+            rusqlite::Error::SqliteFailure(failure, message)
+                if matches!(
+                    failure.code,
+                    ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase
+                ) =>
+            {
+                StoreError::Tampered(format!(
+                    "SQLite: {}",
+                    message
+                        .as_deref()
+                        .unwrap_or("database disk image is malformed")
+                ))
+            }
+            _ => StoreError::Sqlite(error),
+        }
+    }
 }
 
 /// SQLite's message for `error`, naming the file operation that failed when
@@ -258,6 +217,9 @@ pub struct NetworkRow {
     pub joined_epoch: u64,
     /// Relay position already consumed.
     pub relay_cursor: u64,
+    /// Relay position after which messages refused over the hold caps must
+    /// be fetched again (`None`: nothing to fetch again).
+    pub refetch_after: Option<u64>,
 }
 
 /// The pending commit of a network awaiting its turn in relay order.
@@ -273,12 +235,14 @@ pub struct PendingCommitRow {
     pub intent: Vec<u8>,
 }
 
-fn record_label(network: &[u8], record: &str) -> Vec<u8> {
-    let mut label = b"careledger/v1/record-doc/".to_vec();
-    label.extend_from_slice(network);
-    label.push(0);
-    label.extend_from_slice(record.as_bytes());
-    label
+/// One entry held back: who wrote it, where, and where the relay had it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PendingRow {
+    pub id: EntryId,
+    pub author: AuthorId,
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+    pub relay_pos: Option<u64>,
 }
 
 /// `(outbox id, network, message)`.
@@ -288,8 +252,14 @@ pub(crate) type OutboxRow = (i64, Vec<u8>, Vec<u8>);
 pub struct Store {
     conn: Connection,
     storage_key: StorageKey,
+    seal_key: seal::MacBase,
+    tag_key: seal::SealKey,
+    mls_keys: Arc<MlsKeys>,
     crypto: RustCrypto,
     depth: Cell<u32>,
+    path: Option<PathBuf>,
+    /// The row checks of the MLS tables (see [`Store::verify_mls_rows`]).
+    foreign_checks: std::cell::OnceCell<Vec<(String, String)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -303,7 +273,8 @@ fn blob_u64(value: i64) -> u64 {
 }
 
 impl Store {
-    /// Open (or create) the store at `path`.
+    /// Open (or create) the store at `path`. Costs the same whatever the
+    /// store holds: rows are authenticated when read, not here.
     pub fn open(path: &Path, storage_key: &StorageKey) -> Result<Store, OpenStoreError> {
         if !path.exists() {
             Self::create_file(path, storage_key)?;
@@ -312,7 +283,9 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        Self::init(conn, storage_key)
+        let mut store = Self::init(conn, storage_key)?;
+        store.path = Some(path.to_path_buf());
+        Ok(store)
     }
 
     /// Build a new store as `<path>.creating` and move it to `path` only once
@@ -361,60 +334,115 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // REPLACE must fire the delete triggers that keep the seal.
         conn.pragma_update(None, "recursive_triggers", "ON")?;
+        // Deleted content (a shredded record key, an erased chart) is
+        // overwritten, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         seal::register(&conn, storage_key)?;
+        // Every read is a cached statement (the store has some sixty).
+        conn.set_prepared_statement_cache_capacity(256);
         let mut store = Store {
             conn,
             storage_key: storage_key.clone(),
+            seal_key: seal::mac_base(storage_key),
+            tag_key: seal::derive(storage_key, b"careledger/v1/record-tag"),
+            mls_keys: MlsKeys::new(storage_key),
             crypto: RustCrypto::default(),
             depth: Cell::new(0),
+            path: None,
+            foreign_checks: std::cell::OnceCell::new(),
         };
         store.migrate()?;
         store.check_storage_key(true)?;
         Ok(store)
     }
 
+    fn user_version(&self) -> Result<i64, rusqlite::Error> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+    }
+
     fn migrate(&mut self) -> Result<(), OpenStoreError> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version = self.user_version()?;
         if version > SCHEMA_VERSION {
             return Err(OpenStoreError::SchemaTooNew {
                 found: version,
                 supported: SCHEMA_VERSION,
             });
         }
-        if version >= SEALED_SINCE {
-            // Before anything is written: the key, then the whole content.
-            self.check_storage_key(false)?;
-            seal::verify(&self.conn, &self.storage_key)?;
+        if version >= SEALED_V4 {
+            // The key first (a wrong key is not tampering), read without the
+            // row MAC the key is needed to check.
+            self.check_storage_key_raw()?;
         }
-        let tx = self.conn.transaction()?;
-        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.execute_batch(migration)?;
-            tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        if version == SCHEMA_VERSION {
+            // Constant cost: the key check row and the schema.
+            seal::check_schema(&self.conn, &self.storage_key)?;
+        } else if version >= SEALED_V4 {
+            // The old seal is checked in full once: the migration re-seals
+            // what it finds, so it must find genuine content.
+            seal::verify_v4(&self.conn, &self.storage_key)?;
         }
-        tx.commit()?;
         self.check_mls_migration_history()?;
-        let mls_migrations = |conn: &Connection| -> Result<i64, rusqlite::Error> {
-            conn.query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'
-                 AND name = 'openmls_sqlite_storage_migrations'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .and_then(|exists| {
-                if exists == 0 {
-                    return Ok(0);
-                }
-                conn.query_row(
-                    "SELECT count(*) FROM openmls_sqlite_storage_migrations",
-                    [],
-                    |r| r.get(0),
-                )
-            })
-        };
-        let mls_before = mls_migrations(&self.conn)?;
-        let mut mls = SqliteStorageProvider::<JsonCodec, &mut Connection>::new(&mut self.conn);
+        let mls_before = self.mls_migrations()?;
+        self.run_mls_migrations()?;
+        let mls_changed = self.mls_migrations()? != mls_before;
+        if version < SCHEMA_VERSION {
+            let keys = migrate::Keys {
+                storage: &self.storage_key,
+                tag: &self.tag_key,
+                mls: &self.mls_keys,
+                crypto: &self.crypto,
+            };
+            let tx = self.conn.transaction()?;
+            seal::drop_triggers(&tx)?;
+            for (index, migration) in migrate::MIGRATIONS
+                .iter()
+                .enumerate()
+                .skip(version as usize)
+            {
+                migration.apply(&tx, &keys)?;
+                tx.pragma_update(None, "user_version", index as i64 + 1)?;
+            }
+            seal::reseal(&tx, &self.storage_key)?;
+            tx.commit()?;
+        } else if mls_changed {
+            // A newer openmls storage schema: our own rows are checked in
+            // full before the seal is remade over the new tables (MLS values
+            // are authenticated by their codec).
+            let report = seal::verify_full(&self.conn, &self.storage_key)?;
+            if let Some(problem) = report.problems.iter().find(|p| {
+                tables::ALL
+                    .iter()
+                    .any(|t| p.contains(&format!("`{}`", t.name)))
+            }) {
+                return Err(StoreError::Tampered(problem.clone()).into());
+            }
+            let tx = self.conn.transaction()?;
+            seal::reseal(&tx, &self.storage_key)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn mls_migrations(&self) -> Result<i64, rusqlite::Error> {
+        let exists: bool = self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table'
+             AND name = 'openmls_sqlite_storage_migrations')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(0);
+        }
+        self.conn.query_row(
+            "SELECT count(*) FROM openmls_sqlite_storage_migrations",
+            [],
+            |r| r.get(0),
+        )
+    }
+
+    fn run_mls_migrations(&mut self) -> Result<(), OpenStoreError> {
+        let mut mls = SqliteStorageProvider::<MlsCodec, &mut Connection>::new(&mut self.conn);
         mls.run_migrations().map_err(|error| {
             // Keep SQLite's own error (disk full, I/O) typed, so callers
             // can tell a failing disk from a broken schema.
@@ -431,13 +459,7 @@ impl Store {
                 cause = inner.source();
             }
             OpenStoreError::MlsMigration(error.to_string())
-        })?;
-        if version < SCHEMA_VERSION || mls_migrations(&self.conn)? != mls_before {
-            let tx = self.conn.transaction()?;
-            seal::reseal(&tx, &self.storage_key)?;
-            tx.commit()?;
-        }
-        Ok(())
+        })
     }
 
     /// refinery, which runs the MLS storage migrations, unwraps the
@@ -476,10 +498,7 @@ impl Store {
     /// Check the storage key against the file; a new file (`create`) gets its check value.
     fn check_storage_key(&self, create: bool) -> Result<(), OpenStoreError> {
         match self.meta("storage_key_check")? {
-            Some(wrapped) => match self.storage_key.unwrap_secret(KEY_CHECK_LABEL, &wrapped) {
-                Ok(plain) if plain == KEY_CHECK_PLAINTEXT => Ok(()),
-                _ => Err(OpenStoreError::WrongStorageKey),
-            },
+            Some(wrapped) => self.check_key_value(&wrapped),
             None if !create => Err(StoreError::Tampered("storage key check missing".into()).into()),
             None => {
                 let wrapped = self
@@ -492,15 +511,79 @@ impl Store {
         }
     }
 
+    fn check_key_value(&self, wrapped: &[u8]) -> Result<(), OpenStoreError> {
+        match self.storage_key.unwrap_secret(KEY_CHECK_LABEL, wrapped) {
+            Ok(plain) if plain == KEY_CHECK_PLAINTEXT => Ok(()),
+            _ => Err(OpenStoreError::WrongStorageKey),
+        }
+    }
+
+    /// The key check value read as it is (schema 4 rows have no MAC yet; a
+    /// wrong key cannot check one).
+    fn check_storage_key_raw(&self) -> Result<(), OpenStoreError> {
+        let wrapped: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'storage_key_check'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match wrapped {
+            Some(wrapped) => self.check_key_value(&wrapped),
+            None => Err(StoreError::Tampered("storage key check missing".into()).into()),
+        }
+    }
+
+    /// Audit the whole file: SQLite's integrity check, every row's MAC,
+    /// every table's digest (which also shows rows removed or put back from an
+    /// older copy), the schema and the AUTOINCREMENT counters. Reads
+    /// everything, so its cost grows with the store; `Err` only when the
+    /// file cannot be read. Problems name tables, never values.
+    pub fn verify(&self) -> Result<StoreVerifyReport, StoreError> {
+        seal::verify_full(&self.conn, &self.storage_key)
+    }
+
+    /// The file this store lives in (`None` in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
     pub(crate) fn provider(&self) -> Provider<'_> {
         Provider {
             crypto: &self.crypto,
             storage: SqliteStorageProvider::new(&self.conn),
+            _scope: CodecScope::enter(&self.mls_keys),
         }
+    }
+
+    /// Check the MAC of every MLS row before openmls reads them (a group is
+    /// loaded, a Welcome is processed).
+    pub(crate) fn verify_mls_rows(&self) -> Result<(), StoreError> {
+        let checks = match self.foreign_checks.get() {
+            Some(checks) => checks,
+            None => {
+                let checks = seal::foreign_checks(&self.conn)?;
+                self.foreign_checks.get_or_init(|| checks)
+            }
+        };
+        if self.depth.get() > 0 {
+            return seal::verify_foreign_rows(&self.conn, &self.seal_key, checks);
+        }
+        // One read snapshot, so another process's commit cannot land between
+        // the rows and their digest.
+        self.conn.execute_batch("BEGIN")?;
+        let outcome = seal::verify_foreign_rows(&self.conn, &self.seal_key, checks);
+        let _ = self.conn.execute_batch("COMMIT");
+        outcome
     }
 
     pub(crate) fn crypto(&self) -> &RustCrypto {
         &self.crypto
+    }
+
+    pub(crate) fn storage_key(&self) -> &StorageKey {
+        &self.storage_key
     }
 
     /// Fresh random bytes from the provider's randomness.
@@ -565,22 +648,57 @@ impl Store {
         }
     }
 
+    /// Copy what the WAL holds into the file and empty the WAL, so deleted
+    /// content (a shredded key) has no copy left there. Best effort: a
+    /// reader in another process may keep the WAL in use.
+    pub(crate) fn checkpoint_wal(&self) {
+        if self.path.is_some() && self.depth.get() == 0 {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
+
+    /// Every MLS value in the store, opened (feature `test-hooks`): lets a
+    /// test name the private keys it must not find on disk.
+    #[cfg(feature = "test-hooks")]
+    pub fn mls_values_for_testing(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let Ok(tables) = seal::sealed_tables(&self.conn) else {
+            return out;
+        };
+        for table in tables
+            .iter()
+            .filter(|t| t.starts_with("openmls_") && !t.ends_with("migrations"))
+        {
+            let Ok(mut stmt) = self.conn.prepare(&format!("SELECT * FROM \"{table}\"")) else {
+                continue;
+            };
+            let columns = stmt.column_count();
+            let Ok(mut rows) = stmt.query([]) else {
+                continue;
+            };
+            while let Ok(Some(row)) = rows.next() {
+                for i in 0..columns {
+                    if let Ok(rusqlite::types::ValueRef::Blob(blob)) = row.get_ref(i) {
+                        if let Ok(plain) = self.mls_keys.open(blob) {
+                            out.push(plain);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     // ---- meta -------------------------------------------------------------
 
     pub(crate) fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+        self.select_one(&META, "WHERE key = ?1", [key], |r| r.get("value"))
     }
 
     pub(crate) fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute(params![key, value])?;
+        self.put(&META, Put::OrReplace, &[&key, &value])?;
         Ok(())
     }
 
@@ -611,55 +729,81 @@ impl Store {
         label: &str,
         joined_epoch: u64,
     ) -> Result<(), StoreError> {
-        self.conn.prepare_cached(
-            "INSERT INTO networks (id, label, state, joined_epoch) VALUES (?1, ?2, 'active', ?3)",
-        )?.execute(
-            params![id, label, joined_epoch as i64],
+        let none: Option<i64> = None;
+        self.put(
+            &NETWORKS,
+            Put::Insert,
+            &[&id, &label, &"active", &(joined_epoch as i64), &0i64, &none],
         )?;
         Ok(())
+    }
+
+    fn network_row(r: &tables::Verified<'_, '_>) -> Result<NetworkRow, StoreError> {
+        Ok(NetworkRow {
+            id: r.get("id")?,
+            label: r.get("label")?,
+            state: r.get("state")?,
+            joined_epoch: blob_u64(r.get("joined_epoch")?),
+            relay_cursor: blob_u64(r.get("relay_cursor")?),
+            refetch_after: r.get::<Option<i64>>("refetch_after")?.map(blob_u64),
+        })
     }
 
     /// All networks this node belongs or belonged to.
     pub fn networks(&self) -> Result<Vec<NetworkRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, label, state, joined_epoch, relay_cursor FROM networks ORDER BY label, id",
-        )?;
-        let rows = stmt.query_map([], Self::network_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.select(&NETWORKS, "ORDER BY label, id", [], Self::network_row)
     }
 
     pub(crate) fn network(&self, id: &[u8]) -> Result<Option<NetworkRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT id, label, state, joined_epoch, relay_cursor FROM networks WHERE id = ?1",
-            )?
-            .query_row([id], Self::network_row)
-            .optional()?)
+        let row = self.select_one(&NETWORKS, "WHERE id = ?1", [id], Self::network_row)?;
+        match row {
+            Some(row) if row.id != id => Err(StoreError::Tampered(
+                "a network row answered for another network".into(),
+            )),
+            other => Ok(other),
+        }
     }
 
-    fn network_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkRow> {
-        Ok(NetworkRow {
-            id: r.get(0)?,
-            label: r.get(1)?,
-            state: r.get(2)?,
-            joined_epoch: blob_u64(r.get(3)?),
-            relay_cursor: blob_u64(r.get(4)?),
-        })
+    fn write_network(&self, row: &NetworkRow) -> Result<(), StoreError> {
+        self.put(
+            &NETWORKS,
+            Put::OrReplace,
+            &[
+                &row.id,
+                &row.label,
+                &row.state,
+                &(row.joined_epoch as i64),
+                &(row.relay_cursor as i64),
+                &row.refetch_after.map(|p| p as i64),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn update_network(
+        &self,
+        id: &[u8],
+        change: impl FnOnce(&mut NetworkRow),
+    ) -> Result<(), StoreError> {
+        let Some(mut row) = self.network(id)? else {
+            return Ok(());
+        };
+        change(&mut row);
+        self.write_network(&row)
     }
 
     pub(crate) fn set_network_state(&self, id: &[u8], state: &str) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("UPDATE networks SET state = ?2 WHERE id = ?1")?
-            .execute(params![id, state])?;
-        Ok(())
+        self.update_network(id, |row| row.state = state.to_owned())
     }
 
     pub(crate) fn set_relay_cursor(&self, id: &[u8], cursor: u64) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("UPDATE networks SET relay_cursor = ?2 WHERE id = ?1")?
-            .execute(params![id, cursor as i64])?;
-        Ok(())
+        self.update_network(id, |row| row.relay_cursor = cursor)
+    }
+
+    /// Lower (or, with `None`, clear) the position after which the relay
+    /// must be read again.
+    pub(crate) fn set_refetch_after(&self, id: &[u8], mark: Option<u64>) -> Result<(), StoreError> {
+        self.update_network(id, |row| row.refetch_after = mark)
     }
 
     // ---- epochs and rosters -----------------------------------------------
@@ -669,18 +813,16 @@ impl Store {
         network: &[u8],
         grant: &EpochGrant,
     ) -> Result<(), StoreError> {
-        let known = self
-            .conn
-            .prepare_cached("SELECT 1 FROM epochs WHERE network = ?1 AND epoch = ?2")?
-            .exists(params![network, grant.epoch as i64])?;
-        if known {
+        if self.epoch_key(network, grant.epoch)?.is_some() {
             // Epoch keys never change once recorded.
             return Ok(());
         }
-        let wrapped = self.wrap(b"careledger/v1/epoch-key", grant.key.as_bytes())?;
-        self.conn
-            .prepare_cached("INSERT INTO epochs (network, epoch, key) VALUES (?1, ?2, ?3)")?
-            .execute(params![network, grant.epoch as i64, wrapped])?;
+        let wrapped = self.wrap(&epoch_label(network, grant.epoch), grant.key.as_bytes())?;
+        self.put(
+            &EPOCHS,
+            Put::Insert,
+            &[&network, &(grant.epoch as i64), &wrapped],
+        )?;
         Ok(())
     }
 
@@ -693,34 +835,50 @@ impl Store {
     ) -> Result<(), StoreError> {
         let author = AuthorId::of_public_key(&span.public_key);
         let (from, to) = (span.from_epoch as i64, span.to_epoch as i64);
-        let extended = self
-            .conn
-            .prepare_cached(
-                "UPDATE members SET from_epoch = min(from_epoch, ?4), to_epoch = max(to_epoch, ?5)
-                 WHERE network = ?1 AND author = ?2 AND public_key = ?3
-                   AND from_epoch <= ?5 + 1 AND to_epoch + 1 >= ?4",
-            )?
-            .execute(params![
-                network,
-                author.0.as_slice(),
-                span.public_key,
-                from,
-                to
-            ])?;
-        if extended == 0 {
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO members (network, author, public_key, name, from_epoch, to_epoch)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(params![
-                    network,
-                    author.0.as_slice(),
-                    span.public_key,
-                    span.name,
-                    from,
-                    to
-                ])?;
+        let spans = self.select_with_rowid(
+            &MEMBERS,
+            "WHERE network = ?1 AND author = ?2 AND public_key = ?3
+             AND from_epoch <= ?5 + 1 AND to_epoch + 1 >= ?4",
+            params![network, author.0.as_slice(), span.public_key, from, to],
+            |r| {
+                Ok((
+                    r.get::<String>("name")?,
+                    r.get::<i64>("from_epoch")?,
+                    r.get::<i64>("to_epoch")?,
+                ))
+            },
+        )?;
+        if spans.is_empty() {
+            self.put(
+                &MEMBERS,
+                Put::Insert,
+                &[
+                    &network,
+                    &author.0.as_slice(),
+                    &span.public_key,
+                    &span.name,
+                    &from,
+                    &to,
+                ],
+            )?;
+            return Ok(());
+        }
+        for (rowid, (name, old_from, old_to)) in spans {
+            let (new_from, new_to) = (old_from.min(from), old_to.max(to));
+            if (new_from, new_to) != (old_from, old_to) {
+                self.rewrite(
+                    &MEMBERS,
+                    rowid,
+                    &[
+                        &network,
+                        &author.0.as_slice(),
+                        &span.public_key,
+                        &name,
+                        &new_from,
+                        &new_to,
+                    ],
+                )?;
+            }
         }
         Ok(())
     }
@@ -730,13 +888,14 @@ impl Store {
         network: &[u8],
         epoch: u64,
     ) -> Result<Option<SecretKey>, StoreError> {
-        let wrapped: Option<Vec<u8>> = self
-            .conn
-            .prepare_cached("SELECT key FROM epochs WHERE network = ?1 AND epoch = ?2")?
-            .query_row(params![network, epoch as i64], |r| r.get(0))
-            .optional()?;
+        let wrapped = self.select_one(
+            &EPOCHS,
+            "WHERE network = ?1 AND epoch = ?2",
+            params![network, epoch as i64],
+            |r| r.get::<Vec<u8>>("key"),
+        )?;
         wrapped
-            .map(|w| self.unwrap_secret(b"careledger/v1/epoch-key", &w, "epoch key"))
+            .map(|w| self.unwrap_secret(&epoch_label(network, epoch), &w, "epoch key"))
             .transpose()
     }
 
@@ -747,222 +906,92 @@ impl Store {
         epoch: u64,
         author: &AuthorId,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT public_key FROM members WHERE network = ?1 AND author = ?2
-                 AND from_epoch <= ?3 AND to_epoch >= ?3 LIMIT 1",
-            )?
-            .query_row(params![network, author.0.as_slice(), epoch as i64], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        let keys = self.select(
+            &MEMBERS,
+            "WHERE network = ?1 AND author = ?2 AND from_epoch <= ?3 AND to_epoch >= ?3 LIMIT 1",
+            params![network, author.0.as_slice(), epoch as i64],
+            |r| r.get::<Vec<u8>>("public_key"),
+        )?;
+        // The MAC binds the key to the row; the author id is the key's hash.
+        Ok(keys
+            .into_iter()
+            .find(|key| AuthorId::of_public_key(key) == *author))
     }
 
     /// Every membership span of a network.
     pub(crate) fn member_spans(&self, network: &[u8]) -> Result<Vec<MemberSpan>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT public_key, name, from_epoch, to_epoch FROM members WHERE network = ?1
-             ORDER BY from_epoch, author",
-        )?;
-        let rows = stmt.query_map([network], |r| {
-            Ok(MemberSpan {
-                public_key: r.get(0)?,
-                name: r.get(1)?,
-                from_epoch: blob_u64(r.get(2)?),
-                to_epoch: blob_u64(r.get(3)?),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.select(
+            &MEMBERS,
+            "WHERE network = ?1 ORDER BY from_epoch, author",
+            [network],
+            |r| {
+                Ok(MemberSpan {
+                    public_key: r.get("public_key")?,
+                    name: r.get("name")?,
+                    from_epoch: blob_u64(r.get("from_epoch")?),
+                    to_epoch: blob_u64(r.get("to_epoch")?),
+                })
+            },
+        )
     }
 
     /// Every epoch key of a network, oldest first.
     pub(crate) fn epoch_grants(&self, network: &[u8]) -> Result<Vec<EpochGrant>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT epoch, key FROM epochs WHERE network = ?1 ORDER BY epoch")?;
-        let rows = stmt.query_map([network], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })?;
-        rows.map(|row| {
-            let (epoch, wrapped) = row?;
-            Ok(EpochGrant {
-                epoch: blob_u64(epoch),
-                key: self.unwrap_secret(b"careledger/v1/epoch-key", &wrapped, "epoch key")?,
+        let rows = self.select(
+            &EPOCHS,
+            "WHERE network = ?1 ORDER BY epoch",
+            [network],
+            |r| Ok((blob_u64(r.get("epoch")?), r.get::<Vec<u8>>("key")?)),
+        )?;
+        rows.into_iter()
+            .map(|(epoch, wrapped)| {
+                Ok(EpochGrant {
+                    epoch,
+                    key: self.unwrap_secret(&epoch_label(network, epoch), &wrapped, "epoch key")?,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
-    // ---- record keys ------------------------------------------------------
-
-    pub(crate) fn put_record_key(
+    /// A member removed from a network, with the last of its entries that
+    /// arrived before the removal commit in relay order.
+    pub(crate) fn put_removed_member(
         &self,
         network: &[u8],
-        grant: &RecordKeyGrant,
+        author: &AuthorId,
+        removed_epoch: u64,
+        last_seq: u64,
     ) -> Result<(), StoreError> {
-        let wrapped = self.wrap(b"careledger/v1/record-key", grant.key.as_bytes())?;
-        self.conn.prepare_cached(
-            "INSERT OR IGNORE INTO record_keys (network, record, key_id, key) VALUES (?1, ?2, ?3, ?4)",
-        )?.execute(
-            params![network, grant.record, grant.key_id.as_slice(), wrapped],
+        self.put(
+            &REMOVED_MEMBERS,
+            Put::OrIgnore,
+            &[
+                &network,
+                &author.0.as_slice(),
+                &(removed_epoch as i64),
+                &(last_seq as i64),
+            ],
         )?;
         Ok(())
     }
 
-    pub(crate) fn record_key(
+    /// `(removed at epoch, last accepted seq)` of a removed member.
+    pub(crate) fn removed_member(
         &self,
         network: &[u8],
-        record: &str,
-        key_id: &RecordKeyId,
-    ) -> Result<Option<SecretKey>, StoreError> {
-        let wrapped: Option<Vec<u8>> = self
-            .conn
-            .prepare_cached(
-                "SELECT key FROM record_keys WHERE network = ?1 AND record = ?2 AND key_id = ?3",
-            )?
-            .query_row(params![network, record, key_id.as_slice()], |r| r.get(0))
-            .optional()?;
-        wrapped
-            .map(|w| self.unwrap_secret(b"careledger/v1/record-key", &w, "record key"))
-            .transpose()
-    }
-
-    /// The most recently stored key of a record: the one new changes are sealed under.
-    pub(crate) fn current_record_key(
-        &self,
-        network: &[u8],
-        record: &str,
-    ) -> Result<Option<RecordKeyGrant>, StoreError> {
-        let row: Option<(Vec<u8>, Vec<u8>)> = self
-            .conn
-            .prepare_cached(
-                "SELECT key_id, key FROM record_keys WHERE network = ?1 AND record = ?2
-                 ORDER BY rowid DESC LIMIT 1",
-            )?
-            .query_row(params![network, record], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        row.map(|(id, wrapped)| {
-            Ok(RecordKeyGrant {
-                record: record.to_owned(),
-                key_id: id
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("record_keys.key_id"))?,
-                key: self.unwrap_secret(b"careledger/v1/record-key", &wrapped, "record key")?,
-            })
-        })
-        .transpose()
-    }
-
-    /// Mark a record key as withheld from the network (never granted).
-    pub(crate) fn put_withheld_key(
-        &self,
-        network: &[u8],
-        record: &str,
-        key_id: &RecordKeyId,
-    ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO withheld_keys (network, record, key_id) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![network, record, key_id.as_slice()])?;
-        Ok(())
-    }
-
-    /// Whether a record key is known to be withheld from the network.
-    pub(crate) fn is_withheld_key(
-        &self,
-        network: &[u8],
-        record: &str,
-        key_id: &RecordKeyId,
-    ) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT 1 FROM withheld_keys WHERE network = ?1 AND record = ?2 AND key_id = ?3",
-            )?
-            .exists(params![network, record, key_id.as_slice()])?)
-    }
-
-    /// Start (`Some`) or stop (`None`) writing a record under a withheld key.
-    pub(crate) fn set_withholding(
-        &self,
-        network: &[u8],
-        record: &str,
-        key_id: Option<&RecordKeyId>,
-    ) -> Result<(), StoreError> {
-        match key_id {
-            Some(key_id) => self
-                .conn
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO withholding (network, record, key_id) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![network, record, key_id.as_slice()])?,
-            None => self
-                .conn
-                .prepare_cached("DELETE FROM withholding WHERE network = ?1 AND record = ?2")?
-                .execute(params![network, record])?,
-        };
-        Ok(())
-    }
-
-    /// The withheld key this node writes a record under, if it withholds it.
-    pub(crate) fn withholding_key(
-        &self,
-        network: &[u8],
-        record: &str,
-    ) -> Result<Option<RecordKeyGrant>, StoreError> {
-        let key_id: Option<Vec<u8>> = self
-            .conn
-            .prepare_cached("SELECT key_id FROM withholding WHERE network = ?1 AND record = ?2")?
-            .query_row(params![network, record], |r| r.get(0))
-            .optional()?;
-        let Some(key_id) = key_id else {
-            return Ok(None);
-        };
-        let key_id: RecordKeyId = key_id
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("withholding.key_id"))?;
-        let key = self
-            .record_key(network, record, &key_id)?
-            .ok_or(StoreError::Corrupt("withholding"))?;
-        Ok(Some(RecordKeyGrant {
-            record: record.to_owned(),
-            key_id,
-            key,
-        }))
-    }
-
-    /// Every record key of a network that may be granted to it (withheld
-    /// keys excluded), oldest first (so the last per record is current).
-    pub(crate) fn record_key_grants(
-        &self,
-        network: &[u8],
-    ) -> Result<Vec<RecordKeyGrant>, StoreError> {
-        let rows: Vec<(String, Vec<u8>, Vec<u8>)> = {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT record, key_id, key FROM record_keys k WHERE network = ?1
-                 AND NOT EXISTS (SELECT 1 FROM withheld_keys w WHERE w.network = k.network
-                                 AND w.record = k.record AND w.key_id = k.key_id)
-                 ORDER BY rowid",
-            )?;
-            let rows = stmt.query_map([network], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        rows.into_iter()
-            .map(|(record, id, wrapped)| {
-                Ok(RecordKeyGrant {
-                    record,
-                    key_id: id
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("record_keys.key_id"))?,
-                    key: self.unwrap_secret(b"careledger/v1/record-key", &wrapped, "record key")?,
-                })
-            })
-            .collect()
+        author: &AuthorId,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        self.select_one(
+            &REMOVED_MEMBERS,
+            "WHERE network = ?1 AND author = ?2",
+            params![network, author.0.as_slice()],
+            |r| {
+                Ok((
+                    blob_u64(r.get("removed_epoch")?),
+                    blob_u64(r.get("last_seq")?),
+                ))
+            },
+        )
     }
 
     // ---- entries ----------------------------------------------------------
@@ -974,30 +1003,44 @@ impl Store {
         header: &EntryHeader,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        self.conn
+        // The ledger order is a MAC'd column: the next AUTOINCREMENT value.
+        let next: i64 = self
+            .conn
             .prepare_cached(
-                "INSERT INTO entries (network, id, author, seq, epoch, kind, bytes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'entries'), 0),
+                            coalesce((SELECT max(local_order) FROM entries), 0)) + 1",
             )?
-            .execute(params![
-                network,
-                id.0.as_slice(),
-                header.author.0.as_slice(),
-                header.seq as i64,
-                header.epoch as i64,
-                header.kind as u8,
-                bytes
-            ])?;
+            .query_row([], |r| r.get(0))?;
+        self.put(
+            &ENTRIES,
+            Put::Insert,
+            &[
+                &next,
+                &network,
+                &id.0.as_slice(),
+                &header.author.0.as_slice(),
+                &(header.seq as i64),
+                &(header.epoch as i64),
+                &(header.kind as u8),
+                &bytes,
+            ],
+        )?;
         Ok(())
     }
 
+    /// The stored bytes of an entry (checked against its id by the read).
+    fn entry_bytes(r: &tables::Verified<'_, '_>) -> Result<Vec<u8>, StoreError> {
+        r.get("bytes")
+    }
+
+    /// Whether the entry is stored. An existence check reads no data: a row
+    /// forged to make it answer yes can only hide an entry, as deleting one
+    /// would, and the audit (`Store::verify`) finds both.
     pub(crate) fn has_entry(&self, network: &[u8], id: &EntryId) -> Result<bool, StoreError> {
         Ok(self
             .conn
             .prepare_cached("SELECT 1 FROM entries WHERE network = ?1 AND id = ?2")?
-            .query_row(params![network, id.0.as_slice()], |_| Ok(()))
-            .optional()?
-            .is_some())
+            .exists(params![network, id.0.as_slice()])?)
     }
 
     pub(crate) fn entry_at(
@@ -1006,36 +1049,28 @@ impl Store {
         author: &AuthorId,
         seq: u64,
     ) -> Result<Option<EntryId>, StoreError> {
-        let id: Option<Vec<u8>> = self
-            .conn
-            .prepare_cached(
-                "SELECT id FROM entries WHERE network = ?1 AND author = ?2 AND seq = ?3",
-            )?
-            .query_row(params![network, author.0.as_slice(), seq as i64], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let id = self.select_one(
+            &ENTRIES,
+            "WHERE network = ?1 AND author = ?2 AND seq = ?3",
+            params![network, author.0.as_slice(), seq as i64],
+            |r| r.get::<Vec<u8>>("id"),
+        )?;
         id.map(|id| EntryId::from_slice(&id).ok_or(StoreError::Corrupt("entries.id")))
             .transpose()
     }
 
-    /// Per-author heads: `(author, seq, id)` of each author's latest entry.
     /// The latest entry of one author: `(seq, id)`.
     pub(crate) fn head_of(
         &self,
         network: &[u8],
         author: &AuthorId,
     ) -> Result<Option<(u64, EntryId)>, StoreError> {
-        let row: Option<(i64, Vec<u8>)> = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, id FROM entries WHERE network = ?1 AND author = ?2
-                 ORDER BY seq DESC LIMIT 1",
-            )?
-            .query_row(params![network, author.0.as_slice()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
+        let row = self.select_one(
+            &ENTRIES,
+            "WHERE network = ?1 AND author = ?2 ORDER BY seq DESC LIMIT 1",
+            params![network, author.0.as_slice()],
+            |r| Ok((r.get::<i64>("seq")?, r.get::<Vec<u8>>("id")?)),
+        )?;
         row.map(|(seq, id)| {
             Ok((
                 blob_u64(seq),
@@ -1045,38 +1080,39 @@ impl Store {
         .transpose()
     }
 
+    /// Per-author heads: `(author, seq, id)` of each author's latest entry.
     pub(crate) fn heads(
         &self,
         network: &[u8],
     ) -> Result<Vec<(AuthorId, u64, EntryId)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT author, MAX(seq), id FROM entries WHERE network = ?1 GROUP BY author ORDER BY author",
+        let rows = self.select(
+            &ENTRIES,
+            "WHERE network = ?1 AND (author, seq) IN
+               (SELECT author, MAX(seq) FROM entries WHERE network = ?1 GROUP BY author)
+             ORDER BY author",
+            [network],
+            |r| {
+                Ok((
+                    r.get::<Vec<u8>>("author")?,
+                    r.get::<i64>("seq")?,
+                    r.get::<Vec<u8>>("id")?,
+                ))
+            },
         )?;
-        let rows = stmt.query_map([network], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (author, seq, id) = row?;
-            Ok((
-                AuthorId::from_slice(&author).ok_or(StoreError::Corrupt("entries.author"))?,
-                blob_u64(seq),
-                EntryId::from_slice(&id).ok_or(StoreError::Corrupt("entries.id"))?,
-            ))
-        })
-        .collect()
+        rows.into_iter()
+            .map(|(author, seq, id)| {
+                Ok((
+                    AuthorId::from_slice(&author).ok_or(StoreError::Corrupt("entries.author"))?,
+                    blob_u64(seq),
+                    EntryId::from_slice(&id).ok_or(StoreError::Corrupt("entries.id"))?,
+                ))
+            })
+            .collect()
     }
 
     /// Our entry came back through the relay: it reached the log.
     pub(crate) fn mark_relayed(&self, network: &[u8], id: &EntryId) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "UPDATE entries SET relayed = 1 WHERE network = ?1 AND id = ?2 AND relayed = 0",
-            )?
-            .execute(params![network, id.0.as_slice()])?;
+        self.put(&RELAYED, Put::OrIgnore, &[&network, &id.0.as_slice()])?;
         Ok(())
     }
 
@@ -1089,27 +1125,46 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT bytes FROM entries WHERE network = ?1 AND author = ?2 AND seq > ?3
-             AND relayed = 0 ORDER BY seq LIMIT ?4",
+        let relayed: std::collections::HashSet<Vec<u8>> = self
+            .select(&RELAYED, "WHERE network = ?1", [network], |r| r.get("id"))?
+            .into_iter()
+            .collect();
+        let ids = self.select(
+            &ENTRIES,
+            "WHERE network = ?1 AND author = ?2 AND seq > ?3 ORDER BY seq",
+            params![network, author.0.as_slice(), after as i64],
+            |r| r.get::<Vec<u8>>("id"),
         )?;
-        let rows = stmt.query_map(
-            params![network, author.0.as_slice(), after as i64, limit as i64],
-            |r| r.get(0),
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut out = Vec::new();
+        for id in ids
+            .into_iter()
+            .filter(|id| !relayed.contains(id))
+            .take(limit)
+        {
+            let bytes = self.select_bytes(
+                &ENTRIES,
+                "WHERE network = ?1 AND id = ?2",
+                params![network, id],
+                Self::entry_bytes,
+            )?;
+            out.extend(bytes);
+        }
+        Ok(out)
     }
 
     /// Every stored entry of a network in local append order.
     pub(crate) fn entries(&self, network: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT bytes FROM entries WHERE network = ?1 ORDER BY local_order")?;
-        let rows = stmt.query_map([network], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.select_bytes(
+            &ENTRIES,
+            "WHERE network = ?1 ORDER BY local_order",
+            [network],
+            Self::entry_bytes,
+        )
     }
 
-    /// Overwrite one stored entry's bytes, to model a tampered disk (feature `test-hooks`).
+    /// Overwrite one stored entry's bytes as an insider holding the storage
+    /// key could (the row re-sealed, its id the new bytes' hash), so only the
+    /// ledger's own checks can tell (feature `test-hooks`).
     #[cfg(feature = "test-hooks")]
     pub fn overwrite_entry_bytes_for_testing(
         &self,
@@ -1117,13 +1172,41 @@ impl Store {
         local_index: usize,
         bytes: &[u8],
     ) -> Result<bool, StoreError> {
-        let changed = self.conn.prepare_cached(
-            "UPDATE entries SET bytes = ?3 WHERE network = ?1 AND local_order =
-               (SELECT local_order FROM entries WHERE network = ?1 ORDER BY local_order LIMIT 1 OFFSET ?2)",
-        )?.execute(
-            params![network, local_index as i64, bytes],
+        let rows = self.select_with_rowid(
+            &ENTRIES,
+            "WHERE network = ?1 ORDER BY local_order LIMIT 1 OFFSET ?2",
+            params![network, local_index as i64],
+            |r| {
+                Ok((
+                    r.get::<i64>("local_order")?,
+                    r.get::<Vec<u8>>("author")?,
+                    r.get::<i64>("seq")?,
+                    r.get::<i64>("epoch")?,
+                    r.get::<i64>("kind")?,
+                ))
+            },
         )?;
-        Ok(changed == 1)
+        let Some((rowid, (order, author, seq, epoch, kind))) = rows.into_iter().next() else {
+            return Ok(false);
+        };
+        let id = tables::content_id(bytes);
+        self.rewrite(
+            &ENTRIES,
+            rowid,
+            &[
+                &order,
+                &network,
+                &id.as_slice(),
+                &author,
+                &seq,
+                &epoch,
+                &kind,
+            ],
+        )?;
+        self.conn
+            .prepare_cached("UPDATE entries SET bytes = ?1 WHERE rowid = ?2")?
+            .execute(params![bytes, rowid])?;
+        Ok(true)
     }
 
     // ---- pending, forks, flags --------------------------------------------
@@ -1131,33 +1214,129 @@ impl Store {
     pub(crate) fn put_pending(
         &self,
         network: &[u8],
+        header: &EntryHeader,
         id: &EntryId,
         bytes: &[u8],
         reason: &str,
+        relay_pos: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO pending (network, id, bytes, reason) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (network, id) DO UPDATE SET reason = excluded.reason",
-            )?
-            .execute(params![network, id.0.as_slice(), bytes, reason])?;
+        // Keep where the relay first had it (a hint for reading it again:
+        // a wrong one costs a re-read, never data).
+        let known: Option<Option<i64>> = self
+            .conn
+            .prepare_cached("SELECT relay_pos FROM pending WHERE network = ?1 AND id = ?2")?
+            .query_row(params![network, id.0.as_slice()], |r| r.get(0))
+            .optional()?;
+        let position = known.flatten().map(blob_u64).or(relay_pos);
+        self.put(
+            &PENDING,
+            Put::OrReplace,
+            &[
+                &network,
+                &id.0.as_slice(),
+                &header.author.0.as_slice(),
+                &(header.seq as i64),
+                &reason,
+                &position.map(|p| p as i64),
+                &bytes,
+            ],
+        )?;
         Ok(())
     }
 
-    pub(crate) fn pending(&self, network: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut stmt = self
+    /// Whether an entry is held (an existence check; see [`Store::has_entry`]).
+    pub(crate) fn is_pending(&self, network: &[u8], id: &EntryId) -> Result<bool, StoreError> {
+        Ok(self
             .conn
-            .prepare_cached("SELECT bytes FROM pending WHERE network = ?1 ORDER BY rowid")?;
-        let rows = stmt.query_map([network], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .prepare_cached("SELECT 1 FROM pending WHERE network = ?1 AND id = ?2")?
+            .exists(params![network, id.0.as_slice()])?)
+    }
+
+    fn pending_row(r: &tables::Verified<'_, '_>) -> Result<PendingRow, StoreError> {
+        let bytes: Vec<u8> = r.get("bytes")?;
+        Ok(PendingRow {
+            id: EntryId::from_slice(&r.get::<Vec<u8>>("id")?)
+                .ok_or(StoreError::Corrupt("pending.id"))?,
+            author: AuthorId::from_slice(&r.get::<Vec<u8>>("author")?)
+                .ok_or(StoreError::Corrupt("pending.author"))?,
+            seq: blob_u64(r.get("seq")?),
+            bytes,
+            relay_pos: r.get::<Option<i64>>("relay_pos")?.map(blob_u64),
+        })
+    }
+
+    /// Every held entry of a network, in arrival order.
+    pub(crate) fn pending(&self, network: &[u8]) -> Result<Vec<PendingRow>, StoreError> {
+        self.select_bytes(
+            &PENDING,
+            "WHERE network = ?1 ORDER BY rowid",
+            [network],
+            Self::pending_row,
+        )
+    }
+
+    /// `(seq, relay position, id)` of an author's held entries, highest seq
+    /// first, without their bytes.
+    pub(crate) fn pending_seqs(
+        &self,
+        network: &[u8],
+        author: &AuthorId,
+    ) -> Result<Vec<(u64, Option<u64>, EntryId)>, StoreError> {
+        self.select(
+            &PENDING,
+            "WHERE network = ?1 AND author = ?2 ORDER BY seq DESC",
+            params![network, author.0.as_slice()],
+            |r| {
+                Ok((
+                    blob_u64(r.get("seq")?),
+                    r.get::<Option<i64>>("relay_pos")?.map(blob_u64),
+                    EntryId::from_slice(&r.get::<Vec<u8>>("id")?)
+                        .ok_or(StoreError::Corrupt("pending.id"))?,
+                ))
+            },
+        )
+    }
+
+    /// `(held entries in the network, of them by `author`)`, counted from the index.
+    pub(crate) fn pending_counts(
+        &self,
+        network: &[u8],
+        author: &AuthorId,
+    ) -> Result<(usize, usize), StoreError> {
+        let (total, mine): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(author = ?2), 0) FROM pending WHERE network = ?1",
+            )?
+            .query_row(params![network, author.0.as_slice()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        Ok((total.max(0) as usize, mine.max(0) as usize))
+    }
+
+    /// The author holding the most entries, with its highest held one.
+    pub(crate) fn largest_pending_author(
+        &self,
+        network: &[u8],
+    ) -> Result<Option<AuthorId>, StoreError> {
+        let author: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached(
+                "SELECT author FROM pending WHERE network = ?1
+                 GROUP BY author ORDER BY count(*) DESC, author LIMIT 1",
+            )?
+            .query_row([network], |r| r.get(0))
+            .optional()?;
+        Ok(author.and_then(|a| AuthorId::from_slice(&a)))
     }
 
     pub(crate) fn pending_reasons(&self, network: &[u8]) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT reason FROM pending WHERE network = ?1 ORDER BY rowid")?;
-        let rows = stmt.query_map([network], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.select(
+            &PENDING,
+            "WHERE network = ?1 ORDER BY rowid",
+            [network],
+            |r| r.get("reason"),
+        )
     }
 
     pub(crate) fn delete_pending(&self, network: &[u8], id: &EntryId) -> Result<(), StoreError> {
@@ -1176,28 +1355,25 @@ impl Store {
         other: &EntryId,
         other_bytes: &[u8],
     ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO forks (network, author, seq, kept_id, other_id, other_bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                network,
-                author.0.as_slice(),
-                seq as i64,
-                kept.0.as_slice(),
-                other.0.as_slice(),
-                other_bytes
-            ])?;
+        self.put(
+            &FORKS,
+            Put::OrIgnore,
+            &[
+                &network,
+                &author.0.as_slice(),
+                &(seq as i64),
+                &kept.0.as_slice(),
+                &other.0.as_slice(),
+                &other_bytes,
+            ],
+        )?;
         Ok(())
     }
 
     pub(crate) fn fork_count(&self, network: &[u8]) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn
-            .prepare_cached("SELECT COUNT(*) FROM forks WHERE network = ?1")?
-            .query_row([network], |r| r.get(0))?;
-        Ok(blob_u64(n))
+        Ok(self
+            .select(&FORKS, "WHERE network = ?1", [network], |_| Ok(()))?
+            .len() as u64)
     }
 
     pub(crate) fn flag_author(
@@ -1206,145 +1382,27 @@ impl Store {
         author: &AuthorId,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO flagged (network, author, reason) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![network, author.0.as_slice(), reason])?;
+        self.put(
+            &FLAGGED,
+            Put::OrIgnore,
+            &[&network, &author.0.as_slice(), &reason],
+        )?;
         Ok(())
     }
 
     pub(crate) fn flagged(&self, network: &[u8]) -> Result<Vec<(AuthorId, String)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT author, reason FROM flagged WHERE network = ?1 ORDER BY author, reason",
-        )?;
-        let rows = stmt.query_map([network], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
-        })?;
-        rows.map(|row| {
-            let (author, reason) = row?;
-            Ok((
-                AuthorId::from_slice(&author).ok_or(StoreError::Corrupt("flagged.author"))?,
-                reason,
-            ))
-        })
-        .collect()
-    }
-
-    // ---- records ----------------------------------------------------------
-
-    /// Store a materialised record, sealed under the storage key (bound to
-    /// network and record, so rows cannot be swapped).
-    pub(crate) fn save_record(
-        &self,
-        network: &[u8],
-        record: &str,
-        doc: &[u8],
-    ) -> Result<(), StoreError> {
-        let doc = self.wrap(&record_label(network, record), doc)?;
-        let doc = doc.as_slice();
-        self.conn
-            .prepare_cached("DELETE FROM record_increments WHERE network = ?1 AND record = ?2")?
-            .execute(params![network, record])?;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO records (network, record, doc) VALUES (?1, ?2, ?3)
-             ON CONFLICT (network, record) DO UPDATE SET doc = excluded.doc",
-            )?
-            .execute(params![network, record, doc])?;
-        Ok(())
-    }
-
-    pub(crate) fn load_record(
-        &self,
-        network: &[u8],
-        record: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let sealed: Option<Vec<u8>> = self
-            .conn
-            .prepare_cached("SELECT doc FROM records WHERE network = ?1 AND record = ?2")?
-            .query_row(params![network, record], |r| r.get(0))
-            .optional()?;
-        sealed
-            .map(|sealed| {
-                self.storage_key
-                    .unwrap_secret(&record_label(network, record), &sealed)
-                    .map_err(|_| StoreError::Unwrap("record"))
-            })
-            .transpose()
-    }
-
-    /// Append the changes of one transaction to a saved record; returns how
-    /// many increments the record now has.
-    pub(crate) fn append_record_increment(
-        &self,
-        network: &[u8],
-        record: &str,
-        increment: &[u8],
-    ) -> Result<usize, StoreError> {
-        let count: i64 = self
-            .conn
-            .prepare_cached(
-                "SELECT COUNT(*) FROM record_increments WHERE network = ?1 AND record = ?2",
-            )?
-            .query_row(params![network, record], |r| r.get(0))?;
-        let sealed = self.wrap(&record_label(network, record), increment)?;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO record_increments (network, record, seq, bytes) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![network, record, count, sealed])?;
-        Ok(count.max(0) as usize + 1)
-    }
-
-    /// The increments saved after a record's base, in order.
-    pub(crate) fn record_increments(
-        &self,
-        network: &[u8],
-        record: &str,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT bytes FROM record_increments WHERE network = ?1 AND record = ?2 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map(params![network, record], |r| r.get::<_, Vec<u8>>(0))?;
-        rows.map(|sealed| {
-            self.storage_key
-                .unwrap_secret(&record_label(network, record), &sealed?)
-                .map_err(|_| StoreError::Unwrap("record increment"))
-        })
-        .collect()
-    }
-
-    /// Whether a materialised record exists (without reading it).
-    pub(crate) fn has_record(&self, network: &[u8], record: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT 1 FROM records WHERE network = ?1 AND record = ?2
-                 UNION ALL
-                 SELECT 1 FROM record_increments WHERE network = ?1 AND record = ?2 LIMIT 1",
-            )?
-            .exists(params![network, record])?)
-    }
-
-    pub(crate) fn records(&self, network: &[u8]) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT record FROM records WHERE network = ?1
-             UNION
-             SELECT record FROM record_increments WHERE network = ?1
-             ORDER BY record",
-        )?;
-        let rows = stmt.query_map([network], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub(crate) fn clear_records(&self, network: &[u8]) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("DELETE FROM record_increments WHERE network = ?1")?
-            .execute([network])?;
-        self.conn
-            .execute("DELETE FROM records WHERE network = ?1", [network])?;
-        Ok(())
+        self.select(
+            &FLAGGED,
+            "WHERE network = ?1 ORDER BY author, reason",
+            [network],
+            |r| {
+                Ok((
+                    AuthorId::from_slice(&r.get::<Vec<u8>>("author")?)
+                        .ok_or(StoreError::Corrupt("flagged.author"))?,
+                    r.get("reason")?,
+                ))
+            },
+        )
     }
 
     // ---- pending commits --------------------------------------------------
@@ -1354,13 +1412,16 @@ impl Store {
         network: &[u8],
         row: &PendingCommitRow,
     ) -> Result<(), StoreError> {
-        self.conn.prepare_cached(
-            "INSERT INTO pending_commit (network, epoch, commit_msg, welcome, intent)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (network) DO UPDATE SET epoch = excluded.epoch,
-               commit_msg = excluded.commit_msg, welcome = excluded.welcome, intent = excluded.intent",
-        )?.execute(
-            params![network, row.epoch as i64, row.commit, row.welcome, row.intent],
+        self.put(
+            &PENDING_COMMIT,
+            Put::OrReplace,
+            &[
+                &network,
+                &(row.epoch as i64),
+                &row.commit,
+                &row.welcome,
+                &row.intent,
+            ],
         )?;
         Ok(())
     }
@@ -1369,20 +1430,14 @@ impl Store {
         &self,
         network: &[u8],
     ) -> Result<Option<PendingCommitRow>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT epoch, commit_msg, welcome, intent FROM pending_commit WHERE network = ?1",
-            )?
-            .query_row([network], |r| {
-                Ok(PendingCommitRow {
-                    epoch: blob_u64(r.get(0)?),
-                    commit: r.get(1)?,
-                    welcome: r.get(2)?,
-                    intent: r.get(3)?,
-                })
+        self.select_one(&PENDING_COMMIT, "WHERE network = ?1", [network], |r| {
+            Ok(PendingCommitRow {
+                epoch: blob_u64(r.get("epoch")?),
+                commit: r.get("commit_msg")?,
+                welcome: r.get("welcome")?,
+                intent: r.get("intent")?,
             })
-            .optional()?)
+        })
     }
 
     pub(crate) fn clear_pending_commit(&self, network: &[u8]) -> Result<(), StoreError> {
@@ -1393,48 +1448,67 @@ impl Store {
 
     // ---- outbox -----------------------------------------------------------
 
+    fn next_outbox_id(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0),
+                            coalesce((SELECT max(id) FROM outbox), 0)) + 1",
+            )?
+            .query_row([], |r| r.get(0))?)
+    }
+
     pub(crate) fn push_outbox(&self, network: &[u8], message: &[u8]) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("INSERT INTO outbox (network, message) VALUES (?1, ?2)")?
-            .execute(params![network, message])?;
+        let id = self.next_outbox_id()?;
+        let none: Option<Vec<u8>> = None;
+        self.put(&OUTBOX, Put::Insert, &[&id, &network, &message, &none])?;
         Ok(())
     }
 
     /// Queue one of the stored entries for the relay (by reference).
     pub(crate) fn push_outbox_entry(&self, network: &[u8], id: &EntryId) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("INSERT INTO outbox (network, message, entry_id) VALUES (?1, x'', ?2)")?
-            .execute(params![network, id.0.as_slice()])?;
+        let outbox_id = self.next_outbox_id()?;
+        let empty: &[u8] = &[];
+        self.put(
+            &OUTBOX,
+            Put::Insert,
+            &[&outbox_id, &network, &empty, &id.0.as_slice()],
+        )?;
         Ok(())
     }
 
     /// `(outbox id, network, message)`, oldest first; entry rows are wrapped
     /// as [`WireMessage::Entry`](crate::wire::WireMessage::Entry) here.
     pub(crate) fn outbox(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT o.id, o.network, o.message, o.entry_id IS NOT NULL, e.bytes
-             FROM outbox o LEFT JOIN entries e ON e.network = o.network AND e.id = o.entry_id
-             ORDER BY o.id LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit as i64], |r| {
+        let rows = self.select(&OUTBOX, "ORDER BY id LIMIT ?1", [limit as i64], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, bool>(3)?,
-                r.get::<_, Option<Vec<u8>>>(4)?,
+                r.get::<i64>("id")?,
+                r.get::<Vec<u8>>("network")?,
+                r.get::<Vec<u8>>("message")?,
+                r.get::<Option<Vec<u8>>>("entry_id")?,
             ))
         })?;
-        rows.map(|row| {
-            let (id, network, message, is_entry, entry) = row?;
-            let message = match (is_entry, entry) {
-                (false, _) => message,
-                (true, Some(entry)) => crate::wire::WireMessage::Entry(entry).encode(),
-                (true, None) => return Err(StoreError::Corrupt("outbox.entry_id")),
-            };
-            Ok((id, network, message))
-        })
-        .collect()
+        rows.into_iter()
+            .map(|(id, network, message, entry)| {
+                let message = match entry {
+                    None => message,
+                    Some(entry_id) => {
+                        let bytes = self
+                            .select_bytes(
+                                &ENTRIES,
+                                "WHERE network = ?1 AND id = ?2",
+                                params![network, entry_id],
+                                Self::entry_bytes,
+                            )?
+                            .into_iter()
+                            .next()
+                            .ok_or(StoreError::Corrupt("outbox.entry_id"))?;
+                        crate::wire::WireMessage::Entry(bytes).encode()
+                    }
+                };
+                Ok((id, network, message))
+            })
+            .collect()
     }
 
     pub(crate) fn ack_outbox(&self, id: i64) -> Result<(), StoreError> {
@@ -1444,211 +1518,13 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn newer_schema_is_refused_and_left_untouched() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.sqlite");
-        let key = StorageKey::from_bytes([1; 32]);
-        drop(Store::open(&path, &key).unwrap());
-        let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-            .unwrap();
-        drop(conn);
-        match Store::open(&path, &key) {
-            Err(OpenStoreError::SchemaTooNew { found, supported }) => {
-                assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
-            }
-            other => panic!("expected SchemaTooNew, got {other:?}"),
-        }
-        let conn = Connection::open(&path).unwrap();
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION + 1);
-    }
-
-    #[test]
-    fn io_errors_name_the_failed_file_operation() {
-        let failure = |code| {
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(code),
-                Some("disk I/O error".into()),
-            ))
-            .to_string()
-        };
-        assert_eq!(
-            failure(rusqlite::ffi::SQLITE_IOERR_FSYNC),
-            "store I/O failed: disk I/O error (fsync (flushing the file to disk) failed)"
-        );
-        assert!(failure(rusqlite::ffi::SQLITE_IOERR_WRITE).ends_with("(writing the file failed)"));
-        assert!(failure(rusqlite::ffi::SQLITE_IOERR_TRUNCATE).contains("truncating"));
-    }
-
-    #[test]
-    fn failed_transaction_leaves_nothing_behind() {
-        let store = Store::open_in_memory(&StorageKey::from_bytes([1; 32])).unwrap();
-        let outcome: Result<(), StoreError> = store.transaction(|| {
-            store.set_meta("half", b"written")?;
-            Err(StoreError::Corrupt("simulated failure"))
-        });
-        assert!(outcome.is_err());
-        assert_eq!(store.meta("half").unwrap(), None);
-        store
-            .transaction(|| -> Result<(), StoreError> { store.set_meta("whole", b"written") })
-            .unwrap();
-        assert_eq!(
-            store.meta("whole").unwrap().as_deref(),
-            Some(&b"written"[..])
-        );
-    }
-
-    /// A raw connection that can write past the seal's triggers without
-    /// the storage key: its row MAC is a constant, so digests stay as they were.
-    fn forger(path: &Path) -> Connection {
-        use rusqlite::functions::FunctionFlags;
-        let conn = Connection::open(path).unwrap();
-        let flags = FunctionFlags::SQLITE_UTF8;
-        conn.create_scalar_function("careledger_row_mac", -1, flags, |_| Ok(vec![0u8; 32]))
-            .unwrap();
-        conn.create_scalar_function("careledger_xor", 2, flags, |ctx| ctx.get::<Vec<u8>>(0))
-            .unwrap();
-        conn
-    }
-
-    fn sealed_store(path: &Path) -> StorageKey {
-        let key = StorageKey::from_bytes([1; 32]);
-        let store = Store::open(path, &key).unwrap();
-        store.insert_network(b"net", "care", 0).unwrap();
-        store.set_relay_cursor(b"net", 42).unwrap();
-        key
-    }
-
-    #[test]
-    fn plaintext_columns_altered_at_rest_refuse_the_open() {
-        let dir = tempfile::tempdir().unwrap();
-        for (n, alter) in [
-            "UPDATE networks SET relay_cursor = 7",
-            "UPDATE networks SET joined_epoch = 1",
-            "DELETE FROM networks",
-            "INSERT INTO flagged (network, author, reason) VALUES (x'00', x'00', 'x')",
-            "INSERT INTO meta (key, value) VALUES ('identity_name', x'41')",
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let path = dir.path().join(format!("node{n}.sqlite"));
-            let key = sealed_store(&path);
-            // Untouched, it reopens.
-            assert_eq!(
-                Store::open(&path, &key)
-                    .unwrap()
-                    .network(b"net")
-                    .unwrap()
-                    .unwrap()
-                    .relay_cursor,
-                42
-            );
-            forger(&path).execute_batch(alter).unwrap();
-            match Store::open(&path, &key) {
-                Err(OpenStoreError::Store(StoreError::Tampered(_))) => {}
-                other => panic!("`{alter}` went unnoticed: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn writes_without_the_seal_functions_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.sqlite");
-        let key = sealed_store(&path);
-        let raw = Connection::open(&path).unwrap();
-        assert!(raw
-            .execute("UPDATE networks SET relay_cursor = 7", [])
-            .is_err());
-        drop(raw);
-        let store = Store::open(&path, &key).unwrap();
-        assert_eq!(store.network(b"net").unwrap().unwrap().relay_cursor, 42);
-    }
-
-    /// A raw connection with the seal's functions under `key`: its writes
-    /// are sealed as the store's own are.
-    fn sealing(path: &Path, key: &StorageKey) -> Connection {
-        let conn = Connection::open(path).unwrap();
-        conn.pragma_update(None, "recursive_triggers", "ON")
-            .unwrap();
-        seal::register(&conn, key).unwrap();
-        conn
-    }
-
-    /// Found by the `store_open` fuzz target: refinery panicked on a history
-    /// row whose timestamp does not parse.
-    #[test]
-    fn corrupt_mls_migration_history_is_a_typed_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.sqlite");
-        let key = StorageKey::from_bytes([1; 32]);
-        drop(Store::open(&path, &key).unwrap());
-        for (column, value) in [
-            ("applied_on", "2025-13-99T99:00:00+99:00"),
-            ("checksum", "x"),
-        ] {
-            // Sealed like the store's own writes, so the seal passes and
-            // the history check is what refuses the file.
-            let conn = sealing(&path, &key);
-            conn.execute(
-                &format!("UPDATE openmls_sqlite_storage_migrations SET {column} = ?1"),
-                [value],
-            )
-            .unwrap();
-            drop(conn);
-            let Err(error) = Store::open(&path, &key) else {
-                panic!("a corrupt migration history was accepted");
-            };
-            assert!(
-                matches!(error, OpenStoreError::Store(StoreError::Corrupt(_))),
-                "{error:?}"
-            );
-            let conn = sealing(&path, &key);
-            conn.execute(
-                "UPDATE openmls_sqlite_storage_migrations \
-                 SET applied_on = '2025-11-24T16:00:00Z', checksum = '1'",
-                [],
-            )
-            .unwrap();
-        }
-    }
-
-    #[test]
-    fn version_one_file_is_migrated_in_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.sqlite");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
-        conn.execute(
-            "INSERT INTO entries (network, id, author, seq, epoch, kind, bytes)
-             VALUES (x'01', x'02', x'03', 1, 0, 1, x'04')",
-            [],
-        )
-        .unwrap();
-        drop(conn);
-        let store = Store::open(&path, &StorageKey::from_bytes([1; 32])).unwrap();
-        let version: i64 = store
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
-        let relayed: i64 = store
-            .conn
-            .query_row("SELECT relayed FROM entries", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(
-            relayed, 0,
-            "existing rows keep their data and get the default"
-        );
-    }
+/// The label an epoch key is wrapped under: bound to its network and epoch.
+fn epoch_label(network: &[u8], epoch: u64) -> Vec<u8> {
+    let mut label = b"careledger/v1/epoch-key\0".to_vec();
+    label.extend_from_slice(network);
+    label.extend_from_slice(&epoch.to_be_bytes());
+    label
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,21 @@
 //! Pumping a node against a relay.
 //!
-//! [`sync`] is the whole exchange for one network: announce our heads,
-//! publish the outbox, fetch everything after our cursor in pages and feed it
-//! to [`Node::receive`] (one transaction per page, cursor saved with it), then
-//! publish what that produced (resends, Welcomes, key grants) and re-publish a
-//! commit of ours that is still waiting (it may have been lost).
+//! [`sync`] is the whole exchange for one network: take the consent
+//! decisions that are due ([`Node::tick`]), announce our heads, publish the
+//! outbox, fetch everything after our cursor in pages and feed it to
+//! [`Node::receive_from_relay`] (one transaction per page, cursor saved with
+//! it), then publish what that produced (resends, Welcomes, key grants) and
+//! re-publish a commit of ours that is still waiting (it may have been lost).
+//!
+//! Entries refused because too many were waiting are read again: after the
+//! pages, while the previous pass let held entries move on, the pump reads
+//! the relay again from [`Node::refetch_after`] up to where the cursor was
+//! ([`Node::receive_refetched`]). Whatever is still refused then waits for
+//! the next sync; the relay keeps it, so nothing is lost.
+//!
+//! A node whose store was restored from an older copy gets its own entries
+//! back from the relay here; once the whole relay was read, it may write
+//! again ([`Node::lost_chains`]).
 //!
 //! ```
 //! use careledger::keys::StorageKey;
@@ -31,6 +42,9 @@ use crate::wire::WireMessage;
 /// Messages fetched per page (one transaction each).
 pub const PAGE: usize = 500;
 
+/// Passes over refused entries per sync, at most.
+const REFETCH_PASSES: usize = 8;
+
 /// What a sync did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -40,6 +54,10 @@ pub struct SyncReport {
     pub fetched: usize,
     /// Everything receiving did, summed over pages.
     pub received: ReceiveReport,
+    /// Messages read again from the relay (entries refused over the hold caps).
+    pub refetched: usize,
+    /// Shared charts cut off by the consent decisions that were due.
+    pub cut_off: usize,
 }
 
 /// A sync failed; what was received before the failure is kept.
@@ -60,9 +78,18 @@ pub enum SyncError {
     /// No Welcome on the relay opens with this node's key packages.
     #[error("no Welcome for this node on the relay yet")]
     NoWelcome,
+    /// A consent decision that was due failed.
+    #[error(transparent)]
+    Consent(#[from] crate::node::ConsentError),
 }
 
 /// Publish everything in the node's outbox; returns how many messages.
+///
+/// Pages of up to [`PAGE`] messages: each run of one network within a page
+/// is one relay write ([`Relay::publish_batch`]) and is then acknowledged in
+/// one store commit, so a thousand entries cost a few fsyncs, not two
+/// thousand. If the relay fails, nothing of the run is acknowledged and the
+/// next publish sends it again (relays and receivers tolerate duplicates).
 pub fn publish_outbox(node: &mut Node, relay: &mut dyn Relay) -> Result<usize, SyncError> {
     let mut published = 0;
     loop {
@@ -70,10 +97,12 @@ pub fn publish_outbox(node: &mut Node, relay: &mut dyn Relay) -> Result<usize, S
         if batch.is_empty() {
             return Ok(published);
         }
-        for message in batch {
-            relay.publish(&message.network, &message.message)?;
-            node.ack_outgoing(message.id)?;
-            published += 1;
+        for run in batch.chunk_by(|a, b| a.network == b.network) {
+            let messages: Vec<&[u8]> = run.iter().map(|m| m.message.as_slice()).collect();
+            relay.publish_batch(&run[0].network, &messages)?;
+            let ids: Vec<i64> = run.iter().map(|m| m.id).collect();
+            node.ack_outgoing_all(&ids)?;
+            published += run.len();
         }
     }
 }
@@ -88,7 +117,16 @@ fn add(total: &mut ReceiveReport, page: ReceiveReport) {
     total.removed |= page.removed;
     total.resent += page.resent;
     total.rejected.extend(page.rejected);
+    total.deferred += page.deferred;
     total.mls_errors.extend(page.mls_errors);
+    let rules = &mut total.rules;
+    rules.outcomes_written += page.rules.outcomes_written;
+    rules.decisions_written += page.rules.decisions_written;
+    rules.consent_denied += page.rules.consent_denied;
+    rules.failures.extend(page.rules.failures);
+    rules.confirmed += page.rules.confirmed;
+    rules.mismatches.extend(page.rules.mismatches);
+    rules.waiting = page.rules.waiting;
 }
 
 /// One full exchange for `network`; `progress` is told the messages fetched so far.
@@ -99,7 +137,10 @@ pub fn sync_with_progress(
     now_ms: u64,
     progress: &mut dyn FnMut(usize),
 ) -> Result<SyncReport, SyncError> {
-    let mut report = SyncReport::default();
+    let mut report = SyncReport {
+        cut_off: node.tick(now_ms)?.records_cut_off,
+        ..SyncReport::default()
+    };
     if node.is_member(network)? {
         node.announce_heads(network)?;
     }
@@ -107,15 +148,28 @@ pub fn sync_with_progress(
     loop {
         let cursor = node.relay_cursor(network)?;
         let page = relay.fetch(network, cursor, PAGE)?;
-        let Some(last) = page.last().map(|m| m.seq) else {
+        if page.is_empty() {
             break;
-        };
+        }
         report.fetched += page.len();
-        let messages: Vec<Vec<u8>> = page.into_iter().map(|m| m.bytes).collect();
-        let received = node.receive(network, &messages, Some(last), now_ms)?;
+        let received = node.receive_from_relay(network, &page, now_ms)?;
         add(&mut report.received, received);
         progress(report.fetched);
         report.published += publish_outbox(node, relay)?;
+    }
+    // The whole relay was read: what it lacks of our chain exists nowhere.
+    node.settle_lost_chain(network)?;
+    // Read refused entries again: once per sync, and again while a pass
+    // lets held entries move on.
+    for _ in 0..REFETCH_PASSES {
+        let Some(mark) = node.refetch_after(network)? else {
+            break;
+        };
+        let (read, accepted) = refetch_pass(node, relay, network, mark, now_ms, &mut report)?;
+        report.refetched += read;
+        if accepted == 0 {
+            break;
+        }
     }
     if node.commit_pending(network)? {
         node.republish_commit(network)?;
@@ -123,6 +177,34 @@ pub fn sync_with_progress(
     }
     report.received.held = node.held_entries(network)?.len();
     Ok(report)
+}
+
+/// Read the relay again from `mark` up to the cursor: `(messages read, entries accepted)`.
+fn refetch_pass(
+    node: &mut Node,
+    relay: &mut dyn Relay,
+    network: &NetworkId,
+    mark: u64,
+    now_ms: u64,
+    report: &mut SyncReport,
+) -> Result<(usize, usize), SyncError> {
+    let end = node.relay_cursor(network)?;
+    let mut position = mark;
+    let mut pass_low = None;
+    let (mut read, mut accepted) = (0, 0);
+    while position < end {
+        let page = relay.fetch(network, position, PAGE)?;
+        let Some(last) = page.last().map(|m| m.seq) else {
+            break;
+        };
+        read += page.len();
+        let received = node.receive_refetched(network, &page, end, &mut pass_low, now_ms)?;
+        accepted += received.accepted;
+        add(&mut report.received, received);
+        report.published += publish_outbox(node, relay)?;
+        position = last;
+    }
+    Ok((read, accepted))
 }
 
 /// One full exchange for `network`.

@@ -7,6 +7,7 @@
 use careledger::body::{EpochGrant, KeyGrantBody, MemberSpan, RecordChangeBody, RecordKeyGrant};
 use careledger::entry::{AuthorId, Entry, EntryHeader, EntryId, EntryKind};
 use careledger::keys::{open, seal, EpochKey, Sealed, SecretKey};
+use careledger::relay::chunk::{reassemble, split, Manifest};
 use careledger::wire::WireMessage;
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
@@ -223,4 +224,64 @@ fn known_answer_vectors() {
         (0, 1)
     );
     assert_eq!(grant.record_keys[0].key.as_bytes(), &[0x56; 32]);
+}
+
+/// A wire message cut into NATS chunk frames and its manifest (`relay::chunk`).
+fn chunk_vector() -> Value {
+    let message: Vec<u8> = (0..2_100u32).map(|i| (i * 7 % 256) as u8).collect();
+    let parts = split(&message, 1_024, [0x5A; 16]).unwrap();
+    let positions = [41u64, 43, 47];
+    let manifest = parts.manifest(&positions).unwrap();
+    json!({
+        "description": "chunk frames v1 and manifest v1: a 2,100-byte message in frames of at most 1,024 bytes, stored at positions 41, 43 and 47",
+        "message": hex::encode(&message),
+        "max_frame": 1_024,
+        "transfer": hex::encode([0x5A; 16]),
+        "positions": positions,
+        "frames": parts.frames.iter().map(hex::encode).collect::<Vec<_>>(),
+        "manifest": hex::encode(manifest.encode()),
+    })
+}
+
+#[test]
+fn chunk_known_answer_vector() {
+    let name = "chunk_v1.json";
+    let fresh = chunk_vector();
+    if std::env::var("CARELEDGER_WRITE_VECTORS").is_ok() {
+        std::fs::write(
+            format!("{DIR}/{name}"),
+            serde_json::to_string_pretty(&fresh).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let text = std::fs::read_to_string(format!("{DIR}/{name}")).expect("vector file present");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v, fresh,
+        "{name}: the encoder no longer produces the pinned bytes"
+    );
+    let manifest = Manifest::decode(&h(&v, "manifest")).expect("manifest decodes");
+    let frames: Vec<Vec<u8>> = v["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| hex::decode(f.as_str().unwrap()).unwrap())
+        .collect();
+    let positions: Vec<u64> = v["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    let joined = reassemble(&manifest, |position| {
+        Ok::<_, ()>(
+            positions
+                .iter()
+                .position(|p| *p == position)
+                .map(|i| frames[i].clone()),
+        )
+    })
+    .unwrap()
+    .expect("the frames join");
+    assert_eq!(joined, h(&v, "message"));
 }

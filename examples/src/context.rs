@@ -164,7 +164,12 @@ impl Context {
                 self.key_source().map(|s| s.to_string()).unwrap_or_default()
             )
         })?;
-        Node::open(store).context("cannot load the node's identity")
+        let mut node = Node::open(store).context("cannot load the node's identity")?;
+        // Nothing runs in the background: every command that opens the node
+        // first takes the consent decisions that are due (grants that ended).
+        node.tick(now_ms())
+            .context("cannot take the consent decisions that are due")?;
+        Ok(node)
     }
 
     /// Open the relay for `node` (a NATS relay names its durable consumers after the node).

@@ -8,8 +8,8 @@
 //!
 //! Exit codes: 0 success, 1 error (the error and its causes are printed on
 //! stderr; also a command line that does not parse), 2 the command ran but a
-//! check it exists for failed (`ledger verify`, `verify`, `membership`,
-//! `demo`).
+//! check it exists for failed (`ledger verify`, `verify`, `rules verify`,
+//! `membership`, `demo`).
 
 #[macro_use]
 mod output;

@@ -1,5 +1,6 @@
 //! ROC and calibration plots of a classifier's [`ClassificationMetrics`], for
-//! `careledger train --roc FILE --calibration FILE`.
+//! `careledger train --roc FILE --calibration FILE`, and the accuracy
+//! against ε plot of `careledger fl sweep --plot FILE`.
 //!
 //! The plots hold aggregate numbers only (curve points, bin means, row
 //! counts per bin), never a record, an id or a pseudonym.
@@ -77,6 +78,108 @@ pub(crate) fn write_calibration(
     let plot = CalibrationPlot::new(title, metrics)?;
     write_plot(path, format, CALIBRATION_SIZE, &plot)
         .with_context(|| format!("cannot write the calibration plot to {}", path.display()))
+}
+
+/// One ε of an accuracy sweep: `(ε, mean, lowest, highest)` test accuracy.
+pub(crate) type EpsilonAccuracy = (f64, f64, f64, f64);
+
+const EPSILON_SIZE: (u32, u32) = (720, 540);
+
+/// Writes test accuracy against ε: the mean over seeds joined by a line,
+/// each ε's lowest-to-highest range as a vertical bar, and the accuracy
+/// without differential privacy (`reference`) as a dashed line. Same format
+/// rule as [`write_roc`].
+pub(crate) fn write_accuracy_vs_epsilon(
+    path: &Path,
+    title: &str,
+    points: &[EpsilonAccuracy],
+    reference: Option<f64>,
+) -> Result<()> {
+    let format = Format::of(path)?;
+    if points.is_empty() {
+        bail!("no ε to plot");
+    }
+    for (i, &(eps, mean, low, high)) in points.iter().enumerate() {
+        let valid_eps = eps.is_finite() && eps > 0.0;
+        if !valid_eps || ![mean, low, high].iter().all(|v| is_rate(*v)) {
+            bail!("point {i} has an ε that is not positive or an accuracy outside 0..1");
+        }
+    }
+    let plot = EpsilonPlot {
+        caption: caption(title, "test accuracy against privacy budget"),
+        points: points.to_vec(),
+        reference: reference.filter(|r| is_rate(*r)),
+    };
+    write_plot(path, format, EPSILON_SIZE, &plot)
+        .with_context(|| format!("cannot write the accuracy plot to {}", path.display()))
+}
+
+struct EpsilonPlot {
+    caption: String,
+    points: Vec<EpsilonAccuracy>,
+    reference: Option<f64>,
+}
+
+impl Plot for EpsilonPlot {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        format: Format,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let max_eps = self.points.iter().map(|p| p.0).fold(1.0, f64::max) * 1.1;
+        let low = self
+            .points
+            .iter()
+            .map(|p| p.2)
+            .chain(self.reference)
+            .fold(1.0, f64::min);
+        let y0 = ((low - 0.05) * 20.0).floor() / 20.0;
+        let mut chart = ChartBuilder::on(root)
+            .caption(displayable(&self.caption, format), (FONT_FAMILY, 20))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..max_eps, y0.max(0.0)..1f64)?;
+        chart
+            .configure_mesh()
+            .x_desc("epsilon (at fixed delta)")
+            .y_desc("Test accuracy")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.2}"))
+            .label_style((FONT_FAMILY, 12))
+            .axis_desc_style((FONT_FAMILY, 14))
+            .max_light_lines(1)
+            .light_line_style(RGBColor(238, 238, 238))
+            .bold_line_style(RGBColor(210, 210, 210))
+            .draw()?;
+        if let Some(reference) = self.reference {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(0.0, reference), (max_eps, reference)],
+                    8,
+                    6,
+                    REFERENCE.stroke_width(1),
+                ))?
+                .label(format!("no DP (secure FedAvg) {reference:.3}"))
+                .legend(|(x, y)| Rectangle::new([(x, y - 1), (x + 20, y + 1)], REFERENCE.filled()));
+        }
+        chart.draw_series(self.points.iter().map(|&(eps, _, low, high)| {
+            PathElement::new([(eps, low), (eps, high)], BARS.stroke_width(4))
+        }))?;
+        chart
+            .draw_series(LineSeries::new(
+                self.points.iter().map(|&(eps, mean, _, _)| (eps, mean)),
+                CURVE.stroke_width(2),
+            ))?
+            .label("DP-SGD, mean over seeds (bar: range)")
+            .legend(|(x, y)| Rectangle::new([(x, y - 1), (x + 20, y + 1)], CURVE.filled()));
+        chart.draw_series(
+            self.points
+                .iter()
+                .map(|&(eps, mean, _, _)| Circle::new((eps, mean), 4, CURVE.filled())),
+        )?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -183,7 +183,9 @@ fn demo_json_summary_holds_every_check_and_kept_nodes_work_with_the_cli() {
     assert_eq!(audit[3]["card"]["dataset"]["size"], 568);
     assert_eq!(audit[2]["reason"], "consent revoked");
     let hospital = kept.join("hospital-a.example");
-    let phone_patient = json(
+    // The phone's patient revoked, then asked to be erased (step 14): the
+    // chart, consents included, can no longer be read anywhere.
+    let erased = expect_code(
         &hospital,
         &[
             "consent",
@@ -193,12 +195,13 @@ fn demo_json_summary_holds_every_check_and_kept_nodes_work_with_the_cli() {
             "--patient",
             "wdbc-0",
         ],
+        1,
     );
-    let consent = &phone_patient["consents"][0];
-    assert_eq!(consent["status"], "inactive");
-    assert_eq!(consent["recorded_by"]["kind"], "patient_node");
-    assert_eq!(consent["recorded_by"]["name"], "patient-phone.example");
-    assert_eq!(consent["mark_matches"], true);
+    assert!(
+        text(&erased.stderr).contains("the patient's chart was erased"),
+        "{}",
+        text(&erased.stderr)
+    );
     let other = json(
         &hospital,
         &[
@@ -215,6 +218,24 @@ fn demo_json_summary_holds_every_check_and_kept_nodes_work_with_the_cli() {
         other["consents"][0]["recorded_by"]["name"],
         "hospital-a.example"
     );
+
+    // The claims chapter: the insurer adjudicated every claim by itself,
+    // and the kept hospital re-checks every outcome through the CLI.
+    let adjudicated = &summary["steps"][18]["facts"];
+    assert_eq!(
+        adjudicated["outcomes"],
+        summary["steps"][17]["facts"]["claims"]
+    );
+    let verified = json(&hospital, &["rules", "verify", "--network", "claims"]);
+    assert_eq!(
+        verified["confirmed"], adjudicated["outcomes"],
+        "{verified:#}"
+    );
+    assert_eq!(verified["mismatches"], 0);
+    let insurer = kept.join("insurer.example");
+    let sets = json(&insurer, &["rules", "list", "--network", "claims"]);
+    assert_eq!(sets[0]["active"], true);
+    assert_eq!(sets[0]["endorsements"].as_array().unwrap().len(), 2);
 }
 
 #[test]
@@ -1117,6 +1138,69 @@ fn consent_share_train_verify_predict_audit_through_the_cli() {
     );
     assert_eq!(audit[3]["decision"]["subject"], Value::Null);
 
+    // Endorsing a model card re-verifies it first; with a 1-of-2 policy the
+    // hospital's endorsement activates it, and the withdrawal deactivates.
+    let policy = json(
+        &a,
+        &["rules", "policy", "--network", "study", "--quorum", "1"],
+    );
+    assert_eq!(policy["members"], 2);
+    let endorse = [
+        "rules",
+        "endorse",
+        "--network",
+        "study",
+        "--card",
+        &card_id[..8],
+    ];
+    let endorsed = json(&a, &endorse);
+    assert_eq!(endorsed["target_kind"], "model_card");
+    assert_eq!(endorsed["target"], card_id.as_str());
+    assert_eq!(endorsed["active"], true);
+    let mut withdraw = endorse.to_vec();
+    withdraw.push("--withdraw");
+    let withdrawn = ok(&a, &withdraw);
+    assert!(
+        text(&withdrawn.stdout).contains("inactive: 0 of 1 endorsements"),
+        "{}",
+        text(&withdrawn.stdout)
+    );
+    let audit = json(&a, &["audit", "--network", "study"]);
+    let endorsements: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "endorsement")
+        .collect();
+    assert_eq!(endorsements.len(), 2);
+    assert_eq!(endorsements[0]["stance"], "endorse");
+    assert_eq!(
+        endorsements[0]["verified_steps"].as_array().unwrap().len(),
+        7
+    );
+    assert_eq!(endorsements[1]["stance"], "withdraw");
+    let policy_id = &policy["policy"].as_str().unwrap()[..8];
+    let unknown = expect_code(
+        &a,
+        &["rules", "endorse", "--network", "study", "--card", "0000"],
+        1,
+    );
+    assert!(text(&unknown.stderr).contains("no model card `0000`"));
+    assert_eq!(
+        json(
+            &a,
+            &[
+                "rules",
+                "endorse",
+                "--network",
+                "study",
+                "--policy",
+                policy_id
+            ]
+        )["target_kind"],
+        "policy"
+    );
+
     // Membership, then a revocation that cuts the study off.
     let included = json(
         &r,
@@ -1238,4 +1322,421 @@ fn consent_share_train_verify_predict_audit_through_the_cli() {
     assert_eq!(federated["confirmed"], true, "{federated:#}");
     let missing = expect_code(&r, &["fl", "round", "--study", "study", "--round", "r9"], 1);
     assert!(text(&missing.stderr).contains("no model updates"));
+}
+
+/// The claims rule set of `examples/data/rules`, executed by `insurer`.
+fn claims_rules(insurer: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/rules/claims-adjudication.json");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .replace("INSURER", insurer)
+        .into_bytes()
+}
+
+/// Invite the node at `home` into `network` (labelled the same at both).
+fn invite_and_join(root: &Path, host: &Path, home: &Path, network: &str, id: &str) {
+    let key_package = root.join(format!(
+        "{}.keypackage",
+        home.file_name().unwrap().to_string_lossy()
+    ));
+    ok(
+        home,
+        &["key-package", "--out", key_package.to_str().unwrap()],
+    );
+    ok(
+        host,
+        &[
+            "network",
+            "invite",
+            network,
+            "--key-package",
+            key_package.to_str().unwrap(),
+        ],
+    );
+    ok(home, &["network", "join", id, "--label", network]);
+}
+
+#[test]
+fn an_insurer_adjudicates_claims_by_itself_and_others_recheck_through_the_cli() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, i, c) = (
+        root.path().join("a"),
+        root.path().join("i"),
+        root.path().join("c"),
+    );
+    ok(&a, &["init", "--name", "hospital-a.example"]);
+    let insurer = json(&i, &["init", "--name", "insurer.example"])["author"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&c, &["init", "--name", "auditor.example"]);
+
+    // The hospital's care network holds one Synthea patient (33 claims;
+    // the core's tests adjudicate all ten bundles' 457).
+    ok(&a, &["network", "create", "care"]);
+    let bundle = data("synthea-hiv-bundles/bundle_0.json");
+    ok(&a, &["import", "care", bundle.to_str().unwrap()]);
+    let patient = json(&a, &["patients", "care"])[0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A claims network of the hospital, the insurer and an auditor.
+    let claims = json(&a, &["network", "create", "claims"])["network"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    invite_and_join(root.path(), &a, &i, "claims", &claims);
+    invite_and_join(root.path(), &a, &c, "claims", &claims);
+    ok(&i, &["sync"]);
+
+    // The patient's claims consent; only the types the rules read are shared.
+    let mut grant = vec![
+        "consent",
+        "grant",
+        "--network",
+        "care",
+        "--patient",
+        &patient,
+        "--consent-id",
+        "claims-consent",
+        "--to-network",
+        "claims",
+        "--purpose",
+        "CLMATTCH",
+    ];
+    let types = ["Claim", "Coverage", "Condition", "Patient"];
+    for t in &types {
+        grant.extend(["--class", t]);
+    }
+    ok(&a, &grant);
+    let mut share = vec![
+        "share",
+        "--from",
+        "care",
+        "--to-network",
+        "claims",
+        "--purpose",
+        "CLMATTCH",
+    ];
+    for t in &types {
+        share.extend(["--type", t]);
+    }
+    let shared = json(&a, &share);
+    assert_eq!(shared["patients_shared"], 1, "{shared:#}");
+    for home in [&a, &i, &c] {
+        ok(home, &["sync"]);
+    }
+
+    // Governance: 2 of 3. The insurer adds and endorses the rule set; one
+    // endorsement activates nothing.
+    let policy = json(
+        &i,
+        &["rules", "policy", "--network", "claims", "--quorum", "2"],
+    );
+    assert_eq!(policy["members"], 3);
+    let rules_file = root.path().join("claims-rules.json");
+    std::fs::write(&rules_file, claims_rules(&insurer)).unwrap();
+    let added = json(
+        &i,
+        &[
+            "rules",
+            "add",
+            "--network",
+            "claims",
+            "--file",
+            rules_file.to_str().unwrap(),
+        ],
+    );
+    let hash = added["hash"].as_str().unwrap().to_owned();
+    assert_eq!(added["active"], false);
+    assert_eq!(added["executors"][0], insurer.as_str());
+    let endorsed = json(
+        &i,
+        &[
+            "rules",
+            "endorse",
+            "--network",
+            "claims",
+            "--rule-set",
+            &hash[..8],
+        ],
+    );
+    assert_eq!(endorsed["active"], false);
+    assert_eq!(endorsed["endorsements"], 1);
+    ok(&i, &["sync"]);
+    ok(&c, &["sync"]);
+    assert_eq!(
+        json(&i, &["rules", "outcomes", "--network", "claims"]),
+        serde_json::json!([])
+    );
+    let inactive = ok(&c, &["rules", "list", "--network", "claims"]);
+    insta::assert_snapshot!("rules_list_inactive", redact(&text(&inactive.stdout)));
+
+    // The auditor's endorsement reaches the quorum; the insurer's next sync
+    // adjudicates every shared claim without being asked.
+    let endorsed = json(
+        &c,
+        &[
+            "rules",
+            "endorse",
+            "--network",
+            "claims",
+            "--rule-set",
+            &hash,
+        ],
+    );
+    assert_eq!(endorsed["active"], true);
+    ok(&c, &["sync"]);
+    ok(&i, &["sync"]);
+    let outcomes = json(&i, &["rules", "outcomes", "--network", "claims"]);
+    let outcomes = outcomes.as_array().unwrap();
+    assert_eq!(outcomes.len(), 33, "one outcome per claim");
+    for outcome in outcomes {
+        assert_eq!(outcome["record"]["rule_set"]["hash"], hash.as_str());
+        assert_eq!(outcome["claim_response"]["resourceType"], "ClaimResponse");
+        assert!(outcome["duplicates"].as_array().unwrap().is_empty());
+    }
+    let again = json(&i, &["rules", "run", "--network", "claims"]);
+    assert_eq!(
+        again["outcomes_written"], 0,
+        "exactly one outcome per claim"
+    );
+    let listed = ok(&i, &["rules", "outcomes", "--network", "claims"]);
+    insta::assert_snapshot!("rules_outcomes", redact(&text(&listed.stdout)));
+    let sets = ok(&i, &["rules", "list", "--network", "claims"]);
+    insta::assert_snapshot!("rules_list_active", redact(&text(&sets.stdout)));
+    // JSON: a rule set and one outcome with its ClaimResponse (Unix ms and
+    // ledger sequence numbers redacted besides what `redact` covers).
+    let numbers = Regex::new(r#"("\w*time_ms": )\d+|(\[\s*"\[hash\]",\s*)\d+(\s*\])"#).unwrap();
+    let redact_json = |value: &Value| {
+        numbers
+            .replace_all(
+                &redact(&serde_json::to_string_pretty(value).unwrap()),
+                "${1}${2}[n]${3}",
+            )
+            .into_owned()
+    };
+    let sets = json(&i, &["rules", "list", "--network", "claims"]);
+    insta::assert_snapshot!("rules_list_json", redact_json(&sets));
+    insta::assert_snapshot!("rules_outcome_json", redact_json(&outcomes[0]));
+
+    // The hospital and the auditor re-check every outcome: confirmed.
+    for home in [&a, &c] {
+        ok(home, &["sync"]);
+        let verified = json(home, &["rules", "verify", "--network", "claims"]);
+        assert_eq!(verified["confirmed"], 33, "{verified:#}");
+        assert_eq!(verified["mismatches"], 0);
+        assert_eq!(json(home, &["ledger", "verify", "claims"])["clean"], true);
+    }
+    let verified = ok(&a, &["rules", "verify", "--network", "claims"]);
+    insta::assert_snapshot!("rules_verify", redact(&text(&verified.stdout)));
+    let first = outcomes[0]["entry"].as_str().unwrap();
+    let one = json(
+        &a,
+        &[
+            "rules",
+            "verify",
+            "--network",
+            "claims",
+            "--outcome",
+            &first[..10],
+        ],
+    );
+    assert_eq!(one["outcomes"][0]["result"], "confirmed");
+
+    // One changed byte in the rule file is another hash, and every outcome
+    // checked against it is a mismatch at the rule set.
+    let mut changed = claims_rules(&insurer);
+    let at = changed.windows(4).position(|w| w == b"0.80").unwrap();
+    changed[at + 2] = b'9';
+    let changed_file = root.path().join("claims-rules-changed.json");
+    std::fs::write(&changed_file, &changed).unwrap();
+    let output = expect_code(
+        &c,
+        &[
+            "--json",
+            "rules",
+            "verify",
+            "--network",
+            "claims",
+            "--rule-file",
+            changed_file.to_str().unwrap(),
+        ],
+        2,
+    );
+    let against: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(against["mismatches"], 33);
+    assert_eq!(against["outcomes"][0]["result"], "mismatch");
+    assert_eq!(against["outcomes"][0]["step"], "rule_set");
+    let other = json(
+        &a,
+        &[
+            "rules",
+            "add",
+            "--network",
+            "claims",
+            "--file",
+            changed_file.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(other["hash"], hash.as_str());
+    assert_eq!(other["active"], false);
+    ok(&a, &["sync"]);
+    ok(&c, &["sync"]);
+    let two = json(&c, &["rules", "list", "--network", "claims"]);
+    assert_eq!(two.as_array().unwrap().len(), 2);
+
+    // A forged outcome (one digit of an approved amount changed) is named
+    // as a mismatch at the outcome; the same outcome said to come from a
+    // member that is no executor, at the executor.
+    let approved = outcomes
+        .iter()
+        .find(|o| o["record"]["outcome"] == "approve")
+        .unwrap();
+    let mut forged = approved["record"].clone();
+    let amount = forged["amount"].as_str().unwrap().to_owned();
+    let last = amount.chars().last().unwrap();
+    let digit = if last == '1' { '2' } else { '1' };
+    forged["amount"] = Value::String(format!("{}{digit}", &amount[..amount.len() - 1]));
+    let forged_file = root.path().join("forged-outcome.json");
+    std::fs::write(&forged_file, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let output = expect_code(
+        &c,
+        &[
+            "rules",
+            "verify",
+            "--network",
+            "claims",
+            "--outcome-file",
+            forged_file.to_str().unwrap(),
+            "--executor",
+            "insurer.example",
+        ],
+        2,
+    );
+    let report = text(&output.stdout);
+    assert!(report.contains("mismatch at outcome"), "{report}");
+    insta::assert_snapshot!(
+        "rules_verify_forged",
+        redact(&report.replace(forged_file.to_str().unwrap(), "[file]"))
+    );
+    let genuine_file = root.path().join("genuine-outcome.json");
+    std::fs::write(
+        &genuine_file,
+        serde_json::to_vec(&approved["record"]).unwrap(),
+    )
+    .unwrap();
+    let output = expect_code(
+        &c,
+        &[
+            "--json",
+            "rules",
+            "verify",
+            "--network",
+            "claims",
+            "--outcome-file",
+            genuine_file.to_str().unwrap(),
+            "--executor",
+            "hospital-a.example",
+        ],
+        2,
+    );
+    let by_other: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(by_other["outcomes"][0]["step"], "executor");
+
+    // Typed errors: an unknown rule set, a bad quorum, a refused document.
+    let output = expect_code(
+        &c,
+        &[
+            "rules",
+            "endorse",
+            "--network",
+            "claims",
+            "--rule-set",
+            "abcdef",
+        ],
+        1,
+    );
+    assert!(text(&output.stderr).contains("no rule set `abcdef`"));
+    let output = expect_code(
+        &c,
+        &["rules", "policy", "--network", "claims", "--quorum", "4"],
+        1,
+    );
+    assert!(
+        text(&output.stderr).contains("quorum must be between 1 and the 3 member(s)"),
+        "{}",
+        text(&output.stderr)
+    );
+    let hostile = root.path().join("hostile.json");
+    std::fs::write(
+        &hostile,
+        String::from_utf8(claims_rules(&insurer)).unwrap().replace(
+            "resource.total.value > decimal('750')",
+            &format!("{}true{}", "(".repeat(300), ")".repeat(300)),
+        ),
+    )
+    .unwrap();
+    let output = expect_code(
+        &c,
+        &[
+            "rules",
+            "add",
+            "--network",
+            "claims",
+            "--file",
+            hostile.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(
+        text(&output.stderr).contains("invalid rule set"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // Withdrawing below the quorum deactivates the rule set.
+    let withdrawn = json(
+        &c,
+        &[
+            "rules",
+            "endorse",
+            "--network",
+            "claims",
+            "--rule-set",
+            &hash,
+            "--withdraw",
+        ],
+    );
+    assert_eq!(withdrawn["active"], false);
+    assert_eq!(withdrawn["endorsements"], 1);
+
+    // The audit lists the rule sets, the policy, endorsements and outcomes.
+    let audit = json(&c, &["audit", "--network", "claims"]);
+    let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+    for entry in audit.as_array().unwrap() {
+        let kind = entry["kind"].as_str().unwrap().to_owned();
+        *kinds.entry(kind).or_default() += 1;
+    }
+    assert_eq!(
+        kinds,
+        [
+            ("endorsement", 3),
+            ("policy", 1),
+            ("rule_outcome", 33),
+            ("rule_set", 2)
+        ]
+        .into_iter()
+        .map(|(k, n)| (k.to_owned(), n))
+        .collect(),
+        "{audit:#}"
+    );
+    let audited = ok(&c, &["audit", "--network", "claims"]);
+    let table: String = text(&audited.stdout)
+        .lines()
+        .filter(|line| !line.contains(" outcome "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    insta::assert_snapshot!("rules_audit", redact(&table));
 }

@@ -256,5 +256,13 @@ fn main() {
         thousands(rate(RESOURCES, measured.plain)),
         if ratio <= TARGET_RATIO { "met" } else { "MISSED" },
     );
+    common::ratio_row(
+        "c_api",
+        &format!("C API vs Rust API: A imports {RESOURCES} resources and syncs through a relay file, B receives {expected} entries"),
+        &format!("{:.0} ms", measured.careledger.as_secs_f64() * 1e3),
+        &format!("{:.0} ms", measured.plain.as_secs_f64() * 1e3),
+        ratio,
+        common::Goal::AtMost(TARGET_RATIO),
+    );
     eprintln!("C API bench took {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -298,13 +298,16 @@ fn verification_status(verification: &Verification) -> Result<(), Failure> {
     }
 }
 
-/// Lists the network's model cards, decisions, federated model updates and
-/// consent cut-offs (key-withheld notices), in local ledger order.
+/// Lists the network's model cards, decisions, federated model updates,
+/// consent cut-offs (key-withheld notices), and the budget policies, plans
+/// and round cards of federated tasks under secure aggregation, in local
+/// ledger order.
 ///
 /// `*out_audit` receives UTF-8 JSON, on success only:
 ///
 /// ```text
 /// { "model_cards": 1, "decisions": 3, "model_updates": 0, "key_withheld": 1,
+///   "fl_policies": 1, "fl_plans": 1, "fl_rounds": 4,
 ///   "entries": [
 ///     { "entry_id": "<hex>", "author": "<64 hex>", "author_name": "lab.example",
 ///       "time_ms": …, "entry_kind": "model_card",
@@ -314,7 +317,10 @@ fn verification_status(verification: &Verification) -> Result<(), Failure> {
 ///     { …, "entry_kind": "model_update", "update": { the update's facts } },
 ///     { …, "entry_kind": "key_withheld", "record": "p07",
 ///       "reason": "consent denies" | "consent expired" | "consent revoked" | "no consent",
-///       "consent": "c-p07" (the deciding or revoked consent; "" for no consent) } ] }
+///       "consent": "c-p07" (the deciding or revoked consent; "" for no consent) },
+///     { …, "entry_kind": "fl_policy", "policy": { "max_epsilon", "delta", "allow_non_private" } },
+///     { …, "entry_kind": "fl_plan", "plan": { as careledger_fl_tasks' plans } },
+///     { …, "entry_kind": "fl_round", "card": { round card, with "budget" per site } } ] }
 /// ```
 ///
 /// Ownership: inputs borrowed; the caller owns `*out_audit` (free with
@@ -339,7 +345,7 @@ pub unsafe extern "C" fn careledger_audit(
         let out = unsafe { arg_out(out_audit, "out_audit") }?;
         let network = unsafe { network_arg(network_id) }?;
         let audit = node.lock()?.audit(&network)?;
-        let mut counts = [0usize; 4];
+        let mut counts = [0usize; 7];
         let mut entries = Vec::with_capacity(audit.len());
         for entry in &audit {
             let id = entry.entry.to_hex();
@@ -382,6 +388,11 @@ pub unsafe extern "C" fn careledger_audit(
                         ("consent", json!(consent)),
                     ],
                 ),
+                AuditRecord::FlPolicy(policy) => {
+                    ("fl_policy", 4, vec![("policy", to_json(policy)?)])
+                }
+                AuditRecord::FlPlan(plan) => ("fl_plan", 5, vec![("plan", to_json(plan)?)]),
+                AuditRecord::FlRound(card) => ("fl_round", 6, vec![("card", to_json(card)?)]),
             };
             counts[count] += 1;
             item.insert("entry_kind".into(), json!(kind));
@@ -395,6 +406,9 @@ pub unsafe extern "C" fn careledger_audit(
             "decisions": counts[1],
             "model_updates": counts[2],
             "key_withheld": counts[3],
+            "fl_policies": counts[4],
+            "fl_plans": counts[5],
+            "fl_rounds": counts[6],
             "entries": entries,
         }));
         Ok(())

@@ -65,7 +65,7 @@ pub unsafe extern "C" fn careledger_bytes_str(bytes: *const careledger_bytes) ->
 }
 
 /// Frees a buffer. NULL, an already freed buffer and a handle of another
-/// type are harmless no-ops.
+/// type are harmless no-ops; accessors given a freed buffer answer 0 or NULL.
 ///
 /// # Safety
 /// `bytes` is NULL or a buffer from careledger not yet freed.
@@ -126,7 +126,8 @@ pub unsafe extern "C" fn careledger_string_list_get(
     })
 }
 
-/// Frees a string list. NULL is a harmless no-op.
+/// Frees a string list. NULL, an already freed list and a handle of another
+/// type are harmless no-ops; accessors given a freed list answer 0 or NULL.
 ///
 /// # Safety
 /// `list` is NULL or a list from careledger not yet freed.
@@ -231,7 +232,8 @@ pub unsafe extern "C" fn careledger_member_list_fingerprint(
     unsafe { careledger_member_list::field(list, index, |m| &m.fingerprint) }
 }
 
-/// Frees a member list. NULL is a harmless no-op.
+/// Frees a member list. NULL, an already freed list and a handle of another
+/// type are harmless no-ops; accessors given a freed list answer 0 or NULL.
 ///
 /// # Safety
 /// `list` is NULL or a list from careledger not yet freed.

@@ -13,7 +13,7 @@ use std::ffi::c_char;
 
 use careledger::consent::{Consent, ConsentDraft, ConsentSource, Grantee, Period, Provision};
 use careledger::entry::AuthorId;
-use careledger::node::{ExportFormat, NetworkId, PatientConsent};
+use careledger::node::{ExportFormat, NetworkId, PatientConsent, ShareReport};
 use serde_json::{json, Value};
 
 use crate::args::{author_arg, json_bytes, named_network_arg, purpose_arg, time_arg};
@@ -379,18 +379,23 @@ pub unsafe extern "C" fn careledger_network_share(
         let report = node
             .lock()?
             .share_to_network(&from, &to, purpose, time_arg(now_ms))?;
-        *out = json_bytes(&json!({
-            "patients": report.patients,
-            "patients_shared": report.patients_shared,
-            "resources_permitted": report.resources_permitted,
-            "resources_withheld": report.resources_withheld,
-            "records_cut_off": report.records_cut_off,
-            "records_restored": report.records_restored,
-            "unreadable_charts": report.unreadable_charts,
-            "entries": report.entries,
-            "consent_ids": report.consent_ids,
-        }));
+        *out = json_bytes(&share_report_json(&report));
         Ok(())
+    })
+}
+
+/// The JSON of a share report, as `careledger_network_share` documents it.
+pub(crate) fn share_report_json(report: &ShareReport) -> Value {
+    json!({
+        "patients": report.patients,
+        "patients_shared": report.patients_shared,
+        "resources_permitted": report.resources_permitted,
+        "resources_withheld": report.resources_withheld,
+        "records_cut_off": report.records_cut_off,
+        "records_restored": report.records_restored,
+        "unreadable_charts": report.unreadable_charts,
+        "entries": report.entries,
+        "consent_ids": report.consent_ids,
     })
 }
 

@@ -8,6 +8,7 @@ use careledger::entry::AuthorId;
 use careledger::node::{Outgoing, ReceiveReport};
 use careledger::relay::LocalRelay;
 use careledger::sync::{join_from_relay, sync};
+use careledger::wire::WireMessage;
 
 use crate::boundary::{
     arg_bytes, arg_handle, arg_out, arg_out_opt, arg_ref, arg_str, boundary, free_handle, guard,
@@ -174,14 +175,71 @@ pub unsafe extern "C" fn careledger_network_announce(
     })
 }
 
-/// A message waiting in a node's outbox, to carry to every member of its
-/// network through your transport in one total order per network (the order
-/// decides races between membership changes). Free with
-/// `careledger_outgoing_free`. Immutable: may be read from several threads.
+/// A message waiting in a node's outbox. How to carry it (the delivery rules
+/// of the sans-IO path):
+///
+/// 1. **One log per network.** Append every message to the log of the network
+///    `careledger_outgoing_network_id` names, and deliver each network's log
+///    to every member in the same order. That order decides races between
+///    membership changes (the first Commit for an epoch wins), so a log must
+///    never be reordered; gaps, repeats and late delivery are fine.
+/// 2. **Acknowledge after durable hand-off.** Call
+///    `careledger_node_ack_outgoing` once your transport has durably taken
+///    the message; until then the same message comes back (at-least-once:
+///    receivers drop duplicates).
+/// 3. **Welcomes go to the invitee.** A message of kind
+///    `CARELEDGER_MESSAGE_WELCOME` is for the node whose key package was
+///    invited: hand it to that node's `careledger_network_join` exactly as
+///    taken (it may also go into the log: members ignore it). It appears only
+///    after the invitation's Commit came back first in the log.
+/// 4. **A joiner reads the whole log.** After `careledger_network_join`, feed
+///    the new member the network's log from its first message (its relay
+///    cursor is 0), messages from before its Welcome included: the inviter's
+///    key grant makes the earlier entries readable, and earlier Commits are
+///    skipped. Feeding it only what came after its Welcome leaves the history
+///    out.
+/// 5. **Resume from the cursor.** Pass each batch's last log position as
+///    `relay_seq` to `careledger_network_receive`; after a restart continue
+///    after `careledger_network_relay_cursor`.
+///
+/// Free with `careledger_outgoing_free`. Immutable: may be read from several
+/// threads.
 pub struct careledger_outgoing {
     outgoing: Outgoing,
     network_id: CString,
     node: AuthorId,
+    kind: careledger_message_kind,
+}
+
+/// What an outgoing message carries, so a transport can route it.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum careledger_message_kind {
+    /// Not a message careledger understands (careledger never produces one;
+    /// also the answer for a NULL or freed message).
+    CARELEDGER_MESSAGE_UNKNOWN = 0,
+    /// A sealed, signed ledger entry: into the network's log.
+    CARELEDGER_MESSAGE_ENTRY = 1,
+    /// An MLS Commit (a membership or key change): into the network's log.
+    CARELEDGER_MESSAGE_COMMIT = 2,
+    /// An MLS Welcome: to the invited node, for `careledger_network_join`.
+    CARELEDGER_MESSAGE_WELCOME = 3,
+    /// A heads announcement (peers use it to re-send what was lost): into
+    /// the network's log.
+    CARELEDGER_MESSAGE_HEADS = 4,
+}
+
+impl careledger_message_kind {
+    fn of(message: &[u8]) -> Self {
+        match WireMessage::decode(message) {
+            Ok(WireMessage::Entry(_)) => Self::CARELEDGER_MESSAGE_ENTRY,
+            Ok(WireMessage::Commit(_)) => Self::CARELEDGER_MESSAGE_COMMIT,
+            Ok(WireMessage::Welcome(_)) => Self::CARELEDGER_MESSAGE_WELCOME,
+            Ok(WireMessage::Heads { .. }) => Self::CARELEDGER_MESSAGE_HEADS,
+            Err(_) => Self::CARELEDGER_MESSAGE_UNKNOWN,
+        }
+    }
 }
 
 /// Sans-IO: takes the oldest message waiting in the node's outbox (of any
@@ -210,6 +268,7 @@ pub unsafe extern "C" fn careledger_node_poll_outgoing(
             None => std::ptr::null_mut(),
             Some(outgoing) => crate::handles::register(careledger_outgoing {
                 network_id: CString::new(outgoing.network.to_hex()).unwrap_or_default(),
+                kind: careledger_message_kind::of(&outgoing.message),
                 outgoing,
                 node: *handle.author(),
             }),
@@ -287,7 +346,29 @@ pub unsafe extern "C" fn careledger_outgoing_len(message: *const careledger_outg
     })
 }
 
-/// Frees a message. NULL is a harmless no-op.
+/// What `message` carries (see `careledger_message_kind` and the delivery
+/// rules at `careledger_outgoing`); `CARELEDGER_MESSAGE_UNKNOWN` if
+/// `message` is NULL or freed.
+///
+/// Thread safety: safe from any thread.
+///
+/// # Safety
+/// `message` is NULL or a message handle.
+#[no_mangle]
+pub unsafe extern "C" fn careledger_outgoing_kind(
+    message: *const careledger_outgoing,
+) -> careledger_message_kind {
+    guard(careledger_message_kind::CARELEDGER_MESSAGE_UNKNOWN, || {
+        crate::handles::lookup(message)
+            .map_or(careledger_message_kind::CARELEDGER_MESSAGE_UNKNOWN, |m| {
+                m.kind
+            })
+    })
+}
+
+/// Frees a message. NULL, an already freed message and a handle of another
+/// type are harmless no-ops; accessors given a freed message answer NULL, 0
+/// or `CARELEDGER_MESSAGE_UNKNOWN`.
 ///
 /// # Safety
 /// `message` is NULL or a message from careledger not yet freed.

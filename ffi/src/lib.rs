@@ -18,8 +18,9 @@
 //! - Inputs are borrowed for the call only: `const uint8_t *ptr, size_t len`
 //!   buffers and NUL-terminated UTF-8 strings.
 //! - Structured outputs (consent lists, share reports, model cards,
-//!   decisions, verifications, audits) are UTF-8 JSON in a `careledger_bytes`,
-//!   in the shape each function documents; `now_ms` 0 means the system clock.
+//!   decisions, verifications, audits, rule sets, rule outcomes) are UTF-8
+//!   JSON in a `careledger_bytes`, in the shape each function documents;
+//!   `now_ms` 0 means the system clock.
 //! - No panic crosses the boundary: every function body runs inside
 //!   `catch_unwind` and a panic becomes `CARELEDGER_PANIC`.
 //!
@@ -35,11 +36,14 @@ mod boundary;
 mod buffers;
 mod consent;
 mod exchange;
+mod federated;
 mod handles;
 mod ledger;
 mod network;
 mod node;
 mod records;
+mod rights;
+mod rules;
 mod status;
 #[cfg(test)]
 mod test_support;
@@ -53,4 +57,6 @@ pub use ledger::*;
 pub use network::*;
 pub use node::*;
 pub use records::*;
+pub use rights::*;
+pub use rules::*;
 pub use status::{careledger_status, careledger_status_str};

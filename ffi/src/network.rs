@@ -106,9 +106,13 @@ pub unsafe extern "C" fn careledger_network_invite(
 
 /// Joins a network from a Welcome made for one of this node's key packages.
 /// `welcome` is either the message your transport carried from the
-/// inviter's outbox (`careledger_outgoing_data`) or a bare MLS Welcome.
-/// Afterwards feed the network's messages through `careledger_network_receive`
-/// (or use `careledger_network_join_from_relay` instead, with a local relay).
+/// inviter's outbox (the one whose `careledger_outgoing_kind` is
+/// `CARELEDGER_MESSAGE_WELCOME`) or a bare MLS Welcome. Afterwards feed the
+/// network's log through `careledger_network_receive` **from its first
+/// message**, including what was written before the Welcome (the history the
+/// inviter's key grant makes readable); see the delivery rules at
+/// `careledger_outgoing`. Or use `careledger_network_join_from_relay`
+/// instead, with a local relay.
 ///
 /// Parameters: `label` a local name; `out_network_id` receives the network id
 /// text on success only (the caller frees it with `careledger_bytes_free`).

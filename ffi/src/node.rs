@@ -100,6 +100,16 @@ unsafe fn open_store(
     // SAFETY: forwarded from the caller.
     let path = unsafe { arg_str(path, "path") }?;
     // SAFETY: forwarded from the caller.
+    let key = unsafe { storage_key_arg(key, key_len) }?;
+    Ok(Store::open(Path::new(path), &key)?)
+}
+
+/// The storage key argument: present and exactly 32 bytes.
+///
+/// # Safety
+/// `key` NULL or valid for `key_len` bytes.
+unsafe fn storage_key_arg(key: *const u8, key_len: usize) -> Result<StorageKey, Failure> {
+    // SAFETY: forwarded from the caller.
     let key = unsafe { arg_bytes(key, key_len, "storage_key") }?;
     let key: [u8; CARELEDGER_STORAGE_KEY_LEN] = key.try_into().map_err(|_| {
         Failure::new(
@@ -107,7 +117,43 @@ unsafe fn open_store(
             format!("storage key must be {CARELEDGER_STORAGE_KEY_LEN} bytes, got {key_len}"),
         )
     })?;
-    Ok(Store::open(Path::new(path), &StorageKey::from_bytes(key))?)
+    Ok(StorageKey::from_bytes(key))
+}
+
+/// The files a store at `path` may consist of: the database, SQLite's
+/// journal, WAL and shared-memory files, and the `.creating` files a new
+/// store is built in before it is moved into place.
+fn store_files(path: &Path) -> Vec<std::path::PathBuf> {
+    let mut creating = path.file_name().unwrap_or_default().to_os_string();
+    creating.push(".creating");
+    let creating = path.with_file_name(creating);
+    let mut files = Vec::new();
+    for base in [path.to_path_buf(), creating] {
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let mut name = base.clone().into_os_string();
+            name.push(suffix);
+            files.push(name.into());
+        }
+    }
+    files
+}
+
+/// Runs `make` (which may create the store at `path`); if it fails, removes
+/// every store file that did not exist before, so a failed call leaves the
+/// filesystem as it found it.
+fn leave_no_files<T>(path: &Path, make: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
+    let absent: Vec<_> = store_files(path)
+        .into_iter()
+        .filter(|file| !file.exists())
+        .collect();
+    let made = make();
+    if made.is_err() {
+        for file in absent {
+            // Best effort: a file that cannot be removed stays, the failure is still reported.
+            let _ = std::fs::remove_file(file);
+        }
+    }
+    made
 }
 
 /// Creates a node: opens (or creates) the store file at `path`, sealed under
@@ -120,6 +166,8 @@ unsafe fn open_store(
 ///
 /// Ownership: all inputs are borrowed for the call. The caller owns
 /// `*out_node` and frees it with `careledger_node_free`.
+/// Files: a call that fails leaves the filesystem as it was: a store file it
+/// created (and SQLite's `-wal`/`-shm` files) is removed again.
 /// Thread safety: safe from any thread.
 /// Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
 /// `CARELEDGER_INVALID_ARGUMENT` (key length), `CARELEDGER_INVALID_NAME`,
@@ -141,8 +189,12 @@ pub unsafe extern "C" fn careledger_node_create(
         // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let out = unsafe { arg_out(out_node, "out_node") }?;
         let name = unsafe { arg_str(name, "name") }?;
-        let store = unsafe { open_store(path, storage_key, storage_key_len) }?;
-        *out = careledger_node::boxed(Node::create(store, name)?);
+        let file = unsafe { arg_str(path, "path") }?;
+        let node = leave_no_files(Path::new(file), || {
+            let store = unsafe { open_store(path, storage_key, storage_key_len) }?;
+            Ok(Node::create(store, name)?)
+        })?;
+        *out = careledger_node::boxed(node);
         Ok(())
     })
 }
@@ -151,9 +203,12 @@ pub unsafe extern "C" fn careledger_node_create(
 ///
 /// Parameters and ownership as for `careledger_node_create`; `out_node`
 /// receives the node on success only.
+/// Files: never creates one. A missing `path` answers `CARELEDGER_NO_IDENTITY`
+/// and leaves nothing behind.
 /// Thread safety: safe from any thread.
 /// Returns `CARELEDGER_OK`, `CARELEDGER_NULL_PARAMETER`, `CARELEDGER_INVALID_UTF8`,
-/// `CARELEDGER_INVALID_ARGUMENT` (key length), `CARELEDGER_NO_IDENTITY` (use
+/// `CARELEDGER_INVALID_ARGUMENT` (key length), `CARELEDGER_NO_IDENTITY` (no
+/// store file at `path`, or one without an identity: use
 /// `careledger_node_create`), `CARELEDGER_WRONG_STORAGE_KEY`,
 /// `CARELEDGER_STORE_TOO_NEW`, `CARELEDGER_STORE_IO` (e.g. not a database),
 /// `CARELEDGER_STORE_CORRUPT`, `CARELEDGER_PANIC`.
@@ -170,8 +225,20 @@ pub unsafe extern "C" fn careledger_node_open(
     boundary(|| {
         // SAFETY (all pointer arguments): NULL or valid, as the caller promises.
         let out = unsafe { arg_out(out_node, "out_node") }?;
-        let store = unsafe { open_store(path, storage_key, storage_key_len) }?;
-        *out = careledger_node::boxed(Node::open(store)?);
+        let file = unsafe { arg_str(path, "path") }?;
+        unsafe { storage_key_arg(storage_key, storage_key_len) }?;
+        if !Path::new(file).exists() {
+            // Checked first: opening would create an empty store there.
+            return Err(Failure::new(
+                CARELEDGER_NO_IDENTITY,
+                "there is no store file at this path: create the node with careledger_node_create",
+            ));
+        }
+        let node = leave_no_files(Path::new(file), || {
+            let store = unsafe { open_store(path, storage_key, storage_key_len) }?;
+            Ok(Node::open(store)?)
+        })?;
+        *out = careledger_node::boxed(node);
         Ok(())
     })
 }

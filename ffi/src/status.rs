@@ -10,8 +10,8 @@ use careledger::checkpoint::DecodeProofError;
 use careledger::consent::ParseConsentError;
 use careledger::identity::CreateIdentityError;
 use careledger::node::{
-    AiError, ConsentError, EditError, ExportError, ImportError, NetworkError, OpenNodeError,
-    ReceiveError,
+    AiError, ConsentError, EditError, EraseError, ExportError, FlError, ImportError, NetworkError,
+    OpenNodeError, ReceiveError, RulesError,
 };
 use careledger::relay::RelayError;
 use careledger::store::{OpenStoreError, StoreError};
@@ -82,8 +82,12 @@ pub enum careledger_status {
     CARELEDGER_NO_WELCOME = 207,
 
     // 300–399: records.
-    /// The FHIR input is invalid; nothing was stored. The detail names the
-    /// first problem by file, line and field (never by value).
+    /// The FHIR input is not valid FHIR R4 JSON (malformed JSON, an element R4
+    /// does not define, a missing required element, a value that breaks its
+    /// datatype such as a `date` or `code`, a code outside a required value
+    /// set, two types for one choice element) or breaks an import rule;
+    /// nothing was stored. The detail names the first problem by file, line,
+    /// JSON field and element path (`Patient.birthDate`), never by value.
     CARELEDGER_INVALID_FHIR = 300,
     /// No record for that patient in this network.
     CARELEDGER_UNKNOWN_PATIENT = 301,
@@ -153,12 +157,69 @@ pub enum careledger_status {
     /// The round's model updates cannot be averaged (a site published twice,
     /// different kinds or specs, …).
     CARELEDGER_FEDERATION_FAILED = 712,
+
+    // 800–899: rules (rule sets, policy, endorsements, outcomes).
+    /// The rule set document was refused: not JSON of the rule-set shape, a
+    /// field that breaks a rule of the format, or an expression that does
+    /// not compile or is beyond the limits (size, nesting, comprehensions).
+    /// The detail names the rule and the field. Nothing was stored.
+    CARELEDGER_INVALID_RULE_SET = 800,
+    /// A policy's quorum is 0 or above the members of the network.
+    CARELEDGER_INVALID_POLICY = 801,
+    /// No rule set with that hash in the network.
+    CARELEDGER_UNKNOWN_RULE_SET = 802,
+    /// No policy with that entry id in the network.
+    CARELEDGER_UNKNOWN_POLICY = 803,
+    /// No rule outcome with that entry id in the network.
+    CARELEDGER_UNKNOWN_OUTCOME = 804,
+    /// A model card is endorsed only after this node's own verification
+    /// confirms it; it answered mismatch (the detail names the step).
+    /// Nothing was written.
+    CARELEDGER_ENDORSEMENT_NOT_CONFIRMED = 805,
+    /// Re-evaluating a rule outcome on this replica gave another result; the
+    /// verification JSON names the step. The executor is flagged.
+    CARELEDGER_OUTCOME_MISMATCH = 806,
+    /// This replica lacks what the outcome cites (its rule set, trigger,
+    /// inputs or decision have not arrived): sync and verify again.
+    CARELEDGER_OUTCOME_WAITING = 807,
+
+    // 900–999: the patient's rights (erasure, expiry) and restored stores.
+    /// The patient's chart was erased (its keys shredded): nothing of it can
+    /// be read, exported or erased again.
+    CARELEDGER_CHART_ERASED = 900,
+    /// The chart has no resource of that type and id to erase, or none was named.
+    CARELEDGER_UNKNOWN_RESOURCE = 901,
+    /// The store is older than entries this node already wrote in the network
+    /// (restored from a backup): sync first, which catches its chain up.
+    CARELEDGER_BEHIND_OWN_CHAIN = 902,
+    /// A shared chart's consent was due to be decided again before the
+    /// write, and deciding failed; nothing was written.
+    CARELEDGER_CONSENT_DECISION_FAILED = 903,
+
+    // 1000–1099: federated tasks (secure aggregation, differential privacy).
+    /// A site's dataset would exceed the network's privacy budget; nothing
+    /// was written and no record was read. The detail names the site.
+    CARELEDGER_FL_BUDGET_EXCEEDED = 1000,
+    /// The network's budget policy refuses tasks without differential privacy.
+    CARELEDGER_FL_NON_PRIVATE_REFUSED = 1001,
+    /// No federated task with that id in the network.
+    CARELEDGER_FL_UNKNOWN_TASK = 1002,
+    /// No federated round card with that entry id in the network.
+    CARELEDGER_FL_UNKNOWN_ROUND_CARD = 1003,
+    /// A plan or policy breaks a rule (the detail names the field).
+    CARELEDGER_FL_INVALID_PLAN = 1004,
+    /// A secure-aggregation step failed (a value out of the fixed-point
+    /// range, a malformed message from a site, too few valid shares).
+    CARELEDGER_FL_PROTOCOL = 1005,
+    /// Re-verifying a round card found a difference; the verification JSON
+    /// names the step and, where one is to blame, the site.
+    CARELEDGER_FL_ROUND_MISMATCH = 1006,
 }
 
 use careledger_status::*;
 
 /// Every status, in code order.
-const ALL_STATUSES: [careledger_status; 47] = [
+const ALL_STATUSES: [careledger_status; 66] = [
     CARELEDGER_OK,
     CARELEDGER_PANIC,
     CARELEDGER_NULL_PARAMETER,
@@ -206,6 +267,25 @@ const ALL_STATUSES: [careledger_status; 47] = [
     CARELEDGER_PROOF_REJECTED,
     CARELEDGER_NO_UPDATES,
     CARELEDGER_FEDERATION_FAILED,
+    CARELEDGER_INVALID_RULE_SET,
+    CARELEDGER_INVALID_POLICY,
+    CARELEDGER_UNKNOWN_RULE_SET,
+    CARELEDGER_UNKNOWN_POLICY,
+    CARELEDGER_UNKNOWN_OUTCOME,
+    CARELEDGER_ENDORSEMENT_NOT_CONFIRMED,
+    CARELEDGER_OUTCOME_MISMATCH,
+    CARELEDGER_OUTCOME_WAITING,
+    CARELEDGER_CHART_ERASED,
+    CARELEDGER_UNKNOWN_RESOURCE,
+    CARELEDGER_BEHIND_OWN_CHAIN,
+    CARELEDGER_CONSENT_DECISION_FAILED,
+    CARELEDGER_FL_BUDGET_EXCEEDED,
+    CARELEDGER_FL_NON_PRIVATE_REFUSED,
+    CARELEDGER_FL_UNKNOWN_TASK,
+    CARELEDGER_FL_UNKNOWN_ROUND_CARD,
+    CARELEDGER_FL_INVALID_PLAN,
+    CARELEDGER_FL_PROTOCOL,
+    CARELEDGER_FL_ROUND_MISMATCH,
 ];
 
 impl careledger_status {
@@ -241,7 +321,7 @@ impl careledger_status {
             CARELEDGER_UNKNOWN_MEMBER => c"no such member in the network",
             CARELEDGER_MLS_FAILED => c"MLS operation failed",
             CARELEDGER_NO_WELCOME => c"no welcome for this node on the relay yet",
-            CARELEDGER_INVALID_FHIR => c"invalid FHIR input; nothing was stored",
+            CARELEDGER_INVALID_FHIR => c"input is not valid FHIR R4; nothing was stored",
             CARELEDGER_UNKNOWN_PATIENT => c"no record for that patient in this network",
             CARELEDGER_RECORD_FAILED => c"record update failed",
             CARELEDGER_MESSAGE_REJECTED => c"a received message was rejected",
@@ -269,6 +349,41 @@ impl careledger_status {
             CARELEDGER_PROOF_REJECTED => c"membership proof does not verify",
             CARELEDGER_NO_UPDATES => c"no model updates for this round",
             CARELEDGER_FEDERATION_FAILED => c"model updates cannot be averaged",
+            CARELEDGER_INVALID_RULE_SET => c"rule set refused; nothing was stored",
+            CARELEDGER_INVALID_POLICY => {
+                c"policy quorum must be between 1 and the members of the network"
+            }
+            CARELEDGER_UNKNOWN_RULE_SET => c"no rule set with that hash in this network",
+            CARELEDGER_UNKNOWN_POLICY => c"no policy with that entry id in this network",
+            CARELEDGER_UNKNOWN_OUTCOME => c"no rule outcome with that entry id in this network",
+            CARELEDGER_ENDORSEMENT_NOT_CONFIRMED => {
+                c"model card not endorsed: this node's verification did not confirm it"
+            }
+            CARELEDGER_OUTCOME_MISMATCH => c"rule outcome verification found a difference",
+            CARELEDGER_OUTCOME_WAITING => {
+                c"this replica lacks what the rule outcome cites; sync and verify again"
+            }
+            CARELEDGER_CHART_ERASED => c"the patient's chart was erased",
+            CARELEDGER_UNKNOWN_RESOURCE => c"the chart has no such resource to erase",
+            CARELEDGER_BEHIND_OWN_CHAIN => {
+                c"this store is older than the node's own chain (restored?); sync first"
+            }
+            CARELEDGER_CONSENT_DECISION_FAILED => {
+                c"deciding a shared chart's consent failed; nothing was written"
+            }
+            CARELEDGER_FL_BUDGET_EXCEEDED => {
+                c"refused: a dataset would exceed the network's privacy budget"
+            }
+            CARELEDGER_FL_NON_PRIVATE_REFUSED => {
+                c"refused: the network's budget policy requires differential privacy"
+            }
+            CARELEDGER_FL_UNKNOWN_TASK => c"no federated task with that id in this network",
+            CARELEDGER_FL_UNKNOWN_ROUND_CARD => {
+                c"no federated round card with that entry id in this network"
+            }
+            CARELEDGER_FL_INVALID_PLAN => c"invalid federated plan or policy",
+            CARELEDGER_FL_PROTOCOL => c"secure aggregation step failed",
+            CARELEDGER_FL_ROUND_MISMATCH => c"round card verification found a difference",
         }
     }
 
@@ -358,6 +473,8 @@ impl From<NetworkError> for Failure {
             NetworkError::InvalidWelcome(_) => CARELEDGER_INVALID_WELCOME,
             NetworkError::UnknownMember => CARELEDGER_UNKNOWN_MEMBER,
             NetworkError::Mls(_) => CARELEDGER_MLS_FAILED,
+            NetworkError::BehindOwnChain { .. } => CARELEDGER_BEHIND_OWN_CHAIN,
+            NetworkError::ConsentDecision(_) => CARELEDGER_CONSENT_DECISION_FAILED,
             NetworkError::Store(e) => return e.into(),
         };
         fail(status, &e)
@@ -379,6 +496,7 @@ impl From<ExportError> for Failure {
     fn from(e: ExportError) -> Self {
         match e {
             ExportError::UnknownPatient => fail(CARELEDGER_UNKNOWN_PATIENT, &e),
+            ExportError::Erased => fail(CARELEDGER_CHART_ERASED, &e),
             ExportError::Record(_) => fail(CARELEDGER_RECORD_FAILED, &e),
             ExportError::Network(e) => e.into(),
             ExportError::Store(e) => e.into(),
@@ -423,6 +541,7 @@ impl From<SyncError> for Failure {
             SyncError::Network(e) => e.into(),
             SyncError::Store(e) => e.into(),
             SyncError::NoWelcome => fail(CARELEDGER_NO_WELCOME, &e),
+            SyncError::Consent(e) => e.into(),
         }
     }
 }
@@ -463,11 +582,27 @@ impl From<ConsentError> for Failure {
     fn from(e: ConsentError) -> Self {
         match e {
             ConsentError::UnknownPatient => fail(CARELEDGER_UNKNOWN_PATIENT, &e),
+            ConsentError::Erased => fail(CARELEDGER_CHART_ERASED, &e),
             ConsentError::Import(e) => e.into(),
             ConsentError::SameNetwork => fail(CARELEDGER_SAME_NETWORK, &e),
             ConsentError::Record(_) => fail(CARELEDGER_RECORD_FAILED, &e),
             ConsentError::Network(e) => e.into(),
             ConsentError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<EraseError> for Failure {
+    fn from(e: EraseError) -> Self {
+        match e {
+            EraseError::UnknownPatient => fail(CARELEDGER_UNKNOWN_PATIENT, &e),
+            EraseError::AlreadyErased => fail(CARELEDGER_CHART_ERASED, &e),
+            EraseError::UnknownResource(_) | EraseError::NothingToErase => {
+                fail(CARELEDGER_UNKNOWN_RESOURCE, &e)
+            }
+            EraseError::Record(_) => fail(CARELEDGER_RECORD_FAILED, &e),
+            EraseError::Network(e) => e.into(),
+            EraseError::Store(e) => e.into(),
         }
     }
 }
@@ -527,6 +662,45 @@ impl From<AiError> for Failure {
     }
 }
 
+impl From<FlError> for Failure {
+    fn from(e: FlError) -> Self {
+        let status = match e {
+            FlError::BudgetExceeded { .. } => CARELEDGER_FL_BUDGET_EXCEEDED,
+            FlError::NonPrivateRefused => CARELEDGER_FL_NON_PRIVATE_REFUSED,
+            FlError::UnknownTask => CARELEDGER_FL_UNKNOWN_TASK,
+            FlError::UnknownRoundCard => CARELEDGER_FL_UNKNOWN_ROUND_CARD,
+            FlError::Plan(_) | FlError::Scaling(_) | FlError::NotAMember(_) => {
+                CARELEDGER_FL_INVALID_PLAN
+            }
+            FlError::NotCoordinator => CARELEDGER_INVALID_ARGUMENT,
+            FlError::Protocol(_) => CARELEDGER_FL_PROTOCOL,
+            FlError::Body(_) => CARELEDGER_ANALYTICS_ENTRY_INVALID,
+            FlError::Dataset(e) => return e.into(),
+            FlError::Network(e) => return e.into(),
+            FlError::Store(e) => return e.into(),
+        };
+        fail(status, &e)
+    }
+}
+
+impl From<RulesError> for Failure {
+    fn from(e: RulesError) -> Self {
+        let status = match e {
+            RulesError::Ai(e) => return e.into(),
+            RulesError::Network(e) => return e.into(),
+            RulesError::Store(e) => return e.into(),
+            RulesError::InvalidRuleSet(_) => CARELEDGER_INVALID_RULE_SET,
+            RulesError::InvalidPolicy(_) => CARELEDGER_INVALID_POLICY,
+            RulesError::Unknown("rule set") => CARELEDGER_UNKNOWN_RULE_SET,
+            RulesError::Unknown("policy") => CARELEDGER_UNKNOWN_POLICY,
+            RulesError::Unknown("model card") => CARELEDGER_UNKNOWN_MODEL_CARD,
+            RulesError::Unknown(_) => CARELEDGER_UNKNOWN_OUTCOME,
+            RulesError::NotConfirmed { .. } => CARELEDGER_ENDORSEMENT_NOT_CONFIRMED,
+        };
+        fail_chain(status, &e)
+    }
+}
+
 impl From<DecodeDatasetCommitmentError> for Failure {
     fn from(e: DecodeDatasetCommitmentError) -> Self {
         fail(CARELEDGER_INVALID_PROOF, &e)
@@ -570,6 +744,12 @@ mod tests {
         assert_eq!(CARELEDGER_INVALID_SPEC as u32, 700);
         assert_eq!(CARELEDGER_MODEL_MISMATCH as u32, 707);
         assert_eq!(CARELEDGER_FEDERATION_FAILED as u32, 712);
+        assert_eq!(CARELEDGER_INVALID_RULE_SET as u32, 800);
+        assert_eq!(CARELEDGER_OUTCOME_WAITING as u32, 807);
+        assert_eq!(CARELEDGER_CHART_ERASED as u32, 900);
+        assert_eq!(CARELEDGER_BEHIND_OWN_CHAIN as u32, 902);
+        assert_eq!(CARELEDGER_FL_BUDGET_EXCEEDED as u32, 1000);
+        assert_eq!(CARELEDGER_FL_ROUND_MISMATCH as u32, 1006);
         for status in all {
             let code = status as u32;
             assert_eq!(careledger_status::from_code(code), Some(status));

@@ -3,8 +3,9 @@
  * crashes; the sans-IO path carries a network between two hospitals; a node
  * is shared by several threads; a hospital shares consented charts into a
  * study where a lab trains, predicts, is audited and re-verified, and a
- * revocation takes a patient out. Run by tests/c/run.sh, plainly, under
- * AddressSanitizer + UBSan, and under valgrind.
+ * revocation takes a patient out; an insurer's rules adjudicate shared
+ * claims by themselves and the hospital re-checks every outcome. Run by
+ * tests/c/run.sh, plainly, under AddressSanitizer + UBSan, and under valgrind.
  *
  *   c_api_test PATIENTS.ndjson WORKDIR
  */
@@ -67,6 +68,45 @@ static careledger_node *create_node(const char *file, const uint8_t *key, const 
     return node;
 }
 
+/* True if `path` or any file SQLite or careledger keeps beside it exists. */
+static int store_files_exist(const char *path) {
+    static const char *suffixes[] = {"", "-wal", "-shm", "-journal", ".creating", ".creating-journal"};
+    char name[4200];
+    size_t i;
+    for (i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        FILE *file;
+        snprintf(name, sizeof name, "%s%s", path, suffixes[i]);
+        file = fopen(name, "rb");
+        if (file) {
+            fclose(file);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The last error is a sentence, not a Rust or MLS debug value. */
+static void check_plain_last_error(int line) {
+    static const char *debug_words[] = {"EndOfStream", "UnknownValue", "TrailingData", "InvalidVectorLength",
+                                        "DecodingError", "LibraryError", "Error {", "Some(", "None", "\\\""};
+    char detail[1024] = "";
+    size_t len = 0, i;
+    careledger_last_error(detail, sizeof detail, &len);
+    checks++;
+    if (len < 20) {
+        failures++;
+        fprintf(stderr, "%s:%d: last error too short to act on: %s\n", __FILE__, line, detail);
+    }
+    for (i = 0; i < sizeof debug_words / sizeof debug_words[0]; i++) {
+        checks++;
+        if (strstr(detail, debug_words[i])) {
+            failures++;
+            fprintf(stderr, "%s:%d: last error shows debug text '%s': %s\n", __FILE__, line, debug_words[i], detail);
+        }
+    }
+}
+#define CHECK_PLAIN_LAST_ERROR() check_plain_last_error(__LINE__)
+
 static size_t last_error_len(void) {
     size_t len = 0;
     careledger_last_error(NULL, 0, &len);
@@ -77,6 +117,7 @@ static size_t last_error_len(void) {
 typedef struct {
     uint8_t *data[256];
     size_t len[256];
+    careledger_message_kind kind[256];
     size_t count;
 } transport;
 
@@ -91,6 +132,8 @@ static void drain(careledger_node *from, transport *log) {
             log->data[log->count] = malloc(len);
             memcpy(log->data[log->count], careledger_outgoing_data(message), len);
             log->len[log->count] = len;
+            log->kind[log->count] = careledger_outgoing_kind(message);
+            CHECK(log->kind[log->count] != CARELEDGER_MESSAGE_UNKNOWN);
             log->count++;
         }
         EXPECT_OK(careledger_node_ack_outgoing(from, message));
@@ -313,8 +356,18 @@ static void test_store_misuse(void) {
     FILE *file;
 
     path_in_workdir(path, sizeof path, "misuse.sqlite");
-    /* Opening before creating. */
+    /* Opening before creating: refused, and no file is left behind. */
     EXPECT_STATUS(careledger_node_open(path, KEY_A, 32, &node), CARELEDGER_NO_IDENTITY);
+    CHECK(node == NULL);
+    CHECK(!store_files_exist(path));
+    CHECK_PLAIN_LAST_ERROR();
+    /* A failed create leaves nothing either: bad key length, invalid names. */
+    EXPECT_STATUS(careledger_node_create(path, KEY_A, 31, "misuse.example", &node), CARELEDGER_INVALID_ARGUMENT);
+    CHECK(!store_files_exist(path));
+    EXPECT_STATUS(careledger_node_create(path, KEY_A, 32, "has a space", &node), CARELEDGER_INVALID_NAME);
+    CHECK(!store_files_exist(path));
+    EXPECT_STATUS(careledger_node_create(path, KEY_A, 32, "", &node), CARELEDGER_INVALID_NAME);
+    CHECK(!store_files_exist(path));
     CHECK(node == NULL);
     node = create_node("misuse.sqlite", KEY_A, "misuse.example");
     careledger_node_free(node);
@@ -360,6 +413,31 @@ static void test_invalid_fhir_and_reopen(void) {
     CHECK(last_error_len() > 0);
     EXPECT_STATUS(careledger_import_fhir(node, net, "truncated.ndjson", (const uint8_t *)truncated, strlen(truncated), NULL),
                   CARELEDGER_INVALID_FHIR);
+    /* Valid JSON, invalid FHIR R4: named by file, line and element, never by value. */
+    {
+        const char *not_r4[] = {
+            "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"birthDate\":\"Jane Doe\"}",
+            "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"gender\":\"banana\"}",
+            "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"deceasedBoolean\":true,\"deceasedDateTime\":\"2020\"}",
+            "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"name\":{\"family\":\"Doe\"}}",
+            "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"nickname\":\"Jo\"}",
+        };
+        const char *element[] = {"Patient.birthDate", "Patient.gender", "Patient.deceasedDateTime", "Patient.name",
+                                 "Patient.nickname"};
+        const char *value[] = {"Jane", "banana", "2020", "Doe", "Jo\""};
+        size_t k;
+        for (k = 0; k < sizeof not_r4 / sizeof not_r4[0]; k++) {
+            char detail[1024] = "";
+            size_t len = 0;
+            char source[64];
+            snprintf(source, sizeof source, "upload-%u.ndjson", (unsigned)k);
+            EXPECT_STATUS(careledger_import_fhir(node, net, source, (const uint8_t *)not_r4[k], strlen(not_r4[k]), NULL),
+                          CARELEDGER_INVALID_FHIR);
+            EXPECT_OK(careledger_last_error(detail, sizeof detail, &len));
+            CHECK(strstr(detail, source) && strstr(detail, "line 1") && strstr(detail, element[k]));
+            CHECK(!strstr(detail, value[k]));
+        }
+    }
     /* A real file cut in half mid-line: all or nothing. */
     while (half > 0 && patients_data[half - 1] == '\n') half--;
     EXPECT_STATUS(careledger_import_fhir(node, net, "half.ndjson", patients_data, half, NULL), CARELEDGER_INVALID_FHIR);
@@ -413,7 +491,8 @@ static void test_sans_io(void) {
     careledger_receive_report report;
     careledger_import_report imported;
     careledger_ledger_report ledger;
-    transport log = {{0}, {0}, 0}, entries = {{0}, {0}, 0};
+    transport log = {{0}, {0}, {0}, 0}, entries = {{0}, {0}, {0}, 0};
+    careledger_bytes *joined_again = NULL, *probe = NULL;
     const char *net = "";
     size_t i;
     uint64_t cursor = 0;
@@ -435,10 +514,23 @@ static void test_sans_io(void) {
     drain(a, &log);
     CHECK(log.count >= 2);
     EXPECT_STATUS(careledger_network_join(b, (const uint8_t *)"x", 1, "care", &joined), CARELEDGER_INVALID_WELCOME);
-    /* Try each message as the Welcome until one opens (the transport does not know which is which). */
-    for (i = 0; i < log.count && !joined; i++) {
-        careledger_status s = careledger_network_join(b, log.data[i], log.len[i], "care", &joined);
-        CHECK(s == CARELEDGER_OK || s == CARELEDGER_INVALID_WELCOME);
+    CHECK_PLAIN_LAST_ERROR();
+    /* The message kinds say which message is the Welcome: exactly one, after the Commit. */
+    {
+        /* (announce re-queues the pending Commit, so it may travel twice) */
+        size_t welcomes = 0, commits = 0, welcome_at = 0, first_commit_at = 0;
+        for (i = 0; i < log.count; i++) {
+            if (log.kind[i] == CARELEDGER_MESSAGE_WELCOME) welcomes++, welcome_at = i;
+            if (log.kind[i] == CARELEDGER_MESSAGE_COMMIT && commits++ == 0) first_commit_at = i;
+        }
+        CHECK(welcomes == 1 && commits >= 1 && first_commit_at < welcome_at);
+        for (i = 0; i < log.count; i++) {
+            if (log.kind[i] == CARELEDGER_MESSAGE_WELCOME) continue;
+            EXPECT_STATUS(careledger_network_join(b, log.data[i], log.len[i], "care", &probe), CARELEDGER_INVALID_WELCOME);
+            CHECK_PLAIN_LAST_ERROR();
+        }
+        CHECK(probe == NULL);
+        EXPECT_OK(careledger_network_join(b, log.data[welcome_at], log.len[welcome_at], "care", &joined));
     }
     CHECK(joined && strcmp(careledger_bytes_str(joined), net) == 0);
     EXPECT_OK(deliver(b, net, &log, &report));
@@ -492,7 +584,7 @@ static void test_sans_io(void) {
             size_t one_len[1] = {len / 2};
             EXPECT_STATUS(careledger_network_receive(b, net, one, one_len, 1, 0, &report), CARELEDGER_MESSAGE_REJECTED);
             CHECK(report.rejected == 1);
-            CHECK(last_error_len() > 0);
+            CHECK_PLAIN_LAST_ERROR();
         }
     }
     /* Forged: random bytes, an empty message, and a mix with genuine ones. */
@@ -509,6 +601,20 @@ static void test_sans_io(void) {
         batch_len[2] = entries.count ? entries.len[0] : sizeof noise;
         EXPECT_STATUS(careledger_network_receive(b, net, batch, batch_len, 3, 0, &report), CARELEDGER_MESSAGE_REJECTED);
         CHECK(report.rejected == 2 && report.duplicates == 1);
+        CHECK_PLAIN_LAST_ERROR();
+        /* Garbage, truncated and damaged key packages and Welcomes: sentences, not decoder values. */
+        EXPECT_STATUS(careledger_network_invite(a, net, noise, sizeof noise), CARELEDGER_INVALID_KEY_PACKAGE);
+        CHECK_PLAIN_LAST_ERROR();
+        EXPECT_STATUS(careledger_network_invite(a, net, careledger_bytes_data(key_package), careledger_bytes_len(key_package) / 2),
+                      CARELEDGER_INVALID_KEY_PACKAGE);
+        CHECK_PLAIN_LAST_ERROR();
+        EXPECT_STATUS(careledger_network_join(b, noise, 7, "x", &joined_again), CARELEDGER_INVALID_WELCOME);
+        CHECK_PLAIN_LAST_ERROR();
+        EXPECT_STATUS(careledger_network_join(b, careledger_bytes_data(key_package), careledger_bytes_len(key_package), "x",
+                                              &joined_again),
+                      CARELEDGER_INVALID_WELCOME);
+        CHECK_PLAIN_LAST_ERROR();
+        CHECK(joined_again == NULL);
     }
     /* A message from A's outbox cannot be acknowledged on B. */
     EXPECT_OK(careledger_network_announce(a, net));
@@ -518,6 +624,8 @@ static void test_sans_io(void) {
     EXPECT_STATUS(careledger_node_ack_outgoing(b, foreign), CARELEDGER_INVALID_ARGUMENT);
     EXPECT_OK(careledger_node_ack_outgoing(a, foreign));
     EXPECT_OK(careledger_node_ack_outgoing(a, foreign)); /* twice is harmless */
+    CHECK(careledger_outgoing_kind(foreign) == CARELEDGER_MESSAGE_HEADS);
+    CHECK(careledger_outgoing_kind(NULL) == CARELEDGER_MESSAGE_UNKNOWN);
 
     /* Nothing B stored was affected; its ledger verifies. */
     EXPECT_OK(careledger_ledger_verify(b, net, &ledger));
@@ -532,10 +640,117 @@ static void test_sans_io(void) {
     careledger_bytes_free(chart_a);
     careledger_bytes_free(chart_b);
     careledger_bytes_free(joined);
+    careledger_bytes_free(joined_again);
     careledger_bytes_free(key_package);
     careledger_bytes_free(network);
     careledger_node_free(a);
     careledger_node_free(b);
+}
+
+/* A node that joins after records were written is fed the network's log from
+ * its first message (the delivery rules at careledger_outgoing) and reads the
+ * whole history, including what came before its Welcome. */
+static void test_joiner_reads_history(void) {
+    careledger_node *a = create_node("history-a.sqlite", KEY_A, "hospital-a.example");
+    careledger_node *c = create_node("history-c.sqlite", KEY_B, "clinic-c.example");
+    careledger_bytes *network = NULL, *key_package = NULL, *joined = NULL, *chart_a = NULL, *chart_c = NULL;
+    careledger_string_list *patients = NULL;
+    careledger_receive_report report;
+    careledger_import_report imported;
+    transport log = {{0}, {0}, {0}, 0};
+    const char *net = "";
+    size_t i, welcome_at = 0, welcomes = 0, before_welcome_entries = 0;
+
+    EXPECT_OK(careledger_network_create(a, "care", &network));
+    if (network) net = careledger_bytes_str(network);
+    EXPECT_OK(careledger_import_fhir(a, net, "Patient.ndjson", patients_data, patients_len, &imported));
+    drain(a, &log);
+    for (i = 0; i < log.count; i++) before_welcome_entries += log.kind[i] == CARELEDGER_MESSAGE_ENTRY;
+    CHECK(before_welcome_entries == imported.entries);
+
+    EXPECT_OK(careledger_node_key_package(c, &key_package));
+    EXPECT_OK(careledger_network_invite(a, net, careledger_bytes_data(key_package), careledger_bytes_len(key_package)));
+    EXPECT_OK(careledger_network_announce(a, net));
+    drain(a, &log);
+    EXPECT_OK(deliver(a, net, &log, &report));
+    drain(a, &log);
+    for (i = 0; i < log.count; i++)
+        if (log.kind[i] == CARELEDGER_MESSAGE_WELCOME) welcomes++, welcome_at = i;
+    CHECK(welcomes == 1 && welcome_at > before_welcome_entries);
+    if (welcomes == 1) EXPECT_OK(careledger_network_join(c, log.data[welcome_at], log.len[welcome_at], "care", &joined));
+    CHECK(joined && strcmp(careledger_bytes_str(joined), net) == 0);
+
+    /* The whole log, from its first message. */
+    EXPECT_OK(deliver(c, net, &log, &report));
+    CHECK(report.rejected == 0 && report.accepted >= imported.entries);
+    EXPECT_OK(careledger_patients(c, net, &patients));
+    CHECK(careledger_string_list_count(patients) == imported.patients);
+    if (careledger_string_list_count(patients) > 0) {
+        EXPECT_OK(careledger_export_patient(a, net, careledger_string_list_get(patients, 0), &chart_a));
+        EXPECT_OK(careledger_export_patient(c, net, careledger_string_list_get(patients, 0), &chart_c));
+        CHECK(chart_a && chart_c && careledger_bytes_len(chart_a) == careledger_bytes_len(chart_c) &&
+              memcmp(careledger_bytes_data(chart_a), careledger_bytes_data(chart_c), careledger_bytes_len(chart_a)) == 0);
+    }
+    EXPECT_OK(careledger_ledger_verify(c, net, NULL));
+
+    transport_free(&log);
+    careledger_string_list_free(patients);
+    careledger_bytes_free(chart_a);
+    careledger_bytes_free(chart_c);
+    careledger_bytes_free(joined);
+    careledger_bytes_free(key_package);
+    careledger_bytes_free(network);
+    careledger_node_free(a);
+    careledger_node_free(c);
+}
+
+/* Every freeable type: freeing twice is a no-op, and a freed handle's
+ * accessors answer NULL, 0 or CARELEDGER_MESSAGE_UNKNOWN. */
+static void test_double_free_every_type(void) {
+    careledger_node *node = create_node("free.sqlite", KEY_A, "free.example");
+    careledger_bytes *network = NULL;
+    careledger_string_list *list = NULL;
+    careledger_member_list *members = NULL;
+    careledger_outgoing *message = NULL;
+    const char *net = "";
+
+    EXPECT_OK(careledger_network_create(node, "care", &network));
+    if (network) net = careledger_bytes_str(network);
+    EXPECT_OK(careledger_node_networks(node, &list));
+    EXPECT_OK(careledger_network_members(node, net, &members));
+    EXPECT_OK(careledger_network_announce(node, net));
+    EXPECT_OK(careledger_node_poll_outgoing(node, &message));
+    CHECK(list && members && message);
+
+    careledger_string_list_free(list);
+    careledger_string_list_free(list);
+    CHECK(careledger_string_list_count(list) == 0 && careledger_string_list_get(list, 0) == NULL);
+
+    CHECK(careledger_member_list_count(members) == 1);
+    careledger_member_list_free(members);
+    careledger_member_list_free(members);
+    CHECK(careledger_member_list_count(members) == 0 && careledger_member_list_author_id(members, 0) == NULL);
+
+    CHECK(careledger_outgoing_kind(message) == CARELEDGER_MESSAGE_HEADS);
+    careledger_outgoing_free(message);
+    careledger_outgoing_free(message);
+    CHECK(careledger_outgoing_kind(message) == CARELEDGER_MESSAGE_UNKNOWN);
+    CHECK(careledger_outgoing_data(message) == NULL && careledger_outgoing_len(message) == 0);
+    CHECK(careledger_outgoing_network_id(message) == NULL);
+    EXPECT_STATUS(careledger_node_ack_outgoing(node, message), CARELEDGER_STALE_HANDLE);
+
+    /* One type freed through another type's free: nothing happens. */
+    EXPECT_OK(careledger_node_networks(node, &list));
+    careledger_member_list_free((careledger_member_list *)list);
+    careledger_outgoing_free((careledger_outgoing *)list);
+    CHECK(careledger_string_list_count(list) == 1);
+    careledger_string_list_free(list);
+
+    careledger_bytes_free(network);
+    careledger_bytes_free(network);
+    CHECK(careledger_bytes_len(network) == 0);
+    careledger_node_free(node);
+    careledger_node_free(node);
 }
 
 /* A node shared by several threads: calls are serialised, results are right,
@@ -1178,6 +1393,441 @@ done:
     careledger_node_free(hospital);
 }
 
+/* ---- Rules that act by themselves --------------------------------------- */
+
+/* A rule set in which `executor` runs one rule on every Claim: pend above
+ * 500, otherwise approve 80% of the total; `when` replaces the clause. */
+static char *claims_rule_set(const char *executor, const char *when, size_t *len) {
+    static const char *format =
+        "{\"format\":\"careledger.rule_set\",\"format_version\":1,\"name\":\"c-claims\",\"version\":1,"
+        "\"currency\":\"USD\",\"executors\":[\"%s\"],\"rules\":[{\"id\":\"pay\","
+        "\"trigger\":{\"resource_type\":\"Claim\"},\"inputs\":[\"Patient\"],"
+        "\"clauses\":[{\"when\":\"%s\",\"outcome\":\"pend\",\"reason\":\"above the limit\"}],"
+        "\"otherwise\":{\"outcome\":\"approve\",\"amount\":\"(resource.total.value * decimal('0.8')).round(2)\","
+        "\"reason\":\"covered at 80%%\"}}]}";
+    size_t cap = strlen(format) + strlen(executor) + strlen(when) + 1;
+    char *text = malloc(cap);
+    if (!text) return NULL;
+    snprintf(text, cap, format, executor, when);
+    *len = strlen(text);
+    return text;
+}
+
+/* NDJSON for patients r1..r3, each with a Patient and two Claims: one of
+ * 269.68 (approved at 80%: 215.74) and one of 1200.00 (pended). */
+static char *claims_ndjson(size_t *len) {
+    static const char *claim =
+        "{\"resourceType\":\"Claim\",\"id\":\"%s-%s\",\"status\":\"active\","
+        "\"type\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/claim-type\",\"code\":\"institutional\"}]},"
+        "\"use\":\"claim\",\"patient\":{\"reference\":\"Patient/%s\"},\"created\":\"2025-03-01\","
+        "\"provider\":{\"display\":\"Hospital\"},\"priority\":{\"coding\":[{\"code\":\"normal\"}]},"
+        "\"insurance\":[{\"sequence\":1,\"focal\":true,\"coverage\":{\"display\":\"Acme Health\"}}],"
+        "\"total\":{\"value\":%s,\"currency\":\"USD\"}}\n";
+    size_t cap = 16384, used = 0;
+    char *out = malloc(cap);
+    int i;
+    if (!out) return NULL;
+    out[0] = '\0';
+    for (i = 1; i <= 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "r%d", i);
+        used += (size_t)snprintf(out + used, cap - used,
+                                 "{\"resourceType\":\"Patient\",\"id\":\"%s\",\"gender\":\"female\",\"birthDate\":\"1970-01-01\"}\n", id);
+        used += (size_t)snprintf(out + used, cap - used, claim, id, "small", id, "269.68");
+        used += (size_t)snprintf(out + used, cap - used, claim, id, "large", id, "1200.00");
+    }
+    *len = used;
+    return out;
+}
+
+/* NULL, bad UTF-8, malformed ids, unknown ids and hostile rule sets for
+ * every rules function; nothing is written and no output is touched. */
+static void test_rules_misuse(careledger_node *node, const char *net) {
+    careledger_bytes *out = NULL, *out2 = NULL;
+    char author[CARELEDGER_AUTHOR_ID_LEN + 1];
+    size_t len = 0, doc_len = 0;
+    char *doc;
+    const uint8_t not_utf8[3] = {'{', 0xff, '}'};
+
+    EXPECT_STATUS(careledger_rules_policy_set(NULL, net, 1, NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_policy_set(node, NULL, 1, NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_policy_set(node, net, 1, NULL, 0, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_set_add(NULL, net, not_utf8, 3, 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_set_add(node, NULL, not_utf8, 3, 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_set_add(node, net, NULL, 3, 0, &out, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_set_add(node, net, not_utf8, 3, 0, NULL, &out2), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_set_add(node, net, not_utf8, 3, 0, &out, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_endorse(NULL, net, "rule_set", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_endorse(node, NULL, "rule_set", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, NULL, UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", NULL, "endorse", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", UNKNOWN_ENTRY, NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", UNKNOWN_ENTRY, "endorse", 0, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_activation(NULL, net, "rule_set", UNKNOWN_ENTRY, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_activation(node, net, NULL, UNKNOWN_ENTRY, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_activation(node, net, "rule_set", UNKNOWN_ENTRY, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_sets(NULL, net, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_sets(node, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_sets(node, net, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_run(NULL, net, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_run(node, NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rules_run(node, net, 0, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcomes(NULL, net, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcomes(node, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcomes(node, net, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcome_verify(NULL, net, UNKNOWN_ENTRY, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcome_verify(node, NULL, UNKNOWN_ENTRY, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcome_verify(node, net, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcome_verify(node, net, UNKNOWN_ENTRY, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcomes_verify(NULL, net, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcomes_verify(node, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_rule_outcomes_verify(node, net, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share_types(NULL, net, UNKNOWN_NET, "CLMATTCH", "Claim", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share_types(node, NULL, UNKNOWN_NET, "CLMATTCH", "Claim", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share_types(node, net, NULL, "CLMATTCH", "Claim", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share_types(node, net, UNKNOWN_NET, NULL, "Claim", 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share_types(node, net, UNKNOWN_NET, "CLMATTCH", NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_network_share_types(node, net, UNKNOWN_NET, "CLMATTCH", "Claim", 0, NULL), CARELEDGER_NULL_PARAMETER);
+
+    /* Bad UTF-8 in every kind of string argument. */
+    EXPECT_STATUS(careledger_rules_policy_set(node, "\xff", 1, NULL, 0, &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_rules_policy_set(node, net, 1, "\xfe\xff", 0, &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule\xff", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", "\xff", "endorse", 0, &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", UNKNOWN_ENTRY, "\xc3", 0, &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_rule_outcome_verify(node, net, "\xff", &out), CARELEDGER_INVALID_UTF8);
+    EXPECT_STATUS(careledger_network_share_types(node, net, UNKNOWN_NET, "CLMATTCH", "Claim\xff", 0, &out), CARELEDGER_INVALID_UTF8);
+
+    /* Malformed arguments. */
+    EXPECT_STATUS(careledger_rules_policy_set(node, net, 1, "not hex", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    CHECK_PLAIN_LAST_ERROR();
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", "abc", "endorse", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", UNKNOWN_ENTRY, "approve", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_rule_outcome_verify(node, net, "xyz", &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_rule_outcomes(node, "zz", &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_network_share_types(node, net, UNKNOWN_NET, "CLMATTCH", "", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_network_share_types(node, net, UNKNOWN_NET, "CLMATTCH", "Claim,,Coverage", 0, &out), CARELEDGER_INVALID_ARGUMENT);
+    EXPECT_STATUS(careledger_network_share_types(node, net, net, "CLMATTCH", "Claim", 0, &out), CARELEDGER_SAME_NETWORK);
+
+    /* Unknown ids and networks. */
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "rule_set", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_UNKNOWN_RULE_SET);
+    CHECK_PLAIN_LAST_ERROR();
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "policy", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_UNKNOWN_POLICY);
+    EXPECT_STATUS(careledger_rules_endorse(node, net, "model_card", UNKNOWN_ENTRY, "endorse", 0, &out), CARELEDGER_UNKNOWN_MODEL_CARD);
+    EXPECT_STATUS(careledger_rule_outcome_verify(node, net, UNKNOWN_ENTRY, &out), CARELEDGER_UNKNOWN_OUTCOME);
+    CHECK_PLAIN_LAST_ERROR();
+    EXPECT_STATUS(careledger_rule_outcomes(node, UNKNOWN_NET, &out), CARELEDGER_UNKNOWN_NETWORK);
+    EXPECT_STATUS(careledger_rules_run(node, UNKNOWN_NET, 0, &out), CARELEDGER_UNKNOWN_NETWORK);
+    EXPECT_STATUS(careledger_rules_policy_set(node, net, 0, NULL, 0, &out), CARELEDGER_INVALID_POLICY);
+    EXPECT_STATUS(careledger_rules_policy_set(node, net, 2, NULL, 0, &out), CARELEDGER_INVALID_POLICY);
+    CHECK_PLAIN_LAST_ERROR();
+
+    /* Hostile and malformed rule sets are refused with a typed status. */
+    EXPECT_OK(careledger_node_author_id(node, author, sizeof author, &len));
+    doc = claims_rule_set(author, "[1].all(a, [1].all(b, [1].all(c, [1].all(d, true))))", &doc_len);
+    CHECK(doc != NULL);
+    if (doc) {
+        EXPECT_STATUS(careledger_rule_set_add(node, net, (const uint8_t *)doc, doc_len, 0, &out, &out2), CARELEDGER_INVALID_RULE_SET);
+        CHECK_PLAIN_LAST_ERROR();
+        free(doc);
+    }
+    /* Rules have no clock: an unknown variable is refused before anything runs. */
+    doc = claims_rule_set(author, "clock.now > trigger.time_ms", &doc_len);
+    if (doc) {
+        EXPECT_STATUS(careledger_rule_set_add(node, net, (const uint8_t *)doc, doc_len, 0, &out, &out2), CARELEDGER_INVALID_RULE_SET);
+        free(doc);
+    }
+    {
+        /* 200 nested parentheses: deeper than the parser accepts. */
+        char when[512];
+        int i;
+        for (i = 0; i < 200; i++) when[i] = '(';
+        when[200] = '1';
+        for (i = 0; i < 200; i++) when[201 + i] = ')';
+        memcpy(when + 401, " > 0", 5);
+        doc = claims_rule_set(author, when, &doc_len);
+        if (doc) {
+            EXPECT_STATUS(careledger_rule_set_add(node, net, (const uint8_t *)doc, doc_len, 0, &out, &out2), CARELEDGER_INVALID_RULE_SET);
+            free(doc);
+        }
+    }
+    EXPECT_STATUS(careledger_rule_set_add(node, net, not_utf8, sizeof not_utf8, 0, &out, &out2), CARELEDGER_INVALID_RULE_SET);
+    EXPECT_STATUS(careledger_rule_set_add(node, net, NULL, 0, 0, &out, &out2), CARELEDGER_INVALID_RULE_SET);
+    CHECK(out == NULL && out2 == NULL);
+    /* Nothing of them was stored. */
+    EXPECT_OK(careledger_rule_sets(node, net, &out));
+    CHECK(out && strcmp(careledger_bytes_str(out), "[]") == 0);
+    careledger_bytes_free(out);
+    careledger_bytes_free(out); /* a double free is a no-op */
+    CHECK(careledger_bytes_len(out) == 0 && careledger_bytes_str(out) == NULL);
+}
+
+/* A hospital shares consented claims into a claims network with an insurer;
+ * under a 2-of-2 policy the insurer's rule set becomes active once the
+ * hospital endorses it too, and from the next sync on the insurer writes one
+ * outcome per claim by itself; the hospital re-checks every one. */
+static void test_rules(void) {
+    careledger_node *hospital = create_node("rules-hospital.sqlite", KEY_A, "hospital.example");
+    careledger_node *insurer = create_node("rules-insurer.sqlite", KEY_B, "insurer.example");
+    careledger_bytes *care_id = NULL, *claims_id = NULL, *key_package = NULL, *out = NULL, *out2 = NULL;
+    careledger_bytes *outcomes = NULL;
+    careledger_import_report imported;
+    char relay[4096], insurer_author[CARELEDGER_AUTHOR_ID_LEN + 1], hash[65] = "", entry[65] = "";
+    const char *care = "", *claims = "", *text;
+    char *ndjson = NULL, *doc = NULL;
+    size_t len = 0, doc_len = 0;
+    int i;
+
+    path_in_workdir(relay, sizeof relay, "rules-relay.sqlite");
+    EXPECT_OK(careledger_node_author_id(insurer, insurer_author, sizeof insurer_author, &len));
+    EXPECT_OK(careledger_network_create(hospital, "care", &care_id));
+    EXPECT_OK(careledger_network_create(hospital, "claims", &claims_id));
+    if (!care_id || !claims_id) goto done;
+    care = careledger_bytes_str(care_id);
+    claims = careledger_bytes_str(claims_id);
+    EXPECT_OK(careledger_node_key_package(insurer, &key_package));
+    if (!key_package) goto done;
+    EXPECT_OK(careledger_network_invite(hospital, claims, careledger_bytes_data(key_package), careledger_bytes_len(key_package)));
+    EXPECT_OK(careledger_network_sync(hospital, claims, relay, NULL));
+    EXPECT_OK(careledger_network_join_from_relay(insurer, relay, claims, "claims"));
+
+    /* Three patients with two claims each; r1 and r2 consent to claims use
+     * of their claims, r3 does not. */
+    ndjson = claims_ndjson(&len);
+    if (!ndjson) goto done;
+    EXPECT_OK(careledger_import_fhir(hospital, care, "claims.ndjson", (const uint8_t *)ndjson, len, &imported));
+    CHECK(imported.patients == 3 && imported.resources == 9);
+    for (i = 1; i <= 2; i++) {
+        char consent_id[16], patient[8];
+        snprintf(consent_id, sizeof consent_id, "claims-r%d", i);
+        snprintf(patient, sizeof patient, "r%d", i);
+        EXPECT_OK(careledger_consent_grant(hospital, care, consent_id, patient, "network", claims, "CLMATTCH", "Claim,Patient", 0, 0, 0, &out));
+        careledger_bytes_free(out);
+        out = NULL;
+    }
+    EXPECT_OK(careledger_network_share_types(hospital, care, claims, "CLMATTCH", "Claim,Patient", 0, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"patients\":") == 3 && json_number(text, "\"patients_shared\":") == 2);
+    CHECK(json_number(text, "\"resources_permitted\":") == 6);
+    careledger_bytes_free(out);
+    out = NULL;
+    sync_pair(hospital, insurer, claims, relay);
+
+    /* Governance: 2 of the 2 members. */
+    EXPECT_STATUS(careledger_rules_policy_set(insurer, claims, 3, NULL, 0, &out), CARELEDGER_INVALID_POLICY);
+    EXPECT_OK(careledger_rules_policy_set(insurer, claims, 2, NULL, 0, &out));
+    CHECK(out && careledger_bytes_len(out) == 64);
+    careledger_bytes_free(out);
+    out = NULL;
+    doc = claims_rule_set(insurer_author, "resource.total.value > decimal('500')", &doc_len);
+    if (!doc) goto done;
+    EXPECT_OK(careledger_rule_set_add(insurer, claims, (const uint8_t *)doc, doc_len, 0, &out, &out2));
+    if (!out || !out2) goto done;
+    CHECK(careledger_bytes_len(out) == 64 && careledger_bytes_len(out2) == 64);
+    snprintf(hash, sizeof hash, "%s", careledger_bytes_str(out2));
+    careledger_bytes_free(out);
+    careledger_bytes_free(out2);
+    out = out2 = NULL;
+    EXPECT_OK(careledger_rules_endorse(insurer, claims, "rule_set", hash, "endorse", 0, &out));
+    careledger_bytes_free(out);
+    out = NULL;
+    /* One endorsement of a 2-of-2 policy activates nothing. */
+    EXPECT_OK(careledger_rules_activation(insurer, claims, "rule_set", hash, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(strstr(text, "\"active\":false") && json_number(text, "\"quorum\":") == 2);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_rule_outcomes(insurer, claims, &out));
+    CHECK(out && strcmp(careledger_bytes_str(out), "[]") == 0);
+    careledger_bytes_free(out);
+    out = NULL;
+
+    /* The hospital endorses; the insurer adjudicates on its next sync, by itself. */
+    sync_pair(insurer, hospital, claims, relay);
+    EXPECT_OK(careledger_rules_endorse(hospital, claims, "rule_set", hash, "endorse", 0, &out));
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_rule_outcomes(hospital, claims, &out));
+    CHECK(out && strcmp(careledger_bytes_str(out), "[]") == 0); /* the hospital executes nothing */
+    careledger_bytes_free(out);
+    out = NULL;
+    sync_pair(hospital, insurer, claims, relay);
+    EXPECT_OK(careledger_rule_outcomes(insurer, claims, &outcomes));
+    text = outcomes ? careledger_bytes_str(outcomes) : "";
+    CHECK(count_of(text, "\"resourceType\":\"ClaimResponse\"") == 4); /* r3's claims: no consent */
+    CHECK(count_of(text, "\"outcome\":\"approve\"") == 2 && count_of(text, "\"outcome\":\"pend\"") == 2);
+    CHECK(count_of(text, "\"amount\":\"215.74\"") == 2);
+    CHECK(count_of(text, "\"request\":{\"reference\":\"Claim/r1-small\"}") == 1);
+    CHECK(count_of(text, "\"duplicates\":[]") == 4 && count_of(text, "\"consent_ids\":[\"claims-r") == 4);
+    CHECK(strstr(text, "\"r3") == NULL);
+    careledger_bytes_free(outcomes);
+    outcomes = NULL;
+    EXPECT_OK(careledger_rules_run(insurer, claims, 0, &out));
+    CHECK(out && json_number(careledger_bytes_str(out), "\"outcomes_written\":") == 0);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_rule_sets(insurer, claims, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(strstr(text, "\"active\":true") && strstr(text, "\"in_force\":true") && strstr(text, hash));
+    careledger_bytes_free(out);
+    out = NULL;
+
+    /* The hospital receives the outcomes, re-checks each on its replica. */
+    sync_pair(insurer, hospital, claims, relay);
+    EXPECT_OK(careledger_rule_outcomes(hospital, claims, &outcomes));
+    text = outcomes ? careledger_bytes_str(outcomes) : "";
+    CHECK(count_of(text, "\"resourceType\":\"ClaimResponse\"") == 4);
+    CHECK(json_string(text, "\"entry\":\"", entry, sizeof entry));
+    careledger_bytes_free(outcomes);
+    outcomes = NULL;
+    EXPECT_OK(careledger_rule_outcome_verify(hospital, claims, entry, &out));
+    CHECK(out && strstr(careledger_bytes_str(out), "\"result\":\"confirmed\"") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_rule_outcomes_verify(hospital, claims, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"checked\":") == 4 && json_number(text, "\"confirmed\":") == 4);
+    CHECK(json_number(text, "\"mismatches\":") == 0 && json_number(text, "\"waiting\":") == 0);
+    careledger_bytes_free(out);
+    careledger_bytes_free(out); /* a double free is a no-op */
+    out = NULL;
+    EXPECT_OK(careledger_ledger_verify(hospital, claims, NULL));
+    /* A rule set id is not an outcome id. */
+    EXPECT_STATUS(careledger_rule_outcome_verify(hospital, claims, hash, &out), CARELEDGER_UNKNOWN_OUTCOME);
+
+    /* The insurer withdraws: below quorum, the rule set is inactive. */
+    EXPECT_OK(careledger_rules_endorse(insurer, claims, "rule_set", hash, "withdraw", 0, &out));
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_rules_activation(insurer, claims, "rule_set", hash, &out));
+    CHECK(out && strstr(careledger_bytes_str(out), "\"active\":false") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+
+done:
+    free(ndjson);
+    free(doc);
+    careledger_bytes_free(out);
+    careledger_bytes_free(out2);
+    careledger_bytes_free(outcomes);
+    careledger_bytes_free(key_package);
+    careledger_bytes_free(care_id);
+    careledger_bytes_free(claims_id);
+    careledger_node_free(insurer);
+    careledger_node_free(hospital);
+}
+
+/* The patient's rights: erasure by crypto-shredding, the clock-driven
+ * tick, and the store audit. */
+static void test_patient_rights(void) {
+    careledger_node *hospital = create_node("rights-hospital.sqlite", KEY_A, "hospital.example");
+    careledger_node *clinic = create_node("rights-clinic.sqlite", KEY_B, "clinic.example");
+    careledger_bytes *net_id = NULL, *key_package = NULL, *out = NULL, *bundle = NULL;
+    careledger_string_list *patients = NULL;
+    char relay[4096], first[128] = "", second[128] = "", resources[512];
+    const char *net = "", *text;
+    const char *bad_lists[] = {"[]", "{}", "not json", "[{\"id\":\"x\"}]"};
+    size_t i;
+
+    path_in_workdir(relay, sizeof relay, "rights-relay.sqlite");
+    EXPECT_OK(careledger_network_create(hospital, "care", &net_id));
+    if (!net_id) goto done;
+    net = careledger_bytes_str(net_id);
+    EXPECT_OK(careledger_node_key_package(clinic, &key_package));
+    EXPECT_OK(careledger_network_invite(hospital, net, careledger_bytes_data(key_package), careledger_bytes_len(key_package)));
+    EXPECT_OK(careledger_network_sync(hospital, net, relay, NULL));
+    EXPECT_OK(careledger_network_join_from_relay(clinic, relay, net, "care"));
+    EXPECT_OK(careledger_import_fhir(hospital, net, "Patient.ndjson", patients_data, patients_len, NULL));
+    EXPECT_OK(careledger_network_sync(hospital, net, relay, NULL));
+    EXPECT_OK(careledger_network_sync(clinic, net, relay, NULL));
+    EXPECT_OK(careledger_patients(clinic, net, &patients));
+    CHECK(careledger_string_list_count(patients) == 13);
+    if (careledger_string_list_count(patients) < 2) goto done;
+    snprintf(first, sizeof first, "%s", careledger_string_list_get(patients, 0));
+    snprintf(second, sizeof second, "%s", careledger_string_list_get(patients, 1));
+
+    /* Argument checks: nothing is erased by a refused call. */
+    EXPECT_STATUS(careledger_erase(NULL, net, first, NULL, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_erase(hospital, NULL, first, NULL, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_erase(hospital, net, NULL, NULL, 0, 0, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_erase(hospital, net, first, NULL, 0, 0, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_erase(hospital, net, "no-such-patient", NULL, 0, 0, &out), CARELEDGER_UNKNOWN_PATIENT);
+    for (i = 0; i < sizeof bad_lists / sizeof *bad_lists; i++) {
+        EXPECT_STATUS(careledger_erase(hospital, net, first, (const uint8_t *)bad_lists[i], strlen(bad_lists[i]), 0, &out),
+                      CARELEDGER_INVALID_ARGUMENT);
+    }
+    snprintf(resources, sizeof resources, "[{\"resourceType\":\"Observation\",\"id\":\"none\"}]");
+    EXPECT_STATUS(careledger_erase(hospital, net, first, (const uint8_t *)resources, strlen(resources), 0, &out),
+                  CARELEDGER_UNKNOWN_RESOURCE);
+    CHECK(out == NULL);
+    EXPECT_OK(careledger_export_patient(hospital, net, first, &bundle));
+    careledger_bytes_free(bundle);
+    bundle = NULL;
+
+    /* The whole chart of the first patient. */
+    EXPECT_OK(careledger_erase(hospital, net, first, NULL, 0, 0, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"keys_shredded\":") >= 1 && strstr(text, "\"by_patient\":false") != NULL);
+    CHECK(strstr(text, net) != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_STATUS(careledger_export_patient(hospital, net, first, &bundle), CARELEDGER_CHART_ERASED);
+    CHECK(bundle == NULL);
+    EXPECT_STATUS(careledger_erase(hospital, net, first, NULL, 0, 0, &out), CARELEDGER_CHART_ERASED);
+    /* One resource of the second: its Patient resource. */
+    snprintf(resources, sizeof resources, "[{\"resourceType\":\"Patient\",\"id\":\"%s\"}]", second);
+    EXPECT_OK(careledger_erase(hospital, net, second, (const uint8_t *)resources, strlen(resources), 1767225600000ull, &out));
+    CHECK(out && json_number(careledger_bytes_str(out), "\"resources_kept\":") == 0);
+    careledger_bytes_free(out);
+    out = NULL;
+
+    /* The clinic applies both when it syncs; the ledgers still verify. */
+    EXPECT_OK(careledger_network_sync(hospital, net, relay, NULL));
+    EXPECT_OK(careledger_network_sync(clinic, net, relay, NULL));
+    EXPECT_STATUS(careledger_export_patient(clinic, net, first, &bundle), CARELEDGER_CHART_ERASED);
+    EXPECT_OK(careledger_erased_charts(clinic, net, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(count_of(text, "\"patient\":") == 2 && strstr(text, first) && strstr(text, second));
+    CHECK(count_of(text, "\"whole_chart\":true") == 1 && count_of(text, "\"whole_chart\":false") == 1);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_STATUS(careledger_erased_charts(clinic, NULL, &out), CARELEDGER_NULL_PARAMETER);
+    EXPECT_STATUS(careledger_erased_charts(clinic, net, NULL), CARELEDGER_NULL_PARAMETER);
+    EXPECT_OK(careledger_ledger_verify(hospital, net, NULL));
+    EXPECT_OK(careledger_ledger_verify(clinic, net, NULL));
+
+    /* The tick: nothing shared, nothing due. */
+    EXPECT_OK(careledger_node_tick(hospital, 0, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(json_number(text, "\"charts_decided\":") == 0 && strstr(text, "\"next_due_ms\":null") != NULL);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_node_tick(hospital, 1767225600000ull, NULL));
+    EXPECT_STATUS(careledger_node_tick(NULL, 0, &out), CARELEDGER_NULL_PARAMETER);
+
+    /* The store audit reads everything and finds it intact. */
+    EXPECT_OK(careledger_store_verify(clinic, &out));
+    text = out ? careledger_bytes_str(out) : "";
+    CHECK(strstr(text, "\"clean\":true") && json_number(text, "\"rows\":") > 13);
+    careledger_bytes_free(out);
+    out = NULL;
+    EXPECT_OK(careledger_store_verify(clinic, NULL));
+    EXPECT_STATUS(careledger_store_verify(NULL, &out), CARELEDGER_NULL_PARAMETER);
+    CHECK(strcmp(careledger_status_str(CARELEDGER_CHART_ERASED), "unknown status code") != 0);
+    CHECK(strcmp(careledger_status_str(CARELEDGER_BEHIND_OWN_CHAIN), "unknown status code") != 0);
+    CHECK(CARELEDGER_CHART_ERASED == 900 && CARELEDGER_CONSENT_DECISION_FAILED == 903);
+
+done:
+    careledger_bytes_free(out);
+    careledger_bytes_free(bundle);
+    careledger_bytes_free(key_package);
+    careledger_bytes_free(net_id);
+    careledger_string_list_free(patients);
+    careledger_node_free(clinic);
+    careledger_node_free(hospital);
+}
+
 /* Freed, never-issued and wrong-type handles are detected: calls answer
  * CARELEDGER_STALE_HANDLE, accessors NULL or 0, frees do nothing. */
 static void test_stale_handles(void) {
@@ -1252,8 +1902,13 @@ int main(int argc, char **argv) {
     test_store_misuse();
     test_invalid_fhir_and_reopen();
     test_sans_io();
+    test_joiner_reads_history();
+    test_double_free_every_type();
     test_threads();
     test_study();
+    test_patient_rights();
+    test_rules_misuse(node, net);
+    test_rules();
 
     careledger_bytes_free(network);
     careledger_node_free(node);

@@ -31,8 +31,7 @@ write_config() {
     {
         echo "server_name: $name"
         echo "listen: 127.0.0.1:$port"
-        # Entries carrying a whole imported record can pass the 1 MB default.
-        echo "max_payload: 8MB"
+        # max_payload stays at the 1 MB default: larger entries travel in chunks.
         echo "pid_file: \"$dir/$name.pid\""
         echo "jetstream { store_dir: \"$dir/$name\" }"
         if [ "$name" != single ]; then

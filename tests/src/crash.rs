@@ -3,15 +3,19 @@
 //!
 //! The `crash_writer` binary opens this world and loops over real operations
 //! ([`Op`]): FHIR imports of the in-repo Synthea data, chart edits at either
-//! node, syncs through the relay, and MLS self-updates. After each operation
+//! node, syncs through the relay, MLS self-updates, erasures of a chart, and
+//! time-limited research consents shared into a study network and then cut
+//! off by the clock ([`Node::tick`]). After each operation
 //! returns success it prints one acknowledgement line ([`Ack`]) and flushes;
 //! the test kills the process at a random instant and checks the reopened
 //! stores against every acknowledgement it read.
 
 use std::path::Path;
 
+use careledger::body::EraseScope;
+use careledger::consent::{Consent, Grantee, Purpose};
 use careledger::entry::Entry;
-use careledger::node::{NetworkId, Node};
+use careledger::node::{EraseError, ExportFormat, NetworkId, Node};
 use careledger::relay::LocalRelay;
 use careledger::sync::sync;
 
@@ -31,7 +35,23 @@ pub const IMPORTS: &[&str] = &[
     "bulk-10-patients/Immunization.000.ndjson",
 ];
 
-/// Both nodes, the relay and the network they share.
+/// The charts that hold their `Patient` resource. A chart erased and then
+/// written again by a later import (an `AllergyIntolerance` file) is a new
+/// chart without one.
+pub fn charts_with_patient(node: &mut Node, net: &NetworkId) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for patient in node.patients(net).map_err(|e| e.to_string())? {
+        let Ok(text) = node.export_patient(net, &patient, ExportFormat::Ndjson) else {
+            continue;
+        };
+        if text.contains("\"resourceType\":\"Patient\"") {
+            out.push(patient);
+        }
+    }
+    Ok(out)
+}
+
+/// Both nodes, the relay and the networks they share.
 pub struct World {
     /// The node that imports.
     pub writer: Node,
@@ -39,8 +59,10 @@ pub struct World {
     pub peer: Node,
     /// The file relay.
     pub relay: LocalRelay,
-    /// The shared network.
+    /// The care network.
     pub net: NetworkId,
+    /// A study network the writer shares consented charts into.
+    pub study: NetworkId,
 }
 
 /// Create the world in an empty `dir`: two nodes in one network, the
@@ -50,6 +72,7 @@ pub fn create_world(dir: &Path) -> World {
     let mut writer = file_node(dir, WRITER);
     let mut peer = file_node(dir, PEER);
     let net = form_network(&mut [&mut writer, &mut peer], &mut relay, "care");
+    let study = form_network(&mut [&mut writer, &mut peer], &mut relay, "study");
     writer
         .import_fhir(&net, IMPORTS[0], &data(IMPORTS[0]), T0)
         .expect("import");
@@ -59,6 +82,7 @@ pub fn create_world(dir: &Path) -> World {
         peer,
         relay,
         net,
+        study,
     }
 }
 
@@ -67,12 +91,21 @@ pub fn open_world(dir: &Path) -> World {
     let relay = LocalRelay::open(&dir.join(RELAY)).expect("relay");
     let mut writer = reopen(dir, WRITER);
     let peer = reopen(dir, PEER);
-    let net = writer.networks().expect("networks")[0].id.clone();
+    let networks = writer.networks().expect("networks");
+    let by_label = |label: &str| {
+        networks
+            .iter()
+            .find(|n| n.label == label)
+            .expect("network")
+            .id
+            .clone()
+    };
     World {
+        net: by_label("care"),
+        study: by_label("study"),
         writer,
         peer,
         relay,
-        net,
     }
 }
 
@@ -101,27 +134,35 @@ pub enum Op {
     /// MLS self-update at the writer (true) or the peer (false), then a sync
     /// of that node so the commit is decided.
     Update(bool),
+    /// The writer erases the n-th patient's chart (crypto-shredding).
+    Erase(usize),
+    /// The writer records a research consent for the n-th patient valid for
+    /// a short period, shares the care network into the study, then lets
+    /// the clock pass the period's end ([`Node::tick`] cuts the chart off).
+    Expire(usize),
 }
 
 impl Op {
     /// The operation a random word picks.
     pub fn pick(word: u64) -> Op {
         let arg = (word >> 8) as usize;
-        match word % 16 {
+        match word % 18 {
             0..=2 => Op::Import(arg),
             3..=6 => Op::Edit(true, arg),
             7..=8 => Op::Edit(false, arg),
             9..=11 => Op::Sync(true),
             12..=13 => Op::Sync(false),
             14 => Op::Update(true),
-            _ => Op::Update(false),
+            15 => Op::Update(false),
+            16 => Op::Erase(arg),
+            _ => Op::Expire(arg),
         }
     }
 
     /// The node the operation wrote to (writer: true).
     pub fn at_writer(self) -> bool {
         match self {
-            Op::Import(_) => true,
+            Op::Import(_) | Op::Erase(_) | Op::Expire(_) => true,
             Op::Edit(w, _) | Op::Sync(w) | Op::Update(w) => w,
         }
     }
@@ -134,6 +175,7 @@ pub fn run(world: &mut World, op: Op, now: u64) -> Result<(), String> {
         peer,
         relay,
         net,
+        study,
     } = world;
     let node = if op.at_writer() { writer } else { peer };
     match op {
@@ -144,7 +186,7 @@ pub fn run(world: &mut World, op: Op, now: u64) -> Result<(), String> {
                 .map_err(|e| format!("import: {e}"))
         }
         Op::Edit(_, n) => {
-            let patients = node.patients(net).map_err(|e| format!("patients: {e}"))?;
+            let patients = charts_with_patient(node, net).map_err(|e| format!("patients: {e}"))?;
             if patients.is_empty() {
                 return Ok(());
             }
@@ -168,6 +210,40 @@ pub fn run(world: &mut World, op: Op, now: u64) -> Result<(), String> {
             sync(node, relay, net, now)
                 .map(|_| ())
                 .map_err(|e| format!("sync after update: {e}"))
+        }
+        Op::Erase(n) => {
+            let patients = node.patients(net).map_err(|e| format!("patients: {e}"))?;
+            if patients.is_empty() {
+                return Ok(());
+            }
+            let patient = &patients[n % patients.len()];
+            match node.erase(net, patient, EraseScope::Chart, now) {
+                Ok(_) | Err(EraseError::AlreadyErased) => Ok(()),
+                Err(error) => Err(format!("erase: {error}")),
+            }
+        }
+        Op::Expire(n) => {
+            let patients = node.patients(net).map_err(|e| format!("patients: {e}"))?;
+            if patients.is_empty() {
+                return Ok(());
+            }
+            let patient = &patients[n % patients.len()];
+            let consent = Consent::grant(
+                &format!("c-{patient}"),
+                patient,
+                Grantee::Network(study.clone()),
+                vec![Purpose::Research],
+                vec![],
+                Some((now.saturating_sub(1), now + 5)),
+            )
+            .map_err(|e| format!("consent: {e}"))?;
+            node.record_consent(net, &consent, now)
+                .map_err(|e| format!("record consent: {e}"))?;
+            node.share_to_network(net, study, Purpose::Research, now)
+                .map_err(|e| format!("share: {e}"))?;
+            node.tick(now + 10)
+                .map(|_| ())
+                .map_err(|e| format!("tick: {e}"))
         }
     }
 }

@@ -6,7 +6,7 @@ use careledger::body::{RecordChangeBody, RecordKeyGrant};
 use careledger::entry::{AuthorId, Entry, EntryHeader, EntryId, EntryKind};
 use careledger::keys::{seal, EpochKey};
 use careledger::node::{NetworkId, Node, RejectEntryError};
-use careledger::relay::MemoryRelay;
+use careledger::relay::{MemoryRelay, Relay};
 use careledger::sync::sync;
 use careledger::wire::WireMessage;
 use careledger_scenarios::*;
@@ -326,4 +326,144 @@ fn removed_member_cannot_write_into_later_epochs() {
         report.rejected,
         vec![RejectEntryError::NotAMember { epoch }]
     );
+}
+
+#[test]
+fn a_removed_member_cannot_back_date_entries_to_before_its_removal() {
+    let mut a = memory_node("hospital-a.example");
+    let mut b = memory_node("hospital-b.example");
+    let mut lab = memory_node("lab.example");
+    let mut relay = MemoryRelay::new();
+    let net = network_sharing_patients(&mut [&mut a, &mut b, &mut lab], &mut relay);
+    let lab_id = lab.identity().author_id();
+    // The lab writes while a member: accepted everywhere.
+    let p = lab.patients(&net).unwrap()[0].clone();
+    lab.edit_member(&net, &p, "Patient", &p, "active", Some("true"), T0)
+        .unwrap();
+    settle(&mut [&mut a, &mut b, &mut lab], &mut relay, &net, T0, 5);
+    let old_epoch = lab.epoch(&net).unwrap();
+    let lab_head = a
+        .heads(&net)
+        .unwrap()
+        .into_iter()
+        .find(|h| h.author == lab_id);
+    a.remove(&net, &lab_id).unwrap();
+    settle(&mut [&mut a, &mut b], &mut relay, &net, T0, 5);
+    assert!(a.epoch(&net).unwrap() > old_epoch);
+    // After the removal commit, in relay order, the lab signs an entry that
+    // claims its last epoch, sealed under that epoch's key (it has it).
+    let old_key = lab.epoch_key_for_testing(&net, old_epoch).unwrap();
+    let record = lab.record_key_for_testing(&net, &p).unwrap();
+    let header = next_header(&lab, &net, lab_id, EntryKind::RecordChange, old_epoch);
+    let seq = header.seq;
+    let change = b"not a real change".to_vec();
+    let entry = record_change(
+        header,
+        &old_key,
+        &record,
+        &change,
+        &lab.signing_key_for_testing(),
+    );
+    relay
+        .publish(&net, &WireMessage::Entry(entry.clone()).encode())
+        .unwrap();
+    for node in [&mut a, &mut b] {
+        let report = sync(node, &mut relay, &net, T0 + 1).unwrap();
+        assert_eq!(
+            report.received.rejected,
+            vec![RejectEntryError::AfterRemoval { seq }]
+        );
+        assert_eq!(
+            node.heads(&net)
+                .unwrap()
+                .into_iter()
+                .find(|h| h.author == lab_id),
+            lab_head
+        );
+    }
+    // A member who joins later never saw the removal commit: the remover's
+    // member-removed entry tells it where the lab's chain ended.
+    let mut d = memory_node("registry.example");
+    a.invite(&net, &d.key_package().unwrap()).unwrap();
+    sync(&mut a, &mut relay, &net, T0 + 2).unwrap();
+    let joined =
+        careledger::sync::join_from_relay(&mut d, &mut relay, &net, "care", T0 + 2).unwrap();
+    assert!(joined
+        .received
+        .rejected
+        .contains(&RejectEntryError::AfterRemoval { seq }));
+    settle(&mut [&mut a, &mut b, &mut d], &mut relay, &net, T0 + 3, 5);
+    assert_eq!(d.heads(&net).unwrap(), a.heads(&net).unwrap());
+    assert!(d.verify_ledger(&net).unwrap().is_clean());
+    assert_eq!(d.held_entries(&net).unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn waiting_entries_are_capped_and_fetched_again_later() {
+    use careledger::node::HoldLimits;
+    let mut a = memory_node("hospital-a.example");
+    let mut b = memory_node("hospital-b.example");
+    let mut c = memory_node("clinic-c.example");
+    let mut relay = MemoryRelay::new();
+    let net = network_sharing_patients(&mut [&mut a, &mut b, &mut c], &mut relay);
+    let start = relay.log(&net).len();
+    // A and C each write 20 entries; the relay carries each one's first
+    // entry last, so everything else of theirs waits for a predecessor.
+    let mut batches = Vec::new();
+    for (node, decade) in [(&mut a, 1950), (&mut c, 1980)] {
+        let p = node.patients(&net).unwrap()[0].clone();
+        for n in 0..20 {
+            let value = format!("\"{}-01-01\"", decade + n);
+            node.edit_member(&net, &p, "Patient", &p, "birthDate", Some(&value), T0 + n)
+                .unwrap();
+        }
+        let mut batch: Vec<Vec<u8>> = node
+            .outgoing(100)
+            .unwrap()
+            .into_iter()
+            .filter(|m| matches!(WireMessage::decode(&m.message), Ok(WireMessage::Entry(_))))
+            .map(|m| m.message)
+            .collect();
+        assert_eq!(batch.len(), 20);
+        batch.rotate_left(1);
+        batches.push(batch);
+    }
+    let mut reordered = MemoryRelay::new();
+    for message in &relay.log(&net)[..start] {
+        reordered.publish(&net, message).unwrap();
+    }
+    for message in batches.iter().flatten() {
+        reordered.publish(&net, message).unwrap();
+    }
+    b.set_hold_limits(HoldLimits {
+        per_author: 5,
+        total: 8,
+    });
+    // One page of what B has not seen yet: the caps hold.
+    let cursor = b.relay_cursor(&net).unwrap();
+    let page = reordered.fetch(&net, cursor, 1_000).unwrap();
+    let report = b.receive_from_relay(&net, &page, T0 + 100).unwrap();
+    assert!(report.held <= 8, "held {}", report.held);
+    assert!(report.deferred >= 20, "deferred {}", report.deferred);
+    assert!(report
+        .rejected
+        .iter()
+        .all(|r| matches!(r, RejectEntryError::HoldLimit { .. })));
+    assert!(b.refetch_after(&net).unwrap().is_some());
+    // The pump reads the refused ones again once the held ones moved on.
+    let synced = sync(&mut b, &mut reordered, &net, T0 + 101).unwrap();
+    assert!(synced.refetched > 0);
+    assert_eq!(b.refetch_after(&net).unwrap(), None);
+    assert_eq!(b.held_entries(&net).unwrap(), Vec::<String>::new());
+    for writer in [&a, &c] {
+        let me = writer.identity().author_id();
+        let mine = |node: &Node| {
+            node.heads(&net)
+                .unwrap()
+                .into_iter()
+                .find(|h| h.author == me)
+        };
+        assert_eq!(mine(&b), mine(writer), "nothing was lost");
+    }
+    assert!(b.verify_ledger(&net).unwrap().is_clean());
 }

@@ -342,11 +342,14 @@ fn a_chart_with_an_unreadable_consent_is_never_shared() {
         T0,
     )
     .unwrap();
+    // Valid FHIR R4 (which checks no invariants), but a period that ends
+    // before it starts, which the consent reader refuses.
     let broken = serde_json::json!({"resourceType": "Consent", "id": "bad", "status": "active",
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
                               "code": "research"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": "Patient/p1"},
-        "provision": {"period": {"start": "not a date"}}});
+        "provision": {"period": {"start": "2025-01-01", "end": "2024-01-01"}}});
     w.a.import_fhir(&w.care, "c.json", broken.to_string().as_bytes(), T0)
         .unwrap();
     w.a.record_consent(&w.care, &research_grant("ok", "p1", &w.study, &[]), T0)

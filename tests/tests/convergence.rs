@@ -115,8 +115,18 @@ fn run(seed: u64, corpus: &[String], seen: &mut Exercised) {
                 if let Some(patient) = patients.choose(&mut rng) {
                     let resources = resources_of(&mut nodes[i], &net, patient);
                     let (kind, id) = resources.choose(&mut rng).unwrap().clone();
-                    let member = ["status", "note", "language"].choose(&mut rng).unwrap();
-                    let value = format!("\"v{}\"", rng.random_range(0..3));
+                    // Members every resource type has, with values valid in FHIR R4.
+                    let member = ["language", "implicitRules", "text"]
+                        .choose(&mut rng)
+                        .unwrap();
+                    let n = rng.random_range(0..3);
+                    let value = match *member {
+                        "language" => format!("\"v{n}\""),
+                        "implicitRules" => format!("\"urn:rules:v{n}\""),
+                        _ => format!(
+                            r#"{{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">v{n}</div>"}}"#
+                        ),
+                    };
                     nodes[i]
                         .edit_member(&net, patient, &kind, &id, member, Some(&value), now)
                         .unwrap();

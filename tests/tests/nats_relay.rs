@@ -499,3 +499,221 @@ fn an_offline_node_catches_up_on_5000_entries_and_nothing_readable_reaches_the_s
         report.received.accepted
     );
 }
+
+/// One patient whose chart is about `bytes` of hard-to-compress text (clinical
+/// notes on Observations), so the entry importing it is that large.
+fn large_chart(patient: &str, bytes: usize, seed: u64) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 .,";
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = format!(
+        r#"{{"resourceType":"Patient","id":"{patient}","gender":"female","birthDate":"1961-04-02"}}"#
+    );
+    out.push('\n');
+    let per_note = 1_000;
+    for i in 0..bytes.div_ceil(per_note) {
+        let note: String = (0..per_note)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect();
+        out.push_str(&format!(
+            r#"{{"resourceType":"Observation","id":"{patient}-obs-{i}","status":"final","code":{{"coding":[{{"system":"http://loinc.org","code":"34109-9","display":"Note"}}]}},"subject":{{"reference":"Patient/{patient}"}},"effectiveDateTime":"2024-01-01T10:00:00Z","note":[{{"text":"{note}"}}]}}"#
+        ));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// A chart big enough that its entry needs chunks on this server, or None
+/// (with SKIPPED) when the server's max_payload is too large to exercise them.
+fn chart_over_max_payload(relay: &NatsRelay, patient: &str) -> Option<Vec<u8>> {
+    let max_payload = relay.max_payload();
+    if max_payload == 0 || max_payload > 4 << 20 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: the server's max_payload ({max_payload}) is too large to exercise chunking; \
+             run it with the default 1 MB"
+        );
+        return None;
+    }
+    // With the JSON around the notes, a message of about 2.6 × max_payload:
+    // three chunks.
+    Some(large_chart(patient, max_payload * 2, 16))
+}
+
+#[test]
+fn entries_above_max_payload_travel_in_chunks() {
+    let Some(url) = server(TEST_SERVER_ENV) else {
+        return;
+    };
+    let tag = run_tag();
+    let mut sites: Vec<Site> = (0..2)
+        .map(|i| site(&url, &format!("chunks-{tag}-{i}"), 1))
+        .collect();
+    let Some(chart) = chart_over_max_payload(&sites[0].relay, "big-chart") else {
+        return;
+    };
+    let net = form(&mut sites);
+    sites[0]
+        .node
+        .import_fhir(&net, "big.ndjson", &chart, T0)
+        .unwrap();
+    let max_payload = sites[0].relay.max_payload();
+    let largest = sites[0]
+        .node
+        .outgoing(1000)
+        .unwrap()
+        .iter()
+        .map(|m| m.message.len())
+        .max()
+        .unwrap();
+    assert!(
+        largest > 2 * max_payload,
+        "the import's largest message ({largest} bytes) needs chunks under max_payload {max_payload}"
+    );
+    settle_sites(&mut sites, &net, 5);
+    assert_converged(&mut sites, &net);
+    assert_eq!(
+        sites[1]
+            .node
+            .export_patient(&net, "big-chart", careledger::node::ExportFormat::Ndjson)
+            .unwrap()
+            .lines()
+            .count(),
+        chart
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+    );
+    for site in &mut sites {
+        assert_eq!(site.relay.take_chunk_problems(), vec![]);
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "a {largest} byte message crossed a server with max_payload {max_payload} in chunks"
+    );
+}
+
+#[test]
+fn missing_reordered_and_forged_chunks_are_detected() {
+    use careledger::relay::chunk::{split, ChunkError, ChunkRef, Manifest};
+    use careledger::relay::nats::ChunkProblem;
+    use careledger::wire::WireMessage;
+    use sha2::{Digest, Sha256};
+
+    let Some(url) = server(TEST_SERVER_ENV) else {
+        return;
+    };
+    let tag = run_tag();
+    let mut sites: Vec<Site> = (0..2)
+        .map(|i| site(&url, &format!("forged-{tag}-{i}"), 1))
+        .collect();
+    let Some(chart) = chart_over_max_payload(&sites[0].relay, "big-chart") else {
+        return;
+    };
+    let net = form(&mut sites);
+    let frame_size = sites[0].relay.max_payload() - 1_024;
+    sites[0]
+        .node
+        .import_fhir(&net, "big.ndjson", &chart, T0)
+        .unwrap();
+    // A publishes its outbox by hand: small messages as they are, the large
+    // entry as frames and several manifests, most of them wrong.
+    let outgoing = sites[0].node.outgoing(1000).unwrap();
+    let (large, small): (Vec<_>, Vec<_>) =
+        outgoing.iter().partition(|m| m.message.len() > frame_size);
+    assert_eq!(large.len(), 1, "one entry above max_payload");
+    let large = &large[0].message;
+    assert!(matches!(
+        WireMessage::decode(large),
+        Ok(WireMessage::Entry(_))
+    ));
+    let a = &mut sites[0];
+    for message in &small {
+        a.relay.publish(&net, &message.message).unwrap();
+    }
+    let store = |a: &mut Site, frames: &[Vec<u8>]| -> Vec<u64> {
+        frames
+            .iter()
+            .map(|f| {
+                a.relay
+                    .publish_raw_for_testing(&net, true, false, f)
+                    .unwrap()
+            })
+            .collect()
+    };
+    let parts = split(large, frame_size, [0x21; 16]).unwrap();
+    assert!(parts.frames.len() >= 3, "{} chunks", parts.frames.len());
+    let positions = store(a, &parts.frames);
+    let genuine = parts.manifest(&positions).unwrap();
+    let mut expected = Vec::new();
+    let manifest_at = |a: &mut Site, bytes: &[u8]| -> u64 {
+        a.relay
+            .publish_raw_for_testing(&net, false, true, bytes)
+            .unwrap()
+    };
+
+    // Missing: the last chunk points where nothing is stored.
+    let last = genuine.chunks.len() - 1;
+    let mut missing = genuine.clone();
+    missing.chunks[last].position += 1_000_000;
+    let count = genuine.chunks.len() as u32;
+    expected.push(ChunkProblem {
+        sequence: manifest_at(a, &missing.encode()),
+        error: ChunkError::Missing {
+            index: last as u32,
+            count,
+        },
+    });
+    // Reordered: the frames stored again with chunks 1 and 2 swapped, listed
+    // in stream order with their true hashes.
+    let mut swapped = parts.frames.clone();
+    swapped.swap(1, 2);
+    let swapped_at = store(a, &swapped);
+    let reordered = Manifest {
+        chunks: swapped_at
+            .iter()
+            .zip(&swapped)
+            .map(|(&position, frame)| ChunkRef {
+                position,
+                frame_hash: Sha256::digest(frame).into(),
+            })
+            .collect(),
+        ..genuine.clone()
+    };
+    expected.push(ChunkProblem {
+        sequence: manifest_at(a, &reordered.encode()),
+        error: ChunkError::Reordered { index: 1, found: 2 },
+    });
+    // Forged: chunk 1 altered by one bit, listed with the genuine hash.
+    let mut altered = parts.frames[1].clone();
+    altered[500] ^= 0x10;
+    let mut forged = genuine.clone();
+    forged.chunks[1].position = store(a, &[altered])[0];
+    forged.chunks[2].position = store(a, &[parts.frames[2].clone()])[0];
+    for (i, chunk) in forged.chunks.iter_mut().enumerate().skip(3) {
+        chunk.position = store(a, &[parts.frames[i].clone()])[0];
+    }
+    expected.push(ChunkProblem {
+        sequence: manifest_at(a, &forged.encode()),
+        error: ChunkError::Forged { index: 1 },
+    });
+    // Not a manifest at all.
+    expected.push(ChunkProblem {
+        sequence: manifest_at(a, b"not a manifest"),
+        error: Manifest::decode(b"not a manifest").unwrap_err(),
+    });
+    // Finally the genuine manifest.
+    manifest_at(a, &genuine.encode());
+    let ids: Vec<i64> = outgoing.iter().map(|m| m.id).collect();
+    a.node.ack_outgoing_all(&ids).unwrap();
+
+    let b = &mut sites[1];
+    let report = checked(sync(&mut b.node, &mut b.relay, &net, T0).unwrap());
+    assert_eq!(report.received.held, 0);
+    assert_eq!(b.relay.take_chunk_problems(), expected);
+    assert_converged(&mut sites, &net);
+    let _ = writeln!(
+        std::io::stderr(),
+        "{} broken chunked messages detected and skipped; the genuine one delivered once",
+        expected.len()
+    );
+}

@@ -87,6 +87,8 @@ fn flipped_bytes_on_disk_are_all_reported() {
             .store()
             .overwrite_entry_bytes_for_testing(&net.0, index, &bytes)
             .unwrap());
+        // Re-sealed as only an insider with the storage key could: the
+        // store's row checks pass, and the ledger's own checks name it.
         let report = b.verify_ledger(&net).unwrap();
         assert!(
             report.problems.iter().any(|p| p.index == index),

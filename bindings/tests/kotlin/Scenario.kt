@@ -1,7 +1,7 @@
 // A patient's phone and a hospital, through careledger's Kotlin bindings, on
 // the JVM with JNA. Compiled and run by `bash bindings/tests/run.sh`:
 //
-//   kotlinc Scenario.kt ConsentAi.kt ../../kotlin/uniffi/careledger/careledger.kt -cp jna.jar -include-runtime -d scenario.jar
+//   kotlinc Scenario.kt ConsentAi.kt Rules.kt ../../kotlin/uniffi/careledger/careledger.kt -cp jna.jar -include-runtime -d scenario.jar
 //   java -Djna.library.path=<dir of libcareledger_uniffi.so> -cp scenario.jar:jna.jar ScenarioKt <patient.ndjson> <work dir>
 //
 // Failure messages never contain patient data: values are compared, never printed.
@@ -14,6 +14,7 @@ import uniffi.careledger.InternalException
 import uniffi.careledger.MessageKind
 import uniffi.careledger.Network
 import uniffi.careledger.Node
+import uniffi.careledger.ResourceRef
 
 private const val PANIC_PROBE_SOURCE = "careledger-panic-probe" // bindings/src/probe.rs
 
@@ -164,6 +165,25 @@ fun main(args: Array<String>) {
         expect(care.patients() == listOf(patientId), "no patient added")
     }
 
+    check("the phone erases its chart; the hospital shreds it too; the store audits clean") {
+        expectThrows<ApiException.UnknownResource>("unknown resource") {
+            phoneCare.eraseResources(patientId, listOf(ResourceRef("Observation", "none")))
+        }
+        val report = phoneCare.eraseChart(patientId)
+        expect(report.keysShredded >= 1uL && report.networkIds == listOf(care.id()), "the chart's keys shredded")
+        expectThrows<ApiException.ChartErased>("export after erasure") { phoneCare.exportPatient(patientId) }
+        phoneCare.syncLocalRelay(relay)
+        care.syncLocalRelay(relay)
+        expectThrows<ApiException.ChartErased>("the hospital's export") { care.exportPatient(patientId) }
+        val erased = care.erasedCharts()
+        expect(erased.size == 1 && erased[0].patientId == patientId && erased[0].wholeChart, "listed as erased")
+        expect(care.verifyLedger().clean, "the ledger still verifies")
+        val tick = hospital.tick(null)
+        expect(tick.chartsDecided == 0uL && tick.nextDueMs == null, "nothing due")
+        val audit = hospital.verifyStore()
+        expect(audit.clean && audit.problems.isEmpty() && audit.rows > 0uL, "the store audit is clean")
+    }
+
     // bindings/tests/run.sh runs this program against a library built with the
     // test-only panic-probe feature; tests/packages/jvm.sh against the jar, an
     // app build, and says so with CARELEDGER_PANIC_PROBE=absent.
@@ -192,6 +212,7 @@ fun main(args: Array<String>) {
     }
 
     consentAndAiScenario(File(dir, "consent-ai"))
+    rulesScenario(File(dir, "rules"))
 
     println("kotlin: $passed passed, $failed failed")
     exitProcess(if (failed == 0 && passed > 0) 0 else 1)

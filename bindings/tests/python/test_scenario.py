@@ -267,6 +267,63 @@ class PhoneAndHospital(unittest.TestCase):
         self.assertEqual(info.fingerprint, self.hospital.fingerprint())
 
 
+class PatientRights(unittest.TestCase):
+    """The phone erases its chart; grants end by themselves; the store audits clean."""
+
+    def test_erasure_tick_and_store_audit(self):
+        directory = tempfile.mkdtemp(prefix="careledger-py-rights-")
+        try:
+            relay = os.path.join(directory, "relay.sqlite")
+            hospital = Node.create(os.path.join(directory, "h.sqlite"), os.urandom(32), "hospital.example")
+            phone = Node.create(os.path.join(directory, "p.sqlite"), os.urandom(32), "phone.example")
+            care = hospital.create_network("care")
+            care.invite(phone.key_package())
+            care.sync_local_relay(relay)
+            phone_care = phone.join_from_local_relay(relay, care.id(), "my chart")
+            care.import_fhir("patient.ndjson", DATA.read_bytes())
+            care.sync_local_relay(relay)
+            phone_care.sync_local_relay(relay)
+            patient = source_patient()["id"]
+
+            with self.assertRaises(ApiError.UnknownResource):
+                phone_care.erase_resources(patient, [careledger.ResourceRef(resource_type="Observation", id="none")])
+            with self.assertRaises(ApiError.UnknownPatient):
+                phone_care.erase_chart("no-such-patient")
+            report = phone_care.erase_chart(patient)
+            self.assertGreaterEqual(report.keys_shredded, 1)
+            self.assertEqual(report.network_ids, [care.id()])
+            self.assertFalse(report.by_patient, "not linked as the patient's node: on behalf")
+            with self.assertRaises(ApiError.ChartErased):
+                phone_care.export_patient(patient)
+            with self.assertRaises(ApiError.ChartErased):
+                phone_care.erase_chart(patient)
+
+            # The hospital applies it when it syncs; its ledger still verifies.
+            phone_care.sync_local_relay(relay)
+            care.sync_local_relay(relay)
+            with self.assertRaises(ApiError.ChartErased):
+                care.export_patient(patient)
+            self.assertEqual(care.patients(), [])
+            erased = care.erased_charts()
+            self.assertEqual(len(erased), 1)
+            self.assertTrue(erased[0].patient_id == patient and erased[0].whole_chart)
+            self.assertEqual(erased[0].author_id, phone.author_id())
+            ledger = care.verify_ledger()
+            self.assertTrue(ledger.clean)
+            self.assertGreater(ledger.record_keys_missing, 0, "the ciphertext stays, unreadable")
+
+            tick = hospital.tick(None)
+            self.assertEqual((tick.charts_decided, tick.records_cut_off, tick.next_due_ms), (0, 0, None))
+            audit = hospital.verify_store()
+            self.assertTrue(audit.clean)
+            self.assertEqual(audit.problems, [])
+            self.assertGreater(audit.rows, 0)
+            del phone_care, care, phone, hospital
+            gc.collect()
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 # `bindings/tests/run.sh` runs these tests against a library built with the
 # test-only `panic-probe` feature; `tests/packages/python.sh` runs them against
 # the installed wheel, an app build, and says so with

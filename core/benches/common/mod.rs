@@ -4,6 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use careledger::keys::StorageKey;
+use careledger::node::{NetworkId, Node};
+use careledger::store::Store;
+use tempfile::TempDir;
+
 /// Folder of the Synthea bulk NDJSON.
 pub const DATA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -114,4 +119,80 @@ pub fn measure_both<S, T>(
         careledger: median(careledger),
         plain: median(plain),
     }
+}
+
+/// A new file-backed node with one network; the directory lives as long as it.
+pub struct FreshNode {
+    /// The node (hospital-a.example).
+    pub node: Node,
+    /// Its network `care`.
+    pub network: NetworkId,
+    _dir: TempDir,
+}
+
+/// A [`FreshNode`] in a new temporary directory.
+pub fn fresh_node() -> FreshNode {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = StorageKey::from_bytes([7; 32]);
+    let store = Store::open(&dir.path().join("node.sqlite"), &key).expect("store");
+    let mut node = Node::create(store, "hospital-a.example").expect("node");
+    let network = node.create_network("care").expect("network");
+    FreshNode {
+        node,
+        network,
+        _dir: dir,
+    }
+}
+
+/// CPU time this thread has run (Linux `/proc/thread-self/schedstat`), so a
+/// rate is not skewed by other processes on a busy machine; `None` elsewhere.
+pub fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// How a ratio is judged against its goal.
+#[derive(Clone, Copy, Debug)]
+pub enum Goal {
+    /// Ours / peer time must be at most this.
+    AtMost(f64),
+    /// Ours / peer rate must be at least this.
+    AtLeast(f64),
+    /// Reported only.
+    None,
+}
+
+impl Goal {
+    fn text(self) -> String {
+        match self {
+            Goal::AtMost(x) => format!("≤ {x:.2}"),
+            Goal::AtLeast(x) => format!("≥ {x:.2}"),
+            Goal::None => "—".into(),
+        }
+    }
+
+    fn verdict(self, ratio: f64) -> &'static str {
+        match self {
+            Goal::AtMost(x) if ratio <= x => "met",
+            Goal::AtLeast(x) if ratio >= x => "met",
+            Goal::None => "",
+            _ => "not met",
+        }
+    }
+}
+
+/// One row of the ratio table `tests/bench.sh` collects: a tab-separated
+/// line starting with `RATIO` on stdout (bench, case, ours, peer, ratio, goal, verdict).
+pub fn ratio_row(bench: &str, case: &str, ours: &str, peer: &str, ratio: f64, goal: Goal) {
+    let shown = if ratio < 0.095 {
+        format!("{ratio:.3}")
+    } else {
+        format!("{ratio:.2}")
+    };
+    println!(
+        "RATIO\t{bench}\t{case}\t{ours}\t{peer}\t{shown}\t{}\t{}",
+        goal.text(),
+        goal.verdict(ratio)
+    );
 }

@@ -179,6 +179,30 @@ impl BreastCancerData {
         out
     }
 
+    /// `rows` split into `parts` groups by quantiles of feature `column`
+    /// (group 0 the smallest values): a non-IID split of the data over
+    /// sites. Ties stay together; every group is returned in row order.
+    pub fn split_by_feature(&self, rows: &[usize], column: usize, parts: usize) -> Vec<Vec<usize>> {
+        let parts = parts.max(1);
+        let mut values: Vec<f64> = rows
+            .iter()
+            .filter_map(|&r| self.features.get([r, column]).copied())
+            .collect();
+        values.sort_by(f64::total_cmp);
+        let cuts: Vec<f64> = (1..parts)
+            .filter_map(|k| values.get(k * values.len() / parts).copied())
+            .collect();
+        let mut groups = vec![Vec::new(); parts];
+        for &r in rows {
+            let Some(v) = self.features.get([r, column]).copied() else {
+                continue;
+            };
+            let group = cuts.iter().filter(|c| v >= **c).count();
+            groups[group].push(r);
+        }
+        groups
+    }
+
     /// The spec that reads the records back: one latest-observation column
     /// per CSV column, label "has a benign diagnosis", missing values fail.
     pub fn spec(&self) -> FeatureSpec {

@@ -315,7 +315,7 @@ impl DecisionRecord {
                 "system": "urn:careledger:input", "value": self.input_commitment } }),
         };
         let output = serde_json::to_string(&self.output).unwrap_or_default();
-        json!({
+        let mut provenance = json!({
             "resourceType": "Provenance",
             "id": entry_id,
             "target": [target],
@@ -340,7 +340,14 @@ impl DecisionRecord {
                     "system": "urn:careledger:input", "value": self.input_commitment } } }
             ],
             "extension": [{ "url": "urn:careledger:prediction", "valueString": output }]
-        })
+        });
+        // FHIR JSON has no empty arrays: a prediction from bare features relied on no consent.
+        if self.consent_ids.is_empty() {
+            if let Some(object) = provenance.as_object_mut() {
+                object.remove("policy");
+            }
+        }
+        provenance
     }
 }
 
@@ -386,7 +393,7 @@ pub(crate) fn check_body(kind: EntryKind, body: &[u8]) -> Result<(), String> {
         EntryKind::ModelCard => ModelCard::decode_body(body).map(drop),
         EntryKind::Decision => DecisionRecord::decode_body(body).map(drop),
         EntryKind::ModelUpdate => UpdateFacts::decode_body(body).map(drop),
-        _ => Ok(()),
+        _ => return super::secure_fl::check_body(kind, body),
     };
     result.map_err(|e| e.to_string())
 }

@@ -88,6 +88,7 @@
 //! record or a record id: errors name the feature, row index and rule.
 
 mod dataset;
+pub mod dp;
 pub mod example_data;
 mod extract;
 pub mod federated;
@@ -95,6 +96,8 @@ mod fhir_time;
 pub mod ledger;
 pub mod metrics;
 mod model;
+pub mod secagg;
+pub mod secure_fl;
 mod spec;
 mod train;
 

@@ -177,6 +177,12 @@ impl StandardScaler {
         StandardScaler { mean, std }
     }
 
+    /// A scaler with given centres and scales (all finite, scales positive;
+    /// [`TrainedModel::check`] enforces it on load).
+    pub(crate) fn from_parts(mean: Vec<f64>, std: Vec<f64>) -> Self {
+        StandardScaler { mean, std }
+    }
+
     /// The identity on `n` columns.
     pub(crate) fn identity(n: usize) -> Self {
         StandardScaler {
@@ -282,6 +288,16 @@ pub enum ModelOrigin {
     /// [`super::fedavg`] of these updates, in summation order.
     FederatedAverage {
         /// Sites by id (byte order), with their weights.
+        sites: Vec<SiteContribution>,
+    },
+    /// Rounds of a federated task under secure aggregation
+    /// ([`super::secure_fl`]).
+    SecureAggregation {
+        /// The task id (hex).
+        task: String,
+        /// Rounds that completed.
+        rounds: u32,
+        /// Sites that contributed to the last round, with their rows.
         sites: Vec<SiteContribution>,
     },
 }

@@ -197,6 +197,8 @@ pub struct BuiltDataset {
     pub consent_ids: Vec<String>,
     /// Charts left out by consent.
     pub excluded_by_consent: usize,
+    /// Charts of the network erased (crypto-shredded): in no dataset.
+    pub erased_charts: usize,
 }
 
 /// The result of training (or of a federated round).
@@ -336,6 +338,12 @@ pub enum AuditRecord {
     Decision(Box<DecisionRecord>),
     /// A federated model update.
     ModelUpdate(Box<UpdateFacts>),
+    /// A member's privacy-budget policy for federated tasks.
+    FlPolicy(crate::analytics::dp::BudgetPolicy),
+    /// A federated task's plan (sites, rounds, DP parameters, budget).
+    FlPlan(Box<crate::analytics::secure_fl::Plan>),
+    /// A federated round card: the sum, parameters and the budget spent.
+    FlRound(Box<crate::analytics::secure_fl::RoundCard>),
     /// A record cut off by consent.
     KeyWithheld {
         /// The record.
@@ -389,14 +397,14 @@ fn spec_types(spec: &FeatureSpec) -> BTreeSet<String> {
 }
 
 /// Everything the dataset depends on besides the ledger.
-struct DatasetInputs<'a> {
-    checkpoint: &'a Checkpoint,
-    spec: &'a FeatureSpec,
-    purpose: &'a Purpose,
-    grantee_network: &'a NetworkId,
-    requester: AuthorId,
-    as_of_ms: u64,
-    salt: [u8; 32],
+pub(crate) struct DatasetInputs<'a> {
+    pub(crate) checkpoint: &'a Checkpoint,
+    pub(crate) spec: &'a FeatureSpec,
+    pub(crate) purpose: &'a Purpose,
+    pub(crate) grantee_network: &'a NetworkId,
+    pub(crate) requester: AuthorId,
+    pub(crate) as_of_ms: u64,
+    pub(crate) salt: [u8; 32],
 }
 
 /// An opened entry of one of the analytics kinds.
@@ -500,7 +508,7 @@ impl Node {
         Ok(out)
     }
 
-    fn build_dataset_with(
+    pub(crate) fn build_dataset_with(
         &mut self,
         network: &NetworkId,
         inputs: &DatasetInputs<'_>,
@@ -565,11 +573,18 @@ impl Node {
         }
         let tree = DatasetCommitment::build(leaves)
             .map_err(|e| AiError::Body(format!("dataset commitment: {e}")))?;
+        let mut erased_charts = 0;
+        for stone in self.store.tombstones(&network.0)? {
+            if !self.store.has_record(&network.0, &stone.record)? {
+                erased_charts += 1;
+            }
+        }
         Ok(BuiltDataset {
             extracted,
             tree,
             consent_ids: consent_ids.into_iter().collect(),
             excluded_by_consent: excluded,
+            erased_charts,
         })
     }
 
@@ -682,6 +697,9 @@ impl Node {
                     | EntryKind::Decision
                     | EntryKind::ModelUpdate
                     | EntryKind::KeyWithheld
+                    | EntryKind::FlPolicy
+                    | EntryKind::FlPlan
+                    | EntryKind::FlRound
             ) {
                 continue;
             }
@@ -1023,6 +1041,23 @@ impl Node {
         purpose: Purpose,
         now_ms: u64,
     ) -> Result<DecisionOutcome, AiError> {
+        let decision = self.decide_prediction(network, id, input, purpose, now_ms)?;
+        let body = decision.encode_body();
+        let entry =
+            self.atomically(|node| node.append_entry(network, EntryKind::Decision, &body, now_ms))?;
+        Ok(DecisionOutcome { entry, decision })
+    }
+
+    /// Everything [`Node::predict`] does but writing the entry: the rules
+    /// engine writes it inside its own transaction.
+    pub(crate) fn decide_prediction(
+        &mut self,
+        network: &NetworkId,
+        id: &EntryId,
+        input: &PredictInput,
+        purpose: Purpose,
+        now_ms: u64,
+    ) -> Result<DecisionRecord, AiError> {
         if !self.is_member(network)? {
             return Err(NetworkError::NotAMember.into());
         }
@@ -1039,7 +1074,9 @@ impl Node {
                 let doc = self
                     .existing_doc(network, patient)
                     .map_err(|error| match error {
-                        ExportError::UnknownPatient => AiError::UnknownPatient,
+                        ExportError::UnknownPatient | ExportError::Erased => {
+                            AiError::UnknownPatient
+                        }
                         ExportError::Record(text) => AiError::Body(text),
                         ExportError::Network(error) => AiError::Network(error),
                         ExportError::Store(error) => AiError::Store(error),
@@ -1103,10 +1140,7 @@ impl Node {
             purpose: purpose.code().to_owned(),
             consent_ids,
         };
-        let body = decision.encode_body();
-        let entry =
-            self.atomically(|node| node.append_entry(network, EntryKind::Decision, &body, now_ms))?;
-        Ok(DecisionOutcome { entry, decision })
+        Ok(decision)
     }
 
     /// Train on this node's consented records of `source` (consent must
@@ -1269,8 +1303,9 @@ impl Node {
         Ok(TrainOutcome { entry, card, model })
     }
 
-    /// Model cards, decisions, model updates and consent cut-offs of a
-    /// network, in local order.
+    /// Model cards, decisions, model updates, consent cut-offs, and the
+    /// budget policies, plans and round cards of federated tasks (with the
+    /// privacy budget each round spent) of a network, in local order.
     pub fn audit(&mut self, network: &NetworkId) -> Result<Vec<AuditEntry>, AiError> {
         let names: HashMap<AuthorId, String> = self
             .store
@@ -1295,6 +1330,20 @@ impl Node {
                 )),
                 EntryKind::ModelUpdate => AuditRecord::ModelUpdate(Box::new(
                     UpdateFacts::decode_body(&entry.body)
+                        .map_err(|e| AiError::Body(e.to_string()))?
+                        .0,
+                )),
+                EntryKind::FlPolicy => AuditRecord::FlPolicy(
+                    crate::analytics::secure_fl::PolicyMessage::decode(&entry.body)
+                        .map_err(|e| AiError::Body(e.to_string()))?
+                        .policy,
+                ),
+                EntryKind::FlPlan => AuditRecord::FlPlan(Box::new(
+                    crate::analytics::secure_fl::Plan::decode(&entry.body)
+                        .map_err(|e| AiError::Body(e.to_string()))?,
+                )),
+                EntryKind::FlRound => AuditRecord::FlRound(Box::new(
+                    crate::analytics::secure_fl::RoundCard::decode_body(&entry.body)
                         .map_err(|e| AiError::Body(e.to_string()))?
                         .0,
                 )),

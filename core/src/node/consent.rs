@@ -92,6 +92,9 @@ pub enum ConsentError {
     /// No record for that patient in this network.
     #[error("no record for that patient in this network")]
     UnknownPatient,
+    /// The patient's chart was erased.
+    #[error("the patient's chart was erased")]
+    Erased,
     /// Source and target network are the same.
     #[error("source and target network are the same")]
     SameNetwork,
@@ -114,6 +117,7 @@ impl From<ExportError> for ConsentError {
     fn from(error: ExportError) -> Self {
         match error {
             ExportError::UnknownPatient => ConsentError::UnknownPatient,
+            ExportError::Erased => ConsentError::Erased,
             ExportError::Record(text) => ConsentError::Record(text),
             ExportError::Network(error) => ConsentError::Network(error),
             ExportError::Store(error) => ConsentError::Store(error),
@@ -223,7 +227,7 @@ fn data_types(resources: &[Resource]) -> BTreeSet<String> {
 }
 
 /// The patient's own nodes, listed in the Patient resource.
-fn patient_nodes(resources: &[Resource]) -> Vec<AuthorId> {
+pub(crate) fn patient_nodes(resources: &[Resource]) -> Vec<AuthorId> {
     let mut nodes = Vec::new();
     for resource in resources.iter().filter(|r| r.resource_type() == "Patient") {
         let Some(Ok(Value::Array(identifiers))) = resource
@@ -451,12 +455,70 @@ impl Node {
         purpose: Purpose,
         now_ms: u64,
     ) -> Result<ShareReport, ConsentError> {
+        self.share_filtered(from, to, purpose, None, now_ms)
+    }
+
+    /// [`Node::share_to_network`] limited to the resource types `types`
+    /// (e.g. the `Claim`, `Coverage` and `Condition` a claims network's
+    /// rules read): other types are never shared, whatever consent allows.
+    pub fn share_types_to_network(
+        &mut self,
+        from: &NetworkId,
+        to: &NetworkId,
+        purpose: Purpose,
+        types: &[String],
+        now_ms: u64,
+    ) -> Result<ShareReport, ConsentError> {
+        let only: BTreeSet<String> = types.iter().cloned().collect();
+        self.share_filtered(from, to, purpose, Some(&only), now_ms)
+    }
+
+    fn share_filtered(
+        &mut self,
+        from: &NetworkId,
+        to: &NetworkId,
+        purpose: Purpose,
+        only: Option<&BTreeSet<String>>,
+        now_ms: u64,
+    ) -> Result<ShareReport, ConsentError> {
         if from == to {
             return Err(ConsentError::SameNetwork);
         }
         if !self.is_member(from)? || !self.is_member(to)? {
             return Err(NetworkError::NotAMember.into());
         }
+        let requesters = self.share_requesters(to)?;
+        let patients = self.store.records(&from.0)?;
+        self.atomically(|node| {
+            node.store.put_share(&from.0, &to.0, purpose.code())?;
+            let mut report = ShareReport {
+                patients: patients.len(),
+                ..ShareReport::default()
+            };
+            let mut relied_on = BTreeSet::new();
+            for patient in &patients {
+                let share = Share {
+                    from,
+                    to,
+                    patient,
+                    requesters: &requesters,
+                    purpose: &purpose,
+                    only,
+                    now_ms,
+                };
+                node.share_chart(&share, ShareMode::Full, &mut report, &mut relied_on)?;
+            }
+            report.consent_ids = relied_on.into_iter().collect();
+            Ok(report)
+        })
+    }
+
+    /// Who in `to` must be permitted: every other member, each acting as
+    /// `[Network(to), Node(member)]` (the network alone if there is none).
+    pub(crate) fn share_requesters(
+        &mut self,
+        to: &NetworkId,
+    ) -> Result<Vec<Vec<Grantee>>, ConsentError> {
         let me = self.identity.author_id();
         let mut requesters: Vec<Vec<Grantee>> = self
             .members(to)?
@@ -467,114 +529,137 @@ impl Node {
         if requesters.is_empty() {
             requesters.push(vec![Grantee::Network(to.clone())]);
         }
-        let patients = self.store.records(&from.0)?;
-        self.atomically(|node| {
-            let mut report = ShareReport {
-                patients: patients.len(),
-                ..ShareReport::default()
-            };
-            let mut relied_on = BTreeSet::new();
-            for patient in &patients {
-                let (resources, consents) = {
-                    let doc = node.doc_mut(from, patient, me)?;
-                    let resources = doc
-                        .resources()
-                        .map_err(|e| ConsentError::Record(e.to_string()))?;
-                    let consents = chart_consents(doc, &resources);
-                    (resources, consents)
-                };
-                let types = data_types(&resources);
-                let decided = if consents.unreadable.is_empty() {
-                    decide_types(
-                        &consents.list(),
-                        &types,
-                        &requesters,
-                        &purpose,
-                        now_ms,
-                        from,
-                    )
-                } else {
-                    report.unreadable_charts += 1;
-                    TypeDecisions {
-                        allowed: BTreeSet::new(),
-                        relied_on: BTreeSet::new(),
-                        refusal: None,
-                    }
-                };
-                let data_count = resources
-                    .iter()
-                    .filter(|r| r.resource_type() != "Consent")
-                    .count();
-                let permitted: Vec<&Resource> = resources
-                    .iter()
-                    .filter(|r| decided.allowed.contains(r.resource_type()))
-                    .collect();
-                report.resources_permitted += permitted.len();
-                report.resources_withheld += data_count - permitted.len();
+        Ok(requesters)
+    }
 
-                let shared_before = node.store.has_record(&to.0, patient)?;
-                // Consents that permitted something, and new versions of
-                // consents the target already holds (revocations travel).
-                let mut already: BTreeSet<String> = BTreeSet::new();
-                if shared_before {
-                    let doc = node.doc_mut(to, patient, me)?;
-                    for r in doc
-                        .resources()
-                        .map_err(|e| ConsentError::Record(e.to_string()))?
-                    {
-                        if r.resource_type() == "Consent" {
-                            already.insert(r.id().to_owned());
-                        }
-                    }
-                }
-                let consent_resources: Vec<&Resource> = resources
-                    .iter()
-                    .filter(|r| {
-                        r.resource_type() == "Consent"
-                            && (decided.relied_on.contains(r.id()) || already.contains(r.id()))
-                    })
-                    .collect();
-
-                if permitted.is_empty() {
-                    if shared_before && node.store.withholding_key(&to.0, patient)?.is_none() {
-                        // Let the target see the revocation, then cut it off.
-                        // Nothing is written while cut off, so a later
-                        // restore builds only on what the target could read.
-                        report.entries +=
-                            node.write_shared(to, patient, &consent_resources, now_ms)?;
-                        let (reason, consent) =
-                            withhold_reason(decided.refusal.as_ref(), &consents, |consent| {
-                                !decide_types(
-                                    std::slice::from_ref(consent),
-                                    &types,
-                                    &requesters,
-                                    &purpose,
-                                    now_ms,
-                                    from,
-                                )
-                                .allowed
-                                .is_empty()
-                            });
-                        node.withhold_record(to, patient, reason, &consent, now_ms)?;
-                        report.records_cut_off += 1;
-                        report.entries += 1;
-                    }
-                    continue;
-                }
-                if node.store.withholding_key(&to.0, patient)?.is_some() {
-                    node.restore_record(to, patient, now_ms)?;
-                    report.records_restored += 1;
-                    report.entries += 1;
-                }
-                let mut batch = permitted;
-                batch.extend(consent_resources);
-                report.entries += node.write_shared(to, patient, &batch, now_ms)?;
-                report.patients_shared += 1;
-                relied_on.extend(decided.relied_on);
+    /// Decide one chart for one share at `now_ms`: share what is permitted
+    /// (`Full`), or only cut it off if nothing is any more (`CutOffOnly`,
+    /// what [`Node::tick`] does when a consent's period ends). Schedules the
+    /// next instant the decision may change.
+    pub(crate) fn share_chart(
+        &mut self,
+        share: &Share<'_>,
+        mode: ShareMode,
+        report: &mut ShareReport,
+        relied_on: &mut BTreeSet<String>,
+    ) -> Result<(), ConsentError> {
+        let Share {
+            from,
+            to,
+            patient,
+            requesters,
+            purpose,
+            only,
+            now_ms,
+        } = *share;
+        let me = self.identity.author_id();
+        let (resources, consents) = {
+            let doc = self.doc_mut(from, patient, me)?;
+            let resources = doc
+                .resources()
+                .map_err(|e| ConsentError::Record(e.to_string()))?;
+            let consents = chart_consents(doc, &resources);
+            (resources, consents)
+        };
+        let mut types = data_types(&resources);
+        if let Some(only) = only {
+            types.retain(|t| only.contains(t));
+        }
+        let decided = if consents.unreadable.is_empty() {
+            decide_types(&consents.list(), &types, requesters, purpose, now_ms, from)
+        } else {
+            report.unreadable_charts += 1;
+            TypeDecisions {
+                allowed: BTreeSet::new(),
+                relied_on: BTreeSet::new(),
+                refusal: None,
             }
-            report.consent_ids = relied_on.into_iter().collect();
-            Ok(report)
-        })
+        };
+        let data_count = resources
+            .iter()
+            .filter(|r| r.resource_type() != "Consent")
+            .filter(|r| only.is_none_or(|only| only.contains(r.resource_type())))
+            .count();
+        let permitted: Vec<&Resource> = resources
+            .iter()
+            .filter(|r| decided.allowed.contains(r.resource_type()))
+            .collect();
+        report.resources_permitted += permitted.len();
+        report.resources_withheld += data_count - permitted.len();
+
+        let shared_before = self.store.has_record(&to.0, patient)?;
+        // Consents that permitted something, and new versions of
+        // consents the target already holds (revocations travel).
+        let mut already: BTreeSet<String> = BTreeSet::new();
+        if shared_before {
+            let doc = self.doc_mut(to, patient, me)?;
+            for r in doc
+                .resources()
+                .map_err(|e| ConsentError::Record(e.to_string()))?
+            {
+                if r.resource_type() == "Consent" {
+                    already.insert(r.id().to_owned());
+                }
+            }
+        }
+        let consent_resources: Vec<&Resource> = resources
+            .iter()
+            .filter(|r| {
+                r.resource_type() == "Consent"
+                    && (decided.relied_on.contains(r.id()) || already.contains(r.id()))
+            })
+            .collect();
+        let next_change = next_consent_change(&consents.list(), now_ms);
+        let schedule = |node: &mut Self, keep: bool| -> Result<(), ConsentError> {
+            let due = next_change.filter(|_| keep);
+            node.store.set_consent_due(
+                &to.0,
+                patient,
+                due.map(|due| (from.0.as_slice(), purpose.code(), due)),
+            )?;
+            Ok(())
+        };
+
+        if permitted.is_empty() {
+            if shared_before && self.store.withholding_key(&to.0, patient)?.is_none() {
+                // Let the target see the revocation, then cut it off.
+                // Nothing is written while cut off, so a later
+                // restore builds only on what the target could read.
+                report.entries += self.write_shared(to, patient, &consent_resources, now_ms)?;
+                let (reason, consent) =
+                    withhold_reason(decided.refusal.as_ref(), &consents, |consent| {
+                        !decide_types(
+                            std::slice::from_ref(consent),
+                            &types,
+                            requesters,
+                            purpose,
+                            now_ms,
+                            from,
+                        )
+                        .allowed
+                        .is_empty()
+                    });
+                self.withhold_record(to, patient, reason, &consent, now_ms)?;
+                report.records_cut_off += 1;
+                report.entries += 1;
+            }
+            // Cut off (or never shared): a later consent needs a share.
+            return schedule(self, false);
+        }
+        if mode == ShareMode::CutOffOnly {
+            return schedule(self, shared_before);
+        }
+        if self.store.withholding_key(&to.0, patient)?.is_some() {
+            self.restore_record(to, patient, now_ms)?;
+            report.records_restored += 1;
+            report.entries += 1;
+        }
+        let mut batch = permitted;
+        batch.extend(consent_resources);
+        report.entries += self.write_shared(to, patient, &batch, now_ms)?;
+        report.patients_shared += 1;
+        relied_on.extend(decided.relied_on);
+        schedule(self, true)
     }
 
     /// Upsert resources into a chart of `network`; returns entries written.
@@ -650,6 +735,53 @@ impl Node {
     pub fn is_withholding(&self, network: &NetworkId, record: &str) -> Result<bool, StoreError> {
         Ok(self.store.withholding_key(&network.0, record)?.is_some())
     }
+}
+
+/// One chart of one share: from where, into where, for what, when.
+#[derive(Clone, Copy)]
+pub(crate) struct Share<'a> {
+    pub from: &'a NetworkId,
+    pub to: &'a NetworkId,
+    pub patient: &'a str,
+    pub requesters: &'a [Vec<Grantee>],
+    pub purpose: &'a Purpose,
+    /// Only these resource types travel (a claims network's), if given.
+    pub only: Option<&'a BTreeSet<String>>,
+    pub now_ms: u64,
+}
+
+/// What deciding a shared chart again may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ShareMode {
+    /// Share what consent permits, cut off what it no longer does.
+    Full,
+    /// Only cut off (a consent's period ended): nothing new is shared.
+    CutOffOnly,
+}
+
+/// The first instant after `now_ms` at which a decision over `consents`
+/// can change: a provision's period starts, or the instant after it ends
+/// (periods are inclusive).
+pub(crate) fn next_consent_change(consents: &[Consent], now_ms: u64) -> Option<u64> {
+    fn walk(provision: &crate::consent::Provision, now: i128, best: &mut Option<i128>) {
+        let bounds = [
+            provision.period.start_ms.map(i128::from),
+            provision.period.end_ms.map(|end| i128::from(end) + 1),
+        ];
+        for bound in bounds.into_iter().flatten() {
+            if bound > now && best.is_none_or(|b| bound < b) {
+                *best = Some(bound);
+            }
+        }
+        for nested in &provision.provisions {
+            walk(nested, now, best);
+        }
+    }
+    let mut best = None;
+    for consent in consents {
+        walk(consent.provision(), i128::from(now_ms), &mut best);
+    }
+    best.and_then(|b| u64::try_from(b).ok())
 }
 
 /// Why a chart is cut off: the deciding consent; else a revoked consent

@@ -4,27 +4,80 @@
 //! first, so tampered bytes are rejected before they can count as evidence):
 //!
 //! 1. decode; same network; already stored → duplicate;
-//! 2. epoch: beyond ours → reject; before our join and not yet granted → hold;
-//! 3. the author must be in that epoch's roster; the signature must verify
+//! 2. a member removed from the network: anything beyond the last entry of
+//!    its that arrived before the removal commit (in relay order, or as the
+//!    remover's member-removed entry states) → refused, whatever epoch it
+//!    claims;
+//! 3. epoch: beyond ours → reject; before our join and not yet granted → hold;
+//! 4. the author must be in that epoch's roster; the signature must verify
 //!    with the roster's key;
-//! 4. chain: a different entry at a taken `(author, seq)` is a **fork** — kept
+//! 5. chain: a different entry at a taken `(author, seq)` is a **fork** — kept
 //!    as evidence, author flagged, never merged; `seq` beyond head + 1 is a
 //!    **gap** — held until the missing entries arrive; `prev` must name the head;
-//! 5. the body must open under the epoch key; a record change must open under
-//!    its record key (else held until the key grant arrives), its Automerge
-//!    actor must be the author, and its dependencies present (else held).
+//! 6. the body must open under the epoch key; a record change must open under
+//!    its record key (else held until the key grant arrives, or accepted
+//!    unread if that key was withheld from this network or shredded by an
+//!    erasure), its Automerge actor must be the author, and its dependencies
+//!    present (else held).
 //!
-//! Held entries wait in the `pending` table and are retried after every batch.
+//! Held entries wait in the `pending` table and are retried after every
+//! batch. Waiting is bounded ([`HoldLimits`]): per author and in total.
+//! Beyond a cap the entry is refused with [`RejectEntryError::HoldLimit`]
+//! (or, if it comes earlier in its author's chain than what is held, the
+//! latest held entry of the busiest author is dropped for it), and the relay
+//! position of what was let go is remembered: [`crate::sync`] reads the relay
+//! again from there once the held entries moved on, so nothing is lost.
 
 use std::collections::BTreeMap;
 
 use super::{Head, NetworkError, NetworkId, Node, ReceiveError, RejectEntryError};
-use crate::body::{KeyGrantBody, KeyWithheldBody, RecordChangeBody};
+use crate::body::{EraseBody, KeyGrantBody, KeyWithheldBody, MemberRemovedBody, RecordChangeBody};
 use crate::entry::{AuthorId, Entry, EntryHeader, EntryId, EntryKind};
 use crate::keys::{open, EpochKey, Sealed};
 use crate::record::doc::{ApplyChangeError, RecordDoc};
+use crate::relay::RelayMessage;
 use crate::store::StoreError;
 use crate::wire::WireMessage;
+
+/// How many entries may wait (for a predecessor or a key) at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HoldLimits {
+    /// Per author and network.
+    pub per_author: usize,
+    /// Per network.
+    pub total: usize,
+}
+
+impl Default for HoldLimits {
+    /// 2,000 per author, 20,000 per network: a joiner catching up on a long
+    /// history holds that much before its history grant arrives; more comes
+    /// again from the relay.
+    fn default() -> Self {
+        HoldLimits {
+            per_author: 2_000,
+            total: 20_000,
+        }
+    }
+}
+
+/// Where the message being received sits in the relay's order.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Arrival {
+    /// Its relay position, when the transport said.
+    pub position: Option<u64>,
+    /// Otherwise: a position the relay must be read again after (the cursor
+    /// before the batch) to see it again.
+    pub floor: u64,
+}
+
+impl Arrival {
+    /// Read the relay again after this position to see the message again.
+    fn refetch_mark(self) -> u64 {
+        self.position
+            .map(|p| p.saturating_sub(1))
+            .unwrap_or(self.floor)
+    }
+}
 
 /// Why an entry is held back rather than accepted or rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,8 +138,13 @@ pub struct ReceiveReport {
     pub resent: usize,
     /// Refused messages with the reason, in arrival order.
     pub rejected: Vec<RejectEntryError>,
+    /// Of those, entries refused because too many were waiting: they are
+    /// read from the relay again later.
+    pub deferred: usize,
     /// MLS messages that failed to process (with the reason).
     pub mls_errors: Vec<String>,
+    /// What rules did: outcomes written by this node, others' re-checked.
+    pub rules: super::RulesActivity,
 }
 
 /// One problem found by [`Node::verify_ledger`].
@@ -130,6 +188,7 @@ impl LedgerReport {
 
 enum Checked {
     Ready(Box<Entry>, EntryId, EpochKey),
+    Hold(Box<EntryHeader>, EntryId, HoldReason),
     Done(EntryOutcome),
 }
 
@@ -154,6 +213,15 @@ impl Node {
     ) -> Result<EntryHeader, NetworkError> {
         if self.network_row(network)?.state != "active" {
             return Err(NetworkError::NotAMember);
+        }
+        if let Some(&marked) = self.behind.get(&network.0) {
+            let stored = self
+                .store
+                .head_of(&network.0, &self.identity.author_id())?
+                .map_or(0, |(seq, _)| seq);
+            if stored < marked {
+                return Err(NetworkError::BehindOwnChain { stored, marked });
+            }
         }
         let author = self.identity.author_id();
         let (seq, prev) = self
@@ -195,6 +263,7 @@ impl Node {
         let h = &entry.header;
         self.store.insert_entry(&network.0, &id, h, &bytes)?;
         self.store.push_outbox_entry(&network.0, &id)?;
+        self.own_written.insert(network.0.clone(), h.seq);
         Ok(id)
     }
 
@@ -202,6 +271,10 @@ impl Node {
     /// the relay position of the last message; it is stored with the batch so a
     /// restart resumes after it. Per-message problems land in the report; only
     /// a store failure fails the batch (and then nothing of it is kept).
+    ///
+    /// The positions of the other messages are unknown here, so an entry
+    /// refused over the hold caps marks the whole batch to be read again
+    /// ([`Node::refetch_after`]); [`Node::receive_from_relay`] is precise.
     pub fn receive(
         &mut self,
         network: &NetworkId,
@@ -209,19 +282,134 @@ impl Node {
         relay_seq: Option<u64>,
         now_ms: u64,
     ) -> Result<ReceiveReport, ReceiveError> {
-        self.network_row(network)?;
+        let floor = self.network_row(network)?.relay_cursor;
+        let batch: Vec<(Arrival, &[u8])> = messages
+            .iter()
+            .map(|m| {
+                (
+                    Arrival {
+                        position: None,
+                        floor,
+                    },
+                    m.as_slice(),
+                )
+            })
+            .collect();
+        self.receive_batch(network, &batch, relay_seq, now_ms)
+    }
+
+    /// Feed messages as the relay returned them (with their positions), in
+    /// relay order, as one transaction; the cursor moves to the last one.
+    pub fn receive_from_relay(
+        &mut self,
+        network: &NetworkId,
+        messages: &[RelayMessage],
+        now_ms: u64,
+    ) -> Result<ReceiveReport, ReceiveError> {
+        let floor = self.network_row(network)?.relay_cursor;
+        let batch: Vec<(Arrival, &[u8])> = messages
+            .iter()
+            .map(|m| {
+                (
+                    Arrival {
+                        position: Some(m.seq),
+                        floor,
+                    },
+                    m.bytes.as_slice(),
+                )
+            })
+            .collect();
+        self.receive_batch(network, &batch, messages.last().map(|m| m.seq), now_ms)
+    }
+
+    fn receive_batch(
+        &mut self,
+        network: &NetworkId,
+        batch: &[(Arrival, &[u8])],
+        relay_seq: Option<u64>,
+        now_ms: u64,
+    ) -> Result<ReceiveReport, ReceiveError> {
+        self.clock = now_ms;
         self.atomically(|node| {
+            let before = node.store.last_local_order(&network.0)?;
             let mut report = ReceiveReport::default();
-            for message in messages {
+            for (arrival, message) in batch {
+                node.arrival = *arrival;
                 node.receive_one(network, message, now_ms, &mut report)?;
             }
             node.retry_pending(network, &mut report)?;
+            report.rules = node.rules_after_receive(network, before, now_ms)?;
             report.held = node.store.pending(&network.0)?.len();
             if let Some(seq) = relay_seq {
                 node.store.set_relay_cursor(&network.0, seq)?;
             }
             Ok(report)
         })
+    }
+
+    /// Entries the relay had after [`Node::refetch_after`], read again
+    /// (commits and other messages were taken the first time). Moves the
+    /// mark past this page unless something in it (or earlier in this pass,
+    /// `pass_low`) was refused again; `end` is where the pass stops (the
+    /// cursor when it began).
+    pub fn receive_refetched(
+        &mut self,
+        network: &NetworkId,
+        messages: &[RelayMessage],
+        end: u64,
+        pass_low: &mut Option<u64>,
+        now_ms: u64,
+    ) -> Result<ReceiveReport, ReceiveError> {
+        let floor = self.network_row(network)?.relay_cursor;
+        let mut low = *pass_low;
+        self.clock = now_ms;
+        let report = self.atomically(|node| {
+            let mut report = ReceiveReport::default();
+            for message in messages.iter().filter(|m| m.seq <= end) {
+                let Ok(WireMessage::Entry(bytes)) = WireMessage::decode(&message.bytes) else {
+                    continue;
+                };
+                node.arrival = Arrival {
+                    position: Some(message.seq),
+                    floor,
+                };
+                let before = report.deferred;
+                node.take_entry(network, &bytes, &mut report)?;
+                if report.deferred > before {
+                    low.get_or_insert(message.seq.saturating_sub(1));
+                }
+            }
+            node.retry_pending(network, &mut report)?;
+            report.held = node.store.pending(&network.0)?.len();
+            let last = messages.last().map_or(end, |m| m.seq);
+            let mark = match low {
+                Some(low) => Some(low),
+                None if last >= end => None,
+                None => Some(last),
+            };
+            // Refusals during this pass also lowered the stored mark; the
+            // pass's own lowest refusal is what counts from here on.
+            node.store.set_refetch_after(&network.0, mark)?;
+            Ok::<_, ReceiveError>(report)
+        })?;
+        *pass_low = low;
+        Ok(report)
+    }
+
+    /// The relay position after which entries refused over the hold caps
+    /// wait to be read again (`None`: nothing waits). [`crate::sync::sync`]
+    /// does it; a host with its own transport feeds them again from here
+    /// with [`Node::receive_refetched`].
+    pub fn refetch_after(&self, network: &NetworkId) -> Result<Option<u64>, NetworkError> {
+        Ok(self.network_row(network)?.refetch_after)
+    }
+
+    /// Change how many entries may wait at once (see [`HoldLimits`]).
+    pub fn set_hold_limits(&mut self, limits: HoldLimits) {
+        self.hold_limits = HoldLimits {
+            per_author: limits.per_author.max(1),
+            total: limits.total.max(1),
+        };
     }
 
     fn receive_one(
@@ -239,12 +427,7 @@ impl Node {
             }
         };
         match message {
-            WireMessage::Entry(bytes) => match self.accept_entry(network, &bytes)? {
-                Ok(EntryOutcome::Accepted) => report.accepted += 1,
-                Ok(EntryOutcome::Duplicate) => report.duplicates += 1,
-                Ok(EntryOutcome::Held(_)) => {}
-                Err(error) => report.rejected.push(error),
-            },
+            WireMessage::Entry(bytes) => self.take_entry(network, &bytes, report)?,
             WireMessage::Commit(bytes) => match self.handle_commit(network, &bytes, now_ms) {
                 Ok(outcome) => {
                     use super::mls::CommitOutcome::*;
@@ -270,6 +453,26 @@ impl Node {
                 if sender != self.identity.author_id() {
                     report.resent += self.resend_missing(network, &heads)?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn take_entry(
+        &mut self,
+        network: &NetworkId,
+        bytes: &[u8],
+        report: &mut ReceiveReport,
+    ) -> Result<(), StoreError> {
+        match self.accept_entry(network, bytes)? {
+            Ok(EntryOutcome::Accepted) => report.accepted += 1,
+            Ok(EntryOutcome::Duplicate) => report.duplicates += 1,
+            Ok(EntryOutcome::Held(_)) => {}
+            Err(error) => {
+                if matches!(error, RejectEntryError::HoldLimit { .. }) {
+                    report.deferred += 1;
+                }
+                report.rejected.push(error);
             }
         }
         Ok(())
@@ -337,27 +540,36 @@ impl Node {
     ) -> Result<(), StoreError> {
         loop {
             let mut progress = false;
-            let mut pending: Vec<(EntryHeader, Vec<u8>)> = self
+            let mut pending: Vec<(EntryHeader, crate::store::PendingRow)> = self
                 .store
                 .pending(&network.0)?
                 .into_iter()
-                .filter_map(|bytes| Entry::decode(&bytes).ok().map(|e| (e.header, bytes)))
+                .filter_map(|row| Entry::decode(&row.bytes).ok().map(|e| (e.header, row)))
                 .collect();
-            pending.sort_by_key(|(h, _)| (h.epoch, h.author, h.seq));
-            for (_, bytes) in pending {
-                let id = Entry::id_of(&bytes);
-                match self.accept_entry(network, &bytes)? {
+            // Statements about the ledger itself first (a removed member's
+            // end, an erasure), then chain order.
+            pending.sort_by_key(|(h, _)| {
+                (
+                    !matches!(h.kind, EntryKind::MemberRemoved | EntryKind::Erase),
+                    h.epoch,
+                    h.author,
+                    h.seq,
+                )
+            });
+            for (_, row) in pending {
+                match self.accept_entry(network, &row.bytes)? {
                     Ok(EntryOutcome::Held(_)) => {}
                     Ok(EntryOutcome::Accepted) => {
-                        self.store.delete_pending(&network.0, &id)?;
+                        self.store.delete_pending(&network.0, &row.id)?;
                         report.accepted += 1;
                         progress = true;
                     }
                     Ok(EntryOutcome::Duplicate) => {
-                        self.store.delete_pending(&network.0, &id)?;
+                        self.store.delete_pending(&network.0, &row.id)?;
                     }
                     Err(error) => {
-                        self.store.delete_pending(&network.0, &id)?;
+                        self.store.delete_pending(&network.0, &row.id)?;
+                        progress = true;
                         report.rejected.push(error);
                     }
                 }
@@ -368,7 +580,72 @@ impl Node {
         }
     }
 
-    /// Decode and authenticate an entry: steps 1–4 of the module docs.
+    /// Hold an entry, within the caps: `Ok(Err(HoldLimit))` when it may not
+    /// wait (its relay position is remembered to read it again).
+    fn hold(
+        &mut self,
+        network: &NetworkId,
+        header: &EntryHeader,
+        id: &EntryId,
+        bytes: &[u8],
+        reason: HoldReason,
+    ) -> Result<Result<EntryOutcome, RejectEntryError>, StoreError> {
+        if !self.store.is_pending(&network.0, id)? {
+            let (total, mine) = self.store.pending_counts(&network.0, &header.author)?;
+            let limits = self.hold_limits;
+            let over = if mine >= limits.per_author {
+                Some((header.author, limits.per_author))
+            } else if total >= limits.total {
+                let busiest = self
+                    .store
+                    .largest_pending_author(&network.0)?
+                    .unwrap_or(header.author);
+                Some((busiest, limits.total))
+            } else {
+                None
+            };
+            if let Some((victim_author, limit)) = over {
+                // Keep the earliest entries of each chain: they are what
+                // releases the rest. A later one gives way.
+                let theirs = self.store.pending_seqs(&network.0, &victim_author)?;
+                let count = theirs.len();
+                let victim = theirs.into_iter().next();
+                let evict = match &victim {
+                    Some((seq, _, _)) if victim_author == header.author => *seq > header.seq,
+                    // Another author holds more: the space goes to the one with less.
+                    Some(_) => count > mine + 1,
+                    None => false,
+                };
+                let Some((_, position, victim)) = victim.filter(|_| evict) else {
+                    self.mark_refetch(network, self.arrival.refetch_mark())?;
+                    return Ok(Err(RejectEntryError::HoldLimit { limit }));
+                };
+                self.store.delete_pending(&network.0, &victim)?;
+                // A victim whose position is unknown is read again from the start.
+                self.mark_refetch(network, position.map_or(0, |p| p.saturating_sub(1)))?;
+            }
+        }
+        self.store.put_pending(
+            &network.0,
+            header,
+            id,
+            bytes,
+            &reason.label(),
+            self.arrival.position,
+        )?;
+        Ok(Ok(EntryOutcome::Held(reason)))
+    }
+
+    fn mark_refetch(&mut self, network: &NetworkId, after: u64) -> Result<(), StoreError> {
+        let current = self
+            .store
+            .network(&network.0)?
+            .and_then(|row| row.refetch_after);
+        let lowest = current.map_or(after, |c| c.min(after));
+        self.store.set_refetch_after(&network.0, Some(lowest))
+    }
+
+    /// Decode and authenticate an entry: steps 1–5 of the module docs.
     fn check_entry(
         &mut self,
         network: &NetworkId,
@@ -389,6 +666,11 @@ impl Node {
             return Ok(Ok(Checked::Done(EntryOutcome::Duplicate)));
         }
         let h = entry.header.clone();
+        if let Some((removed_epoch, last_seq)) = self.store.removed_member(&network.0, &h.author)? {
+            if h.seq > last_seq && h.epoch < removed_epoch {
+                return Ok(Err(RejectEntryError::AfterRemoval { seq: h.seq }));
+            }
+        }
         let current = match self.epoch(network) {
             Ok(epoch) => epoch,
             Err(NetworkError::Store(error)) => return Err(error),
@@ -410,9 +692,7 @@ impl Node {
                 return Ok(Err(RejectEntryError::NoEpochKey(h.epoch)));
             }
             let reason = HoldReason::UnknownEpoch(h.epoch);
-            self.store
-                .put_pending(&network.0, &id, bytes, &reason.label())?;
-            return Ok(Ok(Checked::Done(EntryOutcome::Held(reason))));
+            return Ok(Ok(Checked::Hold(Box::new(h), id, reason)));
         };
         let Some(public_key) = self
             .store
@@ -435,21 +715,31 @@ impl Node {
             .head_of(&network.0, &h.author)?
             .unwrap_or((0, EntryId::ZERO));
         if h.seq > head_seq.saturating_add(1) {
-            if h.kind == EntryKind::KeyGrant {
-                // An authenticated grant's keys are usable before the entry
-                // takes its chain position: a joiner's history grant must be
-                // able to unlock the earlier entries that fill the gap.
+            // An authenticated grant's keys, or a removed member's end, are
+            // usable before the entry takes its chain position: a joiner's
+            // history grant must be able to unlock the earlier entries that
+            // fill the gap, and a removal must hold before what it refuses.
+            if matches!(h.kind, EntryKind::KeyGrant | EntryKind::MemberRemoved) {
                 let epoch_key = EpochKey::from(epoch_key.clone());
-                if let Ok(Ok(grant)) = entry.open(&epoch_key).map(|b| KeyGrantBody::decode(&b)) {
-                    self.store_grant(network, &grant)?;
+                if let Ok(body) = entry.open(&epoch_key) {
+                    match h.kind {
+                        EntryKind::KeyGrant => {
+                            if let Ok(grant) = KeyGrantBody::decode(&body) {
+                                self.store_grant(network, &grant)?;
+                            }
+                        }
+                        _ => {
+                            if let Ok(removed) = MemberRemovedBody::decode(&body) {
+                                self.note_removed(network, &removed)?;
+                            }
+                        }
+                    }
                 }
             }
             let reason = HoldReason::Gap {
                 expected: head_seq.saturating_add(1),
             };
-            self.store
-                .put_pending(&network.0, &id, bytes, &reason.label())?;
-            return Ok(Ok(Checked::Done(EntryOutcome::Held(reason))));
+            return Ok(Ok(Checked::Hold(Box::new(h), id, reason)));
         }
         if h.prev != head_id {
             // Signed by the author, yet not continuing its own chain: a fork
@@ -473,45 +763,73 @@ impl Node {
         network: &NetworkId,
         bytes: &[u8],
     ) -> Result<Result<EntryOutcome, RejectEntryError>, StoreError> {
-        let (entry, id, bytes, epoch_key) = match self.check_entry(network, bytes)? {
+        let (entry, id, epoch_key) = match self.check_entry(network, bytes)? {
             Err(error) => return Ok(Err(error)),
             Ok(Checked::Done(outcome)) => return Ok(Ok(outcome)),
-            Ok(Checked::Ready(entry, id, key)) => (entry, id, bytes, key),
+            Ok(Checked::Hold(header, id, reason)) => {
+                return self.hold(network, &header, &id, bytes, reason)
+            }
+            Ok(Checked::Ready(entry, id, key)) => (entry, id, key),
         };
         let body = match entry.open(&epoch_key) {
             Ok(body) => body,
             Err(error) => return Ok(Err(RejectEntryError::Seal(error))),
         };
         let h = &entry.header;
+        let malformed = |error: crate::codec::CodecError| {
+            Ok(Err(RejectEntryError::MalformedBody(error.to_string())))
+        };
         match h.kind {
-            EntryKind::KeyGrant => {
-                let grant = match KeyGrantBody::decode(&body) {
-                    Ok(grant) => grant,
-                    Err(error) => {
-                        return Ok(Err(RejectEntryError::MalformedBody(error.to_string())))
-                    }
-                };
-                self.store_grant(network, &grant)?;
-            }
+            EntryKind::KeyGrant => match KeyGrantBody::decode(&body) {
+                Ok(grant) => self.store_grant(network, &grant)?,
+                Err(error) => return malformed(error),
+            },
             EntryKind::KeyWithheld => match KeyWithheldBody::decode(&body) {
                 Ok(notice) => {
                     self.store
                         .put_withheld_key(&network.0, &notice.record, &notice.key_id)?
                 }
-                Err(error) => return Ok(Err(RejectEntryError::MalformedBody(error.to_string()))),
+                Err(error) => return malformed(error),
             },
-            EntryKind::ModelCard | EntryKind::Decision | EntryKind::ModelUpdate => {
+            EntryKind::ModelCard
+            | EntryKind::Decision
+            | EntryKind::ModelUpdate
+            | EntryKind::FlPolicy
+            | EntryKind::FlPlan
+            | EntryKind::FlKeys
+            | EntryKind::FlShares
+            | EntryKind::FlMasked
+            | EntryKind::FlSurvivors
+            | EntryKind::FlUnmask
+            | EntryKind::FlRound => {
                 if let Err(error) = crate::analytics::ledger::check_body(h.kind, &body) {
                     return Ok(Err(RejectEntryError::MalformedBody(error)));
                 }
             }
-            EntryKind::RecordChange => {
-                match self.apply_record_change(network, &entry, &id, bytes, &body)? {
-                    Ok(None) => {}
-                    Ok(Some(reason)) => return Ok(Ok(EntryOutcome::Held(reason))),
-                    Err(error) => return Ok(Err(error)),
+            EntryKind::RuleSet
+            | EntryKind::RuleOutcome
+            | EntryKind::Policy
+            | EntryKind::Endorsement => {
+                if let Err(error) = crate::rules::check_body(h.kind, &body) {
+                    return Ok(Err(RejectEntryError::MalformedBody(error)));
                 }
             }
+            EntryKind::RecordChange => match self.apply_record_change(network, &entry, &body)? {
+                Ok(None) => {}
+                Ok(Some(reason)) => {
+                    let header = entry.header.clone();
+                    return self.hold(network, &header, &id, bytes, reason);
+                }
+                Err(error) => return Ok(Err(error)),
+            },
+            EntryKind::Erase => match EraseBody::decode(&body) {
+                Ok(erase) => self.apply_erase(network, &erase, h, &id)?,
+                Err(error) => return malformed(error),
+            },
+            EntryKind::MemberRemoved => match MemberRemovedBody::decode(&body) {
+                Ok(removed) => self.note_removed(network, &removed)?,
+                Err(error) => return malformed(error),
+            },
         }
         self.store.insert_entry(&network.0, &id, h, bytes)?;
         Ok(Ok(EntryOutcome::Accepted))
@@ -525,9 +843,31 @@ impl Node {
             self.store.add_member_span(&network.0, member)?;
         }
         for key in &grant.record_keys {
-            self.store.put_record_key(&network.0, key)?;
+            // A key an erasure shredded is never taken back (a grant written
+            // before the erasure may arrive after it).
+            if !self
+                .store
+                .is_shredded_key(&network.0, &key.record, &key.key_id)?
+            {
+                self.store.put_record_key(&network.0, key)?;
+            }
         }
         Ok(())
+    }
+
+    /// A removed member's end, as a member-removed entry states it; what this
+    /// node saw itself when it applied the removal takes precedence.
+    fn note_removed(
+        &mut self,
+        network: &NetworkId,
+        removed: &MemberRemovedBody,
+    ) -> Result<(), StoreError> {
+        self.store.put_removed_member(
+            &network.0,
+            &AuthorId(removed.author),
+            removed.removed_epoch,
+            removed.last_seq,
+        )
     }
 
     /// Open and apply a record change; `Ok(Some(reason))` = hold.
@@ -535,22 +875,17 @@ impl Node {
         &mut self,
         network: &NetworkId,
         entry: &Entry,
-        id: &EntryId,
-        bytes: &[u8],
         body: &[u8],
     ) -> Result<Result<Option<HoldReason>, RejectEntryError>, StoreError> {
         let change = match self.open_record_change(network, entry, body)? {
             Ok(change) => change,
-            Err(RejectEntryError::NoRecordKey) if self.withheld_change(network, body)? => {
-                // Sealed under a key withheld from this network: part of the
-                // ledger, out of this node's reach by design.
+            Err(RejectEntryError::NoRecordKey) if self.unreadable_by_design(network, body)? => {
+                // Sealed under a key withheld from this network or shredded
+                // by an erasure: part of the ledger, out of reach by design.
                 return Ok(Ok(None));
             }
             Err(RejectEntryError::NoRecordKey) => {
-                let reason = HoldReason::MissingRecordKey;
-                self.store
-                    .put_pending(&network.0, id, bytes, &reason.label())?;
-                return Ok(Ok(Some(reason)));
+                return Ok(Ok(Some(HoldReason::MissingRecordKey)));
             }
             Err(error) => return Ok(Err(error)),
         };
@@ -565,10 +900,7 @@ impl Node {
                 return Ok(Err(RejectEntryError::ActorMismatch));
             }
             Err(ApplyChangeError::MissingDependencies { .. }) => {
-                let reason = HoldReason::MissingDependencies;
-                self.store
-                    .put_pending(&network.0, id, bytes, &reason.label())?;
-                return Ok(Ok(Some(reason)));
+                return Ok(Ok(Some(HoldReason::MissingDependencies)));
             }
             Err(error) => return Ok(Err(RejectEntryError::BadChange(error.to_string()))),
         }
@@ -576,12 +908,16 @@ impl Node {
         Ok(Ok(None))
     }
 
-    /// Whether a record change is sealed under a key announced as withheld.
-    fn withheld_change(&self, network: &NetworkId, body: &[u8]) -> Result<bool, StoreError> {
+    /// Whether a record change is sealed under a key announced as withheld
+    /// or shredded by an erasure.
+    fn unreadable_by_design(&self, network: &NetworkId, body: &[u8]) -> Result<bool, StoreError> {
         match RecordChangeBody::decode(body) {
-            Ok(body) => self
+            Ok(body) => Ok(self
                 .store
-                .is_withheld_key(&network.0, &body.record, &body.key_id),
+                .is_withheld_key(&network.0, &body.record, &body.key_id)?
+                || self
+                    .store
+                    .is_shredded_key(&network.0, &body.record, &body.key_id)?),
             Err(_) => Ok(false),
         }
     }

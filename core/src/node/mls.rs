@@ -8,7 +8,7 @@
 //! the new epoch. Every member thus applies the same Commit per epoch without
 //! any compare-and-set on the relay.
 
-use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::tls_codec::{self, Deserialize as _, Serialize as _};
 use openmls::prelude::{
     BasicCredential, Ciphersuite, KeyPackage, KeyPackageIn, LeafNodeIndex, LeafNodeParameters,
     MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn,
@@ -17,7 +17,9 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider as _;
 
 use super::{MemberInfo, NetworkError, NetworkId, NetworkInfo, Node};
-use crate::body::{EpochGrant, KeyGrantBody, MemberSpan};
+use std::collections::BTreeSet;
+
+use crate::body::{EpochGrant, KeyGrantBody, MemberRemovedBody, MemberSpan};
 use crate::codec::Reader;
 use crate::entry::{AuthorId, EntryKind};
 use crate::identity::fingerprint_of;
@@ -80,7 +82,57 @@ pub(crate) enum CommitOutcome {
 }
 
 fn mls_error(error: impl std::fmt::Display) -> NetworkError {
-    NetworkError::Mls(error.to_string())
+    NetworkError::Mls(plain_mls_text(&error.to_string()))
+}
+
+/// Why bytes could not be decoded as an MLS message, as a sentence (the
+/// decoder's own text is its `Debug` form, e.g. `EndOfStream`).
+pub(crate) fn decode_failure(what: &str, error: &tls_codec::Error) -> String {
+    match error {
+        tls_codec::Error::EndOfStream => {
+            format!("the {what} ends before it is complete (truncated, or cut off in transit)")
+        }
+        tls_codec::Error::TrailingData => {
+            format!("the {what} has extra bytes after its end (pass exactly the bytes careledger produced)")
+        }
+        tls_codec::Error::UnknownValue(code) => format!(
+            "the {what} holds a field value MLS (RFC 9420) does not define ({code}): \
+             these bytes are not an MLS message, or they were damaged"
+        ),
+        _ => format!("the {what} is malformed: a length or field value is out of range"),
+    }
+}
+
+/// openmls's error texts, with the decoder's `Debug` words (`EndOfStream`,
+/// `UnknownValue(772)`, ...) that some of them embed turned into words.
+pub(crate) fn plain_mls_text(text: &str) -> String {
+    let mut out = text
+        .replace("EndOfStream", "the data ends early")
+        .replace("TrailingData", "extra bytes after the end")
+        .replace("InvalidVectorLength", "a length field is wrong")
+        .replace("InvalidInput", "a field value is out of range")
+        .replace("LibraryError", "an internal MLS library error");
+    const UNKNOWN: &str = "UnknownValue(";
+    while let Some(start) = out.find(UNKNOWN) {
+        let digits = start + UNKNOWN.len();
+        let tail = out.get(digits..).unwrap_or("");
+        let code: String = tail.chars().take_while(char::is_ascii_digit).collect();
+        let mut end = digits + code.len();
+        if out.get(end..).is_some_and(|rest| rest.starts_with(')')) {
+            end += 1;
+        }
+        out.replace_range(start..end, &format!("an unknown field value ({code})"));
+    }
+    out
+}
+
+/// Why a well-formed Welcome was refused, as a sentence.
+fn welcome_refused(reason: &str) -> String {
+    format!(
+        "the Welcome cannot be opened by this node (it was made for another node's key package, \
+         or that key package was already used): {}",
+        plain_mls_text(reason)
+    )
 }
 
 fn join_config() -> MlsGroupJoinConfig {
@@ -93,6 +145,8 @@ fn join_config() -> MlsGroupJoinConfig {
 impl Node {
     pub(crate) fn group(&mut self, network: &NetworkId) -> Result<&mut MlsGroup, NetworkError> {
         if !self.groups.contains_key(&network.0) {
+            // openmls reads its rows unchecked: check them first.
+            self.store.verify_mls_rows()?;
             let group_id = openmls::prelude::GroupId::from_slice(&network.0);
             let group = MlsGroup::load(self.store.provider().storage(), &group_id)
                 .map_err(StoreError::Sqlite)?
@@ -168,16 +222,20 @@ impl Node {
             _ => welcome.to_vec(),
         };
         let message = MlsMessageIn::tls_deserialize_exact(&welcome)
-            .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?;
+            .map_err(|e| NetworkError::InvalidWelcome(decode_failure("Welcome", &e)))?;
         let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
-            return Err(NetworkError::InvalidWelcome("not a Welcome message".into()));
+            return Err(NetworkError::InvalidWelcome(
+                "the bytes are an MLS message but not a Welcome (pass the message whose kind is Welcome)"
+                    .into(),
+            ));
         };
         self.atomically(|node| {
+            node.store.verify_mls_rows()?;
             let provider = node.store.provider();
             let group = StagedWelcome::new_from_welcome(&provider, &join_config(), welcome, None)
-                .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?
+                .map_err(|e| NetworkError::InvalidWelcome(welcome_refused(&e.to_string())))?
                 .into_group(&provider)
-                .map_err(|e| NetworkError::InvalidWelcome(e.to_string()))?;
+                .map_err(|e| NetworkError::InvalidWelcome(welcome_refused(&e.to_string())))?;
             let network = NetworkId(group.group_id().as_slice().to_vec());
             if node.store.network(&network.0)?.is_some() {
                 return Err(NetworkError::InvalidWelcome(
@@ -227,19 +285,25 @@ impl Node {
 
     fn validate_key_package(&self, bytes: &[u8]) -> Result<KeyPackage, NetworkError> {
         let message = MlsMessageIn::tls_deserialize_exact(bytes)
-            .map_err(|e| NetworkError::InvalidKeyPackage(e.to_string()))?;
+            .map_err(|e| NetworkError::InvalidKeyPackage(decode_failure("key package", &e)))?;
         let MlsMessageBodyIn::KeyPackage(key_package) = message.extract() else {
             return Err(NetworkError::InvalidKeyPackage(
-                "not a KeyPackage message".into(),
+                "the bytes are an MLS message but not a key package (pass what the invitee's key-package call produced)"
+                    .into(),
             ));
         };
         let key_package: KeyPackageIn = key_package;
         let key_package = key_package
             .validate(self.store.crypto(), ProtocolVersion::Mls10)
-            .map_err(|e| NetworkError::InvalidKeyPackage(e.to_string()))?;
+            .map_err(|e| {
+                NetworkError::InvalidKeyPackage(format!(
+                    "the key package does not verify (its signature or contents were altered): {}",
+                    plain_mls_text(&e.to_string())
+                ))
+            })?;
         if key_package.ciphersuite() != CIPHERSUITE {
             return Err(NetworkError::InvalidKeyPackage(
-                "unsupported ciphersuite".into(),
+                "the key package uses another MLS ciphersuite than careledger's".into(),
             ));
         }
         Ok(key_package)
@@ -352,6 +416,7 @@ impl Node {
             // first in relay order; ignoring it keeps every member on one history.
             return Ok(CommitOutcome::Stale);
         }
+        let before = self.member_ids(network)?;
         let pending = self.store.pending_commit(&network.0)?;
         if let Some(row) = pending.as_ref().filter(|row| row.commit == bytes) {
             let row = row.clone();
@@ -361,14 +426,30 @@ impl Node {
                 .map_err(mls_error)?;
             store.clear_pending_commit(&network.0)?;
             self.record_epoch(network)?;
+            let removed = self.note_removals(network, &before)?;
             if let Some(welcome) = row.welcome {
                 self.store
                     .push_outbox(&network.0, &WireMessage::Welcome(welcome).encode())?;
             }
-            match Intent::decode(&row.intent)? {
-                Intent::Add(_) => self.grant_history(network, now_ms)?,
-                Intent::Remove(_) => self.rotate_record_keys(network, now_ms)?,
-                Intent::Update => {}
+            // A store restored from an older copy re-merges its commit but
+            // writes nothing: the entries it wrote after it come back from
+            // the relay (writing them again would fork its chain).
+            if !self.behind.contains_key(&network.0) {
+                match Intent::decode(&row.intent)? {
+                    Intent::Add(_) => self.grant_history(network, now_ms)?,
+                    Intent::Remove(_) => {
+                        for removed in &removed {
+                            self.append_entry(
+                                network,
+                                EntryKind::MemberRemoved,
+                                &removed.encode(),
+                                now_ms,
+                            )?;
+                        }
+                        self.rotate_record_keys(network, now_ms)?
+                    }
+                    Intent::Update => {}
+                }
             }
             return Ok(CommitOutcome::MergedOurs);
         }
@@ -397,6 +478,7 @@ impl Node {
             return Ok(CommitOutcome::RemovedUs);
         }
         self.record_epoch(network)?;
+        self.note_removals(network, &before)?;
         if let Some(row) = pending {
             let intent = Intent::decode(&row.intent)?;
             // The winning commit may have done what ours meant to (another
@@ -415,6 +497,49 @@ impl Node {
             return Ok(CommitOutcome::OursLostRetried);
         }
         Ok(CommitOutcome::Applied)
+    }
+
+    fn member_ids(&mut self, network: &NetworkId) -> Result<BTreeSet<AuthorId>, NetworkError> {
+        Ok(self
+            .group(network)?
+            .members()
+            .map(|m| AuthorId::of_public_key(&m.signature_key))
+            .collect())
+    }
+
+    /// After a commit: members it removed get their chain closed where it
+    /// stands now in relay order (the last entry of theirs accepted or
+    /// waiting), so entries they sign later, claiming an epoch before the
+    /// removal, are refused (see `ledger`).
+    fn note_removals(
+        &mut self,
+        network: &NetworkId,
+        before: &BTreeSet<AuthorId>,
+    ) -> Result<Vec<MemberRemovedBody>, NetworkError> {
+        let after = self.member_ids(network)?;
+        let epoch = self.epoch(network)?;
+        let me = self.identity.author_id();
+        let mut out = Vec::new();
+        for author in before.difference(&after).filter(|a| **a != me) {
+            let head = self
+                .store
+                .head_of(&network.0, author)?
+                .map_or(0, |(seq, _)| seq);
+            let held = self
+                .store
+                .pending_seqs(&network.0, author)?
+                .first()
+                .map_or(0, |(seq, _, _)| *seq);
+            let last_seq = head.max(held);
+            self.store
+                .put_removed_member(&network.0, author, epoch, last_seq)?;
+            out.push(MemberRemovedBody {
+                author: author.0,
+                removed_epoch: epoch,
+                last_seq,
+            });
+        }
+        Ok(out)
     }
 
     /// Export the epoch key of the group's current epoch and store it with the roster.
@@ -446,17 +571,26 @@ impl Node {
     /// After adding members: grant every past epoch key, membership span and record key
     /// under the new epoch key, so late joiners can read the whole history.
     fn grant_history(&mut self, network: &NetworkId, now_ms: u64) -> Result<(), NetworkError> {
-        let body = KeyGrantBody {
-            epochs: self.store.epoch_grants(&network.0)?,
-            members: self.store.member_spans(&network.0)?,
-            record_keys: self.store.record_key_grants(&network.0)?,
-        };
+        let body = self.history_grant(network)?;
         self.append_entry(network, EntryKind::KeyGrant, &body.encode(), now_ms)?;
         Ok(())
     }
 
+    /// Every epoch key, membership span and record key this node holds (keys
+    /// withheld from the network or shredded by an erasure excluded).
+    fn history_grant(&self, network: &NetworkId) -> Result<KeyGrantBody, NetworkError> {
+        Ok(KeyGrantBody {
+            epochs: self.store.epoch_grants(&network.0)?,
+            members: self.store.member_spans(&network.0)?,
+            record_keys: self.store.record_key_grants(&network.0)?,
+        })
+    }
+
     /// After removing members: a fresh key for every record, granted to the
-    /// remaining members only (under the new epoch key).
+    /// remaining members only (under the new epoch key), together with the
+    /// history again. A joiner whose history grant came from the member just
+    /// removed, and reached the relay after the removal, has that grant refused
+    /// (`RejectEntryError::AfterRemoval`): this one gives it the history instead.
     fn rotate_record_keys(&mut self, network: &NetworkId, now_ms: u64) -> Result<(), NetworkError> {
         let records: std::collections::BTreeSet<String> = self
             .store
@@ -464,20 +598,11 @@ impl Node {
             .into_iter()
             .map(|g| g.record)
             .collect();
-        if records.is_empty() {
-            return Ok(());
-        }
-        let mut grants = Vec::with_capacity(records.len());
         for record in records {
             let grant = self.fresh_record_key(&record)?;
             self.store.put_record_key(&network.0, &grant)?;
-            grants.push(grant);
         }
-        let body = KeyGrantBody {
-            epochs: Vec::new(),
-            members: Vec::new(),
-            record_keys: grants,
-        };
+        let body = self.history_grant(network)?;
         self.append_entry(network, EntryKind::KeyGrant, &body.encode(), now_ms)?;
         Ok(())
     }
@@ -548,4 +673,31 @@ fn member_name(credential: &openmls::prelude::Credential) -> String {
         .ok()
         .and_then(|c| String::from_utf8(c.identity().to_vec()).ok())
         .unwrap_or_else(|| "<unnamed>".to_owned())
+}
+
+#[cfg(test)]
+mod plain_text_tests {
+    use super::*;
+
+    #[test]
+    fn decoder_words_become_sentences() {
+        assert_eq!(
+            plain_mls_text("bad: UnknownValue(772), then EndOfStream"),
+            "bad: an unknown field value (772), then the data ends early"
+        );
+        assert_eq!(
+            plain_mls_text("cut UnknownValue("),
+            "cut an unknown field value ()"
+        );
+        let shown = decode_failure("key package", &tls_codec::Error::UnknownValue(772));
+        assert!(
+            shown.contains("772") && !shown.contains("UnknownValue"),
+            "{shown}"
+        );
+        let shown = decode_failure("Welcome", &tls_codec::Error::EndOfStream);
+        assert!(
+            shown.starts_with("the Welcome ends before it is complete"),
+            "{shown}"
+        );
+    }
 }

@@ -15,6 +15,9 @@
 //!    [`Node::receive`]. [`crate::sync::sync`] does both against a
 //!    [`Relay`](crate::relay::Relay).
 //! 5. Audit: [`Node::verify_ledger`] re-checks every signature, chain and seal.
+//! 6. The patient's rights: [`Node::erase`] crypto-shreds a chart at every
+//!    member; [`Node::tick`] (the sync pump calls it) cuts off shared charts
+//!    whose consent period ended.
 //!
 //! ```
 //! use careledger::keys::StorageKey;
@@ -33,13 +36,17 @@
 
 mod analytics;
 mod consent;
+mod erasure;
+mod expiry;
+mod federated;
 mod ledger;
 mod mls;
 mod records;
+mod rules;
 #[cfg(feature = "test-hooks")]
 mod testing;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use openmls::prelude::MlsGroup;
 
@@ -48,7 +55,7 @@ use crate::identity::{CreateIdentityError, Identity};
 use crate::keys::OpenSealedError;
 use crate::record::doc::RecordDoc;
 use crate::record::fhir::ImportFhirError;
-use crate::store::{Store, StoreError};
+use crate::store::{chain_marker, Store, StoreError};
 use crate::wire::DecodeWireError;
 
 pub use analytics::{
@@ -57,7 +64,16 @@ pub use analytics::{
     PARAMETER_TOLERANCE,
 };
 pub use consent::{ChartConsents, ConsentError, GranteeExport, PatientConsent, ShareReport};
-pub use ledger::{EntryOutcome, HoldReason, LedgerProblem, LedgerReport, ReceiveReport};
+pub use erasure::{EraseError, EraseReport, ErasedChart};
+pub use expiry::TickReport;
+pub use federated::{
+    FlAction, FlError, FlVerifyStep, PlanRequest, RoundVerification, ScalingSource, TaskStatus,
+    DEFAULT_DELTA,
+};
+pub use ledger::{
+    EntryOutcome, HoldLimits, HoldReason, LedgerProblem, LedgerReport, ReceiveReport,
+};
+pub use rules::{OutcomeCheck, OutcomeStep, RuleSetInfo, RulesActivity, RulesError, StoredOutcome};
 
 /// A network's id: its MLS group id.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -183,6 +199,19 @@ pub enum NetworkError {
     /// No network with that id in this store.
     #[error("unknown network")]
     UnknownNetwork,
+    /// This store is older than entries this node already wrote in the
+    /// network (it was restored from a backup): writing now would fork the
+    /// node's own chain. Sync first; it catches the chain up from the relay.
+    #[error(
+        "this store holds this node's entries up to seq {stored} but the node wrote up to seq \
+         {marked} (restored from an older copy?): sync before writing"
+    )]
+    BehindOwnChain {
+        /// The node's last own entry in the store.
+        stored: u64,
+        /// The last own entry it is known to have written.
+        marked: u64,
+    },
     /// This node was removed from the network.
     #[error("this node is no longer a member of the network")]
     NotAMember,
@@ -201,6 +230,10 @@ pub enum NetworkError {
     /// openmls refused the operation.
     #[error("MLS operation failed: {0}")]
     Mls(String),
+    /// A shared chart's consent had to be decided again before writing to
+    /// it, and that failed.
+    #[error("deciding a shared chart's consent failed: {0}")]
+    ConsentDecision(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -229,6 +262,10 @@ pub enum ExportError {
     /// No record for that patient in this network.
     #[error("no record for that patient in this network")]
     UnknownPatient,
+    /// The patient's chart was erased (its keys shredded): nothing of it
+    /// can be read any more.
+    #[error("the patient's chart was erased")]
+    Erased,
     /// The materialised record is unreadable.
     #[error("record unreadable: {0}")]
     Record(String),
@@ -292,6 +329,20 @@ pub enum RejectEntryError {
     /// The record change could not be applied.
     #[error("record change rejected: {0}")]
     BadChange(String),
+    /// Too many entries already wait (for a predecessor or a key): this one
+    /// is not kept now and is read from the relay again later.
+    #[error("too many entries waiting (limit {limit}); it will be fetched again")]
+    HoldLimit {
+        /// The cap that was reached.
+        limit: usize,
+    },
+    /// The author was removed from the network, and this entry came after
+    /// its last one before the removal (whatever epoch it claims).
+    #[error("entry at seq {seq} of a removed member arrived after its removal")]
+    AfterRemoval {
+        /// The entry's seq.
+        seq: u64,
+    },
     /// The entry's epoch precedes this node's join and no key grant covers it.
     #[error("no key for epoch {0}")]
     NoEpochKey(u64),
@@ -335,6 +386,19 @@ pub struct Node {
     groups: HashMap<Vec<u8>, MlsGroup>,
     docs: HashMap<(Vec<u8>, String), RecordDoc>,
     dirty: BTreeSet<(Vec<u8>, String)>,
+    /// A site's rows per federated task, kept between steps.
+    fl_data: HashMap<(NetworkId, String), crate::analytics::secure_fl::LocalData>,
+    hold_limits: ledger::HoldLimits,
+    arrival: ledger::Arrival,
+    /// Networks whose own chain the store lost (restored from an older
+    /// copy): network → the last own seq the chain marker knows of.
+    behind: BTreeMap<Vec<u8>, u64>,
+    /// Own entries appended in the open transaction: network → last seq.
+    own_written: BTreeMap<Vec<u8>, u64>,
+    /// Keys were shredded in the open transaction.
+    shredded: bool,
+    /// The time of the receive in progress (for entries it writes itself).
+    clock: u64,
 }
 
 impl std::fmt::Debug for Node {
@@ -363,7 +427,9 @@ impl Node {
         Ok(Self::with(store, identity))
     }
 
-    /// Open a node whose identity the store already holds.
+    /// Open a node whose identity the store already holds. If the store is
+    /// older than the node's own chains (see [`NetworkError::BehindOwnChain`]),
+    /// writing in those networks waits for a sync.
     pub fn open(store: Store) -> Result<Node, OpenNodeError> {
         let name = store
             .meta("identity_name")?
@@ -374,7 +440,9 @@ impl Node {
             .ok_or(StoreError::Corrupt("identity_key"))?;
         let secret = store.unwrap_secret(IDENTITY_LABEL, &wrapped, "identity key")?;
         let identity = Identity::from_secret(&name, *secret.as_bytes())?;
-        Ok(Self::with(store, identity))
+        let mut node = Self::with(store, identity);
+        node.find_lost_chains()?;
+        Ok(node)
     }
 
     fn with(store: Store, identity: Identity) -> Node {
@@ -384,7 +452,54 @@ impl Node {
             groups: HashMap::new(),
             docs: HashMap::new(),
             dirty: BTreeSet::new(),
+            fl_data: HashMap::new(),
+            hold_limits: ledger::HoldLimits::default(),
+            arrival: ledger::Arrival::default(),
+            behind: BTreeMap::new(),
+            own_written: BTreeMap::new(),
+            shredded: false,
+            clock: 0,
         }
+    }
+
+    /// Compare the store's own chain heads with the chain marker beside it.
+    fn find_lost_chains(&mut self) -> Result<(), StoreError> {
+        let me = self.identity.author_id();
+        for (network, marked) in chain_marker::read(&self.store, &me) {
+            let stored = self.store.head_of(&network, &me)?.map_or(0, |(seq, _)| seq);
+            if stored < marked {
+                self.behind.insert(network, marked);
+            }
+        }
+        Ok(())
+    }
+
+    /// The networks in which this store is behind the node's own chain (it
+    /// was restored from an older copy), with the last own seq known to
+    /// have been written; a sync that receives the node's own entries back
+    /// from the relay clears them.
+    pub fn lost_chains(&self) -> Vec<(NetworkId, u64)> {
+        self.behind
+            .iter()
+            .map(|(network, seq)| (NetworkId(network.clone()), *seq))
+            .collect()
+    }
+
+    /// After a sync read the whole relay: what the relay does not have of
+    /// this node's chain exists nowhere it could be caught up from, so the
+    /// node writes on from what its store holds.
+    pub(crate) fn settle_lost_chain(&mut self, network: &NetworkId) -> Result<(), StoreError> {
+        if self.behind.remove(&network.0).is_some() {
+            let me = self.identity.author_id();
+            let mut marks = chain_marker::read(&self.store, &me);
+            let stored = self
+                .store
+                .head_of(&network.0, &me)?
+                .map_or(0, |(seq, _)| seq);
+            marks.insert(network.0.clone(), stored);
+            chain_marker::write(&self.store, &me, &marks);
+        }
+        Ok(())
     }
 
     /// This node's identity.
@@ -411,7 +526,10 @@ impl Node {
         self.store.begin().map_err(E::from)?;
         match f(self) {
             Ok(value) => match self.flush_docs().and_then(|()| self.store.commit()) {
-                Ok(()) => Ok(value),
+                Ok(()) => {
+                    self.after_commit();
+                    Ok(value)
+                }
                 Err(error) => {
                     self.store.rollback();
                     self.drop_caches();
@@ -426,10 +544,39 @@ impl Node {
         }
     }
 
+    /// Once a transaction is durable: raise the chain marker for the own
+    /// entries it wrote (a store behind it later was rolled back), release
+    /// chains caught up from the relay, and after an erasure empty the WAL
+    /// so no copy of a shredded key stays in it.
+    fn after_commit(&mut self) {
+        let me = self.identity.author_id();
+        let written = std::mem::take(&mut self.own_written);
+        let store = &self.store;
+        self.behind.retain(|network, marked| {
+            // Unreadable now: keep refusing to write until a read succeeds.
+            store
+                .head_of(network, &me)
+                .map_or(true, |head| head.map_or(0, |(seq, _)| seq) < *marked)
+        });
+        if !written.is_empty() && self.store.path().is_some() {
+            let mut marks = chain_marker::read(&self.store, &me);
+            for (network, seq) in written {
+                let mark = marks.entry(network).or_insert(0);
+                *mark = (*mark).max(seq);
+            }
+            chain_marker::write(&self.store, &me, &marks);
+        }
+        if std::mem::take(&mut self.shredded) {
+            self.store.checkpoint_wal();
+        }
+    }
+
     fn drop_caches(&mut self) {
         self.groups.clear();
         self.docs.clear();
         self.dirty.clear();
+        self.own_written.clear();
+        self.shredded = false;
     }
 
     /// Messages waiting for the relay, oldest first.
@@ -463,6 +610,13 @@ impl Node {
     /// The relay has durably taken message `id`: forget it.
     pub fn ack_outgoing(&mut self, id: i64) -> Result<(), StoreError> {
         self.store.ack_outbox(id)
+    }
+
+    /// The relay has durably taken every message in `ids`: forget them all
+    /// in one store commit.
+    pub fn ack_outgoing_all(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        self.store
+            .transaction(|| ids.iter().try_for_each(|id| self.store.ack_outbox(*id)))
     }
 
     /// The relay position this node has consumed for a network.

@@ -20,7 +20,7 @@ use crate::body::{KeyGrantBody, RecordChangeBody, RecordKeyGrant};
 use crate::entry::{AuthorId, EntryKind};
 use crate::keys::{seal, SecretKey};
 use crate::record::doc::{MemberConflict, RecordDoc};
-use crate::record::fhir::{group_by_patient, parse_auto};
+use crate::record::fhir::{group_by_patient, parse_auto, Resource};
 use crate::store::StoreError;
 
 /// Increments a saved record collects before it is compacted.
@@ -78,8 +78,11 @@ impl Node {
         Ok(())
     }
 
-    /// Import FHIR R4 (Bulk NDJSON or a Bundle) into the network's records.
-    /// All or nothing: any invalid resource rejects the whole batch.
+    /// Import FHIR R4 (Bulk NDJSON, a Bundle, or one resource) into the
+    /// network's records. Every resource is validated against FHIR R4
+    /// ([`crate::record::r4`]). All or nothing: any invalid resource rejects
+    /// the whole batch, and the error names every problem by source, line,
+    /// field and element.
     pub fn import_fhir(
         &mut self,
         network: &NetworkId,
@@ -88,6 +91,30 @@ impl Node {
         now_ms: u64,
     ) -> Result<ImportReport, ImportError> {
         let resources = parse_auto(source, bytes)?;
+        self.import_resources(network, resources, now_ms)
+    }
+
+    /// [`Node::import_fhir`] without the FHIR R4 validation (the structural
+    /// rules only), to measure what validation costs (`benches/validate.rs`).
+    /// Only with the `test-hooks` feature: product builds always validate.
+    #[cfg(feature = "test-hooks")]
+    pub fn import_fhir_structure_only(
+        &mut self,
+        network: &NetworkId,
+        source: &str,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<ImportReport, ImportError> {
+        let resources = crate::record::fhir::parse_auto_structure_only(source, bytes)?;
+        self.import_resources(network, resources, now_ms)
+    }
+
+    fn import_resources(
+        &mut self,
+        network: &NetworkId,
+        resources: Vec<Resource>,
+        now_ms: u64,
+    ) -> Result<ImportReport, ImportError> {
         let count = resources.len();
         let groups = group_by_patient(resources)?;
         if !self.is_member(network)? {
@@ -137,6 +164,16 @@ impl Node {
         changes: Vec<(String, Vec<u8>)>,
         now_ms: u64,
     ) -> Result<usize, NetworkError> {
+        for (record, _) in &changes {
+            // A grant that ended by now is cut off before anything more is
+            // sealed for its grantee (see `expiry`).
+            self.decide_if_due(network, record, now_ms)
+                .map_err(|error| match error {
+                    super::ConsentError::Network(error) => error,
+                    super::ConsentError::Store(error) => NetworkError::Store(error),
+                    other => NetworkError::ConsentDecision(other.to_string()),
+                })?;
+        }
         let mut new_keys = Vec::new();
         for (record, _) in &changes {
             if self.store.current_record_key(&network.0, record)?.is_none() {
@@ -232,6 +269,9 @@ impl Node {
                 .docs
                 .contains_key(&(network.0.clone(), patient.to_owned()))
         {
+            if self.store.tombstone(&network.0, patient)?.is_some() {
+                return Err(ExportError::Erased);
+            }
             return Err(ExportError::UnknownPatient);
         }
         let actor = self.identity.author_id();

@@ -62,4 +62,66 @@ impl Node {
         self.open_record_change(network, &entry, &body)
             .map_err(|e| RejectEntryError::BadChange(e.to_string()))?
     }
+
+    /// The private keys in this node's MLS state (HPKE leaf and epoch keys,
+    /// key package init keys), and its signing key: what a test must not
+    /// find in the store file.
+    pub fn mls_private_keys_for_testing(&self) -> Vec<Vec<u8>> {
+        fn walk(value: &serde_json::Value, private: bool, out: &mut Vec<Vec<u8>>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (name, inner) in map {
+                        walk(inner, private || name.contains("private"), out);
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    let bytes: Option<Vec<u8>> = items
+                        .iter()
+                        .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()))
+                        .collect();
+                    match bytes {
+                        Some(bytes) if private && bytes.len() >= 16 => out.push(bytes),
+                        _ => items.iter().for_each(|v| walk(v, private, out)),
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = vec![self.identity.signing_key().to_bytes().to_vec()];
+        for plain in self.store.mls_values_for_testing() {
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&plain) {
+                walk(&value, false, &mut out);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Open a stored entry's body with the epoch key this node holds:
+    /// `(kind, body)`.
+    pub fn open_entry_for_testing(
+        &self,
+        network: &NetworkId,
+        bytes: &[u8],
+    ) -> Result<(EntryKind, Vec<u8>), RejectEntryError> {
+        let entry = Entry::decode(bytes)?;
+        let key = self
+            .store
+            .epoch_key(&network.0, entry.header.epoch)
+            .ok()
+            .flatten()
+            .ok_or(RejectEntryError::NoEpochKey(entry.header.epoch))?;
+        let body = entry
+            .open(&EpochKey::from(key))
+            .map_err(RejectEntryError::Seal)?;
+        Ok((entry.header.kind, body))
+    }
+
+    /// Every key id this node holds for a record.
+    pub fn record_key_ids_for_testing(&self, network: &NetworkId, record: &str) -> Vec<[u8; 16]> {
+        self.store
+            .record_key_ids(&network.0, record)
+            .unwrap_or_default()
+    }
 }

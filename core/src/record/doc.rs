@@ -58,7 +58,7 @@ pub enum ReadRecordError {
         resource_type: String,
         /// What is wrong, located by member (source `(fields)`).
         #[source]
-        source: ParseFhirError,
+        source: Box<ParseFhirError>,
     },
     /// The stored `resourceType` or `id` member differs from the keys the resource is stored under.
     #[error("record layout: a stored {resource_type} has resourceType or id members that differ from its keys")]
@@ -96,8 +96,8 @@ pub enum EditRecordError {
         member: String,
     },
     /// The edited resource would break a validation rule.
-    #[error("edit would make the resource invalid")]
-    InvalidResource(#[source] ParseFhirError),
+    #[error("edit would make the resource invalid: {0}")]
+    InvalidResource(#[source] Box<ParseFhirError>),
     /// The current record could not be read.
     #[error("record could not be read before editing")]
     Read(#[from] ReadRecordError),
@@ -342,7 +342,18 @@ impl RecordDoc {
             Some(text) => fields.insert(member.to_owned(), text.clone()),
             None => fields.remove(member),
         };
-        Resource::from_fields(fields).map_err(EditRecordError::InvalidResource)?;
+        let edited = Resource::from_fields(fields)
+            .map_err(|e| EditRecordError::InvalidResource(Box::new(e)))?;
+        // The edit may not add an R4 problem; one the resource already had
+        // (written by another site, or merged from concurrent edits) does not
+        // block fixing something else.
+        if let Err(after) = edited.validate_r4() {
+            let before = current.validate_r4().err().map(|e| e.problems);
+            let before = before.unwrap_or_default();
+            if let Some(new) = after.problems.into_iter().find(|p| !before.contains(p)) {
+                return Err(EditRecordError::InvalidResource(Box::new(new)));
+            }
+        }
 
         let mut writes = Vec::new();
         for obj in self.resource_objects(resource_type, id)? {
@@ -724,7 +735,7 @@ impl RecordDoc {
         let resource =
             Resource::from_fields(members).map_err(|source| ReadRecordError::InvalidResource {
                 resource_type: resource_type.to_owned(),
-                source,
+                source: Box::new(source),
             })?;
         if resource.resource_type() != resource_type || resource.id() != id {
             return Err(ReadRecordError::KeyMismatch {
@@ -1216,7 +1227,7 @@ mod tests {
                     concat!(
                         r#"{"resourceType":"Patient","id":"p1","birthDate":"1970-01-01"}"#,
                         "\n",
-                        r#"{"resourceType":"Observation","id":"o2","status":"final","subject":{"reference":"Patient/p1"}}"#
+                        r#"{"resourceType":"Observation","id":"o2","status":"final","code":{"text":"hr"},"subject":{"reference":"Patient/p1"}}"#
                     ),
                 )
                 .unwrap(),
@@ -1265,7 +1276,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let change = doc
-            .upsert(&observation(r#","issued":"2020-01-01""#), T0 + 5)
+            .upsert(&observation(r#","issued":"2020-01-01T00:00:00Z""#), T0 + 5)
             .unwrap()
             .unwrap();
         let info = RecordDoc::inspect_change(&change).unwrap();
@@ -1275,7 +1286,10 @@ mod tests {
         assert_eq!(info.deps.len(), 1);
         assert_eq!(doc.heads(), vec![info.hash]);
         assert_eq!(member(&doc, "note"), None);
-        assert_eq!(member(&doc, "issued").as_deref(), Some("\"2020-01-01\""));
+        assert_eq!(
+            member(&doc, "issued").as_deref(),
+            Some("\"2020-01-01T00:00:00Z\"")
+        );
         assert_eq!(doc.change_bytes(&info.hash).unwrap(), change);
         assert_eq!(doc.changes_since(&[]).len(), 2);
         let heads = doc.heads();
@@ -1305,10 +1319,9 @@ mod tests {
         assert!(matches!(err, EditRecordError::InvalidJson { .. }));
         assert!(!err.to_string().contains("secret"));
         let err = set(&mut doc, "subject", Some("\"Patient/p1\"")).unwrap_err();
-        assert!(matches!(
-            err,
-            EditRecordError::InvalidResource(ParseFhirError::WrongType { .. })
-        ));
+        assert!(
+            matches!(&err, EditRecordError::InvalidResource(e) if matches!(**e, ParseFhirError::WrongType { .. }))
+        );
         let err = doc
             .set_member("Observation", "nope", "status", Some("\"final\""), T0)
             .unwrap_err();
@@ -1506,11 +1519,28 @@ mod tests {
     }
 
     const MEMBERS: [&str; 4] = ["status", "code", "note", "valueQuantity"];
-    const VALUES: [&str; 4] = [
-        "\"amended\"",
-        r#"{"text":"x"}"#,
-        "[{\"text\":\"n\"}]",
-        r#"{"value":1.50}"#,
+    /// Valid R4 values per member; index 4 deletes the member, which R4
+    /// refuses for the required `status` and `code`.
+    const VALUES: [[&str; 4]; 4] = [
+        ["\"amended\"", "\"final\"", "\"corrected\"", "\"cancelled\""],
+        [
+            r#"{"text":"x"}"#,
+            r#"{"text":"y"}"#,
+            r#"{"coding":[{"system":"http://loinc.org","code":"8480-6"}]}"#,
+            r#"{"text":"z"}"#,
+        ],
+        [
+            "[{\"text\":\"n\"}]",
+            "[{\"text\":\"m\"}]",
+            "[{\"text\":\"n\"},{\"text\":\"o\"}]",
+            "[{\"text\":\"p\"}]",
+        ],
+        [
+            r#"{"value":1.50}"#,
+            r#"{"value":2}"#,
+            r#"{"value":1e2}"#,
+            r#"{"value":0.1000}"#,
+        ],
     ];
 
     proptest! {
@@ -1543,11 +1573,15 @@ mod tests {
                         deliver(&mut docs[to], &mut held[to], change);
                     }
                 } else {
-                    let value = VALUES.get(v).copied();
-                    let change = docs[who]
-                        .set_member("Observation", "o1", MEMBERS[m], value, T0 + step as i64)
-                        .unwrap();
-                    logs[who].extend(change);
+                    let value = VALUES[m].get(v).copied();
+                    let edited = docs[who]
+                        .set_member("Observation", "o1", MEMBERS[m], value, T0 + step as i64);
+                    match edited {
+                        Ok(change) => logs[who].extend(change),
+                        // Deleting a required member is refused and changes nothing.
+                        Err(EditRecordError::InvalidResource(_)) if value.is_none() && m < 2 => {}
+                        Err(err) => panic!("{err}"),
+                    }
                 }
             }
 

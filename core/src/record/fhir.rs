@@ -10,8 +10,14 @@
 //! order). Re-serializing a parsed `serde_json::Value` would not be lossless:
 //! even with `arbitrary_precision` it writes `1e2` as `1e+2`.
 //!
-//! Errors carry a [`FhirLocation`] (source, line, field path) and a fixed
-//! rule text, never a value from the input: the input is patient data.
+//! After these structural rules, every resource is validated against FHIR R4
+//! (datatypes, cardinality, required bindings, choice types; see
+//! [`crate::record::r4`]). Validation reads the input's own text and changes
+//! nothing, so what is stored is still exactly what came in.
+//!
+//! Errors carry a [`FhirLocation`] (source, line, field path and, for R4
+//! rules, a FHIRPath-like element path) and a fixed rule text, never a value
+//! from the input: the input is patient data.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,13 +26,17 @@ use std::fmt;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::record::r4::{self, Rule};
+
 /// At most this many problems are kept in an [`ImportFhirError`]; the rest are only counted.
 pub const MAX_PROBLEMS: usize = 100;
 
 /// Bundle types whose entries are taken as resources to import.
 const BUNDLE_TYPES: [&str; 4] = ["transaction", "collection", "searchset", "batch"];
 
-/// Members that FHIR defines as complex types; a scalar there is a malformed resource.
+/// Members that FHIR defines as complex types; a scalar there is a malformed
+/// resource. Checked when reading stored records; import checks every
+/// element against its R4 definition instead.
 const OBJECT_MEMBERS: [&str; 6] = [
     "meta",
     "text",
@@ -57,6 +67,10 @@ pub struct FhirLocation {
     /// JSON field path, e.g. `entry[3].resource.subject.reference` or `id`;
     /// `(root)` for the document or resource as a whole.
     pub field: String,
+    /// For problems found by the R4 validation: the FHIRPath-like element
+    /// path from the resource type, e.g. `Patient.name[0].given[1]` or
+    /// `Observation.component[2].valueQuantity.value`.
+    pub element: Option<String>,
 }
 
 impl FhirLocation {
@@ -65,6 +79,7 @@ impl FhirLocation {
             source: source.to_owned(),
             line,
             field: field.into(),
+            element: None,
         }
     }
 }
@@ -75,7 +90,11 @@ impl fmt::Display for FhirLocation {
             f,
             "{}, line {}, field `{}`",
             self.source, self.line, self.field
-        )
+        )?;
+        if let Some(element) = &self.element {
+            write!(f, " ({element})")?;
+        }
+        Ok(())
     }
 }
 
@@ -180,6 +199,57 @@ pub enum ParseFhirError {
         /// The input (or its Bundle `entry` member).
         location: FhirLocation,
     },
+    /// `resourceType` is well-formed but names no concrete FHIR R4 resource.
+    #[error("{location}: resourceType is not a FHIR R4 resource type")]
+    UnknownResourceType {
+        /// The `resourceType` member.
+        location: FhirLocation,
+    },
+    /// A member that FHIR R4 does not define for this element.
+    #[error("{location}: element is not defined here in FHIR R4")]
+    UnknownElement {
+        /// The unknown member (masked as `<member>` if its name is not element-like).
+        location: FhirLocation,
+    },
+    /// A value that does not match its FHIR R4 primitive datatype (its JSON
+    /// shape, the specification's regex, range, length or calendar).
+    #[error("{location}: not a valid FHIR R4 {datatype}")]
+    InvalidPrimitive {
+        /// The value.
+        location: FhirLocation,
+        /// The datatype, e.g. `date`, `dateTime`, `decimal`, `code`.
+        datatype: &'static str,
+    },
+    /// A code outside the value set that FHIR R4 binds the element to with
+    /// strength *required*.
+    #[error("{location}: code is not in the required FHIR R4 value set {value_set}")]
+    NotInValueSet {
+        /// The code (or the CodeableConcept with no matching coding).
+        location: FhirLocation,
+        /// The value set's name, e.g. `AdministrativeGender`.
+        value_set: &'static str,
+    },
+    /// A choice element (`value[x]`) given with more than one type.
+    #[error("{location}: a choice element takes one type only, and another type is already given")]
+    ChoiceConflict {
+        /// The second member of the choice.
+        location: FhirLocation,
+    },
+    /// An empty object, array or string, or `null`, where FHIR JSON needs a value.
+    #[error(
+        "{location}: FHIR JSON does not allow an empty object, array or string, or null, here"
+    )]
+    EmptyValue {
+        /// The empty value.
+        location: FhirLocation,
+    },
+    /// The FHIR R4 definition tables built into the library could not be
+    /// read. A defect of the build, not of the input.
+    #[error("{location}: internal error: the built-in FHIR R4 definitions could not be read")]
+    DefinitionsUnavailable {
+        /// The resource being validated.
+        location: FhirLocation,
+    },
 }
 
 impl ParseFhirError {
@@ -200,7 +270,14 @@ impl ParseFhirError {
             | ParseFhirError::DuplicateFullUrl { location }
             | ParseFhirError::DuplicateResource { location }
             | ParseFhirError::NoPatient { location }
-            | ParseFhirError::Empty { location } => location,
+            | ParseFhirError::Empty { location }
+            | ParseFhirError::UnknownResourceType { location }
+            | ParseFhirError::UnknownElement { location }
+            | ParseFhirError::InvalidPrimitive { location, .. }
+            | ParseFhirError::NotInValueSet { location, .. }
+            | ParseFhirError::ChoiceConflict { location }
+            | ParseFhirError::EmptyValue { location }
+            | ParseFhirError::DefinitionsUnavailable { location } => location,
         }
     }
 }
@@ -335,6 +412,8 @@ impl Resource {
             source: FIELDS_SOURCE,
             line: 0,
             prefix: "",
+            document: None,
+            checks: Checks::Structure,
         };
         let members = fields
             .iter()
@@ -349,6 +428,31 @@ impl Resource {
                 }
             })),
         }
+    }
+
+    /// Validates the resource against FHIR R4 (see [`crate::record::r4`]),
+    /// as import does. Problems name source `(fields)` and line 0, the member
+    /// path and the element path.
+    ///
+    /// Resources read back from a record are not validated on read: a chart
+    /// merged from concurrent edits, or written by another site, is shown as
+    /// it is.
+    pub fn validate_r4(&self) -> Result<(), ImportFhirError> {
+        let site = Site {
+            source: FIELDS_SOURCE,
+            line: 0,
+            prefix: "",
+            document: None,
+            checks: Checks::R4,
+        };
+        let members: Vec<(&str, &str)> = self
+            .fields
+            .iter()
+            .map(|(name, text)| (name.as_str(), text.as_str()))
+            .collect();
+        let mut problems = Problems::default();
+        check_r4(&self.resource_type, &members, &site, false, &mut problems);
+        problems.finish(())
     }
 
     /// Canonical JSON: `{`, the members in key order, `}`, minified.
@@ -401,18 +505,110 @@ impl Resource {
     }
 }
 
+/// Which rules a parse applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    /// The structural rules and FHIR R4 validation: what import uses.
+    R4,
+    /// The structural rules only: for reading stored records back.
+    Structure,
+}
+
 /// Where a resource under validation sits, to build [`FhirLocation`]s.
 struct Site<'a> {
     source: &'a str,
     line: usize,
     /// Field path of the resource itself: empty for NDJSON, `entry[3].resource` in a Bundle.
     prefix: &'a str,
+    /// The whole document, when the resource's member texts are borrowed from
+    /// it (a Bundle), to name the line of a value deep inside a resource.
+    document: Option<&'a LineIndex<'a>>,
+    checks: Checks,
 }
 
 impl Site<'_> {
     fn at(&self, field: &str) -> FhirLocation {
         FhirLocation::new(self.source, self.line, join_path(self.prefix, field))
     }
+
+    /// Line of the byte `offset` into `text`, if `text` lies in the
+    /// document; else the resource's own line.
+    fn line_in(&self, text: &str, offset: usize) -> usize {
+        self.document
+            .and_then(|document| document.line_of(text, offset))
+            .unwrap_or(self.line)
+    }
+}
+
+/// Line numbers of a whole document, for texts borrowed from it.
+struct LineIndex<'t> {
+    text: &'t str,
+    /// Byte offsets of every `\n`.
+    newlines: Vec<usize>,
+}
+
+impl<'t> LineIndex<'t> {
+    fn new(text: &'t str) -> Self {
+        let newlines = text
+            .bytes()
+            .enumerate()
+            .filter(|&(_, b)| b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
+        LineIndex { text, newlines }
+    }
+
+    /// 1-based line of byte `offset` of `part`, a sub-slice of the document.
+    fn line_of(&self, part: &str, offset: usize) -> Option<usize> {
+        // Addresses only, no dereference: `part` borrows from `text`.
+        let start = self.text.as_ptr() as usize;
+        let at = (part.as_ptr() as usize).checked_sub(start)?;
+        if at + part.len() > self.text.len() {
+            return None;
+        }
+        let at = at + offset.min(part.len());
+        Some(1 + self.newlines.partition_point(|&n| n < at))
+    }
+}
+
+/// Validates one resource against FHIR R4 and adds every problem found.
+fn check_r4(
+    resource_type: &str,
+    members: &[(&str, &str)],
+    site: &Site<'_>,
+    bundle_envelope: bool,
+    problems: &mut Problems,
+) {
+    r4::validate_members(resource_type, members, bundle_envelope, &mut |finding| {
+        if problems.list.len() >= MAX_PROBLEMS {
+            problems.total += 1;
+            return;
+        }
+        let line = match finding.member.and_then(|m| members.get(m)) {
+            Some((_, text)) => site.line_in(text, finding.offset),
+            None => site.line,
+        };
+        let mut location = FhirLocation::new(
+            site.source,
+            line,
+            join_path(site.prefix, &finding.json_path),
+        );
+        location.element = Some(finding.element);
+        problems.push(match finding.rule {
+            Rule::UnknownElement => ParseFhirError::UnknownElement { location },
+            Rule::Missing => ParseFhirError::MissingField { location },
+            Rule::Shape(expected) => ParseFhirError::WrongType { location, expected },
+            Rule::Primitive(datatype) => ParseFhirError::InvalidPrimitive { location, datatype },
+            Rule::NotInValueSet(value_set) => ParseFhirError::NotInValueSet {
+                location,
+                value_set,
+            },
+            Rule::ChoiceConflict => ParseFhirError::ChoiceConflict { location },
+            Rule::Empty => ParseFhirError::EmptyValue { location },
+            Rule::UnknownResourceType => ParseFhirError::UnknownResourceType { location },
+            Rule::Tables => ParseFhirError::DefinitionsUnavailable { location },
+        });
+    });
 }
 
 fn join_path(prefix: &str, field: &str) -> String {
@@ -549,10 +745,22 @@ impl ReferencePass<'_, '_> {
 }
 
 /// Top-level members under which R4 has elements *named* `reference` whose
-/// type is `Reference` (an object), not the string `Reference.reference`:
-/// `Consent.provision.actor.reference`, `Consent.provision.data.reference`
-/// and `CarePlan.activity.reference`.
-const REFERENCE_TYPED_MEMBERS: &[&str] = &["provision", "activity"];
+/// type is not the string `Reference.reference` but a `Reference` or an
+/// `Identifier` (objects, or arrays of them): `Consent.provision.actor.reference`,
+/// `CarePlan.activity.reference`, `Contract.term.offer.party.reference`,
+/// `ImplementationGuide.manifest.resource.reference`,
+/// `MedicationKnowledge.relatedMedicationKnowledge.reference`,
+/// `Composition.relatesTo.target…`/`related.reference` and the like (read
+/// from the R4 tables). Their exact types are checked by the R4 validation.
+const REFERENCE_TYPED_MEMBERS: &[&str] = &[
+    "provision",
+    "activity",
+    "term",
+    "definition",
+    "manifest",
+    "relatedMedicationKnowledge",
+    "related",
+];
 
 /// True if the next value is the value of a `reference` member.
 fn at_reference(member: &str, frames: &[Frame]) -> bool {
@@ -635,9 +843,7 @@ fn minify_member(member: &str, raw: &str, pass: &mut ReferencePass<'_, '_>) -> S
                 i = end;
             }
             b'{' | b'[' => {
-                if at_reference(member, &frames)
-                    && !(b == b'{' && REFERENCE_TYPED_MEMBERS.contains(&member))
-                {
+                if at_reference(member, &frames) && !REFERENCE_TYPED_MEMBERS.contains(&member) {
                     pass.report(member, raw, &frames, false);
                 }
                 frames.push(if b == b'{' {
@@ -733,9 +939,9 @@ fn build_resource(
             full_urls,
             problems: &mut *problems,
         };
-        for (name, raw) in members {
-            let text = minify_member(&name, &raw, &mut pass);
-            fields.insert(name, text);
+        for (name, raw) in &members {
+            let text = minify_member(name, raw, &mut pass);
+            fields.insert(name.clone(), text);
         }
     }
 
@@ -751,8 +957,14 @@ fn build_resource(
         ParseFhirError::InvalidId { location }
     });
 
-    for member in OBJECT_MEMBERS {
-        if let Some(text) = fields.get(member) {
+    // Under R4 validation the element's own definition decides (Account.subject
+    // is an array); reading stored records back keeps this coarse rule.
+    let object_members: &[&str] = match site.checks {
+        Checks::R4 => &[],
+        Checks::Structure => &OBJECT_MEMBERS,
+    };
+    for member in object_members {
+        if let Some(text) = fields.get(*member) {
             if !text.starts_with('{') {
                 problems.push(ParseFhirError::WrongType {
                     location: site.at(member),
@@ -791,6 +1003,16 @@ fn build_resource(
     };
     if problems.total != before {
         return None;
+    }
+    if site.checks == Checks::R4 {
+        let raw: Vec<(&str, &str)> = members
+            .iter()
+            .map(|(name, text)| (name.as_str(), text.as_ref()))
+            .collect();
+        check_r4(&resource_type, &raw, site, false, problems);
+        if problems.total != before {
+            return None;
+        }
     }
     if resource_type == "Patient" {
         patient_link = Some(id.clone());
@@ -861,6 +1083,10 @@ fn check_duplicate(
 ///
 /// All-or-nothing: any problem on any line rejects the whole input.
 pub fn parse_ndjson(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhirError> {
+    ndjson(source, text, Checks::R4)
+}
+
+fn ndjson(source: &str, text: &str, checks: Checks) -> Result<Vec<Resource>, ImportFhirError> {
     let text = strip_bom(text);
     let mut problems = Problems::default();
     let mut resources = Vec::new();
@@ -875,6 +1101,8 @@ pub fn parse_ndjson(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhi
             source,
             line: line_no,
             prefix: "",
+            document: None,
+            checks,
         };
         match object_members(line, |_| site.at("")) {
             Err(problem) => problems.push(problem),
@@ -895,6 +1123,32 @@ pub fn parse_ndjson(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhi
         problems.push(ParseFhirError::Empty {
             location: FhirLocation::new(source, 1, ROOT_FIELD),
         });
+    }
+    problems.finish(resources)
+}
+
+/// Parses a document holding one resource, pretty-printed or not.
+fn single(source: &str, text: &str, checks: Checks) -> Result<Vec<Resource>, ImportFhirError> {
+    let document = LineIndex::new(text);
+    let start = text.len() - text.trim_start().len();
+    let site = Site {
+        source,
+        line: document.line_of(text, start).unwrap_or(1),
+        prefix: "",
+        document: Some(&document),
+        checks,
+    };
+    let mut problems = Problems::default();
+    let mut resources = Vec::with_capacity(1);
+    match object_members(text, |_| site.at("")) {
+        Err(problem) => problems.push(problem),
+        Ok(members) => {
+            let members = members
+                .into_iter()
+                .map(|(name, raw)| (name, Cow::Borrowed(raw)))
+                .collect();
+            resources.extend(build_resource(members, &site, None, &mut problems));
+        }
     }
     problems.finish(resources)
 }
@@ -968,7 +1222,12 @@ fn json_syntax_error(source: &str, err: &serde_json::Error, field: &str) -> Pars
 ///
 /// All-or-nothing: any problem in any entry rejects the whole Bundle.
 pub fn parse_bundle(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhirError> {
+    bundle(source, text, Checks::R4)
+}
+
+fn bundle(source: &str, text: &str, checks: Checks) -> Result<Vec<Resource>, ImportFhirError> {
     let text = strip_bom(text);
+    let document = LineIndex::new(text);
     let mut lines = LineCounter::new(text);
 
     let top: BTreeMap<String, &RawValue> =
@@ -1114,6 +1373,8 @@ pub fn parse_bundle(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhi
             source,
             line: entry.line,
             prefix: &entry.prefix,
+            document: Some(&document),
+            checks,
         };
         if let Some(resource) =
             build_resource(entry.members, &site, Some(&full_urls), &mut problems)
@@ -1122,6 +1383,22 @@ pub fn parse_bundle(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhi
                 resources.push(resource);
             }
         }
+    }
+
+    if problems.is_empty() && checks == Checks::R4 {
+        // The envelope: Bundle elements and entry elements other than `resource`.
+        let envelope: Vec<(&str, &str)> = top
+            .iter()
+            .map(|(name, raw)| (name.as_str(), raw.get()))
+            .collect();
+        let site = Site {
+            source,
+            line: 1,
+            prefix: "",
+            document: Some(&document),
+            checks,
+        };
+        check_r4("Bundle", &envelope, &site, true, &mut problems);
     }
 
     if problems.is_empty() {
@@ -1136,7 +1413,7 @@ pub fn parse_bundle(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhi
     problems.finish(resources)
 }
 
-/// Parses bytes as a Bundle document or as NDJSON.
+/// Parses bytes as a Bundle document, as one resource, or as NDJSON.
 ///
 /// Bytes that are not UTF-8 are rejected (the location names the line of
 /// the first bad byte). A UTF-8 byte order mark is ignored. The input is a
@@ -1144,8 +1421,27 @@ pub fn parse_bundle(source: &str, text: &str) -> Result<Vec<Resource>, ImportFhi
 /// is `Bundle`, or when it is not valid JSON as a whole and its first
 /// non-blank line is not a JSON value on its own (a broken pretty-printed
 /// document: [`parse_bundle`] then reports the syntax error at its real
-/// line). Everything else is NDJSON.
+/// line). Any other document that is one JSON value as a whole is one
+/// resource (pretty-printed or not; problems name their own lines).
+/// Everything else is NDJSON.
 pub fn parse_auto(source: &str, bytes: &[u8]) -> Result<Vec<Resource>, ImportFhirError> {
+    auto(source, bytes, Checks::R4)
+}
+
+/// [`parse_auto`] without the FHIR R4 validation: the structural rules only.
+///
+/// For measuring what validation costs (the `validate` benchmark); only
+/// with the `test-hooks` feature, so no product build can import
+/// unvalidated resources.
+#[cfg(feature = "test-hooks")]
+pub fn parse_auto_structure_only(
+    source: &str,
+    bytes: &[u8],
+) -> Result<Vec<Resource>, ImportFhirError> {
+    auto(source, bytes, Checks::Structure)
+}
+
+fn auto(source: &str, bytes: &[u8], checks: Checks) -> Result<Vec<Resource>, ImportFhirError> {
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => strip_bom(text),
         Err(err) => {
@@ -1165,8 +1461,10 @@ pub fn parse_auto(source: &str, bytes: &[u8]) -> Result<Vec<Resource>, ImportFhi
     }
 
     match serde_json::from_str::<Probe<'_>>(text) {
-        Ok(probe) if probe.resource_type.as_deref() == Some("Bundle") => parse_bundle(source, text),
-        Ok(_) => parse_ndjson(source, text),
+        Ok(probe) if probe.resource_type.as_deref() == Some("Bundle") => {
+            bundle(source, text, checks)
+        }
+        Ok(_) => single(source, text, checks),
         Err(_) => {
             let first_line = text
                 .split('\n')
@@ -1177,9 +1475,9 @@ pub fn parse_auto(source: &str, bytes: &[u8]) -> Result<Vec<Resource>, ImportFhi
             if first_line.is_empty()
                 || serde_json::from_str::<serde::de::IgnoredAny>(first_line).is_ok()
             {
-                parse_ndjson(source, text)
+                ndjson(source, text, checks)
             } else {
-                parse_bundle(source, text)
+                bundle(source, text, checks)
             }
         }
     }
@@ -1339,6 +1637,8 @@ pub(crate) fn minify_json(text: &str) -> Option<String> {
         source: FIELDS_SOURCE,
         line: 0,
         prefix: "",
+        document: None,
+        checks: Checks::Structure,
     };
     let mut problems = Problems::default();
     let mut pass = ReferencePass {
@@ -1412,21 +1712,33 @@ mod tests {
 
     #[test]
     fn decimals_survive_parse_and_export() {
-        let line = r#"{"resourceType":"Observation","id":"n1","valueQuantity":{"value":1.50},"x":[1e2, 0.1000, 123456789012345678901234567890, -0.0, 1E-7]}"#;
+        // Numbers in an extension the library knows nothing of: kept as written.
+        let line = concat!(
+            r#"{"resourceType":"Observation","id":"n1","status":"final","code":{"text":"t"},"#,
+            r#""valueQuantity":{"value":1.50},"extension":[{"url":"urn:x","valueDecimal":1e2}, "#,
+            r#"{"url":"urn:x","valueDecimal":0.1000}, "#,
+            r#"{"url":"urn:x","valueDecimal":123456789012345678901234567890}, "#,
+            r#"{"url":"urn:x","valueDecimal":-0.0}, {"url":"urn:x","valueDecimal":1E-7}]}"#
+        );
         let resources = parse_ndjson("n.ndjson", line).unwrap();
         let fields = resources[0].fields();
         assert_eq!(fields["valueQuantity"], r#"{"value":1.50}"#);
-        assert_eq!(
-            fields["x"],
-            "[1e2,0.1000,123456789012345678901234567890,-0.0,1E-7]"
+        let extension = concat!(
+            r#"[{"url":"urn:x","valueDecimal":1e2},{"url":"urn:x","valueDecimal":0.1000},"#,
+            r#"{"url":"urn:x","valueDecimal":123456789012345678901234567890},"#,
+            r#"{"url":"urn:x","valueDecimal":-0.0},{"url":"urn:x","valueDecimal":1E-7}]"#
         );
+        assert_eq!(fields["extension"], extension);
         let exported = export_ndjson(&resources);
         assert_eq!(
             exported,
-            concat!(
-                r#"{"id":"n1","resourceType":"Observation","valueQuantity":{"value":1.50},"#,
-                r#""x":[1e2,0.1000,123456789012345678901234567890,-0.0,1E-7]}"#,
-                "\n"
+            format!(
+                concat!(
+                    r#"{{"code":{{"text":"t"}},"extension":{},"id":"n1","#,
+                    r#""resourceType":"Observation","status":"final","valueQuantity":{{"value":1.50}}}}"#,
+                    "\n"
+                ),
+                extension
             )
         );
         let input: Value = serde_json::from_str(line).unwrap();
@@ -1438,8 +1750,14 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_top_level_members_only() {
+        // Structure only (as records are read back): the member names are not R4's.
         let line = r#"{"resourceType":"Patient","id":"p","b":{"z":1,"a":2},"a\"q":"x\n"}"#;
-        let resource = &parse_ndjson("s", line).unwrap()[0];
+        let members: BTreeMap<String, Value> = serde_json::from_str(line).unwrap();
+        let members = members
+            .into_iter()
+            .map(|(name, value)| (name, value.to_string()))
+            .collect();
+        let resource = &Resource::from_fields(members).unwrap();
         assert_eq!(
             resource.to_json(),
             r#"{"a\"q":"x\n","b":{"z":1,"a":2},"id":"p","resourceType":"Patient"}"#
@@ -1547,7 +1865,7 @@ mod tests {
 
     #[test]
     fn subject_string_is_rejected() {
-        let text = r#"{"resourceType":"Observation","id":"o","subject":"Patient/secret-pt"}"#;
+        let text = r#"{"resourceType":"Observation","id":"o","status":"final","code":{"text":"t"},"subject":"Patient/secret-pt"}"#;
         let problem = only_problem(parse_ndjson("o.ndjson", text).unwrap_err());
         assert!(
             matches!(
@@ -1564,7 +1882,7 @@ mod tests {
 
     #[test]
     fn numeric_reference_is_rejected_anywhere() {
-        let text = r#"{"resourceType":"Observation","id":"o","subject":{"reference":987654321}}"#;
+        let text = r#"{"resourceType":"Observation","id":"o","status":"final","code":{"text":"t"},"subject":{"reference":987654321}}"#;
         let problem = only_problem(parse_ndjson("o.ndjson", text).unwrap_err());
         assert!(
             matches!(
@@ -1578,7 +1896,7 @@ mod tests {
         );
         assert_display(&problem, "o.ndjson", 1, "subject.reference", &["987654321"]);
 
-        let nested = r#"{"resourceType":"Observation","id":"o","performer":[{"display":"x"},{"reference":{"v":"Dr Secret"}}]}"#;
+        let nested = r#"{"resourceType":"Observation","id":"o","status":"final","code":{"text":"t"},"performer":[{"display":"x"},{"reference":{"v":"Dr Secret"}}]}"#;
         let problem = only_problem(parse_ndjson("o.ndjson", nested).unwrap_err());
         assert_display(
             &problem,
@@ -1591,25 +1909,54 @@ mod tests {
 
     #[test]
     fn reference_typed_reference_elements_take_objects() {
-        let consent = r#"{"resourceType":"Consent","id":"c","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":{"identifier":{"system":"urn:x","value":"y"}}}]}}"#;
-        parse_ndjson("c.ndjson", consent).unwrap();
-        let inner = r#"{"resourceType":"Consent","id":"c","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":{"reference":7}}]}}"#;
-        assert!(parse_ndjson("c.ndjson", inner).is_err());
-        let array = r#"{"resourceType":"Consent","id":"c","patient":{"reference":"Patient/p"},"provision":{"actor":[{"reference":[]}]}}"#;
-        assert!(parse_ndjson("c.ndjson", array).is_err());
+        let consent = |actor: &str| {
+            format!(
+                concat!(
+                    r#"{{"resourceType":"Consent","id":"c","status":"active","scope":{{"text":"s"}},"#,
+                    r#""category":[{{"text":"c"}}],"patient":{{"reference":"Patient/p"}},"#,
+                    r#""provision":{{"actor":[{{"role":{{"text":"r"}},"reference":{}}}]}}}}"#
+                ),
+                actor
+            )
+        };
+        parse_ndjson(
+            "c.ndjson",
+            &consent(r#"{"identifier":{"system":"urn:x","value":"y"}}"#),
+        )
+        .unwrap();
+        let err = parse_ndjson("c.ndjson", &consent(r#"{"reference":7}"#)).unwrap_err();
+        assert_eq!(
+            only_problem(err).location().field,
+            "provision.actor[0].reference.reference"
+        );
+        let err = parse_ndjson("c.ndjson", &consent("[]")).unwrap_err();
+        let problem = only_problem(err);
+        assert!(
+            matches!(
+                problem,
+                ParseFhirError::WrongType {
+                    expected: "object",
+                    ..
+                }
+            ),
+            "{problem:?}"
+        );
+        assert_eq!(
+            problem.location().element.as_deref(),
+            Some("Consent.provision.actor[0].reference")
+        );
     }
 
     #[test]
     fn malformed_patient_reference_is_rejected() {
-        let text =
-            r#"{"resourceType":"Observation","id":"o","subject":{"reference":"Patient/Jane Doe"}}"#;
+        let text = r#"{"resourceType":"Observation","id":"o","status":"final","code":{"text":"t"},"subject":{"reference":"Patient/Jane Doe"}}"#;
         let problem = only_problem(parse_ndjson("o.ndjson", text).unwrap_err());
         assert!(
             matches!(problem, ParseFhirError::InvalidReference { .. }),
             "{problem:?}"
         );
         assert_display(&problem, "o.ndjson", 1, "subject.reference", &["Jane"]);
-        let versioned = r#"{"resourceType":"Observation","id":"o","subject":{"reference":"Patient/p7/_history/2"}}"#;
+        let versioned = r#"{"resourceType":"Observation","id":"o","status":"final","code":{"text":"t"},"subject":{"reference":"Patient/p7/_history/2"}}"#;
         let resource = &parse_ndjson("o.ndjson", versioned).unwrap()[0];
         assert_eq!(resource.patient_id().as_deref(), Some("p7"));
     }
@@ -1669,14 +2016,15 @@ mod tests {
   }, {
     "fullUrl": "urn:uuid:22222222-2222-2222-2222-222222222222",
     "resource": {
-      "resourceType": "Encounter",
+      "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" },
       "subject": { "reference": "urn:uuid:11111111-1111-1111-1111-111111111111" },
       "serviceProvider": { "reference": "Organization?identifier=x|y" }
     }
   }, {
     "fullUrl": "urn:uuid:33333333-3333-3333-3333-333333333333",
     "resource": {
-      "resourceType": "Provenance", "id": "prov",
+      "resourceType": "Provenance", "id": "prov", "recorded": "2020-01-01T00:00:00Z",
+      "agent": [ { "who": { "display": "x" } } ],
       "target": [ { "reference": "urn:uuid:22222222-2222-2222-2222-222222222222" },
                   { "reference": "UNRESOLVED" } ]
     }
@@ -1841,11 +2189,18 @@ mod tests {
         assert_display(&problem, "n.ndjson", 3, "subject", &["org"]);
 
         let two_patients = BUNDLE
-            .replace("\"id\": \"prov\"", "\"id\": \"prov\", \"x\": 1")
             .replace("\"UNRESOLVED\"", "\"Patient/pt-1\"")
             .replace(
-                "\"resourceType\": \"Encounter\",",
-                "\"resourceType\": \"Patient\",",
+                r#""resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" },"#,
+                r#""resourceType": "Patient", "active": true,"#,
+            )
+            .replace(
+                r#""subject": { "reference": "urn:uuid:11111111-1111-1111-1111-111111111111" },"#,
+                r#""gender": "male","#,
+            )
+            .replace(
+                r#""serviceProvider": { "reference": "Organization?identifier=x|y" }"#,
+                r#""birthDate": "1970""#,
             );
         let resources = parse_bundle("b.json", &two_patients).unwrap();
         let problem = only_problem(group_by_patient(resources).unwrap_err());
@@ -1933,7 +2288,7 @@ mod tests {
         let one = concat!(
             r#"{"resourceType":"Patient","id":"p1"}"#,
             "\n",
-            r#"{"resourceType":"Provenance","id":"v1","target":[{"reference":"Patient/p1"}]}"#,
+            r#"{"resourceType":"Provenance","id":"v1","target":[{"reference":"Patient/p1"}],"recorded":"2020-01-01T00:00:00Z","agent":[{"who":{"display":"x"}}]}"#,
             "\n",
         );
         let groups = group_by_patient(parse_ndjson("one.ndjson", one).unwrap()).unwrap();
@@ -1945,7 +2300,7 @@ mod tests {
             "\n",
             r#"{"resourceType":"Patient","id":"p2"}"#,
             "\n",
-            r#"{"resourceType":"Provenance","id":"v1"}"#,
+            r#"{"resourceType":"Provenance","id":"v1","target":[{"reference":"Organization/o"}],"recorded":"2020-01-01T00:00:00Z","agent":[{"who":{"display":"x"}}]}"#,
             "\n",
         );
         let err = group_by_patient(parse_ndjson("two.ndjson", two).unwrap()).unwrap_err();

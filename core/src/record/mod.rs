@@ -5,10 +5,12 @@
 //!
 //! 1. **Import.** The caller reads a file and calls [`fhir::parse_auto`]
 //!    (or [`fhir::parse_ndjson`] / [`fhir::parse_bundle`]). Every resource is
-//!    validated and split into top-level members; Bundle `urn:uuid:`
+//!    checked by the importer's structural rules and validated against FHIR
+//!    R4 ([`r4`]: elements, cardinality, datatypes, choice types, required
+//!    bindings), then split into top-level members; Bundle `urn:uuid:`
 //!    references are rewritten to `Type/id`. A batch is all-or-nothing: one
 //!    bad resource rejects it with an [`fhir::ImportFhirError`] listing the
-//!    problems by source, line and field.
+//!    problems by source, line, field and element path.
 //! 2. **Group.** [`fhir::group_by_patient`] splits the batch by patient id
 //!    (the Patient's own id, a `Patient/<id>` link, or the single Patient of
 //!    the Bundle the resource came in).
@@ -34,7 +36,7 @@
 //!
 //! let ndjson = concat!(
 //!     r#"{"resourceType":"Patient","id":"p1","gender":"female"}"#, "\n",
-//!     r#"{"resourceType":"Observation","id":"o1","status":"final","#,
+//!     r#"{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"Weight"},"#,
 //!     r#""subject":{"reference":"Patient/p1"},"valueQuantity":{"value":1.50}}"#, "\n",
 //! );
 //! let resources = fhir::parse_auto("upload.ndjson", ndjson.as_bytes()).unwrap();
@@ -90,3 +92,4 @@
 
 pub mod doc;
 pub mod fhir;
+pub mod r4;

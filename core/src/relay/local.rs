@@ -2,7 +2,8 @@
 //! embedded default. Its rowid is the total order; identical messages are
 //! stored once (like a JetStream message id), so resends are idempotent. The
 //! relay does not judge content (receivers do), but a stored copy altered on
-//! disk is replaced when the genuine message is published again.
+//! disk is replaced when the genuine message is published again. A batch
+//! ([`Relay::publish_batch`]) is one transaction: one fsync for all of it.
 
 use std::path::Path;
 
@@ -69,21 +70,36 @@ impl LocalRelay {
 
 impl Relay for LocalRelay {
     fn publish(&mut self, network: &NetworkId, message: &[u8]) -> Result<(), RelayError> {
-        let id: [u8; 32] = Sha256::digest(message).into();
+        self.publish_batch(network, &[message])
+    }
+
+    /// One transaction (one fsync) for the whole batch.
+    fn publish_batch(&mut self, network: &NetworkId, messages: &[&[u8]]) -> Result<(), RelayError> {
         let tx = self.conn.unchecked_transaction().map_err(io)?;
-        // A stored copy whose bytes no longer match its id was altered on
-        // disk: drop it so the genuine message is appended afresh and readers
-        // whose cursor passed the damaged copy receive it.
-        tx.execute(
-            "DELETE FROM messages WHERE network = ?1 AND message_id = ?2 AND bytes != ?3",
-            params![network.0, id.as_slice(), message],
-        )
-        .map_err(io)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO messages (network, message_id, bytes) VALUES (?1, ?2, ?3)",
-            params![network.0, id.as_slice(), message],
-        )
-        .map_err(io)?;
+        {
+            // A stored copy whose bytes no longer match its id was altered on
+            // disk: drop it so the genuine message is appended afresh and
+            // readers whose cursor passed the damaged copy receive it.
+            let mut repair = tx
+                .prepare_cached(
+                    "DELETE FROM messages WHERE network = ?1 AND message_id = ?2 AND bytes != ?3",
+                )
+                .map_err(io)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO messages (network, message_id, bytes) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(io)?;
+            for message in messages {
+                let id: [u8; 32] = Sha256::digest(message).into();
+                repair
+                    .execute(params![network.0, id.as_slice(), message])
+                    .map_err(io)?;
+                insert
+                    .execute(params![network.0, id.as_slice(), message])
+                    .map_err(io)?;
+            }
+        }
         tx.commit().map_err(io)
     }
 
@@ -121,6 +137,26 @@ impl Relay for LocalRelay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_stored_in_order_and_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut relay = LocalRelay::open(&dir.path().join("relay.sqlite")).unwrap();
+        let net = NetworkId(vec![1; 16]);
+        relay.publish(&net, b"zero").unwrap();
+        relay
+            .publish_batch(&net, &[b"one", b"two", b"zero", b"one", b"three"])
+            .unwrap();
+        let got: Vec<Vec<u8>> = relay
+            .fetch(&net, 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.bytes)
+            .collect();
+        assert_eq!(got, [&b"zero"[..], b"one", b"two", b"three"]);
+        relay.publish_batch(&net, &[]).unwrap();
+        assert_eq!(relay.len(&net).unwrap(), 4);
+    }
 
     #[test]
     fn republishing_repairs_a_tampered_copy() {

@@ -3,7 +3,8 @@
 //! A relay is an append-only log per network with a total order: whatever it
 //! is (the in-memory [`MemoryRelay`] in tests, a [`LocalRelay`] file shared by
 //! nodes on one machine, NATS JetStream between institutions), it only has to
-//! [`publish`](Relay::publish) and [`fetch`](Relay::fetch) after a cursor.
+//! [`publish`](Relay::publish) (or [`publish_batch`](Relay::publish_batch)) and
+//! [`fetch`](Relay::fetch) after a cursor.
 //! Relay order decides MLS commit races (DESIGN §5); nodes remember their
 //! cursor in their own store. Relays see ciphertext and clear headers only.
 //!
@@ -19,6 +20,7 @@
 //! assert!(relay.fetch(&net, got[1].seq, 10).unwrap().is_empty());
 //! ```
 
+pub mod chunk;
 mod local;
 mod memory;
 #[cfg(feature = "nats")]
@@ -54,6 +56,17 @@ pub trait Relay {
     /// Append a message to the network's log. Publishing the same bytes twice
     /// may or may not store them twice; receivers tolerate both.
     fn publish(&mut self, network: &NetworkId, message: &[u8]) -> Result<(), RelayError>;
+
+    /// Append several messages, in order, as one durable write where the
+    /// relay can (one transaction of the relay file, pipelined JetStream
+    /// publishes awaited together). `Ok` means every message is stored; on
+    /// `Err` some may be, and publishing them all again is safe.
+    fn publish_batch(&mut self, network: &NetworkId, messages: &[&[u8]]) -> Result<(), RelayError> {
+        for message in messages {
+            self.publish(network, message)?;
+        }
+        Ok(())
+    }
 
     /// Up to `limit` messages with `seq > after`, in relay order.
     fn fetch(

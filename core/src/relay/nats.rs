@@ -11,8 +11,20 @@
 //!   is deleted because it was read), `replicas` copies on a cluster;
 //! - **publish** sends the message with `Nats-Msg-Id` = SHA-256 of its bytes
 //!   and waits for the stream's acknowledgement, so a retried publish whose
-//!   ack was lost is dropped by the server as a duplicate;
-//! - **fetch** reads through a **durable pull consumer** named after the node;
+//!   ack was lost is dropped by the server as a duplicate. A batch
+//!   ([`Relay::publish_batch`]) is pipelined: every message is sent, then
+//!   all acknowledgements are awaited together;
+//! - **large messages** (above the server's `max_payload`, 1 MB by default)
+//!   are cut into chunk frames ([`crate::relay::chunk`]) published on the
+//!   network's chunk subject `careledger.net.<network hex>.chunks`, outside
+//!   relay order; then a small manifest listing their stream sequences and
+//!   hashes is published on the network subject, with the header
+//!   `Careledger-Manifest: 1`. A reader reassembles the message when it meets
+//!   the manifest, so it takes the manifest's place in relay order. A
+//!   missing, reordered or forged chunk is detected: that message is skipped
+//!   and reported by [`NatsRelay::take_chunk_problems`], never delivered;
+//! - **fetch** reads through a **durable pull consumer** named after the node
+//!   (filtered to the network subject, so chunk frames are never delivered);
 //!   the stream sequence of each message is the relay position the node stores
 //!   as its cursor. When the caller's cursor and the consumer disagree (a
 //!   restart after a crash, a fresh join), the consumer is recreated to start
@@ -47,9 +59,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::node::NetworkId;
+use crate::relay::chunk::{self, ChunkError, Manifest, Reassembly, Split};
 use crate::relay::{Relay, RelayError, RelayMessage};
+use async_nats::jetstream::message::PublishMessage as Publish;
+use async_nats::jetstream::stream::{RawMessageError, RawMessageErrorKind};
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt as _;
+use openmls_traits::random::OpenMlsRand as _;
 use sha2::{Digest, Sha256};
 
 /// Environment variable naming the single test server (`nats://127.0.0.1:PORT`).
@@ -104,10 +120,31 @@ impl NatsOptions {
     }
 }
 
+/// The header that marks a manifest of a chunked message.
+pub const MANIFEST_HEADER: &str = "Careledger-Manifest";
+/// Room left in each NATS message for headers and framing.
+const PAYLOAD_HEADROOM: usize = 1_024;
+
 struct ConsumerState {
     consumer: consumer::PullConsumer,
-    /// Stream sequence of the last message this consumer delivered (and we acked).
+    /// Stream sequence of the last message delivered to the caller (its cursor).
     position: u64,
+}
+
+/// A chunked message on the stream that could not be reassembled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkProblem {
+    /// Stream sequence of its manifest.
+    pub sequence: u64,
+    /// What is wrong.
+    pub error: ChunkError,
+}
+
+/// One message of a batch, ready to publish: split once, so every retry
+/// sends the same frames and the server deduplicates them.
+enum Prepared<'a> {
+    Whole(&'a [u8]),
+    Chunked(Split),
 }
 
 /// A relay on NATS JetStream. One per node: its durable consumers carry the node's name.
@@ -118,6 +155,7 @@ pub struct NatsRelay {
     options: NatsOptions,
     streams: HashMap<Vec<u8>, stream::Stream>,
     consumers: HashMap<Vec<u8>, ConsumerState>,
+    chunk_problems: Vec<ChunkProblem>,
 }
 
 impl std::fmt::Debug for NatsRelay {
@@ -131,6 +169,11 @@ impl std::fmt::Debug for NatsRelay {
 /// Subject of a network's messages.
 pub fn subject_of(network: &NetworkId) -> String {
     format!("careledger.net.{}", network.to_hex())
+}
+
+/// Subject of a network's chunk frames (stored in the network's stream, never in relay order).
+pub fn chunk_subject_of(network: &NetworkId) -> String {
+    format!("careledger.net.{}.chunks", network.to_hex())
 }
 
 /// Stream of a network.
@@ -195,6 +238,7 @@ impl NatsRelay {
             options: options.clone(),
             streams: HashMap::new(),
             consumers: HashMap::new(),
+            chunk_problems: Vec::new(),
         })
     }
 
@@ -246,6 +290,48 @@ impl NatsRelay {
                 }
             }
         }
+    }
+
+    /// Chunked messages skipped since the last call because they could not be
+    /// reassembled (missing, reordered or forged chunks), oldest first.
+    pub fn take_chunk_problems(&mut self) -> Vec<ChunkProblem> {
+        std::mem::take(&mut self.chunk_problems)
+    }
+
+    /// The largest message the server takes (`max_payload`), 0 if it did not say.
+    pub fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+
+    /// Publish raw bytes on the network subject (or, with `to_chunks`, its
+    /// chunk subject), optionally marked as a manifest: lets tests play a
+    /// forger on the relay (feature `test-hooks`). Returns the stream sequence.
+    #[cfg(feature = "test-hooks")]
+    pub fn publish_raw_for_testing(
+        &mut self,
+        network: &NetworkId,
+        to_chunks: bool,
+        manifest: bool,
+        payload: &[u8],
+    ) -> Result<u64, RelayError> {
+        self.stream_for(network)?;
+        let subject = if to_chunks {
+            chunk_subject_of(network)
+        } else {
+            subject_of(network)
+        };
+        let context = self.jetstream.clone();
+        let payload = bytes_of(payload);
+        self.runtime
+            .block_on(async move {
+                let mut publish = Publish::build().payload(payload);
+                if manifest {
+                    publish = publish.header(MANIFEST_HEADER, "1");
+                }
+                let ack = context.send_publish(subject, publish).await?;
+                Ok::<_, BoxError>(ack.await?.sequence)
+            })
+            .map_err(|e| RelayError::Io(e.to_string()))
     }
 
     /// The connection state, for diagnostics.
@@ -315,7 +401,7 @@ async fn ensure_stream(
 ) -> Result<stream::Stream, BoxError> {
     let config = stream::Config {
         name: stream_of(network),
-        subjects: vec![subject_of(network)],
+        subjects: vec![subject_of(network), chunk_subject_of(network)],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         num_replicas: replicas.max(1),
@@ -323,7 +409,20 @@ async fn ensure_stream(
         duplicate_window: Duration::from_secs(10 * 60),
         ..Default::default()
     };
-    context.get_or_create_stream(config).await.map_err(boxed)
+    let mut stream = context.get_or_create_stream(config).await.map_err(boxed)?;
+    let info = stream.info().await.map_err(boxed)?.config.clone();
+    let chunks = chunk_subject_of(network);
+    if !info.subjects.contains(&chunks) {
+        // A stream made before chunking: let it take chunk frames too.
+        let mut config = info;
+        config.subjects.push(chunks);
+        context.update_stream(config).await.map_err(boxed)?;
+        stream = context
+            .get_stream(stream_of(network))
+            .await
+            .map_err(boxed)?;
+    }
+    Ok(stream)
 }
 
 /// Open the durable consumer positioned right after `after`, reusing the one
@@ -331,6 +430,7 @@ async fn ensure_stream(
 async fn position_consumer(
     stream: &stream::Stream,
     durable: &str,
+    filter: &str,
     after: u64,
 ) -> Result<ConsumerState, BoxError> {
     if let Ok(mut existing) = stream.get_consumer::<consumer::pull::Config>(durable).await {
@@ -338,6 +438,7 @@ async fn position_consumer(
         if info.delivered.stream_sequence == after
             && info.ack_floor.stream_sequence == after
             && info.num_ack_pending == 0
+            && info.config.filter_subject == filter
         {
             return Ok(ConsumerState {
                 consumer: existing,
@@ -356,6 +457,7 @@ async fn position_consumer(
     let consumer = stream
         .create_consumer(consumer::pull::Config {
             durable_name: Some(durable.to_owned()),
+            filter_subject: filter.to_owned(),
             deliver_policy,
             ack_policy: consumer::AckPolicy::All,
             ack_wait: Duration::from_secs(60),
@@ -370,49 +472,154 @@ async fn position_consumer(
     })
 }
 
+impl NatsRelay {
+    /// Cut what exceeds the server's `max_payload` into chunk frames.
+    fn prepare<'a>(&self, messages: &[&'a [u8]]) -> Result<Vec<Prepared<'a>>, RelayError> {
+        let max_payload = self.max_payload();
+        messages
+            .iter()
+            .map(|message| {
+                if max_payload == 0 || message.len() + PAYLOAD_HEADROOM <= max_payload {
+                    return Ok(Prepared::Whole(message));
+                }
+                let transfer = openmls_rust_crypto::RustCrypto::default()
+                    .random_array::<16>()
+                    .map_err(|_| RelayError::Io("randomness source failed".into()))?;
+                chunk::split(
+                    message,
+                    max_payload.saturating_sub(PAYLOAD_HEADROOM),
+                    transfer,
+                )
+                .map(Prepared::Chunked)
+                .map_err(|e| {
+                    RelayError::Io(format!(
+                        "cannot publish under the NATS server's max_payload of {max_payload} bytes: {e}"
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+/// Publish `prepared` in order: whole messages pipelined; for a chunked one,
+/// its frames, then (once their sequences are known) its manifest.
+async fn publish_prepared(
+    context: &jetstream::Context,
+    network: &NetworkId,
+    prepared: &[Prepared<'_>],
+) -> Result<(), BoxError> {
+    let subject = subject_of(network);
+    let chunks = chunk_subject_of(network);
+    let mut acks = Vec::with_capacity(prepared.len());
+    for item in prepared {
+        match item {
+            Prepared::Whole(message) => {
+                let publish = Publish::build()
+                    .payload(bytes_of(message))
+                    .message_id(message_id(message));
+                acks.push(context.send_publish(subject.clone(), publish).await?);
+            }
+            Prepared::Chunked(split) => {
+                let mut frame_acks = Vec::with_capacity(split.frames.len());
+                for frame in &split.frames {
+                    let publish = Publish::build()
+                        .payload(bytes_of(frame))
+                        .message_id(message_id(frame));
+                    frame_acks.push(context.send_publish(chunks.clone(), publish).await?);
+                }
+                let mut positions = Vec::with_capacity(frame_acks.len());
+                for ack in frame_acks {
+                    // A duplicate (a retried publish) is acknowledged with the
+                    // original's sequence, so the manifest points at stored frames.
+                    positions.push(ack.await?.sequence);
+                }
+                let manifest = split.manifest(&positions)?.encode();
+                let publish = Publish::build()
+                    .payload(bytes_of(&manifest))
+                    .message_id(message_id(&manifest))
+                    .header(MANIFEST_HEADER, "1");
+                acks.push(context.send_publish(subject.clone(), publish).await?);
+            }
+        }
+    }
+    // Only the stream's acknowledgements mean the messages are stored (on a
+    // quorum of a cluster); until then the outbox keeps them.
+    for ack in acks {
+        ack.await?;
+    }
+    Ok(())
+}
+
+/// The frame stored at `sequence`, `None` if there is none.
+async fn frame_at(stream: &stream::Stream, sequence: u64) -> Result<Option<Vec<u8>>, BoxError> {
+    match stream.get_raw_message(sequence).await {
+        Ok(message) => Ok(Some(message.payload.to_vec())),
+        Err(error) if is_not_found(&error) => Ok(None),
+        Err(error) => Err(boxed(error)),
+    }
+}
+
+fn is_not_found(error: &RawMessageError) -> bool {
+    matches!(error.kind(), RawMessageErrorKind::NoMessageFound)
+}
+
+/// Reassemble the chunked message a manifest names; `Ok(Err)` when it cannot be.
+async fn reassemble(
+    stream: &stream::Stream,
+    manifest: &[u8],
+) -> Result<Result<Vec<u8>, ChunkError>, BoxError> {
+    let manifest = match Manifest::decode(manifest) {
+        Ok(manifest) => manifest,
+        Err(error) => return Ok(Err(error)),
+    };
+    let mut joining = match Reassembly::new(&manifest) {
+        Ok(joining) => joining,
+        Err(error) => return Ok(Err(error)),
+    };
+    while let Some(position) = joining.next_position() {
+        let frame = frame_at(stream, position).await?;
+        if let Err(error) = joining.push(frame.as_deref()) {
+            return Ok(Err(error));
+        }
+    }
+    Ok(joining.finish())
+}
+
+fn is_manifest(headers: Option<&async_nats::HeaderMap>) -> bool {
+    headers
+        .and_then(|h| h.get(MANIFEST_HEADER))
+        .is_some_and(|v| v.as_str() == "1")
+}
+
 impl Relay for NatsRelay {
     fn publish(&mut self, network: &NetworkId, message: &[u8]) -> Result<(), RelayError> {
-        // A message over the server's limit would close the connection on
-        // every retry: refuse it plainly (it stays in the outbox).
-        let max_payload = self.client.server_info().max_payload;
-        if max_payload > 0 && message.len() + 256 > max_payload {
-            return Err(RelayError::Io(format!(
-                "a {} byte message exceeds the NATS server's max_payload of {max_payload} bytes; \
-                 raise max_payload in the nats-server configuration (8 MB is a common setting)",
-                message.len()
-            )));
+        self.publish_batch(network, &[message])
+    }
+
+    fn publish_batch(&mut self, network: &NetworkId, messages: &[&[u8]]) -> Result<(), RelayError> {
+        if messages.is_empty() {
+            return Ok(());
         }
+        let prepared = self.prepare(messages)?;
         self.stream_for(network)?;
-        let subject = subject_of(network);
-        let id = message_id(message);
-        let payload = bytes_of(message);
+        let bytes: usize = messages.iter().map(|m| m.len()).sum();
+        // Bounded, so a server that dies mid-batch is retried on a live one.
+        let bound = self.options.request_timeout * 2
+            + Duration::from_millis(10) * messages.len() as u32
+            + Duration::from_secs((bytes >> 20) as u64);
+        let network = network.clone();
         self.retrying("publish", move |relay| {
             let context = relay.jetstream.clone();
-            let subject = subject.clone();
-            let id = id.clone();
-            let payload = payload.clone();
-            let bound = relay.options.request_timeout * 2;
-            relay.runtime.block_on(async move {
-                tokio::time::timeout(bound, async move {
-                    let mut headers = async_nats::HeaderMap::new();
-                    headers.insert("Nats-Msg-Id", id.as_str());
-                    let ack = context
-                        .publish_with_headers(subject, headers, payload)
-                        .await
-                        .map_err(boxed)?;
-                    // Only the stream's acknowledgement means the message is stored
-                    // (on a quorum of a cluster); until then the outbox keeps it.
-                    ack.await.map_err(boxed)?;
-                    Ok::<_, BoxError>(())
-                })
-                .await
-                .map_err(|_| -> BoxError {
-                    format!(
-                        "no acknowledgement of a publish within {:.0} s",
-                        bound.as_secs_f64()
-                    )
-                    .into()
-                })?
+            relay.runtime.block_on(async {
+                tokio::time::timeout(bound, publish_prepared(&context, &network, &prepared))
+                    .await
+                    .map_err(|_| -> BoxError {
+                        format!(
+                            "no acknowledgement of a publish within {:.0} s",
+                            bound.as_secs_f64()
+                        )
+                        .into()
+                    })?
             })
         })
     }
@@ -425,9 +632,10 @@ impl Relay for NatsRelay {
     ) -> Result<Vec<RelayMessage>, RelayError> {
         let stream = self.stream_for(network)?;
         let durable = self.durable_name(network);
+        let filter = subject_of(network);
         let key = network.0.clone();
         let limit = limit.max(1);
-        self.retrying("fetch", move |relay| {
+        let (page, problems) = self.retrying("fetch", move |relay| {
             let state = relay
                 .consumers
                 .remove(&key)
@@ -435,37 +643,55 @@ impl Relay for NatsRelay {
             // A pull whose server dies mid-request may never end: bound it,
             // so the retry recreates the consumer on a live server.
             let bound = relay.options.request_timeout * 2;
-            let (page, state) = relay.runtime.block_on(async {
+            let (page, problems, state) = relay.runtime.block_on(async {
                 tokio::time::timeout(bound, async {
-                    let state = match state {
+                    let mut state = match state {
                         Some(state) => state,
-                        None => position_consumer(&stream, &durable, after).await?,
+                        None => position_consumer(&stream, &durable, &filter, after).await?,
                     };
-                    let mut batch = state
-                        .consumer
-                        .fetch()
-                        .max_messages(limit)
-                        .messages()
-                        .await
-                        .map_err(boxed)?;
                     let mut page = Vec::new();
-                    let mut last = None;
-                    while let Some(message) = batch.next().await {
-                        let message = message?;
-                        let seq = message.info()?.stream_sequence;
-                        page.push(RelayMessage {
-                            seq,
-                            bytes: message.payload.to_vec(),
-                        });
-                        last = Some(message);
-                    }
-                    let mut state = state;
-                    if let Some(message) = last {
+                    let mut problems = Vec::new();
+                    // Skipped (unreassemblable) messages deliver nothing: keep
+                    // pulling, so an empty page still means the end of the stream.
+                    loop {
+                        let mut batch = state
+                            .consumer
+                            .fetch()
+                            .max_messages(limit)
+                            .messages()
+                            .await
+                            .map_err(boxed)?;
+                        let mut last = None;
+                        while let Some(message) = batch.next().await {
+                            let message = message?;
+                            let sequence = message.info()?.stream_sequence;
+                            if is_manifest(message.headers.as_ref()) {
+                                match reassemble(&stream, &message.payload).await? {
+                                    Ok(bytes) => page.push(RelayMessage {
+                                        seq: sequence,
+                                        bytes,
+                                    }),
+                                    Err(error) => problems.push(ChunkProblem { sequence, error }),
+                                }
+                            } else {
+                                page.push(RelayMessage {
+                                    seq: sequence,
+                                    bytes: message.payload.to_vec(),
+                                });
+                            }
+                            last = Some(message);
+                        }
+                        let Some(message) = last else {
+                            break;
+                        };
                         // AckAll: one acknowledgement covers the whole page.
                         message.ack().await?;
-                        state.position = page.last().map_or(after, |m: &RelayMessage| m.seq);
+                        if !page.is_empty() {
+                            break;
+                        }
                     }
-                    Ok::<_, BoxError>((page, state))
+                    state.position = page.last().map_or(after, |m: &RelayMessage| m.seq);
+                    Ok::<_, BoxError>((page, problems, state))
                 })
                 .await
                 .map_err(|_| -> BoxError {
@@ -473,8 +699,10 @@ impl Relay for NatsRelay {
                 })?
             })?;
             relay.consumers.insert(key.clone(), state);
-            Ok(page)
-        })
+            Ok((page, problems))
+        })?;
+        self.chunk_problems.extend(problems);
+        Ok(page)
     }
 }
 

@@ -51,6 +51,8 @@ struct Built {
     dropped_missing: usize,
     /// Records left out because consent does not permit the purpose.
     excluded_by_consent: usize,
+    /// Charts of the network erased (their keys shredded): in no dataset.
+    erased_charts: usize,
     /// Consents relied on.
     consents_relied_on: usize,
     /// Records in the dataset commitment.
@@ -91,6 +93,7 @@ fn build(context: &Context, args: BuildArgs) -> Result<ExitCode> {
         labelled: request.spec.label.is_some(),
         dropped_missing: dataset.extracted.dropped,
         excluded_by_consent: dataset.excluded_by_consent,
+        erased_charts: dataset.erased_charts,
         consents_relied_on: dataset.consent_ids.len(),
         commitment_size: commitment.size,
         commitment_root: hex::encode(commitment.root),
@@ -115,8 +118,8 @@ fn build(context: &Context, args: BuildArgs) -> Result<ExitCode> {
         (
             "left out",
             format!(
-                "{} record(s) by consent, {} by missing values",
-                built.excluded_by_consent, built.dropped_missing
+                "{} record(s) by consent, {} by missing values, {} erased",
+                built.excluded_by_consent, built.dropped_missing, built.erased_charts
             ),
         ),
         (

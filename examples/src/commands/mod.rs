@@ -5,6 +5,7 @@ mod consent;
 mod dataset;
 mod demo;
 mod edit;
+mod erase;
 mod export;
 mod export_doc;
 mod fl;
@@ -16,7 +17,9 @@ mod membership;
 mod network;
 mod patients;
 mod predict;
+mod rules;
 mod share;
+mod store;
 mod sync;
 mod train;
 mod verify;
@@ -48,11 +51,17 @@ pub enum Commands {
     Patients(patients::Args),
     /// Set or delete one top-level member of one resource in a patient's chart.
     Edit(edit::Args),
+    /// Erase a patient's chart, or some of its resources, by shredding its
+    /// keys at every member (--list: the charts erased).
+    Erase(erase::Args),
     /// Exchange messages with the relay: publish ours, receive the others'.
     Sync(sync::Args),
     /// Audit a network's ledger.
     #[command(subcommand)]
     Ledger(ledger::Command),
+    /// Audit the node's store file.
+    #[command(subcommand)]
+    Store(store::Command),
     /// Record, revoke and show patients' consents; link a patient's own node.
     #[command(subcommand)]
     Consent(consent::Command),
@@ -69,17 +78,24 @@ pub enum Commands {
     /// Re-verify a model card: rebuild its dataset, retrain, compare; exit 2
     /// on a mismatch.
     Verify(verify::Args),
-    /// List the model cards, decisions, model updates and consent cut-offs
-    /// of a network.
+    /// List the model cards, decisions, model updates, consent cut-offs,
+    /// rule sets, policies, endorsements and outcomes of a network.
     Audit(audit::Args),
     /// Prove whether a patient's chart is in a model card's dataset.
     Membership(membership::Args),
+    /// Rules that act by themselves: the network's policy (quorum), rule sets
+    /// in CEL, endorsements of rule sets and model cards, outcomes
+    /// (ClaimResponses) and their re-check (exit 2 on a mismatch).
+    #[command(subcommand)]
+    Rules(rules::Command),
     /// Federated learning: publish a site's update, average a round.
     #[command(subcommand)]
     Fl(fl::Command),
     /// Run the whole story (three institutions, a care network, imports,
     /// concurrent edits, a removal, audits, then consent, a study, training,
-    /// verification, a decision and a revocation) in a temporary directory.
+    /// verification, a decision, a revocation, an erasure, federated
+    /// learning and an insurer's automatic claims adjudication) in a
+    /// temporary directory.
     Demo(demo::Args),
 }
 
@@ -95,8 +111,10 @@ impl Commands {
             Commands::ExportDoc(args) => export_doc::run(context, args),
             Commands::Patients(args) => patients::run(context, args),
             Commands::Edit(args) => edit::run(context, args),
+            Commands::Erase(args) => erase::run(context, args),
             Commands::Sync(args) => sync::run(context, args),
             Commands::Ledger(command) => ledger::run(context, command),
+            Commands::Store(command) => store::run(context, command),
             Commands::Consent(command) => consent::run(context, command),
             Commands::Share(args) => share::run(context, args),
             Commands::Dataset(command) => dataset::run(context, command),
@@ -104,6 +122,7 @@ impl Commands {
             Commands::Predict(args) => predict::run(context, args),
             Commands::Verify(args) => verify::run(context, args),
             Commands::Audit(args) => audit::run(context, args),
+            Commands::Rules(command) => rules::run(context, command),
             Commands::Membership(args) => membership::run(context, args),
             Commands::Fl(command) => fl::run(context, command),
             Commands::Demo(args) => demo::run(context, args),

@@ -27,6 +27,10 @@ pub struct Args {
     /// Purpose consent must permit: HRESCH, TREAT or CLMATTCH.
     #[arg(long, value_name = "CODE", default_value = "HRESCH", value_parser = parse_purpose)]
     purpose: Purpose,
+    /// Share only resources of this type (repeat), e.g. the Claim, Coverage,
+    /// Condition and Patient a claims network's rules read [default: every type].
+    #[arg(long = "type", value_name = "TYPE")]
+    types: Vec<String>,
 }
 
 /// The core's report with the networks named.
@@ -87,7 +91,17 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
         &progress,
         format!("sharing {} into {}", from.label, to.label),
     );
-    let result = node.share_to_network(&from.id, &to.id, args.purpose.clone(), now_ms());
+    let result = if args.types.is_empty() {
+        node.share_to_network(&from.id, &to.id, args.purpose.clone(), now_ms())
+    } else {
+        node.share_types_to_network(
+            &from.id,
+            &to.id,
+            args.purpose.clone(),
+            &args.types,
+            now_ms(),
+        )
+    };
     bar.finish_and_clear();
     let report =
         result.with_context(|| format!("cannot share {} into {}", from.label, to.label))?;

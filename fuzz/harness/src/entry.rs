@@ -3,7 +3,9 @@
 //! the opened body by kind.
 
 use careledger::analytics::ledger::{DecisionRecord, ModelCard, UpdateFacts};
-use careledger::body::{KeyGrantBody, KeyWithheldBody, RecordChangeBody};
+use careledger::body::{
+    EraseBody, KeyGrantBody, KeyWithheldBody, MemberRemovedBody, RecordChangeBody,
+};
 use careledger::entry::{Entry, EntryKind};
 use careledger::wire::WireMessage;
 
@@ -53,6 +55,39 @@ pub fn decode_body(kind: EntryKind, body: &[u8]) {
         }
         EntryKind::ModelUpdate => {
             let _ = UpdateFacts::decode_body(body);
+        }
+        EntryKind::RuleSet => {
+            let _ = careledger::rules::document::RuleSet::parse(
+                body,
+                &careledger::rules::engine::Limits::default(),
+            );
+        }
+        EntryKind::RuleOutcome => {
+            let _ = careledger::rules::outcome::OutcomeRecord::decode(body);
+        }
+        EntryKind::Policy => {
+            let _ = careledger::rules::governance::PolicyBody::decode(body);
+        }
+        EntryKind::Endorsement => {
+            let _ = careledger::rules::governance::EndorsementBody::decode(body);
+        }
+        EntryKind::FlPolicy
+        | EntryKind::FlPlan
+        | EntryKind::FlKeys
+        | EntryKind::FlShares
+        | EntryKind::FlMasked
+        | EntryKind::FlSurvivors
+        | EntryKind::FlUnmask
+        | EntryKind::FlRound => {
+            let _ = careledger::analytics::secure_fl::check_body(kind, body);
+        }
+        EntryKind::Erase => {
+            if let Ok(decoded) = EraseBody::decode(body) {
+                assert_eq!(decoded.encode(), body, "erase body not canonical");
+            }
+        }
+        EntryKind::MemberRemoved => {
+            let _ = MemberRemovedBody::decode(body);
         }
     }
 }

@@ -17,6 +17,8 @@ pub mod interaction;
 pub mod mls_ingest;
 pub mod node_util;
 pub mod proofs;
+pub mod relay_chunks;
+pub mod rules;
 pub mod store_open;
 pub mod wire;
 
@@ -69,6 +71,11 @@ pub const TARGETS: &[Target] = &[
         seeds: bodies::seeds,
     },
     Target {
+        name: "relay_chunks",
+        fuzz: relay_chunks::fuzz,
+        seeds: relay_chunks::seeds,
+    },
+    Target {
         name: "store_open",
         fuzz: store_open::fuzz,
         seeds: store_open::seeds,
@@ -77,6 +84,11 @@ pub const TARGETS: &[Target] = &[
         name: "c_api",
         fuzz: c_api::fuzz,
         seeds: c_api::seeds,
+    },
+    Target {
+        name: "rules",
+        fuzz: rules::fuzz,
+        seeds: rules::seeds,
     },
     Target {
         name: "interaction",

@@ -4,7 +4,8 @@
 //! `careledger_scenarios::crash::create_world`) and runs up to OPS (default:
 //! unbounded) random operations picked from SEED. After each one returns
 //! success it prints, per node, an `ack` line with the node's epoch and the
-//! ids of the entries that node stored during the operation, and flushes
+//! ids of the entries that node stored during the operation (in either
+//! network), and flushes
 //! stdout before starting the next. An operation that fails is reported on
 //! stderr and ends the process with status 1.
 
@@ -33,11 +34,14 @@ fn main() {
         }
     };
     let mut world = open_world(&dir);
-    let net = world.net.clone();
-    let mut known = [
-        entry_ids(&world.writer, &net).len(),
-        entry_ids(&world.peer, &net).len(),
-    ];
+    let networks = [world.net.clone(), world.study.clone()];
+    let all_ids = |node: &careledger::node::Node| -> Vec<String> {
+        networks
+            .iter()
+            .flat_map(|net| entry_ids(node, net))
+            .collect()
+    };
+    let mut known = [all_ids(&world.writer), all_ids(&world.peer)];
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let start = T0 + (rng % 1_000_000) * 1_000;
@@ -53,14 +57,20 @@ fn main() {
             } else {
                 &mut world.peer
             };
-            let ids = entry_ids(node, &net);
+            let ids = all_ids(node);
+            let seen: std::collections::HashSet<&String> = known[index].iter().collect();
+            let new: Vec<String> = ids
+                .iter()
+                .filter(|id| !seen.contains(id))
+                .cloned()
+                .collect();
             let ack = Ack {
                 op: n,
                 node: tag,
-                epoch: node.epoch(&net).expect("epoch"),
-                entries: ids[known[index]..].to_vec(),
+                epoch: node.epoch(&networks[0]).expect("epoch"),
+                entries: new,
             };
-            known[index] = ids.len();
+            known[index] = ids;
             writeln!(out, "{}", ack.line()).expect("stdout");
         }
         out.flush().expect("stdout");

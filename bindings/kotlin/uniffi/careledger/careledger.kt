@@ -701,6 +701,22 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_careledger_uniffi_checksum_method_network_share_to_network(
     ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_fl_budget(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_fl_coordinator_step(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_fl_plan(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_fl_policy(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_fl_set_policy(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_fl_site_step(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_fl_tasks(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_fl_verify_round(
+    ): Int
     external fun uniffi_careledger_uniffi_checksum_method_network_announce_heads(
     ): Int
     external fun uniffi_careledger_uniffi_checksum_method_network_export_patient(
@@ -733,6 +749,34 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_careledger_uniffi_checksum_method_network_verify_ledger(
     ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_erase_chart(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_erase_resources(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_erased_charts(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_activation(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_add_rule_set(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_endorse(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_rule_outcomes(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_rule_sets(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_run_rules(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_set_rules_policy(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_share_types_to_network(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_verify_outcome(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_verify_outcomes(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_network_withdraw_endorsement(
+    ): Int
     external fun uniffi_careledger_uniffi_checksum_method_node_ack_outgoing(
     ): Int
     external fun uniffi_careledger_uniffi_checksum_method_node_author_id(
@@ -758,6 +802,10 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_careledger_uniffi_checksum_method_node_outgoing(
     ): Int
     external fun uniffi_careledger_uniffi_checksum_method_node_poll_outgoing(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_node_tick(
+    ): Int
+    external fun uniffi_careledger_uniffi_checksum_method_node_verify_store(
     ): Int
     external fun uniffi_careledger_uniffi_checksum_constructor_node_create(
     ): Int
@@ -809,6 +857,22 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_careledger_uniffi_fn_method_network_share_to_network(`ptr`: Long,`target`: Long,`purpose`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_fl_budget(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_fl_coordinator_step(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_fl_plan(`ptr`: Long,`requestJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_fl_policy(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_fl_set_policy(`ptr`: Long,`maxEpsilon`: Double,`delta`: Double,`allowNonPrivate`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_fl_site_step(`ptr`: Long,`sourceNetworkId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_fl_tasks(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_fl_verify_round(`ptr`: Long,`cardId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_careledger_uniffi_fn_method_network_announce_heads(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_careledger_uniffi_fn_method_network_export_patient(`ptr`: Long,`patientId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -840,6 +904,34 @@ internal object UniffiLib {
     external fun uniffi_careledger_uniffi_fn_method_network_update_keys(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_careledger_uniffi_fn_method_network_verify_ledger(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_erase_chart(`ptr`: Long,`patientId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_erase_resources(`ptr`: Long,`patientId`: RustBuffer.ByValue,`resources`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_erased_charts(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_activation(`ptr`: Long,`target`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_add_rule_set(`ptr`: Long,`document`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_endorse(`ptr`: Long,`target`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_rule_outcomes(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_rule_sets(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_run_rules(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_set_rules_policy(`ptr`: Long,`quorum`: Int,`replacesPolicyId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_share_types_to_network(`ptr`: Long,`target`: Long,`purpose`: RustBuffer.ByValue,`types`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_verify_outcome(`ptr`: Long,`entryId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_verify_outcomes(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_network_withdraw_endorsement(`ptr`: Long,`target`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_careledger_uniffi_fn_clone_node(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -874,6 +966,10 @@ internal object UniffiLib {
     external fun uniffi_careledger_uniffi_fn_method_node_outgoing(`ptr`: Long,`limit`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_careledger_uniffi_fn_method_node_poll_outgoing(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_node_tick(`ptr`: Long,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_careledger_uniffi_fn_method_node_verify_store(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_careledger_uniffi_fn_func_model_card_dataset_commitment(`cardJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1037,6 +1133,30 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_careledger_uniffi_checksum_method_network_share_to_network() and 0xFFFF) != 22584) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_fl_budget() and 0xFFFF) != 53583) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_fl_coordinator_step() and 0xFFFF) != 29654) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_fl_plan() and 0xFFFF) != 29453) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_fl_policy() and 0xFFFF) != 58413) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_fl_set_policy() and 0xFFFF) != 18148) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_fl_site_step() and 0xFFFF) != 6851) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_fl_tasks() and 0xFFFF) != 8951) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_fl_verify_round() and 0xFFFF) != 7707) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_careledger_uniffi_checksum_method_network_announce_heads() and 0xFFFF) != 56628) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1085,6 +1205,48 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_careledger_uniffi_checksum_method_network_verify_ledger() and 0xFFFF) != 6250) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_erase_chart() and 0xFFFF) != 39167) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_erase_resources() and 0xFFFF) != 19567) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_erased_charts() and 0xFFFF) != 13210) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_activation() and 0xFFFF) != 42300) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_add_rule_set() and 0xFFFF) != 54675) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_endorse() and 0xFFFF) != 45770) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_rule_outcomes() and 0xFFFF) != 27570) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_rule_sets() and 0xFFFF) != 50636) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_run_rules() and 0xFFFF) != 26425) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_set_rules_policy() and 0xFFFF) != 22963) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_share_types_to_network() and 0xFFFF) != 48736) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_verify_outcome() and 0xFFFF) != 6830) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_verify_outcomes() and 0xFFFF) != 52852) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_network_withdraw_endorsement() and 0xFFFF) != 898) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_careledger_uniffi_checksum_method_node_ack_outgoing() and 0xFFFF) != 65325) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1122,6 +1284,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_careledger_uniffi_checksum_method_node_poll_outgoing() and 0xFFFF) != 4767) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_node_tick() and 0xFFFF) != 57718) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_careledger_uniffi_checksum_method_node_verify_store() and 0xFFFF) != 49254) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_careledger_uniffi_checksum_constructor_node_create() and 0xFFFF) != 55843) {
@@ -1701,6 +1869,62 @@ public interface NetworkInterface {
     fun `shareToNetwork`(`target`: Network, `purpose`: Purpose): ShareReport
     
     /**
+     * What each site's dataset has spent (unfinished tasks count with all
+     * their rounds).
+     */
+    fun `flBudget`(): List<SiteBudget>
+    
+    /**
+     * One coordinator step in every open task this node planned.
+     */
+    fun `flCoordinatorStep`(): List<FlStep>
+    
+    /**
+     * Write a task plan as coordinator from the request JSON of the core's
+     * `PlanRequest::from_json`; returns the plan as JSON.
+     *
+     * Errors: `BudgetExceeded` (nothing written), `FederationFailed`
+     * (a field breaks a rule), `InvalidLedgerEntry` (request JSON), `NotAMember`.
+     */
+    fun `flPlan`(`requestJson`: kotlin.String): kotlin.String
+    
+    /**
+     * The network's effective budget policy, if any member wrote one.
+     */
+    fun `flPolicy`(): FlPolicy?
+    
+    /**
+     * Write this node's privacy-budget policy for the network; the
+     * effective policy is the strictest of every member's latest. Returns
+     * the entry id.
+     *
+     * Errors: `InvalidLedgerEntry` (ε not positive, δ not in (0, 1)), `NotAMember`.
+     */
+    fun `flSetPolicy`(`maxEpsilon`: kotlin.Double, `delta`: kotlin.Double, `allowNonPrivate`: kotlin.Boolean): kotlin.String
+    
+    /**
+     * One site step in every open task naming this node, with
+     * `source_network_id` as its data network (see the module docs).
+     *
+     * Errors: `BudgetExceeded` (the site refuses before reading a record),
+     * `EmptyAfterConsent`, `TrainingFailed`, `FederationFailed`, `NotAMember`.
+     */
+    fun `flSiteStep`(`sourceNetworkId`: kotlin.String): List<FlStep>
+    
+    /**
+     * The network's federated tasks.
+     */
+    fun `flTasks`(): List<FlTask>
+    
+    /**
+     * Re-check round card `card_id` from this replica. A difference is an
+     * answer (`confirmed` false, with the step), not an error.
+     *
+     * Errors: `UnknownTask` (no such card), `InvalidArgument`.
+     */
+    fun `flVerifyRound`(`cardId`: kotlin.String): RoundVerification
+    
+    /**
      * Queue an announcement of this node's chain heads; peers answer by
      * resending entries lost in transit. `sync_local_relay` does this itself.
      */
@@ -1804,6 +2028,119 @@ public interface NetworkInterface {
      * Problems are listed in the report, never fixed.
      */
     fun `verifyLedger`(): LedgerReport
+    
+    /**
+     * Erase a patient's whole chart by crypto-shredding: an erase entry, and
+     * every key of the chart and its local copy deleted here (every member
+     * does the same when it syncs; the chart is erased too in the networks
+     * this node shared it into). The ciphertext stays in the ledger,
+     * unreadable. What another node already decrypted or exported cannot
+     * be taken back.
+     *
+     * Errors: `UnknownPatient`, `ChartErased`, `NotAMember`, `BehindOwnChain`.
+     */
+    fun `eraseChart`(`patientId`: kotlin.String): EraseReport
+    
+    /**
+     * Erase some resources of a chart: the chart is shredded as by
+     * `erase_chart`, then the rest of it is written again under a fresh key.
+     *
+     * Errors: as `erase_chart`, and `UnknownResource`.
+     */
+    fun `eraseResources`(`patientId`: kotlin.String, `resources`: List<ResourceRef>): EraseReport
+    
+    /**
+     * The charts erased in this network.
+     */
+    fun `erasedCharts`(): List<ErasedChart>
+    
+    /**
+     * Whether a target is active now.
+     */
+    fun `activation`(`target`: EndorsementTarget): Activation
+    
+    /**
+     * Store a rule-set document (JSON bytes, expressions in CEL). It is
+     * parsed and every expression compiled under the engine's limits
+     * first; it is inactive until the policy's quorum endorses it.
+     *
+     * Errors: `InvalidRuleSet` (malformed, or hostile: too large, too deep,
+     * comprehensions nested too deeply, wrong types; nothing stored),
+     * `NotAMember`.
+     */
+    fun `addRuleSet`(`document`: kotlin.ByteArray): RuleSetAdded
+    
+    /**
+     * Endorse a rule set, model card or policy. A model card is endorsed
+     * only after this node's own verification confirms it. When this node
+     * executes a rule set the endorsement activates, its outcomes are
+     * written in the same call. Returns the endorsement entry id.
+     *
+     * Errors: `UnknownRuleSet`, `UnknownPolicy`, `UnknownModelCard`,
+     * `NotConfirmed` (the model card's verification answered mismatch),
+     * `InvalidArgument`, `NotAMember`.
+     */
+    fun `endorse`(`target`: EndorsementTarget): kotlin.String
+    
+    /**
+     * The network's rule outcomes: one per (rule set, rule, resource
+     * version), each with its `ClaimResponse`.
+     */
+    fun `ruleOutcomes`(): List<RuleOutcome>
+    
+    /**
+     * The network's rule sets with their activation now, by name and version.
+     */
+    fun `ruleSets`(): List<RuleSetInfo>
+    
+    /**
+     * Run the rules this node executes over every record now (receiving
+     * does this by itself for changed records). Never writes a second
+     * outcome for a resource version.
+     */
+    fun `runRules`(): RulesActivity
+    
+    /**
+     * Write the network's rules policy: a rule set, a model card a rule
+     * uses, or a later policy is active once `quorum` members endorse it.
+     * `replaces_policy_id` names the policy this one replaces (it takes
+     * effect once that policy's quorum endorses it). Returns the entry id.
+     *
+     * Errors: `InvalidPolicy` (quorum 0 or above the members),
+     * `InvalidArgument`, `NotAMember`.
+     */
+    fun `setRulesPolicy`(`quorum`: kotlin.UInt, `replacesPolicyId`: kotlin.String? = null): kotlin.String
+    
+    /**
+     * Share this network's charts into `target` (a claims network of the
+     * same node) as `share_to_network` does, but only resources of the
+     * `types` named (at least one, e.g. `["Claim", "Coverage"]`).
+     *
+     * Errors: `InvalidArgument` (no type, a malformed type, the same
+     * network, a `target` of another node), `NotAMember`, `Record`.
+     */
+    fun `shareTypesToNetwork`(`target`: Network, `purpose`: Purpose, `types`: List<kotlin.String>): ShareReport
+    
+    /**
+     * Re-evaluate outcome `entry_id` on this replica.
+     *
+     * Errors: `UnknownOutcome`, `InvalidArgument`.
+     */
+    fun `verifyOutcome`(`entryId`: kotlin.String): OutcomeVerification
+    
+    /**
+     * Re-check every outcome (duplicates included); executors of those
+     * that differ are flagged (`verify_ledger` reports them).
+     */
+    fun `verifyOutcomes`(): List<OutcomeVerification>
+    
+    /**
+     * Withdraw this node's endorsement of a target; below quorum it is no
+     * longer active (no new outcomes). Returns the entry id.
+     *
+     * Errors: as `endorse`.
+     */
+    fun `withdrawEndorsement`(`target`: EndorsementTarget): kotlin.String
     
     companion object
 }
@@ -2195,6 +2532,164 @@ open class Network: Disposable, AutoCloseable, NetworkInterface
 
     
     /**
+     * What each site's dataset has spent (unfinished tasks count with all
+     * their rounds).
+     */
+    @Throws(ApiException::class)override fun `flBudget`(): List<SiteBudget> {
+            return FfiConverterSequenceTypeSiteBudget.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_budget(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * One coordinator step in every open task this node planned.
+     */
+    @Throws(ApiException::class)override fun `flCoordinatorStep`(): List<FlStep> {
+            return FfiConverterSequenceTypeFlStep.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_coordinator_step(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Write a task plan as coordinator from the request JSON of the core's
+     * `PlanRequest::from_json`; returns the plan as JSON.
+     *
+     * Errors: `BudgetExceeded` (nothing written), `FederationFailed`
+     * (a field breaks a rule), `InvalidLedgerEntry` (request JSON), `NotAMember`.
+     */
+    @Throws(ApiException::class)override fun `flPlan`(`requestJson`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_plan(
+        it,
+        
+        FfiConverterString.lower(`requestJson`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The network's effective budget policy, if any member wrote one.
+     */
+    @Throws(ApiException::class)override fun `flPolicy`(): FlPolicy? {
+            return FfiConverterOptionalTypeFlPolicy.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_policy(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Write this node's privacy-budget policy for the network; the
+     * effective policy is the strictest of every member's latest. Returns
+     * the entry id.
+     *
+     * Errors: `InvalidLedgerEntry` (ε not positive, δ not in (0, 1)), `NotAMember`.
+     */
+    @Throws(ApiException::class)override fun `flSetPolicy`(`maxEpsilon`: kotlin.Double, `delta`: kotlin.Double, `allowNonPrivate`: kotlin.Boolean): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_set_policy(
+        it,
+        
+        FfiConverterDouble.lower(`maxEpsilon`),
+        FfiConverterDouble.lower(`delta`),
+        FfiConverterBoolean.lower(`allowNonPrivate`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * One site step in every open task naming this node, with
+     * `source_network_id` as its data network (see the module docs).
+     *
+     * Errors: `BudgetExceeded` (the site refuses before reading a record),
+     * `EmptyAfterConsent`, `TrainingFailed`, `FederationFailed`, `NotAMember`.
+     */
+    @Throws(ApiException::class)override fun `flSiteStep`(`sourceNetworkId`: kotlin.String): List<FlStep> {
+            return FfiConverterSequenceTypeFlStep.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_site_step(
+        it,
+        
+        FfiConverterString.lower(`sourceNetworkId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The network's federated tasks.
+     */
+    @Throws(ApiException::class)override fun `flTasks`(): List<FlTask> {
+            return FfiConverterSequenceTypeFlTask.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_tasks(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Re-check round card `card_id` from this replica. A difference is an
+     * answer (`confirmed` false, with the step), not an error.
+     *
+     * Errors: `UnknownTask` (no such card), `InvalidArgument`.
+     */
+    @Throws(ApiException::class)override fun `flVerifyRound`(`cardId`: kotlin.String): RoundVerification {
+            return FfiConverterTypeRoundVerification.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_fl_verify_round(
+        it,
+        
+        FfiConverterString.lower(`cardId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Queue an announcement of this node's chain heads; peers answer by
      * resending entries lost in transit. `sync_local_relay` does this itself.
      */
@@ -2495,6 +2990,300 @@ open class Network: Disposable, AutoCloseable, NetworkInterface
     
 
     
+    /**
+     * Erase a patient's whole chart by crypto-shredding: an erase entry, and
+     * every key of the chart and its local copy deleted here (every member
+     * does the same when it syncs; the chart is erased too in the networks
+     * this node shared it into). The ciphertext stays in the ledger,
+     * unreadable. What another node already decrypted or exported cannot
+     * be taken back.
+     *
+     * Errors: `UnknownPatient`, `ChartErased`, `NotAMember`, `BehindOwnChain`.
+     */
+    @Throws(ApiException::class)override fun `eraseChart`(`patientId`: kotlin.String): EraseReport {
+            return FfiConverterTypeEraseReport.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_erase_chart(
+        it,
+        
+        FfiConverterString.lower(`patientId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Erase some resources of a chart: the chart is shredded as by
+     * `erase_chart`, then the rest of it is written again under a fresh key.
+     *
+     * Errors: as `erase_chart`, and `UnknownResource`.
+     */
+    @Throws(ApiException::class)override fun `eraseResources`(`patientId`: kotlin.String, `resources`: List<ResourceRef>): EraseReport {
+            return FfiConverterTypeEraseReport.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_erase_resources(
+        it,
+        
+        FfiConverterString.lower(`patientId`),
+        FfiConverterSequenceTypeResourceRef.lower(`resources`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The charts erased in this network.
+     */
+    @Throws(ApiException::class)override fun `erasedCharts`(): List<ErasedChart> {
+            return FfiConverterSequenceTypeErasedChart.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_erased_charts(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Whether a target is active now.
+     */
+    @Throws(ApiException::class)override fun `activation`(`target`: EndorsementTarget): Activation {
+            return FfiConverterTypeActivation.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_activation(
+        it,
+        
+        FfiConverterTypeEndorsementTarget.lower(`target`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Store a rule-set document (JSON bytes, expressions in CEL). It is
+     * parsed and every expression compiled under the engine's limits
+     * first; it is inactive until the policy's quorum endorses it.
+     *
+     * Errors: `InvalidRuleSet` (malformed, or hostile: too large, too deep,
+     * comprehensions nested too deeply, wrong types; nothing stored),
+     * `NotAMember`.
+     */
+    @Throws(ApiException::class)override fun `addRuleSet`(`document`: kotlin.ByteArray): RuleSetAdded {
+            return FfiConverterTypeRuleSetAdded.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_add_rule_set(
+        it,
+        
+        FfiConverterByteArray.lower(`document`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Endorse a rule set, model card or policy. A model card is endorsed
+     * only after this node's own verification confirms it. When this node
+     * executes a rule set the endorsement activates, its outcomes are
+     * written in the same call. Returns the endorsement entry id.
+     *
+     * Errors: `UnknownRuleSet`, `UnknownPolicy`, `UnknownModelCard`,
+     * `NotConfirmed` (the model card's verification answered mismatch),
+     * `InvalidArgument`, `NotAMember`.
+     */
+    @Throws(ApiException::class)override fun `endorse`(`target`: EndorsementTarget): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_endorse(
+        it,
+        
+        FfiConverterTypeEndorsementTarget.lower(`target`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The network's rule outcomes: one per (rule set, rule, resource
+     * version), each with its `ClaimResponse`.
+     */
+    @Throws(ApiException::class)override fun `ruleOutcomes`(): List<RuleOutcome> {
+            return FfiConverterSequenceTypeRuleOutcome.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_rule_outcomes(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The network's rule sets with their activation now, by name and version.
+     */
+    @Throws(ApiException::class)override fun `ruleSets`(): List<RuleSetInfo> {
+            return FfiConverterSequenceTypeRuleSetInfo.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_rule_sets(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Run the rules this node executes over every record now (receiving
+     * does this by itself for changed records). Never writes a second
+     * outcome for a resource version.
+     */
+    @Throws(ApiException::class)override fun `runRules`(): RulesActivity {
+            return FfiConverterTypeRulesActivity.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_run_rules(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Write the network's rules policy: a rule set, a model card a rule
+     * uses, or a later policy is active once `quorum` members endorse it.
+     * `replaces_policy_id` names the policy this one replaces (it takes
+     * effect once that policy's quorum endorses it). Returns the entry id.
+     *
+     * Errors: `InvalidPolicy` (quorum 0 or above the members),
+     * `InvalidArgument`, `NotAMember`.
+     */
+    @Throws(ApiException::class)override fun `setRulesPolicy`(`quorum`: kotlin.UInt, `replacesPolicyId`: kotlin.String?): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_set_rules_policy(
+        it,
+        
+        FfiConverterUInt.lower(`quorum`),
+        FfiConverterOptionalString.lower(`replacesPolicyId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Share this network's charts into `target` (a claims network of the
+     * same node) as `share_to_network` does, but only resources of the
+     * `types` named (at least one, e.g. `["Claim", "Coverage"]`).
+     *
+     * Errors: `InvalidArgument` (no type, a malformed type, the same
+     * network, a `target` of another node), `NotAMember`, `Record`.
+     */
+    @Throws(ApiException::class)override fun `shareTypesToNetwork`(`target`: Network, `purpose`: Purpose, `types`: List<kotlin.String>): ShareReport {
+            return FfiConverterTypeShareReport.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_share_types_to_network(
+        it,
+        
+        FfiConverterTypeNetwork.lower(`target`),
+        FfiConverterTypePurpose.lower(`purpose`),
+        FfiConverterSequenceString.lower(`types`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Re-evaluate outcome `entry_id` on this replica.
+     *
+     * Errors: `UnknownOutcome`, `InvalidArgument`.
+     */
+    @Throws(ApiException::class)override fun `verifyOutcome`(`entryId`: kotlin.String): OutcomeVerification {
+            return FfiConverterTypeOutcomeVerification.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_outcome(
+        it,
+        
+        FfiConverterString.lower(`entryId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Re-check every outcome (duplicates included); executors of those
+     * that differ are flagged (`verify_ledger` reports them).
+     */
+    @Throws(ApiException::class)override fun `verifyOutcomes`(): List<OutcomeVerification> {
+            return FfiConverterSequenceTypeOutcomeVerification.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_verify_outcomes(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Withdraw this node's endorsement of a target; below quorum it is no
+     * longer active (no new outcomes). Returns the entry id.
+     *
+     * Errors: as `endorse`.
+     */
+    @Throws(ApiException::class)override fun `withdrawEndorsement`(`target`: EndorsementTarget): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_network_withdraw_endorsement(
+        it,
+        
+        FfiConverterTypeEndorsementTarget.lower(`target`),_status)
+}
+    }
+    )
+    }
+    
+
+    
 
     
 
@@ -2718,6 +3507,22 @@ public interface NodeInterface {
      * It stays queued until `ack_outgoing`.
      */
     fun `pollOutgoing`(): OutgoingMessage?
+    
+    /**
+     * Take the consent decisions that are due: every chart this node shared
+     * into another network whose consent period ended since is cut off
+     * there (its key rotated and withheld). Call it from a timer or when
+     * the app wakes; `sync_local_relay` calls it too. `now_ms` defaults to
+     * the system clock.
+     */
+    fun `tick`(`nowMs`: kotlin.ULong?): TickReport
+    
+    /**
+     * Audit the whole store file (reads all of it; opening and every read
+     * check only what they touch): integrity, every row's MAC, every
+     * table's digest, the schema.
+     */
+    fun `verifyStore`(): StoreAudit
     
     companion object
 }
@@ -3075,6 +3880,47 @@ open class Node: Disposable, AutoCloseable, NodeInterface
     
 
     
+    /**
+     * Take the consent decisions that are due: every chart this node shared
+     * into another network whose consent period ended since is cut off
+     * there (its key rotated and withheld). Call it from a timer or when
+     * the app wakes; `sync_local_relay` calls it too. `now_ms` defaults to
+     * the system clock.
+     */
+    @Throws(ApiException::class)override fun `tick`(`nowMs`: kotlin.ULong?): TickReport {
+            return FfiConverterTypeTickReport.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_node_tick(
+        it,
+        
+        FfiConverterOptionalULong.lower(`nowMs`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Audit the whole store file (reads all of it; opening and every read
+     * check only what they touch): integrity, every row's MAC, every
+     * table's digest, the schema.
+     */
+    @Throws(ApiException::class)override fun `verifyStore`(): StoreAudit {
+            return FfiConverterTypeStoreAudit.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ApiException) { _status ->
+    UniffiLib.uniffi_careledger_uniffi_fn_method_node_verify_store(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
 
     
 
@@ -3150,6 +3996,69 @@ public object FfiConverterTypeNode: FfiConverter<Node, Long> {
 
     override fun write(value: Node, buf: ByteBuffer) {
         buf.putLong(lower(value))
+    }
+}
+
+
+
+/**
+ * Whether a target is active, and on what.
+ */
+data class Activation (
+    /**
+     * Active under the policy in force.
+     */
+    var `active`: kotlin.Boolean
+    , 
+    /**
+     * The policy in force (entry id), if any.
+     */
+    var `policyId`: kotlin.String?
+    , 
+    /**
+     * Its quorum (0 without a policy).
+     */
+    var `quorum`: kotlin.UInt
+    , 
+    /**
+     * The endorsement entries of the members standing endorsed, sorted.
+     */
+    var `endorsementIds`: List<kotlin.String>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeActivation: FfiConverterRustBuffer<Activation> {
+    override fun read(buf: ByteBuffer): Activation {
+        return Activation(
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Activation) = (
+            FfiConverterBoolean.allocationSize(value.`active`) +
+            FfiConverterOptionalString.allocationSize(value.`policyId`) +
+            FfiConverterUInt.allocationSize(value.`quorum`) +
+            FfiConverterSequenceString.allocationSize(value.`endorsementIds`)
+    )
+
+    override fun write(value: Activation, buf: ByteBuffer) {
+            FfiConverterBoolean.write(value.`active`, buf)
+            FfiConverterOptionalString.write(value.`policyId`, buf)
+            FfiConverterUInt.write(value.`quorum`, buf)
+            FfiConverterSequenceString.write(value.`endorsementIds`, buf)
     }
 }
 
@@ -3495,6 +4404,387 @@ public object FfiConverterTypeDecision: FfiConverterRustBuffer<Decision> {
             FfiConverterString.write(value.`inputCommitment`, buf)
             FfiConverterULong.write(value.`timeMs`, buf)
             FfiConverterString.write(value.`provenanceJson`, buf)
+    }
+}
+
+
+
+/**
+ * What an erasure did.
+ */
+data class EraseReport (
+    /**
+     * The networks (hex ids) the chart was erased in: this one, then the
+     * networks this node had shared it into.
+     */
+    var `networkIds`: List<kotlin.String>
+    , 
+    /**
+     * Record keys shredded here.
+     */
+    var `keysShredded`: kotlin.ULong
+    , 
+    /**
+     * Resources written again (erasing some resources only).
+     */
+    var `resourcesKept`: kotlin.ULong
+    , 
+    /**
+     * Ledger entries written.
+     */
+    var `entries`: kotlin.ULong
+    , 
+    /**
+     * Whether this node wrote as one of the patient's own nodes (otherwise
+     * the erasure is marked as recorded on the patient's behalf).
+     */
+    var `byPatient`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEraseReport: FfiConverterRustBuffer<EraseReport> {
+    override fun read(buf: ByteBuffer): EraseReport {
+        return EraseReport(
+            FfiConverterSequenceString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: EraseReport) = (
+            FfiConverterSequenceString.allocationSize(value.`networkIds`) +
+            FfiConverterULong.allocationSize(value.`keysShredded`) +
+            FfiConverterULong.allocationSize(value.`resourcesKept`) +
+            FfiConverterULong.allocationSize(value.`entries`) +
+            FfiConverterBoolean.allocationSize(value.`byPatient`)
+    )
+
+    override fun write(value: EraseReport, buf: ByteBuffer) {
+            FfiConverterSequenceString.write(value.`networkIds`, buf)
+            FfiConverterULong.write(value.`keysShredded`, buf)
+            FfiConverterULong.write(value.`resourcesKept`, buf)
+            FfiConverterULong.write(value.`entries`, buf)
+            FfiConverterBoolean.write(value.`byPatient`, buf)
+    }
+}
+
+
+
+/**
+ * A chart erased in a network.
+ */
+data class ErasedChart (
+    /**
+     * The patient id.
+     */
+    var `patientId`: kotlin.String
+    , 
+    /**
+     * The erase entry (hex).
+     */
+    var `entryId`: kotlin.String
+    , 
+    /**
+     * Who wrote it (hex author id).
+     */
+    var `authorId`: kotlin.String
+    , 
+    /**
+     * When, as its author claimed (ms since the Unix epoch).
+     */
+    var `timeMs`: kotlin.ULong
+    , 
+    /**
+     * The whole chart, or only some of its resources.
+     */
+    var `wholeChart`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeErasedChart: FfiConverterRustBuffer<ErasedChart> {
+    override fun read(buf: ByteBuffer): ErasedChart {
+        return ErasedChart(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ErasedChart) = (
+            FfiConverterString.allocationSize(value.`patientId`) +
+            FfiConverterString.allocationSize(value.`entryId`) +
+            FfiConverterString.allocationSize(value.`authorId`) +
+            FfiConverterULong.allocationSize(value.`timeMs`) +
+            FfiConverterBoolean.allocationSize(value.`wholeChart`)
+    )
+
+    override fun write(value: ErasedChart, buf: ByteBuffer) {
+            FfiConverterString.write(value.`patientId`, buf)
+            FfiConverterString.write(value.`entryId`, buf)
+            FfiConverterString.write(value.`authorId`, buf)
+            FfiConverterULong.write(value.`timeMs`, buf)
+            FfiConverterBoolean.write(value.`wholeChart`, buf)
+    }
+}
+
+
+
+/**
+ * A network's privacy-budget policy.
+ */
+data class FlPolicy (
+    /**
+     * Largest ε any site's dataset may reach.
+     */
+    var `maxEpsilon`: kotlin.Double
+    , 
+    /**
+     * The δ it is stated at.
+     */
+    var `delta`: kotlin.Double
+    , 
+    /**
+     * Whether tasks without differential privacy are allowed.
+     */
+    var `allowNonPrivate`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFlPolicy: FfiConverterRustBuffer<FlPolicy> {
+    override fun read(buf: ByteBuffer): FlPolicy {
+        return FlPolicy(
+            FfiConverterDouble.read(buf),
+            FfiConverterDouble.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: FlPolicy) = (
+            FfiConverterDouble.allocationSize(value.`maxEpsilon`) +
+            FfiConverterDouble.allocationSize(value.`delta`) +
+            FfiConverterBoolean.allocationSize(value.`allowNonPrivate`)
+    )
+
+    override fun write(value: FlPolicy, buf: ByteBuffer) {
+            FfiConverterDouble.write(value.`maxEpsilon`, buf)
+            FfiConverterDouble.write(value.`delta`, buf)
+            FfiConverterBoolean.write(value.`allowNonPrivate`, buf)
+    }
+}
+
+
+
+/**
+ * One step a node took.
+ */
+data class FlStep (
+    /**
+     * `keys`, `shares`, `masked`, `unmask`, `survivors` or `card`.
+     */
+    var `action`: kotlin.String
+    , 
+    /**
+     * The task id (hex).
+     */
+    var `taskId`: kotlin.String
+    , 
+    /**
+     * The round, for round steps.
+     */
+    var `round`: kotlin.UInt?
+    , 
+    /**
+     * The card's entry id, for `card`.
+     */
+    var `cardId`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFlStep: FfiConverterRustBuffer<FlStep> {
+    override fun read(buf: ByteBuffer): FlStep {
+        return FlStep(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: FlStep) = (
+            FfiConverterString.allocationSize(value.`action`) +
+            FfiConverterString.allocationSize(value.`taskId`) +
+            FfiConverterOptionalUInt.allocationSize(value.`round`) +
+            FfiConverterOptionalString.allocationSize(value.`cardId`)
+    )
+
+    override fun write(value: FlStep, buf: ByteBuffer) {
+            FfiConverterString.write(value.`action`, buf)
+            FfiConverterString.write(value.`taskId`, buf)
+            FfiConverterOptionalUInt.write(value.`round`, buf)
+            FfiConverterOptionalString.write(value.`cardId`, buf)
+    }
+}
+
+
+
+/**
+ * A federated task as this node sees it.
+ */
+data class FlTask (
+    /**
+     * Task id (hex).
+     */
+    var `taskId`: kotlin.String
+    , 
+    /**
+     * The plan entry (hex).
+     */
+    var `planEntryId`: kotlin.String
+    , 
+    /**
+     * The coordinator's name.
+     */
+    var `coordinator`: kotlin.String
+    , 
+    /**
+     * `moments` or `logistic_regression`.
+     */
+    var `objective`: kotlin.String
+    , 
+    /**
+     * Whether its rounds are differentially private.
+     */
+    var `private`: kotlin.Boolean
+    , 
+    /**
+     * Participants' names, in Shamir order.
+     */
+    var `participants`: List<kotlin.String>
+    , 
+    /**
+     * Planned rounds.
+     */
+    var `rounds`: kotlin.UInt
+    , 
+    /**
+     * Last round with a card (0 = setup), if any.
+     */
+    var `lastCardRound`: kotlin.UInt?
+    , 
+    /**
+     * Whether the task has ended.
+     */
+    var `finished`: kotlin.Boolean
+    , 
+    /**
+     * Whether it ended with every round completed (`None` while running).
+     */
+    var `completed`: kotlin.Boolean?
+    , 
+    /**
+     * The last card's entry id.
+     */
+    var `lastCardId`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFlTask: FfiConverterRustBuffer<FlTask> {
+    override fun read(buf: ByteBuffer): FlTask {
+        return FlTask(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: FlTask) = (
+            FfiConverterString.allocationSize(value.`taskId`) +
+            FfiConverterString.allocationSize(value.`planEntryId`) +
+            FfiConverterString.allocationSize(value.`coordinator`) +
+            FfiConverterString.allocationSize(value.`objective`) +
+            FfiConverterBoolean.allocationSize(value.`private`) +
+            FfiConverterSequenceString.allocationSize(value.`participants`) +
+            FfiConverterUInt.allocationSize(value.`rounds`) +
+            FfiConverterOptionalUInt.allocationSize(value.`lastCardRound`) +
+            FfiConverterBoolean.allocationSize(value.`finished`) +
+            FfiConverterOptionalBoolean.allocationSize(value.`completed`) +
+            FfiConverterOptionalString.allocationSize(value.`lastCardId`)
+    )
+
+    override fun write(value: FlTask, buf: ByteBuffer) {
+            FfiConverterString.write(value.`taskId`, buf)
+            FfiConverterString.write(value.`planEntryId`, buf)
+            FfiConverterString.write(value.`coordinator`, buf)
+            FfiConverterString.write(value.`objective`, buf)
+            FfiConverterBoolean.write(value.`private`, buf)
+            FfiConverterSequenceString.write(value.`participants`, buf)
+            FfiConverterUInt.write(value.`rounds`, buf)
+            FfiConverterOptionalUInt.write(value.`lastCardRound`, buf)
+            FfiConverterBoolean.write(value.`finished`, buf)
+            FfiConverterOptionalBoolean.write(value.`completed`, buf)
+            FfiConverterOptionalString.write(value.`lastCardId`, buf)
     }
 }
 
@@ -3920,6 +5210,79 @@ public object FfiConverterTypeNetworkInfo: FfiConverterRustBuffer<NetworkInfo> {
 
 
 /**
+ * A rule outcome re-checked on this replica. A difference is an answer
+ * (`confirmed` false, with the step), not an error.
+ */
+data class OutcomeVerification (
+    /**
+     * The outcome entry (hex).
+     */
+    var `entryId`: kotlin.String
+    , 
+    /**
+     * Re-evaluated here with the same result.
+     */
+    var `confirmed`: kotlin.Boolean
+    , 
+    /**
+     * This replica lacks what the outcome cites (sync and check again).
+     */
+    var `waiting`: kotlin.Boolean
+    , 
+    /**
+     * The first step that differed: `rule set`, `executor`, `governance`,
+     * `trigger`, `inputs`, `decision` or `outcome`.
+     */
+    var `mismatchStep`: kotlin.String?
+    , 
+    /**
+     * What differed or what is missing (never record data).
+     */
+    var `detail`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOutcomeVerification: FfiConverterRustBuffer<OutcomeVerification> {
+    override fun read(buf: ByteBuffer): OutcomeVerification {
+        return OutcomeVerification(
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OutcomeVerification) = (
+            FfiConverterString.allocationSize(value.`entryId`) +
+            FfiConverterBoolean.allocationSize(value.`confirmed`) +
+            FfiConverterBoolean.allocationSize(value.`waiting`) +
+            FfiConverterOptionalString.allocationSize(value.`mismatchStep`) +
+            FfiConverterOptionalString.allocationSize(value.`detail`)
+    )
+
+    override fun write(value: OutcomeVerification, buf: ByteBuffer) {
+            FfiConverterString.write(value.`entryId`, buf)
+            FfiConverterBoolean.write(value.`confirmed`, buf)
+            FfiConverterBoolean.write(value.`waiting`, buf)
+            FfiConverterOptionalString.write(value.`mismatchStep`, buf)
+            FfiConverterOptionalString.write(value.`detail`, buf)
+    }
+}
+
+
+
+/**
  * A message waiting in the node's outbox for the transport.
  */
 data class OutgoingMessage (
@@ -4083,6 +5446,21 @@ data class ReceiveReport (
      * Entries queued again because a peer showed it lacked them.
      */
     var `resent`: kotlin.ULong
+    , 
+    /**
+     * Rule outcomes this node wrote by itself as an executor.
+     */
+    var `ruleOutcomesWritten`: kotlin.ULong
+    , 
+    /**
+     * Others' rule outcomes re-checked here and confirmed.
+     */
+    var `ruleOutcomesConfirmed`: kotlin.ULong
+    , 
+    /**
+     * Others' rule outcomes that did not re-check (their executor is flagged).
+     */
+    var `ruleOutcomeMismatches`: kotlin.ULong
     
 ){
     
@@ -4107,6 +5485,9 @@ public object FfiConverterTypeReceiveReport: FfiConverterRustBuffer<ReceiveRepor
             FfiConverterULong.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -4118,7 +5499,10 @@ public object FfiConverterTypeReceiveReport: FfiConverterRustBuffer<ReceiveRepor
             FfiConverterULong.allocationSize(value.`commitsStale`) +
             FfiConverterULong.allocationSize(value.`commitsRetried`) +
             FfiConverterBoolean.allocationSize(value.`removed`) +
-            FfiConverterULong.allocationSize(value.`resent`)
+            FfiConverterULong.allocationSize(value.`resent`) +
+            FfiConverterULong.allocationSize(value.`ruleOutcomesWritten`) +
+            FfiConverterULong.allocationSize(value.`ruleOutcomesConfirmed`) +
+            FfiConverterULong.allocationSize(value.`ruleOutcomeMismatches`)
     )
 
     override fun write(value: ReceiveReport, buf: ByteBuffer) {
@@ -4130,6 +5514,565 @@ public object FfiConverterTypeReceiveReport: FfiConverterRustBuffer<ReceiveRepor
             FfiConverterULong.write(value.`commitsRetried`, buf)
             FfiConverterBoolean.write(value.`removed`, buf)
             FfiConverterULong.write(value.`resent`, buf)
+            FfiConverterULong.write(value.`ruleOutcomesWritten`, buf)
+            FfiConverterULong.write(value.`ruleOutcomesConfirmed`, buf)
+            FfiConverterULong.write(value.`ruleOutcomeMismatches`, buf)
+    }
+}
+
+
+
+/**
+ * One resource of a chart, by type and id.
+ */
+data class ResourceRef (
+    /**
+     * The FHIR resource type (`Observation`, …).
+     */
+    var `resourceType`: kotlin.String
+    , 
+    /**
+     * Its id.
+     */
+    var `id`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeResourceRef: FfiConverterRustBuffer<ResourceRef> {
+    override fun read(buf: ByteBuffer): ResourceRef {
+        return ResourceRef(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ResourceRef) = (
+            FfiConverterString.allocationSize(value.`resourceType`) +
+            FfiConverterString.allocationSize(value.`id`)
+    )
+
+    override fun write(value: ResourceRef, buf: ByteBuffer) {
+            FfiConverterString.write(value.`resourceType`, buf)
+            FfiConverterString.write(value.`id`, buf)
+    }
+}
+
+
+
+/**
+ * A round card's re-verification.
+ */
+data class RoundVerification (
+    /**
+     * Every step matched.
+     */
+    var `confirmed`: kotlin.Boolean
+    , 
+    /**
+     * The first step that differed (`plan`, `setup`, `inputs`,
+     * `survivors`, `shares`, `aggregate`, `parameters`, `budget`, `model`).
+     */
+    var `mismatchStep`: kotlin.String?
+    , 
+    /**
+     * The site to blame, if one is.
+     */
+    var `site`: kotlin.String?
+    , 
+    /**
+     * What differed.
+     */
+    var `detail`: kotlin.String?
+    , 
+    /**
+     * Steps that passed, in order.
+     */
+    var `passed`: List<kotlin.String>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRoundVerification: FfiConverterRustBuffer<RoundVerification> {
+    override fun read(buf: ByteBuffer): RoundVerification {
+        return RoundVerification(
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RoundVerification) = (
+            FfiConverterBoolean.allocationSize(value.`confirmed`) +
+            FfiConverterOptionalString.allocationSize(value.`mismatchStep`) +
+            FfiConverterOptionalString.allocationSize(value.`site`) +
+            FfiConverterOptionalString.allocationSize(value.`detail`) +
+            FfiConverterSequenceString.allocationSize(value.`passed`)
+    )
+
+    override fun write(value: RoundVerification, buf: ByteBuffer) {
+            FfiConverterBoolean.write(value.`confirmed`, buf)
+            FfiConverterOptionalString.write(value.`mismatchStep`, buf)
+            FfiConverterOptionalString.write(value.`site`, buf)
+            FfiConverterOptionalString.write(value.`detail`, buf)
+            FfiConverterSequenceString.write(value.`passed`, buf)
+    }
+}
+
+
+
+/**
+ * A rule outcome on the ledger: exactly one per (rule set, rule, resource
+ * version).
+ */
+data class RuleOutcome (
+    /**
+     * The outcome entry (hex).
+     */
+    var `entryId`: kotlin.String
+    , 
+    /**
+     * The executor that wrote it (author id hex).
+     */
+    var `executorId`: kotlin.String
+    , 
+    /**
+     * The rule set's hash (hex).
+     */
+    var `ruleSetHash`: kotlin.String
+    , 
+    /**
+     * The rule set's name.
+     */
+    var `ruleSetName`: kotlin.String
+    , 
+    /**
+     * The rule set's version.
+     */
+    var `ruleSetVersion`: kotlin.ULong
+    , 
+    /**
+     * The rule's id.
+     */
+    var `ruleId`: kotlin.String
+    , 
+    /**
+     * The record (patient id) of the resource decided.
+     */
+    var `patientId`: kotlin.String
+    , 
+    /**
+     * The resource's type (`Claim`).
+     */
+    var `resourceType`: kotlin.String
+    , 
+    /**
+     * The resource's id.
+     */
+    var `resourceId`: kotlin.String
+    , 
+    /**
+     * What was decided.
+     */
+    var `decision`: RuleDecision
+    , 
+    /**
+     * The amount to pay (approve), exact decimal text.
+     */
+    var `amount`: kotlin.String?
+    , 
+    /**
+     * ISO 4217 currency.
+     */
+    var `currency`: kotlin.String
+    , 
+    /**
+     * Why.
+     */
+    var `reason`: kotlin.String
+    , 
+    /**
+     * The clause that held (0-based), or none for `otherwise`.
+     */
+    var `clause`: kotlin.UInt?
+    , 
+    /**
+     * The decision entry of the prediction the rule used, if any.
+     */
+    var `decisionEntryId`: kotlin.String?
+    , 
+    /**
+     * Endorsement entries the outcome relied on (rule set, then model card).
+     */
+    var `endorsementIds`: List<kotlin.String>
+    , 
+    /**
+     * Outcomes other executors wrote for the same key (racing), by entry id.
+     */
+    var `duplicateIds`: List<kotlin.String>
+    , 
+    /**
+     * The outcome as a FHIR R4 `ClaimResponse` (JSON text).
+     */
+    var `claimResponseJson`: kotlin.String
+    , 
+    /**
+     * The outcome entry's body (JSON text).
+     */
+    var `outcomeJson`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRuleOutcome: FfiConverterRustBuffer<RuleOutcome> {
+    override fun read(buf: ByteBuffer): RuleOutcome {
+        return RuleOutcome(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeRuleDecision.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RuleOutcome) = (
+            FfiConverterString.allocationSize(value.`entryId`) +
+            FfiConverterString.allocationSize(value.`executorId`) +
+            FfiConverterString.allocationSize(value.`ruleSetHash`) +
+            FfiConverterString.allocationSize(value.`ruleSetName`) +
+            FfiConverterULong.allocationSize(value.`ruleSetVersion`) +
+            FfiConverterString.allocationSize(value.`ruleId`) +
+            FfiConverterString.allocationSize(value.`patientId`) +
+            FfiConverterString.allocationSize(value.`resourceType`) +
+            FfiConverterString.allocationSize(value.`resourceId`) +
+            FfiConverterTypeRuleDecision.allocationSize(value.`decision`) +
+            FfiConverterOptionalString.allocationSize(value.`amount`) +
+            FfiConverterString.allocationSize(value.`currency`) +
+            FfiConverterString.allocationSize(value.`reason`) +
+            FfiConverterOptionalUInt.allocationSize(value.`clause`) +
+            FfiConverterOptionalString.allocationSize(value.`decisionEntryId`) +
+            FfiConverterSequenceString.allocationSize(value.`endorsementIds`) +
+            FfiConverterSequenceString.allocationSize(value.`duplicateIds`) +
+            FfiConverterString.allocationSize(value.`claimResponseJson`) +
+            FfiConverterString.allocationSize(value.`outcomeJson`)
+    )
+
+    override fun write(value: RuleOutcome, buf: ByteBuffer) {
+            FfiConverterString.write(value.`entryId`, buf)
+            FfiConverterString.write(value.`executorId`, buf)
+            FfiConverterString.write(value.`ruleSetHash`, buf)
+            FfiConverterString.write(value.`ruleSetName`, buf)
+            FfiConverterULong.write(value.`ruleSetVersion`, buf)
+            FfiConverterString.write(value.`ruleId`, buf)
+            FfiConverterString.write(value.`patientId`, buf)
+            FfiConverterString.write(value.`resourceType`, buf)
+            FfiConverterString.write(value.`resourceId`, buf)
+            FfiConverterTypeRuleDecision.write(value.`decision`, buf)
+            FfiConverterOptionalString.write(value.`amount`, buf)
+            FfiConverterString.write(value.`currency`, buf)
+            FfiConverterString.write(value.`reason`, buf)
+            FfiConverterOptionalUInt.write(value.`clause`, buf)
+            FfiConverterOptionalString.write(value.`decisionEntryId`, buf)
+            FfiConverterSequenceString.write(value.`endorsementIds`, buf)
+            FfiConverterSequenceString.write(value.`duplicateIds`, buf)
+            FfiConverterString.write(value.`claimResponseJson`, buf)
+            FfiConverterString.write(value.`outcomeJson`, buf)
+    }
+}
+
+
+
+/**
+ * A rule set stored by `add_rule_set`.
+ */
+data class RuleSetAdded (
+    /**
+     * The rule-set entry (hex).
+     */
+    var `entryId`: kotlin.String
+    , 
+    /**
+     * SHA-256 of the document (hex): what endorsements and outcomes name.
+     */
+    var `hash`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRuleSetAdded: FfiConverterRustBuffer<RuleSetAdded> {
+    override fun read(buf: ByteBuffer): RuleSetAdded {
+        return RuleSetAdded(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RuleSetAdded) = (
+            FfiConverterString.allocationSize(value.`entryId`) +
+            FfiConverterString.allocationSize(value.`hash`)
+    )
+
+    override fun write(value: RuleSetAdded, buf: ByteBuffer) {
+            FfiConverterString.write(value.`entryId`, buf)
+            FfiConverterString.write(value.`hash`, buf)
+    }
+}
+
+
+
+/**
+ * A rule set on the ledger, with its activation now.
+ */
+data class RuleSetInfo (
+    /**
+     * Its entry (hex).
+     */
+    var `entryId`: kotlin.String
+    , 
+    /**
+     * Who wrote it (author id hex).
+     */
+    var `authorId`: kotlin.String
+    , 
+    /**
+     * SHA-256 of the document (hex).
+     */
+    var `hash`: kotlin.String
+    , 
+    /**
+     * The set's name.
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * Its version.
+     */
+    var `version`: kotlin.ULong
+    , 
+    /**
+     * What it is for.
+     */
+    var `description`: kotlin.String
+    , 
+    /**
+     * ISO 4217 currency of its amounts.
+     */
+    var `currency`: kotlin.String
+    , 
+    /**
+     * The executors' author ids (hex).
+     */
+    var `executors`: List<kotlin.String>
+    , 
+    /**
+     * The rules' ids, in document order.
+     */
+    var `ruleIds`: List<kotlin.String>
+    , 
+    /**
+     * Activation under the policy in force.
+     */
+    var `activation`: Activation
+    , 
+    /**
+     * Active, and the highest active version of its name: the set executors run.
+     */
+    var `inForce`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRuleSetInfo: FfiConverterRustBuffer<RuleSetInfo> {
+    override fun read(buf: ByteBuffer): RuleSetInfo {
+        return RuleSetInfo(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterTypeActivation.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RuleSetInfo) = (
+            FfiConverterString.allocationSize(value.`entryId`) +
+            FfiConverterString.allocationSize(value.`authorId`) +
+            FfiConverterString.allocationSize(value.`hash`) +
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterULong.allocationSize(value.`version`) +
+            FfiConverterString.allocationSize(value.`description`) +
+            FfiConverterString.allocationSize(value.`currency`) +
+            FfiConverterSequenceString.allocationSize(value.`executors`) +
+            FfiConverterSequenceString.allocationSize(value.`ruleIds`) +
+            FfiConverterTypeActivation.allocationSize(value.`activation`) +
+            FfiConverterBoolean.allocationSize(value.`inForce`)
+    )
+
+    override fun write(value: RuleSetInfo, buf: ByteBuffer) {
+            FfiConverterString.write(value.`entryId`, buf)
+            FfiConverterString.write(value.`authorId`, buf)
+            FfiConverterString.write(value.`hash`, buf)
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterULong.write(value.`version`, buf)
+            FfiConverterString.write(value.`description`, buf)
+            FfiConverterString.write(value.`currency`, buf)
+            FfiConverterSequenceString.write(value.`executors`, buf)
+            FfiConverterSequenceString.write(value.`ruleIds`, buf)
+            FfiConverterTypeActivation.write(value.`activation`, buf)
+            FfiConverterBoolean.write(value.`inForce`, buf)
+    }
+}
+
+
+
+/**
+ * What a rules pass did (`run_rules`).
+ */
+data class RulesActivity (
+    /**
+     * Outcome entries written by this node.
+     */
+    var `outcomesWritten`: kotlin.ULong
+    , 
+    /**
+     * Decision entries written for predictions rules used.
+     */
+    var `decisionsWritten`: kotlin.ULong
+    , 
+    /**
+     * Resources a rule concerned but consent did not let this node read.
+     */
+    var `consentDenied`: kotlin.ULong
+    , 
+    /**
+     * Evaluations that failed (typed errors; nothing written): rule and why.
+     */
+    var `failures`: List<kotlin.String>
+    , 
+    /**
+     * Others' outcomes re-checked and confirmed.
+     */
+    var `confirmed`: kotlin.ULong
+    , 
+    /**
+     * Others' outcomes that did not re-check: `"<entry hex>: <step>"`.
+     */
+    var `mismatches`: List<kotlin.String>
+    , 
+    /**
+     * Outcomes waiting for entries this replica lacks.
+     */
+    var `waiting`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRulesActivity: FfiConverterRustBuffer<RulesActivity> {
+    override fun read(buf: ByteBuffer): RulesActivity {
+        return RulesActivity(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RulesActivity) = (
+            FfiConverterULong.allocationSize(value.`outcomesWritten`) +
+            FfiConverterULong.allocationSize(value.`decisionsWritten`) +
+            FfiConverterULong.allocationSize(value.`consentDenied`) +
+            FfiConverterSequenceString.allocationSize(value.`failures`) +
+            FfiConverterULong.allocationSize(value.`confirmed`) +
+            FfiConverterSequenceString.allocationSize(value.`mismatches`) +
+            FfiConverterULong.allocationSize(value.`waiting`)
+    )
+
+    override fun write(value: RulesActivity, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`outcomesWritten`, buf)
+            FfiConverterULong.write(value.`decisionsWritten`, buf)
+            FfiConverterULong.write(value.`consentDenied`, buf)
+            FfiConverterSequenceString.write(value.`failures`, buf)
+            FfiConverterULong.write(value.`confirmed`, buf)
+            FfiConverterSequenceString.write(value.`mismatches`, buf)
+            FfiConverterULong.write(value.`waiting`, buf)
     }
 }
 
@@ -4240,6 +6183,148 @@ public object FfiConverterTypeShareReport: FfiConverterRustBuffer<ShareReport> {
 
 
 /**
+ * What one site's dataset has spent.
+ */
+data class SiteBudget (
+    /**
+     * The site's author id (hex).
+     */
+    var `siteId`: kotlin.String
+    , 
+    /**
+     * Its name.
+     */
+    var `name`: kotlin.String
+    , 
+    /**
+     * ε of its differentially private rounds.
+     */
+    var `epsilon`: kotlin.Double
+    , 
+    /**
+     * The δ ε is stated at.
+     */
+    var `delta`: kotlin.Double
+    , 
+    /**
+     * Differentially private rounds.
+     */
+    var `dpRounds`: kotlin.ULong
+    , 
+    /**
+     * Releases without differential privacy (statistics, FedAvg rounds).
+     */
+    var `nonPrivateRounds`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSiteBudget: FfiConverterRustBuffer<SiteBudget> {
+    override fun read(buf: ByteBuffer): SiteBudget {
+        return SiteBudget(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterDouble.read(buf),
+            FfiConverterDouble.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SiteBudget) = (
+            FfiConverterString.allocationSize(value.`siteId`) +
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterDouble.allocationSize(value.`epsilon`) +
+            FfiConverterDouble.allocationSize(value.`delta`) +
+            FfiConverterULong.allocationSize(value.`dpRounds`) +
+            FfiConverterULong.allocationSize(value.`nonPrivateRounds`)
+    )
+
+    override fun write(value: SiteBudget, buf: ByteBuffer) {
+            FfiConverterString.write(value.`siteId`, buf)
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterDouble.write(value.`epsilon`, buf)
+            FfiConverterDouble.write(value.`delta`, buf)
+            FfiConverterULong.write(value.`dpRounds`, buf)
+            FfiConverterULong.write(value.`nonPrivateRounds`, buf)
+    }
+}
+
+
+
+/**
+ * What a full audit of the store file found.
+ */
+data class StoreAudit (
+    /**
+     * Tables checked.
+     */
+    var `tables`: kotlin.ULong
+    , 
+    /**
+     * Rows whose MAC was checked.
+     */
+    var `rows`: kotlin.ULong
+    , 
+    /**
+     * What does not match (names tables, never values); empty when intact.
+     */
+    var `problems`: List<kotlin.String>
+    , 
+    /**
+     * No problems.
+     */
+    var `clean`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStoreAudit: FfiConverterRustBuffer<StoreAudit> {
+    override fun read(buf: ByteBuffer): StoreAudit {
+        return StoreAudit(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StoreAudit) = (
+            FfiConverterULong.allocationSize(value.`tables`) +
+            FfiConverterULong.allocationSize(value.`rows`) +
+            FfiConverterSequenceString.allocationSize(value.`problems`) +
+            FfiConverterBoolean.allocationSize(value.`clean`)
+    )
+
+    override fun write(value: StoreAudit, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`tables`, buf)
+            FfiConverterULong.write(value.`rows`, buf)
+            FfiConverterSequenceString.write(value.`problems`, buf)
+            FfiConverterBoolean.write(value.`clean`, buf)
+    }
+}
+
+
+
+/**
  * What a sync with a relay did.
  */
 data class SyncReport (
@@ -4298,6 +6383,69 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
             FfiConverterULong.write(value.`fetched`, buf)
             FfiConverterTypeReceiveReport.write(value.`received`, buf)
             FfiConverterSequenceString.write(value.`rejected`, buf)
+    }
+}
+
+
+
+/**
+ * What `Node.tick` did.
+ */
+data class TickReport (
+    /**
+     * Shared charts whose consent was decided again.
+     */
+    var `chartsDecided`: kotlin.ULong
+    , 
+    /**
+     * Of those, charts cut off (key rotated and withheld).
+     */
+    var `recordsCutOff`: kotlin.ULong
+    , 
+    /**
+     * Ledger entries written.
+     */
+    var `entries`: kotlin.ULong
+    , 
+    /**
+     * When the next decision is due (ms), if any: call `tick` again by then.
+     */
+    var `nextDueMs`: kotlin.ULong?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTickReport: FfiConverterRustBuffer<TickReport> {
+    override fun read(buf: ByteBuffer): TickReport {
+        return TickReport(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TickReport) = (
+            FfiConverterULong.allocationSize(value.`chartsDecided`) +
+            FfiConverterULong.allocationSize(value.`recordsCutOff`) +
+            FfiConverterULong.allocationSize(value.`entries`) +
+            FfiConverterOptionalULong.allocationSize(value.`nextDueMs`)
+    )
+
+    override fun write(value: TickReport, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`chartsDecided`, buf)
+            FfiConverterULong.write(value.`recordsCutOff`, buf)
+            FfiConverterULong.write(value.`entries`, buf)
+            FfiConverterOptionalULong.write(value.`nextDueMs`, buf)
     }
 }
 
@@ -4653,6 +6801,51 @@ sealed class ApiException: kotlin.Exception() {
     }
     
     /**
+     * The patient's chart was erased (its keys shredded): it cannot be
+     * read, exported or erased again.
+     */
+    class ChartErased(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The chart has no resource of that type and id to erase (or none was named).
+     */
+    class UnknownResource(
+        
+        /**
+         * The core's message (names the resource type, never the id).
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * This store is older than entries this node already wrote in the
+     * network (restored from a backup): sync first, which catches its own
+     * chain up; writing before that would fork it.
+     */
+    class BehindOwnChain(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
      * The data is not valid FHIR R4; nothing was stored. Problems name the
      * source, line and field, never the value. Also raised when the core's
      * importer refuses a consent that `grant_consent` or `revoke_consent`
@@ -4898,6 +7091,145 @@ sealed class ApiException: kotlin.Exception() {
     }
     
     /**
+     * A federated task would take a site's dataset above the network's
+     * privacy budget (or is not differentially private where the policy
+     * requires it). Nothing was written and no record was read.
+     */
+    class BudgetExceeded(
+        
+        /**
+         * The core's message (names the site and the ε).
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * No federated task or round card with that id in the network.
+     */
+    class UnknownTask(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * A federated plan, policy or secure-aggregation step breaks a rule
+     * (a field out of range, a malformed message from a site, too few
+     * valid shares).
+     */
+    class FederationFailed(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The rule-set document was refused: not JSON of the rule-set shape, a
+     * field that breaks a rule of the format, or an expression that does
+     * not compile or is beyond the engine's limits (size, nesting,
+     * comprehensions). Nothing was stored.
+     */
+    class InvalidRuleSet(
+        
+        /**
+         * The core's message (names the rule, the field and the limit).
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * A rules policy's quorum is 0 or above the members of the network.
+     */
+    class InvalidPolicy(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * No rule set with that hash in the network.
+     */
+    class UnknownRuleSet(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * No rules policy with that entry id in the network.
+     */
+    class UnknownPolicy(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * No rule outcome with that entry id in the network.
+     */
+    class UnknownOutcome(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * A model card is endorsed only after this node's own verification
+     * confirms it, and it answered mismatch. Nothing was written.
+     */
+    class NotConfirmed(
+        
+        /**
+         * The core's message.
+         */
+        val `reason`: kotlin.String, 
+        
+        /**
+         * The verification step that differed.
+         */
+        val `step`: kotlin.String
+        ) : ApiException() {
+        override val message
+            get() = "reason=${ `reason` }, step=${ `step` }"
+    }
+    
+    /**
      * An earlier call panicked inside Rust while using this node, so its
      * in-memory state cannot be trusted. Drop every object of this node and
      * open the store again (the store itself is transactional).
@@ -4965,55 +7297,92 @@ public object FfiConverterTypeApiError : FfiConverterRustBuffer<ApiException> {
             11 -> ApiException.UnknownPatient(
                 FfiConverterString.read(buf),
                 )
-            12 -> ApiException.InvalidFhir(
+            12 -> ApiException.ChartErased(
+                FfiConverterString.read(buf),
+                )
+            13 -> ApiException.UnknownResource(
+                FfiConverterString.read(buf),
+                )
+            14 -> ApiException.BehindOwnChain(
+                FfiConverterString.read(buf),
+                )
+            15 -> ApiException.InvalidFhir(
                 FfiConverterString.read(buf),
                 FfiConverterSequenceString.read(buf),
                 )
-            13 -> ApiException.Mls(
+            16 -> ApiException.Mls(
                 FfiConverterString.read(buf),
                 )
-            14 -> ApiException.Record(
+            17 -> ApiException.Record(
                 FfiConverterString.read(buf),
                 )
-            15 -> ApiException.Relay(
+            18 -> ApiException.Relay(
                 FfiConverterString.read(buf),
                 )
-            16 -> ApiException.MessageRejected(
+            19 -> ApiException.MessageRejected(
                 FfiConverterUInt.read(buf),
                 FfiConverterString.read(buf),
                 )
-            17 -> ApiException.InvalidConsent(
+            20 -> ApiException.InvalidConsent(
                 FfiConverterString.read(buf),
                 )
-            18 -> ApiException.UnknownConsent(
+            21 -> ApiException.UnknownConsent(
                 FfiConverterString.read(buf),
                 )
-            19 -> ApiException.ConsentDenied(
+            22 -> ApiException.ConsentDenied(
                 FfiConverterString.read(buf),
                 )
-            20 -> ApiException.EmptyAfterConsent(
+            23 -> ApiException.EmptyAfterConsent(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            21 -> ApiException.UnknownModelCard(
+            24 -> ApiException.UnknownModelCard(
                 FfiConverterString.read(buf),
                 )
-            22 -> ApiException.InvalidSpec(
+            25 -> ApiException.InvalidSpec(
                 FfiConverterString.read(buf),
                 )
-            23 -> ApiException.NotCaughtUp(
+            26 -> ApiException.NotCaughtUp(
                 FfiConverterString.read(buf),
                 )
-            24 -> ApiException.TrainingFailed(
+            27 -> ApiException.TrainingFailed(
                 FfiConverterString.read(buf),
                 )
-            25 -> ApiException.InvalidLedgerEntry(
+            28 -> ApiException.InvalidLedgerEntry(
                 FfiConverterString.read(buf),
                 )
-            26 -> ApiException.InvalidProof(
+            29 -> ApiException.InvalidProof(
                 FfiConverterString.read(buf),
                 )
-            27 -> ApiException.NodeUnusable(
+            30 -> ApiException.BudgetExceeded(
+                FfiConverterString.read(buf),
+                )
+            31 -> ApiException.UnknownTask(
+                FfiConverterString.read(buf),
+                )
+            32 -> ApiException.FederationFailed(
+                FfiConverterString.read(buf),
+                )
+            33 -> ApiException.InvalidRuleSet(
+                FfiConverterString.read(buf),
+                )
+            34 -> ApiException.InvalidPolicy(
+                FfiConverterString.read(buf),
+                )
+            35 -> ApiException.UnknownRuleSet(
+                FfiConverterString.read(buf),
+                )
+            36 -> ApiException.UnknownPolicy(
+                FfiConverterString.read(buf),
+                )
+            37 -> ApiException.UnknownOutcome(
+                FfiConverterString.read(buf),
+                )
+            38 -> ApiException.NotConfirmed(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            39 -> ApiException.NodeUnusable(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -5073,6 +7442,21 @@ public object FfiConverterTypeApiError : FfiConverterRustBuffer<ApiException> {
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is ApiException.UnknownPatient -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.ChartErased -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.UnknownResource -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.BehindOwnChain -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
@@ -5155,6 +7539,52 @@ public object FfiConverterTypeApiError : FfiConverterRustBuffer<ApiException> {
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
             )
+            is ApiException.BudgetExceeded -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.UnknownTask -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.FederationFailed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.InvalidRuleSet -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.InvalidPolicy -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.UnknownRuleSet -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.UnknownPolicy -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.UnknownOutcome -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ApiException.NotConfirmed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+                + FfiConverterString.allocationSize(value.`step`)
+            )
             is ApiException.NodeUnusable -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
@@ -5220,86 +7650,147 @@ public object FfiConverterTypeApiError : FfiConverterRustBuffer<ApiException> {
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is ApiException.InvalidFhir -> {
+            is ApiException.ChartErased -> {
                 buf.putInt(12)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.UnknownResource -> {
+                buf.putInt(13)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.BehindOwnChain -> {
+                buf.putInt(14)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.InvalidFhir -> {
+                buf.putInt(15)
                 FfiConverterString.write(value.`reason`, buf)
                 FfiConverterSequenceString.write(value.`problems`, buf)
                 Unit
             }
             is ApiException.Mls -> {
-                buf.putInt(13)
+                buf.putInt(16)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is ApiException.Record -> {
-                buf.putInt(14)
+                buf.putInt(17)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is ApiException.Relay -> {
-                buf.putInt(15)
+                buf.putInt(18)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is ApiException.MessageRejected -> {
-                buf.putInt(16)
+                buf.putInt(19)
                 FfiConverterUInt.write(value.`count`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is ApiException.InvalidConsent -> {
-                buf.putInt(17)
+                buf.putInt(20)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is ApiException.UnknownConsent -> {
-                buf.putInt(18)
+                buf.putInt(21)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is ApiException.ConsentDenied -> {
-                buf.putInt(19)
+                buf.putInt(22)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is ApiException.EmptyAfterConsent -> {
-                buf.putInt(20)
+                buf.putInt(23)
                 FfiConverterString.write(value.`reason`, buf)
                 FfiConverterULong.write(value.`excluded`, buf)
                 Unit
             }
             is ApiException.UnknownModelCard -> {
-                buf.putInt(21)
-                FfiConverterString.write(value.`reason`, buf)
-                Unit
-            }
-            is ApiException.InvalidSpec -> {
-                buf.putInt(22)
-                FfiConverterString.write(value.`reason`, buf)
-                Unit
-            }
-            is ApiException.NotCaughtUp -> {
-                buf.putInt(23)
-                FfiConverterString.write(value.`reason`, buf)
-                Unit
-            }
-            is ApiException.TrainingFailed -> {
                 buf.putInt(24)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is ApiException.InvalidLedgerEntry -> {
+            is ApiException.InvalidSpec -> {
                 buf.putInt(25)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is ApiException.InvalidProof -> {
+            is ApiException.NotCaughtUp -> {
                 buf.putInt(26)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is ApiException.NodeUnusable -> {
+            is ApiException.TrainingFailed -> {
                 buf.putInt(27)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.InvalidLedgerEntry -> {
+                buf.putInt(28)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.InvalidProof -> {
+                buf.putInt(29)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.BudgetExceeded -> {
+                buf.putInt(30)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.UnknownTask -> {
+                buf.putInt(31)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.FederationFailed -> {
+                buf.putInt(32)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.InvalidRuleSet -> {
+                buf.putInt(33)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.InvalidPolicy -> {
+                buf.putInt(34)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.UnknownRuleSet -> {
+                buf.putInt(35)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.UnknownPolicy -> {
+                buf.putInt(36)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.UnknownOutcome -> {
+                buf.putInt(37)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ApiException.NotConfirmed -> {
+                buf.putInt(38)
+                FfiConverterString.write(value.`reason`, buf)
+                FfiConverterString.write(value.`step`, buf)
+                Unit
+            }
+            is ApiException.NodeUnusable -> {
+                buf.putInt(39)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
@@ -5377,6 +7868,59 @@ sealed class AuditRecord {
     }
     
     /**
+     * A member's privacy-budget policy for federated tasks.
+     */
+    data class FlPolicy(
+        /**
+         * Largest ε a site's dataset may reach.
+         */
+        val `maxEpsilon`: kotlin.Double, 
+        /**
+         * The δ it is stated at.
+         */
+        val `delta`: kotlin.Double, 
+        /**
+         * Whether tasks without differential privacy are allowed.
+         */
+        val `allowNonPrivate`: kotlin.Boolean) : AuditRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A federated task's plan, as JSON.
+     */
+    data class FlPlan(
+        /**
+         * The plan (sites, rounds, DP parameters, budget prior and projected).
+         */
+        val `planJson`: kotlin.String) : AuditRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A federated round card, as JSON (sum, parameters, budget spent).
+     */
+    data class FlRound(
+        /**
+         * The card.
+         */
+        val `cardJson`: kotlin.String) : AuditRecord()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * A record cut off by consent: its key withheld from the network.
      */
     data class KeyWithheld(
@@ -5429,7 +7973,18 @@ public object FfiConverterTypeAuditRecord : FfiConverterRustBuffer<AuditRecord>{
                 FfiConverterULong.read(buf),
                 FfiConverterSequenceString.read(buf),
                 )
-            4 -> AuditRecord.KeyWithheld(
+            4 -> AuditRecord.FlPolicy(
+                FfiConverterDouble.read(buf),
+                FfiConverterDouble.read(buf),
+                FfiConverterBoolean.read(buf),
+                )
+            5 -> AuditRecord.FlPlan(
+                FfiConverterString.read(buf),
+                )
+            6 -> AuditRecord.FlRound(
+                FfiConverterString.read(buf),
+                )
+            7 -> AuditRecord.KeyWithheld(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterOptionalString.read(buf),
@@ -5464,6 +8019,29 @@ public object FfiConverterTypeAuditRecord : FfiConverterRustBuffer<AuditRecord>{
                 + FfiConverterSequenceString.allocationSize(value.`consentIds`)
             )
         }
+        is AuditRecord.FlPolicy -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterDouble.allocationSize(value.`maxEpsilon`)
+                + FfiConverterDouble.allocationSize(value.`delta`)
+                + FfiConverterBoolean.allocationSize(value.`allowNonPrivate`)
+            )
+        }
+        is AuditRecord.FlPlan -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`planJson`)
+            )
+        }
+        is AuditRecord.FlRound -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`cardJson`)
+            )
+        }
         is AuditRecord.KeyWithheld -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -5496,8 +8074,25 @@ public object FfiConverterTypeAuditRecord : FfiConverterRustBuffer<AuditRecord>{
                 FfiConverterSequenceString.write(value.`consentIds`, buf)
                 Unit
             }
-            is AuditRecord.KeyWithheld -> {
+            is AuditRecord.FlPolicy -> {
                 buf.putInt(4)
+                FfiConverterDouble.write(value.`maxEpsilon`, buf)
+                FfiConverterDouble.write(value.`delta`, buf)
+                FfiConverterBoolean.write(value.`allowNonPrivate`, buf)
+                Unit
+            }
+            is AuditRecord.FlPlan -> {
+                buf.putInt(5)
+                FfiConverterString.write(value.`planJson`, buf)
+                Unit
+            }
+            is AuditRecord.FlRound -> {
+                buf.putInt(6)
+                FfiConverterString.write(value.`cardJson`, buf)
+                Unit
+            }
+            is AuditRecord.KeyWithheld -> {
+                buf.putInt(7)
                 FfiConverterString.write(value.`recordId`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 FfiConverterOptionalString.write(value.`consentId`, buf)
@@ -5662,6 +8257,135 @@ public object FfiConverterTypeConsentStatus: FfiConverterRustBuffer<ConsentStatu
 
     override fun write(value: ConsentStatus, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * What an endorsement is about.
+ */
+sealed class EndorsementTarget {
+    
+    /**
+     * A rule set, by the hash `add_rule_set` returned.
+     */
+    data class RuleSet(
+        /**
+         * The rule set's hash (64 hex digits).
+         */
+        val `hash`: kotlin.String) : EndorsementTarget()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A model card, by its entry id (endorsed only after this node's own
+     * verification confirms it).
+     */
+    data class ModelCard(
+        /**
+         * The card's entry id (64 hex digits).
+         */
+        val `cardId`: kotlin.String) : EndorsementTarget()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A policy, by its entry id.
+     */
+    data class Policy(
+        /**
+         * The policy's entry id (64 hex digits).
+         */
+        val `policyId`: kotlin.String) : EndorsementTarget()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEndorsementTarget : FfiConverterRustBuffer<EndorsementTarget>{
+    override fun read(buf: ByteBuffer): EndorsementTarget {
+        return when(buf.getInt()) {
+            1 -> EndorsementTarget.RuleSet(
+                FfiConverterString.read(buf),
+                )
+            2 -> EndorsementTarget.ModelCard(
+                FfiConverterString.read(buf),
+                )
+            3 -> EndorsementTarget.Policy(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: EndorsementTarget): ULong = when(value) {
+        is EndorsementTarget.RuleSet -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`hash`)
+            )
+        }
+        is EndorsementTarget.ModelCard -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`cardId`)
+            )
+        }
+        is EndorsementTarget.Policy -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`policyId`)
+            )
+        }
+    }
+
+    override fun write(value: EndorsementTarget, buf: ByteBuffer) {
+        when(value) {
+            is EndorsementTarget.RuleSet -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`hash`, buf)
+                Unit
+            }
+            is EndorsementTarget.ModelCard -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`cardId`, buf)
+                Unit
+            }
+            is EndorsementTarget.Policy -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.`policyId`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 }
 
@@ -6587,6 +9311,53 @@ public object FfiConverterTypePurpose : FfiConverterRustBuffer<Purpose>{
 
 
 /**
+ * What a rule decided.
+ */
+
+enum class RuleDecision {
+    
+    /**
+     * Pay `amount`.
+     */
+    APPROVE,
+    /**
+     * Pay nothing.
+     */
+    DENY,
+    /**
+     * Left for a person to decide.
+     */
+    PEND;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRuleDecision: FfiConverterRustBuffer<RuleDecision> {
+    override fun read(buf: ByteBuffer) = try {
+        RuleDecision.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: RuleDecision) = 4UL
+
+    override fun write(value: RuleDecision, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
  * A step of `Network.verify_model`, in the order they run.
  */
 
@@ -6650,6 +9421,38 @@ public object FfiConverterTypeVerifyStep: FfiConverterRustBuffer<VerifyStep> {
 }
 
 
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
+    override fun read(buf: ByteBuffer): kotlin.UInt? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterUInt.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.UInt?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterUInt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.UInt?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterUInt.write(value, buf)
+        }
+    }
+}
 
 
 
@@ -6753,6 +9556,38 @@ public object FfiConverterOptionalDouble: FfiConverterRustBuffer<kotlin.Double?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalBoolean: FfiConverterRustBuffer<kotlin.Boolean?> {
+    override fun read(buf: ByteBuffer): kotlin.Boolean? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterBoolean.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Boolean?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterBoolean.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Boolean?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterBoolean.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
     override fun read(buf: ByteBuffer): kotlin.String? {
         if (buf.get().toInt() == 0) {
@@ -6775,6 +9610,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
         } else {
             buf.put(1)
             FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeFlPolicy: FfiConverterRustBuffer<FlPolicy?> {
+    override fun read(buf: ByteBuffer): FlPolicy? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeFlPolicy.read(buf)
+    }
+
+    override fun allocationSize(value: FlPolicy?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeFlPolicy.allocationSize(value)
+        }
+    }
+
+    override fun write(value: FlPolicy?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeFlPolicy.write(value, buf)
         }
     }
 }
@@ -6993,6 +9860,90 @@ public object FfiConverterSequenceTypeAuditEntry: FfiConverterRustBuffer<List<Au
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeErasedChart: FfiConverterRustBuffer<List<ErasedChart>> {
+    override fun read(buf: ByteBuffer): List<ErasedChart> {
+        val len = buf.getInt()
+        return List<ErasedChart>(len) {
+            FfiConverterTypeErasedChart.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<ErasedChart>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeErasedChart.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<ErasedChart>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeErasedChart.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeFlStep: FfiConverterRustBuffer<List<FlStep>> {
+    override fun read(buf: ByteBuffer): List<FlStep> {
+        val len = buf.getInt()
+        return List<FlStep>(len) {
+            FfiConverterTypeFlStep.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<FlStep>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeFlStep.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<FlStep>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeFlStep.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeFlTask: FfiConverterRustBuffer<List<FlTask>> {
+    override fun read(buf: ByteBuffer): List<FlTask> {
+        val len = buf.getInt()
+        return List<FlTask>(len) {
+            FfiConverterTypeFlTask.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<FlTask>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeFlTask.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<FlTask>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeFlTask.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeMemberInfo: FfiConverterRustBuffer<List<MemberInfo>> {
     override fun read(buf: ByteBuffer): List<MemberInfo> {
         val len = buf.getInt()
@@ -7049,6 +10000,34 @@ public object FfiConverterSequenceTypeNetworkInfo: FfiConverterRustBuffer<List<N
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeOutcomeVerification: FfiConverterRustBuffer<List<OutcomeVerification>> {
+    override fun read(buf: ByteBuffer): List<OutcomeVerification> {
+        val len = buf.getInt()
+        return List<OutcomeVerification>(len) {
+            FfiConverterTypeOutcomeVerification.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<OutcomeVerification>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeOutcomeVerification.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<OutcomeVerification>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeOutcomeVerification.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeOutgoingMessage: FfiConverterRustBuffer<List<OutgoingMessage>> {
     override fun read(buf: ByteBuffer): List<OutgoingMessage> {
         val len = buf.getInt()
@@ -7095,6 +10074,118 @@ public object FfiConverterSequenceTypePatientConsent: FfiConverterRustBuffer<Lis
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypePatientConsent.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeResourceRef: FfiConverterRustBuffer<List<ResourceRef>> {
+    override fun read(buf: ByteBuffer): List<ResourceRef> {
+        val len = buf.getInt()
+        return List<ResourceRef>(len) {
+            FfiConverterTypeResourceRef.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<ResourceRef>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeResourceRef.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<ResourceRef>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeResourceRef.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeRuleOutcome: FfiConverterRustBuffer<List<RuleOutcome>> {
+    override fun read(buf: ByteBuffer): List<RuleOutcome> {
+        val len = buf.getInt()
+        return List<RuleOutcome>(len) {
+            FfiConverterTypeRuleOutcome.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<RuleOutcome>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeRuleOutcome.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<RuleOutcome>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeRuleOutcome.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeRuleSetInfo: FfiConverterRustBuffer<List<RuleSetInfo>> {
+    override fun read(buf: ByteBuffer): List<RuleSetInfo> {
+        val len = buf.getInt()
+        return List<RuleSetInfo>(len) {
+            FfiConverterTypeRuleSetInfo.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<RuleSetInfo>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeRuleSetInfo.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<RuleSetInfo>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeRuleSetInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSiteBudget: FfiConverterRustBuffer<List<SiteBudget>> {
+    override fun read(buf: ByteBuffer): List<SiteBudget> {
+        val len = buf.getInt()
+        return List<SiteBudget>(len) {
+            FfiConverterTypeSiteBudget.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<SiteBudget>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSiteBudget.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<SiteBudget>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSiteBudget.write(it, buf)
         }
     }
 }

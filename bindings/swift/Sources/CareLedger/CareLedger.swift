@@ -744,6 +744,62 @@ public protocol NetworkProtocol: AnyObject, Sendable {
     func shareToNetwork(target: Network, purpose: Purpose) throws  -> ShareReport
     
     /**
+     * What each site's dataset has spent (unfinished tasks count with all
+     * their rounds).
+     */
+    func flBudget() throws  -> [SiteBudget]
+    
+    /**
+     * One coordinator step in every open task this node planned.
+     */
+    func flCoordinatorStep() throws  -> [FlStep]
+    
+    /**
+     * Write a task plan as coordinator from the request JSON of the core's
+     * `PlanRequest::from_json`; returns the plan as JSON.
+     *
+     * Errors: `BudgetExceeded` (nothing written), `FederationFailed`
+     * (a field breaks a rule), `InvalidLedgerEntry` (request JSON), `NotAMember`.
+     */
+    func flPlan(requestJson: String) throws  -> String
+    
+    /**
+     * The network's effective budget policy, if any member wrote one.
+     */
+    func flPolicy() throws  -> FlPolicy?
+    
+    /**
+     * Write this node's privacy-budget policy for the network; the
+     * effective policy is the strictest of every member's latest. Returns
+     * the entry id.
+     *
+     * Errors: `InvalidLedgerEntry` (ε not positive, δ not in (0, 1)), `NotAMember`.
+     */
+    func flSetPolicy(maxEpsilon: Double, delta: Double, allowNonPrivate: Bool) throws  -> String
+    
+    /**
+     * One site step in every open task naming this node, with
+     * `source_network_id` as its data network (see the module docs).
+     *
+     * Errors: `BudgetExceeded` (the site refuses before reading a record),
+     * `EmptyAfterConsent`, `TrainingFailed`, `FederationFailed`, `NotAMember`.
+     */
+    func flSiteStep(sourceNetworkId: String) throws  -> [FlStep]
+    
+    /**
+     * The network's federated tasks.
+     */
+    func flTasks() throws  -> [FlTask]
+    
+    /**
+     * Re-check round card `card_id` from this replica. A difference is an
+     * answer (`confirmed` false, with the step), not an error.
+     *
+     * Errors: `UnknownTask` (no such card), `InvalidArgument`.
+     */
+    func flVerifyRound(cardId: String) throws  -> RoundVerification
+    
+    /**
      * Queue an announcement of this node's chain heads; peers answer by
      * resending entries lost in transit. `sync_local_relay` does this itself.
      */
@@ -847,6 +903,119 @@ public protocol NetworkProtocol: AnyObject, Sendable {
      * Problems are listed in the report, never fixed.
      */
     func verifyLedger() throws  -> LedgerReport
+    
+    /**
+     * Erase a patient's whole chart by crypto-shredding: an erase entry, and
+     * every key of the chart and its local copy deleted here (every member
+     * does the same when it syncs; the chart is erased too in the networks
+     * this node shared it into). The ciphertext stays in the ledger,
+     * unreadable. What another node already decrypted or exported cannot
+     * be taken back.
+     *
+     * Errors: `UnknownPatient`, `ChartErased`, `NotAMember`, `BehindOwnChain`.
+     */
+    func eraseChart(patientId: String) throws  -> EraseReport
+    
+    /**
+     * Erase some resources of a chart: the chart is shredded as by
+     * `erase_chart`, then the rest of it is written again under a fresh key.
+     *
+     * Errors: as `erase_chart`, and `UnknownResource`.
+     */
+    func eraseResources(patientId: String, resources: [ResourceRef]) throws  -> EraseReport
+    
+    /**
+     * The charts erased in this network.
+     */
+    func erasedCharts() throws  -> [ErasedChart]
+    
+    /**
+     * Whether a target is active now.
+     */
+    func activation(target: EndorsementTarget) throws  -> Activation
+    
+    /**
+     * Store a rule-set document (JSON bytes, expressions in CEL). It is
+     * parsed and every expression compiled under the engine's limits
+     * first; it is inactive until the policy's quorum endorses it.
+     *
+     * Errors: `InvalidRuleSet` (malformed, or hostile: too large, too deep,
+     * comprehensions nested too deeply, wrong types; nothing stored),
+     * `NotAMember`.
+     */
+    func addRuleSet(document: Data) throws  -> RuleSetAdded
+    
+    /**
+     * Endorse a rule set, model card or policy. A model card is endorsed
+     * only after this node's own verification confirms it. When this node
+     * executes a rule set the endorsement activates, its outcomes are
+     * written in the same call. Returns the endorsement entry id.
+     *
+     * Errors: `UnknownRuleSet`, `UnknownPolicy`, `UnknownModelCard`,
+     * `NotConfirmed` (the model card's verification answered mismatch),
+     * `InvalidArgument`, `NotAMember`.
+     */
+    func endorse(target: EndorsementTarget) throws  -> String
+    
+    /**
+     * The network's rule outcomes: one per (rule set, rule, resource
+     * version), each with its `ClaimResponse`.
+     */
+    func ruleOutcomes() throws  -> [RuleOutcome]
+    
+    /**
+     * The network's rule sets with their activation now, by name and version.
+     */
+    func ruleSets() throws  -> [RuleSetInfo]
+    
+    /**
+     * Run the rules this node executes over every record now (receiving
+     * does this by itself for changed records). Never writes a second
+     * outcome for a resource version.
+     */
+    func runRules() throws  -> RulesActivity
+    
+    /**
+     * Write the network's rules policy: a rule set, a model card a rule
+     * uses, or a later policy is active once `quorum` members endorse it.
+     * `replaces_policy_id` names the policy this one replaces (it takes
+     * effect once that policy's quorum endorses it). Returns the entry id.
+     *
+     * Errors: `InvalidPolicy` (quorum 0 or above the members),
+     * `InvalidArgument`, `NotAMember`.
+     */
+    func setRulesPolicy(quorum: UInt32, replacesPolicyId: String?) throws  -> String
+    
+    /**
+     * Share this network's charts into `target` (a claims network of the
+     * same node) as `share_to_network` does, but only resources of the
+     * `types` named (at least one, e.g. `["Claim", "Coverage"]`).
+     *
+     * Errors: `InvalidArgument` (no type, a malformed type, the same
+     * network, a `target` of another node), `NotAMember`, `Record`.
+     */
+    func shareTypesToNetwork(target: Network, purpose: Purpose, types: [String]) throws  -> ShareReport
+    
+    /**
+     * Re-evaluate outcome `entry_id` on this replica.
+     *
+     * Errors: `UnknownOutcome`, `InvalidArgument`.
+     */
+    func verifyOutcome(entryId: String) throws  -> OutcomeVerification
+    
+    /**
+     * Re-check every outcome (duplicates included); executors of those
+     * that differ are flagged (`verify_ledger` reports them).
+     */
+    func verifyOutcomes() throws  -> [OutcomeVerification]
+    
+    /**
+     * Withdraw this node's endorsement of a target; below quorum it is no
+     * longer active (no new outcomes). Returns the entry id.
+     *
+     * Errors: as `endorse`.
+     */
+    func withdrawEndorsement(target: EndorsementTarget) throws  -> String
     
 }
 /**
@@ -1132,6 +1301,124 @@ open func shareToNetwork(target: Network, purpose: Purpose)throws  -> ShareRepor
 }
     
     /**
+     * What each site's dataset has spent (unfinished tasks count with all
+     * their rounds).
+     */
+open func flBudget()throws  -> [SiteBudget]  {
+    return try  FfiConverterSequenceTypeSiteBudget.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_fl_budget(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * One coordinator step in every open task this node planned.
+     */
+open func flCoordinatorStep()throws  -> [FlStep]  {
+    return try  FfiConverterSequenceTypeFlStep.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_fl_coordinator_step(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Write a task plan as coordinator from the request JSON of the core's
+     * `PlanRequest::from_json`; returns the plan as JSON.
+     *
+     * Errors: `BudgetExceeded` (nothing written), `FederationFailed`
+     * (a field breaks a rule), `InvalidLedgerEntry` (request JSON), `NotAMember`.
+     */
+open func flPlan(requestJson: String)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_fl_plan(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(requestJson),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The network's effective budget policy, if any member wrote one.
+     */
+open func flPolicy()throws  -> FlPolicy?  {
+    return try  FfiConverterOptionTypeFlPolicy.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_fl_policy(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Write this node's privacy-budget policy for the network; the
+     * effective policy is the strictest of every member's latest. Returns
+     * the entry id.
+     *
+     * Errors: `InvalidLedgerEntry` (ε not positive, δ not in (0, 1)), `NotAMember`.
+     */
+open func flSetPolicy(maxEpsilon: Double, delta: Double, allowNonPrivate: Bool)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_fl_set_policy(
+            self.uniffiCloneHandle(),
+        FfiConverterDouble.lower(maxEpsilon),
+        FfiConverterDouble.lower(delta),
+        FfiConverterBool.lower(allowNonPrivate),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * One site step in every open task naming this node, with
+     * `source_network_id` as its data network (see the module docs).
+     *
+     * Errors: `BudgetExceeded` (the site refuses before reading a record),
+     * `EmptyAfterConsent`, `TrainingFailed`, `FederationFailed`, `NotAMember`.
+     */
+open func flSiteStep(sourceNetworkId: String)throws  -> [FlStep]  {
+    return try  FfiConverterSequenceTypeFlStep.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_fl_site_step(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(sourceNetworkId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The network's federated tasks.
+     */
+open func flTasks()throws  -> [FlTask]  {
+    return try  FfiConverterSequenceTypeFlTask.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_fl_tasks(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Re-check round card `card_id` from this replica. A difference is an
+     * answer (`confirmed` false, with the step), not an error.
+     *
+     * Errors: `UnknownTask` (no such card), `InvalidArgument`.
+     */
+open func flVerifyRound(cardId: String)throws  -> RoundVerification  {
+    return try  FfiConverterTypeRoundVerification_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_fl_verify_round(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(cardId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Queue an announcement of this node's chain heads; peers answer by
      * resending entries lost in transit. `sync_local_relay` does this itself.
      */
@@ -1353,6 +1640,230 @@ open func verifyLedger()throws  -> LedgerReport  {
 })
 }
     
+    /**
+     * Erase a patient's whole chart by crypto-shredding: an erase entry, and
+     * every key of the chart and its local copy deleted here (every member
+     * does the same when it syncs; the chart is erased too in the networks
+     * this node shared it into). The ciphertext stays in the ledger,
+     * unreadable. What another node already decrypted or exported cannot
+     * be taken back.
+     *
+     * Errors: `UnknownPatient`, `ChartErased`, `NotAMember`, `BehindOwnChain`.
+     */
+open func eraseChart(patientId: String)throws  -> EraseReport  {
+    return try  FfiConverterTypeEraseReport_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_erase_chart(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(patientId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Erase some resources of a chart: the chart is shredded as by
+     * `erase_chart`, then the rest of it is written again under a fresh key.
+     *
+     * Errors: as `erase_chart`, and `UnknownResource`.
+     */
+open func eraseResources(patientId: String, resources: [ResourceRef])throws  -> EraseReport  {
+    return try  FfiConverterTypeEraseReport_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_erase_resources(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(patientId),
+        FfiConverterSequenceTypeResourceRef.lower(resources),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The charts erased in this network.
+     */
+open func erasedCharts()throws  -> [ErasedChart]  {
+    return try  FfiConverterSequenceTypeErasedChart.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_erased_charts(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Whether a target is active now.
+     */
+open func activation(target: EndorsementTarget)throws  -> Activation  {
+    return try  FfiConverterTypeActivation_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_activation(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeEndorsementTarget_lower(target),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Store a rule-set document (JSON bytes, expressions in CEL). It is
+     * parsed and every expression compiled under the engine's limits
+     * first; it is inactive until the policy's quorum endorses it.
+     *
+     * Errors: `InvalidRuleSet` (malformed, or hostile: too large, too deep,
+     * comprehensions nested too deeply, wrong types; nothing stored),
+     * `NotAMember`.
+     */
+open func addRuleSet(document: Data)throws  -> RuleSetAdded  {
+    return try  FfiConverterTypeRuleSetAdded_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_add_rule_set(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(document),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Endorse a rule set, model card or policy. A model card is endorsed
+     * only after this node's own verification confirms it. When this node
+     * executes a rule set the endorsement activates, its outcomes are
+     * written in the same call. Returns the endorsement entry id.
+     *
+     * Errors: `UnknownRuleSet`, `UnknownPolicy`, `UnknownModelCard`,
+     * `NotConfirmed` (the model card's verification answered mismatch),
+     * `InvalidArgument`, `NotAMember`.
+     */
+open func endorse(target: EndorsementTarget)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_endorse(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeEndorsementTarget_lower(target),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The network's rule outcomes: one per (rule set, rule, resource
+     * version), each with its `ClaimResponse`.
+     */
+open func ruleOutcomes()throws  -> [RuleOutcome]  {
+    return try  FfiConverterSequenceTypeRuleOutcome.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_rule_outcomes(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The network's rule sets with their activation now, by name and version.
+     */
+open func ruleSets()throws  -> [RuleSetInfo]  {
+    return try  FfiConverterSequenceTypeRuleSetInfo.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_rule_sets(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Run the rules this node executes over every record now (receiving
+     * does this by itself for changed records). Never writes a second
+     * outcome for a resource version.
+     */
+open func runRules()throws  -> RulesActivity  {
+    return try  FfiConverterTypeRulesActivity_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_run_rules(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Write the network's rules policy: a rule set, a model card a rule
+     * uses, or a later policy is active once `quorum` members endorse it.
+     * `replaces_policy_id` names the policy this one replaces (it takes
+     * effect once that policy's quorum endorses it). Returns the entry id.
+     *
+     * Errors: `InvalidPolicy` (quorum 0 or above the members),
+     * `InvalidArgument`, `NotAMember`.
+     */
+open func setRulesPolicy(quorum: UInt32, replacesPolicyId: String? = nil)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_set_rules_policy(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(quorum),
+        FfiConverterOptionString.lower(replacesPolicyId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Share this network's charts into `target` (a claims network of the
+     * same node) as `share_to_network` does, but only resources of the
+     * `types` named (at least one, e.g. `["Claim", "Coverage"]`).
+     *
+     * Errors: `InvalidArgument` (no type, a malformed type, the same
+     * network, a `target` of another node), `NotAMember`, `Record`.
+     */
+open func shareTypesToNetwork(target: Network, purpose: Purpose, types: [String])throws  -> ShareReport  {
+    return try  FfiConverterTypeShareReport_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_share_types_to_network(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeNetwork_lower(target),
+        FfiConverterTypePurpose_lower(purpose),
+        FfiConverterSequenceString.lower(types),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Re-evaluate outcome `entry_id` on this replica.
+     *
+     * Errors: `UnknownOutcome`, `InvalidArgument`.
+     */
+open func verifyOutcome(entryId: String)throws  -> OutcomeVerification  {
+    return try  FfiConverterTypeOutcomeVerification_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_verify_outcome(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(entryId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Re-check every outcome (duplicates included); executors of those
+     * that differ are flagged (`verify_ledger` reports them).
+     */
+open func verifyOutcomes()throws  -> [OutcomeVerification]  {
+    return try  FfiConverterSequenceTypeOutcomeVerification.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_verify_outcomes(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Withdraw this node's endorsement of a target; below quorum it is no
+     * longer active (no new outcomes). Returns the entry id.
+     *
+     * Errors: as `endorse`.
+     */
+open func withdrawEndorsement(target: EndorsementTarget)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_network_withdraw_endorsement(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeEndorsementTarget_lower(target),uniffiCallStatus
+    )
+})
+}
+    
 
     
 }
@@ -1493,6 +2004,22 @@ public protocol NodeProtocol: AnyObject, Sendable {
      * It stays queued until `ack_outgoing`.
      */
     func pollOutgoing() throws  -> OutgoingMessage?
+    
+    /**
+     * Take the consent decisions that are due: every chart this node shared
+     * into another network whose consent period ended since is cut off
+     * there (its key rotated and withheld). Call it from a timer or when
+     * the app wakes; `sync_local_relay` calls it too. `now_ms` defaults to
+     * the system clock.
+     */
+    func tick(nowMs: UInt64?) throws  -> TickReport
+    
+    /**
+     * Audit the whole store file (reads all of it; opening and every read
+     * check only what they touch): integrity, every row's MAC, every
+     * table's digest, the schema.
+     */
+    func verifyStore() throws  -> StoreAudit
     
 }
 /**
@@ -1772,6 +2299,37 @@ open func pollOutgoing()throws  -> OutgoingMessage?  {
 })
 }
     
+    /**
+     * Take the consent decisions that are due: every chart this node shared
+     * into another network whose consent period ended since is cut off
+     * there (its key rotated and withheld). Call it from a timer or when
+     * the app wakes; `sync_local_relay` calls it too. `now_ms` defaults to
+     * the system clock.
+     */
+open func tick(nowMs: UInt64?)throws  -> TickReport  {
+    return try  FfiConverterTypeTickReport_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_node_tick(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionUInt64.lower(nowMs),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Audit the whole store file (reads all of it; opening and every read
+     * check only what they touch): integrity, every row's MAC, every
+     * table's digest, the schema.
+     */
+open func verifyStore()throws  -> StoreAudit  {
+    return try  FfiConverterTypeStoreAudit_lift(try rustCallWithError(FfiConverterTypeApiError_lift) {
+        uniffiCallStatus in
+    uniffi_careledger_uniffi_fn_method_node_verify_store(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
 
     
 }
@@ -1818,6 +2376,95 @@ public func FfiConverterTypeNode_lower(_ value: Node) -> UInt64 {
 }
 
 
+
+
+/**
+ * Whether a target is active, and on what.
+ */
+public struct Activation: Equatable, Hashable {
+    /**
+     * Active under the policy in force.
+     */
+    public var active: Bool
+    /**
+     * The policy in force (entry id), if any.
+     */
+    public var policyId: String?
+    /**
+     * Its quorum (0 without a policy).
+     */
+    public var quorum: UInt32
+    /**
+     * The endorsement entries of the members standing endorsed, sorted.
+     */
+    public var endorsementIds: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Active under the policy in force.
+         */active: Bool, 
+        /**
+         * The policy in force (entry id), if any.
+         */policyId: String?, 
+        /**
+         * Its quorum (0 without a policy).
+         */quorum: UInt32, 
+        /**
+         * The endorsement entries of the members standing endorsed, sorted.
+         */endorsementIds: [String]) {
+        self.active = active
+        self.policyId = policyId
+        self.quorum = quorum
+        self.endorsementIds = endorsementIds
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Activation: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeActivation: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Activation {
+        return
+            try Activation(
+                active: FfiConverterBool.read(from: &buf), 
+                policyId: FfiConverterOptionString.read(from: &buf), 
+                quorum: FfiConverterUInt32.read(from: &buf), 
+                endorsementIds: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Activation, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.active, into: &buf)
+        FfiConverterOptionString.write(value.policyId, into: &buf)
+        FfiConverterUInt32.write(value.quorum, into: &buf)
+        FfiConverterSequenceString.write(value.endorsementIds, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeActivation_lift(_ buf: RustBuffer) throws -> Activation {
+    return try FfiConverterTypeActivation.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeActivation_lower(_ value: Activation) -> RustBuffer {
+    return FfiConverterTypeActivation.lower(value)
+}
 
 
 /**
@@ -2290,6 +2937,535 @@ public func FfiConverterTypeDecision_lift(_ buf: RustBuffer) throws -> Decision 
 #endif
 public func FfiConverterTypeDecision_lower(_ value: Decision) -> RustBuffer {
     return FfiConverterTypeDecision.lower(value)
+}
+
+
+/**
+ * What an erasure did.
+ */
+public struct EraseReport: Equatable, Hashable {
+    /**
+     * The networks (hex ids) the chart was erased in: this one, then the
+     * networks this node had shared it into.
+     */
+    public var networkIds: [String]
+    /**
+     * Record keys shredded here.
+     */
+    public var keysShredded: UInt64
+    /**
+     * Resources written again (erasing some resources only).
+     */
+    public var resourcesKept: UInt64
+    /**
+     * Ledger entries written.
+     */
+    public var entries: UInt64
+    /**
+     * Whether this node wrote as one of the patient's own nodes (otherwise
+     * the erasure is marked as recorded on the patient's behalf).
+     */
+    public var byPatient: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The networks (hex ids) the chart was erased in: this one, then the
+         * networks this node had shared it into.
+         */networkIds: [String], 
+        /**
+         * Record keys shredded here.
+         */keysShredded: UInt64, 
+        /**
+         * Resources written again (erasing some resources only).
+         */resourcesKept: UInt64, 
+        /**
+         * Ledger entries written.
+         */entries: UInt64, 
+        /**
+         * Whether this node wrote as one of the patient's own nodes (otherwise
+         * the erasure is marked as recorded on the patient's behalf).
+         */byPatient: Bool) {
+        self.networkIds = networkIds
+        self.keysShredded = keysShredded
+        self.resourcesKept = resourcesKept
+        self.entries = entries
+        self.byPatient = byPatient
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension EraseReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEraseReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EraseReport {
+        return
+            try EraseReport(
+                networkIds: FfiConverterSequenceString.read(from: &buf), 
+                keysShredded: FfiConverterUInt64.read(from: &buf), 
+                resourcesKept: FfiConverterUInt64.read(from: &buf), 
+                entries: FfiConverterUInt64.read(from: &buf), 
+                byPatient: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: EraseReport, into buf: inout [UInt8]) {
+        FfiConverterSequenceString.write(value.networkIds, into: &buf)
+        FfiConverterUInt64.write(value.keysShredded, into: &buf)
+        FfiConverterUInt64.write(value.resourcesKept, into: &buf)
+        FfiConverterUInt64.write(value.entries, into: &buf)
+        FfiConverterBool.write(value.byPatient, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEraseReport_lift(_ buf: RustBuffer) throws -> EraseReport {
+    return try FfiConverterTypeEraseReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEraseReport_lower(_ value: EraseReport) -> RustBuffer {
+    return FfiConverterTypeEraseReport.lower(value)
+}
+
+
+/**
+ * A chart erased in a network.
+ */
+public struct ErasedChart: Equatable, Hashable {
+    /**
+     * The patient id.
+     */
+    public var patientId: String
+    /**
+     * The erase entry (hex).
+     */
+    public var entryId: String
+    /**
+     * Who wrote it (hex author id).
+     */
+    public var authorId: String
+    /**
+     * When, as its author claimed (ms since the Unix epoch).
+     */
+    public var timeMs: UInt64
+    /**
+     * The whole chart, or only some of its resources.
+     */
+    public var wholeChart: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The patient id.
+         */patientId: String, 
+        /**
+         * The erase entry (hex).
+         */entryId: String, 
+        /**
+         * Who wrote it (hex author id).
+         */authorId: String, 
+        /**
+         * When, as its author claimed (ms since the Unix epoch).
+         */timeMs: UInt64, 
+        /**
+         * The whole chart, or only some of its resources.
+         */wholeChart: Bool) {
+        self.patientId = patientId
+        self.entryId = entryId
+        self.authorId = authorId
+        self.timeMs = timeMs
+        self.wholeChart = wholeChart
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ErasedChart: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeErasedChart: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ErasedChart {
+        return
+            try ErasedChart(
+                patientId: FfiConverterString.read(from: &buf), 
+                entryId: FfiConverterString.read(from: &buf), 
+                authorId: FfiConverterString.read(from: &buf), 
+                timeMs: FfiConverterUInt64.read(from: &buf), 
+                wholeChart: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ErasedChart, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.patientId, into: &buf)
+        FfiConverterString.write(value.entryId, into: &buf)
+        FfiConverterString.write(value.authorId, into: &buf)
+        FfiConverterUInt64.write(value.timeMs, into: &buf)
+        FfiConverterBool.write(value.wholeChart, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeErasedChart_lift(_ buf: RustBuffer) throws -> ErasedChart {
+    return try FfiConverterTypeErasedChart.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeErasedChart_lower(_ value: ErasedChart) -> RustBuffer {
+    return FfiConverterTypeErasedChart.lower(value)
+}
+
+
+/**
+ * A network's privacy-budget policy.
+ */
+public struct FlPolicy: Equatable, Hashable {
+    /**
+     * Largest ε any site's dataset may reach.
+     */
+    public var maxEpsilon: Double
+    /**
+     * The δ it is stated at.
+     */
+    public var delta: Double
+    /**
+     * Whether tasks without differential privacy are allowed.
+     */
+    public var allowNonPrivate: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Largest ε any site's dataset may reach.
+         */maxEpsilon: Double, 
+        /**
+         * The δ it is stated at.
+         */delta: Double, 
+        /**
+         * Whether tasks without differential privacy are allowed.
+         */allowNonPrivate: Bool) {
+        self.maxEpsilon = maxEpsilon
+        self.delta = delta
+        self.allowNonPrivate = allowNonPrivate
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FlPolicy: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFlPolicy: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FlPolicy {
+        return
+            try FlPolicy(
+                maxEpsilon: FfiConverterDouble.read(from: &buf), 
+                delta: FfiConverterDouble.read(from: &buf), 
+                allowNonPrivate: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FlPolicy, into buf: inout [UInt8]) {
+        FfiConverterDouble.write(value.maxEpsilon, into: &buf)
+        FfiConverterDouble.write(value.delta, into: &buf)
+        FfiConverterBool.write(value.allowNonPrivate, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFlPolicy_lift(_ buf: RustBuffer) throws -> FlPolicy {
+    return try FfiConverterTypeFlPolicy.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFlPolicy_lower(_ value: FlPolicy) -> RustBuffer {
+    return FfiConverterTypeFlPolicy.lower(value)
+}
+
+
+/**
+ * One step a node took.
+ */
+public struct FlStep: Equatable, Hashable {
+    /**
+     * `keys`, `shares`, `masked`, `unmask`, `survivors` or `card`.
+     */
+    public var action: String
+    /**
+     * The task id (hex).
+     */
+    public var taskId: String
+    /**
+     * The round, for round steps.
+     */
+    public var round: UInt32?
+    /**
+     * The card's entry id, for `card`.
+     */
+    public var cardId: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `keys`, `shares`, `masked`, `unmask`, `survivors` or `card`.
+         */action: String, 
+        /**
+         * The task id (hex).
+         */taskId: String, 
+        /**
+         * The round, for round steps.
+         */round: UInt32?, 
+        /**
+         * The card's entry id, for `card`.
+         */cardId: String?) {
+        self.action = action
+        self.taskId = taskId
+        self.round = round
+        self.cardId = cardId
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FlStep: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFlStep: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FlStep {
+        return
+            try FlStep(
+                action: FfiConverterString.read(from: &buf), 
+                taskId: FfiConverterString.read(from: &buf), 
+                round: FfiConverterOptionUInt32.read(from: &buf), 
+                cardId: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FlStep, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.action, into: &buf)
+        FfiConverterString.write(value.taskId, into: &buf)
+        FfiConverterOptionUInt32.write(value.round, into: &buf)
+        FfiConverterOptionString.write(value.cardId, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFlStep_lift(_ buf: RustBuffer) throws -> FlStep {
+    return try FfiConverterTypeFlStep.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFlStep_lower(_ value: FlStep) -> RustBuffer {
+    return FfiConverterTypeFlStep.lower(value)
+}
+
+
+/**
+ * A federated task as this node sees it.
+ */
+public struct FlTask: Equatable, Hashable {
+    /**
+     * Task id (hex).
+     */
+    public var taskId: String
+    /**
+     * The plan entry (hex).
+     */
+    public var planEntryId: String
+    /**
+     * The coordinator's name.
+     */
+    public var coordinator: String
+    /**
+     * `moments` or `logistic_regression`.
+     */
+    public var objective: String
+    /**
+     * Whether its rounds are differentially private.
+     */
+    public var `private`: Bool
+    /**
+     * Participants' names, in Shamir order.
+     */
+    public var participants: [String]
+    /**
+     * Planned rounds.
+     */
+    public var rounds: UInt32
+    /**
+     * Last round with a card (0 = setup), if any.
+     */
+    public var lastCardRound: UInt32?
+    /**
+     * Whether the task has ended.
+     */
+    public var finished: Bool
+    /**
+     * Whether it ended with every round completed (`None` while running).
+     */
+    public var completed: Bool?
+    /**
+     * The last card's entry id.
+     */
+    public var lastCardId: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Task id (hex).
+         */taskId: String, 
+        /**
+         * The plan entry (hex).
+         */planEntryId: String, 
+        /**
+         * The coordinator's name.
+         */coordinator: String, 
+        /**
+         * `moments` or `logistic_regression`.
+         */objective: String, 
+        /**
+         * Whether its rounds are differentially private.
+         */`private`: Bool, 
+        /**
+         * Participants' names, in Shamir order.
+         */participants: [String], 
+        /**
+         * Planned rounds.
+         */rounds: UInt32, 
+        /**
+         * Last round with a card (0 = setup), if any.
+         */lastCardRound: UInt32?, 
+        /**
+         * Whether the task has ended.
+         */finished: Bool, 
+        /**
+         * Whether it ended with every round completed (`None` while running).
+         */completed: Bool?, 
+        /**
+         * The last card's entry id.
+         */lastCardId: String?) {
+        self.taskId = taskId
+        self.planEntryId = planEntryId
+        self.coordinator = coordinator
+        self.objective = objective
+        self.`private` = `private`
+        self.participants = participants
+        self.rounds = rounds
+        self.lastCardRound = lastCardRound
+        self.finished = finished
+        self.completed = completed
+        self.lastCardId = lastCardId
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FlTask: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFlTask: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FlTask {
+        return
+            try FlTask(
+                taskId: FfiConverterString.read(from: &buf), 
+                planEntryId: FfiConverterString.read(from: &buf), 
+                coordinator: FfiConverterString.read(from: &buf), 
+                objective: FfiConverterString.read(from: &buf), 
+                private: FfiConverterBool.read(from: &buf), 
+                participants: FfiConverterSequenceString.read(from: &buf), 
+                rounds: FfiConverterUInt32.read(from: &buf), 
+                lastCardRound: FfiConverterOptionUInt32.read(from: &buf), 
+                finished: FfiConverterBool.read(from: &buf), 
+                completed: FfiConverterOptionBool.read(from: &buf), 
+                lastCardId: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FlTask, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.taskId, into: &buf)
+        FfiConverterString.write(value.planEntryId, into: &buf)
+        FfiConverterString.write(value.coordinator, into: &buf)
+        FfiConverterString.write(value.objective, into: &buf)
+        FfiConverterBool.write(value.`private`, into: &buf)
+        FfiConverterSequenceString.write(value.participants, into: &buf)
+        FfiConverterUInt32.write(value.rounds, into: &buf)
+        FfiConverterOptionUInt32.write(value.lastCardRound, into: &buf)
+        FfiConverterBool.write(value.finished, into: &buf)
+        FfiConverterOptionBool.write(value.completed, into: &buf)
+        FfiConverterOptionString.write(value.lastCardId, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFlTask_lift(_ buf: RustBuffer) throws -> FlTask {
+    return try FfiConverterTypeFlTask.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFlTask_lower(_ value: FlTask) -> RustBuffer {
+    return FfiConverterTypeFlTask.lower(value)
 }
 
 
@@ -2879,6 +4055,108 @@ public func FfiConverterTypeNetworkInfo_lower(_ value: NetworkInfo) -> RustBuffe
 
 
 /**
+ * A rule outcome re-checked on this replica. A difference is an answer
+ * (`confirmed` false, with the step), not an error.
+ */
+public struct OutcomeVerification: Equatable, Hashable {
+    /**
+     * The outcome entry (hex).
+     */
+    public var entryId: String
+    /**
+     * Re-evaluated here with the same result.
+     */
+    public var confirmed: Bool
+    /**
+     * This replica lacks what the outcome cites (sync and check again).
+     */
+    public var waiting: Bool
+    /**
+     * The first step that differed: `rule set`, `executor`, `governance`,
+     * `trigger`, `inputs`, `decision` or `outcome`.
+     */
+    public var mismatchStep: String?
+    /**
+     * What differed or what is missing (never record data).
+     */
+    public var detail: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The outcome entry (hex).
+         */entryId: String, 
+        /**
+         * Re-evaluated here with the same result.
+         */confirmed: Bool, 
+        /**
+         * This replica lacks what the outcome cites (sync and check again).
+         */waiting: Bool, 
+        /**
+         * The first step that differed: `rule set`, `executor`, `governance`,
+         * `trigger`, `inputs`, `decision` or `outcome`.
+         */mismatchStep: String?, 
+        /**
+         * What differed or what is missing (never record data).
+         */detail: String?) {
+        self.entryId = entryId
+        self.confirmed = confirmed
+        self.waiting = waiting
+        self.mismatchStep = mismatchStep
+        self.detail = detail
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OutcomeVerification: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOutcomeVerification: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OutcomeVerification {
+        return
+            try OutcomeVerification(
+                entryId: FfiConverterString.read(from: &buf), 
+                confirmed: FfiConverterBool.read(from: &buf), 
+                waiting: FfiConverterBool.read(from: &buf), 
+                mismatchStep: FfiConverterOptionString.read(from: &buf), 
+                detail: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OutcomeVerification, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.entryId, into: &buf)
+        FfiConverterBool.write(value.confirmed, into: &buf)
+        FfiConverterBool.write(value.waiting, into: &buf)
+        FfiConverterOptionString.write(value.mismatchStep, into: &buf)
+        FfiConverterOptionString.write(value.detail, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutcomeVerification_lift(_ buf: RustBuffer) throws -> OutcomeVerification {
+    return try FfiConverterTypeOutcomeVerification.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutcomeVerification_lower(_ value: OutcomeVerification) -> RustBuffer {
+    return FfiConverterTypeOutcomeVerification.lower(value)
+}
+
+
+/**
  * A message waiting in the node's outbox for the transport.
  */
 public struct OutgoingMessage: Equatable, Hashable {
@@ -3087,6 +4365,18 @@ public struct ReceiveReport: Equatable, Hashable {
      * Entries queued again because a peer showed it lacked them.
      */
     public var resent: UInt64
+    /**
+     * Rule outcomes this node wrote by itself as an executor.
+     */
+    public var ruleOutcomesWritten: UInt64
+    /**
+     * Others' rule outcomes re-checked here and confirmed.
+     */
+    public var ruleOutcomesConfirmed: UInt64
+    /**
+     * Others' rule outcomes that did not re-check (their executor is flagged).
+     */
+    public var ruleOutcomeMismatches: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3114,7 +4404,16 @@ public struct ReceiveReport: Equatable, Hashable {
          */removed: Bool, 
         /**
          * Entries queued again because a peer showed it lacked them.
-         */resent: UInt64) {
+         */resent: UInt64, 
+        /**
+         * Rule outcomes this node wrote by itself as an executor.
+         */ruleOutcomesWritten: UInt64, 
+        /**
+         * Others' rule outcomes re-checked here and confirmed.
+         */ruleOutcomesConfirmed: UInt64, 
+        /**
+         * Others' rule outcomes that did not re-check (their executor is flagged).
+         */ruleOutcomeMismatches: UInt64) {
         self.accepted = accepted
         self.duplicates = duplicates
         self.held = held
@@ -3123,6 +4422,9 @@ public struct ReceiveReport: Equatable, Hashable {
         self.commitsRetried = commitsRetried
         self.removed = removed
         self.resent = resent
+        self.ruleOutcomesWritten = ruleOutcomesWritten
+        self.ruleOutcomesConfirmed = ruleOutcomesConfirmed
+        self.ruleOutcomeMismatches = ruleOutcomeMismatches
     }
 
     
@@ -3148,7 +4450,10 @@ public struct FfiConverterTypeReceiveReport: FfiConverterRustBuffer {
                 commitsStale: FfiConverterUInt64.read(from: &buf), 
                 commitsRetried: FfiConverterUInt64.read(from: &buf), 
                 removed: FfiConverterBool.read(from: &buf), 
-                resent: FfiConverterUInt64.read(from: &buf)
+                resent: FfiConverterUInt64.read(from: &buf), 
+                ruleOutcomesWritten: FfiConverterUInt64.read(from: &buf), 
+                ruleOutcomesConfirmed: FfiConverterUInt64.read(from: &buf), 
+                ruleOutcomeMismatches: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -3161,6 +4466,9 @@ public struct FfiConverterTypeReceiveReport: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.commitsRetried, into: &buf)
         FfiConverterBool.write(value.removed, into: &buf)
         FfiConverterUInt64.write(value.resent, into: &buf)
+        FfiConverterUInt64.write(value.ruleOutcomesWritten, into: &buf)
+        FfiConverterUInt64.write(value.ruleOutcomesConfirmed, into: &buf)
+        FfiConverterUInt64.write(value.ruleOutcomeMismatches, into: &buf)
     }
 }
 
@@ -3177,6 +4485,763 @@ public func FfiConverterTypeReceiveReport_lift(_ buf: RustBuffer) throws -> Rece
 #endif
 public func FfiConverterTypeReceiveReport_lower(_ value: ReceiveReport) -> RustBuffer {
     return FfiConverterTypeReceiveReport.lower(value)
+}
+
+
+/**
+ * One resource of a chart, by type and id.
+ */
+public struct ResourceRef: Equatable, Hashable {
+    /**
+     * The FHIR resource type (`Observation`, …).
+     */
+    public var resourceType: String
+    /**
+     * Its id.
+     */
+    public var id: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The FHIR resource type (`Observation`, …).
+         */resourceType: String, 
+        /**
+         * Its id.
+         */id: String) {
+        self.resourceType = resourceType
+        self.id = id
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ResourceRef: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeResourceRef: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ResourceRef {
+        return
+            try ResourceRef(
+                resourceType: FfiConverterString.read(from: &buf), 
+                id: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ResourceRef, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.resourceType, into: &buf)
+        FfiConverterString.write(value.id, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeResourceRef_lift(_ buf: RustBuffer) throws -> ResourceRef {
+    return try FfiConverterTypeResourceRef.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeResourceRef_lower(_ value: ResourceRef) -> RustBuffer {
+    return FfiConverterTypeResourceRef.lower(value)
+}
+
+
+/**
+ * A round card's re-verification.
+ */
+public struct RoundVerification: Equatable, Hashable {
+    /**
+     * Every step matched.
+     */
+    public var confirmed: Bool
+    /**
+     * The first step that differed (`plan`, `setup`, `inputs`,
+     * `survivors`, `shares`, `aggregate`, `parameters`, `budget`, `model`).
+     */
+    public var mismatchStep: String?
+    /**
+     * The site to blame, if one is.
+     */
+    public var site: String?
+    /**
+     * What differed.
+     */
+    public var detail: String?
+    /**
+     * Steps that passed, in order.
+     */
+    public var passed: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Every step matched.
+         */confirmed: Bool, 
+        /**
+         * The first step that differed (`plan`, `setup`, `inputs`,
+         * `survivors`, `shares`, `aggregate`, `parameters`, `budget`, `model`).
+         */mismatchStep: String?, 
+        /**
+         * The site to blame, if one is.
+         */site: String?, 
+        /**
+         * What differed.
+         */detail: String?, 
+        /**
+         * Steps that passed, in order.
+         */passed: [String]) {
+        self.confirmed = confirmed
+        self.mismatchStep = mismatchStep
+        self.site = site
+        self.detail = detail
+        self.passed = passed
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RoundVerification: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRoundVerification: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RoundVerification {
+        return
+            try RoundVerification(
+                confirmed: FfiConverterBool.read(from: &buf), 
+                mismatchStep: FfiConverterOptionString.read(from: &buf), 
+                site: FfiConverterOptionString.read(from: &buf), 
+                detail: FfiConverterOptionString.read(from: &buf), 
+                passed: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RoundVerification, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.confirmed, into: &buf)
+        FfiConverterOptionString.write(value.mismatchStep, into: &buf)
+        FfiConverterOptionString.write(value.site, into: &buf)
+        FfiConverterOptionString.write(value.detail, into: &buf)
+        FfiConverterSequenceString.write(value.passed, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRoundVerification_lift(_ buf: RustBuffer) throws -> RoundVerification {
+    return try FfiConverterTypeRoundVerification.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRoundVerification_lower(_ value: RoundVerification) -> RustBuffer {
+    return FfiConverterTypeRoundVerification.lower(value)
+}
+
+
+/**
+ * A rule outcome on the ledger: exactly one per (rule set, rule, resource
+ * version).
+ */
+public struct RuleOutcome: Equatable, Hashable {
+    /**
+     * The outcome entry (hex).
+     */
+    public var entryId: String
+    /**
+     * The executor that wrote it (author id hex).
+     */
+    public var executorId: String
+    /**
+     * The rule set's hash (hex).
+     */
+    public var ruleSetHash: String
+    /**
+     * The rule set's name.
+     */
+    public var ruleSetName: String
+    /**
+     * The rule set's version.
+     */
+    public var ruleSetVersion: UInt64
+    /**
+     * The rule's id.
+     */
+    public var ruleId: String
+    /**
+     * The record (patient id) of the resource decided.
+     */
+    public var patientId: String
+    /**
+     * The resource's type (`Claim`).
+     */
+    public var resourceType: String
+    /**
+     * The resource's id.
+     */
+    public var resourceId: String
+    /**
+     * What was decided.
+     */
+    public var decision: RuleDecision
+    /**
+     * The amount to pay (approve), exact decimal text.
+     */
+    public var amount: String?
+    /**
+     * ISO 4217 currency.
+     */
+    public var currency: String
+    /**
+     * Why.
+     */
+    public var reason: String
+    /**
+     * The clause that held (0-based), or none for `otherwise`.
+     */
+    public var clause: UInt32?
+    /**
+     * The decision entry of the prediction the rule used, if any.
+     */
+    public var decisionEntryId: String?
+    /**
+     * Endorsement entries the outcome relied on (rule set, then model card).
+     */
+    public var endorsementIds: [String]
+    /**
+     * Outcomes other executors wrote for the same key (racing), by entry id.
+     */
+    public var duplicateIds: [String]
+    /**
+     * The outcome as a FHIR R4 `ClaimResponse` (JSON text).
+     */
+    public var claimResponseJson: String
+    /**
+     * The outcome entry's body (JSON text).
+     */
+    public var outcomeJson: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The outcome entry (hex).
+         */entryId: String, 
+        /**
+         * The executor that wrote it (author id hex).
+         */executorId: String, 
+        /**
+         * The rule set's hash (hex).
+         */ruleSetHash: String, 
+        /**
+         * The rule set's name.
+         */ruleSetName: String, 
+        /**
+         * The rule set's version.
+         */ruleSetVersion: UInt64, 
+        /**
+         * The rule's id.
+         */ruleId: String, 
+        /**
+         * The record (patient id) of the resource decided.
+         */patientId: String, 
+        /**
+         * The resource's type (`Claim`).
+         */resourceType: String, 
+        /**
+         * The resource's id.
+         */resourceId: String, 
+        /**
+         * What was decided.
+         */decision: RuleDecision, 
+        /**
+         * The amount to pay (approve), exact decimal text.
+         */amount: String?, 
+        /**
+         * ISO 4217 currency.
+         */currency: String, 
+        /**
+         * Why.
+         */reason: String, 
+        /**
+         * The clause that held (0-based), or none for `otherwise`.
+         */clause: UInt32?, 
+        /**
+         * The decision entry of the prediction the rule used, if any.
+         */decisionEntryId: String?, 
+        /**
+         * Endorsement entries the outcome relied on (rule set, then model card).
+         */endorsementIds: [String], 
+        /**
+         * Outcomes other executors wrote for the same key (racing), by entry id.
+         */duplicateIds: [String], 
+        /**
+         * The outcome as a FHIR R4 `ClaimResponse` (JSON text).
+         */claimResponseJson: String, 
+        /**
+         * The outcome entry's body (JSON text).
+         */outcomeJson: String) {
+        self.entryId = entryId
+        self.executorId = executorId
+        self.ruleSetHash = ruleSetHash
+        self.ruleSetName = ruleSetName
+        self.ruleSetVersion = ruleSetVersion
+        self.ruleId = ruleId
+        self.patientId = patientId
+        self.resourceType = resourceType
+        self.resourceId = resourceId
+        self.decision = decision
+        self.amount = amount
+        self.currency = currency
+        self.reason = reason
+        self.clause = clause
+        self.decisionEntryId = decisionEntryId
+        self.endorsementIds = endorsementIds
+        self.duplicateIds = duplicateIds
+        self.claimResponseJson = claimResponseJson
+        self.outcomeJson = outcomeJson
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RuleOutcome: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRuleOutcome: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RuleOutcome {
+        return
+            try RuleOutcome(
+                entryId: FfiConverterString.read(from: &buf), 
+                executorId: FfiConverterString.read(from: &buf), 
+                ruleSetHash: FfiConverterString.read(from: &buf), 
+                ruleSetName: FfiConverterString.read(from: &buf), 
+                ruleSetVersion: FfiConverterUInt64.read(from: &buf), 
+                ruleId: FfiConverterString.read(from: &buf), 
+                patientId: FfiConverterString.read(from: &buf), 
+                resourceType: FfiConverterString.read(from: &buf), 
+                resourceId: FfiConverterString.read(from: &buf), 
+                decision: FfiConverterTypeRuleDecision.read(from: &buf), 
+                amount: FfiConverterOptionString.read(from: &buf), 
+                currency: FfiConverterString.read(from: &buf), 
+                reason: FfiConverterString.read(from: &buf), 
+                clause: FfiConverterOptionUInt32.read(from: &buf), 
+                decisionEntryId: FfiConverterOptionString.read(from: &buf), 
+                endorsementIds: FfiConverterSequenceString.read(from: &buf), 
+                duplicateIds: FfiConverterSequenceString.read(from: &buf), 
+                claimResponseJson: FfiConverterString.read(from: &buf), 
+                outcomeJson: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RuleOutcome, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.entryId, into: &buf)
+        FfiConverterString.write(value.executorId, into: &buf)
+        FfiConverterString.write(value.ruleSetHash, into: &buf)
+        FfiConverterString.write(value.ruleSetName, into: &buf)
+        FfiConverterUInt64.write(value.ruleSetVersion, into: &buf)
+        FfiConverterString.write(value.ruleId, into: &buf)
+        FfiConverterString.write(value.patientId, into: &buf)
+        FfiConverterString.write(value.resourceType, into: &buf)
+        FfiConverterString.write(value.resourceId, into: &buf)
+        FfiConverterTypeRuleDecision.write(value.decision, into: &buf)
+        FfiConverterOptionString.write(value.amount, into: &buf)
+        FfiConverterString.write(value.currency, into: &buf)
+        FfiConverterString.write(value.reason, into: &buf)
+        FfiConverterOptionUInt32.write(value.clause, into: &buf)
+        FfiConverterOptionString.write(value.decisionEntryId, into: &buf)
+        FfiConverterSequenceString.write(value.endorsementIds, into: &buf)
+        FfiConverterSequenceString.write(value.duplicateIds, into: &buf)
+        FfiConverterString.write(value.claimResponseJson, into: &buf)
+        FfiConverterString.write(value.outcomeJson, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRuleOutcome_lift(_ buf: RustBuffer) throws -> RuleOutcome {
+    return try FfiConverterTypeRuleOutcome.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRuleOutcome_lower(_ value: RuleOutcome) -> RustBuffer {
+    return FfiConverterTypeRuleOutcome.lower(value)
+}
+
+
+/**
+ * A rule set stored by `add_rule_set`.
+ */
+public struct RuleSetAdded: Equatable, Hashable {
+    /**
+     * The rule-set entry (hex).
+     */
+    public var entryId: String
+    /**
+     * SHA-256 of the document (hex): what endorsements and outcomes name.
+     */
+    public var hash: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The rule-set entry (hex).
+         */entryId: String, 
+        /**
+         * SHA-256 of the document (hex): what endorsements and outcomes name.
+         */hash: String) {
+        self.entryId = entryId
+        self.hash = hash
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RuleSetAdded: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRuleSetAdded: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RuleSetAdded {
+        return
+            try RuleSetAdded(
+                entryId: FfiConverterString.read(from: &buf), 
+                hash: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RuleSetAdded, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.entryId, into: &buf)
+        FfiConverterString.write(value.hash, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRuleSetAdded_lift(_ buf: RustBuffer) throws -> RuleSetAdded {
+    return try FfiConverterTypeRuleSetAdded.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRuleSetAdded_lower(_ value: RuleSetAdded) -> RustBuffer {
+    return FfiConverterTypeRuleSetAdded.lower(value)
+}
+
+
+/**
+ * A rule set on the ledger, with its activation now.
+ */
+public struct RuleSetInfo: Equatable, Hashable {
+    /**
+     * Its entry (hex).
+     */
+    public var entryId: String
+    /**
+     * Who wrote it (author id hex).
+     */
+    public var authorId: String
+    /**
+     * SHA-256 of the document (hex).
+     */
+    public var hash: String
+    /**
+     * The set's name.
+     */
+    public var name: String
+    /**
+     * Its version.
+     */
+    public var version: UInt64
+    /**
+     * What it is for.
+     */
+    public var description: String
+    /**
+     * ISO 4217 currency of its amounts.
+     */
+    public var currency: String
+    /**
+     * The executors' author ids (hex).
+     */
+    public var executors: [String]
+    /**
+     * The rules' ids, in document order.
+     */
+    public var ruleIds: [String]
+    /**
+     * Activation under the policy in force.
+     */
+    public var activation: Activation
+    /**
+     * Active, and the highest active version of its name: the set executors run.
+     */
+    public var inForce: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Its entry (hex).
+         */entryId: String, 
+        /**
+         * Who wrote it (author id hex).
+         */authorId: String, 
+        /**
+         * SHA-256 of the document (hex).
+         */hash: String, 
+        /**
+         * The set's name.
+         */name: String, 
+        /**
+         * Its version.
+         */version: UInt64, 
+        /**
+         * What it is for.
+         */description: String, 
+        /**
+         * ISO 4217 currency of its amounts.
+         */currency: String, 
+        /**
+         * The executors' author ids (hex).
+         */executors: [String], 
+        /**
+         * The rules' ids, in document order.
+         */ruleIds: [String], 
+        /**
+         * Activation under the policy in force.
+         */activation: Activation, 
+        /**
+         * Active, and the highest active version of its name: the set executors run.
+         */inForce: Bool) {
+        self.entryId = entryId
+        self.authorId = authorId
+        self.hash = hash
+        self.name = name
+        self.version = version
+        self.description = description
+        self.currency = currency
+        self.executors = executors
+        self.ruleIds = ruleIds
+        self.activation = activation
+        self.inForce = inForce
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RuleSetInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRuleSetInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RuleSetInfo {
+        return
+            try RuleSetInfo(
+                entryId: FfiConverterString.read(from: &buf), 
+                authorId: FfiConverterString.read(from: &buf), 
+                hash: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                version: FfiConverterUInt64.read(from: &buf), 
+                description: FfiConverterString.read(from: &buf), 
+                currency: FfiConverterString.read(from: &buf), 
+                executors: FfiConverterSequenceString.read(from: &buf), 
+                ruleIds: FfiConverterSequenceString.read(from: &buf), 
+                activation: FfiConverterTypeActivation.read(from: &buf), 
+                inForce: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RuleSetInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.entryId, into: &buf)
+        FfiConverterString.write(value.authorId, into: &buf)
+        FfiConverterString.write(value.hash, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterUInt64.write(value.version, into: &buf)
+        FfiConverterString.write(value.description, into: &buf)
+        FfiConverterString.write(value.currency, into: &buf)
+        FfiConverterSequenceString.write(value.executors, into: &buf)
+        FfiConverterSequenceString.write(value.ruleIds, into: &buf)
+        FfiConverterTypeActivation.write(value.activation, into: &buf)
+        FfiConverterBool.write(value.inForce, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRuleSetInfo_lift(_ buf: RustBuffer) throws -> RuleSetInfo {
+    return try FfiConverterTypeRuleSetInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRuleSetInfo_lower(_ value: RuleSetInfo) -> RustBuffer {
+    return FfiConverterTypeRuleSetInfo.lower(value)
+}
+
+
+/**
+ * What a rules pass did (`run_rules`).
+ */
+public struct RulesActivity: Equatable, Hashable {
+    /**
+     * Outcome entries written by this node.
+     */
+    public var outcomesWritten: UInt64
+    /**
+     * Decision entries written for predictions rules used.
+     */
+    public var decisionsWritten: UInt64
+    /**
+     * Resources a rule concerned but consent did not let this node read.
+     */
+    public var consentDenied: UInt64
+    /**
+     * Evaluations that failed (typed errors; nothing written): rule and why.
+     */
+    public var failures: [String]
+    /**
+     * Others' outcomes re-checked and confirmed.
+     */
+    public var confirmed: UInt64
+    /**
+     * Others' outcomes that did not re-check: `"<entry hex>: <step>"`.
+     */
+    public var mismatches: [String]
+    /**
+     * Outcomes waiting for entries this replica lacks.
+     */
+    public var waiting: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Outcome entries written by this node.
+         */outcomesWritten: UInt64, 
+        /**
+         * Decision entries written for predictions rules used.
+         */decisionsWritten: UInt64, 
+        /**
+         * Resources a rule concerned but consent did not let this node read.
+         */consentDenied: UInt64, 
+        /**
+         * Evaluations that failed (typed errors; nothing written): rule and why.
+         */failures: [String], 
+        /**
+         * Others' outcomes re-checked and confirmed.
+         */confirmed: UInt64, 
+        /**
+         * Others' outcomes that did not re-check: `"<entry hex>: <step>"`.
+         */mismatches: [String], 
+        /**
+         * Outcomes waiting for entries this replica lacks.
+         */waiting: UInt64) {
+        self.outcomesWritten = outcomesWritten
+        self.decisionsWritten = decisionsWritten
+        self.consentDenied = consentDenied
+        self.failures = failures
+        self.confirmed = confirmed
+        self.mismatches = mismatches
+        self.waiting = waiting
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RulesActivity: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRulesActivity: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RulesActivity {
+        return
+            try RulesActivity(
+                outcomesWritten: FfiConverterUInt64.read(from: &buf), 
+                decisionsWritten: FfiConverterUInt64.read(from: &buf), 
+                consentDenied: FfiConverterUInt64.read(from: &buf), 
+                failures: FfiConverterSequenceString.read(from: &buf), 
+                confirmed: FfiConverterUInt64.read(from: &buf), 
+                mismatches: FfiConverterSequenceString.read(from: &buf), 
+                waiting: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RulesActivity, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.outcomesWritten, into: &buf)
+        FfiConverterUInt64.write(value.decisionsWritten, into: &buf)
+        FfiConverterUInt64.write(value.consentDenied, into: &buf)
+        FfiConverterSequenceString.write(value.failures, into: &buf)
+        FfiConverterUInt64.write(value.confirmed, into: &buf)
+        FfiConverterSequenceString.write(value.mismatches, into: &buf)
+        FfiConverterUInt64.write(value.waiting, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRulesActivity_lift(_ buf: RustBuffer) throws -> RulesActivity {
+    return try FfiConverterTypeRulesActivity.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRulesActivity_lower(_ value: RulesActivity) -> RustBuffer {
+    return FfiConverterTypeRulesActivity.lower(value)
 }
 
 
@@ -3322,6 +5387,204 @@ public func FfiConverterTypeShareReport_lower(_ value: ShareReport) -> RustBuffe
 
 
 /**
+ * What one site's dataset has spent.
+ */
+public struct SiteBudget: Equatable, Hashable {
+    /**
+     * The site's author id (hex).
+     */
+    public var siteId: String
+    /**
+     * Its name.
+     */
+    public var name: String
+    /**
+     * ε of its differentially private rounds.
+     */
+    public var epsilon: Double
+    /**
+     * The δ ε is stated at.
+     */
+    public var delta: Double
+    /**
+     * Differentially private rounds.
+     */
+    public var dpRounds: UInt64
+    /**
+     * Releases without differential privacy (statistics, FedAvg rounds).
+     */
+    public var nonPrivateRounds: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The site's author id (hex).
+         */siteId: String, 
+        /**
+         * Its name.
+         */name: String, 
+        /**
+         * ε of its differentially private rounds.
+         */epsilon: Double, 
+        /**
+         * The δ ε is stated at.
+         */delta: Double, 
+        /**
+         * Differentially private rounds.
+         */dpRounds: UInt64, 
+        /**
+         * Releases without differential privacy (statistics, FedAvg rounds).
+         */nonPrivateRounds: UInt64) {
+        self.siteId = siteId
+        self.name = name
+        self.epsilon = epsilon
+        self.delta = delta
+        self.dpRounds = dpRounds
+        self.nonPrivateRounds = nonPrivateRounds
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SiteBudget: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSiteBudget: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SiteBudget {
+        return
+            try SiteBudget(
+                siteId: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                epsilon: FfiConverterDouble.read(from: &buf), 
+                delta: FfiConverterDouble.read(from: &buf), 
+                dpRounds: FfiConverterUInt64.read(from: &buf), 
+                nonPrivateRounds: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SiteBudget, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.siteId, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterDouble.write(value.epsilon, into: &buf)
+        FfiConverterDouble.write(value.delta, into: &buf)
+        FfiConverterUInt64.write(value.dpRounds, into: &buf)
+        FfiConverterUInt64.write(value.nonPrivateRounds, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSiteBudget_lift(_ buf: RustBuffer) throws -> SiteBudget {
+    return try FfiConverterTypeSiteBudget.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSiteBudget_lower(_ value: SiteBudget) -> RustBuffer {
+    return FfiConverterTypeSiteBudget.lower(value)
+}
+
+
+/**
+ * What a full audit of the store file found.
+ */
+public struct StoreAudit: Equatable, Hashable {
+    /**
+     * Tables checked.
+     */
+    public var tables: UInt64
+    /**
+     * Rows whose MAC was checked.
+     */
+    public var rows: UInt64
+    /**
+     * What does not match (names tables, never values); empty when intact.
+     */
+    public var problems: [String]
+    /**
+     * No problems.
+     */
+    public var clean: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Tables checked.
+         */tables: UInt64, 
+        /**
+         * Rows whose MAC was checked.
+         */rows: UInt64, 
+        /**
+         * What does not match (names tables, never values); empty when intact.
+         */problems: [String], 
+        /**
+         * No problems.
+         */clean: Bool) {
+        self.tables = tables
+        self.rows = rows
+        self.problems = problems
+        self.clean = clean
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StoreAudit: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStoreAudit: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StoreAudit {
+        return
+            try StoreAudit(
+                tables: FfiConverterUInt64.read(from: &buf), 
+                rows: FfiConverterUInt64.read(from: &buf), 
+                problems: FfiConverterSequenceString.read(from: &buf), 
+                clean: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StoreAudit, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.tables, into: &buf)
+        FfiConverterUInt64.write(value.rows, into: &buf)
+        FfiConverterSequenceString.write(value.problems, into: &buf)
+        FfiConverterBool.write(value.clean, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStoreAudit_lift(_ buf: RustBuffer) throws -> StoreAudit {
+    return try FfiConverterTypeStoreAudit.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStoreAudit_lower(_ value: StoreAudit) -> RustBuffer {
+    return FfiConverterTypeStoreAudit.lower(value)
+}
+
+
+/**
  * What a sync with a relay did.
  */
 public struct SyncReport: Equatable, Hashable {
@@ -3409,6 +5672,95 @@ public func FfiConverterTypeSyncReport_lift(_ buf: RustBuffer) throws -> SyncRep
 #endif
 public func FfiConverterTypeSyncReport_lower(_ value: SyncReport) -> RustBuffer {
     return FfiConverterTypeSyncReport.lower(value)
+}
+
+
+/**
+ * What `Node.tick` did.
+ */
+public struct TickReport: Equatable, Hashable {
+    /**
+     * Shared charts whose consent was decided again.
+     */
+    public var chartsDecided: UInt64
+    /**
+     * Of those, charts cut off (key rotated and withheld).
+     */
+    public var recordsCutOff: UInt64
+    /**
+     * Ledger entries written.
+     */
+    public var entries: UInt64
+    /**
+     * When the next decision is due (ms), if any: call `tick` again by then.
+     */
+    public var nextDueMs: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Shared charts whose consent was decided again.
+         */chartsDecided: UInt64, 
+        /**
+         * Of those, charts cut off (key rotated and withheld).
+         */recordsCutOff: UInt64, 
+        /**
+         * Ledger entries written.
+         */entries: UInt64, 
+        /**
+         * When the next decision is due (ms), if any: call `tick` again by then.
+         */nextDueMs: UInt64?) {
+        self.chartsDecided = chartsDecided
+        self.recordsCutOff = recordsCutOff
+        self.entries = entries
+        self.nextDueMs = nextDueMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TickReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTickReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TickReport {
+        return
+            try TickReport(
+                chartsDecided: FfiConverterUInt64.read(from: &buf), 
+                recordsCutOff: FfiConverterUInt64.read(from: &buf), 
+                entries: FfiConverterUInt64.read(from: &buf), 
+                nextDueMs: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TickReport, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.chartsDecided, into: &buf)
+        FfiConverterUInt64.write(value.recordsCutOff, into: &buf)
+        FfiConverterUInt64.write(value.entries, into: &buf)
+        FfiConverterOptionUInt64.write(value.nextDueMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTickReport_lift(_ buf: RustBuffer) throws -> TickReport {
+    return try FfiConverterTypeTickReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTickReport_lower(_ value: TickReport) -> RustBuffer {
+    return FfiConverterTypeTickReport.lower(value)
 }
 
 
@@ -3764,6 +6116,33 @@ enum ApiError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */reason: String
     )
     /**
+     * The patient's chart was erased (its keys shredded): it cannot be
+     * read, exported or erased again.
+     */
+    case ChartErased(
+        /**
+         * The core's message.
+         */reason: String
+    )
+    /**
+     * The chart has no resource of that type and id to erase (or none was named).
+     */
+    case UnknownResource(
+        /**
+         * The core's message (names the resource type, never the id).
+         */reason: String
+    )
+    /**
+     * This store is older than entries this node already wrote in the
+     * network (restored from a backup): sync first, which catches its own
+     * chain up; writing before that would fork it.
+     */
+    case BehindOwnChain(
+        /**
+         * The core's message.
+         */reason: String
+    )
+    /**
      * The data is not valid FHIR R4; nothing was stored. Problems name the
      * source, line and field, never the value. Also raised when the core's
      * importer refuses a consent that `grant_consent` or `revoke_consent`
@@ -3913,6 +6292,89 @@ enum ApiError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */reason: String
     )
     /**
+     * A federated task would take a site's dataset above the network's
+     * privacy budget (or is not differentially private where the policy
+     * requires it). Nothing was written and no record was read.
+     */
+    case BudgetExceeded(
+        /**
+         * The core's message (names the site and the ε).
+         */reason: String
+    )
+    /**
+     * No federated task or round card with that id in the network.
+     */
+    case UnknownTask(
+        /**
+         * The core's message.
+         */reason: String
+    )
+    /**
+     * A federated plan, policy or secure-aggregation step breaks a rule
+     * (a field out of range, a malformed message from a site, too few
+     * valid shares).
+     */
+    case FederationFailed(
+        /**
+         * The core's message.
+         */reason: String
+    )
+    /**
+     * The rule-set document was refused: not JSON of the rule-set shape, a
+     * field that breaks a rule of the format, or an expression that does
+     * not compile or is beyond the engine's limits (size, nesting,
+     * comprehensions). Nothing was stored.
+     */
+    case InvalidRuleSet(
+        /**
+         * The core's message (names the rule, the field and the limit).
+         */reason: String
+    )
+    /**
+     * A rules policy's quorum is 0 or above the members of the network.
+     */
+    case InvalidPolicy(
+        /**
+         * The core's message.
+         */reason: String
+    )
+    /**
+     * No rule set with that hash in the network.
+     */
+    case UnknownRuleSet(
+        /**
+         * The core's message.
+         */reason: String
+    )
+    /**
+     * No rules policy with that entry id in the network.
+     */
+    case UnknownPolicy(
+        /**
+         * The core's message.
+         */reason: String
+    )
+    /**
+     * No rule outcome with that entry id in the network.
+     */
+    case UnknownOutcome(
+        /**
+         * The core's message.
+         */reason: String
+    )
+    /**
+     * A model card is endorsed only after this node's own verification
+     * confirms it, and it answered mismatch. Nothing was written.
+     */
+    case NotConfirmed(
+        /**
+         * The core's message.
+         */reason: String, 
+        /**
+         * The verification step that differed.
+         */step: String
+    )
+    /**
      * An earlier call panicked inside Rust while using this node, so its
      * in-memory state cannot be trusted. Drop every object of this node and
      * open the store again (the store itself is transactional).
@@ -3984,55 +6446,92 @@ public struct FfiConverterTypeApiError: FfiConverterRustBuffer {
         case 11: return .UnknownPatient(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 12: return .InvalidFhir(
+        case 12: return .ChartErased(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 13: return .UnknownResource(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 14: return .BehindOwnChain(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 15: return .InvalidFhir(
             reason: try FfiConverterString.read(from: &buf), 
             problems: try FfiConverterSequenceString.read(from: &buf)
             )
-        case 13: return .Mls(
+        case 16: return .Mls(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 14: return .Record(
+        case 17: return .Record(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 15: return .Relay(
+        case 18: return .Relay(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 16: return .MessageRejected(
+        case 19: return .MessageRejected(
             count: try FfiConverterUInt32.read(from: &buf), 
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 17: return .InvalidConsent(
+        case 20: return .InvalidConsent(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 18: return .UnknownConsent(
+        case 21: return .UnknownConsent(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 19: return .ConsentDenied(
+        case 22: return .ConsentDenied(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 20: return .EmptyAfterConsent(
+        case 23: return .EmptyAfterConsent(
             reason: try FfiConverterString.read(from: &buf), 
             excluded: try FfiConverterUInt64.read(from: &buf)
             )
-        case 21: return .UnknownModelCard(
+        case 24: return .UnknownModelCard(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 22: return .InvalidSpec(
+        case 25: return .InvalidSpec(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 23: return .NotCaughtUp(
+        case 26: return .NotCaughtUp(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 24: return .TrainingFailed(
+        case 27: return .TrainingFailed(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 25: return .InvalidLedgerEntry(
+        case 28: return .InvalidLedgerEntry(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 26: return .InvalidProof(
+        case 29: return .InvalidProof(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 27: return .NodeUnusable(
+        case 30: return .BudgetExceeded(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 31: return .UnknownTask(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 32: return .FederationFailed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 33: return .InvalidRuleSet(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 34: return .InvalidPolicy(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 35: return .UnknownRuleSet(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 36: return .UnknownPolicy(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 37: return .UnknownOutcome(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 38: return .NotConfirmed(
+            reason: try FfiConverterString.read(from: &buf), 
+            step: try FfiConverterString.read(from: &buf)
+            )
+        case 39: return .NodeUnusable(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -4102,86 +6601,147 @@ public struct FfiConverterTypeApiError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .InvalidFhir(reason,problems):
+        case let .ChartErased(reason):
             writeInt(&buf, Int32(12))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .UnknownResource(reason):
+            writeInt(&buf, Int32(13))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .BehindOwnChain(reason):
+            writeInt(&buf, Int32(14))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .InvalidFhir(reason,problems):
+            writeInt(&buf, Int32(15))
             FfiConverterString.write(reason, into: &buf)
             FfiConverterSequenceString.write(problems, into: &buf)
             
         
         case let .Mls(reason):
-            writeInt(&buf, Int32(13))
+            writeInt(&buf, Int32(16))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .Record(reason):
-            writeInt(&buf, Int32(14))
+            writeInt(&buf, Int32(17))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .Relay(reason):
-            writeInt(&buf, Int32(15))
+            writeInt(&buf, Int32(18))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .MessageRejected(count,reason):
-            writeInt(&buf, Int32(16))
+            writeInt(&buf, Int32(19))
             FfiConverterUInt32.write(count, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .InvalidConsent(reason):
-            writeInt(&buf, Int32(17))
+            writeInt(&buf, Int32(20))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .UnknownConsent(reason):
-            writeInt(&buf, Int32(18))
+            writeInt(&buf, Int32(21))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .ConsentDenied(reason):
-            writeInt(&buf, Int32(19))
+            writeInt(&buf, Int32(22))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .EmptyAfterConsent(reason,excluded):
-            writeInt(&buf, Int32(20))
+            writeInt(&buf, Int32(23))
             FfiConverterString.write(reason, into: &buf)
             FfiConverterUInt64.write(excluded, into: &buf)
             
         
         case let .UnknownModelCard(reason):
-            writeInt(&buf, Int32(21))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .InvalidSpec(reason):
-            writeInt(&buf, Int32(22))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .NotCaughtUp(reason):
-            writeInt(&buf, Int32(23))
-            FfiConverterString.write(reason, into: &buf)
-            
-        
-        case let .TrainingFailed(reason):
             writeInt(&buf, Int32(24))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .InvalidLedgerEntry(reason):
+        case let .InvalidSpec(reason):
             writeInt(&buf, Int32(25))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .InvalidProof(reason):
+        case let .NotCaughtUp(reason):
             writeInt(&buf, Int32(26))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .NodeUnusable(reason):
+        case let .TrainingFailed(reason):
             writeInt(&buf, Int32(27))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .InvalidLedgerEntry(reason):
+            writeInt(&buf, Int32(28))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .InvalidProof(reason):
+            writeInt(&buf, Int32(29))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .BudgetExceeded(reason):
+            writeInt(&buf, Int32(30))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .UnknownTask(reason):
+            writeInt(&buf, Int32(31))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .FederationFailed(reason):
+            writeInt(&buf, Int32(32))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .InvalidRuleSet(reason):
+            writeInt(&buf, Int32(33))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .InvalidPolicy(reason):
+            writeInt(&buf, Int32(34))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .UnknownRuleSet(reason):
+            writeInt(&buf, Int32(35))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .UnknownPolicy(reason):
+            writeInt(&buf, Int32(36))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .UnknownOutcome(reason):
+            writeInt(&buf, Int32(37))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .NotConfirmed(reason,step):
+            writeInt(&buf, Int32(38))
+            FfiConverterString.write(reason, into: &buf)
+            FfiConverterString.write(step, into: &buf)
+            
+        
+        case let .NodeUnusable(reason):
+            writeInt(&buf, Int32(39))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -4247,6 +6807,36 @@ public enum AuditRecord: Equatable, Hashable {
          */consentIds: [String]
     )
     /**
+     * A member's privacy-budget policy for federated tasks.
+     */
+    case flPolicy(
+        /**
+         * Largest ε a site's dataset may reach.
+         */maxEpsilon: Double, 
+        /**
+         * The δ it is stated at.
+         */delta: Double, 
+        /**
+         * Whether tasks without differential privacy are allowed.
+         */allowNonPrivate: Bool
+    )
+    /**
+     * A federated task's plan, as JSON.
+     */
+    case flPlan(
+        /**
+         * The plan (sites, rounds, DP parameters, budget prior and projected).
+         */planJson: String
+    )
+    /**
+     * A federated round card, as JSON (sum, parameters, budget spent).
+     */
+    case flRound(
+        /**
+         * The card.
+         */cardJson: String
+    )
+    /**
      * A record cut off by consent: its key withheld from the network.
      */
     case keyWithheld(
@@ -4291,7 +6881,16 @@ public struct FfiConverterTypeAuditRecord: FfiConverterRustBuffer {
         case 3: return .modelUpdate(round: try FfiConverterString.read(from: &buf), site: try FfiConverterString.read(from: &buf), samples: try FfiConverterUInt64.read(from: &buf), consentIds: try FfiConverterSequenceString.read(from: &buf)
         )
         
-        case 4: return .keyWithheld(recordId: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf), consentId: try FfiConverterOptionString.read(from: &buf)
+        case 4: return .flPolicy(maxEpsilon: try FfiConverterDouble.read(from: &buf), delta: try FfiConverterDouble.read(from: &buf), allowNonPrivate: try FfiConverterBool.read(from: &buf)
+        )
+        
+        case 5: return .flPlan(planJson: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 6: return .flRound(cardJson: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 7: return .keyWithheld(recordId: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf), consentId: try FfiConverterOptionString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -4321,8 +6920,25 @@ public struct FfiConverterTypeAuditRecord: FfiConverterRustBuffer {
             FfiConverterSequenceString.write(consentIds, into: &buf)
             
         
-        case let .keyWithheld(recordId,reason,consentId):
+        case let .flPolicy(maxEpsilon,delta,allowNonPrivate):
             writeInt(&buf, Int32(4))
+            FfiConverterDouble.write(maxEpsilon, into: &buf)
+            FfiConverterDouble.write(delta, into: &buf)
+            FfiConverterBool.write(allowNonPrivate, into: &buf)
+            
+        
+        case let .flPlan(planJson):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(planJson, into: &buf)
+            
+        
+        case let .flRound(cardJson):
+            writeInt(&buf, Int32(6))
+            FfiConverterString.write(cardJson, into: &buf)
+            
+        
+        case let .keyWithheld(recordId,reason,consentId):
+            writeInt(&buf, Int32(7))
             FfiConverterString.write(recordId, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             FfiConverterOptionString.write(consentId, into: &buf)
@@ -4547,6 +7163,110 @@ public func FfiConverterTypeConsentStatus_lift(_ buf: RustBuffer) throws -> Cons
 #endif
 public func FfiConverterTypeConsentStatus_lower(_ value: ConsentStatus) -> RustBuffer {
     return FfiConverterTypeConsentStatus.lower(value)
+}
+
+
+
+/**
+ * What an endorsement is about.
+ */
+
+public enum EndorsementTarget: Equatable, Hashable {
+    
+    /**
+     * A rule set, by the hash `add_rule_set` returned.
+     */
+    case ruleSet(
+        /**
+         * The rule set's hash (64 hex digits).
+         */hash: String
+    )
+    /**
+     * A model card, by its entry id (endorsed only after this node's own
+     * verification confirms it).
+     */
+    case modelCard(
+        /**
+         * The card's entry id (64 hex digits).
+         */cardId: String
+    )
+    /**
+     * A policy, by its entry id.
+     */
+    case policy(
+        /**
+         * The policy's entry id (64 hex digits).
+         */policyId: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension EndorsementTarget: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEndorsementTarget: FfiConverterRustBuffer {
+    typealias SwiftType = EndorsementTarget
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EndorsementTarget {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .ruleSet(hash: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .modelCard(cardId: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 3: return .policy(policyId: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: EndorsementTarget, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .ruleSet(hash):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(hash, into: &buf)
+            
+        
+        case let .modelCard(cardId):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(cardId, into: &buf)
+            
+        
+        case let .policy(policyId):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(policyId, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEndorsementTarget_lift(_ buf: RustBuffer) throws -> EndorsementTarget {
+    return try FfiConverterTypeEndorsementTarget.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEndorsementTarget_lower(_ value: EndorsementTarget) -> RustBuffer {
+    return FfiConverterTypeEndorsementTarget.lower(value)
 }
 
 
@@ -5387,6 +8107,91 @@ public func FfiConverterTypePurpose_lower(_ value: Purpose) -> RustBuffer {
 
 
 /**
+ * What a rule decided.
+ */
+
+public enum RuleDecision: Equatable, Hashable {
+    
+    /**
+     * Pay `amount`.
+     */
+    case approve
+    /**
+     * Pay nothing.
+     */
+    case deny
+    /**
+     * Left for a person to decide.
+     */
+    case pend
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RuleDecision: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRuleDecision: FfiConverterRustBuffer {
+    typealias SwiftType = RuleDecision
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RuleDecision {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .approve
+        
+        case 2: return .deny
+        
+        case 3: return .pend
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RuleDecision, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .approve:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .deny:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .pend:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRuleDecision_lift(_ buf: RustBuffer) throws -> RuleDecision {
+    return try FfiConverterTypeRuleDecision.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRuleDecision_lower(_ value: RuleDecision) -> RustBuffer {
+    return FfiConverterTypeRuleDecision.lower(value)
+}
+
+
+
+/**
  * A step of `Network.verify_model`, in the order they run.
  */
 
@@ -5523,6 +8328,30 @@ public func FfiConverterTypeVerifyStep_lower(_ value: VerifyStep) -> RustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = UInt32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
     typealias SwiftType = UInt64?
 
@@ -5595,6 +8424,30 @@ fileprivate struct FfiConverterOptionDouble: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionBool: FfiConverterRustBuffer {
+    typealias SwiftType = Bool?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterBool.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterBool.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -5611,6 +8464,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeFlPolicy: FfiConverterRustBuffer {
+    typealias SwiftType = FlPolicy?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeFlPolicy.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeFlPolicy.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -5791,6 +8668,81 @@ fileprivate struct FfiConverterSequenceTypeAuditEntry: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeErasedChart: FfiConverterRustBuffer {
+    typealias SwiftType = [ErasedChart]
+
+    public static func write(_ value: [ErasedChart], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeErasedChart.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ErasedChart] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ErasedChart]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeErasedChart.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeFlStep: FfiConverterRustBuffer {
+    typealias SwiftType = [FlStep]
+
+    public static func write(_ value: [FlStep], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFlStep.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [FlStep] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [FlStep]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFlStep.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeFlTask: FfiConverterRustBuffer {
+    typealias SwiftType = [FlTask]
+
+    public static func write(_ value: [FlTask], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFlTask.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [FlTask] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [FlTask]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFlTask.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeMemberInfo: FfiConverterRustBuffer {
     typealias SwiftType = [MemberInfo]
 
@@ -5841,6 +8793,31 @@ fileprivate struct FfiConverterSequenceTypeNetworkInfo: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeOutcomeVerification: FfiConverterRustBuffer {
+    typealias SwiftType = [OutcomeVerification]
+
+    public static func write(_ value: [OutcomeVerification], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeOutcomeVerification.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [OutcomeVerification] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [OutcomeVerification]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeOutcomeVerification.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeOutgoingMessage: FfiConverterRustBuffer {
     typealias SwiftType = [OutgoingMessage]
 
@@ -5883,6 +8860,106 @@ fileprivate struct FfiConverterSequenceTypePatientConsent: FfiConverterRustBuffe
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypePatientConsent.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeResourceRef: FfiConverterRustBuffer {
+    typealias SwiftType = [ResourceRef]
+
+    public static func write(_ value: [ResourceRef], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeResourceRef.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ResourceRef] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ResourceRef]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeResourceRef.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRuleOutcome: FfiConverterRustBuffer {
+    typealias SwiftType = [RuleOutcome]
+
+    public static func write(_ value: [RuleOutcome], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRuleOutcome.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [RuleOutcome] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [RuleOutcome]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRuleOutcome.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRuleSetInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [RuleSetInfo]
+
+    public static func write(_ value: [RuleSetInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRuleSetInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [RuleSetInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [RuleSetInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRuleSetInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSiteBudget: FfiConverterRustBuffer {
+    typealias SwiftType = [SiteBudget]
+
+    public static func write(_ value: [SiteBudget], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSiteBudget.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SiteBudget] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SiteBudget]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSiteBudget.read(from: &buf))
         }
         return seq
     }
@@ -6052,6 +9129,30 @@ private let initializationResult: InitializationResult = {
     if (uniffi_careledger_uniffi_checksum_method_network_share_to_network() != 22584) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_careledger_uniffi_checksum_method_network_fl_budget() != 53583) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_fl_coordinator_step() != 29654) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_fl_plan() != 29453) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_fl_policy() != 58413) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_fl_set_policy() != 18148) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_fl_site_step() != 6851) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_fl_tasks() != 8951) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_fl_verify_round() != 7707) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_careledger_uniffi_checksum_method_network_announce_heads() != 56628) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6100,6 +9201,48 @@ private let initializationResult: InitializationResult = {
     if (uniffi_careledger_uniffi_checksum_method_network_verify_ledger() != 6250) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_careledger_uniffi_checksum_method_network_erase_chart() != 39167) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_erase_resources() != 19567) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_erased_charts() != 13210) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_activation() != 42300) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_add_rule_set() != 54675) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_endorse() != 45770) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_rule_outcomes() != 27570) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_rule_sets() != 50636) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_run_rules() != 26425) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_set_rules_policy() != 22963) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_share_types_to_network() != 48736) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_verify_outcome() != 6830) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_verify_outcomes() != 52852) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_network_withdraw_endorsement() != 898) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_careledger_uniffi_checksum_method_node_ack_outgoing() != 65325) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6137,6 +9280,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_careledger_uniffi_checksum_method_node_poll_outgoing() != 4767) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_node_tick() != 57718) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_careledger_uniffi_checksum_method_node_verify_store() != 49254) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_careledger_uniffi_checksum_constructor_node_create() != 55843) {

@@ -36,10 +36,38 @@
 //! 13. The phone's patient revokes; the next share cuts the study off from
 //!     the chart; retraining leaves the patient out and a membership proof
 //!     against the new card says not included.
+//! 14. The patient erases their chart from the phone: A shreds it in the
+//!     care network and in the study it shared it into, the researcher
+//!     shreds it too; every ledger still verifies and A's store audit is
+//!     clean.
+//!
+//! Then federated learning that reveals only the sum ([`federated`]), with
+//! a coordinator and three clinics that each hold a non-IID share of the
+//! breast-cancer rows:
+//!
+//! 15. The clinics join a federated study; one sets its privacy budget.
+//! 16. Under secure aggregation they compute feature statistics, then train
+//!     by FedAvg; one clinic stops mid-round and the round completes
+//!     without it; another clinic re-verifies every round card.
+//! 17. A differentially private task spends ε = 3; a task that would exceed
+//!     the budget is refused before any record is read.
+//!
+//! Then rules that act by themselves ([`claims`]), with an insurer
+//! (`insurer.example`):
+//!
+//! 18. The insurer joins a claims network; hospital A records a claims
+//!     consent (CLMATTCH) for the HIV Bundle's patient and shares only the
+//!     types the rules read.
+//! 19. Both members endorse the insurer's rule set (policy 2 of 2); the
+//!     insurer writes one outcome per claim by itself on its next sync.
+//! 20. Hospital A re-checks every outcome: confirmed.
+//! 21. A changed byte in the rule set and a forged outcome are named.
 //!
 //! Exit 0 only if every check held (2 otherwise); `--json` prints a summary.
 
+mod claims;
 mod data;
+mod federated;
 mod story;
 mod study;
 
@@ -747,6 +775,19 @@ pub fn run(context: &Context, args: Args) -> Result<ExitCode> {
             relay: &mut relay,
             hospital: &mut a,
             network: &net,
+            progress: &progress,
+        },
+    )?;
+
+    federated::run(&mut story, &dir, &mut relay, &progress)?;
+
+    claims::run(
+        &mut story,
+        claims::Claims {
+            dir: &dir,
+            relay: &mut relay,
+            hospital: &mut a,
+            care: &net,
             progress: &progress,
         },
     )?;

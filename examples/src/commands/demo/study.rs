@@ -10,6 +10,9 @@
 //! prediction is one decision entry. The patient then revokes from the
 //! phone: the next share cuts the study off from the chart, the retrained
 //! model's dataset leaves the patient out, and a membership proof shows it.
+//! Finally the patient erases their chart from the phone: the hospital
+//! shreds it in the care network and in the study it shared it into, the
+//! researcher shreds it too, and every ledger still verifies.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -18,11 +21,13 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use careledger::analytics::ledger::Holdout;
 use careledger::analytics::ModelKind;
+use careledger::body::EraseScope;
 use careledger::checkpoint::dataset::Membership;
 use careledger::consent::{Consent, ConsentSource, Grantee, Purpose};
 use careledger::entry::EntryId;
 use careledger::node::{
-    AuditRecord, NetworkId, Node, PredictInput, TrainOutcome, TrainRequest, VerifyStep,
+    AuditRecord, ExportError, ExportFormat, NetworkId, Node, PredictInput, TrainOutcome,
+    TrainRequest, VerifyStep,
 };
 use careledger::relay::Relay;
 use careledger::sync::{join_from_relay, publish_outbox};
@@ -492,6 +497,65 @@ pub fn run(story: &mut Story, care: Care<'_>) -> Result<()> {
         proved == Some(false),
         "the proof checks against the card's commitment: not included",
         || membership_text(proved).into(),
+    )?;
+    story.end_step()?;
+
+    // 14. Erasure.
+    story.step("The patient asks to be erased; every node shreds the chart")?;
+    let entries_before = (
+        a.ledger_entries(care_net)?.len(),
+        r.ledger_entries(&study)?.len(),
+    );
+    let erased = phone
+        .erase(care_net, &phone_patient, EraseScope::Chart, now_ms())
+        .context("the phone cannot erase the chart")?;
+    publish_outbox(&mut phone, relay).context("the phone cannot publish")?;
+    settle_network(&mut [&mut *a], relay, care_net, LABEL, progress)?;
+    settle_network(&mut [&mut *a, &mut r], relay, &study, STUDY, progress)?;
+    story.line(format!(
+        "{PHONE} erased patient {phone_patient}'s chart ({} key(s) shredded, signed by the patient's own node: {}); {HOSPITAL_A} erased it in `{STUDY}` too, where it had shared it",
+        erased.keys_shredded, erased.by_patient
+    ))?;
+    let gone = |node: &mut Node, network: &NetworkId| {
+        matches!(
+            node.export_patient(network, &phone_patient, ExportFormat::Bundle),
+            Err(ExportError::Erased)
+        ) && !node
+            .patients(network)
+            .is_ok_and(|p| p.contains(&phone_patient))
+    };
+    let shredded = gone(a, care_net) && gone(a, &study) && gone(&mut r, &study);
+    story.check(
+        "erasure_shreds_the_chart",
+        shredded && erased.by_patient,
+        format!(
+            "{HOSPITAL_A} (care, {STUDY}) and {RESEARCHER} show patient {phone_patient}'s chart as erased; no node can read it"
+        ),
+        || "the chart is still readable somewhere".into(),
+    )?;
+    let clean = a.verify_ledger(care_net)?.is_clean()
+        && a.verify_ledger(&study)?.is_clean()
+        && r.verify_ledger(&study)?.is_clean();
+    let kept = a.ledger_entries(care_net)?.len() > entries_before.0
+        && r.ledger_entries(&study)?.len() > entries_before.1;
+    let audit = a.store().verify().context("cannot audit the store")?;
+    story.line(format!(
+        "the ciphertext stays: {} entries in `{LABEL}` at {HOSPITAL_A}, {} in `{STUDY}` at {RESEARCHER}; {HOSPITAL_A}'s store audit: {} rows, {}",
+        a.ledger_entries(care_net)?.len(),
+        r.ledger_entries(&study)?.len(),
+        audit.rows,
+        if audit.is_clean() { "intact" } else { "ALTERED" }
+    ))?;
+    story.check(
+        "ledgers_verify_after_erasure",
+        clean && kept && audit.is_clean(),
+        "every ledger still verifies, nothing was removed from it, and the store audit is clean",
+        || {
+            format!(
+                "ledgers clean: {clean}, entries kept: {kept}, audit: {:?}",
+                audit.problems
+            )
+        },
     )?;
     story.end_step()?;
     Ok(())

@@ -1,7 +1,21 @@
-//! `careledger fl …`: one-shot federated learning. Each site trains on its
-//! own consented records (which never leave its network) and publishes the
-//! parameters as a model-update entry in the study network; any member then
-//! averages a round into a model card that every member can re-verify.
+//! `careledger fl …`: federated learning.
+//!
+//! * One-shot averaging (`publish`, `round`): each site trains on its own
+//!   consented records (which never leave its network) and publishes the
+//!   parameters as a model-update entry in the study network; any member
+//!   then averages a round into a model card that every member can
+//!   re-verify.
+//! * Tasks under secure aggregation and differential privacy (`policy`,
+//!   `plan`, `site`, `coordinate`, `status`, `verify-round`, `budget`):
+//!   every site's update stays masked, only the sum is recovered, rounds
+//!   can be differentially private with a budget the network enforces.
+//!   `sweep` shows accuracy against ε on the built-in example.
+
+mod plan;
+mod policy;
+mod run;
+mod status;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -24,6 +38,23 @@ pub enum Command {
     Publish(PublishArgs),
     /// Average the updates of a round (weighted FedAvg) into a model card.
     Round(RoundArgs),
+    /// Show the study's privacy-budget policy, or set this node's.
+    Policy(policy::Args),
+    /// Plan a task under secure aggregation (as its coordinator); refused if
+    /// a site's dataset would exceed the budget policy.
+    Plan(plan::Args),
+    /// Take part in the study's tasks as a site, until they end.
+    Site(run::SiteArgs),
+    /// Coordinate this node's tasks (survivors, round cards) until they end.
+    Coordinate(run::CoordinateArgs),
+    /// List the study's tasks.
+    Status(status::StatusArgs),
+    /// Re-verify round cards from this node's ledger; exit 2 on a mismatch.
+    VerifyRound(status::VerifyArgs),
+    /// The privacy budget each site's dataset has spent.
+    Budget(status::BudgetArgs),
+    /// Accuracy against ε on the built-in example, in memory; plot it.
+    Sweep(sweep::Args),
 }
 
 /// Arguments of `fl publish`.
@@ -66,6 +97,14 @@ pub fn run(context: &Context, command: Command) -> Result<ExitCode> {
     match command {
         Command::Publish(args) => publish(context, args),
         Command::Round(args) => round(context, args),
+        Command::Policy(args) => policy::run(context, args),
+        Command::Plan(args) => plan::run(context, args),
+        Command::Site(args) => run::site(context, args),
+        Command::Coordinate(args) => run::coordinate(context, args),
+        Command::Status(args) => status::status(context, args),
+        Command::VerifyRound(args) => status::verify(context, args),
+        Command::Budget(args) => status::budget(context, args),
+        Command::Sweep(args) => sweep::run(context, args),
     }
 }
 
