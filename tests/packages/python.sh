@@ -52,7 +52,7 @@ assert where.startswith(sys.prefix), f"careledger imported from {where}, not the
 print("careledger from", where)')
 python_log="$work/python.log"
 (cd "$scenarios/python" && env -u PYTHONPATH PYTHONDONTWRITEBYTECODE=1 CARELEDGER_PANIC_PROBE=absent \
-    RUST_BACKTRACE=0 "$venv/bin/python" -m unittest -v test_scenario test_consent_ai) 2>&1 | tee "$python_log"
+    RUST_BACKTRACE=0 "$venv/bin/python" -m unittest -v test_scenario test_consent_ai test_federated test_rules) 2>&1 | tee "$python_log"
 grep -q '^test_an_app_build_has_no_panic_probe .* ok$' "$python_log" ||
     { echo "the app-build check did not run" >&2; exit 1; }
 
