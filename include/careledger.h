@@ -36,6 +36,18 @@
 #include <stdint.h>
 
 /**
+ * The careledger version this header belongs to. careledger_version() gives
+ * the loaded library's; a program can compare the two (they must be equal).
+ */
+#define CARELEDGER_VERSION "0.1.0"
+#define CARELEDGER_VERSION_MAJOR 0
+#define CARELEDGER_VERSION_MINOR 1
+#define CARELEDGER_VERSION_PATCH 0
+/** MAJOR * 1000000 + MINOR * 1000 + PATCH, for #if comparisons. */
+#define CARELEDGER_VERSION_NUMBER 1000
+
+
+/**
  * Length of a storage key in bytes.
  */
 #define CARELEDGER_STORAGE_KEY_LEN 32
@@ -50,26 +62,6 @@
  * four hex digits separated by spaces.
  */
 #define CARELEDGER_FINGERPRINT_LEN 39
-
-/**
- * Major version of the library this header belongs to.
- */
-#define CARELEDGER_VERSION_MAJOR 0
-
-/**
- * Minor version of the library this header belongs to.
- */
-#define CARELEDGER_VERSION_MINOR 1
-
-/**
- * Patch version of the library this header belongs to.
- */
-#define CARELEDGER_VERSION_PATCH 0
-
-/**
- * `MAJOR * 1000000 + MINOR * 1000 + PATCH`, for `#if` comparisons.
- */
-#define CARELEDGER_VERSION_NUMBER 1000
 
 /**
  * What a call did. `CARELEDGER_OK` is 0; every other code is a failure whose
