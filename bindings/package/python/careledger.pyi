@@ -17,27 +17,45 @@ __all__ = [
     "Grantee",
     "ConsentSource",
     "MessageKind",
+    "RuleDecision",
     "ModelMetrics",
     "VerifyStep",
     "ApiError",
+    "EndorsementTarget",
     "ExportFormat",
     "ModelKind",
     "PredictInput",
+    "Activation",
     "Decision",
     "AuditEntry",
     "Consent",
     "PatientConsent",
     "ChartConsents",
+    "EraseReport",
+    "ErasedChart",
+    "FlPolicy",
+    "FlStep",
+    "FlTask",
     "GranteeExport",
     "ImportReport",
     "LedgerReport",
     "MemberInfo",
     "MembershipProofBytes",
     "NetworkInfo",
+    "OutcomeVerification",
     "OutgoingMessage",
     "ReceiveReport",
+    "ResourceRef",
+    "RoundVerification",
+    "RuleOutcome",
+    "RuleSetAdded",
+    "RuleSetInfo",
+    "RulesActivity",
     "ShareReport",
+    "SiteBudget",
+    "StoreAudit",
     "SyncReport",
+    "TickReport",
     "TrainResult",
     "Verification",
     "model_card_dataset_commitment",
@@ -136,6 +154,26 @@ class AuditRecord:
         def __init__(self, round: str, site: str, samples: int, consent_ids: typing.List[str]) -> None: ...
         def __str__(self) -> str: ...
         def __eq__(self, other: object) -> bool: ...
+    class FL_POLICY(AuditRecord):
+        """A member's privacy-budget policy for federated tasks."""
+        max_epsilon: float
+        delta: float
+        allow_non_private: bool
+        def __init__(self, max_epsilon: float, delta: float, allow_non_private: bool) -> None: ...
+        def __str__(self) -> str: ...
+        def __eq__(self, other: object) -> bool: ...
+    class FL_PLAN(AuditRecord):
+        """A federated task's plan, as JSON."""
+        plan_json: str
+        def __init__(self, plan_json: str) -> None: ...
+        def __str__(self) -> str: ...
+        def __eq__(self, other: object) -> bool: ...
+    class FL_ROUND(AuditRecord):
+        """A federated round card, as JSON (sum, parameters, budget spent)."""
+        card_json: str
+        def __init__(self, card_json: str) -> None: ...
+        def __str__(self) -> str: ...
+        def __eq__(self, other: object) -> bool: ...
     class KEY_WITHHELD(AuditRecord):
         """A record cut off by consent: its key withheld from the network."""
         record_id: str
@@ -150,6 +188,12 @@ class AuditRecord:
     def is_decision_made(self) -> bool: ...
     def is_MODEL_UPDATE(self) -> bool: ...
     def is_model_update(self) -> bool: ...
+    def is_FL_POLICY(self) -> bool: ...
+    def is_fl_policy(self) -> bool: ...
+    def is_FL_PLAN(self) -> bool: ...
+    def is_fl_plan(self) -> bool: ...
+    def is_FL_ROUND(self) -> bool: ...
+    def is_fl_round(self) -> bool: ...
     def is_KEY_WITHHELD(self) -> bool: ...
     def is_key_withheld(self) -> bool: ...
 
@@ -211,6 +255,12 @@ class MessageKind(enum.Enum):
     WELCOME = 2
     HEADS = 3
     UNKNOWN = 4
+
+class RuleDecision(enum.Enum):
+    """What a rule decided."""
+    APPROVE = 0
+    DENY = 1
+    PEND = 2
 
 class ModelMetrics:
     """Metrics on the held-out rows, by model family (the card's JSON has the
@@ -313,6 +363,23 @@ class ApiError(Exception):
         """No record for that patient in the network."""
         reason: str
         def __init__(self, reason: str) -> None: ...
+    class ChartErased(ApiError):
+        """The patient's chart was erased (its keys shredded): it cannot be
+        read, exported or erased again.
+        """
+        reason: str
+        def __init__(self, reason: str) -> None: ...
+    class UnknownResource(ApiError):
+        """The chart has no resource of that type and id to erase (or none was named)."""
+        reason: str
+        def __init__(self, reason: str) -> None: ...
+    class BehindOwnChain(ApiError):
+        """This store is older than entries this node already wrote in the
+        network (restored from a backup): sync first, which catches its own
+        chain up; writing before that would fork it.
+        """
+        reason: str
+        def __init__(self, reason: str) -> None: ...
     class InvalidFhir(ApiError):
         """The data is not valid FHIR R4; nothing was stored. Problems name the
         source, line and field, never the value. Also raised when the core's
@@ -407,6 +474,55 @@ class ApiError(Exception):
         """
         reason: str
         def __init__(self, reason: str) -> None: ...
+    class BudgetExceeded(ApiError):
+        """A federated task would take a site's dataset above the network's
+        privacy budget (or is not differentially private where the policy
+        requires it). Nothing was written and no record was read.
+        """
+        reason: str
+        def __init__(self, reason: str) -> None: ...
+    class UnknownTask(ApiError):
+        """No federated task or round card with that id in the network."""
+        reason: str
+        def __init__(self, reason: str) -> None: ...
+    class FederationFailed(ApiError):
+        """A federated plan, policy or secure-aggregation step breaks a rule
+        (a field out of range, a malformed message from a site, too few
+        valid shares).
+        """
+        reason: str
+        def __init__(self, reason: str) -> None: ...
+    class InvalidRuleSet(ApiError):
+        """The rule-set document was refused: not JSON of the rule-set shape, a
+        field that breaks a rule of the format, or an expression that does
+        not compile or is beyond the engine's limits (size, nesting,
+        comprehensions). Nothing was stored.
+        """
+        reason: str
+        def __init__(self, reason: str) -> None: ...
+    class InvalidPolicy(ApiError):
+        """A rules policy's quorum is 0 or above the members of the network."""
+        reason: str
+        def __init__(self, reason: str) -> None: ...
+    class UnknownRuleSet(ApiError):
+        """No rule set with that hash in the network."""
+        reason: str
+        def __init__(self, reason: str) -> None: ...
+    class UnknownPolicy(ApiError):
+        """No rules policy with that entry id in the network."""
+        reason: str
+        def __init__(self, reason: str) -> None: ...
+    class UnknownOutcome(ApiError):
+        """No rule outcome with that entry id in the network."""
+        reason: str
+        def __init__(self, reason: str) -> None: ...
+    class NotConfirmed(ApiError):
+        """A model card is endorsed only after this node's own verification
+        confirms it, and it answered mismatch. Nothing was written.
+        """
+        reason: str
+        step: str
+        def __init__(self, reason: str, step: str) -> None: ...
     class NodeUnusable(ApiError):
         """An earlier call panicked inside Rust while using this node, so its
         in-memory state cannot be trusted. Drop every object of this node and
@@ -414,6 +530,35 @@ class ApiError(Exception):
         """
         reason: str
         def __init__(self, reason: str) -> None: ...
+
+class EndorsementTarget:
+    """What an endorsement is about."""
+    class RULE_SET(EndorsementTarget):
+        """A rule set, by the hash `add_rule_set` returned."""
+        hash: str
+        def __init__(self, hash: str) -> None: ...
+        def __str__(self) -> str: ...
+        def __eq__(self, other: object) -> bool: ...
+    class MODEL_CARD(EndorsementTarget):
+        """A model card, by its entry id (endorsed only after this node's own
+        verification confirms it).
+        """
+        card_id: str
+        def __init__(self, card_id: str) -> None: ...
+        def __str__(self) -> str: ...
+        def __eq__(self, other: object) -> bool: ...
+    class POLICY(EndorsementTarget):
+        """A policy, by its entry id."""
+        policy_id: str
+        def __init__(self, policy_id: str) -> None: ...
+        def __str__(self) -> str: ...
+        def __eq__(self, other: object) -> bool: ...
+    def is_RULE_SET(self) -> bool: ...
+    def is_rule_set(self) -> bool: ...
+    def is_MODEL_CARD(self) -> bool: ...
+    def is_model_card(self) -> bool: ...
+    def is_POLICY(self) -> bool: ...
+    def is_policy(self) -> bool: ...
 
 class ExportFormat(enum.Enum):
     """The FHIR shape of an export."""
@@ -485,6 +630,16 @@ class PredictInput:
     def is_FEATURES(self) -> bool: ...
     def is_features(self) -> bool: ...
 
+class Activation:
+    """Whether a target is active, and on what."""
+    active: bool
+    policy_id: typing.Optional[str]
+    quorum: int
+    endorsement_ids: typing.List[str]
+    def __init__(self, *, active: bool, policy_id: typing.Optional[str], quorum: int, endorsement_ids: typing.List[str]) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
 class Decision:
     """A prediction recorded on the ledger (one decision entry)."""
     entry_id: str
@@ -546,6 +701,64 @@ class ChartConsents:
     consents: typing.List[PatientConsent]
     unreadable_ids: typing.List[str]
     def __init__(self, *, consents: typing.List[PatientConsent], unreadable_ids: typing.List[str]) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class EraseReport:
+    """What an erasure did."""
+    network_ids: typing.List[str]
+    keys_shredded: int
+    resources_kept: int
+    entries: int
+    by_patient: bool
+    def __init__(self, *, network_ids: typing.List[str], keys_shredded: int, resources_kept: int, entries: int, by_patient: bool) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class ErasedChart:
+    """A chart erased in a network."""
+    patient_id: str
+    entry_id: str
+    author_id: str
+    time_ms: int
+    whole_chart: bool
+    def __init__(self, *, patient_id: str, entry_id: str, author_id: str, time_ms: int, whole_chart: bool) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class FlPolicy:
+    """A network's privacy-budget policy."""
+    max_epsilon: float
+    delta: float
+    allow_non_private: bool
+    def __init__(self, *, max_epsilon: float, delta: float, allow_non_private: bool) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class FlStep:
+    """One step a node took."""
+    action: str
+    task_id: str
+    round: typing.Optional[int]
+    card_id: typing.Optional[str]
+    def __init__(self, *, action: str, task_id: str, round: typing.Optional[int], card_id: typing.Optional[str]) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class FlTask:
+    """A federated task as this node sees it."""
+    task_id: str
+    plan_entry_id: str
+    coordinator: str
+    objective: str
+    private: bool
+    participants: typing.List[str]
+    rounds: int
+    last_card_round: typing.Optional[int]
+    finished: bool
+    completed: typing.Optional[bool]
+    last_card_id: typing.Optional[str]
+    def __init__(self, *, task_id: str, plan_entry_id: str, coordinator: str, objective: str, private: bool, participants: typing.List[str], rounds: int, last_card_round: typing.Optional[int], finished: bool, completed: typing.Optional[bool], last_card_id: typing.Optional[str]) -> None: ...
     def __str__(self) -> str: ...
     def __eq__(self, other: object) -> bool: ...
 
@@ -616,6 +829,19 @@ class NetworkInfo:
     def __str__(self) -> str: ...
     def __eq__(self, other: object) -> bool: ...
 
+class OutcomeVerification:
+    """A rule outcome re-checked on this replica. A difference is an answer
+    (`confirmed` false, with the step), not an error.
+    """
+    entry_id: str
+    confirmed: bool
+    waiting: bool
+    mismatch_step: typing.Optional[str]
+    detail: typing.Optional[str]
+    def __init__(self, *, entry_id: str, confirmed: bool, waiting: bool, mismatch_step: typing.Optional[str], detail: typing.Optional[str]) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
 class OutgoingMessage:
     """A message waiting in the node's outbox for the transport."""
     id: int
@@ -638,7 +864,94 @@ class ReceiveReport:
     commits_retried: int
     removed: bool
     resent: int
-    def __init__(self, *, accepted: int, duplicates: int, held: int, commits_applied: int, commits_stale: int, commits_retried: int, removed: bool, resent: int) -> None: ...
+    rule_outcomes_written: int
+    rule_outcomes_confirmed: int
+    rule_outcome_mismatches: int
+    def __init__(self, *, accepted: int, duplicates: int, held: int, commits_applied: int, commits_stale: int, commits_retried: int, removed: bool, resent: int, rule_outcomes_written: int, rule_outcomes_confirmed: int, rule_outcome_mismatches: int) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class ResourceRef:
+    """One resource of a chart, by type and id."""
+    resource_type: str
+    id: str
+    def __init__(self, *, resource_type: str, id: str) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class RoundVerification:
+    """A round card's re-verification."""
+    confirmed: bool
+    mismatch_step: typing.Optional[str]
+    site: typing.Optional[str]
+    detail: typing.Optional[str]
+    passed: typing.List[str]
+    def __init__(self, *, confirmed: bool, mismatch_step: typing.Optional[str], site: typing.Optional[str], detail: typing.Optional[str], passed: typing.List[str]) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class RuleOutcome:
+    """A rule outcome on the ledger: exactly one per (rule set, rule, resource
+    version).
+    """
+    entry_id: str
+    executor_id: str
+    rule_set_hash: str
+    rule_set_name: str
+    rule_set_version: int
+    rule_id: str
+    patient_id: str
+    resource_type: str
+    resource_id: str
+    decision: RuleDecision
+    amount: typing.Optional[str]
+    currency: str
+    reason: str
+    clause: typing.Optional[int]
+    decision_entry_id: typing.Optional[str]
+    endorsement_ids: typing.List[str]
+    duplicate_ids: typing.List[str]
+    claim_response_json: str
+    outcome_json: str
+    def __init__(self, *, entry_id: str, executor_id: str, rule_set_hash: str, rule_set_name: str, rule_set_version: int, rule_id: str, patient_id: str, resource_type: str, resource_id: str, decision: RuleDecision, amount: typing.Optional[str], currency: str, reason: str, clause: typing.Optional[int], decision_entry_id: typing.Optional[str], endorsement_ids: typing.List[str], duplicate_ids: typing.List[str], claim_response_json: str, outcome_json: str) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class RuleSetAdded:
+    """A rule set stored by `add_rule_set`."""
+    entry_id: str
+    hash: str
+    def __init__(self, *, entry_id: str, hash: str) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class RuleSetInfo:
+    """A rule set on the ledger, with its activation now."""
+    entry_id: str
+    author_id: str
+    hash: str
+    name: str
+    version: int
+    description: str
+    currency: str
+    executors: typing.List[str]
+    rule_ids: typing.List[str]
+    activation: Activation
+    in_force: bool
+    def __init__(self, *, entry_id: str, author_id: str, hash: str, name: str, version: int, description: str, currency: str, executors: typing.List[str], rule_ids: typing.List[str], activation: Activation, in_force: bool) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class RulesActivity:
+    """What a rules pass did (`run_rules`)."""
+    outcomes_written: int
+    decisions_written: int
+    consent_denied: int
+    failures: typing.List[str]
+    confirmed: int
+    mismatches: typing.List[str]
+    waiting: int
+    def __init__(self, *, outcomes_written: int, decisions_written: int, consent_denied: int, failures: typing.List[str], confirmed: int, mismatches: typing.List[str], waiting: int) -> None: ...
     def __str__(self) -> str: ...
     def __eq__(self, other: object) -> bool: ...
 
@@ -657,6 +970,28 @@ class ShareReport:
     def __str__(self) -> str: ...
     def __eq__(self, other: object) -> bool: ...
 
+class SiteBudget:
+    """What one site's dataset has spent."""
+    site_id: str
+    name: str
+    epsilon: float
+    delta: float
+    dp_rounds: int
+    non_private_rounds: int
+    def __init__(self, *, site_id: str, name: str, epsilon: float, delta: float, dp_rounds: int, non_private_rounds: int) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class StoreAudit:
+    """What a full audit of the store file found."""
+    tables: int
+    rows: int
+    problems: typing.List[str]
+    clean: bool
+    def __init__(self, *, tables: int, rows: int, problems: typing.List[str], clean: bool) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
 class SyncReport:
     """What a sync with a relay did."""
     published: int
@@ -664,6 +999,16 @@ class SyncReport:
     received: ReceiveReport
     rejected: typing.List[str]
     def __init__(self, *, published: int, fetched: int, received: ReceiveReport, rejected: typing.List[str]) -> None: ...
+    def __str__(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+
+class TickReport:
+    """What `Node.tick` did."""
+    charts_decided: int
+    records_cut_off: int
+    entries: int
+    next_due_ms: typing.Optional[int]
+    def __init__(self, *, charts_decided: int, records_cut_off: int, entries: int, next_due_ms: typing.Optional[int]) -> None: ...
     def __str__(self) -> str: ...
     def __eq__(self, other: object) -> bool: ...
 
@@ -722,6 +1067,17 @@ class Network(NetworkProtocol):
     Membership changes (`invite`, `remove`, `update_keys`) take effect only
     once their Commit comes back first in relay order: sync afterwards.
     """
+    def activation(self, target: EndorsementTarget) -> Activation:
+        """Whether a target is active now."""
+    def add_rule_set(self, document: bytes) -> RuleSetAdded:
+        """Store a rule-set document (JSON bytes, expressions in CEL). It is
+        parsed and every expression compiled under the engine's limits
+        first; it is inactive until the policy's quorum endorses it.
+
+        Errors: `InvalidRuleSet` (malformed, or hostile: too large, too deep,
+        comprehensions nested too deeply, wrong types; nothing stored),
+        `NotAMember`.
+        """
     def announce_heads(self) -> None:
         """Queue an announcement of this node's chain heads; peers answer by
         resending entries lost in transit. `sync_local_relay` does this itself.
@@ -735,6 +1091,34 @@ class Network(NetworkProtocol):
 
         Errors: `UnknownPatient`, `Record`.
         """
+    def endorse(self, target: EndorsementTarget) -> str:
+        """Endorse a rule set, model card or policy. A model card is endorsed
+        only after this node's own verification confirms it. When this node
+        executes a rule set the endorsement activates, its outcomes are
+        written in the same call. Returns the endorsement entry id.
+
+        Errors: `UnknownRuleSet`, `UnknownPolicy`, `UnknownModelCard`,
+        `NotConfirmed` (the model card's verification answered mismatch),
+        `InvalidArgument`, `NotAMember`.
+        """
+    def erase_chart(self, patient_id: str) -> EraseReport:
+        """Erase a patient's whole chart by crypto-shredding: an erase entry, and
+        every key of the chart and its local copy deleted here (every member
+        does the same when it syncs; the chart is erased too in the networks
+        this node shared it into). The ciphertext stays in the ledger,
+        unreadable. What another node already decrypted or exported cannot
+        be taken back.
+
+        Errors: `UnknownPatient`, `ChartErased`, `NotAMember`, `BehindOwnChain`.
+        """
+    def erase_resources(self, patient_id: str, resources: typing.List[ResourceRef]) -> EraseReport:
+        """Erase some resources of a chart: the chart is shredded as by
+        `erase_chart`, then the rest of it is written again under a fresh key.
+
+        Errors: as `erase_chart`, and `UnknownResource`.
+        """
+    def erased_charts(self) -> typing.List[ErasedChart]:
+        """The charts erased in this network."""
     def export_for_grantee(self, patient_id: str, grantees: typing.List[Grantee], purpose: Purpose, format: ExportFormat) -> GranteeExport:
         """`patient_id`'s chart with only what consent permits `grantees` to use
         for `purpose` now (charts without a covering consent follow the
@@ -750,6 +1134,43 @@ class Network(NetworkProtocol):
         """
     def export_patient_ndjson(self, patient_id: str) -> str:
         """A patient's chart as FHIR NDJSON (one resource per line)."""
+    def fl_budget(self) -> typing.List[SiteBudget]:
+        """What each site's dataset has spent (unfinished tasks count with all
+        their rounds).
+        """
+    def fl_coordinator_step(self) -> typing.List[FlStep]:
+        """One coordinator step in every open task this node planned."""
+    def fl_plan(self, request_json: str) -> str:
+        """Write a task plan as coordinator from the request JSON of the core's
+        `PlanRequest::from_json`; returns the plan as JSON.
+
+        Errors: `BudgetExceeded` (nothing written), `FederationFailed`
+        (a field breaks a rule), `InvalidLedgerEntry` (request JSON), `NotAMember`.
+        """
+    def fl_policy(self) -> typing.Optional[FlPolicy]:
+        """The network's effective budget policy, if any member wrote one."""
+    def fl_set_policy(self, max_epsilon: float, delta: float, allow_non_private: bool) -> str:
+        """Write this node's privacy-budget policy for the network; the
+        effective policy is the strictest of every member's latest. Returns
+        the entry id.
+
+        Errors: `InvalidLedgerEntry` (ε not positive, δ not in (0, 1)), `NotAMember`.
+        """
+    def fl_site_step(self, source_network_id: str) -> typing.List[FlStep]:
+        """One site step in every open task naming this node, with
+        `source_network_id` as its data network (see the module docs).
+
+        Errors: `BudgetExceeded` (the site refuses before reading a record),
+        `EmptyAfterConsent`, `TrainingFailed`, `FederationFailed`, `NotAMember`.
+        """
+    def fl_tasks(self) -> typing.List[FlTask]:
+        """The network's federated tasks."""
+    def fl_verify_round(self, card_id: str) -> RoundVerification:
+        """Re-check round card `card_id` from this replica. A difference is an
+        answer (`confirmed` false, with the step), not an error.
+
+        Errors: `UnknownTask` (no such card), `InvalidArgument`.
+        """
     def grant_consent(self, consent_id: str, patient_id: str, grantee: Grantee, purposes: typing.List[Purpose], classes: typing.List[str] = ..., start_ms: typing.Optional[int] = ..., end_ms: typing.Optional[int] = ...) -> Consent:
         """Write a consent granting `grantee` the `purposes` (all if empty) on
         the resource types `classes` (all if empty), valid from `start_ms`
@@ -841,6 +1262,26 @@ class Network(NetworkProtocol):
 
         Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
         """
+    def rule_outcomes(self) -> typing.List[RuleOutcome]:
+        """The network's rule outcomes: one per (rule set, rule, resource
+        version), each with its `ClaimResponse`.
+        """
+    def rule_sets(self) -> typing.List[RuleSetInfo]:
+        """The network's rule sets with their activation now, by name and version."""
+    def run_rules(self) -> RulesActivity:
+        """Run the rules this node executes over every record now (receiving
+        does this by itself for changed records). Never writes a second
+        outcome for a resource version.
+        """
+    def set_rules_policy(self, quorum: int, replaces_policy_id: typing.Optional[str] = ...) -> str:
+        """Write the network's rules policy: a rule set, a model card a rule
+        uses, or a later policy is active once `quorum` members endorse it.
+        `replaces_policy_id` names the policy this one replaces (it takes
+        effect once that policy's quorum endorses it). Returns the entry id.
+
+        Errors: `InvalidPolicy` (quorum 0 or above the members),
+        `InvalidArgument`, `NotAMember`.
+        """
     def share_to_network(self, target: Network, purpose: Purpose) -> ShareReport:
         """Share this network's charts into `target` (another network of the
         same node), each resource only if consent permits `purpose` for every
@@ -851,6 +1292,14 @@ class Network(NetworkProtocol):
 
         Errors: `InvalidArgument` (the same network, or a `target` of another
         node), `NotAMember`, `Record`.
+        """
+    def share_types_to_network(self, target: Network, purpose: Purpose, types: typing.List[str]) -> ShareReport:
+        """Share this network's charts into `target` (a claims network of the
+        same node) as `share_to_network` does, but only resources of the
+        `types` named (at least one, e.g. `["Claim", "Coverage"]`).
+
+        Errors: `InvalidArgument` (no type, a malformed type, the same
+        network, a `target` of another node), `NotAMember`, `Record`.
         """
     def sync_local_relay(self, relay_path: str) -> SyncReport:
         """One full exchange with the local relay file at `relay_path` (created if
@@ -880,6 +1329,21 @@ class Network(NetworkProtocol):
         (`confirmed` false, with the step), not an error.
 
         Errors: `UnknownModelCard`, `InvalidLedgerEntry`, `InvalidArgument`.
+        """
+    def verify_outcome(self, entry_id: str) -> OutcomeVerification:
+        """Re-evaluate outcome `entry_id` on this replica.
+
+        Errors: `UnknownOutcome`, `InvalidArgument`.
+        """
+    def verify_outcomes(self) -> typing.List[OutcomeVerification]:
+        """Re-check every outcome (duplicates included); executors of those
+        that differ are flagged (`verify_ledger` reports them).
+        """
+    def withdraw_endorsement(self, target: EndorsementTarget) -> str:
+        """Withdraw this node's endorsement of a target; below quorum it is no
+        longer active (no new outcomes). Returns the entry id.
+
+        Errors: as `endorse`.
         """
 
 class NetworkProtocol(typing.Protocol):
@@ -891,6 +1355,17 @@ class NetworkProtocol(typing.Protocol):
     Membership changes (`invite`, `remove`, `update_keys`) take effect only
     once their Commit comes back first in relay order: sync afterwards.
     """
+    def activation(self, target: EndorsementTarget) -> Activation:
+        """Whether a target is active now."""
+    def add_rule_set(self, document: bytes) -> RuleSetAdded:
+        """Store a rule-set document (JSON bytes, expressions in CEL). It is
+        parsed and every expression compiled under the engine's limits
+        first; it is inactive until the policy's quorum endorses it.
+
+        Errors: `InvalidRuleSet` (malformed, or hostile: too large, too deep,
+        comprehensions nested too deeply, wrong types; nothing stored),
+        `NotAMember`.
+        """
     def announce_heads(self) -> None:
         """Queue an announcement of this node's chain heads; peers answer by
         resending entries lost in transit. `sync_local_relay` does this itself.
@@ -904,6 +1379,34 @@ class NetworkProtocol(typing.Protocol):
 
         Errors: `UnknownPatient`, `Record`.
         """
+    def endorse(self, target: EndorsementTarget) -> str:
+        """Endorse a rule set, model card or policy. A model card is endorsed
+        only after this node's own verification confirms it. When this node
+        executes a rule set the endorsement activates, its outcomes are
+        written in the same call. Returns the endorsement entry id.
+
+        Errors: `UnknownRuleSet`, `UnknownPolicy`, `UnknownModelCard`,
+        `NotConfirmed` (the model card's verification answered mismatch),
+        `InvalidArgument`, `NotAMember`.
+        """
+    def erase_chart(self, patient_id: str) -> EraseReport:
+        """Erase a patient's whole chart by crypto-shredding: an erase entry, and
+        every key of the chart and its local copy deleted here (every member
+        does the same when it syncs; the chart is erased too in the networks
+        this node shared it into). The ciphertext stays in the ledger,
+        unreadable. What another node already decrypted or exported cannot
+        be taken back.
+
+        Errors: `UnknownPatient`, `ChartErased`, `NotAMember`, `BehindOwnChain`.
+        """
+    def erase_resources(self, patient_id: str, resources: typing.List[ResourceRef]) -> EraseReport:
+        """Erase some resources of a chart: the chart is shredded as by
+        `erase_chart`, then the rest of it is written again under a fresh key.
+
+        Errors: as `erase_chart`, and `UnknownResource`.
+        """
+    def erased_charts(self) -> typing.List[ErasedChart]:
+        """The charts erased in this network."""
     def export_for_grantee(self, patient_id: str, grantees: typing.List[Grantee], purpose: Purpose, format: ExportFormat) -> GranteeExport:
         """`patient_id`'s chart with only what consent permits `grantees` to use
         for `purpose` now (charts without a covering consent follow the
@@ -919,6 +1422,43 @@ class NetworkProtocol(typing.Protocol):
         """
     def export_patient_ndjson(self, patient_id: str) -> str:
         """A patient's chart as FHIR NDJSON (one resource per line)."""
+    def fl_budget(self) -> typing.List[SiteBudget]:
+        """What each site's dataset has spent (unfinished tasks count with all
+        their rounds).
+        """
+    def fl_coordinator_step(self) -> typing.List[FlStep]:
+        """One coordinator step in every open task this node planned."""
+    def fl_plan(self, request_json: str) -> str:
+        """Write a task plan as coordinator from the request JSON of the core's
+        `PlanRequest::from_json`; returns the plan as JSON.
+
+        Errors: `BudgetExceeded` (nothing written), `FederationFailed`
+        (a field breaks a rule), `InvalidLedgerEntry` (request JSON), `NotAMember`.
+        """
+    def fl_policy(self) -> typing.Optional[FlPolicy]:
+        """The network's effective budget policy, if any member wrote one."""
+    def fl_set_policy(self, max_epsilon: float, delta: float, allow_non_private: bool) -> str:
+        """Write this node's privacy-budget policy for the network; the
+        effective policy is the strictest of every member's latest. Returns
+        the entry id.
+
+        Errors: `InvalidLedgerEntry` (ε not positive, δ not in (0, 1)), `NotAMember`.
+        """
+    def fl_site_step(self, source_network_id: str) -> typing.List[FlStep]:
+        """One site step in every open task naming this node, with
+        `source_network_id` as its data network (see the module docs).
+
+        Errors: `BudgetExceeded` (the site refuses before reading a record),
+        `EmptyAfterConsent`, `TrainingFailed`, `FederationFailed`, `NotAMember`.
+        """
+    def fl_tasks(self) -> typing.List[FlTask]:
+        """The network's federated tasks."""
+    def fl_verify_round(self, card_id: str) -> RoundVerification:
+        """Re-check round card `card_id` from this replica. A difference is an
+        answer (`confirmed` false, with the step), not an error.
+
+        Errors: `UnknownTask` (no such card), `InvalidArgument`.
+        """
     def grant_consent(self, consent_id: str, patient_id: str, grantee: Grantee, purposes: typing.List[Purpose], classes: typing.List[str] = ..., start_ms: typing.Optional[int] = ..., end_ms: typing.Optional[int] = ...) -> Consent:
         """Write a consent granting `grantee` the `purposes` (all if empty) on
         the resource types `classes` (all if empty), valid from `start_ms`
@@ -1010,6 +1550,26 @@ class NetworkProtocol(typing.Protocol):
 
         Errors: `UnknownConsent`, `InvalidFhir`, `UnknownPatient`, `Record`.
         """
+    def rule_outcomes(self) -> typing.List[RuleOutcome]:
+        """The network's rule outcomes: one per (rule set, rule, resource
+        version), each with its `ClaimResponse`.
+        """
+    def rule_sets(self) -> typing.List[RuleSetInfo]:
+        """The network's rule sets with their activation now, by name and version."""
+    def run_rules(self) -> RulesActivity:
+        """Run the rules this node executes over every record now (receiving
+        does this by itself for changed records). Never writes a second
+        outcome for a resource version.
+        """
+    def set_rules_policy(self, quorum: int, replaces_policy_id: typing.Optional[str] = ...) -> str:
+        """Write the network's rules policy: a rule set, a model card a rule
+        uses, or a later policy is active once `quorum` members endorse it.
+        `replaces_policy_id` names the policy this one replaces (it takes
+        effect once that policy's quorum endorses it). Returns the entry id.
+
+        Errors: `InvalidPolicy` (quorum 0 or above the members),
+        `InvalidArgument`, `NotAMember`.
+        """
     def share_to_network(self, target: Network, purpose: Purpose) -> ShareReport:
         """Share this network's charts into `target` (another network of the
         same node), each resource only if consent permits `purpose` for every
@@ -1020,6 +1580,14 @@ class NetworkProtocol(typing.Protocol):
 
         Errors: `InvalidArgument` (the same network, or a `target` of another
         node), `NotAMember`, `Record`.
+        """
+    def share_types_to_network(self, target: Network, purpose: Purpose, types: typing.List[str]) -> ShareReport:
+        """Share this network's charts into `target` (a claims network of the
+        same node) as `share_to_network` does, but only resources of the
+        `types` named (at least one, e.g. `["Claim", "Coverage"]`).
+
+        Errors: `InvalidArgument` (no type, a malformed type, the same
+        network, a `target` of another node), `NotAMember`, `Record`.
         """
     def sync_local_relay(self, relay_path: str) -> SyncReport:
         """One full exchange with the local relay file at `relay_path` (created if
@@ -1049,6 +1617,21 @@ class NetworkProtocol(typing.Protocol):
         (`confirmed` false, with the step), not an error.
 
         Errors: `UnknownModelCard`, `InvalidLedgerEntry`, `InvalidArgument`.
+        """
+    def verify_outcome(self, entry_id: str) -> OutcomeVerification:
+        """Re-evaluate outcome `entry_id` on this replica.
+
+        Errors: `UnknownOutcome`, `InvalidArgument`.
+        """
+    def verify_outcomes(self) -> typing.List[OutcomeVerification]:
+        """Re-check every outcome (duplicates included); executors of those
+        that differ are flagged (`verify_ledger` reports them).
+        """
+    def withdraw_endorsement(self, target: EndorsementTarget) -> str:
+        """Withdraw this node's endorsement of a target; below quorum it is no
+        longer active (no new outcomes). Returns the entry id.
+
+        Errors: as `endorse`.
         """
 
 class Node(NodeProtocol):
@@ -1125,6 +1708,18 @@ class Node(NodeProtocol):
         carries messages itself rather than through `Network.sync_local_relay`).
         It stays queued until `ack_outgoing`.
         """
+    def tick(self, now_ms: typing.Optional[int]) -> TickReport:
+        """Take the consent decisions that are due: every chart this node shared
+        into another network whose consent period ended since is cut off
+        there (its key rotated and withheld). Call it from a timer or when
+        the app wakes; `sync_local_relay` calls it too. `now_ms` defaults to
+        the system clock.
+        """
+    def verify_store(self) -> StoreAudit:
+        """Audit the whole store file (reads all of it; opening and every read
+        check only what they touch): integrity, every row's MAC, every
+        table's digest, the schema.
+        """
 
 class NodeProtocol(typing.Protocol):
     """One participant: a hospital's server, a clinician's app or a patient's
@@ -1183,4 +1778,16 @@ class NodeProtocol(typing.Protocol):
         """The oldest message waiting for the transport, if any (for an app that
         carries messages itself rather than through `Network.sync_local_relay`).
         It stays queued until `ack_outgoing`.
+        """
+    def tick(self, now_ms: typing.Optional[int]) -> TickReport:
+        """Take the consent decisions that are due: every chart this node shared
+        into another network whose consent period ended since is cut off
+        there (its key rotated and withheld). Call it from a timer or when
+        the app wakes; `sync_local_relay` calls it too. `now_ms` defaults to
+        the system clock.
+        """
+    def verify_store(self) -> StoreAudit:
+        """Audit the whole store file (reads all of it; opening and every read
+        check only what they touch): integrity, every row's MAC, every
+        table's digest, the schema.
         """
