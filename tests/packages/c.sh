@@ -12,6 +12,10 @@
 # Installs what is missing: cargo-c (CARGO_C_VERSION, built with --debug:
 # about half the time of the release build the guide shows), cmake and
 # pkg-config (Debian).
+# The guide's --release becomes --profile package-c here (Cargo.toml: the dev
+# profile with unoptimised dependencies), since cargo-c's build shares nothing
+# with the earlier stages'; PACKAGE_C_PROFILE overrides it.
+PACKAGE_PROFILE=${PACKAGE_C_PROFILE:-package-c}
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 CARGO_C_VERSION=0.10.24
 
