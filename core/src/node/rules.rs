@@ -663,30 +663,9 @@ impl Node {
         self.store.set_meta(&key, &bytes)
     }
 
-    /// The latest record-change entry of each record (for full passes).
-    fn latest_changes(
-        &self,
-        network: &NetworkId,
-    ) -> Result<BTreeMap<String, (EntryId, u64)>, StoreError> {
-        let mut out = BTreeMap::new();
-        for bytes in self
-            .store
-            .entries_of_kinds(&network.0, &[EntryKind::RecordChange])?
-        {
-            let Ok(entry) = Entry::decode(&bytes) else {
-                continue;
-            };
-            if let Some(body) = self.opened_body(network, &entry)? {
-                if let Ok(change) = RecordChangeBody::decode(&body) {
-                    out.insert(change.record, (Entry::id_of(&bytes), entry.header.time_ms));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The executor's pass: `records` with their trigger entries, or all.
-    /// The records a pass runs for: each with the entry that last changed it.
+    /// The records changed by entries stored after local order `before`,
+    /// each with the entry that last changed it (`i64::MIN`: every record,
+    /// for full passes).
     fn changed_since(
         &self,
         network: &NetworkId,
@@ -709,6 +688,7 @@ impl Node {
         Ok(touched)
     }
 
+    /// The executor's pass: `records` with their trigger entries, or all.
     fn rules_pass(
         &mut self,
         network: &NetworkId,
@@ -729,7 +709,7 @@ impl Node {
         }
         let records = match records {
             Records::ChangedSince(before) => self.changed_since(network, before)?,
-            Records::All => self.latest_changes(network)?,
+            Records::All => self.changed_since(network, i64::MIN)?,
         };
         if records.is_empty() {
             return Ok(activity);
