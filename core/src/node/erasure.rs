@@ -294,6 +294,7 @@ impl Node {
         }
         self.store.delete_record(&network.0, &body.record)?;
         let cached = (network.0.clone(), body.record.clone());
+        self.settle_docs();
         self.docs.remove(&cached);
         self.dirty.remove(&cached);
         self.store.put_tombstone(

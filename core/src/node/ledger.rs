@@ -147,6 +147,21 @@ pub struct ReceiveReport {
     pub rules: super::RulesActivity,
 }
 
+/// How one attempt at a receive batch ended.
+enum Attempt {
+    /// A speculatively applied record change did not apply: rolled back, redo
+    /// the batch one entry at a time.
+    Redo,
+    /// The batch failed (rolled back).
+    Failed(ReceiveError),
+}
+
+impl From<StoreError> for Attempt {
+    fn from(error: StoreError) -> Self {
+        Attempt::Failed(error.into())
+    }
+}
+
 /// One problem found by [`Node::verify_ledger`].
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LedgerProblem {
@@ -330,21 +345,54 @@ impl Node {
         now_ms: u64,
     ) -> Result<ReceiveReport, ReceiveError> {
         self.clock = now_ms;
-        self.atomically(|node| {
-            let before = node.store.last_local_order(&network.0)?;
-            let mut report = ReceiveReport::default();
-            for (arrival, message) in batch {
-                node.arrival = *arrival;
-                node.receive_one(network, message, now_ms, &mut report)?;
+        if batch.len() >= super::apply_worker::SPECULATE_MIN_MESSAGES {
+            // Record changes applied on a second thread (see `apply_worker`);
+            // if any did not apply, everything is rolled back and redone below.
+            match self.atomically(|node| {
+                node.speculate = true;
+                node.receive_batch_in(network, batch, relay_seq, now_ms)
+            }) {
+                Ok(report) => return Ok(report),
+                Err(Attempt::Redo) => {}
+                Err(Attempt::Failed(error)) => return Err(error),
             }
-            node.retry_pending(network, &mut report)?;
-            report.rules = node.rules_after_receive(network, before, now_ms)?;
-            report.held = node.store.pending(&network.0)?.len();
-            if let Some(seq) = relay_seq {
-                node.store.set_relay_cursor(&network.0, seq)?;
+        }
+        self.atomically(|node| node.receive_batch_in(network, batch, relay_seq, now_ms))
+            .map_err(|attempt| match attempt {
+                Attempt::Failed(error) => error,
+                Attempt::Redo => unreachable!("only a speculative batch is redone"),
+            })
+    }
+
+    /// The body of [`Node::receive_batch`], inside its transaction.
+    fn receive_batch_in(
+        &mut self,
+        network: &NetworkId,
+        batch: &[(Arrival, &[u8])],
+        relay_seq: Option<u64>,
+        now_ms: u64,
+    ) -> Result<ReceiveReport, Attempt> {
+        let before = self.store.last_local_order(&network.0)?;
+        let mut report = ReceiveReport::default();
+        for (arrival, message) in batch {
+            self.arrival = *arrival;
+            self.receive_one(network, message, now_ms, &mut report)?;
+            if self.speculation_failed {
+                break;
             }
-            Ok(report)
-        })
+        }
+        self.settle_docs();
+        self.speculate = false;
+        if std::mem::take(&mut self.speculation_failed) {
+            return Err(Attempt::Redo);
+        }
+        self.retry_pending(network, &mut report)?;
+        report.rules = self.rules_after_receive(network, before, now_ms)?;
+        report.held = self.store.pending(&network.0)?.len();
+        if let Some(seq) = relay_seq {
+            self.store.set_relay_cursor(&network.0, seq)?;
+        }
+        Ok(report)
     }
 
     /// Entries the relay had after [`Node::refetch_after`], read again
@@ -890,6 +938,12 @@ impl Node {
             Err(error) => return Ok(Err(error)),
         };
         let (record, change) = change;
+        let Some(change) =
+            self.apply_speculatively(network, &record, change, &entry.header.author)?
+        else {
+            self.dirty.insert((network.0.clone(), record));
+            return Ok(Ok(None));
+        };
         let actor = self.identity.author_id();
         let doc = self.doc_mut(network, &record, actor)?;
         match doc.apply_change_by(&change, &entry.header.author.0) {

@@ -35,6 +35,7 @@
 //! ```
 
 mod analytics;
+mod apply_worker;
 mod consent;
 mod erasure;
 mod expiry;
@@ -399,6 +400,12 @@ pub struct Node {
     shredded: bool,
     /// The time of the receive in progress (for entries it writes itself).
     clock: u64,
+    /// Record changes of the batch in progress go to [`apply_worker`].
+    speculate: bool,
+    /// The thread applying them, while it holds documents.
+    apply_worker: Option<apply_worker::ApplyWorker>,
+    /// A speculatively applied change failed: the batch is redone.
+    speculation_failed: bool,
 }
 
 impl std::fmt::Debug for Node {
@@ -458,6 +465,9 @@ impl Node {
             behind: BTreeMap::new(),
             own_written: BTreeMap::new(),
             shredded: false,
+            speculate: false,
+            apply_worker: None,
+            speculation_failed: false,
             clock: 0,
         }
     }
@@ -572,6 +582,11 @@ impl Node {
     }
 
     fn drop_caches(&mut self) {
+        if let Some(worker) = self.apply_worker.take() {
+            worker.finish();
+        }
+        self.speculate = false;
+        self.speculation_failed = false;
         self.groups.clear();
         self.docs.clear();
         self.dirty.clear();

@@ -13,6 +13,7 @@
 //! transaction that changed them, and rebuildable from the ledger with
 //! [`Node::rebuild_records`].
 
+use super::apply_worker::ApplyWorker;
 use super::{
     EditError, ExportError, ExportFormat, ImportError, ImportReport, NetworkError, NetworkId, Node,
 };
@@ -36,21 +37,31 @@ impl Node {
         record: &str,
         actor: AuthorId,
     ) -> Result<&mut RecordDoc, StoreError> {
+        self.settle_docs();
         let key = (network.0.clone(), record.to_owned());
         if !self.docs.contains_key(&key) {
-            let base = self.store.load_record(&network.0, record)?;
-            let increments = self.store.record_increments(&network.0, record)?;
-            let doc = if base.is_none() && increments.is_empty() {
-                RecordDoc::new(&actor.0)
-            } else {
-                RecordDoc::load_with_increments(base.as_deref(), &increments, &actor.0)
-                    .map_err(|_| StoreError::Corrupt("records.doc"))?
-            };
+            let doc = self.load_doc(&key, actor)?;
             self.docs.insert(key.clone(), doc);
         }
         self.docs
             .get_mut(&key)
             .ok_or(StoreError::Corrupt("records"))
+    }
+
+    /// A record's document as the store has it (empty if it has none).
+    pub(super) fn load_doc(
+        &self,
+        (network, record): &(Vec<u8>, String),
+        actor: AuthorId,
+    ) -> Result<RecordDoc, StoreError> {
+        let base = self.store.load_record(network, record)?;
+        let increments = self.store.record_increments(network, record)?;
+        if base.is_none() && increments.is_empty() {
+            Ok(RecordDoc::new(&actor.0))
+        } else {
+            RecordDoc::load_with_increments(base.as_deref(), &increments, &actor.0)
+                .map_err(|_| StoreError::Corrupt("records.doc"))
+        }
     }
 
     /// Save every document changed in this transaction: only each
@@ -59,6 +70,11 @@ impl Node {
     /// increments. Rewriting whole documents on every transaction cost more
     /// than the ledger itself.
     pub(crate) fn flush_docs(&mut self) -> Result<(), StoreError> {
+        self.settle_docs();
+        debug_assert!(
+            !self.speculation_failed,
+            "a failed speculative batch is rolled back, never saved"
+        );
         for key in std::mem::take(&mut self.dirty) {
             let Some(doc) = self.docs.get_mut(&key) else {
                 continue;
@@ -126,23 +142,69 @@ impl Node {
             ));
         }
         self.atomically(|node| {
+            let patients: Vec<String> = groups.keys().cloned().collect();
+            node.decide_all_due(network, &patients, now_ms)?;
             let mut report = ImportReport {
                 resources: count,
                 patients: groups.len(),
+                entries: node.grant_missing_keys(network, &patients, now_ms)?,
                 ..ImportReport::default()
             };
-            let mut changes = Vec::new();
-            for (patient, resources) in &groups {
-                let doc = node.doc_mut(network, patient, node.identity.author_id())?;
-                let change = doc
-                    .upsert(resources, now_ms as i64)
-                    .map_err(|e| ImportError::Record(e.to_string()))?;
+            // Each patient's resources are mapped into its document on a
+            // second thread while the changes already mapped are sealed,
+            // signed and stored here (see `apply_worker`).
+            let me = node.identity.author_id();
+            let (upserted, count) = match ApplyWorker::start_upserts() {
+                Some((mut worker, upserted)) => {
+                    let count = groups.len();
+                    for (patient, resources) in groups {
+                        let key = (network.0.clone(), patient);
+                        let doc = match node.docs.remove(&key) {
+                            Some(doc) => doc,
+                            None => node.load_doc(&key, me)?,
+                        };
+                        if let Err(doc) = worker.give(key.clone(), doc) {
+                            node.docs.insert(key, *doc);
+                            break;
+                        }
+                        worker.upsert(key, resources, now_ms as i64);
+                    }
+                    node.apply_worker = Some(worker);
+                    (upserted, count)
+                }
+                None => {
+                    // No thread: map on this one.
+                    let mut changes = Vec::new();
+                    for (patient, resources) in &groups {
+                        let doc = node.doc_mut(network, patient, me)?;
+                        changes.push((patient.clone(), doc.upsert(resources, now_ms as i64)));
+                    }
+                    let (results, upserted) = std::sync::mpsc::channel();
+                    for change in changes {
+                        results.send(change).ok();
+                    }
+                    (upserted, groups.len())
+                }
+            };
+            for _ in 0..count {
+                let Ok((patient, change)) = upserted.recv() else {
+                    return Err(ImportError::Record(
+                        "the record mapping thread stopped".into(),
+                    ));
+                };
+                let change = change.map_err(|e| ImportError::Record(e.to_string()))?;
                 if let Some(change) = change {
-                    changes.push((patient.clone(), change));
+                    node.seal_change(network, patient, &change, now_ms)?;
+                    report.changes += 1;
+                    report.entries += 1;
                 }
             }
-            report.changes = changes.len();
-            report.entries = node.write_changes(network, changes, now_ms)?;
+            node.settle_docs();
+            if std::mem::take(&mut node.speculation_failed) {
+                return Err(ImportError::Record(
+                    "the record mapping thread lost a record".into(),
+                ));
+            }
             Ok(report)
         })
     }
@@ -164,9 +226,25 @@ impl Node {
         changes: Vec<(String, Vec<u8>)>,
         now_ms: u64,
     ) -> Result<usize, NetworkError> {
-        for (record, _) in &changes {
-            // A grant that ended by now is cut off before anything more is
-            // sealed for its grantee (see `expiry`).
+        let records: Vec<String> = changes.iter().map(|(record, _)| record.clone()).collect();
+        self.decide_all_due(network, &records, now_ms)?;
+        let mut written = self.grant_missing_keys(network, &records, now_ms)?;
+        for (record, change) in changes {
+            self.seal_change(network, record, &change, now_ms)?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    /// A grant that ended by now is cut off before anything more is sealed
+    /// for its grantee (see `expiry`).
+    fn decide_all_due(
+        &mut self,
+        network: &NetworkId,
+        records: &[String],
+        now_ms: u64,
+    ) -> Result<(), NetworkError> {
+        for record in records {
             self.decide_if_due(network, record, now_ms)
                 .map_err(|error| match error {
                     super::ConsentError::Network(error) => error,
@@ -174,48 +252,66 @@ impl Node {
                     other => NetworkError::ConsentDecision(other.to_string()),
                 })?;
         }
+        Ok(())
+    }
+
+    /// Create a key for each record that has none, and grant them to the
+    /// network in one entry. Returns the number of entries written (0 or 1).
+    fn grant_missing_keys(
+        &mut self,
+        network: &NetworkId,
+        records: &[String],
+        now_ms: u64,
+    ) -> Result<usize, NetworkError> {
         let mut new_keys = Vec::new();
-        for (record, _) in &changes {
+        for record in records {
             if self.store.current_record_key(&network.0, record)?.is_none() {
                 let grant = self.fresh_record_key(record)?;
                 self.store.put_record_key(&network.0, &grant)?;
                 new_keys.push(grant);
             }
         }
-        let mut written = 0;
-        if !new_keys.is_empty() {
-            let body = KeyGrantBody {
-                epochs: Vec::new(),
-                members: Vec::new(),
-                record_keys: new_keys,
-            };
-            self.append_entry(network, EntryKind::KeyGrant, &body.encode(), now_ms)?;
-            written += 1;
+        if new_keys.is_empty() {
+            return Ok(0);
         }
-        for (record, change) in changes {
-            // A record withheld from this network (consent) is written under
-            // the withheld key, whatever keys others granted since.
-            let key = match self.store.withholding_key(&network.0, &record)? {
-                Some(key) => key,
-                None => self
-                    .store
-                    .current_record_key(&network.0, &record)?
-                    .ok_or(StoreError::Corrupt("record_keys"))?,
-            };
-            let header = self.next_header(network, EntryKind::RecordChange, now_ms)?;
-            let aad = RecordChangeBody::inner_aad(&header.encode(), &record);
-            let sealed = seal(&key.key, &aad, &change, self.store.random()?)
-                .map_err(|e| NetworkError::Mls(e.to_string()))?;
-            let body = RecordChangeBody {
-                record: record.clone(),
-                key_id: key.key_id,
-                change: sealed.to_bytes(),
-            };
-            self.seal_append(network, header, &body.encode())?;
-            self.dirty.insert((network.0.clone(), record));
-            written += 1;
-        }
-        Ok(written)
+        let body = KeyGrantBody {
+            epochs: Vec::new(),
+            members: Vec::new(),
+            record_keys: new_keys,
+        };
+        self.append_entry(network, EntryKind::KeyGrant, &body.encode(), now_ms)?;
+        Ok(1)
+    }
+
+    /// Seal one record change under the record's key and append it.
+    fn seal_change(
+        &mut self,
+        network: &NetworkId,
+        record: String,
+        change: &[u8],
+        now_ms: u64,
+    ) -> Result<(), NetworkError> {
+        // A record withheld from this network (consent) is written under
+        // the withheld key, whatever keys others granted since.
+        let key = match self.store.withholding_key(&network.0, &record)? {
+            Some(key) => key,
+            None => self
+                .store
+                .current_record_key(&network.0, &record)?
+                .ok_or(StoreError::Corrupt("record_keys"))?,
+        };
+        let header = self.next_header(network, EntryKind::RecordChange, now_ms)?;
+        let aad = RecordChangeBody::inner_aad(&header.encode(), &record);
+        let sealed = seal(&key.key, &aad, change, self.store.random()?)
+            .map_err(|e| NetworkError::Mls(e.to_string()))?;
+        let body = RecordChangeBody {
+            record: record.clone(),
+            key_id: key.key_id,
+            change: sealed.to_bytes(),
+        };
+        self.seal_append(network, header, &body.encode())?;
+        self.dirty.insert((network.0.clone(), record));
+        Ok(())
     }
 
     /// Set (or, with `json = None`, delete) one top-level member of one
@@ -264,6 +360,7 @@ impl Node {
         patient: &str,
     ) -> Result<&mut RecordDoc, ExportError> {
         self.network_row(network)?;
+        self.settle_docs();
         if !self.store.has_record(&network.0, patient)?
             && !self
                 .docs
@@ -325,6 +422,7 @@ impl Node {
     pub fn rebuild_records(&mut self, network: &NetworkId) -> Result<usize, NetworkError> {
         self.atomically(|node| {
             node.store.clear_records(&network.0)?;
+            node.settle_docs();
             node.docs.retain(|key, _| key.0 != network.0);
             node.dirty.retain(|key| key.0 != network.0);
             let mut applied = 0;

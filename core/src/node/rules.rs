@@ -233,6 +233,14 @@ fn resource_version(resource: &Resource) -> String {
     hex::encode(Sha256::digest(resource.to_json().as_bytes()))
 }
 
+/// Which records a rules pass runs for.
+enum Records {
+    /// Every record (rule sets or governance changed).
+    All,
+    /// Records changed by entries stored after this local order.
+    ChangedSince(i64),
+}
+
 impl Node {
     fn opened_body(
         &self,
@@ -394,7 +402,7 @@ impl Node {
         }
         let entry = self.atomically(|node| {
             let entry = node.append_entry(network, EntryKind::RuleSet, bytes, now_ms)?;
-            node.rules_pass(network, None, now_ms)?;
+            node.rules_pass(network, Records::All, now_ms)?;
             Ok::<_, RulesError>(entry)
         })?;
         Ok((entry, set.hash))
@@ -450,7 +458,7 @@ impl Node {
         let bytes = body.encode();
         self.atomically(|node| {
             let entry = node.append_entry(network, EntryKind::Endorsement, &bytes, now_ms)?;
-            node.rules_pass(network, None, now_ms)?;
+            node.rules_pass(network, Records::All, now_ms)?;
             Ok::<_, RulesError>(entry)
         })
     }
@@ -547,7 +555,7 @@ impl Node {
         if !self.is_member(network)? {
             return Err(NetworkError::NotAMember.into());
         }
-        self.atomically(|node| node.rules_pass(network, None, now_ms))
+        self.atomically(|node| node.rules_pass(network, Records::All, now_ms))
     }
 
     /// After a receive batch: run the rules for records the batch changed
@@ -559,13 +567,23 @@ impl Node {
         before: i64,
         now_ms: u64,
     ) -> Result<RulesActivity, StoreError> {
-        let new = self.store.entries_since(&network.0, before)?;
-        if new.is_empty() && self.pending_checks(network)?.is_empty() {
+        let mut to_check = self.pending_checks(network)?;
+        if self.store.last_local_order(&network.0)? <= before && to_check.is_empty() {
             return Ok(RulesActivity::default());
         }
-        let mut touched: BTreeMap<String, (EntryId, u64)> = BTreeMap::new();
+        // Only the rules' own entries are read here; record changes are read
+        // (and opened) only if this node executes a rule set.
+        let new = self.store.entries_since_of_kinds(
+            &network.0,
+            before,
+            &[
+                EntryKind::RuleSet,
+                EntryKind::RuleOutcome,
+                EntryKind::Policy,
+                EntryKind::Endorsement,
+            ],
+        )?;
         let mut all = false;
-        let mut to_check = self.pending_checks(network)?;
         let me = self.identity.author_id();
         for bytes in &new {
             let Ok(entry) = Entry::decode(bytes) else {
@@ -577,18 +595,16 @@ impl Node {
                 EntryKind::RuleOutcome if h.author != me => {
                     to_check.insert(Entry::id_of(bytes));
                 }
-                EntryKind::RecordChange => {
-                    if let Some(body) = self.opened_body(network, &entry)? {
-                        if let Ok(change) = RecordChangeBody::decode(&body) {
-                            touched.insert(change.record, (Entry::id_of(bytes), h.time_ms));
-                        }
-                    }
-                }
                 _ => {}
             }
         }
+        let records = if all {
+            Records::All
+        } else {
+            Records::ChangedSince(before)
+        };
         let mut activity = if self.is_member(network).unwrap_or(false) {
-            match self.rules_pass(network, if all { None } else { Some(touched) }, now_ms) {
+            match self.rules_pass(network, records, now_ms) {
                 Ok(activity) => activity,
                 Err(RulesError::Store(error)) => return Err(error),
                 Err(error) => RulesActivity {
@@ -647,33 +663,36 @@ impl Node {
         self.store.set_meta(&key, &bytes)
     }
 
-    /// The latest record-change entry of each record (for full passes).
-    fn latest_changes(
+    /// The records changed by entries stored after local order `before`,
+    /// each with the entry that last changed it (`i64::MIN`: every record,
+    /// for full passes).
+    fn changed_since(
         &self,
         network: &NetworkId,
+        before: i64,
     ) -> Result<BTreeMap<String, (EntryId, u64)>, StoreError> {
-        let mut out = BTreeMap::new();
-        for bytes in self
-            .store
-            .entries_of_kinds(&network.0, &[EntryKind::RecordChange])?
+        let mut touched = BTreeMap::new();
+        for bytes in
+            self.store
+                .entries_since_of_kinds(&network.0, before, &[EntryKind::RecordChange])?
         {
             let Ok(entry) = Entry::decode(&bytes) else {
                 continue;
             };
             if let Some(body) = self.opened_body(network, &entry)? {
                 if let Ok(change) = RecordChangeBody::decode(&body) {
-                    out.insert(change.record, (Entry::id_of(&bytes), entry.header.time_ms));
+                    touched.insert(change.record, (Entry::id_of(&bytes), entry.header.time_ms));
                 }
             }
         }
-        Ok(out)
+        Ok(touched)
     }
 
     /// The executor's pass: `records` with their trigger entries, or all.
     fn rules_pass(
         &mut self,
         network: &NetworkId,
-        records: Option<BTreeMap<String, (EntryId, u64)>>,
+        records: Records,
         now_ms: u64,
     ) -> Result<RulesActivity, RulesError> {
         let mut activity = RulesActivity::default();
@@ -685,14 +704,17 @@ impl Node {
             .into_iter()
             .filter(|(_, set, _)| set.is_executor(&me))
             .collect();
-        if sets.is_empty() || records.as_ref().is_some_and(|r| r.is_empty()) {
+        if sets.is_empty() {
+            return Ok(activity);
+        }
+        let records = match records {
+            Records::ChangedSince(before) => self.changed_since(network, before)?,
+            Records::All => self.changed_since(network, i64::MIN)?,
+        };
+        if records.is_empty() {
             return Ok(activity);
         }
         let ledger = self.rules_ledger(network)?;
-        let records = match records {
-            Some(records) => records,
-            None => self.latest_changes(network)?,
-        };
         let mut done: HashSet<(String, String, Subject)> =
             ledger.outcomes.iter().map(|(_, _, r)| r.key()).collect();
         let cut = self.current_cut(network)?;

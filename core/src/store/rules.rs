@@ -21,32 +21,30 @@ impl Store {
         Ok(last.unwrap_or(0))
     }
 
-    /// Entries appended after local position `after`, in order.
-    pub(crate) fn entries_since(
-        &self,
-        network: &[u8],
-        after: i64,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.select_bytes(
-            &ENTRIES,
-            "WHERE network = ?1 AND local_order > ?2 ORDER BY local_order",
-            params![network, after],
-            Self::entry_bytes,
-        )
-    }
-
     /// Entries of the given kinds, in local order.
     pub(crate) fn entries_of_kinds(
         &self,
         network: &[u8],
         kinds: &[EntryKind],
     ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.entries_since_of_kinds(network, i64::MIN, kinds)
+    }
+
+    /// Entries of the given kinds stored after local order `after`, in
+    /// local order (only those rows are read and opened).
+    pub(crate) fn entries_since_of_kinds(
+        &self,
+        network: &[u8],
+        after: i64,
+        kinds: &[EntryKind],
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         let low = kinds.iter().map(|k| *k as u8).min().unwrap_or(0);
         let high = kinds.iter().map(|k| *k as u8).max().unwrap_or(0);
         let rows = self.select_bytes(
             &ENTRIES,
-            "WHERE network = ?1 AND kind >= ?2 AND kind <= ?3 ORDER BY local_order",
-            params![network, low, high],
+            "WHERE network = ?1 AND kind >= ?2 AND kind <= ?3 AND local_order > ?4 \
+             ORDER BY local_order",
+            params![network, low, high, after],
             |r| Ok((r.get::<i64>("kind")?, r.get::<Vec<u8>>("bytes")?)),
         )?;
         Ok(rows
