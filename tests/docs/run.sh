@@ -31,11 +31,12 @@ check=0
 python3 tests/docs/blocks.py check "${files[@]}" || check=1
 
 echo "== docs: the careledger CLI"
-# The CLI cargo test built (workspace features, no explicit target).
-env -u CARGO_BUILD_TARGET cargo build --quiet --locked --bin careledger
+# The CLI cargo test built (workspace features; under target/<triple>/ when
+# CARGO_BUILD_TARGET names one, as tests/run-all.sh does).
+cargo build --quiet --locked --bin careledger
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-bin_dir="$target_dir/debug"
+bin_dir="$target_dir/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}debug"
 
 passed=0
 failed=0

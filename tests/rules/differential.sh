@@ -15,5 +15,5 @@ if ! "$venv/bin/python" -c "import celpy" 2>/dev/null; then
     "$venv/bin/pip" install --quiet "cel-python==$cel_python_version"
 fi
 cargo build --quiet -p careledger-scenarios --bin cel_cases
-"${CARGO_TARGET_DIR:-$PWD/target}/debug/cel_cases" "$count" "$seed" \
+"${CARGO_TARGET_DIR:-$PWD/target}/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}debug/cel_cases" "$count" "$seed" \
     | "$venv/bin/python" tests/rules/differential.py
