@@ -24,10 +24,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-# Every build below names this machine's target explicitly, as cargo-c's
-# `cargo cinstall` always does: then the C package reuses the dependencies the
-# test build compiled (target/<triple>/debug) instead of building them again.
-# (core/workspace-hack keeps their features the same for every package build.)
+# Every build below names this machine's target explicitly, as maturin always
+# does: then the wheel's build (and the jar's, and the bindings tests') reuses
+# the dependencies the test build compiled in target/<triple>/debug instead of
+# building them again (core/workspace-hack keeps their features the same).
 if [ -z "${CARGO_BUILD_TARGET:-}" ]; then
     CARGO_BUILD_TARGET=$(rustc -vV | sed -n 's/^host: //p')
 fi

@@ -13,11 +13,14 @@
 # no debug info: under 3 minutes here, a third of the release build the guide
 # shows), cmake, pkg-config and OpenSSL's headers (Debian; cargo-c links
 # OpenSSL).
-# The guide's --release becomes --profile dev, as in the other stages. cargo-c
-# builds for an explicit target; tests/run-all.sh builds everything for it
-# (CARGO_BUILD_TARGET), and core/workspace-hack gives this build the test
-# build's features, so only careledger's own crates are compiled here.
+# The guide's --release becomes --profile package-c here (Cargo.toml: the dev
+# profile with unoptimised dependencies), built in a target dir of its own
+# (<target>/package-c): cargo-c reuses nothing cargo built and, on its first
+# run in a target dir, rebuilds every unit there, so it is kept away from the
+# other stages' builds. PACKAGE_C_PROFILE overrides the profile.
+PACKAGE_PROFILE=${PACKAGE_C_PROFILE:-package-c}
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+export CARGO_TARGET_DIR="$target_dir/package-c"
 CARGO_C_VERSION=0.10.24
 
 step "c: tools"
