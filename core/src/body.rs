@@ -8,7 +8,7 @@
 //! struct {                              // RecordChange
 //!     opaque record<0..255>;            // patient record id (UTF-8)
 //!     opaque key_id[16];                // which record key seals `change`
-//!     opaque change<0..2^32-1>;         // Sealed(record key, aad = header ‖ record) of Automerge change bytes
+//!     opaque change<0..2^32-1>;         // Sealed(record key, aad = header ‖ record) of one Automerge change chunk
 //! } RecordChangeBody;
 //! struct {                              // KeyGrant
 //!     uint16 epoch_count; EpochGrant epochs[epoch_count];
@@ -44,8 +44,15 @@
 //! struct { opaque json<0..2^32-1>; opaque update<0..2^32-1>; } ModelUpdateBody; // JSON facts, update bytes
 //! ```
 //!
+//! The change chunk is written as Automerge stores changes: compressed
+//! (chunk type 2, DEFLATE) above 256 bytes, which makes FHIR changes about
+//! ten times smaller; its hash is that of the uncompressed change. Readers
+//! take either form, so entries written before compression still apply.
+//!
 //! Rosters travel as membership spans rather than one list per epoch, so a
 //! history grant grows with epochs plus members, not epochs times members.
+//! A span in a grant ends at the grant's epoch at the latest; members of
+//! that epoch are members until a later epoch says otherwise.
 
 use zeroize::Zeroize;
 

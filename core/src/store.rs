@@ -38,6 +38,7 @@
 //! ```
 
 use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -257,6 +258,13 @@ pub struct Store {
     mls_keys: Arc<MlsKeys>,
     crypto: RustCrypto,
     depth: Cell<u32>,
+    /// The open transaction commits without waiting for the disk (see
+    /// [`Store::begin_relaxed`]).
+    relaxed: Cell<bool>,
+    /// [`Store::begin_relaxed`] is beginning (so `begin` keeps NORMAL).
+    relaxing: Cell<bool>,
+    /// The open transaction queued something for the relay.
+    queued: Cell<bool>,
     path: Option<PathBuf>,
     /// The row checks of the MLS tables (see [`Store::verify_mls_rows`]).
     foreign_checks: std::cell::OnceCell<Vec<(String, String)>>,
@@ -266,6 +274,27 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").finish_non_exhaustive()
     }
+}
+
+/// `to_epoch` of a member of the current epoch: its span is open until the
+/// member leaves (then it ends at the last epoch it was in). Keeping current
+/// members open makes a new epoch cost a write per member who joined or
+/// left, not one per member.
+pub(crate) const OPEN_SPAN: u64 = i64::MAX as u64;
+const OPEN_SPAN_SQL: i64 = i64::MAX;
+
+/// A member's span that is still open (see [`OPEN_SPAN`]).
+#[derive(Clone, Debug)]
+pub(crate) struct OpenSpan {
+    rowid: i64,
+    pub public_key: Vec<u8>,
+    pub name: String,
+    pub from_epoch: u64,
+}
+
+/// An epoch as the members table stores it.
+fn span_epoch(epoch: u64) -> i64 {
+    i64::try_from(epoch).unwrap_or(OPEN_SPAN_SQL)
 }
 
 fn blob_u64(value: i64) -> u64 {
@@ -348,6 +377,9 @@ impl Store {
             mls_keys: MlsKeys::new(storage_key),
             crypto: RustCrypto::default(),
             depth: Cell::new(0),
+            relaxed: Cell::new(false),
+            relaxing: Cell::new(false),
+            queued: Cell::new(false),
             path: None,
             foreign_checks: std::cell::OnceCell::new(),
         };
@@ -601,9 +633,45 @@ impl Store {
     pub(crate) fn begin(&self) -> Result<(), StoreError> {
         let depth = self.depth.get();
         if depth == 0 {
+            if !self.relaxing.get() {
+                // A relaxed commit that could not restore FULL: do it now.
+                self.end_relaxed()?;
+            }
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.queued.set(false);
         }
         self.depth.set(depth + 1);
+        Ok(())
+    }
+
+    /// Begin a transaction whose content can be had again from the relay
+    /// (entries received, the relay cursor moved past them): it commits
+    /// without waiting for the disk, unless it queued something for the
+    /// relay, which must be durable before it can be sent. A power loss may
+    /// then undo the last such commits, never tear one, and the next sync
+    /// receives the same entries again. Joins an open transaction as is.
+    pub(crate) fn begin_relaxed(&self) -> Result<(), StoreError> {
+        if self.depth.get() == 0 && self.path.is_some() {
+            // SQLite refuses to change it inside a transaction.
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+            self.relaxed.set(true);
+        }
+        self.relaxing.set(true);
+        let begun = self.begin();
+        self.relaxing.set(false);
+        if begun.is_err() {
+            let _ = self.end_relaxed();
+        }
+        begun
+    }
+
+    /// Back to `synchronous = FULL` after a relaxed transaction. Should that
+    /// fail, the next [`Store::begin`] tries again before it begins.
+    fn end_relaxed(&self) -> Result<(), StoreError> {
+        if self.relaxed.get() {
+            self.conn.pragma_update(None, "synchronous", "FULL")?;
+            self.relaxed.set(false);
+        }
         Ok(())
     }
 
@@ -614,10 +682,35 @@ impl Store {
         if depth == 0 {
             if let Err(error) = self.conn.execute_batch("COMMIT") {
                 let _ = self.conn.execute_batch("ROLLBACK");
+                let _ = self.end_relaxed();
                 return Err(error.into());
             }
+            if self.relaxed.get() && self.queued.get() {
+                self.sync_wal()?;
+            }
+            let _ = self.end_relaxed();
         }
         Ok(())
+    }
+
+    /// Make every commit so far durable: what `synchronous = FULL` does at
+    /// a commit, for a relaxed one that turned out to need it. The WAL file
+    /// is opened only to sync it (SQLite keeps no lock on it, so closing it
+    /// releases none).
+    fn sync_wal(&self) -> Result<(), StoreError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::File::open(&wal)
+            .and_then(|file| file.sync_data())
+            .map_err(|error| {
+                StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+                    Some(format!("syncing the write-ahead log failed: {error}")),
+                ))
+            })
     }
 
     /// Roll back everything since the outermost [`Store::begin`].
@@ -627,6 +720,7 @@ impl Store {
             // A failed ROLLBACK means SQLite already rolled back on its own.
             let _ = self.conn.execute_batch("ROLLBACK");
         }
+        let _ = self.end_relaxed();
     }
 
     /// Run `f` in one SQLite transaction; on error everything it wrote,
@@ -828,17 +922,21 @@ impl Store {
 
     /// Record that a key was a member over `[from_epoch, to_epoch]`, extending
     /// an overlapping or adjacent span of the same key when there is one.
+    /// `to_epoch` may be [`OPEN_SPAN`]: a member of the current epoch.
     pub(crate) fn add_member_span(
         &self,
         network: &[u8],
         span: &MemberSpan,
     ) -> Result<(), StoreError> {
         let author = AuthorId::of_public_key(&span.public_key);
-        let (from, to) = (span.from_epoch as i64, span.to_epoch as i64);
+        let from = span_epoch(span.from_epoch);
+        let to = span_epoch(span.to_epoch);
+        // `to_epoch >= from - 1` rather than `to_epoch + 1 >= from`: an open
+        // span's end is the largest integer.
         let spans = self.select_with_rowid(
             &MEMBERS,
             "WHERE network = ?1 AND author = ?2 AND public_key = ?3
-             AND from_epoch <= ?5 + 1 AND to_epoch + 1 >= ?4",
+             AND from_epoch - 1 <= ?5 AND to_epoch >= ?4 - 1",
             params![network, author.0.as_slice(), span.public_key, from, to],
             |r| {
                 Ok((
@@ -866,21 +964,86 @@ impl Store {
         for (rowid, (name, old_from, old_to)) in spans {
             let (new_from, new_to) = (old_from.min(from), old_to.max(to));
             if (new_from, new_to) != (old_from, old_to) {
-                self.rewrite(
-                    &MEMBERS,
-                    rowid,
-                    &[
-                        &network,
-                        &author.0.as_slice(),
-                        &span.public_key,
-                        &name,
-                        &new_from,
-                        &new_to,
-                    ],
-                )?;
+                self.write_span(rowid, network, &span.public_key, &name, new_from, new_to)?;
             }
         }
         Ok(())
+    }
+
+    fn write_span(
+        &self,
+        rowid: i64,
+        network: &[u8],
+        public_key: &[u8],
+        name: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<(), StoreError> {
+        let author = AuthorId::of_public_key(public_key);
+        self.rewrite(
+            &MEMBERS,
+            rowid,
+            &[
+                &network,
+                &author.0.as_slice(),
+                &public_key,
+                &name,
+                &from,
+                &to,
+            ],
+        )
+    }
+
+    /// The spans of the current members, as [`Store::add_member_span`] left
+    /// them open: `(rowid, public key, name)`.
+    pub(crate) fn open_member_spans(&self, network: &[u8]) -> Result<Vec<OpenSpan>, StoreError> {
+        Ok(self
+            .select_with_rowid(
+                &MEMBERS,
+                "WHERE network = ?1 AND to_epoch = ?2",
+                params![network, OPEN_SPAN_SQL],
+                |r| {
+                    Ok(OpenSpan {
+                        rowid: 0,
+                        public_key: r.get("public_key")?,
+                        name: r.get("name")?,
+                        from_epoch: blob_u64(r.get("from_epoch")?),
+                    })
+                },
+            )?
+            .into_iter()
+            .map(|(rowid, span)| OpenSpan { rowid, ..span })
+            .collect())
+    }
+
+    /// Whether any span of the network is open (none in a store written
+    /// before spans stayed open).
+    pub(crate) fn has_open_member_span(&self, network: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .select_one(
+                &MEMBERS,
+                "WHERE network = ?1 AND to_epoch = ?2 LIMIT 1",
+                params![network, OPEN_SPAN_SQL],
+                |_| Ok(()),
+            )?
+            .is_some())
+    }
+
+    /// End an open span at `to_epoch`: its member left after that epoch.
+    pub(crate) fn close_member_span(
+        &self,
+        network: &[u8],
+        span: &OpenSpan,
+        to_epoch: u64,
+    ) -> Result<(), StoreError> {
+        self.write_span(
+            span.rowid,
+            network,
+            &span.public_key,
+            &span.name,
+            span_epoch(span.from_epoch),
+            span_epoch(to_epoch.max(span.from_epoch)),
+        )
     }
 
     pub(crate) fn epoch_key(
@@ -918,21 +1081,57 @@ impl Store {
             .find(|key| AuthorId::of_public_key(key) == *author))
     }
 
-    /// Every membership span of a network.
-    pub(crate) fn member_spans(&self, network: &[u8]) -> Result<Vec<MemberSpan>, StoreError> {
+    /// Every membership span of a network, the open ones (current members)
+    /// ending at `through_epoch`, the network's current epoch.
+    pub(crate) fn member_spans(
+        &self,
+        network: &[u8],
+        through_epoch: u64,
+    ) -> Result<Vec<MemberSpan>, StoreError> {
         self.select(
             &MEMBERS,
             "WHERE network = ?1 ORDER BY from_epoch, author",
             [network],
             |r| {
+                let to: i64 = r.get("to_epoch")?;
                 Ok(MemberSpan {
                     public_key: r.get("public_key")?,
                     name: r.get("name")?,
                     from_epoch: blob_u64(r.get("from_epoch")?),
-                    to_epoch: blob_u64(r.get("to_epoch")?),
+                    to_epoch: if to == OPEN_SPAN_SQL {
+                        through_epoch
+                    } else {
+                        blob_u64(to)
+                    },
                 })
             },
         )
+    }
+
+    /// The name every key that was ever a member of the network goes by.
+    pub(crate) fn member_names(
+        &self,
+        network: &[u8],
+    ) -> Result<Vec<(AuthorId, String)>, StoreError> {
+        self.select(
+            &MEMBERS,
+            "WHERE network = ?1 ORDER BY from_epoch, author",
+            [network],
+            |r| {
+                let key: Vec<u8> = r.get("public_key")?;
+                Ok((AuthorId::of_public_key(&key), r.get("name")?))
+            },
+        )
+    }
+
+    /// The epochs whose keys this node holds for a network (the keys stay sealed).
+    pub(crate) fn epoch_numbers(&self, network: &[u8]) -> Result<BTreeSet<u64>, StoreError> {
+        Ok(self
+            .select(&EPOCHS, "WHERE network = ?1", [network], |r| {
+                Ok(blob_u64(r.get("epoch")?))
+            })?
+            .into_iter()
+            .collect())
     }
 
     /// Every epoch key of a network, oldest first.
@@ -1459,6 +1658,7 @@ impl Store {
     }
 
     pub(crate) fn push_outbox(&self, network: &[u8], message: &[u8]) -> Result<(), StoreError> {
+        self.queued.set(true);
         let id = self.next_outbox_id()?;
         let none: Option<Vec<u8>> = None;
         self.put(&OUTBOX, Put::Insert, &[&id, &network, &message, &none])?;
@@ -1467,6 +1667,7 @@ impl Store {
 
     /// Queue one of the stored entries for the relay (by reference).
     pub(crate) fn push_outbox_entry(&self, network: &[u8], id: &EntryId) -> Result<(), StoreError> {
+        self.queued.set(true);
         let outbox_id = self.next_outbox_id()?;
         let empty: &[u8] = &[];
         self.put(

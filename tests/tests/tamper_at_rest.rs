@@ -23,6 +23,10 @@
 //!   differs), but a damaged index made a lookup miss rows the workload
 //!   reads, as a deleted row would (see the README's known limits); the
 //!   audit reports it.
+//! - rows lost: a damaged table page hid whole rows from the workload,
+//!   again as deleted rows would: every chart it exported is the original's
+//!   chart of that patient, only some patients are missing; the audit
+//!   reports it.
 //!
 //! Anything else (altered data used, an altered file the audit calls
 //! clean, a panic) fails the test. `CARELEDGER_TAMPER_TRIALS` (default
@@ -191,7 +195,8 @@ fn rows(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<Vec<Vec<Valu
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Used {
     patients: usize,
-    charts: [u8; 32],
+    /// Each exported chart's hash, by patient.
+    charts: BTreeMap<String, [u8; 32]>,
     entries: usize,
     heads: usize,
     epoch_after_commit: u64,
@@ -211,13 +216,12 @@ fn use_copy(original: &Original, dir: &Path, bytes: &[u8]) -> Result<Used, Strin
     let mut a = Node::open(store).map_err(|e| format!("node: {e}"))?;
     let net = &original.net;
     let patients = a.patients(net).map_err(|e| format!("patients: {e}"))?;
-    let mut charts = Sha256::new();
+    let mut charts = BTreeMap::new();
     for p in &patients {
         let chart = a
             .export_patient(net, p, ExportFormat::Bundle)
             .map_err(|e| format!("export: {e}"))?;
-        charts.update(p.as_bytes());
-        charts.update(chart.as_bytes());
+        charts.insert(p.clone(), Sha256::digest(chart.as_bytes()).into());
     }
     let report = a.verify_ledger(net).map_err(|e| format!("verify: {e}"))?;
     if !report.is_clean() {
@@ -249,11 +253,28 @@ fn use_copy(original: &Original, dir: &Path, bytes: &[u8]) -> Result<Used, Strin
     }
     Ok(Used {
         patients: patients.len(),
-        charts: charts.finalize().into(),
+        charts,
         entries,
         heads,
         epoch_after_commit: epoch,
     })
+}
+
+/// What `used` read is all the original's, with some charts missing: the
+/// trace of rows hidden from the workload, not of altered ones.
+fn only_rows_missing(used: &Used, original: &Used) -> bool {
+    used.charts.len() < original.charts.len()
+        && used.patients == used.charts.len()
+        && used
+            .charts
+            .iter()
+            .all(|(patient, chart)| original.charts.get(patient) == Some(chart))
+        && (used.entries, used.heads, used.epoch_after_commit)
+            == (
+                original.entries,
+                original.heads,
+                original.epoch_after_commit,
+            )
 }
 
 /// The full audit of a tampered file, on a fresh copy: `Ok(true)` clean,
@@ -358,6 +379,9 @@ struct Tally {
     /// Every row intact but an index damaged, so a lookup missed rows the
     /// workload would have read (no data altered); reported by the audit.
     index_by_audit: u64,
+    /// Whole rows hidden by a damaged table page: what was read is the
+    /// original's, some of it missing (as deleted rows); reported by the audit.
+    rows_by_audit: u64,
     benign: u64,
     benign_used: u64,
     failures: u64,
@@ -489,6 +513,15 @@ fn every_flip_at_rest_is_detected_or_provably_benign() {
             {
                 t.index_by_audit += 1;
             }
+            // Whole rows hidden (a damaged table page): everything read is
+            // the original's, only some charts are missing.
+            (false, Ok(Ok(used)))
+                if used != original.used
+                    && only_rows_missing(&used, &original.used)
+                    && audited != Ok(true) =>
+            {
+                t.rows_by_audit += 1;
+            }
             (false, Ok(Ok(used))) if used != original.used => {
                 t.failures += 1;
                 failures.push(format!(
@@ -513,12 +546,14 @@ fn every_flip_at_rest_is_detected_or_provably_benign() {
     for (index, t) in tally.iter().enumerate() {
         eprintln!(
             "  {:<14} detected on use {:>5} ({:>5} at open)  unread, found by audit {:>4}  \
-             index damaged, found by audit {:>3}  benign {:>5} (used {:>3})  failures {}",
+             index damaged, found by audit {:>3}  rows lost, found by audit {:>3}  \
+             benign {:>5} (used {:>3})  failures {}",
             REGIONS[index].0,
             t.detected,
             t.at_open,
             t.by_audit,
             t.index_by_audit,
+            t.rows_by_audit,
             t.benign,
             t.benign_used,
             t.failures

@@ -1307,12 +1307,8 @@ impl Node {
     /// budget policies, plans and round cards of federated tasks (with the
     /// privacy budget each round spent) of a network, in local order.
     pub fn audit(&mut self, network: &NetworkId) -> Result<Vec<AuditEntry>, AiError> {
-        let names: HashMap<AuthorId, String> = self
-            .store
-            .member_spans(&network.0)?
-            .into_iter()
-            .map(|span| (AuthorId::of_public_key(&span.public_key), span.name))
-            .collect();
+        let names: HashMap<AuthorId, String> =
+            self.store.member_names(&network.0)?.into_iter().collect();
         let mut out = Vec::new();
         for entry in self.opened_entries(network)? {
             let record = match entry.kind {

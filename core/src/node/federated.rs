@@ -793,12 +793,7 @@ impl Node {
     }
 
     fn member_names(&self, network: &NetworkId) -> Result<BTreeMap<AuthorId, String>, FlError> {
-        Ok(self
-            .store
-            .member_spans(&network.0)?
-            .into_iter()
-            .map(|span| (AuthorId::of_public_key(&span.public_key), span.name))
-            .collect())
+        Ok(self.store.member_names(&network.0)?.into_iter().collect())
     }
 
     /// Write a task plan as coordinator (see the [module docs](self)).

@@ -31,12 +31,14 @@
 use std::collections::BTreeMap;
 
 use super::{Head, NetworkError, NetworkId, Node, ReceiveError, RejectEntryError};
-use crate::body::{EraseBody, KeyGrantBody, KeyWithheldBody, MemberRemovedBody, RecordChangeBody};
+use crate::body::{
+    EraseBody, KeyGrantBody, KeyWithheldBody, MemberRemovedBody, MemberSpan, RecordChangeBody,
+};
 use crate::entry::{AuthorId, Entry, EntryHeader, EntryId, EntryKind};
 use crate::keys::{open, EpochKey, Sealed};
 use crate::record::doc::{ApplyChangeError, RecordDoc};
 use crate::relay::RelayMessage;
-use crate::store::StoreError;
+use crate::store::{StoreError, OPEN_SPAN};
 use crate::wire::WireMessage;
 
 /// How many entries may wait (for a predecessor or a key) at once.
@@ -337,6 +339,11 @@ impl Node {
         self.receive_batch(network, &batch, messages.last().map(|m| m.seq), now_ms)
     }
 
+    /// Receive a batch as one transaction. With a relay position to store,
+    /// the commit does not wait for the disk (unless the batch queued
+    /// something for the relay): a power loss can only take the stored
+    /// position back with the entries, and the next sync reads them again.
+    /// Without one, nothing could give them again, so it waits.
     fn receive_batch(
         &mut self,
         network: &NetworkId,
@@ -345,23 +352,35 @@ impl Node {
         now_ms: u64,
     ) -> Result<ReceiveReport, ReceiveError> {
         self.clock = now_ms;
+        let relaxed = relay_seq.is_some();
         if batch.len() >= super::apply_worker::SPECULATE_MIN_MESSAGES {
             // Record changes applied on a second thread (see `apply_worker`);
             // if any did not apply, everything is rolled back and redone below.
-            match self.atomically(|node| {
+            let speculative = |node: &mut Node| {
                 node.speculate = true;
                 node.receive_batch_in(network, batch, relay_seq, now_ms)
-            }) {
+            };
+            let attempt = if relaxed {
+                self.atomically_relaxed(speculative)
+            } else {
+                self.atomically(speculative)
+            };
+            match attempt {
                 Ok(report) => return Ok(report),
                 Err(Attempt::Redo) => {}
                 Err(Attempt::Failed(error)) => return Err(error),
             }
         }
-        self.atomically(|node| node.receive_batch_in(network, batch, relay_seq, now_ms))
-            .map_err(|attempt| match attempt {
-                Attempt::Failed(error) => error,
-                Attempt::Redo => unreachable!("only a speculative batch is redone"),
-            })
+        let in_order = |node: &mut Node| node.receive_batch_in(network, batch, relay_seq, now_ms);
+        let attempt = if relaxed {
+            self.atomically_relaxed(in_order)
+        } else {
+            self.atomically(in_order)
+        };
+        attempt.map_err(|attempt| match attempt {
+            Attempt::Failed(error) => error,
+            Attempt::Redo => unreachable!("only a speculative batch is redone"),
+        })
     }
 
     /// The body of [`Node::receive_batch`], inside its transaction.
@@ -773,7 +792,7 @@ impl Node {
                     match h.kind {
                         EntryKind::KeyGrant => {
                             if let Ok(grant) = KeyGrantBody::decode(&body) {
-                                self.store_grant(network, &grant)?;
+                                self.store_grant(network, h.epoch, &grant)?;
                             }
                         }
                         _ => {
@@ -829,7 +848,7 @@ impl Node {
         };
         match h.kind {
             EntryKind::KeyGrant => match KeyGrantBody::decode(&body) {
-                Ok(grant) => self.store_grant(network, &grant)?,
+                Ok(grant) => self.store_grant(network, h.epoch, &grant)?,
                 Err(error) => return malformed(error),
             },
             EntryKind::KeyWithheld => match KeyWithheldBody::decode(&body) {
@@ -883,12 +902,38 @@ impl Node {
         Ok(Ok(EntryOutcome::Accepted))
     }
 
-    fn store_grant(&mut self, network: &NetworkId, grant: &KeyGrantBody) -> Result<(), StoreError> {
-        for epoch in &grant.epochs {
-            self.store.put_epoch_key(&network.0, epoch)?;
+    /// Keep what a grant written in `epoch` gives that this node lacks. A
+    /// member of long standing already holds nearly all of it, so what it
+    /// holds is read once and only the difference written.
+    fn store_grant(
+        &mut self,
+        network: &NetworkId,
+        epoch: u64,
+        grant: &KeyGrantBody,
+    ) -> Result<(), StoreError> {
+        let held = self.store.epoch_numbers(&network.0)?;
+        for key in grant.epochs.iter().filter(|k| !held.contains(&k.epoch)) {
+            self.store.put_epoch_key(&network.0, key)?;
         }
+        let spans = self.store.member_spans(&network.0, OPEN_SPAN)?;
         for member in &grant.members {
-            self.store.add_member_span(&network.0, member)?;
+            // A member vouches for membership up to the grant's epoch only.
+            let to_epoch = member.to_epoch.min(epoch);
+            if member.from_epoch > to_epoch {
+                continue;
+            }
+            let covered = spans.iter().any(|s| {
+                s.public_key == member.public_key
+                    && s.from_epoch <= member.from_epoch
+                    && s.to_epoch >= to_epoch
+            });
+            if !covered {
+                let span = MemberSpan {
+                    to_epoch,
+                    ..member.clone()
+                };
+                self.store.add_member_span(&network.0, &span)?;
+            }
         }
         for key in &grant.record_keys {
             // A key an erasure shredded is never taken back (a grant written

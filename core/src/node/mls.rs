@@ -17,14 +17,14 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider as _;
 
 use super::{MemberInfo, NetworkError, NetworkId, NetworkInfo, Node};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::body::{EpochGrant, KeyGrantBody, MemberRemovedBody, MemberSpan};
 use crate::codec::Reader;
 use crate::entry::{AuthorId, EntryKind};
 use crate::identity::fingerprint_of;
 use crate::keys::{SecretKey, EPOCH_KEY_LABEL};
-use crate::store::{PendingCommitRow, StoreError};
+use crate::store::{PendingCommitRow, StoreError, OPEN_SPAN};
 use crate::wire::WireMessage;
 
 /// The one ciphersuite careledger networks use.
@@ -208,7 +208,7 @@ impl Node {
             .map_err(mls_error)?;
             node.store.insert_network(&network.0, label, 0)?;
             node.groups.insert(network.0.clone(), group);
-            node.record_epoch(&network)?;
+            node.record_epoch(&network, None)?;
             Ok(network.clone())
         })
     }
@@ -245,7 +245,7 @@ impl Node {
             node.store
                 .insert_network(&network.0, label, group.epoch().as_u64())?;
             node.groups.insert(network.0.clone(), group);
-            node.record_epoch(&network)?;
+            node.record_epoch(&network, None)?;
             Ok(network)
         })
     }
@@ -425,7 +425,7 @@ impl Node {
                 .merge_pending_commit(&store.provider())
                 .map_err(mls_error)?;
             store.clear_pending_commit(&network.0)?;
-            self.record_epoch(network)?;
+            self.record_epoch(network, Some(&before))?;
             let removed = self.note_removals(network, &before)?;
             if let Some(welcome) = row.welcome {
                 self.store
@@ -477,7 +477,7 @@ impl Node {
             store.clear_pending_commit(&network.0)?;
             return Ok(CommitOutcome::RemovedUs);
         }
-        self.record_epoch(network)?;
+        self.record_epoch(network, Some(&before))?;
         self.note_removals(network, &before)?;
         if let Some(row) = pending {
             let intent = Intent::decode(&row.intent)?;
@@ -542,8 +542,13 @@ impl Node {
         Ok(out)
     }
 
-    /// Export the epoch key of the group's current epoch and store it with the roster.
-    fn record_epoch(&mut self, network: &NetworkId) -> Result<(), NetworkError> {
+    /// Export the epoch key of the group's current epoch and store it with the
+    /// roster. `before`: the members of the epoch before, when this node was in it.
+    fn record_epoch(
+        &mut self,
+        network: &NetworkId,
+        before: Option<&BTreeSet<AuthorId>>,
+    ) -> Result<(), NetworkError> {
         let (store, group) = self.store_and_group(network)?;
         let epoch = group.epoch().as_u64();
         let mut context = network.0.clone();
@@ -554,14 +559,39 @@ impl Node {
         let key =
             SecretKey::from_slice(&secret).ok_or(NetworkError::Mls("exporter length".into()))?;
         store.put_epoch_key(&network.0, &EpochGrant { epoch, key })?;
-        for member in group.members() {
+        // Only who joined or left changes the members table: current
+        // members' spans stay open (`store::OPEN_SPAN`).
+        let mut joined: BTreeMap<Vec<u8>, String> = group
+            .members()
+            .map(|m| (m.signature_key, member_name(&m.credential)))
+            .collect();
+        let now: BTreeSet<AuthorId> = joined.keys().map(|k| AuthorId::of_public_key(k)).collect();
+        // A store written before spans stayed open has none: it (and a new
+        // member's store) compares the whole roster once.
+        let known = match before {
+            Some(before) if store.has_open_member_span(&network.0)? => Some(before),
+            _ => None,
+        };
+        if known.is_none_or(|before| !before.is_subset(&now)) {
+            for span in store.open_member_spans(&network.0)? {
+                if !now.contains(&AuthorId::of_public_key(&span.public_key)) {
+                    store.close_member_span(&network.0, &span, epoch.saturating_sub(1))?;
+                } else if known.is_none() {
+                    joined.remove(&span.public_key);
+                }
+            }
+        }
+        if let Some(before) = known {
+            joined.retain(|key, _| !before.contains(&AuthorId::of_public_key(key)));
+        }
+        for (public_key, name) in joined {
             store.add_member_span(
                 &network.0,
                 &MemberSpan {
-                    name: member_name(&member.credential),
-                    public_key: member.signature_key,
+                    name,
+                    public_key,
                     from_epoch: epoch,
-                    to_epoch: epoch,
+                    to_epoch: OPEN_SPAN,
                 },
             )?;
         }
@@ -578,10 +608,11 @@ impl Node {
 
     /// Every epoch key, membership span and record key this node holds (keys
     /// withheld from the network or shredded by an erasure excluded).
-    fn history_grant(&self, network: &NetworkId) -> Result<KeyGrantBody, NetworkError> {
+    fn history_grant(&mut self, network: &NetworkId) -> Result<KeyGrantBody, NetworkError> {
+        let through = self.epoch(network)?;
         Ok(KeyGrantBody {
             epochs: self.store.epoch_grants(&network.0)?,
-            members: self.store.member_spans(&network.0)?,
+            members: self.store.member_spans(&network.0, through)?,
             record_keys: self.store.record_key_grants(&network.0)?,
         })
     }
@@ -699,5 +730,106 @@ mod plain_text_tests {
             shown.starts_with("the Welcome ends before it is complete"),
             "{shown}"
         );
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+    use crate::keys::StorageKey;
+    use crate::relay::MemoryRelay;
+    use crate::store::Store;
+    use crate::sync::{join_from_relay, sync};
+
+    fn node(name: &str) -> Node {
+        let store = Store::open_in_memory(&StorageKey::from_bytes([3; 32])).unwrap();
+        Node::create(store, name).unwrap()
+    }
+
+    fn open(node: &Node, network: &NetworkId) -> BTreeSet<AuthorId> {
+        node.store
+            .open_member_spans(&network.0)
+            .unwrap()
+            .iter()
+            .map(|span| AuthorId::of_public_key(&span.public_key))
+            .collect()
+    }
+
+    /// `(author, from, to)` of every span, as a grant written at `through` gives them.
+    fn spans(node: &Node, network: &NetworkId, through: u64) -> Vec<(AuthorId, u64, u64)> {
+        let mut out: Vec<_> = node
+            .store
+            .member_spans(&network.0, through)
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                (
+                    AuthorId::of_public_key(&s.public_key),
+                    s.from_epoch,
+                    s.to_epoch,
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn spans_follow_joins_and_leaves_and_a_store_of_closed_spans_catches_up() {
+        let mut relay = MemoryRelay::new();
+        let (mut a, mut b, mut c, mut d) = (node("a"), node("b"), node("c"), node("d"));
+        let id = |n: &Node| n.identity.author_id();
+        let (ia, ib, ic, id_) = (id(&a), id(&b), id(&c), id(&d));
+        let network = a.create_network("care").unwrap();
+        for joiner in [&mut b, &mut c] {
+            a.invite(&network, &joiner.key_package().unwrap()).unwrap();
+            sync(&mut a, &mut relay, &network, 1).unwrap();
+            join_from_relay(joiner, &mut relay, &network, "care", 1).unwrap();
+        }
+        sync(&mut b, &mut relay, &network, 1).unwrap();
+        assert_eq!(a.epoch(&network).unwrap(), 2);
+        assert_eq!(open(&a, &network), BTreeSet::from([ia, ib, ic]));
+        let mut expected = vec![(ia, 0, 2), (ib, 1, 2), (ic, 2, 2)];
+        expected.sort();
+        assert_eq!(spans(&a, &network, 2), expected);
+        assert_eq!(spans(&b, &network, 2), expected, "b has a's history");
+
+        // b's store as a release before open spans left it: every span closed.
+        for span in b.store.open_member_spans(&network.0).unwrap() {
+            b.store.close_member_span(&network.0, &span, 2).unwrap();
+        }
+        assert!(!b.store.has_open_member_span(&network.0).unwrap());
+
+        a.remove(&network, &ic).unwrap();
+        sync(&mut a, &mut relay, &network, 2).unwrap();
+        sync(&mut b, &mut relay, &network, 2).unwrap();
+        for n in [&a, &b] {
+            assert_eq!(open(n, &network), BTreeSet::from([ia, ib]));
+            let mut expected = vec![(ia, 0, 3), (ib, 1, 3), (ic, 2, 2)];
+            expected.sort();
+            assert_eq!(spans(n, &network, 3), expected);
+            assert!(n
+                .store
+                .roster_public_key(&network.0, 3, &ic)
+                .unwrap()
+                .is_none());
+            assert!(n
+                .store
+                .roster_public_key(&network.0, 2, &ic)
+                .unwrap()
+                .is_some());
+        }
+
+        // A joiner takes the history from a's grant, with c's end.
+        a.invite(&network, &d.key_package().unwrap()).unwrap();
+        sync(&mut a, &mut relay, &network, 3).unwrap();
+        join_from_relay(&mut d, &mut relay, &network, "care", 3).unwrap();
+        sync(&mut b, &mut relay, &network, 3).unwrap();
+        let mut expected = vec![(ia, 0, 4), (ib, 1, 4), (ic, 2, 2), (id_, 4, 4)];
+        expected.sort();
+        for n in [&a, &b, &d] {
+            assert_eq!(spans(n, &network, 4), expected);
+            assert_eq!(open(n, &network), BTreeSet::from([ia, ib, id_]));
+        }
     }
 }

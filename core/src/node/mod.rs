@@ -534,6 +534,24 @@ impl Node {
         f: impl FnOnce(&mut Self) -> Result<T, E>,
     ) -> Result<T, E> {
         self.store.begin().map_err(E::from)?;
+        self.finish_atomically(f)
+    }
+
+    /// [`Node::atomically`] for work the relay can give again (receiving):
+    /// it commits without waiting for the disk unless it queued something
+    /// for the relay (see [`Store::begin_relaxed`]).
+    fn atomically_relaxed<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.store.begin_relaxed().map_err(E::from)?;
+        self.finish_atomically(f)
+    }
+
+    fn finish_atomically<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
         match f(self) {
             Ok(value) => match self.flush_docs().and_then(|()| self.store.commit()) {
                 Ok(()) => {

@@ -278,8 +278,9 @@ impl RecordDoc {
     /// members that vanished are deleted, unchanged ones are untouched) and
     /// commits them as ONE Automerge change carrying `time_ms`.
     ///
-    /// Returns the change's raw bytes (the uncompressed Automerge change
-    /// chunk, the exact bytes its hash covers), or `None` if nothing changed. Writing
+    /// Returns the change's bytes (an Automerge change chunk, compressed as
+    /// Automerge compresses changes above 256 bytes; its hash is that of the
+    /// uncompressed change), or `None` if nothing changed. Writing
     /// a member also resolves any conflict on it. If one (type, id) appears
     /// twice in `resources`, the later one wins. On error nothing is committed.
     pub fn upsert(
@@ -405,7 +406,7 @@ impl RecordDoc {
     /// applying the missing ones. Applying a change already present is a
     /// no-op.
     pub fn apply_change(&mut self, bytes: &[u8]) -> Result<(), ApplyChangeError> {
-        self.apply_parsed(parse_change(bytes)?)
+        self.apply_parsed(parse_change(bytes)?, bytes)
     }
 
     /// Like [`RecordDoc::apply_change`], but first checks that the change was
@@ -416,10 +417,12 @@ impl RecordDoc {
         if change.actor_id().to_bytes() != actor {
             return Err(ApplyChangeError::WrongActor);
         }
-        self.apply_parsed(change)
+        self.apply_parsed(change, bytes)
     }
 
-    fn apply_parsed(&mut self, change: Change) -> Result<(), ApplyChangeError> {
+    /// `bytes` is exactly the chunk `change` was parsed from (nothing may
+    /// follow it), kept as it came (compressed or not) for the next save.
+    fn apply_parsed(&mut self, change: Change, bytes: &[u8]) -> Result<(), ApplyChangeError> {
         // A change-graph lookup: `get_change_meta_by_hash` would rebuild the
         // change's metadata from the op set.
         let hash = change.hash();
@@ -432,11 +435,10 @@ impl RecordDoc {
                 missing: missing.len(),
             });
         }
-        let raw = change.raw_bytes().to_vec();
         self.doc
             .apply_changes([change])
             .map_err(ApplyChangeError::Rejected)?;
-        self.unsaved.extend_from_slice(&raw);
+        self.unsaved.extend_from_slice(bytes);
         Ok(())
     }
 
@@ -447,11 +449,14 @@ impl RecordDoc {
         heads
     }
 
-    /// Raw bytes of one change of this document, e.g. to resend it.
+    /// The bytes of one change of this document, e.g. to resend it: the
+    /// change chunk as Automerge stores it, compressed above 256 bytes
+    /// (FHIR JSON compresses about tenfold, and every entry carrying it is
+    /// hashed, sealed, signed, stored and sent).
     pub fn change_bytes(&mut self, hash: &[u8; 32]) -> Option<Vec<u8>> {
         self.doc
             .get_change_by_hash(&ChangeHash(*hash))
-            .map(|change| change.raw_bytes().to_vec())
+            .map(|mut change| change.bytes().into_owned())
     }
 
     /// Raw bytes of every change not reachable from `heads`, dependencies
@@ -1412,8 +1417,17 @@ mod tests {
                 Err(ApplyChangeError::MalformedChange(_) | ApplyChangeError::CorruptChange)
             ));
         }
+        // Changes are written compressed; the uncompressed chunk is read too.
+        let raw = Change::try_from(change.as_slice())
+            .unwrap()
+            .raw_bytes()
+            .to_vec();
+        assert!(raw.len() > change.len(), "compressed above 256 bytes");
+        let mut c = RecordDoc::new(&actor(0xC));
+        c.apply_change(&raw).unwrap();
+        assert_eq!(c.heads(), a.heads());
         // A flipped byte inside a value still parses; only the checksum catches it.
-        let mut in_value = change.clone();
+        let mut in_value = raw.clone();
         let at = in_value.windows(5).position(|w| w == b"\"bp\"}").unwrap();
         in_value[at + 1] = b'x';
         assert!(matches!(

@@ -301,3 +301,131 @@ fn record_ids_never_reach_a_column() {
         );
     }
 }
+
+fn synchronous(store: &Store) -> i64 {
+    store
+        .conn
+        .pragma_query_value(None, "synchronous", |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn relaxed_transactions_wait_for_the_disk_only_when_they_queue_for_the_relay() {
+    const NORMAL: i64 = 1;
+    const FULL: i64 = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("node.sqlite"),
+        &StorageKey::from_bytes([1; 32]),
+    )
+    .unwrap();
+    assert_eq!(synchronous(&store), FULL);
+
+    store.begin_relaxed().unwrap();
+    assert_eq!(synchronous(&store), NORMAL);
+    // A nested begin joins the relaxed transaction as it is.
+    store.begin().unwrap();
+    store.set_meta("received", b"1").unwrap();
+    store.commit().unwrap();
+    assert_eq!(synchronous(&store), NORMAL);
+    store.commit().unwrap();
+    assert_eq!(
+        synchronous(&store),
+        FULL,
+        "FULL again after a relaxed commit"
+    );
+    assert!(!store.queued.get());
+
+    // Queuing for the relay makes the commit sync the WAL itself.
+    store.begin_relaxed().unwrap();
+    store.push_outbox(b"network", b"message").unwrap();
+    assert!(store.queued.get());
+    store.commit().unwrap();
+    assert_eq!(synchronous(&store), FULL);
+    assert_eq!(store.outbox(10).unwrap().len(), 1);
+
+    // A rolled-back relaxed transaction also leaves FULL behind, and an
+    // ordinary transaction starts afresh.
+    store.begin_relaxed().unwrap();
+    store.set_meta("lost", b"1").unwrap();
+    store.rollback();
+    assert_eq!(synchronous(&store), FULL);
+    assert_eq!(store.meta("lost").unwrap(), None);
+    store.begin().unwrap();
+    assert!(!store.queued.get());
+    assert_eq!(synchronous(&store), FULL);
+    store.commit().unwrap();
+
+    // Inside an ordinary transaction, a relaxed begin changes nothing.
+    store.begin().unwrap();
+    store.begin_relaxed().unwrap();
+    assert_eq!(synchronous(&store), FULL);
+    store.commit().unwrap();
+    store.commit().unwrap();
+    assert_eq!(synchronous(&store), FULL);
+}
+
+#[test]
+fn member_spans_stay_open_until_the_member_leaves() {
+    let store = Store::open_in_memory(&StorageKey::from_bytes([1; 32])).unwrap();
+    let network = b"network";
+    let span = |key: u8, from: u64, to: u64| MemberSpan {
+        public_key: vec![key; 32],
+        name: format!("member-{key}"),
+        from_epoch: from,
+        to_epoch: to,
+    };
+    let author = |key: u8| AuthorId::of_public_key(&[key; 32]);
+    store
+        .add_member_span(network, &span(1, 0, OPEN_SPAN))
+        .unwrap();
+    store
+        .add_member_span(network, &span(2, 3, OPEN_SPAN))
+        .unwrap();
+    // Open spans answer for every epoch from their start.
+    assert!(store
+        .roster_public_key(network, 9, &author(1))
+        .unwrap()
+        .is_some());
+    assert!(store
+        .roster_public_key(network, 2, &author(2))
+        .unwrap()
+        .is_none());
+    // They travel ending at the epoch the grant is written in.
+    assert_eq!(
+        store.member_spans(network, 5).unwrap(),
+        vec![span(1, 0, 5), span(2, 3, 5)]
+    );
+
+    let open = store.open_member_spans(network).unwrap();
+    assert_eq!(open.len(), 2);
+    let leaving = open.iter().find(|s| s.public_key == vec![2; 32]).unwrap();
+    store.close_member_span(network, leaving, 6).unwrap();
+    assert!(store
+        .roster_public_key(network, 6, &author(2))
+        .unwrap()
+        .is_some());
+    assert!(store
+        .roster_public_key(network, 7, &author(2))
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.member_spans(network, 8).unwrap(),
+        vec![span(1, 0, 8), span(2, 3, 6)]
+    );
+
+    // A granted span that ends where an open one starts (a store written
+    // before spans stayed open, or a joiner's own first epoch) merges into it.
+    store
+        .add_member_span(network, &span(3, 10, OPEN_SPAN))
+        .unwrap();
+    store.add_member_span(network, &span(3, 4, 9)).unwrap();
+    let spans = store.member_spans(network, 12).unwrap();
+    assert_eq!(spans.last(), Some(&span(3, 4, 12)));
+    assert_eq!(store.open_member_spans(network).unwrap().len(), 2);
+    assert_eq!(
+        store.member_names(network).unwrap().len(),
+        3,
+        "one name per member"
+    );
+}
